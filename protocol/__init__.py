@@ -1,0 +1,41 @@
+"""ithcli's telemetry protocol: frames, messages, units, CRC. Imports nothing of ours.
+
+Public API:
+    encode(command, body, seq=..., response=...) -> bytes
+    FrameDecoder().feed(bytes) -> [RawFrame | FrameError]
+    decode(RawFrame) -> Message
+    Quantity.parse("450 mcg/day", "dose_rate").to_base() -> 450000  (ng/day)
+Message layouts: protocol/messages.py. Codes: protocol/constants.py.
+"""
+from .codec import Message, build_payload, decode, decode_bytes, decode_declarative, encode
+from .constants import (
+    ALARM_PRIORITY,
+    MAX_PAYLOAD,
+    PROTOCOL_VERSION,
+    Alarm,
+    BatteryState,
+    Command,
+    Drug,
+    ErrorReason,
+    EventType,
+    Flag,
+    InfusionMode,
+    MriMode,
+    Priority,
+    PumpModel,
+)
+from .errors import (
+    CrcError,
+    EncodeError,
+    FrameError,
+    LengthError,
+    MalformedPayloadError,
+    MessageError,
+    ProtocolError,
+    UnitError,
+    UnknownCommandError,
+)
+from .framing import FrameDecoder, RawFrame, encode_frame, parse_frame
+from .units import Quantity
+
+__all__ = [name for name in dir() if not name.startswith("_")]

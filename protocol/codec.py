@@ -1,0 +1,147 @@
+"""Messages <-> frames: build a payload from a dict, parse a RawFrame into a Message.
+
+The fast path: framing.py has already checked sync, length and CRC in plain
+Python; here the payload is parsed with a compiled copy of the declarative Struct
+(compiled lazily, once per message, so importing stays cheap).
+`decode_declarative` parses a whole frame with messages.Frame instead; the tests
+require both to agree on every message.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import construct as c
+
+from .constants import Command
+from .errors import EncodeError, MalformedPayloadError, ProtocolError, UnknownCommandError
+from .framing import RawFrame, encode_frame, parse_frame
+from .messages import PAYLOADS, Frame, key
+
+
+@dataclass(frozen=True)
+class Message:
+    command: Command
+    response: bool
+    seq: int
+    body: dict[str, Any] = field(default_factory=dict)
+    auth: bytes | None = None
+
+
+def plain(value: Any) -> Any:
+    """Construct containers -> plain dicts and lists (dropping Construct's _io)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def _payload_struct(command: int, response: bool) -> c.Construct:
+    try:
+        return PAYLOADS[key(command, response)]
+    except KeyError:
+        direction = "response" if response else "request"
+        raise UnknownCommandError(f"unknown command 0x{command:02x} ({direction})") from None
+
+
+_COMPILED: dict[int, c.Construct] = {}
+
+
+def _compiled(command: int, response: bool) -> c.Construct:
+    k = key(command, response)
+    struct_ = _COMPILED.get(k)
+    if struct_ is None:
+        struct_ = _COMPILED[k] = _payload_struct(command, response).compile()
+    return struct_
+
+
+def _check_fields(struct_: c.Construct, body: dict, where: str) -> None:
+    names = {sc.name for sc in struct_.subcons if sc.name}
+    extra = set(body) - names
+    missing = names - set(body)
+    if extra:
+        raise EncodeError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+    if missing:
+        raise EncodeError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+    for sc in struct_.subcons:
+        inner = sc.subcon if isinstance(sc, c.Renamed) else sc
+        if isinstance(inner, c.Struct) and sc.name:
+            if not isinstance(body[sc.name], dict):
+                raise EncodeError(f"{where}.{sc.name}: expected a group of fields")
+            _check_fields(inner, body[sc.name], f"{where}.{sc.name}")
+
+
+def build_payload(command: int, body: dict | None = None, *, response: bool = False) -> bytes:
+    """Build a message payload; any missing, unknown or out-of-range field is refused."""
+    struct_ = _payload_struct(command, response)
+    body = dict(body or {})
+    _check_fields(struct_, body, _name(command))
+    try:
+        return struct_.build(body)
+    except Exception as exc:  # Construct, struct and codec errors alike: fail closed
+        raise EncodeError(f"{_name(command)}: {_reason(exc)}") from None
+
+
+def encode(
+    command: int,
+    body: dict | None = None,
+    *,
+    seq: int,
+    response: bool = False,
+    auth: bytes | None = None,
+) -> bytes:
+    """Build a whole frame for one message."""
+    payload = build_payload(command, body, response=response)
+    return encode_frame(int(command), payload, seq=seq, response=response, auth=auth)
+
+
+def decode(frame: RawFrame) -> Message:
+    """Parse a checked frame's payload; unknown commands and bad payloads raise."""
+    _payload_struct(frame.command, frame.is_response)  # unknown -> UnknownCommandError
+    struct_ = _compiled(frame.command, frame.is_response)
+    stream = io.BytesIO(frame.payload)
+    try:
+        body = struct_.parse_stream(stream)
+    except Exception as exc:  # fail closed: whatever Construct raises becomes ours
+        raise MalformedPayloadError(f"{_name(frame.command)}: {_reason(exc)}", frame.raw) from None
+    if stream.tell() != len(frame.payload):
+        raise MalformedPayloadError(
+            f"{_name(frame.command)}: {len(frame.payload) - stream.tell()} unexpected trailing bytes",
+            frame.raw,
+        )
+    return Message(Command(frame.command), frame.is_response, frame.seq, plain(body), frame.auth)
+
+
+def decode_bytes(data: bytes) -> Message:
+    """Decode exactly one whole frame (for tests and tools)."""
+    used, item = parse_frame(data)
+    if isinstance(item, RawFrame) and used == len(data):
+        return decode(item)
+    if isinstance(item, ProtocolError):
+        raise item
+    raise MalformedPayloadError("not exactly one frame", data)
+
+
+def decode_declarative(data: bytes) -> Message:
+    """The reference path: parse a whole frame with the declarative messages.Frame."""
+    try:
+        parsed = Frame.parse(data)
+    except Exception as exc:
+        raise MalformedPayloadError(f"declarative parse failed: {_reason(exc)}", data) from None
+    checked = parsed.checked.value
+    response = bool(checked.flags & 0x01)
+    return Message(Command(checked.command), response, checked.seq, plain(checked.payload), checked.auth)
+
+
+def _name(command: int) -> str:
+    try:
+        return Command(command).name
+    except ValueError:
+        return f"0x{command:02x}"
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,139 @@
+"""Wire constants: sync word, version, size limits, flags and every code table.
+
+Codes are IntEnums so that logs and docs print names; the wire carries the
+integer. Adding a member is a protocol change: docs/protocol.md lists them all
+and tests/test_protocol_docs.py fails when the two disagree.
+"""
+from enum import IntEnum, IntFlag
+
+SYNC = b"\xa5\x5a"
+PROTOCOL_VERSION = 1
+
+#: bytes after the sync word and before the payload: version, flags, seq, command, length
+HEADER_SIZE = 7
+CRC_SIZE = 4
+#: the largest payload accepted; checked before any payload byte is read
+MAX_PAYLOAD = 1024
+#: reserved for the message-authentication trailer (64-bit counter + 128-bit MAC)
+AUTH_TRAILER_SIZE = 24
+MAX_FRAME = len(SYNC) + HEADER_SIZE + MAX_PAYLOAD + AUTH_TRAILER_SIZE + CRC_SIZE
+
+
+class Flag(IntFlag):
+    RESPONSE = 0x01  # set on every pump-to-programmer frame
+    AUTH = 0x02  # an authentication trailer follows the payload (secure link)
+
+
+KNOWN_FLAGS = Flag.RESPONSE | Flag.AUTH
+
+
+class Command(IntEnum):
+    HELLO = 0x01
+    INTERROGATE = 0x02
+    READ_LOG = 0x03
+    ERROR = 0x7F  # response only: the request was understood as a frame but refused
+
+
+class PumpModel(IntEnum):
+    PERISTALTIC_20 = 1
+    PERISTALTIC_40 = 2
+    VALVE_GATED_20 = 3
+
+
+class Drug(IntEnum):
+    NONE = 0
+    MORPHINE = 1
+    HYDROMORPHONE = 2
+    BUPIVACAINE = 3
+    BACLOFEN = 4
+    CLONIDINE = 5
+    ZICONOTIDE = 6
+    FENTANYL = 7
+    SUFENTANIL = 8
+
+
+class InfusionMode(IntEnum):
+    STOPPED = 0
+    CONTINUOUS = 1
+    FLEX = 2
+    MINIMUM = 3
+
+
+class BatteryState(IntEnum):
+    OK = 0
+    ERI = 1  # elective replacement indicator: replace within 90 days
+    EOS = 2  # end of service: delivery has stopped
+
+
+class MriMode(IntEnum):
+    OFF = 0
+    SAFE = 1
+
+
+class Priority(IntEnum):
+    """IEC 60601-1-8 alarm priorities (NONE for plain events)."""
+
+    NONE = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+
+class Alarm(IntFlag):
+    LOW_RESERVOIR = 0x0001
+    EMPTY_RESERVOIR = 0x0002
+    ERI = 0x0004
+    EOS = 0x0008
+    MOTOR_STALL = 0x0010
+    MEMORY_ERROR = 0x0020
+    RESET = 0x0040
+    UNCONTROLLED_BOLUS = 0x0080
+
+
+KNOWN_ALARMS = Alarm(0)
+for _a in Alarm:
+    KNOWN_ALARMS |= _a
+
+ALARM_PRIORITY = {
+    Alarm.LOW_RESERVOIR: Priority.MEDIUM,
+    Alarm.EMPTY_RESERVOIR: Priority.HIGH,
+    Alarm.ERI: Priority.MEDIUM,
+    Alarm.EOS: Priority.HIGH,
+    Alarm.MOTOR_STALL: Priority.HIGH,
+    Alarm.MEMORY_ERROR: Priority.HIGH,
+    Alarm.RESET: Priority.LOW,
+    Alarm.UNCONTROLLED_BOLUS: Priority.HIGH,
+}
+
+
+class EventType(IntEnum):
+    """Event-log entry types; arg1/arg2 meanings are listed in docs/protocol.md."""
+
+    POWER_ON = 1  # arg1: 1 if state was restored from storage
+    ALARM_RAISED = 2  # arg1: Alarm bit
+    ALARM_CLEARED = 3  # arg1: Alarm bit
+    PROGRAM_CHANGED = 4  # arg1: txid, arg2: daily dose ng/day
+    REFILL = 5  # arg1: new volume uL, arg2: concentration ng/mL
+    MOTOR_STALL = 6
+    STALL_RECOVERY = 7
+    MRI_SAFE_ENTERED = 8  # arg1: auto-exit delay, seconds
+    MRI_SAFE_EXITED = 9  # arg1: 1 if by the automatic timer
+    UNCONTROLLED_BOLUS = 10  # arg1: volume delivered uL
+    BOLUS_STARTED = 11  # arg1: dose ng, arg2: duration s
+    BOLUS_FINISHED = 12
+    BATTERY_ERI = 13
+    BATTERY_EOS = 14
+    RESERVOIR_EMPTY = 15
+    DELIVERY_STOPPED = 16
+    DELIVERY_RESUMED = 17
+
+
+class ErrorReason(IntEnum):
+    UNKNOWN_COMMAND = 1
+    MALFORMED_PAYLOAD = 2
+    UNSUPPORTED_VERSION = 3
+    OUT_OF_RANGE = 4
+    INVALID_STATE = 5
+    NOT_PERMITTED = 6
+    BUSY = 7
+    INTERNAL = 8

@@ -1,0 +1,173 @@
+"""Every message, defined once, declaratively.
+
+A message's payload layout is chosen by its *key*: the command code, plus 0x80 for
+a response (Flag.RESPONSE). `PAYLOADS` maps each key to its Construct Struct;
+`Frame` below is the whole frame as one declarative Construct, with a Switch on
+that key. The fast path in framing.py/codec.py checks sync, length and CRC in plain
+Python and parses payloads with compiled copies of these same Structs;
+tests/test_codec.py proves both paths agree.
+
+Field names carry their unit (`_ul`, `_ng_per_day`...): see units.py for scales.
+docs/protocol.md holds the byte tables; tests/test_protocol_docs.py keeps them equal.
+"""
+import construct as c
+
+from .constants import (
+    AUTH_TRAILER_SIZE,
+    KNOWN_ALARMS,
+    MAX_PAYLOAD,
+    SYNC,
+    Alarm,
+    BatteryState,
+    Command,
+    Drug,
+    ErrorReason,
+    EventType,
+    Flag,
+    InfusionMode,
+    MriMode,
+    Priority,
+    PumpModel,
+)
+from .crc import crc32c
+from .units import Code, Fixed, Flags
+
+RESPONSE_BIT = 0x80
+SERIAL_LEN = 16
+
+#: volume, flow, dose and time fields: the ranges are the protocol's hard bounds,
+#: wider than any pump's limits, so that nothing wraps or clamps silently.
+MAX_VOLUME_UL = 100_000  # 100 mL
+MAX_FLOW_NL_PER_DAY = 50_000_000  # 50 mL/day
+MAX_DOSE_NG_PER_DAY = 1_000_000_000  # 1 g/day
+MAX_CONCENTRATION_NG_PER_ML = 100_000_000  # 100 mg/mL
+MAX_LOG_PAGE = 32
+
+
+def key(command: int, response: bool) -> int:
+    return int(command) | (RESPONSE_BIT if response else 0)
+
+
+def Time(name_unit="s"):
+    return Fixed(c.Int64ub, name_unit)
+
+
+Serial = c.PaddedString(SERIAL_LEN, "ascii")
+
+Firmware = c.Struct("major" / c.Int8ub, "minor" / c.Int8ub, "patch" / c.Int8ub)
+
+HelloRequest = c.Struct(
+    "protocol_version" / c.Int8ub,
+)
+
+HelloResponse = c.Struct(
+    "protocol_version" / c.Int8ub,
+    "serial_number" / Serial,
+    "model" / Code(c.Int8ub, PumpModel),
+    "firmware" / Firmware,
+    "pump_time" / Time(),
+)
+
+InterrogateRequest = c.Struct()
+
+Status = c.Struct(
+    "serial_number" / Serial,
+    "model" / Code(c.Int8ub, PumpModel),
+    "firmware" / Firmware,
+    "pump_time" / Time(),
+    "drug" / Code(c.Int8ub, Drug),
+    "concentration_ng_per_ml" / Fixed(c.Int32ub, "ng/mL", 0, MAX_CONCENTRATION_NG_PER_ML),
+    "mode" / Code(c.Int8ub, InfusionMode),
+    # 24-hour totals: what the patient receives a day (flex schedules vary within it)
+    "daily_dose_ng_per_day" / Fixed(c.Int32ub, "ng/day", 0, MAX_DOSE_NG_PER_DAY),
+    "daily_volume_nl_per_day" / Fixed(c.Int32ub, "nL/day", 0, MAX_FLOW_NL_PER_DAY),
+    # the rate at this moment (the active flex step; 0 when stopped or suspended)
+    "current_rate_nl_per_day" / Fixed(c.Int32ub, "nL/day", 0, MAX_FLOW_NL_PER_DAY),
+    "reservoir_ul" / Fixed(c.Int32ub, "uL", 0, MAX_VOLUME_UL),
+    "capacity_ul" / Fixed(c.Int32ub, "uL", 1, MAX_VOLUME_UL),
+    "low_reservoir_alarm_ul" / Fixed(c.Int32ub, "uL", 0, MAX_VOLUME_UL),
+    "battery_state" / Code(c.Int8ub, BatteryState),
+    "battery_percent" / Fixed(c.Int8ub, "%", 0, 100),
+    # projected (or, once reached, actual) ERI time and the pump's replace-by date; 0 = unknown
+    "eri_at" / Time(),
+    "replace_by" / Time(),
+    "alarms" / Flags(c.Int16ub, Alarm, KNOWN_ALARMS),
+    "mri_mode" / Code(c.Int8ub, MriMode),
+    "mri_auto_exit_at" / Time(),
+    # the id of the last programming transaction applied (0: none since manufacture)
+    "last_txid" / c.Int32ub,
+    "last_programmed_at" / Time(),
+    "bolus_remaining_ng" / Fixed(c.Int32ub, "ng", 0, MAX_DOSE_NG_PER_DAY),
+    # index the next log event will get: the log holds events [0, event_count)
+    "event_count" / c.Int32ub,
+)
+
+ReadLogRequest = c.Struct(
+    "first_index" / c.Int32ub,
+    "max_count" / Fixed(c.Int8ub, "events", 1, MAX_LOG_PAGE),
+)
+
+Event = c.Struct(
+    "index" / c.Int32ub,
+    "time" / Time(),
+    "type" / Code(c.Int8ub, EventType),
+    "priority" / Code(c.Int8ub, Priority),
+    "arg1" / c.Int32ub,
+    "arg2" / c.Int32ub,
+)
+
+ReadLogResponse = c.Struct(
+    # events older than oldest_index have been overwritten in the pump's ring buffer
+    "oldest_index" / c.Int32ub,
+    "event_count" / c.Int32ub,
+    "events" / c.PrefixedArray(c.Int8ub, Event),
+)
+
+ErrorResponse = c.Struct(
+    "request_command" / c.Int8ub,  # raw: it may be a code this side does not know
+    "reason" / Code(c.Int8ub, ErrorReason),
+    "detail" / c.PascalString(c.Int8ub, "utf8"),
+)
+
+PAYLOADS = {
+    key(Command.HELLO, False): HelloRequest,
+    key(Command.HELLO, True): HelloResponse,
+    key(Command.INTERROGATE, False): InterrogateRequest,
+    key(Command.INTERROGATE, True): Status,
+    key(Command.READ_LOG, False): ReadLogRequest,
+    key(Command.READ_LOG, True): ReadLogResponse,
+    key(Command.ERROR, True): ErrorResponse,
+}
+
+# --- the whole frame, declaratively (the reference the fast path is tested against)
+
+Header = c.Struct(
+    "version" / c.Int8ub,
+    "flags" / c.Int8ub,
+    "seq" / c.Int16ub,
+    "command" / c.Int8ub,
+    "length" / c.Int16ub,
+)
+
+
+def _payload_key(this) -> int:
+    return key(this.command, bool(this.flags & Flag.RESPONSE))
+
+
+Frame = c.Struct(
+    "sync" / c.Const(SYNC),
+    "checked"
+    / c.RawCopy(
+        c.Struct(
+            *Header.subcons,
+            c.Check(c.this.length <= MAX_PAYLOAD),
+            "payload"
+            / c.FixedSized(
+                c.this.length,
+                c.Switch(_payload_key, PAYLOADS, default=c.Error),
+            ),
+            "auth" / c.If(c.this.flags & Flag.AUTH, c.Bytes(AUTH_TRAILER_SIZE)),
+        )
+    ),
+    "crc" / c.Checksum(c.Int32ub, crc32c, c.this.checked.data),
+)

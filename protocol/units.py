@@ -1,0 +1,221 @@
+"""Fixed-point units: the wire's integers and the people's quantities.
+
+On the wire every physical value is an unsigned integer in a fixed base unit
+(no floats, ever):
+
+    volume         uL        (microlitres)
+    flow           nL/day    (nanolitres per day: 0.1 mcg/day steps at 2000 mcg/mL
+                              need 0.05 uL/day, so whole uL/day is too coarse)
+    dose rate      ng/day    (0.1 mcg/day ziconotide steps are 100 ng/day)
+    dose           ng        (boluses)
+    concentration  ng/mL
+    time           s         (seconds since the Unix epoch, or a duration)
+
+`Fixed` is the Construct adapter that carries that unit and refuses any value
+outside its range, both when building and when parsing. `Quantity` parses what
+people type ("450 mcg/day", "0.45mg/day") strictly, with Decimal, and converts it
+exactly to the base integer or refuses.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import construct as c
+
+from .errors import UnitError
+
+
+class RangeError(c.ValidationError):
+    """Raised inside Construct; the codec turns it into EncodeError/MalformedPayloadError."""
+
+
+class Fixed(c.Adapter):
+    """An unsigned fixed-point integer in `unit`, valid in [minimum, maximum]."""
+
+    def __init__(self, subcon, unit: str, minimum: int = 0, maximum: int | None = None):
+        super().__init__(subcon)
+        self.unit = unit
+        self.minimum = minimum
+        self.maximum = maximum if maximum is not None else 2 ** (8 * subcon.sizeof()) - 1
+
+    def _check(self, value, path):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise RangeError(f"{value!r} is not an integer number of {self.unit}", path=path)
+        if not self.minimum <= value <= self.maximum:
+            raise RangeError(
+                f"{value} {self.unit} is outside {self.minimum}..{self.maximum} {self.unit}",
+                path=path,
+            )
+        return value
+
+    def _decode(self, obj, context, path):
+        return self._check(obj, path)
+
+    def _encode(self, obj, context, path):
+        return self._check(obj, path)
+
+
+class Code(c.Adapter):
+    """An IntEnum on the wire; an unknown code fails closed instead of passing through."""
+
+    def __init__(self, subcon, enum):
+        super().__init__(subcon)
+        self.enum = enum
+
+    def _decode(self, obj, context, path):
+        try:
+            return self.enum(obj)
+        except ValueError:
+            raise RangeError(f"unknown {self.enum.__name__} code {obj}", path=path) from None
+
+    def _encode(self, obj, context, path):
+        if isinstance(obj, str):
+            try:
+                obj = self.enum[obj]
+            except KeyError:
+                raise RangeError(f"unknown {self.enum.__name__} {obj!r}", path=path) from None
+        try:
+            return int(self.enum(obj))
+        except (ValueError, TypeError):
+            raise RangeError(f"unknown {self.enum.__name__} code {obj!r}", path=path) from None
+
+
+class Flags(c.Adapter):
+    """An IntFlag bit set; unknown bits fail closed."""
+
+    def __init__(self, subcon, flag_enum, known):
+        super().__init__(subcon)
+        self.enum = flag_enum
+        self.known = int(known)
+
+    def _decode(self, obj, context, path):
+        if obj & ~self.known:
+            raise RangeError(f"unknown {self.enum.__name__} bits 0x{obj & ~self.known:x}", path=path)
+        return self.enum(obj)
+
+    def _encode(self, obj, context, path):
+        value = int(obj)
+        if value & ~self.known or value < 0:
+            raise RangeError(f"unknown {self.enum.__name__} bits in {obj!r}", path=path)
+        return value
+
+
+# --- quantities people type -------------------------------------------------
+
+#: dimension -> {unit text: factor to the wire's base unit}
+UNITS: dict[str, dict[str, int]] = {
+    "volume": {"uL": 1, "mL": 1000},
+    "flow": {"uL/day": 1000, "mL/day": 1_000_000},
+    "dose_rate": {"mcg/day": 1000, "mg/day": 1_000_000},
+    "dose": {"mcg": 1000, "mg": 1_000_000},
+    "concentration": {"mcg/mL": 1000, "mg/mL": 1_000_000},
+    "duration": {"s": 1, "min": 60, "h": 3600},
+}
+BASE_UNIT = {
+    "volume": "uL",
+    "flow": "nL/day",
+    "dose_rate": "ng/day",
+    "dose": "ng",
+    "concentration": "ng/mL",
+    "duration": "s",
+}
+# spellings that mean the same unit; anything else is refused
+_ALIASES = {"µg": "mcg", "μg": "mcg", "ml": "mL", "ul": "uL", "µL": "uL", "μL": "uL"}
+_NUMBER = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[^\s0-9.,+-]\S*)\s*$")
+
+
+def _normalise_unit(text: str) -> str:
+    for alias, canon in _ALIASES.items():
+        text = text.replace(alias, canon)
+    return text
+
+
+def _explain_bad_unit(unit: str, dimension: str) -> str:
+    wanted = ", ".join(UNITS[dimension])
+    if re.search(r"/(h|hr|hour|min)$", unit):
+        return f"per-hour/per-minute rates are refused ({unit!r}): give the 24-hour total in {wanted}"
+    if unit.startswith("ug"):
+        return f"write 'mcg' rather than 'ug' ({unit!r}); expected one of {wanted}"
+    for other, units in UNITS.items():
+        if other != dimension and unit in units:
+            return f"{unit!r} is a {other.replace('_', ' ')} unit; expected one of {wanted}"
+    return f"unknown unit {unit!r}; expected one of {wanted}"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A decimal value with an explicit unit, e.g. Quantity(Decimal('450'), 'mcg/day')."""
+
+    value: Decimal
+    unit: str
+
+    @classmethod
+    def parse(cls, text: str, dimension: str) -> "Quantity":
+        """Parse '450 mcg/day' strictly: a plain non-negative decimal and a known unit."""
+        if dimension not in UNITS:
+            raise UnitError(f"unknown dimension {dimension!r}")
+        raw = str(text).strip()
+        if re.match(r"^\.\d", raw):
+            raise UnitError(f"{raw!r}: write a leading zero (0.5, not .5)")
+        match = _NUMBER.match(raw)
+        if not match:
+            if re.match(r"^\s*[0-9.,]+\s*$", raw):
+                raise UnitError(f"{raw!r} has no unit; expected one of {', '.join(UNITS[dimension])}")
+            if "," in raw:
+                raise UnitError(f"{raw!r}: use a decimal point, not a comma")
+            if raw.startswith("-"):
+                raise UnitError(f"{raw!r}: negative values are not allowed")
+            raise UnitError(f"{raw!r} is not a number followed by a unit (e.g. 450 mcg/day)")
+        unit = _normalise_unit(match["unit"])
+        if unit not in UNITS[dimension]:
+            raise UnitError(_explain_bad_unit(unit, dimension))
+        return cls(Decimal(match["num"]), unit)
+
+    @classmethod
+    def from_base(cls, base: int, unit: str) -> "Quantity":
+        """Express a wire integer in `unit` exactly (e.g. 450000 ng/day -> 450 mcg/day)."""
+        value = Decimal(base) / Decimal(_factor(unit))
+        return cls(_tidy(value), unit)
+
+    @property
+    def dimension(self) -> str:
+        return _dimension(self.unit)
+
+    def to_base(self) -> int:
+        """The wire integer; refuses a value finer than the wire's resolution."""
+        scaled = self.value * _factor(self.unit)
+        if scaled != scaled.to_integral_value():
+            raise UnitError(
+                f"{self} is finer than the resolution of 1 {BASE_UNIT[self.dimension]}"
+            )
+        return int(scaled)
+
+    def to(self, unit: str) -> "Quantity":
+        if _dimension(unit) != self.dimension:
+            raise UnitError(f"cannot express {self} in {unit}")
+        return Quantity.from_base(self.to_base(), unit)
+
+    def __str__(self) -> str:
+        return f"{self.value:f} {self.unit}"
+
+
+def _dimension(unit: str) -> str:
+    for dimension, units in UNITS.items():
+        if unit in units:
+            return dimension
+    raise UnitError(f"unknown unit {unit!r}")
+
+
+def _factor(unit: str) -> int:
+    return UNITS[_dimension(unit)][unit]
+
+
+def _tidy(value: Decimal) -> Decimal:
+    """Drop trailing zeros without switching to exponent notation (1E+3 -> 1000)."""
+    try:
+        normal = value.normalize()
+    except InvalidOperation:  # pragma: no cover - Decimal from ints cannot fail
+        return value
+    return normal.quantize(Decimal(1)) if normal == normal.to_integral() else normal
