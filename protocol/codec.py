@@ -57,6 +57,34 @@ def _compiled(command: int, response: bool) -> c.Construct:
     return struct_
 
 
+class _StrictStream(io.BytesIO):
+    """Compiled Construct reads variable-length data with a bare io.read(n) and accepts a
+    short read (a truncated trailing string would parse); this stream refuses one."""
+
+    def read(self, size=-1):
+        data = super().read(size)
+        if size is not None and 0 <= size != len(data):
+            raise c.StreamError(f"wanted {size} bytes, found {len(data)}")
+        return data
+
+
+_VARIABLE: dict[int, bool] = {}
+
+
+def _stream(command: int, response: bool, payload: bytes) -> io.BytesIO:
+    """A strict stream only for variable-size payloads: fixed-size ones stay on the fast
+    plain BytesIO (every short read there fails in struct.unpack of a later field)."""
+    k = key(command, response)
+    variable = _VARIABLE.get(k)
+    if variable is None:
+        try:
+            PAYLOADS[k].sizeof()
+            variable = _VARIABLE[k] = False
+        except c.SizeofError:
+            variable = _VARIABLE[k] = True
+    return _StrictStream(payload) if variable else io.BytesIO(payload)
+
+
 def _check_fields(struct_: c.Construct, body: dict, where: str) -> None:
     names = {sc.name for sc in struct_.subcons if sc.name}
     extra = set(body) - names
@@ -71,6 +99,15 @@ def _check_fields(struct_: c.Construct, body: dict, where: str) -> None:
             if not isinstance(body[sc.name], dict):
                 raise EncodeError(f"{where}.{sc.name}: expected a group of fields")
             _check_fields(inner, body[sc.name], f"{where}.{sc.name}")
+        elif isinstance(inner, c.FocusedSeq) and sc.name:  # PrefixedArray: check each entry
+            element = inner.subcons[-1].subcon.subcon  # Renamed("items") -> Array -> element
+            if isinstance(element, c.Struct):
+                if not isinstance(body[sc.name], (list, tuple)):
+                    raise EncodeError(f"{where}.{sc.name}: expected a list")
+                for i, entry in enumerate(body[sc.name]):
+                    if not isinstance(entry, dict):
+                        raise EncodeError(f"{where}.{sc.name}[{i}]: expected a group of fields")
+                    _check_fields(element, entry, f"{where}.{sc.name}[{i}]")
 
 
 def build_payload(command: int, body: dict | None = None, *, response: bool = False) -> bytes:
@@ -101,7 +138,7 @@ def decode(frame: RawFrame) -> Message:
     """Parse a checked frame's payload; unknown commands and bad payloads raise."""
     _payload_struct(frame.command, frame.is_response)  # unknown -> UnknownCommandError
     struct_ = _compiled(frame.command, frame.is_response)
-    stream = io.BytesIO(frame.payload)
+    stream = _stream(frame.command, frame.is_response, frame.payload)
     try:
         body = struct_.parse_stream(stream)
     except Exception as exc:  # fail closed: whatever Construct raises becomes ours

@@ -98,7 +98,7 @@ def parse_frame(buffer: bytes | bytearray) -> tuple[int, RawFrame | FrameError |
     # any header check failing costs one byte: resynchronise on the next sync word
     if version != PROTOCOL_VERSION:
         return 1, VersionError(f"unsupported protocol version {version}", bytes(buffer[:_PREFIX]))
-    if flags & ~KNOWN_FLAGS:
+    if flags & ~int(KNOWN_FLAGS):  # int(): ~ on an IntFlag keeps only known bits (always 0 here)
         return 1, FlagsError(f"unknown flag bits 0x{flags:02x}", bytes(buffer[:_PREFIX]))
     if length > MAX_PAYLOAD:
         return 1, LengthError(

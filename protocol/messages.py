@@ -41,11 +41,15 @@ MAX_VOLUME_UL = 100_000  # 100 mL
 MAX_FLOW_NL_PER_DAY = 50_000_000  # 50 mL/day
 MAX_DOSE_NG_PER_DAY = 1_000_000_000  # 1 g/day
 MAX_CONCENTRATION_NG_PER_ML = 100_000_000  # 100 mg/mL
-MAX_LOG_PAGE = 32
+# 28 events keep the largest log reply under ~650 bytes, where CRC-32C still has Hamming distance 6
+MAX_LOG_PAGE = 28
 
 
 def key(command: int, response: bool) -> int:
-    return int(command) | (RESPONSE_BIT if response else 0)
+    command = int(command)
+    if not 0 <= command < RESPONSE_BIT:  # request 0x81 would alias HELLO's response key
+        return -1  # no payload has this key: refused as an unknown command
+    return command | (RESPONSE_BIT if response else 0)
 
 
 def Time(name_unit="s"):
@@ -164,7 +168,12 @@ Frame = c.Struct(
             "payload"
             / c.FixedSized(
                 c.this.length,
-                c.Switch(_payload_key, PAYLOADS, default=c.Error),
+                # Terminated: trailing payload bytes are an error, as on the fast path
+                c.FocusedSeq(
+                    "body",
+                    "body" / c.Switch(lambda this: _payload_key(this._), PAYLOADS, default=c.Error),
+                    c.Terminated,
+                ),
             ),
             "auth" / c.If(c.this.flags & Flag.AUTH, c.Bytes(AUTH_TRAILER_SIZE)),
         )

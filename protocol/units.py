@@ -18,9 +18,10 @@ exactly to the base integer or refuses.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 import construct as c
 
@@ -76,6 +77,8 @@ class Code(c.Adapter):
                 obj = self.enum[obj]
             except KeyError:
                 raise RangeError(f"unknown {self.enum.__name__} {obj!r}", path=path) from None
+        if not isinstance(obj, int) or isinstance(obj, bool):  # 1.0 == 1 would pass enum lookup
+            raise RangeError(f"{obj!r} is not a {self.enum.__name__} code", path=path)
         try:
             return int(self.enum(obj))
         except (ValueError, TypeError):
@@ -96,6 +99,8 @@ class Flags(c.Adapter):
         return self.enum(obj)
 
     def _encode(self, obj, context, path):
+        if not isinstance(obj, int) or isinstance(obj, bool):  # int(1.5) would truncate
+            raise RangeError(f"{obj!r} is not a set of {self.enum.__name__} bits", path=path)
         value = int(obj)
         if value & ~self.known or value < 0:
             raise RangeError(f"unknown {self.enum.__name__} bits in {obj!r}", path=path)
@@ -175,9 +180,21 @@ class Quantity:
 
     @classmethod
     def from_base(cls, base: int, unit: str) -> "Quantity":
-        """Express a wire integer in `unit` exactly (e.g. 450000 ng/day -> 450 mcg/day)."""
-        value = Decimal(base) / Decimal(_factor(unit))
-        return cls(_tidy(value), unit)
+        """Express a wire integer in `unit` exactly (e.g. 450000 ng/day -> 450 mcg/day).
+
+        Refuses (UnitError) a value that has no finite decimal form in `unit`
+        (e.g. 61 s in min) rather than showing a rounded one.
+        """
+        factor = _factor(unit)
+        rest = factor // math.gcd(base, factor)
+        for prime in (2, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest != 1:
+            raise UnitError(f"{base} {BASE_UNIT[_dimension(unit)]} is not an exact number of {unit}")
+        with localcontext() as ctx:  # enough digits that neither division nor tidying rounds
+            ctx.prec = max(ctx.prec, len(str(base)) + len(str(factor)))
+            return cls(_tidy(Decimal(base) / Decimal(factor)), unit)
 
     @property
     def dimension(self) -> str:
@@ -185,7 +202,10 @@ class Quantity:
 
     def to_base(self) -> int:
         """The wire integer; refuses a value finer than the wire's resolution."""
-        scaled = self.value * _factor(self.unit)
+        factor = _factor(self.unit)
+        with localcontext() as ctx:  # exact: the default 28 digits would round silently
+            ctx.prec = max(ctx.prec, len(self.value.as_tuple().digits) + len(str(factor)))
+            scaled = self.value * factor
         if scaled != scaled.to_integral_value():
             raise UnitError(
                 f"{self} is finer than the resolution of 1 {BASE_UNIT[self.dimension]}"

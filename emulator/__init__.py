@@ -1,0 +1,1 @@
+"""ith-emulator: pumps that behave like real ones, served over a pty or TCP."""

@@ -1,0 +1,233 @@
+"""ith-emulator: an implanted pump on a pty or TCP port, for ithcli and its tests.
+
+The first line on stdout is the pyserial URL to connect to (a /dev/pts path or
+socket://127.0.0.1:PORT), flushed at once; nothing else goes to stdout.
+Diagnostics go to stderr. Runs until SIGTERM/SIGINT, saves state, exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import re
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from protocol import Drug, Quantity, UnitError
+from protocol.models import MODELS_BY_NAME
+
+from . import store
+from .clock import PumpClock
+from .pump import Pump, valid_serial
+from .server import Server
+
+PROG = "ith-emulator"
+DEFAULTS = {
+    "model": "peristaltic-40",
+    "serial": "EMU00001",
+    "drug": "morphine",
+    "concentration": "10 mg/mL",
+    "volume": "18 mL",
+    "flow": "0.2 mL/day",
+    "low_alarm": "2 mL",
+    "battery_days": str(5 * 365),
+}
+# the pump's identity and settings: taken from --state when it exists
+PUMP_OPTIONS = tuple(DEFAULTS) + ("start_time",)
+MAX_BATTERY_DAYS = 20 * 365
+DRUGS = [d.name.lower() for d in Drug if d is not Drug.NONE]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage block, exit 2
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _quantity(dimension: str):
+    def parse(text: str) -> int:
+        try:
+            return Quantity.parse(text, dimension).to_base()
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = dimension  # argparse names the type in its message
+    return parse
+
+
+def _serial(text: str) -> str:
+    if not valid_serial(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: 1-16 characters of A-Z, 0-9 and -")
+    return text
+
+
+def _battery_days(text: str) -> int:
+    try:
+        days = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not days.is_finite() or not 0 < days <= MAX_BATTERY_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give days in (0, {MAX_BATTERY_DAYS}]")
+    return max(1, int(days * 86_400))
+
+
+def _time_scale(text: str) -> float:
+    try:
+        scale = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(scale) or not 0 < scale <= 1e9:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time scale must be in (0, 1e9]")
+    return scale
+
+
+def _start_time(text: str) -> int:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date-time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)  # the pump clock is UTC
+    seconds = int(when.timestamp())
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is before 1970")
+    return seconds
+
+
+def _listen(text: str) -> tuple[str, int]:
+    match = re.fullmatch(r"\[?([^\[\]]*?)\]?:(\d{1,5})", text)
+    if not match or int(match[2]) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return match[1], int(match[2])
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog=PROG,
+        description="Emulate an implanted intrathecal pump on a pseudo-terminal or TCP port. "
+        "Prints the pyserial URL to connect to as the first line on stdout.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (the default)")
+    where.add_argument("--listen", type=_listen, metavar="HOST:PORT",
+                       help="serve on TCP (port 0 picks a free one); URL socket://HOST:PORT")
+    p.add_argument("--model", choices=sorted(MODELS_BY_NAME),
+                   help=f"pump model (default {DEFAULTS['model']})")
+    p.add_argument("--serial", type=_serial, help=f"serial number, A-Z 0-9 - (default {DEFAULTS['serial']})")
+    p.add_argument("--drug", choices=DRUGS, help=f"drug in the reservoir (default {DEFAULTS['drug']})")
+    p.add_argument("--concentration", type=_quantity("concentration"), metavar="QTY",
+                   help=f"e.g. '10 mg/mL' or '500 mcg/mL' (default {DEFAULTS['concentration']})")
+    p.add_argument("--volume", type=_quantity("volume"), metavar="QTY",
+                   help=f"reservoir volume now, at most the capacity (default {DEFAULTS['volume']})")
+    p.add_argument("--flow", type=_quantity("flow"), metavar="QTY",
+                   help=f"continuous flow, within the model's range (default {DEFAULTS['flow']})")
+    p.add_argument("--low-alarm", type=_quantity("volume"), metavar="QTY",
+                   help=f"low-reservoir alarm threshold (default {DEFAULTS['low_alarm']})")
+    p.add_argument("--battery-days", type=_battery_days, metavar="N",
+                   help="nominal days of battery charge left (drains faster at high flow; "
+                   f"default {DEFAULTS['battery_days']})")
+    p.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="N",
+                   help="the pump clock runs N times faster than real time (default 1)")
+    p.add_argument("--start-time", type=_start_time, metavar="ISO8601",
+                   help="pump clock at start (default now; naive times are UTC)")
+    p.add_argument("--state", metavar="FILE",
+                   help="persist the pump here (atomic JSON); restored on start if it exists")
+    p.add_argument("--control", metavar="PATH", help="test-only control socket (UNIX, JSON lines)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every frame on stderr")
+    return p
+
+
+def _new_pump(parser: Parser, args, clock: PumpClock) -> Pump:
+    values = {name: getattr(args, name) for name in DEFAULTS}
+    for name, default in DEFAULTS.items():
+        if values[name] is None:
+            action = next(a for a in parser._actions if a.dest == name)
+            values[name] = action.type(default) if action.type else default
+    spec = MODELS_BY_NAME[values["model"]]
+    if values["volume"] > spec.capacity_ul:
+        parser.error(f"--volume {values['volume']} uL exceeds the {spec.name} capacity of {spec.capacity_ul} uL")
+    if values["low_alarm"] > spec.capacity_ul:
+        parser.error(f"--low-alarm {values['low_alarm']} uL exceeds the capacity of {spec.capacity_ul} uL")
+    if not spec.min_flow_nl_per_day <= values["flow"] <= spec.max_flow_nl_per_day:
+        parser.error(
+            f"--flow {values['flow']} nL/day is outside the {spec.name} range "
+            f"{spec.min_flow_nl_per_day}..{spec.max_flow_nl_per_day} nL/day"
+        )
+    if values["concentration"] <= 0:
+        parser.error("--concentration must be positive")
+    return Pump.new(
+        model=values["model"],
+        serial=values["serial"],
+        drug=Drug[values["drug"].upper()],
+        concentration_ng_per_ml=values["concentration"],
+        reservoir_ul=values["volume"],
+        flow_nl_per_day=values["flow"],
+        low_reservoir_alarm_ul=values["low_alarm"],
+        battery_seconds=values["battery_days"],
+        start_time=clock.start,
+        clock=clock,
+    )
+
+
+def _restore(args, log: logging.Logger) -> tuple[Pump, PumpClock]:
+    pump, saved_at = store.load(args.state)
+    ignored = [f"--{n.replace('_', '-')}" for n in PUMP_OPTIONS if getattr(args, n) is not None]
+    if ignored:
+        log.warning("restoring %s: ignoring %s", args.state, " ".join(ignored))
+    # the pump kept running while the emulator was down
+    down = max(0.0, time.time() - saved_at)
+    clock = PumpClock(pump.time + int(down * args.time_scale), args.time_scale)
+    pump.clock = clock
+    pump.advance_to(clock.start)
+    pump.power_on(restored=True)
+    return pump, clock
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, format=f"{PROG}: %(message)s",
+                        level=logging.DEBUG if args.verbose else logging.WARNING)
+    log = logging.getLogger("emulator")
+
+    try:
+        if args.state and os.path.exists(args.state):
+            pump, clock = _restore(args, log)
+        else:
+            start = args.start_time if args.start_time is not None else int(time.time())
+            clock = PumpClock(start, args.time_scale)
+            pump = _new_pump(parser, args, clock)
+        save = (lambda p: store.save(args.state, p)) if args.state else None
+        if save:
+            save(pump)  # the file exists (and is writable) before anyone connects
+        server = Server(pump, clock, save)
+        if args.control:
+            server.open_control(args.control)
+        if args.listen:
+            url = server.open_tcp(*args.listen)
+        else:
+            url = server.open_pty()
+    except store.StateError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: server.request_stop())
+    print(url, flush=True)
+    log.info("serving %s %s on %s", pump.spec.name, pump.serial, url)
+    try:
+        server.serve()
+    finally:
+        server.close()
+    log.info("stopped: %s", dict(server.stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Test-only control channel: JSON lines over a UNIX socket (--control PATH).
+
+Never part of the telemetry link: it reaches into the pump to do what a test
+needs (jump the clock, read internal state, cause a reset). One request per
+line, one reply per line: {"op": NAME, ...} -> {"ok": true, ...} or
+{"ok": false, "error": "..."}. Add an op by decorating a function with @op(NAME);
+it gets the Context and the request dict and returns the reply's fields.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from .clock import PumpClock
+from .pump import Pump
+
+log = logging.getLogger("emulator.control")
+
+MAX_ADVANCE_S = 100 * 365 * 86_400
+
+
+class ControlError(Exception):
+    """A refused control request: its text becomes the reply's "error"."""
+
+
+@dataclass
+class Context:
+    pump: Pump
+    clock: PumpClock
+
+
+OPS: dict[str, Callable[[Context, dict], dict]] = {}
+
+
+def op(name: str):
+    def register(func):
+        OPS[name] = func
+        return func
+
+    return register
+
+
+def _int_arg(request: dict, name: str, minimum: int, maximum: int) -> int:
+    value = request.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ControlError(f"{name!r} must be an integer in {minimum}..{maximum}")
+    return value
+
+
+@op("advance")
+def _advance(ctx: Context, request: dict) -> dict:
+    """Jump the pump clock forward `seconds`, logging every event on the way."""
+    seconds = _int_arg(request, "seconds", 0, MAX_ADVANCE_S)
+    ctx.pump.tick()
+    ctx.clock.advance(seconds)
+    ctx.pump.tick()
+    return ctx.pump.describe()
+
+
+@op("state")
+def _state(ctx: Context, request: dict) -> dict:
+    ctx.pump.tick()
+    return ctx.pump.describe()
+
+
+@op("reset")
+def _reset(ctx: Context, request: dict) -> dict:
+    ctx.pump.reset()
+    return ctx.pump.describe()
+
+
+@op("ops")
+def _ops(ctx: Context, request: dict) -> dict:
+    return {"ops": sorted(OPS)}
+
+
+def dispatch(ctx: Context, request: object) -> dict:
+    if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+        return {"ok": False, "error": 'expected a JSON object with a string "op"'}
+    func = OPS.get(request["op"])
+    if func is None:
+        return {"ok": False, "error": f"unknown op {request['op']!r}; known: {', '.join(sorted(OPS))}"}
+    try:
+        return {"ok": True, **func(ctx, request)}
+    except ControlError as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # a bug in an op: say so to the test, keep the pump running
+        log.exception("control op %r failed", request["op"])
+        return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+def handle_line(ctx: Context, line: bytes) -> bytes:
+    try:
+        request = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        reply = {"ok": False, "error": f"not JSON: {exc}"}
+    else:
+        reply = dispatch(ctx, request)
+    return json.dumps(reply).encode() + b"\n"

@@ -1,0 +1,514 @@
+"""The pump as a pure state machine: no I/O, time only through advance_to().
+
+All arithmetic is on integers so that nothing drifts however long it runs:
+reservoir in nL, rates in nL/day, doses in ng/day, time in whole seconds of pump
+time (Unix epoch). Delivery carries the sub-nL remainder between steps, and every
+threshold (low reservoir, empty, ERI, EOS) is reached at the exact second it is
+crossed: advance_to() computes each crossing time and stops there to log it.
+
+Battery: the charge is counted in "nominal seconds" (one second of running at
+zero flow) and drains at (1 + 0.04 * flow in mL/day) nominal seconds per second.
+Stored scaled by BATTERY_UNIT so the drain per second is the exact integer
+BATTERY_UNIT + flow_nl_per_day. ERI is raised when the charge left would last
+90 days at the model's maximum flow, so EOS is always at least 90 days later.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from protocol import (
+    ALARM_PRIORITY,
+    Alarm,
+    BatteryState,
+    Drug,
+    EventType,
+    MriMode,
+    Priority,
+)
+from protocol.messages import SERIAL_LEN
+from protocol.models import MODELS_BY_NAME, ModelSpec
+
+from .program import DAY, Program
+
+NL_PER_UL = 1000
+#: charge units per nominal second; 0.04 per mL/day * 25_000_000 = 1 per nL/day
+BATTERY_UNIT = 25_000_000
+ERI_WARNING_S = 90 * DAY  # replace within 90 days of ERI
+#: what 100 % means: a new battery, about 7 years at low flow
+DESIGN_BATTERY_S = 7 * 365 * DAY
+LOG_CAPACITY = 4096
+FIRMWARE = {"major": 1, "minor": 0, "patch": 0}
+SERIAL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+# reasons delivery is suspended, with the alarm bit logged in DELIVERY_STOPPED.arg1
+SUSPEND_EMPTY = "reservoir_empty"
+SUSPEND_EOS = "battery_eos"
+SUSPEND_ALARM = {SUSPEND_EMPTY: Alarm.EMPTY_RESERVOIR, SUSPEND_EOS: Alarm.EOS}
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def valid_serial(text: str) -> bool:
+    return 1 <= len(text) <= SERIAL_LEN and set(text) <= SERIAL_CHARS
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    index: int
+    time: int
+    type: EventType
+    priority: Priority
+    arg1: int = 0
+    arg2: int = 0
+
+    def body(self) -> dict:
+        """The protocol's Event struct."""
+        return {
+            "index": self.index,
+            "time": self.time,
+            "type": self.type,
+            "priority": self.priority,
+            "arg1": self.arg1,
+            "arg2": self.arg2,
+        }
+
+    def to_list(self) -> list:
+        return [self.index, self.time, self.type.name, self.priority.name, self.arg1, self.arg2]
+
+    @classmethod
+    def from_list(cls, row: list) -> "LogEvent":
+        index, time_, type_, prio, arg1, arg2 = row
+        return cls(_uint(index, 32), _uint(time_, 63), EventType[type_], Priority[prio],
+                   _uint(arg1, 32), _uint(arg2, 32))
+
+
+class EventLog:
+    """A ring buffer with absolute, ever-increasing indexes (like the pump's flash log)."""
+
+    def __init__(self, capacity: int = LOG_CAPACITY):
+        self.events: deque[LogEvent] = deque(maxlen=capacity)
+        self.count = 0  # the index the next event gets
+
+    @property
+    def oldest_index(self) -> int:
+        return self.count - len(self.events)
+
+    def append(self, time_: int, type_: EventType, priority: Priority, arg1: int = 0, arg2: int = 0) -> LogEvent:
+        event = LogEvent(self.count, time_, type_, priority, arg1, arg2)
+        self.events.append(event)
+        self.count += 1
+        return event
+
+    def read(self, first_index: int, max_count: int) -> list[LogEvent]:
+        start = max(first_index, self.oldest_index)
+        offset = start - self.oldest_index
+        return [self.events[i] for i in range(offset, min(offset + max_count, len(self.events)))]
+
+
+class Pump:
+    """One implanted pump. Build with Pump.new() or Pump.from_dict()."""
+
+    def __init__(self) -> None:
+        # every field is set by new() or from_dict(); listed here for readers
+        self.spec: ModelSpec
+        self.serial: str
+        self.firmware = dict(FIRMWARE)
+        self.drug: Drug
+        self.concentration_ng_per_ml: int
+        self.program: Program
+        self.reservoir_nl: int
+        self.delivery_remainder = 0  # nL*s/day not yet a whole nL (< DAY)
+        self.delivered_nl = 0  # lifetime total, for the control channel
+        self.low_reservoir_alarm_ul: int
+        self.battery_charge: int  # nominal seconds * BATTERY_UNIT
+        self.battery_capacity: int  # what 100 % is, same unit
+        self.battery_state = BatteryState.OK
+        self.eri_time = 0  # actual ERI time once reached
+        self.eos_time = 0
+        self.alarms = Alarm(0)
+        self.suspended: set[str] = set()
+        self.time: int
+        self.mri_mode = MriMode.OFF
+        self.mri_auto_exit_at = 0
+        self.last_txid = 0
+        self.last_programmed_at = 0
+        self.bolus_remaining_ng = 0
+        self.log = EventLog()
+        #: bumped on every change other than the passing of time; the server saves when it moves
+        self.changes = 0
+        self.clock: Callable[[], int] | None = None
+
+    # --- construction -------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        model: str,
+        serial: str,
+        drug: Drug,
+        concentration_ng_per_ml: int,
+        reservoir_ul: int,
+        flow_nl_per_day: int,
+        low_reservoir_alarm_ul: int,
+        battery_seconds: int,
+        start_time: int,
+        clock: Callable[[], int] | None = None,
+    ) -> "Pump":
+        """A pump switched on for the first time (logs POWER_ON, arg1=0)."""
+        pump = cls()
+        pump.spec = MODELS_BY_NAME[model]
+        if not valid_serial(serial):
+            raise ValueError(f"serial {serial!r} must be 1-{SERIAL_LEN} characters of A-Z, 0-9 and -")
+        pump.serial = serial
+        pump.drug = Drug(drug)
+        if concentration_ng_per_ml <= 0:
+            raise ValueError("concentration must be positive")
+        pump.concentration_ng_per_ml = concentration_ng_per_ml
+        if not 0 <= reservoir_ul <= pump.spec.capacity_ul:
+            raise ValueError(f"volume {reservoir_ul} uL exceeds the capacity {pump.spec.capacity_ul} uL")
+        pump.reservoir_nl = reservoir_ul * NL_PER_UL
+        if not pump.spec.min_flow_nl_per_day <= flow_nl_per_day <= pump.spec.max_flow_nl_per_day:
+            raise ValueError(
+                f"flow {flow_nl_per_day} nL/day is outside {pump.spec.min_flow_nl_per_day}.."
+                f"{pump.spec.max_flow_nl_per_day} nL/day"
+            )
+        pump.program = Program.continuous(flow_nl_per_day)
+        if not 0 <= low_reservoir_alarm_ul <= pump.spec.capacity_ul:
+            raise ValueError("low-reservoir alarm must be within the capacity")
+        pump.low_reservoir_alarm_ul = low_reservoir_alarm_ul
+        if battery_seconds <= 0:
+            raise ValueError("battery charge must be positive")
+        pump.battery_charge = battery_seconds * BATTERY_UNIT
+        pump.battery_capacity = max(DESIGN_BATTERY_S, battery_seconds) * BATTERY_UNIT
+        if start_time < 0:
+            raise ValueError("start time is before 1970")
+        pump.time = start_time
+        pump.clock = clock
+        pump.power_on(restored=False)
+        return pump
+
+    def power_on(self, restored: bool) -> None:
+        """Log POWER_ON (arg1=1 after a restore) and raise whatever is already due."""
+        self._log(EventType.POWER_ON, arg1=1 if restored else 0)
+        self._check_thresholds()
+
+    # --- time ---------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Catch up with the injected clock (no-op without one)."""
+        if self.clock is not None:
+            self.advance_to(self.clock())
+
+    def advance_to(self, target: int) -> None:
+        """Run the pump until pump time `target`, stopping at every threshold to log it."""
+        target = int(target)
+        while self.time < target:
+            rate = self.current_rate_nl_per_day
+            drain = BATTERY_UNIT + rate
+            end = target
+            change = self.program.next_change(self.time)
+            if change is not None:
+                end = min(end, change)
+            if rate > 0:
+                for level in self._reservoir_levels():
+                    end = min(end, self.time + self._seconds_to_deliver(self.reservoir_nl - level, rate))
+            for level in self._battery_levels():
+                end = min(end, self.time + _ceil_div(self.battery_charge - level, drain))
+            self._integrate(end - self.time, rate, drain)
+            self.time = end
+            self._check_thresholds()
+
+    def _reservoir_levels(self) -> list[int]:
+        """Reservoir levels (nL) still to be crossed, each of which logs something."""
+        levels = []
+        low = self.low_reservoir_alarm_ul * NL_PER_UL
+        if not self.alarms & Alarm.LOW_RESERVOIR and self.reservoir_nl > low:
+            levels.append(low)
+        if self.reservoir_nl > 0:
+            levels.append(0)
+        return levels
+
+    def _battery_levels(self) -> list[int]:
+        levels = []
+        if self.battery_state is BatteryState.OK and self.battery_charge > self.eri_level:
+            levels.append(self.eri_level)
+        if self.battery_charge > 0:
+            levels.append(0)
+        return levels
+
+    def _seconds_to_deliver(self, amount_nl: int, rate: int) -> int:
+        """The fewest whole seconds after which at least amount_nl has left the reservoir."""
+        return max(1, _ceil_div(amount_nl * DAY - self.delivery_remainder, rate))
+
+    def _integrate(self, dt: int, rate: int, drain: int) -> None:
+        total = self.delivery_remainder + rate * dt
+        delivered, self.delivery_remainder = divmod(total, DAY)
+        delivered = min(delivered, self.reservoir_nl)
+        self.reservoir_nl -= delivered
+        self.delivered_nl += delivered
+        self.battery_charge = max(0, self.battery_charge - drain * dt)
+
+    def _check_thresholds(self) -> None:
+        """Log everything that is true now and not yet logged, in clinical order."""
+        if self.reservoir_nl <= self.low_reservoir_alarm_ul * NL_PER_UL:
+            self.raise_alarm(Alarm.LOW_RESERVOIR)
+        if self.reservoir_nl == 0 and SUSPEND_EMPTY not in self.suspended:
+            self._log(EventType.RESERVOIR_EMPTY)
+            self.raise_alarm(Alarm.EMPTY_RESERVOIR)
+            self.delivery_remainder = 0
+            self.suspend(SUSPEND_EMPTY)
+        if self.battery_state is BatteryState.OK and self.battery_charge <= self.eri_level:
+            self.battery_state = BatteryState.ERI
+            self.eri_time = self.time
+            self._log(EventType.BATTERY_ERI)
+            self.raise_alarm(Alarm.ERI)
+        if self.battery_state is not BatteryState.EOS and self.battery_charge == 0:
+            self.battery_state = BatteryState.EOS
+            self.eos_time = self.time
+            self._log(EventType.BATTERY_EOS)
+            self.raise_alarm(Alarm.EOS)
+            self.suspend(SUSPEND_EOS)
+
+    # --- state changes ------------------------------------------------------
+
+    def _log(self, type_: EventType, priority: Priority = Priority.NONE, arg1: int = 0, arg2: int = 0) -> LogEvent:
+        self.changes += 1
+        return self.log.append(self.time, type_, priority, arg1, arg2)
+
+    def raise_alarm(self, alarm: Alarm) -> None:
+        if not self.alarms & alarm:
+            self.alarms |= alarm
+            self._log(EventType.ALARM_RAISED, ALARM_PRIORITY[alarm], int(alarm))
+
+    def clear_alarm(self, alarm: Alarm) -> None:
+        if self.alarms & alarm:
+            self.alarms &= ~alarm
+            self._log(EventType.ALARM_CLEARED, ALARM_PRIORITY[alarm], int(alarm))
+
+    def suspend(self, reason: str) -> None:
+        """Stop delivery for `reason` (logs DELIVERY_STOPPED when it was running)."""
+        if reason in self.suspended:
+            return
+        was_running = not self.suspended
+        self.suspended.add(reason)
+        self.changes += 1
+        if was_running:
+            self._log(EventType.DELIVERY_STOPPED, arg1=int(SUSPEND_ALARM.get(reason, 0)))
+
+    def resume(self, reason: str) -> None:
+        """Lift one suspension (logs DELIVERY_RESUMED when none is left)."""
+        if reason not in self.suspended:
+            return
+        self.suspended.discard(reason)
+        self.changes += 1
+        if not self.suspended:
+            self._log(EventType.DELIVERY_RESUMED)
+
+    def reset(self) -> None:
+        """A simulated pump reset: memory survives, the reset is logged and alarmed."""
+        self.tick()
+        self._log(EventType.POWER_ON, arg1=0)
+        self.raise_alarm(Alarm.RESET)
+
+    # --- derived values -------------------------------------------------------
+
+    @property
+    def eri_level(self) -> int:
+        return ERI_WARNING_S * (BATTERY_UNIT + self.spec.max_flow_nl_per_day)
+
+    @property
+    def delivering(self) -> bool:
+        return not self.suspended
+
+    @property
+    def current_rate_nl_per_day(self) -> int:
+        return self.program.rate_at(self.time) if self.delivering else 0
+
+    @property
+    def battery_percent(self) -> int:
+        # rounded up: 0 % only once the charge is gone
+        return min(100, _ceil_div(self.battery_charge * 100, self.battery_capacity))
+
+    def projected_eri(self) -> int:
+        """ERI time: actual once reached, else projected at the programmed 24-hour volume."""
+        if self.battery_state is not BatteryState.OK:
+            return self.eri_time
+        need = self.battery_charge - self.eri_level
+        rate = self.program.daily_volume_nl() if self.delivering else 0
+        if rate > 0 and self.reservoir_nl > 0:
+            # at the programmed rate until the reservoir is empty, then electronics only
+            t_empty = self._seconds_to_deliver(self.reservoir_nl, rate)
+            drain = BATTERY_UNIT + rate
+            if need <= drain * t_empty:
+                return self.time + _ceil_div(need, drain)
+            return self.time + t_empty + _ceil_div(need - drain * t_empty, BATTERY_UNIT)
+        return self.time + _ceil_div(need, BATTERY_UNIT)
+
+    def status(self) -> dict:
+        """The protocol's Status struct (protocol/messages.py)."""
+        eri_at = self.projected_eri()
+        return {
+            "serial_number": self.serial,
+            "model": self.spec.code,
+            "firmware": dict(self.firmware),
+            "pump_time": self.time,
+            "drug": self.drug,
+            "concentration_ng_per_ml": self.concentration_ng_per_ml,
+            "mode": self.program.mode,
+            "daily_dose_ng_per_day": self.program.daily_dose_ng(self.concentration_ng_per_ml),
+            "daily_volume_nl_per_day": self.program.daily_volume_nl(),
+            "current_rate_nl_per_day": self.current_rate_nl_per_day,
+            # calculated volume, rounded down: never report drug that is not there
+            "reservoir_ul": self.reservoir_nl // NL_PER_UL,
+            "capacity_ul": self.spec.capacity_ul,
+            "low_reservoir_alarm_ul": self.low_reservoir_alarm_ul,
+            "battery_state": self.battery_state,
+            "battery_percent": self.battery_percent,
+            "eri_at": eri_at,
+            "replace_by": eri_at + ERI_WARNING_S,
+            "alarms": self.alarms,
+            "mri_mode": self.mri_mode,
+            "mri_auto_exit_at": self.mri_auto_exit_at,
+            "last_txid": self.last_txid,
+            "last_programmed_at": self.last_programmed_at,
+            "bolus_remaining_ng": self.bolus_remaining_ng,
+            "event_count": self.log.count,
+        }
+
+    def describe(self) -> dict:
+        """Internal state for the test-only control channel (JSON-friendly)."""
+        eri_at = self.projected_eri()
+        return {
+            "pump_time": self.time,
+            "model": self.spec.name,
+            "serial": self.serial,
+            "drug": self.drug.name.lower(),
+            "concentration_ng_per_ml": self.concentration_ng_per_ml,
+            "mode": self.program.mode.name,
+            "program": self.program.to_dict(),
+            "current_rate_nl_per_day": self.current_rate_nl_per_day,
+            "daily_volume_nl_per_day": self.program.daily_volume_nl(),
+            "daily_dose_ng_per_day": self.program.daily_dose_ng(self.concentration_ng_per_ml),
+            "reservoir_nl": self.reservoir_nl,
+            "delivery_remainder": self.delivery_remainder,
+            "delivered_nl": self.delivered_nl,
+            "capacity_ul": self.spec.capacity_ul,
+            "low_reservoir_alarm_ul": self.low_reservoir_alarm_ul,
+            "alarms": [a.name for a in Alarm if self.alarms & a],
+            "suspended": sorted(self.suspended),
+            "delivering": self.delivering,
+            "battery_state": self.battery_state.name,
+            "battery_charge": self.battery_charge,
+            "battery_nominal_seconds": self.battery_charge // BATTERY_UNIT,
+            "battery_percent": self.battery_percent,
+            "eri_at": eri_at,
+            "replace_by": eri_at + ERI_WARNING_S,
+            "eos_at": self.eos_time,
+            "mri_mode": self.mri_mode.name,
+            "last_txid": self.last_txid,
+            "event_count": self.log.count,
+            "oldest_index": self.log.oldest_index,
+        }
+
+    # --- persistence ----------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.spec.name,
+            "serial": self.serial,
+            "firmware": dict(self.firmware),
+            "drug": self.drug.name,
+            "concentration_ng_per_ml": self.concentration_ng_per_ml,
+            "program": self.program.to_dict(),
+            "reservoir_nl": self.reservoir_nl,
+            "delivery_remainder": self.delivery_remainder,
+            "delivered_nl": self.delivered_nl,
+            "low_reservoir_alarm_ul": self.low_reservoir_alarm_ul,
+            "battery_charge": self.battery_charge,
+            "battery_capacity": self.battery_capacity,
+            "battery_state": self.battery_state.name,
+            "eri_time": self.eri_time,
+            "eos_time": self.eos_time,
+            "alarms": [a.name for a in Alarm if self.alarms & a],
+            "suspended": sorted(self.suspended),
+            "pump_time": self.time,
+            "mri_mode": self.mri_mode.name,
+            "mri_auto_exit_at": self.mri_auto_exit_at,
+            "last_txid": self.last_txid,
+            "last_programmed_at": self.last_programmed_at,
+            "bolus_remaining_ng": self.bolus_remaining_ng,
+            "log": {
+                "capacity": self.log.events.maxlen,
+                "count": self.log.count,
+                "events": [e.to_list() for e in self.log.events],
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, clock: Callable[[], int] | None = None) -> "Pump":
+        """Rebuild a saved pump; raises ValueError/KeyError/TypeError on anything inconsistent.
+
+        Does not log POWER_ON: the caller advances the clock over the downtime first,
+        then calls power_on(restored=True).
+        """
+        pump = cls()
+        pump.spec = MODELS_BY_NAME[data["model"]]
+        pump.serial = data["serial"]
+        if not isinstance(pump.serial, str) or not valid_serial(pump.serial):
+            raise ValueError(f"bad serial {pump.serial!r}")
+        pump.firmware = {k: _uint(data["firmware"][k], 8) for k in ("major", "minor", "patch")}
+        pump.drug = Drug[data["drug"]]
+        pump.concentration_ng_per_ml = _uint(data["concentration_ng_per_ml"], 32)
+        pump.program = Program.from_dict(data["program"])
+        pump.reservoir_nl = _uint(data["reservoir_nl"], 64)
+        if pump.reservoir_nl > pump.spec.capacity_ul * NL_PER_UL:
+            raise ValueError("reservoir exceeds the capacity")
+        pump.delivery_remainder = _uint(data["delivery_remainder"], 64)
+        if pump.delivery_remainder >= DAY:
+            raise ValueError("delivery remainder out of range")
+        pump.delivered_nl = _uint(data["delivered_nl"], 64)
+        pump.low_reservoir_alarm_ul = _uint(data["low_reservoir_alarm_ul"], 32)
+        pump.battery_charge = _uint(data["battery_charge"], 80)
+        pump.battery_capacity = _uint(data["battery_capacity"], 80)
+        if pump.battery_capacity == 0 or pump.battery_charge > pump.battery_capacity:
+            raise ValueError("battery charge exceeds its capacity")
+        pump.battery_state = BatteryState[data["battery_state"]]
+        pump.eri_time = _uint(data["eri_time"], 63)
+        pump.eos_time = _uint(data["eos_time"], 63)
+        alarms = Alarm(0)
+        for name in data["alarms"]:
+            alarms |= Alarm[name]
+        pump.alarms = alarms
+        pump.suspended = set(data["suspended"])
+        if not pump.suspended <= set(SUSPEND_ALARM):
+            raise ValueError(f"unknown suspension reasons {sorted(pump.suspended)}")
+        pump.time = _uint(data["pump_time"], 63)
+        pump.mri_mode = MriMode[data["mri_mode"]]
+        pump.mri_auto_exit_at = _uint(data["mri_auto_exit_at"], 63)
+        pump.last_txid = _uint(data["last_txid"], 32)
+        pump.last_programmed_at = _uint(data["last_programmed_at"], 63)
+        pump.bolus_remaining_ng = _uint(data["bolus_remaining_ng"], 32)
+        log = data["log"]
+        pump.log = EventLog(_uint(log["capacity"], 32) or LOG_CAPACITY)
+        events = [LogEvent.from_list(row) for row in log["events"]]
+        count = _uint(log["count"], 32)
+        if len(events) > pump.log.events.maxlen or count < len(events):
+            raise ValueError("event log does not fit its ring buffer")
+        for offset, event in enumerate(events):
+            if event.index != count - len(events) + offset:
+                raise ValueError(f"event log index {event.index} out of sequence")
+        pump.log.events.extend(events)
+        pump.log.count = count
+        pump.clock = clock
+        return pump
+
+
+def _uint(value, bits: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**bits:
+        raise ValueError(f"{value!r} is not an unsigned {bits}-bit integer")
+    return value

@@ -1,0 +1,370 @@
+"""The I/O loop: pty master or TCP clients, the control socket, the pump's clock.
+
+Single-threaded over `selectors`, so the pump is never touched by two things at
+once. Each byte stream has its own FrameDecoder; garbage, bad CRCs and oversized
+lengths are dropped silently (counted, logged at -v), and a partial frame is given
+up after STALE_GAP of silence. All writes are non-blocking with a bounded output
+buffer: a pty nobody reads cannot hang the loop.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import selectors
+import socket
+import stat
+import time
+import tty
+from collections import Counter
+from typing import Callable
+
+from protocol import FrameDecoder, FrameError, RawFrame
+
+from . import control, handler
+from .clock import PumpClock
+from .pump import Pump
+
+log = logging.getLogger("emulator.server")
+
+STALE_GAP = 0.1  # s of silence after which a partial frame is a truncated one
+TICK = 0.5  # s of real time between clock catch-ups (alarms fire without requests)
+READ_SIZE = 4096
+MAX_OUTPUT = 256 * 1024  # bytes queued for a reader that is not reading; then dropped
+MAX_CONTROL_LINE = 64 * 1024
+
+
+class Link:
+    """One byte stream to a programmer: a pty master or an accepted TCP socket."""
+
+    def __init__(self, name: str, fd: int, sock: socket.socket | None = None):
+        self.name = name
+        self.fd = fd
+        self.sock = sock
+        self.decoder = FrameDecoder()
+        self.out = bytearray()
+        self.last_rx = 0.0
+
+    def recv(self) -> bytes:
+        """Bytes read; b"" means the peer closed."""
+        if self.sock is not None:
+            return self.sock.recv(READ_SIZE)
+        try:
+            return os.read(self.fd, READ_SIZE)
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # no slave open (we keep one, so only transient)
+                raise BlockingIOError from None
+            raise
+
+    def send(self, data: bytes) -> int:
+        if self.sock is not None:
+            return self.sock.send(data)
+        return os.write(self.fd, data)
+
+
+class ControlConn:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.out = bytearray()
+
+
+class Server:
+    def __init__(self, pump: Pump, clock: PumpClock, save: Callable[[Pump], None] | None = None):
+        self.pump = pump
+        self.clock = clock
+        self._save = save
+        self._saved_changes = pump.changes
+        self.ctx = control.Context(pump, clock)
+        self.sel = selectors.DefaultSelector()
+        self.stats: Counter[str] = Counter()
+        self.stopping = False
+        self._links: list[Link] = []
+        self._closers: list[Callable[[], None]] = []
+        # a signal handler writes here to wake select() (see request_stop)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+
+    # --- opening transports -------------------------------------------------
+
+    def open_pty(self) -> str:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        # keep the slave open ourselves: the master then never sees EIO when a client closes
+        os.set_blocking(master, False)
+        url = os.ttyname(slave)
+        link = Link(url, master)
+        self._links.append(link)
+        self.sel.register(master, selectors.EVENT_READ, ("link", link))
+        self._closers += [lambda: os.close(master), lambda: os.close(slave)]
+        return url
+
+    def open_tcp(self, host: str, port: int) -> str:
+        family, type_, proto, _, addr = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, type_, proto)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(addr)
+        listener.listen(16)
+        listener.setblocking(False)
+        self.sel.register(listener, selectors.EVENT_READ, ("listen", listener))
+        self._closers.append(listener.close)
+        bound_host, bound_port = listener.getsockname()[:2]
+        if host in ("", "0.0.0.0", "::"):
+            bound_host = "127.0.0.1"
+        if ":" in bound_host:
+            bound_host = f"[{bound_host}]"
+        return f"socket://{bound_host}:{bound_port}"
+
+    def open_control(self, path: str) -> None:
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                raise OSError(f"control path {path} exists and is not a socket")
+            os.unlink(path)  # a stale socket from a killed emulator
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(8)
+        listener.setblocking(False)
+        self.sel.register(listener, selectors.EVENT_READ, ("control-listen", listener))
+
+        def close() -> None:
+            listener.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+        self._closers.append(close)
+
+    # --- running ----------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Safe to call from a signal handler."""
+        self.stopping = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def serve(self) -> None:
+        next_tick = time.monotonic()
+        while not self.stopping:
+            now = time.monotonic()
+            if now >= next_tick:
+                self._tick()
+                next_tick = now + TICK
+            timeout = next_tick - now
+            for link in self._links:
+                if link.decoder.pending:
+                    timeout = min(timeout, link.last_rx + STALE_GAP - now)
+            for key, events in self.sel.select(max(0.0, timeout)):
+                kind, obj = key.data
+                try:
+                    self._dispatch(kind, obj, events)
+                except Exception:  # one connection's trouble must not stop the pump
+                    log.exception("error on %s", kind)
+                    if kind == "client":
+                        self._drop_link(obj)
+                    elif kind == "control":
+                        self._drop_control(obj)
+            self._flush_stale(time.monotonic())
+        self._tick()
+        self._maybe_save(force=True)
+
+    def close(self) -> None:
+        for link in list(self._links):
+            if link.sock is not None:
+                self._drop_link(link)
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except OSError:
+                pass
+        self._closers.clear()
+        self.sel.close()
+
+    # --- events ---------------------------------------------------------------
+
+    def _dispatch(self, kind: str, obj, events: int) -> None:
+        if kind == "wake":
+            try:
+                self._wake_r.recv(64)
+            except BlockingIOError:
+                pass
+        elif kind == "listen":
+            sock, peer = obj.accept()
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            link = Link(f"tcp {peer[0]}:{peer[1]}", sock.fileno(), sock)
+            self._links.append(link)
+            self.sel.register(sock, selectors.EVENT_READ, ("client", link))
+            log.info("client connected: %s", link.name)
+        elif kind in ("link", "client"):
+            if events & selectors.EVENT_WRITE:
+                self._flush_out(obj)
+            if events & selectors.EVENT_READ:
+                self._read_link(obj)
+        elif kind == "control-listen":
+            sock, _ = obj.accept()
+            sock.setblocking(False)
+            conn = ControlConn(sock)
+            self.sel.register(sock, selectors.EVENT_READ, ("control", conn))
+        elif kind == "control":
+            if events & selectors.EVENT_WRITE:
+                self._flush_control(obj)
+            if events & selectors.EVENT_READ:
+                self._read_control(obj)
+
+    def _read_link(self, link: Link) -> None:
+        try:
+            data = link.recv()
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            log.info("%s: read failed: %s", link.name, exc)
+            data = b""
+        if not data:
+            if link.sock is not None:
+                log.info("client disconnected: %s", link.name)
+                self._drop_link(link)
+            return
+        link.last_rx = time.monotonic()
+        self.stats["bytes_in"] += len(data)
+        self._handle_items(link, link.decoder.feed(data))
+
+    def _flush_stale(self, now: float) -> None:
+        for link in self._links:
+            # everything still buffered after the gap is stale: drop it all, keeping good frames
+            while link.decoder.pending and now - link.last_rx >= STALE_GAP:
+                self._handle_items(link, link.decoder.flush_stale())
+
+    def _handle_items(self, link: Link, items: list) -> None:
+        for item in items:
+            if isinstance(item, FrameError):
+                self.stats[item.kind] += 1
+                log.debug("%s: dropped (%s): %s", link.name, item.kind, item)
+                continue
+            self._handle_frame(link, item)
+
+    def _handle_frame(self, link: Link, frame: RawFrame) -> None:
+        self.stats["frames_in"] += 1
+        log.debug("%s: rx seq=%d cmd=0x%02x flags=0x%02x len=%d",
+                  link.name, frame.seq, frame.command, frame.flags, len(frame.payload))
+        reply = handler.respond(self.pump, frame)
+        # persist before acknowledging: nothing answered may be lost by a kill -9
+        self._maybe_save()
+        if reply is None:
+            return
+        log.debug("%s: tx seq=%d cmd=0x%02x len=%d", link.name, frame.seq, reply[6], len(reply))
+        self._write(link, reply)
+
+    def _write(self, link: Link, data: bytes) -> None:
+        if len(link.out) + len(data) > MAX_OUTPUT:
+            # nobody is reading: stale replies would only confuse the next reader
+            self.stats["output_dropped"] += len(link.out)
+            log.warning("%s: no reader, dropping %d queued bytes", link.name, len(link.out))
+            link.out.clear()
+        link.out += data
+        self._flush_out(link)
+
+    def _flush_out(self, link: Link) -> None:
+        while link.out:
+            try:
+                sent = link.send(bytes(link.out))
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                log.info("%s: write failed: %s", link.name, exc)
+                if link.sock is not None:
+                    self._drop_link(link)
+                else:
+                    link.out.clear()
+                return
+            del link.out[:sent]
+            self.stats["bytes_out"] += sent
+        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
+        key = self.sel.get_key(link.sock if link.sock is not None else link.fd)
+        if key.events != wanted:
+            self.sel.modify(key.fileobj, wanted, key.data)
+
+    def _drop_link(self, link: Link) -> None:
+        if link in self._links:
+            self._links.remove(link)
+        if link.sock is not None:
+            try:
+                self.sel.unregister(link.sock)
+            except (KeyError, ValueError):
+                pass
+            link.sock.close()
+
+    # --- control channel ------------------------------------------------------------
+
+    def _read_control(self, conn: ControlConn) -> None:
+        try:
+            data = conn.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_control(conn)
+            return
+        conn.inbuf += data
+        while b"\n" in conn.inbuf:
+            line, _, rest = bytes(conn.inbuf).partition(b"\n")
+            conn.inbuf = bytearray(rest)
+            if line.strip():
+                reply = control.handle_line(self.ctx, line)
+                # a control op may move the clock without logging: always persist
+                self._maybe_save(force=True)
+                conn.out += reply
+        if len(conn.inbuf) > MAX_CONTROL_LINE:
+            conn.out += json.dumps({"ok": False, "error": "line too long"}).encode() + b"\n"
+            conn.inbuf.clear()
+        self._flush_control(conn)
+
+    def _flush_control(self, conn: ControlConn) -> None:
+        try:
+            while conn.out:
+                del conn.out[: conn.sock.send(bytes(conn.out))]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._drop_control(conn)
+            return
+        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        key = self.sel.get_key(conn.sock)
+        if key.events != wanted:
+            self.sel.modify(conn.sock, wanted, key.data)
+
+    def _drop_control(self, conn: ControlConn) -> None:
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    # --- time and persistence -----------------------------------------------------------
+
+    def _tick(self) -> None:
+        before = self.pump.log.count
+        self.pump.tick()
+        new = min(self.pump.log.count - before, len(self.pump.log.events))
+        if new and log.isEnabledFor(logging.DEBUG):
+            for event in list(self.pump.log.events)[-new:]:
+                log.debug("event %d at %d: %s", event.index, event.time, event.type.name)
+        self._maybe_save()
+
+    def _maybe_save(self, force: bool = False) -> None:
+        if self._save is None or (not force and self.pump.changes == self._saved_changes):
+            return
+        try:
+            self._save(self.pump)
+            self._saved_changes = self.pump.changes
+        except OSError as exc:
+            self.stats["save_failed"] += 1
+            log.error("cannot save state: %s", exc)

@@ -1,0 +1,1 @@
+"""ithcli: interrogate and program implanted intrathecal drug pumps."""

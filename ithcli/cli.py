@@ -1,0 +1,96 @@
+"""The root command: global options, command wiring, and the one place errors become exit codes.
+
+Imports stay light: click only. Commands import construct, serial and rich
+inside their bodies, so `ithcli --help` costs about what a bare Click app does.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .errors import ExitCode, IthcliError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--port", envvar="ITHCLI_PORT", metavar="URL",
+    help="pyserial URL of the pump: a device path (/dev/ttyUSB0), socket://HOST:PORT, "
+    "loop://, or 'emulator' to start a private emulated pump. [env: ITHCLI_PORT]",
+)
+@click.option(
+    "--timeout", envvar="ITHCLI_TIMEOUT", type=click.FloatRange(0.05, 60), default=2.0,
+    show_default=True, help="Seconds to wait for each reply. [env: ITHCLI_TIMEOUT]",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, envvar="ITHCLI_JSON",
+    help="Print one JSON object on stdout instead of tables (errors too). [env: ITHCLI_JSON]",
+)
+@click.option(
+    "--drug-library", envvar="ITHCLI_DRUG_LIBRARY", metavar="FILE",
+    help="A clinic's drug library (TOML) instead of the built-in one. [env: ITHCLI_DRUG_LIBRARY]",
+)
+@click.option("-v", "--verbose", count=True, help="Diagnostics on stderr; -vv adds frame hex dumps.")
+@click.version_option(package_name="ithcli")
+@click.pass_context
+def cli(ctx: click.Context, port, timeout, as_json, drug_library, verbose):
+    """Interrogate and program implanted intrathecal drug pumps.
+
+    NOT A CLEARED MEDICAL DEVICE: for development, training and testing with the
+    built-in emulator. Never use it to treat a patient.
+    """
+    from .app import App
+
+    ctx.obj = App(port=port, timeout=timeout, json=as_json, verbose=verbose,
+                  drug_library_path=drug_library)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from .commands import interrogate, log, ports
+
+    for command in (interrogate.interrogate, log.log, ports.ports):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map every failure to one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args or os.environ.get("ITHCLI_JSON", "").lower() in ("1", "true", "yes")
+    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    try:
+        code = cli.main(args=args, prog_name="ithcli", standalone_mode=False)
+        sys.exit(code or 0)
+    except click.exceptions.Abort:
+        _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except IthcliError as exc:
+        _fail(exc.exit_code, exc.kind, exc.message, as_json)
+    except KeyboardInterrupt:
+        _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
+    except BrokenPipeError:
+        sys.exit(ExitCode.OK)
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        _fail(ExitCode.INTERNAL, "internal",
+              f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", as_json)
+
+
+def _fail(code: int, kind: str, message: str, as_json: bool) -> None:
+    print(f"ithcli: error: {message}", file=sys.stderr, flush=True)
+    if as_json:
+        from .output import print_json
+
+        print_json({"error": {"kind": kind, "message": message, "exit_code": int(code)}})
+    sys.exit(int(code))

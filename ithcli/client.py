@@ -1,0 +1,163 @@
+"""PumpClient: one request, one matching response, over a Link.
+
+Reads are retried a bounded number of times on timeouts and corrupted frames
+(re-asking changes nothing on the pump). Writes are never retried here: a write
+whose reply is lost is *unconfirmed*, and only a later read can say what happened.
+"""
+from __future__ import annotations
+
+import random
+import sys
+import time
+from typing import Any
+
+from .errors import DeviceRejected, LinkError, PumpProtocolError
+from .link import Link
+
+READ_ATTEMPTS = 3
+
+
+class NoReply(LinkError):
+    """No valid reply before the deadline (the request may or may not have arrived)."""
+
+
+class PumpClient:
+    def __init__(self, link: Link, *, timeout: float = 2.0, verbose: int = 0):
+        import protocol
+
+        self._protocol = protocol
+        self.link = link
+        self.timeout = timeout
+        self.verbose = verbose
+        self._decoder = protocol.FrameDecoder()
+        self._seq = random.randrange(0x10000)
+        self.corrupt_frames = 0  # frames dropped for CRC/framing errors, for link-health output
+
+    # --- requests ---------------------------------------------------------
+    def read(self, command, body: dict | None = None) -> dict[str, Any]:
+        """A read-only request: retried up to READ_ATTEMPTS times on timeouts and bad frames."""
+        last: Exception | None = None
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                return self._exchange(command, body)
+            except (NoReply, _Corrupt) as exc:
+                last = exc
+                self._diag(f"attempt {attempt}/{READ_ATTEMPTS} of {command.name} failed: {exc}")
+        if isinstance(last, _Corrupt):
+            raise PumpProtocolError(
+                f"no valid reply to {command.name} after {READ_ATTEMPTS} attempts: {last}"
+            )
+        raise LinkError(
+            f"no reply from the pump on {self.link.url} to {command.name} "
+            f"after {READ_ATTEMPTS} attempts of {self.timeout:g} s"
+        )
+
+    def hello(self) -> dict[str, Any]:
+        p = self._protocol
+        reply = self.read(p.Command.HELLO, {"protocol_version": p.PROTOCOL_VERSION})
+        if reply["protocol_version"] != p.PROTOCOL_VERSION:
+            raise PumpProtocolError(
+                f"the pump speaks protocol version {reply['protocol_version']}, "
+                f"ithcli speaks {p.PROTOCOL_VERSION}"
+            )
+        return reply
+
+    def interrogate(self) -> dict[str, Any]:
+        return self.read(self._protocol.Command.INTERROGATE)
+
+    def read_log(self, first_index: int = 0, max_count: int = 32) -> dict[str, Any]:
+        return self.read(
+            self._protocol.Command.READ_LOG, {"first_index": first_index, "max_count": max_count}
+        )
+
+    def read_whole_log(self, since_index: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """Every event from since_index (or the oldest still held) to the end, paged."""
+        from protocol.messages import MAX_LOG_PAGE
+
+        events: list[dict[str, Any]] = []
+        index = since_index
+        oldest = None
+        while True:
+            page = self.read_log(index, MAX_LOG_PAGE)
+            if oldest is None:
+                oldest = page["oldest_index"]
+            batch = page["events"]
+            for event in batch:
+                if event["index"] < index:
+                    raise PumpProtocolError(
+                        f"event log page out of order: got event {event['index']} when asking from {index}"
+                    )
+            events.extend(batch)
+            if not batch:
+                break
+            index = batch[-1]["index"] + 1
+            if index >= page["event_count"]:
+                break
+        return oldest, events
+
+    # --- one exchange -----------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    def _exchange(self, command, body: dict | None) -> dict[str, Any]:
+        p = self._protocol
+        seq = self._next_seq()
+        try:
+            frame = p.encode(command, body or {}, seq=seq)
+        except p.ProtocolError as exc:
+            raise PumpProtocolError(f"cannot build {command.name}: {exc}") from None
+        self._diag(f"-> {command.name} seq={seq} {frame.hex()}", level=2)
+        self.link.write(frame)
+        deadline = time.monotonic() + self.timeout
+        corrupt: list[str] = []
+        while True:
+            data = self.link.read(deadline)
+            if not data:
+                if time.monotonic() >= deadline:
+                    break
+                continue
+            for item in self._decoder.feed(data):
+                if isinstance(item, p.FrameError):
+                    self.corrupt_frames += 1
+                    corrupt.append(str(item))
+                    self._diag(f"<- dropped: {item}")
+                    continue
+                self._diag(f"<- seq={item.seq} cmd=0x{item.command:02x} {item.raw.hex()}", level=2)
+                if not item.is_response or item.seq != seq:
+                    self._diag(f"<- ignored a frame for seq {item.seq} (waiting for {seq})")
+                    continue
+                try:
+                    message = p.decode(item)
+                except p.ProtocolError as exc:
+                    raise PumpProtocolError(f"invalid reply to {command.name}: {exc}") from None
+                return self._check_reply(command, message)
+        # nothing matched in time: forget any half frame so the next try starts clean
+        self._decoder.reset()
+        if corrupt:
+            raise _Corrupt(f"{len(corrupt)} corrupted frame(s): {corrupt[-1]}")
+        raise NoReply(f"no reply within {self.timeout:g} s")
+
+    def _check_reply(self, command, message) -> dict[str, Any]:
+        p = self._protocol
+        if message.command == p.Command.ERROR:
+            reason = message.body["reason"]
+            detail = message.body["detail"]
+            raise DeviceRejected(
+                f"the pump refused {command.name}: {reason.name.lower()}"
+                + (f" ({detail})" if detail else ""),
+                reason=reason.name,
+            )
+        if message.command != command:
+            raise PumpProtocolError(
+                f"the pump answered {command.name} with {message.command.name}"
+            )
+        return message.body
+
+    def _diag(self, text: str, level: int = 1) -> None:
+        if self.verbose >= level:
+            print(f"ithcli: {text}", file=sys.stderr)
+
+
+class _Corrupt(Exception):
+    """Only corrupted frames arrived before the deadline (worth asking again)."""

@@ -1,0 +1,74 @@
+"""`ithcli interrogate`: the pump's full status."""
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.pass_obj
+def interrogate(app):
+    """Read the pump's full status: identity, therapy, reservoir, battery, alarms, MRI mode."""
+    status = app.interrogate()
+    app.emit(status, render_status)
+
+
+def render_status(s: dict) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from ..output import console, fmt_date, fmt_quantity
+
+    con = console()
+    title = f"Pump {s['serial_number']}  {s['model']}  firmware {s['firmware']}"
+    if s["emulated"]:
+        title += "  [bold yellow]EMULATED[/]"
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    drug = s["drug"] if s["drug"] != "none" else "no drug"
+    if not s["drug_in_library"] and s["drug"] != "none":
+        drug += "  [red](not in the drug library: units unchecked)[/]"
+    grid.add_row("Drug", drug)
+    grid.add_row("Concentration", fmt_quantity(s["concentration"]))
+    grid.add_row("Mode", s["mode"])
+    grid.add_row("Daily dose", f"{fmt_quantity(s['daily_dose'])}  (24-hour total)")
+    grid.add_row("Flow", f"{format(s['flow_ml_per_day'], 'f')} mL/day")
+    if s["current_rate_ml_per_day"] != s["flow_ml_per_day"]:
+        grid.add_row("Rate now", f"{format(s['current_rate_ml_per_day'], 'f')} mL/day")
+    if s["bolus_remaining"]["value"]:
+        grid.add_row("Bolus running", f"{fmt_quantity(s['bolus_remaining'])} left")
+    grid.add_row(
+        "Reservoir",
+        f"{format(s['reservoir_ml'], 'f')} mL of {format(s['reservoir_capacity_ml'], 'f')} mL"
+        f"  (alarm at {format(s['low_reservoir_alarm_ml'], 'f')} mL)",
+    )
+    grid.add_row("Low-reservoir alarm", fmt_date(s["projected_low_reservoir_date"]))
+    grid.add_row("Empty", fmt_date(s["projected_empty_date"]))
+    b = s["battery"]
+    battery = f"{b['state'].upper()}  {b['percent']} %  ERI {fmt_date(b['eri_date'], with_time=False)}"
+    grid.add_row("Battery", battery)
+    replace = fmt_date(b["replace_by"], with_time=False)
+    if b["replace_by_mismatch"]:
+        replace += f"  [red]MISMATCH: ERI + 90 days is {fmt_date(b['replace_by_computed'], with_time=False)}[/]"
+    grid.add_row("Replace by", replace)
+    mri = s["mri_mode"].upper()
+    if s["mri_auto_exit_at"]:
+        mri += f"  (automatic exit {fmt_date(s['mri_auto_exit_at'])})"
+    grid.add_row("MRI mode", mri)
+    last = s["last_programming"]
+    grid.add_row("Last programming", f"txid {last['txid']} at {fmt_date(last['at'])}" if last["txid"] else "none")
+    grid.add_row("Pump clock", f"{fmt_date(s['pump_time'])}  (skew {s['clock_skew_s']:+d} s)")
+    grid.add_row("Read at", fmt_date(s["read_at"]))
+
+    con.print(Panel(grid, title=title, title_align="left"))
+    if s["alarms"]:
+        alarms = Table(title="Active alarms", title_justify="left")
+        alarms.add_column("Priority")
+        alarms.add_column("Alarm")
+        colour = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+        for a in s["alarms"]:
+            alarms.add_row(f"[{colour[a['priority']]}]{a['priority'].upper()}[/]", a["name"].replace("_", " "))
+        con.print(alarms)
+    else:
+        con.print("No active alarms.")

@@ -1,0 +1,168 @@
+"""The drug library: per-drug units and limits, loaded from TOML and checked strictly.
+
+The shipped library is ithcli/drug_library.toml; a clinic's own replaces it with
+--drug-library FILE (env ITHCLI_DRUG_LIBRARY). A malformed library is refused
+whole, with the file, the entry and the field named: a half-read library that
+quietly dropped a limit would be worse than none.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+from .errors import UsageError
+
+DOSE_UNITS = ("mg/day", "mcg/day")
+
+
+@dataclass(frozen=True)
+class DrugEntry:
+    name: str  # library key, e.g. "baclofen"
+    code: str  # protocol Drug name, e.g. "BACLOFEN"
+    dose_unit: str  # "mg/day" or "mcg/day"
+    concentrations_ng_per_ml: tuple[int, ...]
+    usual_start_ng_per_day: tuple[int, int]
+    soft_max_ng_per_day: int
+    hard_max_ng_per_day: int
+    max_step_increase_ng_per_day: int | None
+    max_step_increase_percent: Decimal | None
+    max_increases_per_window: int | None
+    window_days: int | None
+    withdrawal_risk: bool
+    sources: tuple[str, ...]
+
+    @property
+    def mass_unit(self) -> str:
+        return self.dose_unit.split("/")[0]
+
+    @property
+    def concentration_unit(self) -> str:
+        return f"{self.mass_unit}/mL"
+
+
+@dataclass(frozen=True)
+class DrugLibrary:
+    path: str
+    version: str
+    name: str
+    drugs: dict[str, DrugEntry]  # keyed by protocol Drug name
+
+    def for_code(self, code: str) -> DrugEntry | None:
+        return self.drugs.get(code)
+
+
+def load(path: str | None = None) -> DrugLibrary:
+    if path:
+        where = str(path)
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"drug library {where}: cannot read: {exc.strerror or exc}") from None
+    else:
+        where = "built-in drug_library.toml"
+        raw = resources.files("ithcli").joinpath("drug_library.toml").read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"drug library {where}: not valid TOML: {exc}") from None
+    return _parse(where, data)
+
+
+def _parse(where: str, data: dict) -> DrugLibrary:
+    from protocol import Drug, Quantity, UnitError
+
+    def fail(entry: str, field: str, why: str):
+        raise UsageError(f"drug library {where}: {entry}: field '{field}': {why}")
+
+    meta = data.get("library")
+    if not isinstance(meta, dict) or not isinstance(meta.get("version"), str):
+        fail("[library]", "version", "missing (a version string is required)")
+    drugs_raw = data.get("drugs")
+    if not isinstance(drugs_raw, dict) or not drugs_raw:
+        fail("[drugs]", "drugs", "no drugs defined")
+    known = {
+        "code", "dose_unit", "concentrations", "usual_start", "soft_max_daily", "hard_max_daily",
+        "max_step_increase", "max_step_increase_percent", "max_increases_per_window",
+        "window_days", "withdrawal_risk", "sources",
+    }
+    drugs: dict[str, DrugEntry] = {}
+    for name, entry in drugs_raw.items():
+        label = f"drugs.{name}"
+        if not isinstance(entry, dict):
+            fail(label, name, "expected a table")
+        for field in entry:
+            if field not in known:
+                fail(label, field, "unknown field (typo?)")
+
+        def need(field, kind):
+            if field not in entry:
+                fail(label, field, "missing")
+            if not isinstance(entry[field], kind) or isinstance(entry[field], bool) and kind is not bool:
+                fail(label, field, f"expected {kind.__name__}, got {entry[field]!r}")
+            return entry[field]
+
+        def qty(field, dimension, text=None, unit=None):
+            text = entry.get(field) if text is None else text
+            if not isinstance(text, str):
+                fail(label, field, f"expected a quantity such as '1 {unit or 'mg/day'}', got {text!r}")
+            try:
+                q = Quantity.parse(text, dimension)
+                value = q.to_base()
+            except UnitError as exc:
+                fail(label, field, str(exc))
+            if unit and q.unit != unit:
+                fail(label, field, f"{text!r} must be in {unit}, the drug's own unit")
+            return value
+
+        code = need("code", str)
+        if code not in Drug.__members__ or code == "NONE":
+            fail(label, "code", f"unknown drug code {code!r}")
+        unit = need("dose_unit", str)
+        if unit not in DOSE_UNITS:
+            fail(label, "dose_unit", f"must be one of {', '.join(DOSE_UNITS)}, got {unit!r}")
+        conc_unit = unit.split("/")[0] + "/mL"
+        concs = need("concentrations", list)
+        if not concs:
+            fail(label, "concentrations", "empty: at least one allowed concentration is required")
+        conc_values = tuple(qty("concentrations", "concentration", c, conc_unit) for c in concs)
+        start = need("usual_start", list)
+        if len(start) != 2:
+            fail(label, "usual_start", "expected [low, high]")
+        start_values = tuple(qty("usual_start", "dose_rate", s, unit) for s in start)
+        soft = qty("soft_max_daily", "dose_rate", unit=unit)
+        hard = qty("hard_max_daily", "dose_rate", unit=unit)
+        if soft > hard:
+            fail(label, "soft_max_daily", "is above hard_max_daily")
+        if hard <= 0:
+            fail(label, "hard_max_daily", "must be above zero")
+        step = qty("max_step_increase", "dose_rate", unit=unit) if "max_step_increase" in entry else None
+        pct = None
+        if "max_step_increase_percent" in entry:
+            raw_pct = entry["max_step_increase_percent"]
+            if isinstance(raw_pct, bool) or not isinstance(raw_pct, (int, float)) or not 0 < raw_pct <= 1000:
+                fail(label, "max_step_increase_percent", f"expected a number in (0, 1000], got {raw_pct!r}")
+            pct = Decimal(str(raw_pct))
+        per_window = entry.get("max_increases_per_window")
+        window = entry.get("window_days")
+        if (per_window is None) != (window is None):
+            fail(label, "window_days", "max_increases_per_window and window_days go together")
+        for field, value in (("max_increases_per_window", per_window), ("window_days", window)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                fail(label, field, f"expected a whole number >= 1, got {value!r}")
+        risk = need("withdrawal_risk", bool)
+        sources = entry.get("sources", [])
+        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+            fail(label, "sources", "expected a list of strings")
+        if code in drugs:
+            fail(label, "code", f"{code} is defined twice")
+        drugs[code] = DrugEntry(
+            name=name, code=code, dose_unit=unit, concentrations_ng_per_ml=conc_values,
+            usual_start_ng_per_day=start_values, soft_max_ng_per_day=soft, hard_max_ng_per_day=hard,
+            max_step_increase_ng_per_day=step, max_step_increase_percent=pct,
+            max_increases_per_window=per_window, window_days=window, withdrawal_risk=risk,
+            sources=tuple(sources),
+        )
+    return DrugLibrary(where, meta["version"], str(meta.get("name", "")), drugs)

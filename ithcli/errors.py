@@ -1,0 +1,77 @@
+"""Every failure the CLI reports, and the exit code it maps to: one place, one table.
+
+cli.main() is the only place that turns these into a one-line message and an
+exit code; commands just raise. README.md documents the same table and
+tests/test_cli_errors.py checks them.
+"""
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1  # a bug in ithcli: reported in one line; -v shows the traceback
+    USAGE = 2  # bad options or arguments (Click's own code)
+    LINK = 3  # no port given, the port cannot be opened, no reply, the link died
+    PROTOCOL = 4  # the pump's replies are not valid protocol (after bounded retries)
+    REJECTED = 5  # the pump answered with an ERROR frame
+    SAFETY = 6  # refused by a safety check (drug library, limits, missing confirmation)
+    VERIFY_FAILED = 7  # a write's read-back does not match what was meant
+    UNCONFIRMED = 8  # a write was sent but its outcome is unknown: read before writing again
+    CANCELLED = 9  # the operator declined at a confirmation prompt; nothing was sent
+    AUDIT = 10  # the audit log is damaged or fails verification
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class IthcliError(Exception):
+    """Base of every expected failure; `exit_code` says which row of the table."""
+
+    exit_code = ExitCode.INTERNAL
+    kind = "error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(IthcliError):
+    exit_code = ExitCode.USAGE
+    kind = "usage"
+
+
+class LinkError(IthcliError):
+    exit_code = ExitCode.LINK
+    kind = "link"
+
+
+class PumpProtocolError(IthcliError):
+    exit_code = ExitCode.PROTOCOL
+    kind = "protocol"
+
+
+class DeviceRejected(IthcliError):
+    exit_code = ExitCode.REJECTED
+    kind = "rejected"
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+class SafetyError(IthcliError):
+    exit_code = ExitCode.SAFETY
+    kind = "safety"
+
+
+class VerifyFailed(IthcliError):
+    exit_code = ExitCode.VERIFY_FAILED
+    kind = "verify-failed"
+
+
+class Unconfirmed(IthcliError):
+    exit_code = ExitCode.UNCONFIRMED
+    kind = "unconfirmed"
+
+
+class Cancelled(IthcliError):
+    exit_code = ExitCode.CANCELLED
+    kind = "cancelled"

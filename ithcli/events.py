@@ -1,0 +1,50 @@
+"""Event-log entries in words: what each type's arg1/arg2 mean (docs/protocol.md)."""
+from __future__ import annotations
+
+from .status import iso
+
+
+def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
+    from protocol import Alarm, EventType, Quantity
+
+    t = event["type"]
+    a1, a2 = event["arg1"], event["arg2"]
+    mass = dose_unit.split("/")[0]
+
+    def alarm_name(bit: int) -> str:
+        try:
+            return Alarm(bit).name.lower().replace("_", " ")
+        except ValueError:
+            return f"unknown alarm 0x{bit:x}"
+
+    if t == EventType.POWER_ON:
+        return "pump started" + (" (state restored from memory)" if a1 else "")
+    if t == EventType.ALARM_RAISED:
+        return f"alarm raised: {alarm_name(a1)}"
+    if t == EventType.ALARM_CLEARED:
+        return f"alarm cleared: {alarm_name(a1)}"
+    if t == EventType.PROGRAM_CHANGED:
+        return f"program applied, txid {a1}, {Quantity.from_base(a2, dose_unit)} (24-hour total)"
+    if t == EventType.REFILL:
+        return f"refilled to {Quantity.from_base(a1, 'mL')} at {Quantity.from_base(a2, mass + '/mL')}"
+    if t == EventType.MRI_SAFE_ENTERED:
+        return f"MRI-safe mode entered, automatic exit after {a1 // 3600} h {a1 % 3600 // 60} min"
+    if t == EventType.MRI_SAFE_EXITED:
+        return "MRI-safe mode exited" + (" by the automatic timer" if a1 else "")
+    if t == EventType.UNCONTROLLED_BOLUS:
+        return f"UNCONTROLLED BOLUS: {Quantity.from_base(a1, 'mL')} delivered"
+    if t == EventType.BOLUS_STARTED:
+        return f"bolus started: {Quantity.from_base(a1, mass)} over {a2} s"
+    return t.name.lower().replace("_", " ")
+
+
+def event_record(event: dict, dose_unit: str) -> dict:
+    return {
+        "index": event["index"],
+        "time": iso(event["time"]),
+        "type": event["type"].name.lower(),
+        "priority": event["priority"].name.lower(),
+        "arg1": event["arg1"],
+        "arg2": event["arg2"],
+        "description": describe_event(event, dose_unit),
+    }

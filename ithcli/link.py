@@ -1,0 +1,150 @@
+"""The link: bytes to and from a pump over any pyserial URL. Knows nothing of frames.
+
+`open_link("emulator")` starts a private ith-emulator on a pseudo-terminal and
+opens the pty it prints, exactly as a USB serial adapter would be opened.
+"""
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+from .errors import LinkError
+
+EMULATOR_PORT = "emulator"
+EMULATOR_START_TIMEOUT = 15.0
+# how long one read call may block; reads loop on it until their own deadline
+_POLL = 0.05
+
+
+class Link:
+    """One open port. `read(deadline)` returns whatever bytes arrive before deadline."""
+
+    def __init__(self, url: str, serial_port, emulator: subprocess.Popen | None = None):
+        self.url = url
+        self._port = serial_port
+        self._emulator = emulator
+
+    @property
+    def emulated(self) -> bool:
+        return self._emulator is not None
+
+    def write(self, data: bytes) -> None:
+        import serial
+
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"link to {self.url} failed while sending: {_why(exc)}") from None
+
+    def read(self, deadline: float) -> bytes:
+        """Bytes received before `deadline` (time.monotonic()); b"" if none came."""
+        import serial
+
+        try:
+            while True:
+                waiting = self._port.in_waiting
+                data = self._port.read(waiting or 1)
+                if data:
+                    return data
+                if time.monotonic() >= deadline:
+                    return b""
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"link to {self.url} failed while receiving: {_why(exc)}") from None
+
+    def discard_input(self) -> None:
+        try:
+            self._port.reset_input_buffer()
+        except Exception:  # best effort: a dead link is reported by the next read
+            pass
+
+    def close(self) -> None:
+        try:
+            self._port.close()
+        finally:
+            if self._emulator is not None:
+                _stop(self._emulator)
+                self._emulator = None
+
+
+def open_link(url: str | None, *, verbose: int = 0) -> Link:
+    if not url:
+        raise LinkError("no port given: pass --port URL or set ITHCLI_PORT (try --port emulator)")
+    emulator = None
+    if url == EMULATOR_PORT:
+        emulator, url = _start_emulator(verbose)
+    try:
+        port = _open_serial(url)
+    except BaseException:
+        if emulator is not None:
+            _stop(emulator)
+        raise
+    return Link(url, port, emulator)
+
+
+def _open_serial(url: str):
+    import serial
+
+    try:
+        # reads block at most _POLL; callers loop on their own deadline
+        return serial.serial_for_url(url, timeout=_POLL, write_timeout=5, baudrate=115200)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise LinkError(f"cannot open port {url}: {_why(exc)}") from None
+
+
+def _start_emulator(verbose: int) -> tuple[subprocess.Popen, str]:
+    """Start a private ith-emulator on a pty; its first stdout line is the port URL."""
+    extra = shlex.split(os.environ.get("ITHCLI_EMULATOR_ARGS", ""))
+    cmd = [sys.executable, "-m", "emulator", "--pty", *extra]
+    # stderr to a file, not a pipe: nobody reads it while we run, and a full pipe blocks
+    errfile = None if verbose else tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile
+        )
+    except OSError as exc:
+        raise LinkError(f"cannot start the emulator: {_why(exc)}") from None
+    line = b""
+    deadline = time.monotonic() + EMULATOR_START_TIMEOUT
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 1)
+            if not chunk:
+                break
+            line += chunk
+    url = line.decode(errors="replace").strip()
+    if errfile is not None and url:
+        errfile.close()
+    if not url:
+        _stop(proc)
+        err = b""
+        if errfile is not None:
+            errfile.seek(0)
+            err = errfile.read()
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no URL printed"]
+        raise LinkError(f"the emulator did not start: {last[0]}")
+    return proc, url
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,65 @@
+"""Output: JSON for scripts on stdout, rich for people, diagnostics on stderr.
+
+rich is imported only when something is rendered for a person, so `--help` and
+`--json` runs never pay for it.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+
+def _default(value: Any):
+    if isinstance(value, Decimal):
+        # whole numbers stay ints; others become the float whose shortest repr is the
+        # same decimal text (our values have far fewer than 15 significant digits)
+        if value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        if Decimal(repr(as_float)) != value:
+            return format(value, "f")  # never silently rounded
+        return as_float
+    if isinstance(value, Enum):
+        return value.name.lower()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, default=_default, indent=2, sort_keys=False)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(to_json(obj) + "\n")
+    sys.stdout.flush()
+
+
+def stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def console(stderr_: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr_, highlight=False)
+
+
+def fmt_quantity(q: dict | None) -> str:
+    if not q:
+        return "-"
+    return f"{format(q['value'], 'f')} {q['unit']}"
+
+
+def fmt_date(text: str | None, *, with_time: bool = True) -> str:
+    if not text:
+        return "unknown"
+    if not with_time:
+        return text[:10]
+    return text.replace("T", " ").replace("Z", " UTC")

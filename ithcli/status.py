@@ -1,0 +1,108 @@
+"""A pump's status as people and scripts see it: units attached, projections computed.
+
+Everything here is derived from one INTERROGATE reply (plain ints from the wire)
+and the drug library's dose unit; nothing is rounded into a float before output.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+SECONDS_PER_DAY = 86_400
+ERI_TO_REPLACE_BY_DAYS = 90
+
+
+def iso(ts: int | float | None) -> str | None:
+    """Seconds since the epoch -> ISO 8601 UTC; 0/None (the wire's 'unknown') -> None."""
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def quantity(base: int, unit: str) -> dict[str, Any]:
+    from protocol import Quantity
+
+    q = Quantity.from_base(base, unit)
+    return {"value": q.value, "unit": q.unit}
+
+
+def _ml(ul: int) -> Decimal:
+    return Decimal(ul) / 1000
+
+
+def _projection(status: dict, threshold_ul: int) -> int | None:
+    """Pump time at which the reservoir reaches threshold at the 24-hour average flow."""
+    per_day = status["daily_volume_nl_per_day"]
+    if per_day <= 0 or status["mode"].name == "STOPPED":
+        return None
+    above_nl = (status["reservoir_ul"] - threshold_ul) * 1000
+    if above_nl <= 0:
+        return status["pump_time"]  # already there
+    return status["pump_time"] + above_nl * SECONDS_PER_DAY // per_day
+
+
+def describe(status: dict, library, *, read_at: float, port: str, emulated: bool) -> dict[str, Any]:
+    """The interrogate result: the documented JSON object (README, 'interrogate --json')."""
+    from protocol import ALARM_PRIORITY, Alarm
+    from protocol.models import MODELS
+
+    drug_code = status["drug"].name
+    entry = library.for_code(drug_code)
+    dose_unit = entry.dose_unit if entry else "mcg/day"
+    conc_unit = entry.concentration_unit if entry else "mcg/mL"
+    spec = MODELS[status["model"]]
+    alarms = [
+        {"name": a.name.lower(), "priority": ALARM_PRIORITY[a].name.lower()}
+        for a in Alarm
+        if status["alarms"] & a
+    ]
+    alarms.sort(key=lambda a: ("high", "medium", "low").index(a["priority"]))
+    eri_at = status["eri_at"]
+    computed_replace_by = eri_at + ERI_TO_REPLACE_BY_DAYS * SECONDS_PER_DAY if eri_at else None
+    fw = status["firmware"]
+    low_at = _projection(status, status["low_reservoir_alarm_ul"])
+    empty_at = _projection(status, 0)
+    return {
+        "serial_number": status["serial_number"],
+        "model": spec.name,
+        "design": spec.design,
+        "firmware": f"{fw['major']}.{fw['minor']}.{fw['patch']}",
+        "emulated": emulated,
+        "port": port,
+        "drug": drug_code.lower(),
+        "drug_in_library": entry is not None,
+        "concentration": quantity(status["concentration_ng_per_ml"], conc_unit),
+        "mode": status["mode"].name.lower(),
+        "daily_dose": quantity(status["daily_dose_ng_per_day"], dose_unit),
+        "flow_ml_per_day": Decimal(status["daily_volume_nl_per_day"]) / 1_000_000,
+        "current_rate_ml_per_day": Decimal(status["current_rate_nl_per_day"]) / 1_000_000,
+        "reservoir_ml": _ml(status["reservoir_ul"]),
+        "reservoir_capacity_ml": _ml(status["capacity_ul"]),
+        "low_reservoir_alarm_ml": _ml(status["low_reservoir_alarm_ul"]),
+        "projected_low_reservoir_date": iso(low_at),
+        "projected_empty_date": iso(empty_at),
+        "battery": {
+            "state": status["battery_state"].name.lower(),
+            "percent": status["battery_percent"],
+            "eri_date": iso(eri_at),
+            "replace_by": iso(status["replace_by"]),
+            "replace_by_computed": iso(computed_replace_by),
+            # a pump whose own figure disagrees with ERI + 90 days is shown, never hidden
+            "replace_by_mismatch": bool(
+                computed_replace_by and status["replace_by"] and status["replace_by"] != computed_replace_by
+            ),
+        },
+        "alarms": alarms,
+        "mri_mode": status["mri_mode"].name.lower(),
+        "mri_auto_exit_at": iso(status["mri_auto_exit_at"]),
+        "bolus_remaining": quantity(status["bolus_remaining_ng"], dose_unit.split("/")[0]),
+        "last_programming": {
+            "txid": status["last_txid"],
+            "at": iso(status["last_programmed_at"]),
+        },
+        "event_count": status["event_count"],
+        "pump_time": iso(status["pump_time"]),
+        "clock_skew_s": int(status["pump_time"] - read_at),
+        "read_at": iso(read_at),
+    }

@@ -1,0 +1,27 @@
+"""Shared fixtures: emulator processes on a pty and on TCP, stopped at teardown."""
+from __future__ import annotations
+
+import pytest
+
+import emulator_harness
+
+
+@pytest.fixture
+def start_emulator(tmp_path):
+    """A factory: start_emulator(*args, transport=..., state_path=..., time_scale=...)."""
+    started: list[emulator_harness.EmulatorProcess] = []
+
+    def factory(*args, **kw) -> emulator_harness.EmulatorProcess:
+        emu = emulator_harness.start_emulator(tmp_path, *args, **kw)
+        started.append(emu)
+        return emu
+
+    yield factory
+    for emu in started:
+        emu.stop()
+
+
+@pytest.fixture(params=["pty", "tcp"])
+def emulator(request, start_emulator):
+    """The default pump (peristaltic-40, 18 mL morphine 10 mg/mL at 0.2 mL/day), real time."""
+    return start_emulator(transport=request.param)
