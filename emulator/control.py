@@ -1,7 +1,8 @@
 """Test-only control channel: JSON lines over a UNIX socket (--control PATH).
 
 Never part of the telemetry link: it reaches into the pump to do what a test
-needs (jump the clock, read internal state, cause a reset). One request per
+needs (jump the clock, read internal state, cause a reset, arm faults: see
+faults.py for their names; ops "fault", "faults", "clear_faults"). One request per
 line, one reply per line: {"op": NAME, ...} -> {"ok": true, ...} or
 {"ok": false, "error": "..."}. Add an op by decorating a function with @op(NAME);
 it gets the Context and the request dict and returns the reply's fields.
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .clock import PumpClock
+from .faults import FAULTS, MAX_COUNT, Faults
 from .pump import Pump
 
 log = logging.getLogger("emulator.control")
@@ -29,6 +31,7 @@ class ControlError(Exception):
 class Context:
     pump: Pump
     clock: PumpClock
+    faults: Faults = field(default_factory=Faults)
 
 
 OPS: dict[str, Callable[[Context, dict], dict]] = {}
@@ -69,6 +72,28 @@ def _state(ctx: Context, request: dict) -> dict:
 def _reset(ctx: Context, request: dict) -> dict:
     ctx.pump.reset()
     return ctx.pump.describe()
+
+
+@op("fault")
+def _fault(ctx: Context, request: dict) -> dict:
+    """Arm fault `name` for the next `count` (default 1; 0 disarms) requests it matches."""
+    name = request.get("name")
+    if name not in FAULTS:
+        raise ControlError(f"unknown fault {name!r}; known: {', '.join(sorted(FAULTS))}")
+    count = _int_arg(request, "count", 0, MAX_COUNT) if "count" in request else 1
+    ctx.faults.arm(name, count)
+    return {"armed": dict(ctx.faults.armed)}
+
+
+@op("faults")
+def _faults(ctx: Context, request: dict) -> dict:
+    return {"armed": dict(ctx.faults.armed), "known": dict(FAULTS)}
+
+
+@op("clear_faults")
+def _clear_faults(ctx: Context, request: dict) -> dict:
+    ctx.faults.clear()
+    return {"armed": {}}
 
 
 @op("ops")

@@ -3,7 +3,8 @@
 `handle(pump, message)` answers one decoded request. `respond(pump, frame)` is the
 whole path from a checked RawFrame to the reply's bytes (or None for no reply),
 turning every refusal into an ERROR frame that echoes the request's seq. Adding a
-command means adding one function to HANDLERS.
+command means adding one function to HANDLERS. The therapy writes (PREPARE_*,
+COMMIT) are the pump's own methods; test-only faults act here, around them.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from protocol import (
 from protocol.constants import MAX_PAYLOAD
 from protocol.messages import MAX_LOG_PAGE, Event
 
-from .pump import Pump
+from .faults import Faults
+from .pump import Pump, Refusal
 
 log = logging.getLogger("emulator.handler")
 
@@ -35,13 +37,9 @@ EVENT_SIZE = Event.sizeof()  # bytes per Event on the wire
 READ_LOG_HEADER = 9  # oldest_index, event_count, array length
 
 
-class Refused(Exception):
-    """A request the pump understood and refuses: becomes an ERROR reply."""
-
-    def __init__(self, reason: ErrorReason, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+#: a request the pump understood and refuses: becomes an ERROR reply
+Refused = Refusal
+PREPARES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS)
 
 
 def _hello(pump: Pump, body: dict) -> dict:
@@ -70,10 +68,35 @@ def _read_log(pump: Pump, body: dict) -> dict:
     }
 
 
+def _read_program(pump: Pump, body: dict) -> dict:
+    return {"last_txid": pump.last_txid, "program": pump.program_body()}
+
+
+def _prepare_program(pump: Pump, body: dict) -> dict:
+    return pump.prepare_program(body)
+
+
+def _prepare_refill(pump: Pump, body: dict) -> dict:
+    return pump.prepare_refill(body)
+
+
+def _prepare_bolus(pump: Pump, body: dict) -> dict:
+    return pump.prepare_bolus(body)
+
+
+def _commit(pump: Pump, body: dict) -> dict:
+    return pump.commit(body["txid"])
+
+
 HANDLERS: dict[Command, Callable[[Pump, dict], dict]] = {
     Command.HELLO: _hello,
     Command.INTERROGATE: _interrogate,
     Command.READ_LOG: _read_log,
+    Command.READ_PROGRAM: _read_program,
+    Command.PREPARE_PROGRAM: _prepare_program,
+    Command.PREPARE_REFILL: _prepare_refill,
+    Command.PREPARE_BOLUS: _prepare_bolus,
+    Command.COMMIT: _commit,
 }
 
 
@@ -92,10 +115,34 @@ def error_body(request_command: int, reason: ErrorReason, detail: str) -> dict:
     return {"request_command": request_command & 0xFF, "reason": reason, "detail": detail[:DETAIL_MAX]}
 
 
-def respond(pump: Pump, frame: RawFrame) -> bytes | None:
-    """The reply to one checked frame, or None when nothing must be sent."""
+def respond(pump: Pump, frame: RawFrame, faults: Faults | None = None) -> bytes | None:
+    """The reply to one checked frame, or None when nothing must be sent.
+
+    `faults` (test-only, armed over the control channel) may reset the pump around a
+    COMMIT, tamper with what a COMMIT applies, or drop the reply; see faults.py.
+    """
     if frame.is_response and frame.command == Command.ERROR:
         return None  # never answer an ERROR: two pumps would argue forever
+    faults = faults if faults is not None else Faults()
+    is_request = not frame.is_response
+    commit = is_request and frame.command == Command.COMMIT
+    if commit and faults.take("reset_on_commit"):
+        pump.reset()  # before anything is applied: the pending transaction is lost
+        return None
+    reply = _reply(pump, frame, faults if commit else None)
+    if commit and faults.take("reset_after_commit"):
+        pump.reset()
+        return None
+    if commit and faults.take("drop_commit_reply"):
+        return None
+    if is_request and frame.command in PREPARES and faults.take("drop_prepare_reply"):
+        return None
+    if is_request and faults.take("drop_reply"):
+        return None
+    return reply
+
+
+def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None) -> bytes:
     try:
         if frame.is_response:
             raise Refused(ErrorReason.NOT_PERMITTED, "a response frame was sent to the pump")
@@ -108,6 +155,11 @@ def respond(pump: Pump, frame: RawFrame) -> bytes | None:
             raise Refused(ErrorReason.UNKNOWN_COMMAND, str(exc)) from None
         except MalformedPayloadError as exc:
             raise Refused(ErrorReason.MALFORMED_PAYLOAD, str(exc)) from None
+        if commit_faults is not None and commit_faults.is_armed("mismatch_on_commit"):
+            pump.tick()
+            pending = pump.pending
+            if pending is not None and pending.txid == message.body["txid"] and pump.tamper_pending():
+                commit_faults.take("mismatch_on_commit")
         command, body, response = handle(pump, message)
         return encode(command, body, seq=frame.seq, response=response)
     except Refused as exc:

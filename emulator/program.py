@@ -1,62 +1,98 @@
 """Infusion programs: what rate the pump should run at, at any pump time.
 
-Kept apart from pump.py so that later modes (flex schedules, minimum rate,
-stopped) only add a constructor here; the pump integrates whatever
-`rate_at`/`next_change` say, and the status's 24-hour totals come from here.
+Programs are dose-based, as the protocol is: each step holds the dose
+(ng/day) it was programmed with and the rate (nL/day) the pump computed for it
+at the reservoir's concentration (`protocol.therapy.rate_for_dose`). The pump
+integrates the rates; the status's 24-hour totals are `therapy.daily_total` over
+the steps' doses and rates, the same integer rule the programmer uses.
 
-Flex step times are seconds after midnight of the pump clock (UTC: the pump has
-no time zone). A step runs until the next step's start, wrapping at midnight.
+Flex step times are minutes after midnight of the pump clock (UTC: the pump has
+no time zone). A step runs until the next step's start; the last runs to
+midnight (every schedule starts at 00:00).
+
+Constructors here check only structure (what a saved file could get wrong);
+the clinical checks with their ErrorReasons (model flow range, zero doses,
+drug mismatch) are the pump's, in pump.py.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol import InfusionMode
+from protocol import Drug, InfusionMode
 from protocol.models import MINIMUM_RATE_NL_PER_DAY
+from protocol.therapy import check_schedule, daily_total, dose_for_rate, rate_for_dose
 
 DAY = 86_400
-MAX_FLEX_STEPS = 13
+MINUTE = 60
 
 
 @dataclass(frozen=True)
 class Step:
-    start_s: int  # seconds after midnight, 0..86399
+    start_minute: int  # minute of the day, 0..1439
+    dose_ng_per_day: int
     rate_nl_per_day: int
+
+    @property
+    def start_s(self) -> int:
+        return self.start_minute * MINUTE
 
 
 @dataclass(frozen=True)
 class Program:
     mode: InfusionMode
-    steps: tuple[Step, ...]  # sorted by start_s; empty when stopped
+    steps: tuple[Step, ...]  # sorted by start; empty when stopped
 
     # --- constructors: the only ways to make a valid program ---------------
-
-    @classmethod
-    def continuous(cls, rate_nl_per_day: int) -> "Program":
-        _check_rate(rate_nl_per_day)
-        return cls(InfusionMode.CONTINUOUS, (Step(0, rate_nl_per_day),))
 
     @classmethod
     def stopped(cls) -> "Program":
         return cls(InfusionMode.STOPPED, ())
 
     @classmethod
-    def minimum(cls) -> "Program":
-        return cls(InfusionMode.MINIMUM, (Step(0, MINIMUM_RATE_NL_PER_DAY),))
+    def minimum(cls, concentration_ng_per_ml: int) -> "Program":
+        rate = MINIMUM_RATE_NL_PER_DAY
+        return cls(InfusionMode.MINIMUM, (Step(0, dose_for_rate(rate, concentration_ng_per_ml), rate),))
 
     @classmethod
-    def flex(cls, steps: list[tuple[int, int]]) -> "Program":
-        if not 1 <= len(steps) <= MAX_FLEX_STEPS:
-            raise ValueError(f"a flex program has 1..{MAX_FLEX_STEPS} steps, not {len(steps)}")
-        made = tuple(sorted((Step(int(s), int(r)) for s, r in steps), key=lambda s: s.start_s))
-        starts = [s.start_s for s in made]
-        if len(set(starts)) != len(starts):
-            raise ValueError("two flex steps start at the same time")
-        for step in made:
-            if not 0 <= step.start_s < DAY:
-                raise ValueError(f"flex step start {step.start_s} s is outside 0..86399")
-            _check_rate(step.rate_nl_per_day)
-        return cls(InfusionMode.FLEX, made)
+    def from_flow(cls, rate_nl_per_day: int, concentration_ng_per_ml: int) -> "Program":
+        """A continuous program at exactly this flow (the emulator's --flow), dose derived."""
+        _check_int(rate_nl_per_day, "rate")
+        return cls(
+            InfusionMode.CONTINUOUS,
+            (Step(0, dose_for_rate(rate_nl_per_day, concentration_ng_per_ml), rate_nl_per_day),),
+        )
+
+    @classmethod
+    def from_doses(cls, mode: InfusionMode, steps: list[tuple[int, int]], concentration_ng_per_ml: int) -> "Program":
+        """CONTINUOUS or FLEX from (start_minute, dose_ng_per_day) steps: rates computed here."""
+        made = tuple(
+            Step(start, dose, rate_for_dose(dose, concentration_ng_per_ml)) for start, dose in steps
+        )
+        return cls.checked(mode, made)
+
+    @classmethod
+    def checked(cls, mode: InfusionMode, steps: tuple[Step, ...]) -> "Program":
+        """Structural checks for every mode; raises ValueError."""
+        mode = InfusionMode(mode)
+        for step in steps:
+            _check_int(step.start_minute, "start minute")
+            _check_int(step.dose_ng_per_day, "dose")
+            _check_int(step.rate_nl_per_day, "rate")
+        starts = [s.start_minute for s in steps]
+        if mode is InfusionMode.STOPPED:
+            if steps:
+                raise ValueError("a STOPPED program has no steps")
+        elif mode is InfusionMode.MINIMUM:
+            if len(steps) != 1 or starts[0] != 0 or steps[0].rate_nl_per_day != MINIMUM_RATE_NL_PER_DAY:
+                raise ValueError("a MINIMUM program has one step at 00:00 at the minimum rate")
+        elif mode is InfusionMode.CONTINUOUS:
+            if len(steps) != 1 or starts[0] != 0:
+                raise ValueError("a CONTINUOUS program has exactly one step, at 00:00")
+        else:
+            problem = check_schedule(starts)
+            if problem:
+                raise ValueError(problem)
+        return cls(mode, tuple(steps))
 
     # --- what the pump integrates -----------------------------------------
 
@@ -85,45 +121,54 @@ class Program:
 
     # --- 24-hour totals (what the patient receives a day) -------------------
 
-    def _day_integral(self) -> int:
-        """sum(rate * seconds) over one day, in nL*s/day."""
-        if not self.steps:
-            return 0
-        total = 0
-        for i, step in enumerate(self.steps):
-            end = self.steps[i + 1].start_s if i + 1 < len(self.steps) else DAY + self.steps[0].start_s
-            total += step.rate_nl_per_day * (end - step.start_s)
-        return total
+    @property
+    def starts(self) -> list[int]:
+        return [s.start_minute for s in self.steps]
 
     def daily_volume_nl(self) -> int:
-        return self._day_integral() // DAY
+        return daily_total(self.starts, [s.rate_nl_per_day for s in self.steps])
 
-    def daily_dose_ng(self, concentration_ng_per_ml: int) -> int:
-        # nL * ng/mL / 1e6 nL/mL = ng; floor once, at the end, so steps do not drift
-        return self._day_integral() * concentration_ng_per_ml // (DAY * 1_000_000)
+    def daily_dose_ng(self) -> int:
+        return daily_total(self.starts, [s.dose_ng_per_day for s in self.steps])
+
+    def max_rate_nl_per_day(self) -> int:
+        return max((s.rate_nl_per_day for s in self.steps), default=0)
+
+    # --- the wire -------------------------------------------------------------
+
+    def body(self, drug: Drug, concentration_ng_per_ml: int) -> dict:
+        """The protocol's Program struct."""
+        return {
+            "mode": self.mode,
+            "drug": drug,
+            "concentration_ng_per_ml": concentration_ng_per_ml,
+            "daily_dose_ng_per_day": self.daily_dose_ng(),
+            "daily_volume_nl_per_day": self.daily_volume_nl(),
+            "steps": [
+                {"start_minute": s.start_minute, "dose_ng_per_day": s.dose_ng_per_day,
+                 "rate_nl_per_day": s.rate_nl_per_day}
+                for s in self.steps
+            ],
+        }
 
     # --- persistence --------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode.name, "steps": [[s.start_s, s.rate_nl_per_day] for s in self.steps]}
+        return {
+            "mode": self.mode.name,
+            "steps": [[s.start_minute, s.dose_ng_per_day, s.rate_nl_per_day] for s in self.steps],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Program":
         mode = InfusionMode[data["mode"]]
-        steps = [(int(s), int(r)) for s, r in data["steps"]]
-        if mode is InfusionMode.CONTINUOUS:
-            if len(steps) != 1 or steps[0][0] != 0:
-                raise ValueError("a continuous program has exactly one step at 0")
-            return cls.continuous(steps[0][1])
-        if mode is InfusionMode.STOPPED:
-            if steps:
-                raise ValueError("a stopped program has no steps")
-            return cls.stopped()
-        if mode is InfusionMode.MINIMUM:
-            return cls.minimum()
-        return cls.flex(steps)
+        steps = []
+        for row in data["steps"]:
+            start, dose, rate = row
+            steps.append(Step(start, dose, rate))
+        return cls.checked(mode, tuple(steps))
 
 
-def _check_rate(rate: int) -> None:
-    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
-        raise ValueError(f"rate {rate!r} is not a non-negative integer nL/day")
+def _check_int(value, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{what} {value!r} is not a non-negative integer")

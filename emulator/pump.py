@@ -15,22 +15,27 @@ BATTERY_UNIT + flow_nl_per_day. ERI is raised when the charge left would last
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from protocol import (
     ALARM_PRIORITY,
     Alarm,
     BatteryState,
+    CommitOutcome,
     Drug,
+    ErrorReason,
     EventType,
+    InfusionMode,
     MriMode,
     Priority,
+    WriteKind,
 )
 from protocol.messages import SERIAL_LEN
 from protocol.models import MODELS_BY_NAME, ModelSpec
+from protocol.therapy import rate_for_dose
 
-from .program import DAY, Program
+from .program import DAY, Program, Step
 
 NL_PER_UL = 1000
 #: charge units per nominal second; 0.04 per mL/day * 25_000_000 = 1 per nL/day
@@ -47,6 +52,10 @@ SUSPEND_EMPTY = "reservoir_empty"
 SUSPEND_EOS = "battery_eos"
 SUSPEND_ALARM = {SUSPEND_EMPTY: Alarm.EMPTY_RESERVOIR, SUSPEND_EOS: Alarm.EOS}
 
+#: applied transactions remembered for idempotent COMMIT replies (ALREADY_APPLIED)
+APPLIED_HISTORY = 16
+NL_PER_ML = 1_000_000
+
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
@@ -54,6 +63,109 @@ def _ceil_div(a: int, b: int) -> int:
 
 def valid_serial(text: str) -> bool:
     return 1 <= len(text) <= SERIAL_LEN and set(text) <= SERIAL_CHARS
+
+
+class Refusal(Exception):
+    """A request the pump understood and refuses: the handler turns it into an ERROR reply."""
+
+    def __init__(self, reason: ErrorReason, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def bolus_volume_nl(dose_ng: int, concentration_ng_per_ml: int) -> int:
+    """The volume that carries dose at concentration, in nL, rounded up (never short)."""
+    return _ceil_div(dose_ng * NL_PER_ML, concentration_ng_per_ml)
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The single prepared transaction, waiting for COMMIT(txid). Volatile: not saved."""
+
+    txid: int
+    kind: WriteKind
+    program: Program  # what will run once committed (a bolus: the current program)
+    drug: Drug
+    concentration_ng_per_ml: int
+    reservoir_ul: int  # once committed (a refill: the new volume)
+    withdrawn_ul: int = 0
+    bolus_dose_ng: int = 0
+    bolus_duration_s: int = 0
+    bolus_volume_nl: int = 0
+
+    def body(self) -> dict:
+        """The protocol's Prepared struct: the echo of what the pump will do."""
+        return {
+            "txid": self.txid,
+            "kind": self.kind,
+            "program": self.program.body(self.drug, self.concentration_ng_per_ml),
+            "reservoir_ul": self.reservoir_ul,
+            "bolus_dose_ng": self.bolus_dose_ng,
+            "bolus_duration_s": self.bolus_duration_s,
+            "bolus_volume_nl": self.bolus_volume_nl,
+        }
+
+    def describe(self) -> dict:
+        return {"txid": self.txid, "kind": self.kind.name, "program": self.program.to_dict(),
+                "drug": self.drug.name.lower(), "concentration_ng_per_ml": self.concentration_ng_per_ml,
+                "reservoir_ul": self.reservoir_ul, "bolus_dose_ng": self.bolus_dose_ng,
+                "bolus_duration_s": self.bolus_duration_s, "bolus_volume_nl": self.bolus_volume_nl}
+
+
+@dataclass(frozen=True)
+class Applied:
+    txid: int
+    kind: WriteKind
+    applied_at: int
+
+
+@dataclass
+class Bolus:
+    """A running bolus: volume_nl delivered evenly over duration_s on top of the program.
+
+    Exact like the program: over dt seconds it delivers (remainder + volume_nl * dt)
+    // duration_s nL, carrying the rest, so the whole volume is out at duration_s.
+    """
+
+    txid: int
+    dose_ng: int
+    volume_nl: int
+    duration_s: int
+    started_at: int
+    elapsed_s: int = 0
+    delivered_nl: int = 0
+    remainder: int = 0  # nL*s not yet a whole nL (< duration_s)
+
+    @property
+    def seconds_left(self) -> int:
+        return self.duration_s - self.elapsed_s
+
+    @property
+    def battery_rate(self) -> int:
+        """nL/day for the battery drain (floor: the battery model is not this exact)."""
+        return self.volume_nl * DAY // self.duration_s
+
+    def remaining_ng(self, concentration_ng_per_ml: int) -> int:
+        return max(0, self.dose_ng - self.delivered_nl * concentration_ng_per_ml // NL_PER_ML)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("txid", "dose_ng", "volume_nl", "duration_s", "started_at",
+                                              "elapsed_s", "delivered_nl", "remainder")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Bolus":
+        bolus = cls(**{k: _uint(data[k], 63) for k in ("txid", "dose_ng", "volume_nl", "duration_s",
+                                                          "started_at", "elapsed_s", "delivered_nl",
+                                                          "remainder")})
+        if (bolus.duration_s == 0 or bolus.volume_nl == 0 or bolus.elapsed_s > bolus.duration_s
+                or bolus.remainder >= bolus.duration_s or bolus.delivered_nl > bolus.volume_nl):
+            raise ValueError("running bolus is inconsistent")
+        return bolus
 
 
 @dataclass(frozen=True)
@@ -136,7 +248,9 @@ class Pump:
         self.mri_auto_exit_at = 0
         self.last_txid = 0
         self.last_programmed_at = 0
-        self.bolus_remaining_ng = 0
+        self.pending: Pending | None = None  # volatile: lost on reset and restart
+        self.applied: deque[Applied] = deque(maxlen=APPLIED_HISTORY)
+        self.bolus: Bolus | None = None
         self.log = EventLog()
         #: bumped on every change other than the passing of time; the server saves when it moves
         self.changes = 0
@@ -177,7 +291,8 @@ class Pump:
                 f"flow {flow_nl_per_day} nL/day is outside {pump.spec.min_flow_nl_per_day}.."
                 f"{pump.spec.max_flow_nl_per_day} nL/day"
             )
-        pump.program = Program.continuous(flow_nl_per_day)
+        # the flow exactly as given; the step's dose is what that flow delivers
+        pump.program = Program.from_flow(flow_nl_per_day, concentration_ng_per_ml)
         if not 0 <= low_reservoir_alarm_ul <= pump.spec.capacity_ul:
             raise ValueError("low-reservoir alarm must be within the capacity")
         pump.low_reservoir_alarm_ul = low_reservoir_alarm_ul
@@ -209,17 +324,20 @@ class Pump:
         target = int(target)
         while self.time < target:
             rate = self.current_rate_nl_per_day
-            drain = BATTERY_UNIT + rate
+            bolus = self.bolus if self.delivering else None
+            drain = BATTERY_UNIT + rate + (bolus.battery_rate if bolus else 0)
             end = target
             change = self.program.next_change(self.time)
             if change is not None:
                 end = min(end, change)
-            if rate > 0:
+            if bolus is not None:
+                end = min(end, self.time + bolus.seconds_left)
+            if rate > 0 or bolus is not None:
                 for level in self._reservoir_levels():
-                    end = min(end, self.time + self._seconds_to_deliver(self.reservoir_nl - level, rate))
+                    end = min(end, self.time + self._seconds_to_deliver(self.reservoir_nl - level, rate, bolus))
             for level in self._battery_levels():
                 end = min(end, self.time + _ceil_div(self.battery_charge - level, drain))
-            self._integrate(end - self.time, rate, drain)
+            self._integrate(end - self.time, rate, bolus, drain)
             self.time = end
             self._check_thresholds()
 
@@ -241,16 +359,44 @@ class Pump:
             levels.append(0)
         return levels
 
-    def _seconds_to_deliver(self, amount_nl: int, rate: int) -> int:
+    def _seconds_to_deliver(self, amount_nl: int, rate: int, bolus: Bolus | None = None) -> int:
         """The fewest whole seconds after which at least amount_nl has left the reservoir."""
-        return max(1, _ceil_div(amount_nl * DAY - self.delivery_remainder, rate))
+        if bolus is None:
+            return max(1, _ceil_div(amount_nl * DAY - self.delivery_remainder, rate))
 
-    def _integrate(self, dt: int, rate: int, drain: int) -> None:
+        def delivered(dt: int) -> int:
+            return ((self.delivery_remainder + rate * dt) // DAY
+                    + (bolus.remainder + bolus.volume_nl * dt) // bolus.duration_s)
+
+        # each part alone bounds the answer; the exact one is found by bisection
+        hi = _ceil_div(amount_nl * bolus.duration_s - bolus.remainder, bolus.volume_nl)
+        if rate > 0:
+            hi = min(hi, _ceil_div(amount_nl * DAY - self.delivery_remainder, rate))
+        lo, hi = 1, max(1, hi)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if delivered(mid) >= amount_nl:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _integrate(self, dt: int, rate: int, bolus: Bolus | None, drain: int) -> None:
         total = self.delivery_remainder + rate * dt
         delivered, self.delivery_remainder = divmod(total, DAY)
+        extra = 0
+        if bolus is not None:
+            extra, bolus.remainder = divmod(bolus.remainder + bolus.volume_nl * dt, bolus.duration_s)
+            bolus.elapsed_s += dt
+        # a shortfall (the reservoir running dry) is the bolus's: the program's part comes
+        # first, so the split does not depend on how time was cut
         delivered = min(delivered, self.reservoir_nl)
-        self.reservoir_nl -= delivered
-        self.delivered_nl += delivered
+        extra = min(extra, self.reservoir_nl - delivered)
+        if bolus is not None:
+            bolus.delivered_nl += extra
+        taken = delivered + extra
+        self.reservoir_nl -= taken
+        self.delivered_nl += taken
         self.battery_charge = max(0, self.battery_charge - drain * dt)
 
     def _check_thresholds(self) -> None:
@@ -273,6 +419,14 @@ class Pump:
             self._log(EventType.BATTERY_EOS)
             self.raise_alarm(Alarm.EOS)
             self.suspend(SUSPEND_EOS)
+        if self.bolus is not None and (not self.delivering or self.bolus.seconds_left <= 0):
+            self._finish_bolus()
+
+    def _finish_bolus(self) -> None:
+        """BOLUS_FINISHED, arg1 = the dose not delivered, ng (0: complete)."""
+        left = self.bolus.remaining_ng(self.concentration_ng_per_ml) if self.bolus.seconds_left > 0 else 0
+        self.bolus = None
+        self._log(EventType.BOLUS_FINISHED, arg1=left)
 
     # --- state changes ------------------------------------------------------
 
@@ -312,8 +466,189 @@ class Pump:
     def reset(self) -> None:
         """A simulated pump reset: memory survives, the reset is logged and alarmed."""
         self.tick()
+        self.pending = None  # a prepared transaction is volatile: a reset loses it
         self._log(EventType.POWER_ON, arg1=0)
         self.raise_alarm(Alarm.RESET)
+
+    # --- two-phase writes -------------------------------------------------------
+    #
+    # PREPARE_* validates, stores the single pending transaction and returns its echo
+    # (Prepared); nothing else changes. COMMIT(txid) re-checks and applies it. Any
+    # PREPARE the pump reads first discards the pending one, so after a refused
+    # PREPARE nothing is pending. Refusals raise Refusal(reason, detail).
+
+    def _check_writable(self) -> None:
+        """State checks common to every PREPARE and COMMIT (INVALID_STATE)."""
+        if self.battery_state is BatteryState.EOS:
+            raise Refusal(ErrorReason.INVALID_STATE, "battery at end of service: delivery has stopped")
+        if self.mri_mode is not MriMode.OFF:
+            raise Refusal(ErrorReason.INVALID_STATE, f"MRI mode {self.mri_mode.name} is on")
+
+    def _check_new_txid(self, txid: int) -> None:
+        if any(a.txid == txid for a in self.applied):
+            raise Refusal(ErrorReason.INVALID_STATE, f"txid {txid} was already applied; use a new one")
+
+    def _build_program(self, mode: InfusionMode, steps: list[dict], concentration_ng_per_ml: int) -> Program:
+        """The program a request asks for, as the pump would run it, or OUT_OF_RANGE."""
+        mode = InfusionMode(mode)
+        if mode in (InfusionMode.STOPPED, InfusionMode.MINIMUM):
+            if steps:
+                raise Refusal(ErrorReason.OUT_OF_RANGE,
+                              f"a {mode.name} program takes no steps (the pump sets them), not {len(steps)}")
+            if mode is InfusionMode.STOPPED:
+                return Program.stopped()
+            return Program.minimum(concentration_ng_per_ml)
+        pairs = [(s["start_minute"], s["dose_ng_per_day"]) for s in steps]
+        if mode is InfusionMode.CONTINUOUS and (len(pairs) != 1 or pairs[0][0] != 0):
+            raise Refusal(ErrorReason.OUT_OF_RANGE,
+                          f"a CONTINUOUS program has exactly one step, at 00:00 (got {len(pairs)})")
+        try:
+            program = Program.from_doses(mode, pairs, concentration_ng_per_ml)
+        except ValueError as exc:
+            raise Refusal(ErrorReason.OUT_OF_RANGE, f"invalid {mode.name} schedule: {exc}") from None
+        low, high = self.spec.min_flow_nl_per_day, self.spec.max_flow_nl_per_day
+        for step in program.steps:
+            at = _hhmm(step.start_minute)
+            if step.dose_ng_per_day == 0:
+                raise Refusal(ErrorReason.OUT_OF_RANGE, f"step {at}: a dose of 0 (use mode STOPPED)")
+            if not low <= step.rate_nl_per_day <= high:
+                raise Refusal(ErrorReason.OUT_OF_RANGE,
+                              f"step {at}: {step.dose_ng_per_day} ng/day needs {step.rate_nl_per_day} nL/day, "
+                              f"outside {low}..{high} nL/day")
+        return program
+
+    def _store_pending(self, pending: Pending) -> dict:
+        self.pending = pending
+        self.changes += 1
+        return pending.body()
+
+    def prepare_program(self, body: dict) -> dict:
+        self.pending = None
+        self._check_new_txid(body["txid"])
+        if body["drug"] != self.drug or body["concentration_ng_per_ml"] != self.concentration_ng_per_ml:
+            raise Refusal(
+                ErrorReason.INVALID_STATE,
+                f"request says {Drug(body['drug']).name} {body['concentration_ng_per_ml']} ng/mL; reservoir "
+                f"holds {self.drug.name} {self.concentration_ng_per_ml} ng/mL",
+            )
+        self._check_writable()
+        program = self._build_program(body["mode"], body["steps"], self.concentration_ng_per_ml)
+        return self._store_pending(Pending(
+            body["txid"], WriteKind.PROGRAM, program, self.drug, self.concentration_ng_per_ml,
+            self.reservoir_nl // NL_PER_UL,
+        ))
+
+    def prepare_refill(self, body: dict) -> dict:
+        self.pending = None
+        self._check_new_txid(body["txid"])
+        self._check_writable()
+        if self.bolus is not None:
+            raise Refusal(ErrorReason.INVALID_STATE, "a bolus is running: refill after it finishes")
+        if body["drug"] == Drug.NONE:
+            raise Refusal(ErrorReason.OUT_OF_RANGE, "a refill needs a drug (NONE given)")
+        capacity = self.spec.capacity_ul
+        if body["volume_ul"] > capacity:
+            raise Refusal(ErrorReason.OUT_OF_RANGE,
+                          f"volume {body['volume_ul']} uL exceeds the capacity {capacity} uL")
+        if body["withdrawn_ul"] > capacity:
+            raise Refusal(ErrorReason.OUT_OF_RANGE,
+                          f"withdrawn {body['withdrawn_ul']} uL exceeds the capacity {capacity} uL")
+        concentration = body["concentration_ng_per_ml"]
+        program = self._build_program(body["mode"], body["steps"], concentration)
+        return self._store_pending(Pending(
+            body["txid"], WriteKind.REFILL, program, Drug(body["drug"]), concentration,
+            body["volume_ul"], withdrawn_ul=body["withdrawn_ul"],
+        ))
+
+    def _check_bolus(self, volume_nl: int, duration_s: int) -> None:
+        if self.bolus is not None:
+            raise Refusal(ErrorReason.INVALID_STATE,
+                          f"a bolus is running (txid {self.bolus.txid}, "
+                          f"{self.bolus.remaining_ng(self.concentration_ng_per_ml)} ng left)")
+        if volume_nl > self.reservoir_nl:
+            raise Refusal(ErrorReason.INVALID_STATE,
+                          f"bolus needs {volume_nl} nL; the reservoir holds {self.reservoir_nl} nL")
+        # the mechanism's top speed bounds program + bolus together
+        bolus_rate = _ceil_div(volume_nl * DAY, duration_s)
+        high = self.spec.max_flow_nl_per_day
+        if self.program.max_rate_nl_per_day() + bolus_rate > high:
+            raise Refusal(ErrorReason.OUT_OF_RANGE,
+                          f"bolus at {bolus_rate} nL/day on top of the program exceeds {high} nL/day; "
+                          "give a longer duration")
+
+    def prepare_bolus(self, body: dict) -> dict:
+        self.pending = None
+        self._check_new_txid(body["txid"])
+        self._check_writable()
+        if self.drug == Drug.NONE:
+            raise Refusal(ErrorReason.INVALID_STATE, "no drug in the reservoir")
+        volume = bolus_volume_nl(body["dose_ng"], self.concentration_ng_per_ml)
+        self._check_bolus(volume, body["duration_s"])
+        return self._store_pending(Pending(
+            body["txid"], WriteKind.BOLUS, self.program, self.drug, self.concentration_ng_per_ml,
+            self.reservoir_nl // NL_PER_UL, bolus_dose_ng=body["dose_ng"],
+            bolus_duration_s=body["duration_s"], bolus_volume_nl=volume,
+        ))
+
+    def tamper_pending(self) -> bool:
+        """Fault injection: make the pending program's first dose 10 % higher (rate recomputed)
+        while its echo has already gone out. False when there is nothing to tamper with."""
+        p = self.pending
+        if p is None or p.kind is WriteKind.BOLUS or p.program.mode not in (InfusionMode.CONTINUOUS,
+                                                                           InfusionMode.FLEX):
+            return False
+        first = p.program.steps[0]
+        dose = max(first.dose_ng_per_day * 11 // 10, first.dose_ng_per_day + 1)
+        step = Step(first.start_minute, dose, rate_for_dose(dose, p.concentration_ng_per_ml))
+        self.pending = replace(p, program=Program(p.program.mode, (step,) + p.program.steps[1:]))
+        return True
+
+    def commit(self, txid: int) -> dict:
+        """Apply the pending transaction txid now; ALREADY_APPLIED for a recent one."""
+        for done in self.applied:
+            if done.txid == txid:
+                return {"txid": txid, "outcome": CommitOutcome.ALREADY_APPLIED, "kind": done.kind,
+                        "applied_at": done.applied_at}
+        pending = self.pending
+        if pending is None or pending.txid != txid:
+            raise Refusal(ErrorReason.INVALID_STATE, f"no prepared transaction {txid}")
+        self.pending = None  # whatever happens next, it is used up
+        self.changes += 1
+        self._check_writable()  # time may have passed since PREPARE
+        if pending.kind is WriteKind.BOLUS:
+            self._check_bolus(pending.bolus_volume_nl, pending.bolus_duration_s)
+            self.bolus = Bolus(txid, pending.bolus_dose_ng, pending.bolus_volume_nl,
+                               pending.bolus_duration_s, self.time)
+            self._log(EventType.BOLUS_STARTED, arg1=pending.bolus_dose_ng, arg2=pending.bolus_duration_s)
+        elif pending.kind is WriteKind.REFILL:
+            if self.bolus is not None:
+                raise Refusal(ErrorReason.INVALID_STATE, "a bolus is running: refill after it finishes")
+            self._refill(pending)
+        else:
+            previous = self.program.daily_dose_ng()
+            self.program = pending.program
+            self._log(EventType.PROGRAM_CHANGED, arg1=previous, arg2=self.program.daily_dose_ng())
+        self.last_txid = txid
+        self.last_programmed_at = self.time
+        self.applied.append(Applied(txid, pending.kind, self.time))
+        self._log(EventType.TX_APPLIED, arg1=txid, arg2=int(pending.kind))
+        self._check_thresholds()
+        return {"txid": txid, "outcome": CommitOutcome.APPLIED, "kind": pending.kind, "applied_at": self.time}
+
+    def _refill(self, pending: Pending) -> None:
+        previous = self.program.daily_dose_ng()
+        self.reservoir_nl = pending.reservoir_ul * NL_PER_UL
+        self.drug = pending.drug
+        self.concentration_ng_per_ml = pending.concentration_ng_per_ml
+        self.program = pending.program
+        self._log(EventType.REFILL, arg1=pending.reservoir_ul, arg2=pending.concentration_ng_per_ml)
+        self._log(EventType.PROGRAM_CHANGED, arg1=previous, arg2=self.program.daily_dose_ng())
+        if self.reservoir_nl > 0:
+            self.clear_alarm(Alarm.EMPTY_RESERVOIR)
+        if self.reservoir_nl > self.low_reservoir_alarm_ul * NL_PER_UL:
+            self.clear_alarm(Alarm.LOW_RESERVOIR)
+        if self.reservoir_nl > 0 and SUSPEND_EMPTY in self.suspended:
+            self.resume(SUSPEND_EMPTY)  # logs DELIVERY_RESUMED unless something else still stops it
 
     # --- derived values -------------------------------------------------------
 
@@ -327,7 +662,16 @@ class Pump:
 
     @property
     def current_rate_nl_per_day(self) -> int:
+        """The program's rate now (a running bolus comes on top; see bolus_remaining_ng)."""
         return self.program.rate_at(self.time) if self.delivering else 0
+
+    @property
+    def bolus_remaining_ng(self) -> int:
+        return self.bolus.remaining_ng(self.concentration_ng_per_ml) if self.bolus else 0
+
+    def program_body(self) -> dict:
+        """The protocol's Program struct for what runs now."""
+        return self.program.body(self.drug, self.concentration_ng_per_ml)
 
     @property
     def battery_percent(self) -> int:
@@ -360,7 +704,7 @@ class Pump:
             "drug": self.drug,
             "concentration_ng_per_ml": self.concentration_ng_per_ml,
             "mode": self.program.mode,
-            "daily_dose_ng_per_day": self.program.daily_dose_ng(self.concentration_ng_per_ml),
+            "daily_dose_ng_per_day": self.program.daily_dose_ng(),
             "daily_volume_nl_per_day": self.program.daily_volume_nl(),
             "current_rate_nl_per_day": self.current_rate_nl_per_day,
             # calculated volume, rounded down: never report drug that is not there
@@ -393,7 +737,7 @@ class Pump:
             "program": self.program.to_dict(),
             "current_rate_nl_per_day": self.current_rate_nl_per_day,
             "daily_volume_nl_per_day": self.program.daily_volume_nl(),
-            "daily_dose_ng_per_day": self.program.daily_dose_ng(self.concentration_ng_per_ml),
+            "daily_dose_ng_per_day": self.program.daily_dose_ng(),
             "reservoir_nl": self.reservoir_nl,
             "delivery_remainder": self.delivery_remainder,
             "delivered_nl": self.delivered_nl,
@@ -411,6 +755,11 @@ class Pump:
             "eos_at": self.eos_time,
             "mri_mode": self.mri_mode.name,
             "last_txid": self.last_txid,
+            "last_programmed_at": self.last_programmed_at,
+            "pending": self.pending.describe() if self.pending else None,
+            "applied": [[a.txid, a.kind.name, a.applied_at] for a in self.applied],
+            "bolus": self.bolus.to_dict() if self.bolus else None,
+            "bolus_remaining_ng": self.bolus_remaining_ng,
             "event_count": self.log.count,
             "oldest_index": self.log.oldest_index,
         }
@@ -441,7 +790,9 @@ class Pump:
             "mri_auto_exit_at": self.mri_auto_exit_at,
             "last_txid": self.last_txid,
             "last_programmed_at": self.last_programmed_at,
-            "bolus_remaining_ng": self.bolus_remaining_ng,
+            # the pending transaction is volatile (lost on restart, like on a reset): not saved
+            "applied": [[a.txid, a.kind.name, a.applied_at] for a in self.applied],
+            "bolus": self.bolus.to_dict() if self.bolus else None,
             "log": {
                 "capacity": self.log.events.maxlen,
                 "count": self.log.count,
@@ -492,7 +843,13 @@ class Pump:
         pump.mri_auto_exit_at = _uint(data["mri_auto_exit_at"], 63)
         pump.last_txid = _uint(data["last_txid"], 32)
         pump.last_programmed_at = _uint(data["last_programmed_at"], 63)
-        pump.bolus_remaining_ng = _uint(data["bolus_remaining_ng"], 32)
+        applied = data["applied"]
+        if not isinstance(applied, list) or len(applied) > APPLIED_HISTORY:
+            raise ValueError("applied-transaction history is not a list of at most 16")
+        for row in applied:
+            txid, kind, at = row
+            pump.applied.append(Applied(_uint(txid, 32), WriteKind[kind], _uint(at, 63)))
+        pump.bolus = Bolus.from_dict(data["bolus"]) if data["bolus"] is not None else None
         log = data["log"]
         pump.log = EventLog(_uint(log["capacity"], 32) or LOG_CAPACITY)
         events = [LogEvent.from_list(row) for row in log["events"]]

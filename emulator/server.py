@@ -254,8 +254,9 @@ class Server:
         self.stats["frames_in"] += 1
         log.debug("%s: rx seq=%d cmd=0x%02x flags=0x%02x len=%d",
                   link.name, frame.seq, frame.command, frame.flags, len(frame.payload))
-        reply = handler.respond(self.pump, frame)
-        # persist before acknowledging: nothing answered may be lost by a kill -9
+        reply = handler.respond(self.pump, frame, self.ctx.faults)
+        # persist before acknowledging (or deliberately not, under a fault): nothing
+        # answered may be lost by a kill -9
         self._maybe_save()
         if reply is None:
             return

@@ -16,7 +16,7 @@ import time
 from .pump import Pump
 
 FORMAT = "ith-emulator-state"
-VERSION = 1
+VERSION = 2  # 2: dose-based program steps, applied-transaction history, running bolus
 
 
 class StateError(Exception):

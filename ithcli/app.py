@@ -13,6 +13,11 @@ class App:
     json: bool
     verbose: int
     drug_library_path: str | None = None
+    operator: str | None = None
+    audit_path: str | None = None
+    state_dir: str | None = None
+    serial: str | None = None  # from HELLO
+    last_raw_status: dict | None = None  # the last INTERROGATE reply, as decoded
     _link: object = field(default=None, repr=False)
     _client: object = field(default=None, repr=False)
     _library: object = field(default=None, repr=False)
@@ -29,7 +34,9 @@ class App:
             # a pty keeps replies nobody read: drop them so they cannot be mistaken for ours
             self._link.discard_input()
             self._client = PumpClient(self._link, timeout=self.timeout, verbose=self.verbose)
+            self._client.on_exchange = self._audit_exchange
             hello = self._client.hello()
+            self.serial = hello["serial_number"]
             self.diag(f"connected to {hello['serial_number']} ({hello['model'].name}) on {self._link.url}")
         return self._client
 
@@ -41,11 +48,52 @@ class App:
     def link_url(self) -> str | None:
         return self._link.url if self._link is not None else None
 
-    def interrogate(self) -> dict:
+    # --- local state: audit log and unconfirmed writes ------------------------
+    def state_path(self):
+        from pathlib import Path
+
+        from .state import default_state_dir
+
+        return Path(self.state_dir) if self.state_dir else default_state_dir()
+
+    def audit(self):
+        from .audit import AuditLog
+
+        return AuditLog(self.audit_path or self.state_path() / "audit.jsonl")
+
+    def pending(self):
+        from .state import PendingWrites
+
+        return PendingWrites(self.state_path())
+
+    def record(self, event: str, **fields) -> None:
+        """Append to the audit log with who, where and which pump."""
+        self.audit().append({
+            "event": event, "operator": self.operator, "port": self.port,
+            "pump_serial": self.serial, **fields,
+        })
+
+    def _audit_exchange(self, command, request, reply, outcome) -> None:
+        if reply is not None and command.name == "READ_LOG":
+            reply = {k: v for k, v in reply.items() if k != "events"} | {"events": len(reply["events"])}
+        self.record("exchange", command=command.name, request=request, response=reply, outcome=outcome,
+                    txid=request.get("txid"))
+
+    def resolve_pending(self) -> dict | None:
+        """Any read first settles an unconfirmed write to this pump, by asking the pump."""
+        from .writes import resolve_pending
+
+        client = self.client()
+        return resolve_pending(self, client, self.serial)
+
+    def interrogate(self, *, resolve: bool = True) -> dict:
         """Read the full status and describe it (units, projections, read time)."""
         from .status import describe
 
-        raw = self.client().interrogate()
+        client = self.client()
+        if resolve:
+            self.resolve_pending()
+        raw = self.last_raw_status = client.interrogate()
         return describe(
             raw, self.library(), read_at=int(time.time()), port=self.port or "", emulated=self.emulated
         )

@@ -7,6 +7,7 @@ names the line. A torn last line (a crash mid-write) is reported, never merged.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -31,27 +32,57 @@ class AuditLog:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
-    def _last_hash(self) -> str:
-        last = GENESIS
-        for _, entry, problem in self._entries():
-            if problem:
-                raise AuditError(f"audit log {self.path}: {problem}: fix or move it before writing")
-            last = entry["hash"]
-        return last
-
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Append one record; fsync'd before returning, so a reported event is on disk."""
+        """Append one record; fsync'd before returning, so a reported event is on disk.
+
+        An exclusive lock serialises writers (two ithcli processes cannot fork the
+        chain). Only the last line is read: appending stays cheap as the log grows.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"time": _now_iso(), **record, "prev": self._last_hash()}
-        entry["hash"] = entry_hash(entry)
-        line = json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode())
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            prev = self._recover_tail(fd)
+            entry = {"time": _now_iso(), **_jsonable(record), "prev": prev}
+            entry["hash"] = entry_hash(entry)
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, _line(entry))
             os.fsync(fd)
         finally:
-            os.close(fd)
+            os.close(fd)  # releases the lock
         return entry
+
+    def _recover_tail(self, fd: int) -> str:
+        """The last entry's hash. A torn last line (a crash mid-write) is moved aside
+        to a side file and the removal itself recorded, never glued to the next entry."""
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size == 0:
+            return GENESIS
+        start = max(0, size - _TAIL)
+        os.lseek(fd, start, os.SEEK_SET)
+        tail = os.read(fd, size - start)
+        if tail.endswith(b"\n"):
+            last = tail[:-1].rsplit(b"\n", 1)[-1]
+            try:
+                return json.loads(last)["hash"]
+            except (ValueError, KeyError, TypeError):
+                raise AuditError(
+                    f"audit log {self.path}: the last entry is damaged; run 'ithcli audit verify'"
+                ) from None
+        cut = tail.rfind(b"\n")
+        torn = tail[cut + 1 :]
+        keep = start + cut + 1
+        side = self.path.with_name(f"{self.path.name}.torn-{int(time.time())}")
+        side.write_bytes(torn)
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        prev = self._recover_tail(fd)
+        entry = {"time": _now_iso(), "event": "torn-line-removed", "bytes": len(torn),
+                 "saved_to": str(side), "prev": prev}
+        entry["hash"] = entry_hash(entry)
+        os.lseek(fd, 0, os.SEEK_END)
+        os.write(fd, _line(entry))
+        return entry["hash"]
 
     def _entries(self) -> Iterator[tuple[int, dict | None, str | None]]:
         if not self.path.exists():
@@ -98,6 +129,28 @@ class AuditLog:
 
     def records(self) -> list[dict]:
         return [e for _, e, p in self._entries() if e is not None]
+
+
+_TAIL = 1 << 20  # an entry is far smaller than this
+
+
+def _jsonable(value: Any) -> Any:
+    """Enums by name, bytes as hex, containers recursively: stable JSON for hashing."""
+    from enum import Enum
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.name
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _line(entry: dict) -> bytes:
+    return (json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
 
 
 class AuditError(IthcliError):

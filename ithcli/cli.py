@@ -33,10 +33,23 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     "--drug-library", envvar="ITHCLI_DRUG_LIBRARY", metavar="FILE",
     help="A clinic's drug library (TOML) instead of the built-in one. [env: ITHCLI_DRUG_LIBRARY]",
 )
+@click.option(
+    "--operator", envvar="ITHCLI_OPERATOR", metavar="NAME",
+    help="Who is operating, recorded in the audit log with every command. [env: ITHCLI_OPERATOR]",
+)
+@click.option(
+    "--audit-log", envvar="ITHCLI_AUDIT_LOG", metavar="FILE",
+    help="The hash-chained audit log (default: STATE_DIR/audit.jsonl). [env: ITHCLI_AUDIT_LOG]",
+)
+@click.option(
+    "--state-dir", envvar="ITHCLI_STATE_DIR", metavar="DIR",
+    help="Where ithcli keeps its journal of unconfirmed writes (default: "
+    "$XDG_STATE_HOME/ithcli or ~/.local/state/ithcli). [env: ITHCLI_STATE_DIR]",
+)
 @click.option("-v", "--verbose", count=True, help="Diagnostics on stderr; -vv adds frame hex dumps.")
 @click.version_option(package_name="ithcli")
 @click.pass_context
-def cli(ctx: click.Context, port, timeout, as_json, drug_library, verbose):
+def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audit_log, state_dir, verbose):
     """Interrogate and program implanted intrathecal drug pumps.
 
     NOT A CLEARED MEDICAL DEVICE: for development, training and testing with the
@@ -45,14 +58,25 @@ def cli(ctx: click.Context, port, timeout, as_json, drug_library, verbose):
     from .app import App
 
     ctx.obj = App(port=port, timeout=timeout, json=as_json, verbose=verbose,
-                  drug_library_path=drug_library)
+                  drug_library_path=drug_library, operator=operator or _default_operator(),
+                  audit_path=audit_log, state_dir=state_dir)
     ctx.call_on_close(ctx.obj.close)
 
 
-def _register() -> None:
-    from .commands import interrogate, log, ports
+def _default_operator() -> str:
+    import getpass
 
-    for command in (interrogate.interrogate, log.log, ports.ports):
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a bare container: still audit, as unknown
+        return "unknown"
+
+
+def _register() -> None:
+    from .commands import audit, bolus, interrogate, log, ports, program, reconcile, refill
+
+    for command in (interrogate.interrogate, log.log, program.program, refill.refill, bolus.bolus,
+                    reconcile.reconcile, audit.audit, ports.ports):
         cli.add_command(command)
 
 
@@ -73,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except IthcliError as exc:
-        _fail(exc.exit_code, exc.kind, exc.message, as_json)
+        _fail(exc.exit_code, exc.kind, exc.message, as_json, exc.details)
     except KeyboardInterrupt:
         _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
     except BrokenPipeError:
@@ -87,10 +111,10 @@ def main(argv: list[str] | None = None) -> None:
               f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", as_json)
 
 
-def _fail(code: int, kind: str, message: str, as_json: bool) -> None:
+def _fail(code: int, kind: str, message: str, as_json: bool, details: dict | None = None) -> None:
     print(f"ithcli: error: {message}", file=sys.stderr, flush=True)
     if as_json:
         from .output import print_json
 
-        print_json({"error": {"kind": kind, "message": message, "exit_code": int(code)}})
+        print_json({"error": {"kind": kind, "message": message, "exit_code": int(code)}, **(details or {})})
     sys.exit(int(code))

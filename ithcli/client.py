@@ -21,6 +21,10 @@ class NoReply(LinkError):
     """No valid reply before the deadline (the request may or may not have arrived)."""
 
 
+class ReplyLost(LinkError):
+    """A write went out but no valid reply came back: its outcome is unknown."""
+
+
 class PumpClient:
     def __init__(self, link: Link, *, timeout: float = 2.0, verbose: int = 0):
         import protocol
@@ -32,6 +36,8 @@ class PumpClient:
         self._decoder = protocol.FrameDecoder()
         self._seq = random.randrange(0x10000)
         self.corrupt_frames = 0  # frames dropped for CRC/framing errors, for link-health output
+        #: called as on_exchange(command, request_body, reply_body_or_None, outcome) for the audit log
+        self.on_exchange = None
 
     # --- requests ---------------------------------------------------------
     def read(self, command, body: dict | None = None) -> dict[str, Any]:
@@ -52,6 +58,17 @@ class PumpClient:
             f"after {READ_ATTEMPTS} attempts of {self.timeout:g} s"
         )
 
+    def write_once(self, command, body: dict) -> dict[str, Any]:
+        """A request that may change the pump: sent exactly once, never retried here.
+
+        No reply (or only corrupted ones) raises ReplyLost: the caller must treat the
+        outcome as unknown and learn it by reading, not by sending again.
+        """
+        try:
+            return self._exchange(command, body)
+        except (NoReply, _Corrupt) as exc:
+            raise ReplyLost(f"no valid reply to {command.name}: {exc}") from None
+
     def hello(self) -> dict[str, Any]:
         p = self._protocol
         reply = self.read(p.Command.HELLO, {"protocol_version": p.PROTOCOL_VERSION})
@@ -65,7 +82,10 @@ class PumpClient:
     def interrogate(self) -> dict[str, Any]:
         return self.read(self._protocol.Command.INTERROGATE)
 
-    def read_log(self, first_index: int = 0, max_count: int = 32) -> dict[str, Any]:
+    def read_program(self) -> dict[str, Any]:
+        return self.read(self._protocol.Command.READ_PROGRAM)
+
+    def read_log(self, first_index: int = 0, max_count: int = 28) -> dict[str, Any]:
         return self.read(
             self._protocol.Command.READ_LOG, {"first_index": first_index, "max_count": max_count}
         )
@@ -101,6 +121,19 @@ class PumpClient:
         return self._seq
 
     def _exchange(self, command, body: dict | None) -> dict[str, Any]:
+        try:
+            reply = self._exchange_once(command, body)
+        except Exception as exc:
+            self._record(command, body, None, getattr(exc, "kind", type(exc).__name__))
+            raise
+        self._record(command, body, reply, "ok")
+        return reply
+
+    def _record(self, command, body, reply, outcome) -> None:
+        if self.on_exchange is not None:
+            self.on_exchange(command, body or {}, reply, outcome)
+
+    def _exchange_once(self, command, body: dict | None) -> dict[str, Any]:
         p = self._protocol
         seq = self._next_seq()
         try:
@@ -161,3 +194,5 @@ class PumpClient:
 
 class _Corrupt(Exception):
     """Only corrupted frames arrived before the deadline (worth asking again)."""
+
+    kind = "corrupt"

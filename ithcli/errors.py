@@ -28,9 +28,11 @@ class IthcliError(Exception):
     exit_code = ExitCode.INTERNAL
     kind = "error"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, details: dict | None = None):
         super().__init__(message)
         self.message = message
+        #: structured context for --json output (before/after, txid...)
+        self.details = details or {}
 
 
 class UsageError(IthcliError):
@@ -52,8 +54,8 @@ class DeviceRejected(IthcliError):
     exit_code = ExitCode.REJECTED
     kind = "rejected"
 
-    def __init__(self, message: str, reason: str = ""):
-        super().__init__(message)
+    def __init__(self, message: str, reason: str = "", details: dict | None = None):
+        super().__init__(message, details)
         self.reason = reason
 
 

@@ -24,7 +24,11 @@ def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
     if t == EventType.ALARM_CLEARED:
         return f"alarm cleared: {alarm_name(a1)}"
     if t == EventType.PROGRAM_CHANGED:
-        return f"program applied, txid {a1}, {Quantity.from_base(a2, dose_unit)} (24-hour total)"
+        return (f"program applied: {Quantity.from_base(a1, dose_unit)} -> "
+                f"{Quantity.from_base(a2, dose_unit)} (24-hour totals)")
+    if t == EventType.TX_APPLIED:
+        kinds = {1: "program", 2: "refill", 3: "bolus"}
+        return f"transaction {a1} applied ({kinds.get(a2, f'kind {a2}')})"
     if t == EventType.REFILL:
         return f"refilled to {Quantity.from_base(a1, 'mL')} at {Quantity.from_base(a2, mass + '/mL')}"
     if t == EventType.MRI_SAFE_ENTERED:

@@ -106,3 +106,27 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
         "clock_skew_s": int(status["pump_time"] - read_at),
         "read_at": iso(read_at),
     }
+
+
+def hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def program_view(program: dict, dose_unit: str) -> dict[str, Any]:
+    """A program (READ_PROGRAM / PREPARE echo) with units, for people and --json."""
+    conc_unit = dose_unit.split("/")[0] + "/mL"
+    return {
+        "mode": program["mode"].name.lower(),
+        "drug": program["drug"].name.lower(),
+        "concentration": quantity(program["concentration_ng_per_ml"], conc_unit),
+        "daily_dose": quantity(program["daily_dose_ng_per_day"], dose_unit),
+        "flow_ml_per_day": Decimal(program["daily_volume_nl_per_day"]) / 1_000_000,
+        "steps": [
+            {
+                "start": hhmm(s["start_minute"]),
+                "dose": quantity(s["dose_ng_per_day"], dose_unit),
+                "rate_ml_per_day": Decimal(s["rate_nl_per_day"]) / 1_000_000,
+            }
+            for s in program["steps"]
+        ],
+    }

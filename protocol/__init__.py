@@ -15,6 +15,7 @@ from .constants import (
     Alarm,
     BatteryState,
     Command,
+    CommitOutcome,
     Drug,
     ErrorReason,
     EventType,
@@ -23,6 +24,7 @@ from .constants import (
     MriMode,
     Priority,
     PumpModel,
+    WriteKind,
 )
 from .errors import (
     CrcError,

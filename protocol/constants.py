@@ -31,6 +31,13 @@ class Command(IntEnum):
     HELLO = 0x01
     INTERROGATE = 0x02
     READ_LOG = 0x03
+    READ_PROGRAM = 0x04
+    # writes are two-phase: a PREPARE_* makes the pump validate and echo what it
+    # will deliver; COMMIT(txid) applies it. Nothing changes before COMMIT.
+    PREPARE_PROGRAM = 0x10
+    PREPARE_REFILL = 0x11
+    PREPARE_BOLUS = 0x12
+    COMMIT = 0x1F
     ERROR = 0x7F  # response only: the request was understood as a frame but refused
 
 
@@ -57,6 +64,19 @@ class InfusionMode(IntEnum):
     CONTINUOUS = 1
     FLEX = 2
     MINIMUM = 3
+
+
+class WriteKind(IntEnum):
+    """What a prepared transaction will do when committed."""
+
+    PROGRAM = 1
+    REFILL = 2
+    BOLUS = 3
+
+
+class CommitOutcome(IntEnum):
+    APPLIED = 1  # applied now
+    ALREADY_APPLIED = 2  # this txid was applied before: nothing was done again
 
 
 class BatteryState(IntEnum):
@@ -112,7 +132,7 @@ class EventType(IntEnum):
     POWER_ON = 1  # arg1: 1 if state was restored from storage
     ALARM_RAISED = 2  # arg1: Alarm bit
     ALARM_CLEARED = 3  # arg1: Alarm bit
-    PROGRAM_CHANGED = 4  # arg1: txid, arg2: daily dose ng/day
+    PROGRAM_CHANGED = 4  # arg1: previous 24-hour dose ng/day, arg2: new 24-hour dose ng/day
     REFILL = 5  # arg1: new volume uL, arg2: concentration ng/mL
     MOTOR_STALL = 6
     STALL_RECOVERY = 7
@@ -126,6 +146,7 @@ class EventType(IntEnum):
     RESERVOIR_EMPTY = 15
     DELIVERY_STOPPED = 16
     DELIVERY_RESUMED = 17
+    TX_APPLIED = 18  # arg1: txid, arg2: WriteKind (logged for every committed write)
 
 
 class ErrorReason(IntEnum):

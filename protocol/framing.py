@@ -52,6 +52,11 @@ class RawFrame:
         return bool(self.flags & Flag.RESPONSE)
 
 
+def header_bytes(version: int, flags: int, seq: int, command: int, length: int) -> bytes:
+    """The 7 header bytes after the sync word (also the secure link's associated data)."""
+    return _HEADER.pack(version, flags, seq, command, length)
+
+
 def encode_frame(
     command: int,
     payload: bytes,

@@ -20,6 +20,7 @@ from .constants import (
     Alarm,
     BatteryState,
     Command,
+    CommitOutcome,
     Drug,
     ErrorReason,
     EventType,
@@ -28,6 +29,7 @@ from .constants import (
     MriMode,
     Priority,
     PumpModel,
+    WriteKind,
 )
 from .crc import crc32c
 from .units import Code, Fixed, Flags
@@ -133,6 +135,93 @@ ErrorResponse = c.Struct(
     "detail" / c.PascalString(c.Int8ub, "utf8"),
 )
 
+# --- programming (two-phase) ------------------------------------------------
+
+MAX_STEPS = 13  # flex schedules: up to 13 steps a day
+
+#: a step of a requested program: from start_minute until the next step's start
+#: (or midnight), deliver at dose_ng_per_day, a rate expressed per DAY
+ProgramStep = c.Struct(
+    "start_minute" / Fixed(c.Int16ub, "min", 0, 1439),
+    "dose_ng_per_day" / Fixed(c.Int32ub, "ng/day", 0, MAX_DOSE_NG_PER_DAY),
+)
+
+#: a step as the pump will run it: the dose and the flow it computed for it
+DeliveredStep = c.Struct(
+    "start_minute" / Fixed(c.Int16ub, "min", 0, 1439),
+    "dose_ng_per_day" / Fixed(c.Int32ub, "ng/day", 0, MAX_DOSE_NG_PER_DAY),
+    "rate_nl_per_day" / Fixed(c.Int32ub, "nL/day", 0, MAX_FLOW_NL_PER_DAY),
+)
+
+#: a program as the pump holds it (READ_PROGRAM) or will hold it (PREPARE echo).
+#: STOPPED has no steps; MINIMUM one step at the minimum rate; CONTINUOUS one step
+#: at 00:00; FLEX 1..13 steps starting at 00:00.
+Program = c.Struct(
+    "mode" / Code(c.Int8ub, InfusionMode),
+    "drug" / Code(c.Int8ub, Drug),
+    "concentration_ng_per_ml" / Fixed(c.Int32ub, "ng/mL", 0, MAX_CONCENTRATION_NG_PER_ML),
+    "daily_dose_ng_per_day" / Fixed(c.Int32ub, "ng/day", 0, MAX_DOSE_NG_PER_DAY),
+    "daily_volume_nl_per_day" / Fixed(c.Int32ub, "nL/day", 0, MAX_FLOW_NL_PER_DAY),
+    "steps" / c.PrefixedArray(c.Int8ub, DeliveredStep),
+)
+
+ReadProgramRequest = c.Struct()
+
+ReadProgramResponse = c.Struct(
+    "last_txid" / c.Int32ub,
+    "program" / Program,
+)
+
+PrepareProgramRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "mode" / Code(c.Int8ub, InfusionMode),
+    # what the programmer believes the reservoir holds: the pump refuses a mismatch
+    "drug" / Code(c.Int8ub, Drug),
+    "concentration_ng_per_ml" / Fixed(c.Int32ub, "ng/mL", 1, MAX_CONCENTRATION_NG_PER_ML),
+    "steps" / c.PrefixedArray(c.Int8ub, ProgramStep),
+)
+
+PrepareRefillRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "drug" / Code(c.Int8ub, Drug),
+    "concentration_ng_per_ml" / Fixed(c.Int32ub, "ng/mL", 1, MAX_CONCENTRATION_NG_PER_ML),
+    # the reservoir's volume after the fill (never above capacity) and what was withdrawn
+    "volume_ul" / Fixed(c.Int32ub, "uL", 0, MAX_VOLUME_UL),
+    "withdrawn_ul" / Fixed(c.Int32ub, "uL", 0, MAX_VOLUME_UL),
+    # the program to run with the new contents (doses; the pump computes the flows)
+    "mode" / Code(c.Int8ub, InfusionMode),
+    "steps" / c.PrefixedArray(c.Int8ub, ProgramStep),
+)
+
+PrepareBolusRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "dose_ng" / Fixed(c.Int32ub, "ng", 1, MAX_DOSE_NG_PER_DAY),
+    "duration_s" / Fixed(c.Int32ub, "s", 60, 86_400),
+)
+
+Prepared = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "kind" / Code(c.Int8ub, WriteKind),
+    # the program that will run once committed (for a bolus: the current one)
+    "program" / Program,
+    # the reservoir volume once committed (for a refill: the new volume)
+    "reservoir_ul" / Fixed(c.Int32ub, "uL", 0, MAX_VOLUME_UL),
+    "bolus_dose_ng" / Fixed(c.Int32ub, "ng", 0, MAX_DOSE_NG_PER_DAY),
+    "bolus_duration_s" / Fixed(c.Int32ub, "s", 0, 86_400),
+    "bolus_volume_nl" / Fixed(c.Int32ub, "nL", 0, MAX_VOLUME_UL * 1000),
+)
+
+CommitRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+)
+
+Committed = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "outcome" / Code(c.Int8ub, CommitOutcome),
+    "kind" / Code(c.Int8ub, WriteKind),
+    "applied_at" / Time(),
+)
+
 PAYLOADS = {
     key(Command.HELLO, False): HelloRequest,
     key(Command.HELLO, True): HelloResponse,
@@ -140,6 +229,16 @@ PAYLOADS = {
     key(Command.INTERROGATE, True): Status,
     key(Command.READ_LOG, False): ReadLogRequest,
     key(Command.READ_LOG, True): ReadLogResponse,
+    key(Command.READ_PROGRAM, False): ReadProgramRequest,
+    key(Command.READ_PROGRAM, True): ReadProgramResponse,
+    key(Command.PREPARE_PROGRAM, False): PrepareProgramRequest,
+    key(Command.PREPARE_PROGRAM, True): Prepared,
+    key(Command.PREPARE_REFILL, False): PrepareRefillRequest,
+    key(Command.PREPARE_REFILL, True): Prepared,
+    key(Command.PREPARE_BOLUS, False): PrepareBolusRequest,
+    key(Command.PREPARE_BOLUS, True): Prepared,
+    key(Command.COMMIT, False): CommitRequest,
+    key(Command.COMMIT, True): Committed,
     key(Command.ERROR, True): ErrorResponse,
 }
 

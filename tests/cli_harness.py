@@ -5,7 +5,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+
+# never touch the real ~/.local/state from tests: a throwaway default state dir
+_DEFAULT_STATE_DIR = tempfile.mkdtemp(prefix="ithcli-test-state-")
 
 
 @dataclass
@@ -21,6 +25,7 @@ class CliResult:
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60, input: str | None = None) -> CliResult:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
     full_env["COLUMNS"] = "120"
+    full_env["ITHCLI_STATE_DIR"] = _DEFAULT_STATE_DIR
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "ithcli", *args],
@@ -42,3 +47,22 @@ def assert_one_line_error(result: CliResult, code: int, *fragments: str) -> None
     assert lines[0].startswith("ithcli: error: "), lines[0]
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+class Cli:
+    """run_cli bound to one test's own state dir and audit log (so journals never leak)."""
+
+    def __init__(self, state_dir, port: str | None = None, operator: str = "test-operator"):
+        self.state_dir = str(state_dir)
+        self.port = port
+        self.operator = operator
+
+    @property
+    def audit_path(self) -> str:
+        return os.path.join(self.state_dir, "audit.jsonl")
+
+    def __call__(self, *args: str, env: dict | None = None, **kw) -> CliResult:
+        base = {"ITHCLI_STATE_DIR": self.state_dir, "ITHCLI_OPERATOR": self.operator}
+        if self.port:
+            base["ITHCLI_PORT"] = self.port
+        return run_cli(*args, env={**base, **(env or {})}, **kw)

@@ -128,6 +128,28 @@ SAMPLES = {
     0x83: dict(oldest_index=0, event_count=1, events=[EVENT]),
     0xFF: dict(request_command=0x55, reason=1, detail="unknown command 0x55"),
 }
+STEP = dict(start_minute=0, dose_ng_per_day=1_000_000)
+PROGRAM = dict(mode="FLEX", drug="MORPHINE", concentration_ng_per_ml=25_000_000,
+               daily_dose_ng_per_day=1_500_000, daily_volume_nl_per_day=60_000,
+               steps=[dict(STEP, rate_nl_per_day=40_000),
+                      dict(start_minute=720, dose_ng_per_day=2_000_000, rate_nl_per_day=80_000)])
+PREPARED = dict(txid=43, kind="PROGRAM", program=PROGRAM, reservoir_ul=18_000, bolus_dose_ng=0,
+                bolus_duration_s=0, bolus_volume_nl=0)
+SAMPLES.update({
+    0x04: dict(),
+    0x84: dict(last_txid=42, program=PROGRAM),
+    0x10: dict(txid=43, mode="FLEX", drug="MORPHINE", concentration_ng_per_ml=25_000_000,
+               steps=[STEP, dict(start_minute=720, dose_ng_per_day=2_000_000)]),
+    0x90: PREPARED,
+    0x11: dict(txid=44, drug="BACLOFEN", concentration_ng_per_ml=2_000_000, volume_ul=20_000,
+               withdrawn_ul=1_500, mode="CONTINUOUS", steps=[STEP]),
+    0x91: dict(PREPARED, txid=44, kind="REFILL"),
+    0x12: dict(txid=45, dose_ng=50_000, duration_s=600),
+    0x92: dict(PREPARED, txid=45, kind="BOLUS", bolus_dose_ng=50_000, bolus_duration_s=600,
+               bolus_volume_nl=2_000),
+    0x1F: dict(txid=45),
+    0x9F: dict(txid=45, outcome="APPLIED", kind="BOLUS", applied_at=1_700_000_100),
+})
 
 
 def test_samples_cover_every_key():
@@ -301,7 +323,7 @@ def test_build_refuses_too_long_texts_and_lists():
 
 def test_build_refuses_unknown_commands():
     with pytest.raises(UnknownCommandError):
-        codec.build_payload(0x10, {})
+        codec.build_payload(0x20, {})  # 0x10 is PREPARE_PROGRAM now
     with pytest.raises(UnknownCommandError):  # ERROR exists only as a response
         codec.build_payload(Command.ERROR, SAMPLES[0xFF], response=False)
 
@@ -309,7 +331,7 @@ def test_build_refuses_unknown_commands():
 # --- decoding fails closed ------------------------------------------------------
 
 
-@pytest.mark.parametrize("command, response", [(0x10, False), (0x10, True), (0x00, False), (0x7F, False),
+@pytest.mark.parametrize("command, response", [(0x20, False), (0x20, True), (0x00, False), (0x7F, False),
                                                (0x80, False), (0xFF, True)])
 def test_decode_unknown_command(command, response):
     data = encode_frame(command, b"", seq=1, response=response)

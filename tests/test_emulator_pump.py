@@ -84,12 +84,15 @@ def test_battery_drain_rate_depends_on_flow():
 
 
 def test_flex_program_totals_and_rates():
-    prog = Program.flex([(0, 100_000), (6 * 3600, 400_000), (18 * 3600, 100_000)])
+    conc = 10_000_000  # 1 ng/day of dose is 0.1 nL/day of flow
+    prog = Program.from_doses(InfusionMode.FLEX, [(0, 1_000_000), (6 * 60, 4_000_000), (18 * 60, 1_000_000)], conc)
     assert prog.mode is InfusionMode.FLEX
+    assert [s.rate_nl_per_day for s in prog.steps] == [100_000, 400_000, 100_000]
     assert prog.daily_volume_nl() == (12 * 100_000 + 12 * 400_000) // 24
+    assert prog.daily_dose_ng() == (12 * 1_000_000 + 12 * 4_000_000) // 24
     assert prog.rate_at(T0 - T0 % DAY + 7 * 3600) == 400_000
     assert prog.next_change(T0 - T0 % DAY) == T0 - T0 % DAY + 6 * 3600
-    assert Program.continuous(5).next_change(T0) is None
+    assert Program.from_flow(5, conc).next_change(T0) is None
     pump = make()
     pump.program = prog
     start = T0 - T0 % DAY

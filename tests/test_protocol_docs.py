@@ -113,14 +113,23 @@ def expected_rows(struct_: c.Struct, prefix: str = "", offset: int | None = 0):
 
 
 def element_structs() -> dict[str, c.Struct]:
-    """Entry Structs carried in arrays (e.g. Event), by their name in messages."""
-    found = {}
-    for struct_ in messages.PAYLOADS.values():
+    """Entry Structs carried in arrays (e.g. Event), by their name in messages, found at any
+    depth (Program.steps inside the Prepared and READ_PROGRAM payloads) and inside entries."""
+    found: dict[str, c.Struct] = {}
+
+    def walk(struct_: c.Struct) -> None:
         for sc in struct_.subcons:
             con = _inner(sc)
-            if isinstance(con, c.FocusedSeq):
+            if isinstance(con, c.Struct):
+                walk(con)
+            elif isinstance(con, c.FocusedSeq):
                 element = _inner(con.subcons[1]).subcon
-                found[_named(element)] = element
+                if isinstance(element, c.Struct) and _named(element) not in found:
+                    found[_named(element)] = element
+                    walk(element)
+
+    for struct_ in messages.PAYLOADS.values():
+        walk(struct_)
     return found
 
 
@@ -322,6 +331,14 @@ def _doc_with(old: str, new: str) -> dict[str, list[list[str]]]:
         ("### HELLO request (key 0x01)", "### HELLO request", test_every_payload_has_a_matching_table),
         # an Event field moved
         ("| 14 | 4 | arg1 |", "| 14 | 4 | arg3 |", test_every_array_element_has_a_matching_table),
+        # nested arrays of entries: a field of an entry carried inside a nested group,
+        # the nested array itself, and a missing entry table
+        ("| 6 | 4 | rate_nl_per_day |", "| 6 | 4 | rate_nl_day |", test_every_array_element_has_a_matching_table),
+        ("| 18 | var | program.steps | u8 n + DeliveredStep[n] |", "| 18 | var | program.steps | u8 n + ProgramStep[n] |",
+         test_every_payload_has_a_matching_table),
+        ("### DeliveredStep entry", "### DeliveredStep", test_every_array_element_has_a_matching_table),
+        ("| 10 | var | steps | u8 n + ProgramStep[n] |", "| 10 | 6 | steps | u8 n + ProgramStep[n] |",
+         test_every_payload_has_a_matching_table),
         # an enum value changed, and a member dropped
         ("| 6 | ZICONOTIDE |", "| 9 | ZICONOTIDE |", test_every_enum_has_exactly_its_code_table),
         ("| 7 | BUSY | the pump is busy; retry later |\n", "", test_every_enum_has_exactly_its_code_table),

@@ -1,0 +1,50 @@
+"""Test-only fault injection, armed over the control channel (never over telemetry).
+
+Each fault is armed for the next N requests it matches and is used up one at a
+time, only by a request it actually acts on. handler.respond() consults them;
+the pump stays pure (a fault only calls ordinary pump methods, or drops a reply).
+"""
+from __future__ import annotations
+
+#: name -> what it does (also the control channel's listing)
+FAULTS = {
+    "drop_commit_reply": "apply the next COMMIT normally (state saved) but send no reply",
+    "mismatch_on_commit": "the next COMMIT of a CONTINUOUS/FLEX program applies the first step's dose "
+                          "10 % higher than echoed (rate recomputed) and replies as if all was well",
+    "reset_on_commit": "the pump resets when the next COMMIT arrives, before applying it "
+                       "(pending transaction lost, POWER_ON + RESET alarm); no reply",
+    "reset_after_commit": "apply the next COMMIT, then reset; no reply",
+    "drop_prepare_reply": "store the next PREPARE_* transaction but send no reply",
+    "drop_reply": "send no reply to the next request of any kind",
+}
+MAX_COUNT = 1000
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.armed: dict[str, int] = {}
+
+    def arm(self, name: str, count: int = 1) -> None:
+        if name not in FAULTS:
+            raise KeyError(name)
+        if count:
+            self.armed[name] = count
+        else:
+            self.armed.pop(name, None)
+
+    def take(self, name: str) -> bool:
+        """True (and one use gone) when `name` is armed."""
+        left = self.armed.get(name, 0)
+        if not left:
+            return False
+        if left == 1:
+            del self.armed[name]
+        else:
+            self.armed[name] = left - 1
+        return True
+
+    def is_armed(self, name: str) -> bool:
+        return self.armed.get(name, 0) > 0
+
+    def clear(self) -> None:
+        self.armed.clear()

@@ -1,0 +1,67 @@
+"""Local state: where ithcli keeps its audit log and its journal of unconfirmed writes.
+
+The journal entry for a write is written (and fsync'd) *before* its COMMIT is
+sent, and removed once the pump's answer is known, so a crash or a lost reply
+always leaves a record that the next read resolves against the pump.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "ithcli"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class PendingWrites:
+    """One file per pump serial number: the write whose outcome is not yet known."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = Path(state_dir) / "pending"
+
+    def _path(self, serial: str) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in serial)
+        return self.dir / f"{safe}.json"
+
+    def get(self, serial: str) -> dict | None:
+        path = self._path(serial)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as exc:
+            from .errors import Unconfirmed
+
+            raise Unconfirmed(
+                f"the journal of unconfirmed writes for {serial} ({path}) is unreadable: {exc}; "
+                "interrogate the pump and check its last programming before removing it"
+            ) from None
+
+    def put(self, serial: str, record: dict) -> None:
+        atomic_write(self._path(serial), json.dumps(record, sort_keys=True).encode())
+
+    def clear(self, serial: str) -> None:
+        try:
+            self._path(serial).unlink()
+        except FileNotFoundError:
+            pass

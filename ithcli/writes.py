@@ -1,0 +1,184 @@
+"""Two-phase writes with three outcomes: verified, failed (nothing applied), unconfirmed.
+
+    preflight   refuse while an earlier write to this pump is unconfirmed
+    PREPARE     the pump validates and echoes what it will deliver; the echo must
+                equal what we meant, or nothing is committed
+    journal     the pending write is recorded on disk before COMMIT is sent
+    COMMIT      sent once, never retried; a lost reply makes the write unconfirmed
+    read-back   status and program read again and compared field by field
+
+An unconfirmed write is settled only by reading: the pump's status carries the
+last applied txid and its log a TX_APPLIED event for every applied write.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import DeviceRejected, LinkError, Unconfirmed, VerifyFailed
+
+
+def new_txid() -> int:
+    return secrets.randbelow(0xFFFF_FFFF) + 1
+
+
+def resolve_pending(app, client, serial: str, *, announce: bool = True) -> dict | None:
+    """If this pump has an unconfirmed write, learn from the pump whether it landed."""
+    import protocol
+
+    pending = app.pending()
+    record = pending.get(serial)
+    if record is None:
+        return None
+    status = client.interrogate()
+    applied = status["last_txid"] == record["txid"]
+    if not applied:
+        _, events = client.read_whole_log(record.get("log_index", 0))
+        applied = any(
+            e["type"] == protocol.EventType.TX_APPLIED and e["arg1"] == record["txid"] for e in events
+        )
+    result = {**record, "applied": applied}
+    app.record("reconciled", txid=record["txid"], kind=record.get("kind"), applied=applied)
+    pending.clear(serial)
+    verdict = "WAS applied" if applied else "was NOT applied"
+    if announce:
+        app.diag(f"the unconfirmed {record.get('kind', 'write')} txid {record['txid']} "
+                 f"sent at {record.get('sent_at')} {verdict} (learnt from the pump)", level=0)
+    return result
+
+
+def preflight(app, client, serial: str) -> None:
+    """Writes stop while an earlier write's outcome is unknown; reading settles it."""
+    record = app.pending().get(serial)
+    if record is None:
+        return
+    learnt = resolve_pending(app, client, serial, announce=False)  # the refusal says it
+    verdict = "was applied" if learnt["applied"] else "was not applied"
+    raise Unconfirmed(
+        f"an earlier {record.get('kind', 'write')} (txid {record['txid']}, {record.get('sent_at')}) "
+        f"was unconfirmed; the pump now shows it {verdict}. Nothing new was sent: "
+        "check the pump's state and run the command again if it is still needed",
+        details={"reconciled": learnt},
+    )
+
+
+@dataclass
+class WriteRequest:
+    kind: str  # WriteKind name
+    command: Any  # protocol.Command
+    body: dict  # without txid
+    expect: dict  # the Prepared fields the echo must equal (program sub-dict may be partial)
+    describe: dict = field(default_factory=dict)  # before/after etc. for --json and errors
+
+
+def _differences(expected: dict, actual: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, want in expected.items():
+        got = actual.get(key)
+        if isinstance(want, dict) and isinstance(got, dict):
+            out += _differences(want, got, f"{prefix}{key}.")
+        elif isinstance(want, list) and isinstance(got, list) and len(want) == len(got) and want and isinstance(want[0], dict):
+            for i, (w, g) in enumerate(zip(want, got)):
+                out += _differences(w, g, f"{prefix}{key}[{i}].")
+        elif want != got:
+            out.append(f"{prefix}{key}: expected {_show(want)}, pump has {_show(got)}")
+    return out
+
+
+def _show(value) -> str:
+    name = getattr(value, "name", None)
+    return name if name else repr(value)
+
+
+def execute(app, client, request: WriteRequest, *, log_index: int,
+            on_echo: Callable[[dict], None] | None = None) -> dict:
+    """Run one write end to end; return the verified result or raise with the outcome."""
+    import protocol
+
+    serial = app.serial
+    txid = new_txid()
+    details = {"txid": txid, "kind": request.kind.lower(), **request.describe}
+
+    # PREPARE changes nothing on the pump, so a lost reply means nothing was applied
+    try:
+        echo = client.write_once(request.command, {"txid": txid, **request.body})
+    except LinkError as exc:
+        raise LinkError(f"{exc}; nothing was applied (PREPARE only)") from None
+    except DeviceRejected as exc:
+        raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason, details) from None
+    differences = _differences(request.expect, echo)
+    if echo["txid"] != txid:
+        differences.append(f"txid: expected {txid}, pump echoed {echo['txid']}")
+    if differences:
+        raise VerifyFailed(
+            "the pump's echo differs from what was meant, so it was NOT committed: "
+            + "; ".join(differences) + ". Nothing was applied",
+            details={**details, "outcome": "not-committed", "differences": differences},
+        )
+    if on_echo is not None:
+        on_echo(echo)
+
+    pending = app.pending()
+    pending.put(serial, {
+        "txid": txid, "kind": request.kind, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "port": app.port, "operator": app.operator, "log_index": log_index,
+    })
+    app.record("commit-sent", txid=txid, kind=request.kind, expect=request.expect)
+    try:
+        committed = client.write_once(protocol.Command.COMMIT, {"txid": txid})
+    except LinkError as exc:
+        raise Unconfirmed(
+            f"COMMIT of txid {txid} was sent but its outcome is unknown ({exc}). It was NOT re-sent. "
+            "Run 'ithcli reconcile' (or any read) to learn from the pump whether it was applied; "
+            "further writes to this pump are refused until then",
+            details={**details, "outcome": "unconfirmed", "verified": False},
+        ) from None
+    except DeviceRejected as exc:
+        pending.clear(serial)
+        raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason,
+                             {**details, "outcome": "rejected", "verified": False}) from None
+    pending.clear(serial)
+    outcome = committed["outcome"].name.lower()
+
+    try:
+        after_status = client.interrogate()
+        after_program = client.read_program()
+    except LinkError as exc:
+        raise Unconfirmed(
+            f"the pump acknowledged txid {txid} ({outcome}) but the read-back failed ({exc}): "
+            "interrogate the pump to verify what it delivers",
+            details={**details, "outcome": "unverified", "verified": False},
+        ) from None
+    mismatches = _differences(request.expect["program"], after_program["program"], "program.")
+    if after_status["last_txid"] != txid:
+        mismatches.append(f"last_txid: expected {txid}, pump has {after_status['last_txid']}")
+    mismatches += _readback_extra(request, echo, committed, after_status)
+    result = {**details, "commit": outcome, "applied_at": committed["applied_at"],
+              "echo": echo, "readback": {"status": after_status, "program": after_program}}
+    if mismatches:
+        app.record("verify-failed", txid=txid, differences=mismatches)
+        raise VerifyFailed(
+            "read-back does not match what the pump echoed: " + "; ".join(mismatches)
+            + ". The pump may be delivering something else: interrogate it and correct the program now",
+            details={**details, "outcome": "mismatch", "verified": False, "differences": mismatches},
+        )
+    app.record("verified", txid=txid, kind=request.kind)
+    return result
+
+
+def _readback_extra(request: WriteRequest, echo: dict, committed: dict, status: dict) -> list[str]:
+    """Kind-specific read-back checks beyond the program."""
+    out = []
+    if request.kind == "REFILL":
+        # the reservoir drains from the fill volume from applied_at on: allow that much, no more
+        elapsed = max(0, status["pump_time"] - committed["applied_at"])
+        drained_ul = echo["program"]["daily_volume_nl_per_day"] * elapsed // 86_400_000 + 1
+        if not echo["reservoir_ul"] - drained_ul <= status["reservoir_ul"] <= echo["reservoir_ul"]:
+            out.append(f"reservoir_ul: expected {echo['reservoir_ul']} (less {drained_ul} delivered since), "
+                       f"pump has {status['reservoir_ul']}")
+    if request.kind == "BOLUS" and status["bolus_remaining_ng"] > echo["bolus_dose_ng"]:
+        out.append(f"bolus_remaining_ng: {status['bolus_remaining_ng']} is more than the "
+                   f"{echo['bolus_dose_ng']} prepared")
+    return out
