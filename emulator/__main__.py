@@ -20,9 +20,11 @@ from decimal import Decimal, InvalidOperation
 from protocol import Drug, Quantity, UnitError
 from protocol.models import MODELS_BY_NAME
 
+from . import keys as keyfile
 from . import store
 from .clock import PumpClock
 from .pump import Pump, valid_serial
+from .security_state import DEFAULT_BACKOFF_CAP_S, Backoff
 from .server import Server
 
 PROG = "ith-emulator"
@@ -84,6 +86,16 @@ def _time_scale(text: str) -> float:
     return scale
 
 
+def _backoff_cap(text: str) -> float:
+    try:
+        cap = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(cap) or not 0 < cap <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds in (0, 3600]")
+    return cap
+
+
 def _start_time(text: str) -> int:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -135,6 +147,12 @@ def build_parser() -> Parser:
                    help="pump clock at start (default now; naive times are UTC)")
     p.add_argument("--state", metavar="FILE",
                    help="persist the pump here (atomic JSON); restored on start if it exists")
+    p.add_argument("--key-file", metavar="FILE",
+                   help="REQUIRED: the pump's keys (JSON, mode 0600; see docs/security.md); "
+                   "a missing file is created with fresh random keys for this pump's serial")
+    p.add_argument("--auth-backoff-cap", type=_backoff_cap, default=DEFAULT_BACKOFF_CAP_S, metavar="SECONDS",
+                   help="longest wait imposed after repeated failed AUTH attempts "
+                   f"(default {DEFAULT_BACKOFF_CAP_S:g})")
     p.add_argument("--control", metavar="PATH", help="test-only control socket (UNIX, JSON lines)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every frame on stderr")
     return p
@@ -189,6 +207,9 @@ def _restore(args, log: logging.Logger) -> tuple[Pump, PumpClock]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.key_file:
+        parser.error("--key-file FILE is required: the pump has no default keys "
+                     "(a missing FILE is created with fresh random keys)")
     logging.basicConfig(stream=sys.stderr, format=f"{PROG}: %(message)s",
                         level=logging.DEBUG if args.verbose else logging.WARNING)
     log = logging.getLogger("emulator")
@@ -200,10 +221,15 @@ def main(argv: list[str] | None = None) -> int:
             start = args.start_time if args.start_time is not None else int(time.time())
             clock = PumpClock(start, args.time_scale)
             pump = _new_pump(parser, args, clock)
+        try:
+            keys = keyfile.load_or_create(args.key_file, pump.serial)
+        except keyfile.KeyFileError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
         save = (lambda p: store.save(args.state, p)) if args.state else None
         if save:
             save(pump)  # the file exists (and is writable) before anyone connects
-        server = Server(pump, clock, save)
+        server = Server(pump, clock, save, keys=keys, backoff=Backoff(args.auth_backoff_cap))
         if args.control:
             server.open_control(args.control)
         if args.listen:

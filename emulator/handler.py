@@ -1,9 +1,11 @@
 """Requests -> replies, with no I/O: the pump's side of the protocol.
 
-`handle(pump, message)` answers one decoded request. `respond(pump, frame)` is the
-whole path from a checked RawFrame to the reply's bytes (or None for no reply),
-turning every refusal into an ERROR frame that echoes the request's seq. Adding a
-command means adding one function to HANDLERS. The therapy writes (PREPARE_*,
+`handle(pump, message)` answers one decoded request. `respond(pump, frame, faults,
+session)` is the whole path from a checked RawFrame to the reply's bytes (or None
+for no reply): the connection's secure session first (session.py: the handshake
+in clear, every other frame sealed, roles), then the request, turning every
+refusal into an ERROR frame that echoes the request's seq. Adding a command means
+adding one function to HANDLERS. The therapy writes (PREPARE_*,
 COMMIT) are the pump's own methods; test-only faults act here, around them.
 """
 from __future__ import annotations
@@ -12,7 +14,6 @@ import logging
 from typing import Callable
 
 from protocol import (
-    PROTOCOL_VERSION,
     Command,
     ErrorReason,
     Flag,
@@ -21,14 +22,18 @@ from protocol import (
     ProtocolError,
     RawFrame,
     UnknownCommandError,
+    build_payload,
     decode,
     encode,
 )
 from protocol.constants import MAX_PAYLOAD
 from protocol.messages import MAX_LOG_PAGE, Event
+from protocol.security import AuthError
 
 from .faults import Faults
 from .pump import Pump, Refusal
+from .security_state import Backoff
+from .session import AuthRefusal, NoSession, Session
 
 log = logging.getLogger("emulator.handler")
 
@@ -40,17 +45,8 @@ READ_LOG_HEADER = 9  # oldest_index, event_count, array length
 #: a request the pump understood and refuses: becomes an ERROR reply
 Refused = Refusal
 PREPARES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS)
-
-
-def _hello(pump: Pump, body: dict) -> dict:
-    # the pump answers with its own version; the programmer decides whether it can talk to it
-    return {
-        "protocol_version": PROTOCOL_VERSION,
-        "serial_number": pump.serial,
-        "model": pump.spec.code,
-        "firmware": dict(pump.firmware),
-        "pump_time": pump.time,
-    }
+#: the handshake: the only requests served, and answered, in clear
+CLEAR_COMMANDS = (Command.HELLO, Command.AUTH)
 
 
 def _interrogate(pump: Pump, body: dict) -> dict:
@@ -89,7 +85,6 @@ def _commit(pump: Pump, body: dict) -> dict:
 
 
 HANDLERS: dict[Command, Callable[[Pump, dict], dict]] = {
-    Command.HELLO: _hello,
     Command.INTERROGATE: _interrogate,
     Command.READ_LOG: _read_log,
     Command.READ_PROGRAM: _read_program,
@@ -115,53 +110,94 @@ def error_body(request_command: int, reason: ErrorReason, detail: str) -> dict:
     return {"request_command": request_command & 0xFF, "reason": reason, "detail": detail[:DETAIL_MAX]}
 
 
-def respond(pump: Pump, frame: RawFrame, faults: Faults | None = None) -> bytes | None:
+def respond(pump: Pump, frame: RawFrame, faults: Faults | None = None,
+            session: Session | None = None) -> bytes | None:
     """The reply to one checked frame, or None when nothing must be sent.
+
+    `session` is the connection's (session.py): HELLO and AUTH are answered in
+    clear; everything else must be sealed in its channel and is answered sealed.
+    A sealed frame that does not open (bad tag, another session, a replayed or stale
+    counter) is counted and dropped without a reply. Without a session nothing but
+    HELLO and AUTH is served.
 
     `faults` (test-only, armed over the control channel) may reset the pump around a
     COMMIT, tamper with what a COMMIT applies, or drop the reply; see faults.py.
+    They act only on requests that passed authentication.
     """
+    session = session if session is not None else Session({}, Backoff())  # no keys: fail closed
+    sealed = bool(frame.flags & Flag.AUTH)
+    if sealed:
+        try:
+            frame = session.open(frame)
+        except NoSession:
+            pump.record_auth_failure(ErrorReason.NOT_AUTHENTICATED)
+            return _clear_error(frame, ErrorReason.NOT_AUTHENTICATED, "no authenticated session: HELLO and AUTH first")
+        except AuthError as exc:  # an attacker learns nothing: no reply at all
+            pump.record_auth_failure(ErrorReason.AUTH_FAILED)
+            log.info("dropped a sealed frame: %s", exc)
+            return None
     if frame.is_response and frame.command == Command.ERROR:
         return None  # never answer an ERROR: two pumps would argue forever
+    if not sealed and not frame.is_response and frame.command not in CLEAR_COMMANDS:
+        pump.record_auth_failure(ErrorReason.NOT_AUTHENTICATED)
+        return _clear_error(frame, ErrorReason.NOT_AUTHENTICATED, "no authenticated session: HELLO and AUTH first")
     faults = faults if faults is not None else Faults()
     is_request = not frame.is_response
-    commit = is_request and frame.command == Command.COMMIT
+    commit = sealed and is_request and frame.command == Command.COMMIT
     if commit and faults.take("reset_on_commit"):
         pump.reset()  # before anything is applied: the pending transaction is lost
         return None
-    reply = _reply(pump, frame, faults if commit else None)
+    reply = _reply(pump, frame, faults if commit else None, session, sealed)
     if commit and faults.take("reset_after_commit"):
         pump.reset()
         return None
     if commit and faults.take("drop_commit_reply"):
         return None
-    if is_request and frame.command in PREPARES and faults.take("drop_prepare_reply"):
+    if sealed and is_request and frame.command in PREPARES and faults.take("drop_prepare_reply"):
         return None
-    if is_request and faults.take("drop_reply"):
+    if sealed and is_request and faults.take("drop_reply"):
         return None
     return reply
 
 
-def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None) -> bytes:
+def _clear_error(frame: RawFrame, reason: ErrorReason, detail: str) -> bytes:
+    return encode(Command.ERROR, error_body(frame.command, reason, detail), seq=frame.seq, response=True)
+
+
+def _handshake(session: Session, pump: Pump, message: Message) -> dict:
+    if message.command == Command.HELLO:
+        return session.hello(message.body)
+    reply = session.auth(message.body)
+    pump.session_opened(session.role)
+    return reply
+
+
+def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None, session: Session, sealed: bool) -> bytes:
+    """The reply's bytes: sealed when the request was (whatever the answer), else in clear."""
     try:
         if frame.is_response:
             raise Refused(ErrorReason.NOT_PERMITTED, "a response frame was sent to the pump")
-        if frame.flags & Flag.AUTH:
-            # fail closed: this pump cannot check a MAC, so it acts on none
-            raise Refused(ErrorReason.NOT_PERMITTED, "authenticated frames are not supported")
         try:
             message = decode(frame)
         except UnknownCommandError as exc:
             raise Refused(ErrorReason.UNKNOWN_COMMAND, str(exc)) from None
         except MalformedPayloadError as exc:
             raise Refused(ErrorReason.MALFORMED_PAYLOAD, str(exc)) from None
+        if message.command in CLEAR_COMMANDS:
+            if sealed:
+                raise Refused(ErrorReason.NOT_PERMITTED, f"{message.command.name} is sent in clear")
+            return encode(message.command, _handshake(session, pump, message), seq=frame.seq, response=True)
+        session.check_permitted(message.command)
         if commit_faults is not None and commit_faults.is_armed("mismatch_on_commit"):
             pump.tick()
             pending = pump.pending
             if pending is not None and pending.txid == message.body["txid"] and pump.tamper_pending():
                 commit_faults.take("mismatch_on_commit")
         command, body, response = handle(pump, message)
-        return encode(command, body, seq=frame.seq, response=response)
+        return session.seal(command, build_payload(command, body, response=response), frame.seq)
+    except AuthRefusal as exc:
+        pump.record_auth_failure(exc.reason)
+        body = error_body(frame.command, exc.reason, exc.detail)
     except Refused as exc:
         body = error_body(frame.command, exc.reason, exc.detail)
     except ProtocolError as exc:  # our own reply failed to build: a pump bug, said so
@@ -170,4 +206,6 @@ def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None) -> bytes:
     except Exception as exc:  # a bug must cost one reply, never the pump
         log.exception("internal error answering 0x%02x", frame.command)
         body = error_body(frame.command, ErrorReason.INTERNAL, f"internal error: {type(exc).__name__}")
+    if sealed and session.channel is not None:
+        return session.seal(Command.ERROR, build_payload(Command.ERROR, body, response=True), frame.seq)
     return encode(Command.ERROR, body, seq=frame.seq, response=True)

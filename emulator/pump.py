@@ -36,6 +36,7 @@ from protocol.models import MODELS_BY_NAME, ModelSpec
 from protocol.therapy import rate_for_dose
 
 from .program import DAY, Program, Step
+from .security_state import FailureLog
 
 NL_PER_UL = 1000
 #: charge units per nominal second; 0.04 per mL/day * 25_000_000 = 1 per nL/day
@@ -252,6 +253,8 @@ class Pump:
         self.applied: deque[Applied] = deque(maxlen=APPLIED_HISTORY)
         self.bolus: Bolus | None = None
         self.log = EventLog()
+        #: authentication refusals since manufacture, and their coalesced logging (persisted)
+        self.auth = FailureLog()
         #: bumped on every change other than the passing of time; the server saves when it moves
         self.changes = 0
         self.clock: Callable[[], int] | None = None
@@ -318,6 +321,23 @@ class Pump:
         """Catch up with the injected clock (no-op without one)."""
         if self.clock is not None:
             self.advance_to(self.clock())
+        self._log_auth_failures(self.auth.due(self.time))
+
+    # --- security events (the checks themselves are emulator/session.py's) -----
+
+    def record_auth_failure(self, reason: ErrorReason) -> None:
+        """Count one authentication refusal; log a coalesced AUTH_FAILURE when one is due."""
+        self.tick()
+        self.changes += 1
+        self._log_auth_failures(self.auth.record(reason, self.time))
+
+    def _log_auth_failures(self, args: tuple[int, int] | None) -> None:
+        if args is not None:
+            self._log(EventType.AUTH_FAILURE, arg1=args[0], arg2=args[1])
+
+    def session_opened(self, role: int) -> None:
+        self.tick()
+        self._log(EventType.SESSION_OPENED, arg1=int(role))
 
     def advance_to(self, target: int) -> None:
         """Run the pump until pump time `target`, stopping at every threshold to log it."""
@@ -722,6 +742,7 @@ class Pump:
             "last_programmed_at": self.last_programmed_at,
             "bolus_remaining_ng": self.bolus_remaining_ng,
             "event_count": self.log.count,
+            "auth_failures": self.auth.total,
         }
 
     def describe(self) -> dict:
@@ -762,6 +783,8 @@ class Pump:
             "bolus_remaining_ng": self.bolus_remaining_ng,
             "event_count": self.log.count,
             "oldest_index": self.log.oldest_index,
+            "auth_failures": self.auth.total,
+            "auth_failures_unlogged": self.auth.unlogged,
         }
 
     # --- persistence ----------------------------------------------------------
@@ -793,6 +816,7 @@ class Pump:
             # the pending transaction is volatile (lost on restart, like on a reset): not saved
             "applied": [[a.txid, a.kind.name, a.applied_at] for a in self.applied],
             "bolus": self.bolus.to_dict() if self.bolus else None,
+            "auth": self.auth.to_dict(),
             "log": {
                 "capacity": self.log.events.maxlen,
                 "count": self.log.count,
@@ -850,6 +874,7 @@ class Pump:
             txid, kind, at = row
             pump.applied.append(Applied(_uint(txid, 32), WriteKind[kind], _uint(at, 63)))
         pump.bolus = Bolus.from_dict(data["bolus"]) if data["bolus"] is not None else None
+        pump.auth = FailureLog.from_dict(data.get("auth"))  # absent in files from before the secure link
         log = data["log"]
         pump.log = EventLog(_uint(log["capacity"], 32) or LOG_CAPACITY)
         events = [LogEvent.from_list(row) for row in log["events"]]

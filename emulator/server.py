@@ -1,7 +1,8 @@
 """The I/O loop: pty master or TCP clients, the control socket, the pump's clock.
 
 Single-threaded over `selectors`, so the pump is never touched by two things at
-once. Each byte stream has its own FrameDecoder; garbage, bad CRCs and oversized
+once. Each byte stream has its own FrameDecoder and its own secure session
+(session.py; the AUTH back-off is the pump's, shared by all); garbage, bad CRCs and oversized
 lengths are dropped silently (counted, logged at -v), and a partial frame is given
 up after STALE_GAP of silence. All writes are non-blocking with a bounded output
 buffer: a pty nobody reads cannot hang the loop.
@@ -22,9 +23,13 @@ from typing import Callable
 
 from protocol import FrameDecoder, FrameError, RawFrame
 
+from protocol import Role
+
 from . import control, handler
 from .clock import PumpClock
 from .pump import Pump
+from .security_state import Backoff
+from .session import Session
 
 log = logging.getLogger("emulator.server")
 
@@ -38,10 +43,12 @@ MAX_CONTROL_LINE = 64 * 1024
 class Link:
     """One byte stream to a programmer: a pty master or an accepted TCP socket."""
 
-    def __init__(self, name: str, fd: int, sock: socket.socket | None = None):
+    def __init__(self, name: str, fd: int, session: Session, sock: socket.socket | None = None):
         self.name = name
         self.fd = fd
         self.sock = sock
+        #: one secure session per connection (a pty is one connection for its whole life)
+        self.session = session
         self.decoder = FrameDecoder()
         self.out = bytearray()
         self.last_rx = 0.0
@@ -71,9 +78,12 @@ class ControlConn:
 
 
 class Server:
-    def __init__(self, pump: Pump, clock: PumpClock, save: Callable[[Pump], None] | None = None):
+    def __init__(self, pump: Pump, clock: PumpClock, save: Callable[[Pump], None] | None = None, *,
+                 keys: dict[Role, bytes] | None = None, backoff: Backoff | None = None):
         self.pump = pump
         self.clock = clock
+        self.keys = dict(keys or {})  # none: nothing but HELLO is ever answered
+        self.backoff = backoff if backoff is not None else Backoff()  # per pump, shared by all links
         self._save = save
         self._saved_changes = pump.changes
         self.ctx = control.Context(pump, clock)
@@ -96,11 +106,14 @@ class Server:
         # keep the slave open ourselves: the master then never sees EIO when a client closes
         os.set_blocking(master, False)
         url = os.ttyname(slave)
-        link = Link(url, master)
+        link = Link(url, master, self._new_session())
         self._links.append(link)
         self.sel.register(master, selectors.EVENT_READ, ("link", link))
         self._closers += [lambda: os.close(master), lambda: os.close(slave)]
         return url
+
+    def _new_session(self) -> Session:
+        return Session(self.keys, self.backoff)
 
     def open_tcp(self, host: str, port: int) -> str:
         family, type_, proto, _, addr = socket.getaddrinfo(
@@ -199,7 +212,7 @@ class Server:
             sock, peer = obj.accept()
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            link = Link(f"tcp {peer[0]}:{peer[1]}", sock.fileno(), sock)
+            link = Link(f"tcp {peer[0]}:{peer[1]}", sock.fileno(), self._new_session(), sock)
             self._links.append(link)
             self.sel.register(sock, selectors.EVENT_READ, ("client", link))
             log.info("client connected: %s", link.name)
@@ -254,7 +267,7 @@ class Server:
         self.stats["frames_in"] += 1
         log.debug("%s: rx seq=%d cmd=0x%02x flags=0x%02x len=%d",
                   link.name, frame.seq, frame.command, frame.flags, len(frame.payload))
-        reply = handler.respond(self.pump, frame, self.ctx.faults)
+        reply = handler.respond(self.pump, frame, self.ctx.faults, link.session)
         # persist before acknowledging (or deliberately not, under a fault): nothing
         # answered may be lost by a kill -9
         self._maybe_save()

@@ -16,15 +16,22 @@ class App:
     operator: str | None = None
     audit_path: str | None = None
     state_dir: str | None = None
-    serial: str | None = None  # from HELLO
+    key_store_dir: str | None = None
+    serial: str | None = None  # the pump's, from the key that opened the session
+    role: str | None = None  # the session's role: "reader" or "clinician"
     last_raw_status: dict | None = None  # the last INTERROGATE reply, as decoded
     _link: object = field(default=None, repr=False)
     _client: object = field(default=None, repr=False)
     _library: object = field(default=None, repr=False)
 
     # --- the pump ---------------------------------------------------------
-    def client(self):
-        """Open the port (starting the emulator for --port emulator) and say HELLO once."""
+    def client(self, *, write: bool = False):
+        """The pump, over an authenticated session with the least privilege that will do.
+
+        Reads use the reader key when the store has one (else the clinician key);
+        writes need the clinician key. The session is opened once and upgraded when
+        a write follows a read.
+        """
         if self._client is None:
             from .client import PumpClient
             from .link import open_link
@@ -35,10 +42,38 @@ class App:
             self._link.discard_input()
             self._client = PumpClient(self._link, timeout=self.timeout, verbose=self.verbose)
             self._client.on_exchange = self._audit_exchange
-            hello = self._client.hello()
-            self.serial = hello["serial_number"]
-            self.diag(f"connected to {hello['serial_number']} ({hello['model'].name}) on {self._link.url}")
+        if self.role is None or (write and self.role != "clinician"):
+            self._open_session(("clinician",) if write else ("reader", "clinician"))
         return self._client
+
+    def _open_session(self, roles: tuple[str, ...]) -> None:
+        from .client import NoKey
+        from .errors import AuthError
+
+        store = self.keystore()
+        reasons = []
+        for role in roles:
+            try:
+                entry = self._client.open_session(store, role)
+            except NoKey as exc:
+                reasons.append(str(exc))
+                continue
+            self.role, self.serial = role, entry.serial
+            self.diag(f"{role} session open with {entry.serial} on {self._link.url}")
+            return
+        need = "a clinician key (writes need one)" if roles == ("clinician",) else "a reader or clinician key"
+        raise AuthError(
+            f"no session with the pump on {self.port}: {'; '.join(reasons)}. ithcli needs {need} for it in "
+            f"{getattr(store, 'dir', 'the key store')}: pair it with 'ithcli keys pair --from FILE'"
+        )
+
+    def keystore(self):
+        from .keystore import KeyStore, MemoryKeyStore
+
+        if self._link is not None and self._link.emulator_keys is not None:
+            serial, keys = self._link.emulator_keys
+            return MemoryKeyStore(serial, keys)
+        return KeyStore(self.key_store_dir)
 
     @property
     def emulated(self) -> bool:
@@ -74,6 +109,9 @@ class App:
         })
 
     def _audit_exchange(self, command, request, reply, outcome) -> None:
+        if command.name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
+            request = {"role": request.get("role")}
+            reply = None if reply is None else {}
         if reply is not None and command.name == "READ_LOG":
             reply = {k: v for k, v in reply.items() if k != "events"} | {"events": len(reply["events"])}
         self.record("exchange", command=command.name, request=request, response=reply, outcome=outcome,
@@ -94,6 +132,11 @@ class App:
         if resolve:
             self.resolve_pending()
         raw = self.last_raw_status = client.interrogate()
+        if raw["serial_number"] != self.serial:
+            from .errors import AuthError
+
+            raise AuthError(f"the pump reports serial {raw['serial_number']} but the key that opened the "
+                            f"session is paired to {self.serial}: check the key store")
         return describe(
             raw, self.library(), read_at=int(time.time()), port=self.port or "", emulated=self.emulated
         )

@@ -46,10 +46,16 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     help="Where ithcli keeps its journal of unconfirmed writes (default: "
     "$XDG_STATE_HOME/ithcli or ~/.local/state/ithcli). [env: ITHCLI_STATE_DIR]",
 )
+@click.option(
+    "--key-store", envvar="ITHCLI_KEY_STORE", metavar="DIR",
+    help="Directory of per-pump keys (default: $XDG_CONFIG_HOME/ithcli/keys or "
+    "~/.config/ithcli/keys). [env: ITHCLI_KEY_STORE]",
+)
 @click.option("-v", "--verbose", count=True, help="Diagnostics on stderr; -vv adds frame hex dumps.")
 @click.version_option(package_name="ithcli")
 @click.pass_context
-def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audit_log, state_dir, verbose):
+def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audit_log, state_dir, key_store,
+        verbose):
     """Interrogate and program implanted intrathecal drug pumps.
 
     NOT A CLEARED MEDICAL DEVICE: for development, training and testing with the
@@ -59,7 +65,7 @@ def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audi
 
     ctx.obj = App(port=port, timeout=timeout, json=as_json, verbose=verbose,
                   drug_library_path=drug_library, operator=operator or _default_operator(),
-                  audit_path=audit_log, state_dir=state_dir)
+                  audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -73,10 +79,10 @@ def _default_operator() -> str:
 
 
 def _register() -> None:
-    from .commands import audit, bolus, interrogate, log, ports, program, reconcile, refill
+    from .commands import audit, bolus, interrogate, keys, log, ports, program, reconcile, refill
 
     for command in (interrogate.interrogate, log.log, program.program, refill.refill, bolus.bolus,
-                    reconcile.reconcile, audit.audit, ports.ports):
+                    reconcile.reconcile, keys.keys, audit.audit, ports.ports):
         cli.add_command(command)
 
 

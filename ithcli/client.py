@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from .errors import DeviceRejected, LinkError, PumpProtocolError
+from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError
 from .link import Link
 
 READ_ATTEMPTS = 3
@@ -38,6 +38,8 @@ class PumpClient:
         self.corrupt_frames = 0  # frames dropped for CRC/framing errors, for link-health output
         #: called as on_exchange(command, request_body, reply_body_or_None, outcome) for the audit log
         self.on_exchange = None
+        #: the authenticated session (protocol.security.SecureChannel) once open_session succeeds
+        self.channel = None
 
     # --- requests ---------------------------------------------------------
     def read(self, command, body: dict | None = None) -> dict[str, Any]:
@@ -69,15 +71,48 @@ class PumpClient:
         except (NoReply, _Corrupt) as exc:
             raise ReplyLost(f"no valid reply to {command.name}: {exc}") from None
 
-    def hello(self) -> dict[str, Any]:
+    def open_session(self, keystore, role: str):
+        """HELLO + AUTH: prove we hold the key, make the pump prove it too, then seal.
+
+        Returns the key-store entry used (its serial is the pump's). Raises NoKey when
+        the store has no key for the id the pump announces for this role.
+        """
+        from protocol import security
+
         p = self._protocol
-        reply = self.read(p.Command.HELLO, {"protocol_version": p.PROTOCOL_VERSION})
-        if reply["protocol_version"] != p.PROTOCOL_VERSION:
-            raise PumpProtocolError(
-                f"the pump speaks protocol version {reply['protocol_version']}, "
-                f"ithcli speaks {p.PROTOCOL_VERSION}"
-            )
-        return reply
+        self.channel = None
+        last: Exception | None = None
+        for _ in range(READ_ATTEMPTS):
+            nonce = security.new_nonce()
+            try:
+                hello = self.read(p.Command.HELLO, {"protocol_version": p.PROTOCOL_VERSION,
+                                                    "client_nonce": nonce, "role": p.Role[role.upper()]})
+            except DeviceRejected as exc:
+                if exc.reason == "NOT_PERMITTED":
+                    raise NoKey(f"the pump has no {role} key") from None
+                raise
+            if hello["protocol_version"] != p.PROTOCOL_VERSION:
+                raise PumpProtocolError(
+                    f"the pump speaks protocol version {hello['protocol_version']}, ithcli speaks {p.PROTOCOL_VERSION}"
+                )
+            entry = keystore.find(role, hello["key_id"])
+            if entry is None:
+                raise NoKey(f"no {role} key with id {hello['key_id'].hex()} in the key store")
+            role_code = p.Role[role.upper()]
+            proof = security.client_proof(entry.key, nonce, hello["pump_nonce"], role_code)
+            try:
+                # sent once: a lost reply restarts the handshake with fresh nonces
+                reply = self.write_once(p.Command.AUTH, {"role": role_code, "proof": proof})
+            except LinkError as exc:
+                last = exc
+                continue
+            expected = security.pump_proof(entry.key, nonce, hello["pump_nonce"], role_code)
+            if not security.proofs_equal(reply["proof"], expected):
+                raise AuthError("the pump did not prove it holds the key: it may be an impostor; nothing was sent")
+            self.channel = security.SecureChannel.derive(entry.key, nonce, hello["pump_nonce"], role_code,
+                                                         pump_side=False)
+            return entry
+        raise LinkError(f"could not open a session with the pump on {self.link.url}: {last}")
 
     def interrogate(self) -> dict[str, Any]:
         return self.read(self._protocol.Command.INTERROGATE)
@@ -137,7 +172,11 @@ class PumpClient:
         p = self._protocol
         seq = self._next_seq()
         try:
-            frame = p.encode(command, body or {}, seq=seq)
+            if self.channel is not None:
+                payload = p.build_payload(command, body or {})
+                frame = self.channel.seal(int(command), payload, seq=seq, response=False)
+            else:
+                frame = p.encode(command, body or {}, seq=seq)
         except p.ProtocolError as exc:
             raise PumpProtocolError(f"cannot build {command.name}: {exc}") from None
         self._diag(f"-> {command.name} seq={seq} {frame.hex()}", level=2)
@@ -160,6 +199,9 @@ class PumpClient:
                 if not item.is_response or item.seq != seq:
                     self._diag(f"<- ignored a frame for seq {item.seq} (waiting for {seq})")
                     continue
+                item = self._unseal(item, corrupt)
+                if item is None:
+                    continue
                 try:
                     message = p.decode(item)
                 except p.ProtocolError as exc:
@@ -171,11 +213,37 @@ class PumpClient:
             raise _Corrupt(f"{len(corrupt)} corrupted frame(s): {corrupt[-1]}")
         raise NoReply(f"no reply within {self.timeout:g} s")
 
+    def _unseal(self, frame, corrupt: list[str]):
+        """Inside a session only sealed replies count (and clear ERRORs: a pump that
+        lost the session can only say so in clear). Anything else is dropped."""
+        from protocol.security import AuthError as TagError
+
+        if self.channel is None:
+            if frame.auth is not None:
+                corrupt.append("a sealed frame outside a session")
+                return None
+            return frame
+        if frame.auth is None:
+            if frame.command == self._protocol.Command.ERROR:
+                return frame
+            corrupt.append("an unsealed reply inside a session")
+            return None
+        try:
+            return self.channel.open(frame)
+        except TagError as exc:
+            self.corrupt_frames += 1
+            corrupt.append(f"reply failed authentication: {exc}")
+            self._diag(f"<- dropped: {exc}")
+            return None
+
     def _check_reply(self, command, message) -> dict[str, Any]:
         p = self._protocol
         if message.command == p.Command.ERROR:
             reason = message.body["reason"]
             detail = message.body["detail"]
+            if reason in (p.ErrorReason.NOT_AUTHENTICATED, p.ErrorReason.AUTH_FAILED, p.ErrorReason.RATE_LIMITED):
+                raise AuthError(f"the pump refused {command.name}: {reason.name.lower()}"
+                                + (f" ({detail})" if detail else ""))
             raise DeviceRejected(
                 f"the pump refused {command.name}: {reason.name.lower()}"
                 + (f" ({detail})" if detail else ""),
@@ -190,6 +258,10 @@ class PumpClient:
     def _diag(self, text: str, level: int = 1) -> None:
         if self.verbose >= level:
             print(f"ithcli: {text}", file=sys.stderr)
+
+
+class NoKey(AuthError):
+    """The key store has no key for this pump and role."""
 
 
 class _Corrupt(Exception):

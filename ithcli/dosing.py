@@ -44,36 +44,30 @@ def _exact(q, option: str) -> int:
         raise UsageError(f"{option}: {exc}") from None
 
 
-def parse_dose_rate(text: str, entry, option: str = "--dose") -> int:
-    """'450 mcg/day' -> 450000 ng/day, only in the drug's own unit."""
-    q = _parse(text, "dose_rate", option)
-    if q.unit != entry.dose_unit:
+def _in_drug_unit(text: str, dimension: str, unit: str, entry, option: str) -> int:
+    """Parse a quantity that must be in exactly `unit`, the drug's own (no conversion)."""
+    q = _parse(text, dimension, option)
+    if q.unit != unit:
         raise SafetyError(
-            f"{option} {text!r}: {entry.name} is dosed in {entry.dose_unit}; "
-            f"a dose in {q.unit} is refused (a mg/mcg slip is a 1000x error)"
+            f"{option} {text!r}: {entry.name} is dosed in {unit}; a value in {q.unit} is refused "
+            "(a mg/mcg slip is a 1000x error)"
         )
     return _exact(q, option)
+
+
+def parse_dose_rate(text: str, entry, option: str = "--dose") -> int:
+    """'450 mcg/day' -> 450000 ng/day, only in the drug's own unit."""
+    return _in_drug_unit(text, "dose_rate", entry.dose_unit, entry, option)
 
 
 def parse_dose(text: str, entry, option: str = "--dose") -> int:
     """A bolus: '50 mcg' -> 50000 ng, in the drug's own mass unit."""
-    q = _parse(text, "dose", option)
-    if q.unit != entry.mass_unit:
-        raise SafetyError(
-            f"{option} {text!r}: {entry.name} is dosed in {entry.mass_unit}; "
-            f"a dose in {q.unit} is refused (a mg/mcg slip is a 1000x error)"
-        )
-    return _exact(q, option)
+    return _in_drug_unit(text, "dose", entry.mass_unit, entry, option)
 
 
 def parse_concentration(text: str, entry, option: str = "--concentration") -> int:
-    q = _parse(text, "concentration", option)
-    if q.unit != entry.concentration_unit:
-        raise SafetyError(
-            f"{option} {text!r}: {entry.name} concentrations are in {entry.concentration_unit}; "
-            f"{q.unit} is refused"
-        )
-    return _exact(q, option)
+    """'2000 mcg/mL' -> 2000000 ng/mL, in the drug's own per-mL unit."""
+    return _in_drug_unit(text, "concentration", entry.concentration_unit, entry, option)
 
 
 def parse_flow(text: str, option: str = "--flow") -> int:

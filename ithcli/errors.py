@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     UNCONFIRMED = 8  # a write was sent but its outcome is unknown: read before writing again
     CANCELLED = 9  # the operator declined at a confirmation prompt; nothing was sent
     AUDIT = 10  # the audit log is damaged or fails verification
+    AUTH = 11  # no key for this pump, a wrong or unsafe key file, or the pump refused the session
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -33,6 +34,11 @@ class IthcliError(Exception):
         self.message = message
         #: structured context for --json output (before/after, txid...)
         self.details = details or {}
+
+
+class AuthError(IthcliError):
+    exit_code = ExitCode.AUTH
+    kind = "auth"
 
 
 class UsageError(IthcliError):

@@ -24,10 +24,14 @@ _POLL = 0.05
 class Link:
     """One open port. `read(deadline)` returns whatever bytes arrive before deadline."""
 
-    def __init__(self, url: str, serial_port, emulator: subprocess.Popen | None = None):
+    def __init__(self, url: str, serial_port, emulator: subprocess.Popen | None = None,
+                 emulator_keys: tuple[str, dict[str, bytes]] | None = None, tmpdir=None):
         self.url = url
         self._port = serial_port
         self._emulator = emulator
+        #: (serial, {role: key}) of the private emulator: its keys live in memory only
+        self.emulator_keys = emulator_keys
+        self._tmpdir = tmpdir
 
     @property
     def emulated(self) -> bool:
@@ -70,21 +74,25 @@ class Link:
             if self._emulator is not None:
                 _stop(self._emulator)
                 self._emulator = None
+            if self._tmpdir is not None:
+                self._tmpdir.cleanup()
+                self._tmpdir = None
 
 
 def open_link(url: str | None, *, verbose: int = 0) -> Link:
     if not url:
         raise LinkError("no port given: pass --port URL or set ITHCLI_PORT (try --port emulator)")
-    emulator = None
+    emulator = keys = tmpdir = None
     if url == EMULATOR_PORT:
-        emulator, url = _start_emulator(verbose)
+        emulator, url, keys, tmpdir = _start_emulator(verbose)
     try:
         port = _open_serial(url)
     except BaseException:
         if emulator is not None:
             _stop(emulator)
+            tmpdir.cleanup()
         raise
-    return Link(url, port, emulator)
+    return Link(url, port, emulator, keys, tmpdir)
 
 
 def _open_serial(url: str):
@@ -97,10 +105,17 @@ def _open_serial(url: str):
         raise LinkError(f"cannot open port {url}: {_why(exc)}") from None
 
 
-def _start_emulator(verbose: int) -> tuple[subprocess.Popen, str]:
-    """Start a private ith-emulator on a pty; its first stdout line is the port URL."""
+def _start_emulator(verbose: int):
+    """Start a private ith-emulator on a pty; its first stdout line is the port URL.
+
+    It is provisioned with fresh random keys (it creates its key file in a private
+    temporary directory); ithcli reads them into memory and the directory goes
+    when the link closes.
+    """
     extra = shlex.split(os.environ.get("ITHCLI_EMULATOR_ARGS", ""))
-    cmd = [sys.executable, "-m", "emulator", "--pty", *extra]
+    tmpdir = tempfile.TemporaryDirectory(prefix="ithcli-emulator-")
+    key_file = os.path.join(tmpdir.name, "pump-keys.json")
+    cmd = [sys.executable, "-m", "emulator", "--pty", "--key-file", key_file, *extra]
     # stderr to a file, not a pipe: nobody reads it while we run, and a full pipe blocks
     errfile = None if verbose else tempfile.TemporaryFile()
     try:
@@ -108,6 +123,7 @@ def _start_emulator(verbose: int) -> tuple[subprocess.Popen, str]:
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile
         )
     except OSError as exc:
+        tmpdir.cleanup()
         raise LinkError(f"cannot start the emulator: {_why(exc)}") from None
     line = b""
     deadline = time.monotonic() + EMULATOR_START_TIMEOUT
@@ -123,13 +139,24 @@ def _start_emulator(verbose: int) -> tuple[subprocess.Popen, str]:
         errfile.close()
     if not url:
         _stop(proc)
+        tmpdir.cleanup()
         err = b""
         if errfile is not None:
             errfile.seek(0)
             err = errfile.read()
         last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no URL printed"]
         raise LinkError(f"the emulator did not start: {last[0]}")
-    return proc, url
+    from pathlib import Path
+
+    from .keystore import read_key_file
+
+    try:
+        data = read_key_file(Path(key_file))
+    except Exception:
+        _stop(proc)
+        tmpdir.cleanup()
+        raise
+    return proc, url, (data["serial"], data["keys"]), tmpdir
 
 
 def _stop(proc: subprocess.Popen) -> None:

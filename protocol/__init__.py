@@ -24,6 +24,7 @@ from .constants import (
     MriMode,
     Priority,
     PumpModel,
+    Role,
     WriteKind,
 )
 from .errors import (

@@ -72,17 +72,26 @@ _VARIABLE: dict[int, bool] = {}
 
 
 def _stream(command: int, response: bool, payload: bytes) -> io.BytesIO:
-    """A strict stream only for variable-size payloads: fixed-size ones stay on the fast
-    plain BytesIO (every short read there fails in struct.unpack of a later field)."""
+    """A strict stream only for variable-size payloads and those with raw byte fields:
+    the others stay on the fast plain BytesIO (every short read there fails in
+    struct.unpack of a later field)."""
     k = key(command, response)
     variable = _VARIABLE.get(k)
     if variable is None:
         try:
             PAYLOADS[k].sizeof()
-            variable = _VARIABLE[k] = False
+            # compiled Bytes(n) is a bare io.read(n) too: a short nonce or proof would parse
+            variable = _VARIABLE[k] = _has_bytes(PAYLOADS[k])
         except c.SizeofError:
             variable = _VARIABLE[k] = True
     return _StrictStream(payload) if variable else io.BytesIO(payload)
+
+
+def _has_bytes(con: c.Construct) -> bool:
+    con = con.subcon if isinstance(con, c.Renamed) else con
+    if isinstance(con, c.Bytes):
+        return True
+    return isinstance(con, c.Struct) and any(_has_bytes(sc) for sc in con.subcons)
 
 
 def _check_fields(struct_: c.Construct, body: dict, where: str) -> None:

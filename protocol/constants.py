@@ -32,6 +32,7 @@ class Command(IntEnum):
     INTERROGATE = 0x02
     READ_LOG = 0x03
     READ_PROGRAM = 0x04
+    AUTH = 0x05  # second half of the handshake: proofs of the key, both ways (security.py)
     # writes are two-phase: a PREPARE_* makes the pump validate and echo what it
     # will deliver; COMMIT(txid) applies it. Nothing changes before COMMIT.
     PREPARE_PROGRAM = 0x10
@@ -147,6 +148,10 @@ class EventType(IntEnum):
     DELIVERY_STOPPED = 16
     DELIVERY_RESUMED = 17
     TX_APPLIED = 18  # arg1: txid, arg2: WriteKind (logged for every committed write)
+    # security events are coalesced (at most one a minute) so an attacker cannot
+    # flush clinical events out of the ring buffer
+    AUTH_FAILURE = 19  # arg1: failures since the last AUTH_FAILURE event, arg2: ErrorReason of the last
+    SESSION_OPENED = 20  # arg1: Role
 
 
 class ErrorReason(IntEnum):
@@ -158,3 +163,13 @@ class ErrorReason(IntEnum):
     NOT_PERMITTED = 6
     BUSY = 7
     INTERNAL = 8
+    NOT_AUTHENTICATED = 9  # no authenticated session: only HELLO and AUTH are served
+    AUTH_FAILED = 10  # the programmer's proof did not verify (wrong key)
+    RATE_LIMITED = 11  # too many failed attempts: wait (the detail says how long)
+
+
+class Role(IntEnum):
+    """What a key may do; the pump enforces it."""
+
+    READER = 1  # interrogate, read the log and the program (MRI checklist)
+    CLINICIAN = 2  # everything, including PREPARE_* and COMMIT

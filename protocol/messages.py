@@ -29,10 +29,16 @@ from .constants import (
     MriMode,
     Priority,
     PumpModel,
+    Role,
     WriteKind,
 )
 from .crc import crc32c
 from .units import Code, Fixed, Flags
+
+# sizes of the handshake fields (protocol/security.py computes them)
+NONCE_SIZE = 16
+KEY_ID_SIZE = 8
+PROOF_SIZE = 32
 
 RESPONSE_BIT = 0x80
 SERIAL_LEN = 16
@@ -62,16 +68,29 @@ Serial = c.PaddedString(SERIAL_LEN, "ascii")
 
 Firmware = c.Struct("major" / c.Int8ub, "minor" / c.Int8ub, "patch" / c.Int8ub)
 
+# --- session: HELLO and AUTH are the only frames sent in clear (security.py) ----
+
 HelloRequest = c.Struct(
     "protocol_version" / c.Int8ub,
+    "client_nonce" / c.Bytes(NONCE_SIZE),
+    "role" / Code(c.Int8ub, Role),
 )
 
+#: deliberately no serial number, model or therapy: those need a session
 HelloResponse = c.Struct(
     "protocol_version" / c.Int8ub,
-    "serial_number" / Serial,
-    "model" / Code(c.Int8ub, PumpModel),
-    "firmware" / Firmware,
-    "pump_time" / Time(),
+    "pump_nonce" / c.Bytes(NONCE_SIZE),
+    # identifies which key of the role the pump holds, without revealing its serial
+    "key_id" / c.Bytes(KEY_ID_SIZE),
+)
+
+AuthRequest = c.Struct(
+    "role" / Code(c.Int8ub, Role),
+    "proof" / c.Bytes(PROOF_SIZE),
+)
+
+AuthResponse = c.Struct(
+    "proof" / c.Bytes(PROOF_SIZE),
 )
 
 InterrogateRequest = c.Struct()
@@ -106,6 +125,8 @@ Status = c.Struct(
     "bolus_remaining_ng" / Fixed(c.Int32ub, "ng", 0, MAX_DOSE_NG_PER_DAY),
     # index the next log event will get: the log holds events [0, event_count)
     "event_count" / c.Int32ub,
+    # frames or handshakes refused for authentication since manufacture (security.md)
+    "auth_failures" / c.Int32ub,
 )
 
 ReadLogRequest = c.Struct(
@@ -225,6 +246,8 @@ Committed = c.Struct(
 PAYLOADS = {
     key(Command.HELLO, False): HelloRequest,
     key(Command.HELLO, True): HelloResponse,
+    key(Command.AUTH, False): AuthRequest,
+    key(Command.AUTH, True): AuthResponse,
     key(Command.INTERROGATE, False): InterrogateRequest,
     key(Command.INTERROGATE, True): Status,
     key(Command.READ_LOG, False): ReadLogRequest,

@@ -29,11 +29,9 @@ from dataclasses import dataclass, replace
 from .constants import AUTH_TRAILER_SIZE, PROTOCOL_VERSION, Flag
 from .errors import ProtocolError
 from .framing import RawFrame, encode_frame, header_bytes
+from .messages import KEY_ID_SIZE, NONCE_SIZE, PROOF_SIZE  # noqa: F401  (re-exported)
 
 KEY_SIZE = 32
-NONCE_SIZE = 16
-KEY_ID_SIZE = 8
-PROOF_SIZE = 32
 _COUNTER = struct.Struct(">Q")
 _TO_PUMP = b"\x00\x00\x00\x01"
 _TO_PROGRAMMER = b"\x00\x00\x00\x02"

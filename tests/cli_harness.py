@@ -3,13 +3,30 @@ from __future__ import annotations
 
 import json
 import os
+import itertools
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-# never touch the real ~/.local/state from tests: a throwaway default state dir
+# never touch the real ~/.local/state or ~/.config from tests: throwaway defaults
 _DEFAULT_STATE_DIR = tempfile.mkdtemp(prefix="ithcli-test-state-")
+DEFAULT_KEY_STORE = tempfile.mkdtemp(prefix="ithcli-test-keys-")
+_trusted = itertools.count(1)
+
+
+def trust(emu) -> None:
+    """Pair the test key store with an emulator: copy its key file in, owner-only.
+
+    Keys are found by the id the pump announces, so many emulators (even with the
+    same serial) can be paired at once.
+    """
+    data = Path(emu.key_file).read_bytes()
+    target = Path(DEFAULT_KEY_STORE) / f"pump-{next(_trusted)}.json"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 @dataclass
@@ -26,6 +43,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 60, input: str
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
     full_env["COLUMNS"] = "120"
     full_env["ITHCLI_STATE_DIR"] = _DEFAULT_STATE_DIR
+    full_env["ITHCLI_KEY_STORE"] = DEFAULT_KEY_STORE
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "ithcli", *args],

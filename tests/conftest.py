@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import pytest
 
+import cli_harness
 import emulator_harness
 
 
 @pytest.fixture
 def start_emulator(tmp_path):
-    """A factory: start_emulator(*args, transport=..., state_path=..., time_scale=...)."""
+    """A factory: start_emulator(*args, transport=..., state_path=..., time_scale=..., key_file=...);
+    each emulator gets fresh keys (emu.keys) unless key_file or --key-file says otherwise."""
     started: list[emulator_harness.EmulatorProcess] = []
 
     def factory(*args, **kw) -> emulator_harness.EmulatorProcess:
         emu = emulator_harness.start_emulator(tmp_path, *args, **kw)
         started.append(emu)
+        cli_harness.trust(emu)  # CLI tests find its keys in the test key store
         return emu
 
     yield factory

@@ -1,10 +1,13 @@
 """Start the emulator as a real process and talk to it: shared by every test module.
 
     emu = start_emulator(tmp_path, "--serial", "ABC123", transport="tcp")
-    client = RawClient(emu.url)
+    client = RawClient(emu.url, keys=emu.keys)       # HELLO + AUTH as CLINICIAN, then sealed
     status = client.request(Command.INTERROGATE).body
     emu.control("advance", seconds=86400)
     emu.stop()  # SIGTERM; returns the exit code
+
+Every emulator is provisioned with its own fresh random keys (emu.key_file, emu.keys).
+`RawClient(url)` without keys is an unauthenticated raw client: the attacker's view.
 """
 from __future__ import annotations
 
@@ -23,7 +26,10 @@ from pathlib import Path
 import serial
 
 import protocol
-from protocol import Command, FrameDecoder, RawFrame
+from protocol import Command, FrameDecoder, RawFrame, Role, security
+
+DEFAULT_SERIAL = "EMU00001"  # the emulator's default --serial
+ROLES = {"reader": Role.READER, "clinician": Role.CLINICIAN}
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -37,12 +43,15 @@ class EmulatorError(RuntimeError):
 
 class EmulatorProcess:
     def __init__(self, proc: subprocess.Popen, url: str, control_path: str,
-                 state_path: str | None, stderr_path: str):
+                 state_path: str | None, stderr_path: str, key_file: str | None = None):
         self.proc = proc
         self.url = url
         self.control_path = control_path
         self.state_path = state_path
         self.stderr_path = stderr_path
+        #: the pump's key file and its keys (role name -> key), read back after start
+        self.key_file = key_file
+        self.keys: dict[str, bytes] = read_keys(key_file) if key_file and os.path.exists(key_file) else {}
 
     def control(self, op: str, **kw) -> dict:
         """Send one JSON request on the control socket; return the reply dict."""
@@ -112,7 +121,42 @@ def _short_dir(tmp_path) -> str:
     return tempfile.mkdtemp(prefix="ith-")
 
 
-def start_emulator(tmp_path, *args, transport="pty", state_path=None, time_scale=None) -> EmulatorProcess:
+def write_key_file(path, serial: str, roles=("reader", "clinician")) -> dict[str, bytes]:
+    """A fresh key file (mode 0600) with new random keys for `serial`; returns the keys."""
+    keys = {role: security.new_key() for role in roles}
+    data = {"format": "ithcli-pump-keys", "version": 1, "serial": serial,
+            "keys": {role: key.hex() for role, key in keys.items()}}
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return keys
+
+
+def read_keys(path) -> dict[str, bytes]:
+    data = json.loads(Path(path).read_text())
+    return {role: bytes.fromhex(text) for role, text in data["keys"].items()}
+
+
+def _serial_for(args, state_path) -> str:
+    args = [str(a) for a in args]
+    if state_path is not None and os.path.exists(state_path):
+        try:  # a restored pump keeps its serial whatever the command line says
+            return json.loads(Path(state_path).read_text())["pump"]["serial"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    for i, arg in enumerate(args):
+        if arg == "--serial" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--serial="):
+            return arg.partition("=")[2]
+    return DEFAULT_SERIAL
+
+
+def start_emulator(tmp_path, *args, transport="pty", state_path=None, time_scale=None,
+                   key_file=None) -> EmulatorProcess:
+    """Start one emulator. Unless `--key-file` is in args, it gets `key_file` (created by the
+    emulator if missing: pass the previous process's to restart the same pump) or else a new
+    tmp_path/keys-N.json with fresh keys for the serial in args (or in the state file)."""
     n = next(_counter)
     control_path = os.path.join(_short_dir(tmp_path), f"ctl-{n}.sock")
     stderr_path = os.path.join(str(tmp_path), f"emulator-{n}.stderr")
@@ -128,11 +172,20 @@ def start_emulator(tmp_path, *args, transport="pty", state_path=None, time_scale
     if time_scale is not None:
         cmd += ["--time-scale", str(time_scale)]
     cmd += [str(a) for a in args]
+    if "--key-file" in cmd or any(a.startswith("--key-file=") for a in cmd):
+        given = [a for a in cmd if a.startswith("--key-file=")]
+        key_file = given[0].partition("=")[2] if given else cmd[cmd.index("--key-file") + 1]
+    else:
+        if key_file is None:
+            key_file = os.path.join(str(tmp_path), f"keys-{n}.json")
+            write_key_file(key_file, _serial_for(args, state_path))
+        cmd += ["--key-file", str(key_file)]
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO)
     url = _read_first_line(proc, START_TIMEOUT)
     emu = EmulatorProcess(proc, url, control_path,
-                          str(state_path) if state_path is not None else None, stderr_path)
+                          str(state_path) if state_path is not None else None, stderr_path,
+                          str(key_file) if url else None)
     if not url:
         emu.kill()
         raise EmulatorError(f"emulator did not print its URL (exit {proc.returncode}); "
@@ -140,10 +193,26 @@ def start_emulator(tmp_path, *args, transport="pty", state_path=None, time_scale
     return emu
 
 
-class RawClient:
-    """The raw protocol over pyserial, with no retries and no interpretation."""
+class HandshakeError(AssertionError):
+    """The pump refused the handshake (its ERROR message is kept) or failed to prove its key."""
 
-    def __init__(self, url: str, timeout: float = 2.0):
+    def __init__(self, message: str, reply: protocol.Message | None = None):
+        super().__init__(message)
+        self.reply = reply
+
+
+class RawClient:
+    """The raw protocol over pyserial, with no retries and no interpretation.
+
+    With `keys` (role name -> key, e.g. emu.keys) it opens a session as `role` on
+    connect: HELLO + AUTH, then every request is sealed and every sealed reply opened
+    (`.channel`). Without keys it is a raw, unauthenticated client (an attacker).
+    Every byte written is kept in `.wire_out` (one entry per write) and every byte
+    read in `.wire_in`, for replay and eavesdropping tests.
+    """
+
+    def __init__(self, url: str, timeout: float = 2.0, keys: dict[str, bytes] | None = None,
+                 role: str = "clinician"):
         self.timeout = timeout
         self.port = serial.serial_for_url(url, timeout=0.05)
         # replies left in a pty by an earlier client would otherwise be read as ours
@@ -151,21 +220,96 @@ class RawClient:
         self.decoder = FrameDecoder()
         self._seq = itertools.count(1)
         self.dropped: list = []  # frame errors and unmatched frames seen while reading
+        self.channel: security.SecureChannel | None = None
+        self.role: str | None = None
+        self.wire_out: list[bytes] = []
+        self.wire_in = bytearray()
+        if keys is not None:
+            try:
+                self.handshake(role, keys[role])
+            except BaseException:
+                self.close()
+                raise
+
+    def next_seq(self) -> int:
+        return next(self._seq) & 0xFFFF
+
+    # --- the handshake ------------------------------------------------------------
+
+    def hello(self, role: str) -> tuple[protocol.Message, bytes]:
+        """HELLO (in clear) for `role`: (reply, the client nonce sent). Ends any session."""
+        self.channel = None
+        nonce = security.new_nonce()
+        reply = self.request_clear(Command.HELLO, {"protocol_version": protocol.PROTOCOL_VERSION,
+                                                   "client_nonce": nonce, "role": ROLES[role]})
+        return reply, nonce
+
+    def handshake(self, role: str, key: bytes) -> protocol.Message:
+        """HELLO + AUTH with `key` as `role`; on success `.channel` is open and the AUTH reply
+        returned. A refusal raises HandshakeError carrying the pump's ERROR message."""
+        hello, client_nonce = self.hello(role)
+        if hello.command != Command.HELLO:
+            raise HandshakeError(f"HELLO refused: {hello.body}", hello)
+        pump_nonce = hello.body["pump_nonce"]  # key_id is not checked: an attacker tries any key
+        proof = security.client_proof(key, client_nonce, pump_nonce, ROLES[role])
+        reply = self.request_clear(Command.AUTH, {"role": ROLES[role], "proof": proof})
+        if reply.command != Command.AUTH:
+            raise HandshakeError(f"AUTH refused: {reply.body}", reply)
+        expected = security.pump_proof(key, client_nonce, pump_nonce, ROLES[role])
+        if not security.proofs_equal(reply.body["proof"], expected):
+            raise HandshakeError("the pump's proof does not verify", reply)
+        self.channel = security.SecureChannel.derive(key, client_nonce, pump_nonce, ROLES[role],
+                                                     pump_side=False)
+        self.role = role
+        return reply
+
+    # --- requests -----------------------------------------------------------------
+
+    def seal(self, command, body=None, seq=None) -> bytes:
+        """A sealed request frame (not sent): for capture, replay and tampering tests."""
+        seq = self.next_seq() if seq is None else seq
+        return self.seal_payload(command, protocol.build_payload(command, body or {}), seq)
+
+    def seal_payload(self, command, payload: bytes, seq: int) -> bytes:
+        """A sealed frame around any payload bytes (even malformed ones)."""
+        return self.channel.seal(int(command), payload, seq=seq, response=False)
 
     def request(self, command, body=None, seq=None) -> protocol.Message:
-        """Send one request; return the first response with the same seq."""
-        seq = next(self._seq) & 0xFFFF if seq is None else seq
-        self.port.write(protocol.encode(command, body or {}, seq=seq))
-        self.port.flush()
-        deadline = time.monotonic() + self.timeout
+        """Send one request (sealed in a session, else in clear); return the reply with the same
+        seq, opened when sealed (Message.auth is then the trailer; None for a reply in clear)."""
+        seq = self.next_seq() if seq is None else seq
+        if self.channel is not None:
+            return self.exchange(self.seal(command, body, seq), seq, f"{Command(command).name} seq={seq}")
+        return self.request_clear(command, body, seq)
+
+    def request_clear(self, command, body=None, seq=None) -> protocol.Message:
+        seq = self.next_seq() if seq is None else seq
+        return self.exchange(protocol.encode(command, body or {}, seq=seq), seq,
+                             f"{Command(command).name} seq={seq}")
+
+    def exchange(self, data: bytes, seq: int, what: str = "request") -> protocol.Message:
+        """Send raw bytes; return the first response with this seq (opened if sealed)."""
+        self.send_raw(data)
+        return self.open(self.wait_reply(seq, what))
+
+    def wait_reply(self, seq: int, what: str = "request", timeout: float | None = None) -> RawFrame:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while time.monotonic() < deadline:
             for frame in self._read_some():
                 if frame.seq == seq and frame.is_response:
-                    return protocol.decode(frame)
+                    return frame
                 self.dropped.append(frame)
-        raise TimeoutError(f"no reply to {Command(command).name} seq={seq} within {self.timeout} s")
+        raise TimeoutError(f"no reply to {what} within {self.timeout if timeout is None else timeout} s")
+
+    def open(self, frame: RawFrame) -> protocol.Message:
+        """Decode a reply frame, opening it in the session when it is sealed."""
+        if frame.flags & protocol.Flag.AUTH:
+            assert self.channel is not None, "a sealed reply without a session"
+            frame = self.channel.open(frame)
+        return protocol.decode(frame)
 
     def send_raw(self, data: bytes) -> None:
+        self.wire_out.append(bytes(data))
         self.port.write(data)
         self.port.flush()
 
@@ -179,6 +323,8 @@ class RawClient:
 
     def _read_some(self) -> list[RawFrame]:
         data = self.port.read(self.port.in_waiting or 1)
+        if data:
+            self.wire_in += data
         frames = []
         for item in self.decoder.feed(data) if data else []:
             if isinstance(item, RawFrame):

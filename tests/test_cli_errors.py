@@ -64,12 +64,14 @@ def test_garbage_on_the_wire_is_a_protocol_error():
 
 
 def test_an_error_frame_is_reported_as_rejected():
-    peer = peers.Peer(peers.rejecting(detail="not today"))
+    import protocol
+
+    peer = peers.Peer(peers.rejecting(protocol.ErrorReason.INVALID_STATE, detail="not today"))
     try:
         result = run_cli("--port", peer.url, "interrogate")
     finally:
         peer.close()
-    assert_one_line_error(result, 5, "not_permitted", "not today")
+    assert_one_line_error(result, 5, "invalid_state", "not today")
 
 
 def test_a_corrupted_reply_is_retried_and_the_read_succeeds(start_emulator):

@@ -59,6 +59,8 @@ def strategy_for(con) -> st.SearchStrategy:
             return text.filter(lambda s: len(s.encode(con.encoding)) <= limit)
         # NUL-padded fixed-width ASCII: no NULs (they are the padding)
         return st.text(st.characters(min_codepoint=1, max_codepoint=127), max_size=con.sizeof())
+    if isinstance(con, c.Bytes):  # nonces, key ids, proofs: any bytes of exactly that size
+        return st.binary(min_size=con.sizeof(), max_size=con.sizeof())
     if isinstance(con, c.FocusedSeq):  # PrefixedArray
         element = _inner(con.subcons[1]).subcon
         return st.lists(strategy_for(element), max_size=messages.MAX_LOG_PAGE)
@@ -116,12 +118,14 @@ STATUS = dict(
     last_programmed_at=1_699_999_000,
     bolus_remaining_ng=0,
     event_count=3,
+    auth_failures=7,
 )
 EVENT = dict(index=0, time=1_700_000_000, type=EventType.REFILL, priority=0, arg1=20_000, arg2=25_000_000)
 SAMPLES = {
-    0x01: dict(protocol_version=1),
-    0x81: dict(protocol_version=1, serial_number="ITH-0001", model=2,
-               firmware=dict(major=1, minor=0, patch=0), pump_time=1_700_000_000),
+    0x01: dict(protocol_version=1, client_nonce=bytes(range(16)), role="CLINICIAN"),
+    0x81: dict(protocol_version=1, pump_nonce=bytes(range(16, 32)), key_id=bytes(range(8))),
+    0x05: dict(role="READER", proof=bytes(range(32))),
+    0x85: dict(proof=bytes(range(32, 64))),
     0x02: dict(),
     0x82: STATUS,
     0x03: dict(first_index=0, max_count=messages.MAX_LOG_PAGE),
@@ -293,14 +297,27 @@ def test_build_refuses_missing_and_unknown_fields(k):
 
 
 def test_build_refuses_bad_nested_groups():
-    hello = SAMPLES[0x81]
     with pytest.raises(EncodeError, match="missing"):
-        codec.build_payload(Command.HELLO, _with(hello, ("firmware",), dict(major=1, minor=0)), response=True)
+        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("firmware",), dict(major=1, minor=0)), response=True)
     with pytest.raises(EncodeError, match="unknown"):
-        codec.build_payload(Command.HELLO, _with(hello, ("firmware",), dict(major=1, minor=0, patch=0, build=1)),
+        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("firmware",), dict(major=1, minor=0, patch=0, build=1)),
                             response=True)
     with pytest.raises(EncodeError):
-        codec.build_payload(Command.HELLO, _with(hello, ("firmware",), "1.0.0"), response=True)
+        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("firmware",), "1.0.0"), response=True)
+
+
+@pytest.mark.parametrize("k, path, con", list(_leaf_cases(c.Bytes)))
+def test_build_and_parse_refuse_wrong_sized_bytes(k, path, con):
+    """A nonce, key id or proof of the wrong size is refused both ways (never padded or cut)."""
+    size = con.sizeof()
+    for value in (b"", bytes(size - 1), bytes(size + 1), "x" * size, None):
+        with pytest.raises(EncodeError):
+            codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
+    payload = codec.build_payload(k & 0x7F, SAMPLES[k], response=bool(k & 0x80))
+    for cut in (payload[:-1], payload + b"\x00"):
+        data = encode_frame(k & 0x7F, cut, seq=1, response=bool(k & 0x80))
+        with pytest.raises(MalformedPayloadError):
+            codec.decode(raw_frame(data))
 
 
 @pytest.mark.parametrize("serial", ["X" * 17, "Pümp", "\u2603", 12345])

@@ -11,13 +11,14 @@ import json
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 
 import pytest
 
-from emulator_harness import RawClient, _read_first_line
+from emulator_harness import RawClient, _read_first_line, read_keys
 from protocol.messages import MAX_LOG_PAGE
 from protocol import (
     Alarm,
@@ -31,6 +32,7 @@ from protocol import (
     PumpModel,
     encode,
     encode_frame,
+    security,
 )
 from protocol.constants import SYNC
 
@@ -81,12 +83,14 @@ def power_on_time(client):
 
 def test_url_hello_and_interrogate_defaults(emulator):
     with RawClient(emulator.url) as client:
-        hello = client.request(Command.HELLO, {"protocol_version": 1}, seq=4242)
-        assert hello.response and hello.seq == 4242
+        hello, _ = client.hello("clinician")
+        assert hello.response and hello.command == Command.HELLO
         assert hello.body["protocol_version"] == 1
-        assert hello.body["serial_number"] == "EMU00001"
-        assert hello.body["model"] == PumpModel.PERISTALTIC_40
+        assert hello.body["key_id"] == security.key_id(emulator.keys["clinician"])
+    with RawClient(emulator.url, keys=emulator.keys) as client:
         status = interrogate(client)
+    assert status["serial_number"] == "EMU00001"
+    assert status["model"] == PumpModel.PERISTALTIC_40
     assert status["drug"] == Drug.MORPHINE
     assert status["concentration_ng_per_ml"] == 10_000_000
     assert status["capacity_ul"] == 40_000
@@ -97,7 +101,8 @@ def test_url_hello_and_interrogate_defaults(emulator):
     assert status["low_reservoir_alarm_ul"] == 2_000
     assert status["alarms"] == 0 and status["battery_state"] == BatteryState.OK
     assert status["replace_by"] == status["eri_at"] + 90 * DAY
-    assert status["last_txid"] == 0 and status["event_count"] == 1
+    assert status["last_txid"] == 0 and status["auth_failures"] == 0
+    assert status["event_count"] == 2  # POWER_ON, SESSION_OPENED
 
 
 def test_interrogate_reports_command_line(start_emulator, transport):
@@ -107,12 +112,11 @@ def test_interrogate_reports_command_line(start_emulator, transport):
         "--low-alarm", "4 mL", "--start-time", "2030-01-02T03:04:05Z",
         transport=transport, time_scale=FROZEN,
     )
-    with RawClient(emu.url) as client:
-        hello = client.request(Command.HELLO, {"protocol_version": 1}).body
+    with RawClient(emu.url, keys=emu.keys) as client:
         status = interrogate(client)
-    assert hello["serial_number"] == status["serial_number"] == "VG-0042"
-    assert hello["model"] == status["model"] == PumpModel.VALVE_GATED_20
-    assert hello["pump_time"] == status["pump_time"] == 1893553445
+    assert status["serial_number"] == "VG-0042"
+    assert status["model"] == PumpModel.VALVE_GATED_20
+    assert status["pump_time"] == 1893553445
     assert status["drug"] == Drug.BACLOFEN
     assert status["concentration_ng_per_ml"] == 500_000
     assert status["reservoir_ul"] == 19_500 and status["capacity_ul"] == 20_000
@@ -123,12 +127,13 @@ def test_interrogate_reports_command_line(start_emulator, transport):
 
 def test_several_tcp_clients_at_once(start_emulator):
     emu = start_emulator(transport="tcp")
-    clients = [RawClient(emu.url) for _ in range(3)]
+    clients = [RawClient(emu.url, keys=emu.keys) for _ in range(3)]  # a session each
     try:
         for round_ in range(3):
             for n, client in enumerate(clients):
                 seq = 100 * n + round_
-                assert client.request(Command.HELLO, {"protocol_version": 1}, seq=seq).seq == seq
+                reply = client.request(Command.INTERROGATE, seq=seq)
+                assert reply.seq == seq and reply.auth is not None
     finally:
         for client in clients:
             client.close()
@@ -138,7 +143,7 @@ def test_several_tcp_clients_at_once(start_emulator):
 
 
 def test_reservoir_drains_at_programmed_flow(emulator):
-    with RawClient(emulator.url) as client:
+    with RawClient(emulator.url, keys=emulator.keys) as client:
         start = power_on_time(client)
         state = emulator.control("advance", seconds=10 * DAY)
         assert state["ok"]
@@ -159,12 +164,12 @@ def status_delivered(status, start):
 def test_exact_drain_with_frozen_clock(frozen):
     state = frozen.control("advance", seconds=10 * DAY)
     assert state["reservoir_nl"] == 16_000_000 and state["delivery_remainder"] == 0
-    with RawClient(frozen.url) as client:
+    with RawClient(frozen.url, keys=frozen.keys) as client:
         assert interrogate(client)["reservoir_ul"] == 16_000
 
 
 def test_low_reservoir_alarm_at_threshold(emulator):
-    with RawClient(emulator.url) as client:
+    with RawClient(emulator.url, keys=emulator.keys) as client:
         start = power_on_time(client)
         emulator.control("advance", seconds=79 * DAY)
         assert not interrogate(client)["alarms"] & Alarm.LOW_RESERVOIR
@@ -180,7 +185,7 @@ def test_low_reservoir_alarm_at_threshold(emulator):
 
 
 def test_empty_reservoir_stops_delivery(emulator):
-    with RawClient(emulator.url) as client:
+    with RawClient(emulator.url, keys=emulator.keys) as client:
         start = power_on_time(client)
         state = emulator.control("advance", seconds=100 * DAY)
         assert state["reservoir_nl"] == 0 and state["delivered_nl"] == 18_000_000
@@ -201,7 +206,7 @@ def test_empty_reservoir_stops_delivery(emulator):
 def test_battery_eri_then_eos(start_emulator, transport):
     # 40 mL at 0.2 mL/day outlasts the battery: one drain rate all the way
     emu = start_emulator("--battery-days", "200", "--volume", "40 mL", transport=transport)
-    with RawClient(emu.url) as client:
+    with RawClient(emu.url, keys=emu.keys) as client:
         start = power_on_time(client)
         drain = BATTERY_UNIT + 200_000
         charge = 200 * DAY * BATTERY_UNIT
@@ -241,9 +246,9 @@ def test_battery_eri_then_eos(start_emulator, transport):
 def test_read_log_paging(frozen):
     for _ in range(40):
         assert frozen.control("reset")["ok"]
-    with RawClient(frozen.url) as client:
+    with RawClient(frozen.url, keys=frozen.keys) as client:
         total = interrogate(client)["event_count"]
-        assert total == 1 + 40 + 1  # first POWER_ON, 40 resets, one RESET alarm
+        assert total == 1 + 40 + 1 + 1  # first POWER_ON, 40 resets, one RESET alarm, SESSION_OPENED
         page = client.request(Command.READ_LOG, {"first_index": 0, "max_count": MAX_LOG_PAGE}).body
         assert page["oldest_index"] == 0 and page["event_count"] == total
         assert [e["index"] for e in page["events"]] == list(range(MAX_LOG_PAGE))
@@ -282,7 +287,7 @@ def test_random_bytes_do_not_crash_or_change_state(frozen):
         else:
             pieces.append(rng.randbytes(rng.randrange(1, 200)))
     noise = b"".join(pieces)
-    with RawClient(frozen.url, timeout=5.0) as client:
+    with RawClient(frozen.url, keys=frozen.keys, timeout=5.0) as client:
         before = status_and_state(frozen, client)
         for i in range(0, len(noise), 1024):
             client.send_raw(noise[i : i + 1024])
@@ -292,7 +297,7 @@ def test_random_bytes_do_not_crash_or_change_state(frozen):
 
 
 def test_oversized_length_is_dropped_and_next_frame_answered(frozen):
-    with RawClient(frozen.url, timeout=5.0) as client:
+    with RawClient(frozen.url, keys=frozen.keys, timeout=5.0) as client:
         before = status_and_state(frozen, client)
         client.send_raw(SYNC + bytes([1, 0, 0, 9, 2, 0xFF, 0xFF]) + bytes(300))
         assert client.request(Command.INTERROGATE, seq=9).seq == 9
@@ -300,29 +305,29 @@ def test_oversized_length_is_dropped_and_next_frame_answered(frozen):
 
 
 def test_truncated_frame_then_good_frame(frozen):
-    good = encode(Command.INTERROGATE, {}, seq=31)
     # a header that promises 200 bytes of payload, then silence: dropped after the idle gap
     truncated = SYNC + bytes([1, 0, 0, 30, 3, 0, 200]) + bytes(10)
-    with RawClient(frozen.url, timeout=5.0) as client:
+    with RawClient(frozen.url, keys=frozen.keys, timeout=5.0) as client:
+        good = client.seal(Command.INTERROGATE, seq=31)
         client.send_raw(truncated)
         time.sleep(0.4)
         client.send_raw(good)
         frames = client.read_frames(1.5)
         assert [(f.seq, f.command) for f in frames] == [(31, Command.INTERROGATE)]
         # the same, back to back: the good frame is swallowed by the partial one, then rescued
-        client.send_raw(truncated + encode(Command.INTERROGATE, {}, seq=32))
+        client.send_raw(truncated + client.seal(Command.INTERROGATE, seq=32))
         frames = client.read_frames(1.5)
         assert [(f.seq, f.command) for f in frames] == [(32, Command.INTERROGATE)]
-        # a frame cut short inside a real request
-        client.send_raw(encode(Command.READ_LOG, {"first_index": 0, "max_count": 1}, seq=33)[:-3])
+        # a frame cut short inside a real request (its counter is skipped: that is allowed)
+        client.send_raw(client.seal(Command.READ_LOG, {"first_index": 0, "max_count": 1}, seq=33)[:-3])
         time.sleep(0.4)
-        assert client.request(Command.HELLO, {"protocol_version": 1}, seq=34).seq == 34
+        assert client.request(Command.INTERROGATE, seq=34).seq == 34
 
 
 def test_bad_crc_gets_no_reply_and_no_change(frozen):
     frame = bytearray(encode(Command.INTERROGATE, {}, seq=77))
     frame[-1] ^= 0x01
-    with RawClient(frozen.url) as client:
+    with RawClient(frozen.url, keys=frozen.keys) as client:
         before = status_and_state(frozen, client)
         client.send_raw(bytes(frame))
         assert client.read_frames(1.0) == []
@@ -331,19 +336,13 @@ def test_bad_crc_gets_no_reply_and_no_change(frozen):
 
 def error_reply(client, raw, seq):
     client.send_raw(raw)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for frame in client.read_frames(0.2):
-            if frame.seq == seq:
-                from protocol import decode
-
-                return decode(frame)
-    raise AssertionError(f"no reply with seq {seq}")
+    return client.open(client.wait_reply(seq, timeout=5))
 
 
 def test_unknown_command_gets_error_with_same_seq(emulator):
-    with RawClient(emulator.url) as client:
-        reply = error_reply(client, encode_frame(0x55, b"\x01\x02", seq=0xBEEF), 0xBEEF)
+    with RawClient(emulator.url, keys=emulator.keys) as client:
+        reply = error_reply(client, client.seal_payload(0x55, b"\x01\x02", seq=0xBEEF), 0xBEEF)
+    assert reply.auth is not None  # answered inside the session
     assert reply.command == Command.ERROR and reply.response
     assert reply.body["request_command"] == 0x55
     assert reply.body["reason"] == ErrorReason.UNKNOWN_COMMAND
@@ -359,9 +358,13 @@ def test_unknown_command_gets_error_with_same_seq(emulator):
     ],
 )
 def test_malformed_payload_gets_error(frozen, command, payload):
-    with RawClient(frozen.url) as client:
+    with RawClient(frozen.url, keys=frozen.keys) as client:
         before = status_and_state(frozen, client)
-        reply = error_reply(client, encode_frame(command, payload, seq=555), 555)
+        if command == Command.HELLO:  # the handshake is in clear; a bad HELLO leaves the session
+            raw = encode_frame(command, payload, seq=555)
+        else:
+            raw = client.seal_payload(command, payload, seq=555)
+        reply = error_reply(client, raw, 555)
         assert reply.command == Command.ERROR
         assert reply.body["request_command"] == command
         assert reply.body["reason"] == ErrorReason.MALFORMED_PAYLOAD
@@ -370,7 +373,7 @@ def test_malformed_payload_gets_error(frozen, command, payload):
 
 
 def test_response_flag_on_request_is_refused(frozen):
-    with RawClient(frozen.url) as client:
+    with RawClient(frozen.url, keys=frozen.keys) as client:
         reply = error_reply(client, encode_frame(Command.INTERROGATE, b"", seq=9, response=True), 9)
         assert reply.body["reason"] == ErrorReason.NOT_PERMITTED
         # an ERROR frame is never answered (two pumps would argue forever)
@@ -394,7 +397,7 @@ def test_sigterm_and_sigint_exit_zero(start_emulator, transport):
 def test_state_survives_kill_9(start_emulator, transport, tmp_path):
     state_path = tmp_path / "pump.json"
     emu = start_emulator("--serial", "KEEP-1", transport=transport, state_path=state_path)
-    with RawClient(emu.url) as client:
+    with RawClient(emu.url, keys=emu.keys) as client:
         start = power_on_time(client)
         for _ in range(3):
             emu.control("reset")
@@ -405,7 +408,7 @@ def test_state_survives_kill_9(start_emulator, transport, tmp_path):
     assert saved["pump"]["serial"] == "KEEP-1"
 
     emu2 = start_emulator(transport=transport, state_path=state_path)  # no --serial: the file wins
-    with RawClient(emu2.url) as client:
+    with RawClient(emu2.url, keys=emu2.keys) as client:
         status = interrogate(client)
         log_after = read_all_log(client)
     state = emu2.control("state")
@@ -416,7 +419,7 @@ def test_state_survives_kill_9(start_emulator, transport, tmp_path):
     assert state["reservoir_nl"] == 18_000_000 - state["delivered_nl"]
     assert log_after[: len(log_before)] == log_before
     new = log_after[len(log_before) :]
-    assert [(e["type"], e["arg1"]) for e in new] == [(EventType.POWER_ON, 1)]
+    assert [(e["type"], e["arg1"]) for e in new] == [(EventType.POWER_ON, 1), (EventType.SESSION_OPENED, 2)]
     assert emu2.stop() == 0
 
 
@@ -428,7 +431,7 @@ def test_events_during_downtime_are_logged_at_their_time(start_emulator, tmp_pat
     assert emu.stop() == 0
     time.sleep(0.6)  # at --time-scale 20000 the restart finds >= 12,000 pump seconds gone by
     emu2 = start_emulator(transport="tcp", state_path=state_path, time_scale=20_000)
-    with RawClient(emu2.url) as client:
+    with RawClient(emu2.url, keys=emu2.keys) as client:
         events = read_all_log(client)
     t0 = events[0]["time"]
     assert (events[0]["type"], events[0]["arg1"]) == (EventType.POWER_ON, 0)
@@ -452,12 +455,14 @@ def run_emulator(*args, timeout=20):
 def test_corrupt_state_file_is_refused(tmp_path, content):
     state_path = tmp_path / "pump.json"
     state_path.write_text(content)
-    result = run_emulator("--state", str(state_path), "--listen", "127.0.0.1:0")
+    key_file = tmp_path / "keys.json"
+    result = run_emulator("--state", str(state_path), "--listen", "127.0.0.1:0", "--key-file", str(key_file))
     assert result.returncode not in (0, None)
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "state" in lines[0], result.stderr
     assert state_path.read_text() == content  # not overwritten
+    assert not key_file.exists()  # nothing provisioned for a pump that did not start
 
 
 def test_tampered_state_file_is_refused(start_emulator, tmp_path):
@@ -467,7 +472,7 @@ def test_tampered_state_file_is_refused(start_emulator, tmp_path):
     data = json.loads(state_path.read_text())
     data["pump"]["reservoir_nl"] = 99_000_000  # more than the 40 mL capacity
     state_path.write_text(json.dumps(data))
-    result = run_emulator("--state", str(state_path), "--listen", "127.0.0.1:0")
+    result = run_emulator("--state", str(state_path), "--listen", "127.0.0.1:0", "--key-file", emu.key_file)
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -513,13 +518,15 @@ def test_console_script_starts(tmp_path):
     exe = shutil.which("ith-emulator")
     if exe is None:
         pytest.skip("ith-emulator is not on PATH (package not installed)")
-    proc = subprocess.Popen([exe, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+    key_file = tmp_path / "keys.json"
+    proc = subprocess.Popen([exe, "--listen", "127.0.0.1:0", "--key-file", str(key_file)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path)
     try:
         url = _read_first_line(proc, 15)
         assert url.startswith("socket://127.0.0.1:"), proc.stderr.read1() if proc.poll() is not None else url
-        with RawClient(url) as client:
-            assert client.request(Command.HELLO, {"protocol_version": 1}).body["serial_number"] == "EMU00001"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # created, for the default serial
+        with RawClient(url, keys=read_keys(key_file)) as client:
+            assert client.request(Command.INTERROGATE).body["serial_number"] == "EMU00001"
     finally:
         proc.terminate()
         assert proc.wait(10) == 0

@@ -43,7 +43,7 @@ def emu(start_emulator):
 
 @pytest.fixture
 def client(emu):
-    with RawClient(emu.url) as c:
+    with RawClient(emu.url, keys=emu.keys) as c:
         yield c
 
 
@@ -292,7 +292,7 @@ def test_refill_of_an_empty_pump_clears_alarms_and_resumes(start_emulator):
     # 2.5 mL at 24 mL/day (240 mg/day at 10 mg/mL): low at 1800 s, empty at 9000 s
     emu = start_emulator("--start-time", START, "--volume", "2.5 mL", "--flow", "24 mL/day",
                          transport="tcp", time_scale=FROZEN)
-    with RawClient(emu.url) as c:
+    with RawClient(emu.url, keys=emu.keys) as c:
         emu.control("advance", seconds=10_000)
         s = status(c)
         assert s["alarms"] & Alarm.EMPTY_RESERVOIR and s["current_rate_nl_per_day"] == 0
@@ -362,7 +362,7 @@ def test_fault_control_ops(emu):
 def test_drop_commit_reply_applies_and_status_tells(emu, client):
     ok(prepare_program(client, 77, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
     arm(emu, "drop_commit_reply")
-    with RawClient(emu.url, timeout=0.7) as quick, pytest.raises(TimeoutError):
+    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
         commit(quick, 77)
     assert emu.control("faults")["armed"] == {}
     s = status(client)
@@ -386,7 +386,7 @@ def test_reset_on_commit_loses_the_transaction(emu, client):
     before = read_program(client)
     ok(prepare_program(client, 79, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
     arm(emu, "reset_on_commit")
-    with RawClient(emu.url, timeout=0.7) as quick, pytest.raises(TimeoutError):
+    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
         commit(quick, 79)
     s = status(client)
     assert s["last_txid"] == 0 and s["alarms"] & Alarm.RESET
@@ -401,7 +401,7 @@ def test_reset_on_commit_loses_the_transaction(emu, client):
 def test_reset_after_commit_applies_then_resets(emu, client):
     ok(prepare_program(client, 80, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
     arm(emu, "reset_after_commit")
-    with RawClient(emu.url, timeout=0.7) as quick, pytest.raises(TimeoutError):
+    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
         commit(quick, 80)
     s = status(client)
     assert s["last_txid"] == 80 and s["alarms"] & Alarm.RESET and s["daily_dose_ng_per_day"] == 3_000_000
@@ -411,7 +411,7 @@ def test_reset_after_commit_applies_then_resets(emu, client):
 
 def test_drop_prepare_reply_still_stores_the_transaction(emu, client):
     arm(emu, "drop_prepare_reply")
-    with RawClient(emu.url, timeout=0.7) as quick, pytest.raises(TimeoutError):
+    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
         prepare_program(quick, 81, InfusionMode.CONTINUOUS, steps((0, 3_000_000)))
     assert emu.control("state")["pending"]["txid"] == 81
     assert ok(commit(client, 81), Command.COMMIT)["outcome"] == CommitOutcome.APPLIED
@@ -419,7 +419,7 @@ def test_drop_prepare_reply_still_stores_the_transaction(emu, client):
 
 def test_drop_reply_drops_one_reply_of_any_kind(emu, client):
     arm(emu, "drop_reply")
-    with RawClient(emu.url, timeout=0.7) as quick:
+    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick:
         with pytest.raises(TimeoutError):
             status(quick)
         assert status(quick)["last_txid"] == 0  # the retry is answered
@@ -432,7 +432,7 @@ def test_drop_reply_drops_one_reply_of_any_kind(emu, client):
 def test_state_survives_kill_9_after_an_acknowledged_commit(start_emulator, tmp_path):
     state_path = tmp_path / "pump.json"
     emu = start_emulator("--start-time", START, transport="tcp", time_scale=FROZEN, state_path=state_path)
-    with RawClient(emu.url) as c:
+    with RawClient(emu.url, keys=emu.keys) as c:
         ok(prepare_program(c, 90, InfusionMode.FLEX, steps((0, 1_000_000), (720, 3_000_000))),
            Command.PREPARE_PROGRAM)
         done = ok(commit(c, 90), Command.COMMIT)
@@ -446,7 +446,7 @@ def test_state_survives_kill_9_after_an_acknowledged_commit(start_emulator, tmp_
     assert saved["last_txid"] == 91 and saved["bolus"]["txid"] == 91 and "pending" not in saved
 
     emu2 = start_emulator(transport="tcp", time_scale=FROZEN, state_path=state_path)
-    with RawClient(emu2.url) as c:
+    with RawClient(emu2.url, keys=emu2.keys) as c:
         assert read_program(c) == program
         after = status(c)
         for name in ("last_txid", "last_programmed_at", "bolus_remaining_ng", "daily_dose_ng_per_day",

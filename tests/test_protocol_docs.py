@@ -88,6 +88,8 @@ def describe(con) -> tuple[int | None, str, tuple | None]:
         if isinstance(con.subcon, c.Prefixed):
             return None, f"{_int_type(con.subcon.lengthfield)} n + {con.encoding}[n]", None
         return con.sizeof(), f"{con.encoding}[{con.sizeof()}]", None
+    if isinstance(con, c.Bytes):  # raw bytes of a fixed size (nonces, key ids, proofs)
+        return con.sizeof(), f"bytes[{con.sizeof()}]", None
     if isinstance(con, c.FocusedSeq):  # PrefixedArray(lengthfield, element)
         count, items = (_inner(sc) for sc in con.subcons)
         count = count.subcon if isinstance(count, c.Rebuild) else count
@@ -264,7 +266,7 @@ def test_frame_table_matches_header_and_constants(tables):
 
 
 def test_auth_trailer_table(tables):
-    rows = tables["Authentication trailer (reserved)"]
+    rows = tables["Authentication trailer"]
     assert [r[2] for r in rows] == ["counter", "mac"]
     assert sum(int(r[1]) for r in rows) == constants.AUTH_TRAILER_SIZE
     assert [int(r[1]) for r in rows] == [8, 16]  # 64-bit counter, 128-bit MAC

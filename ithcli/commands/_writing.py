@@ -47,7 +47,7 @@ def read_pump(app, *, allow_unknown_drug: bool = False):
     """
     from ..writes import preflight
 
-    client = app.client()
+    client = app.client(write=True)
     preflight(app, client, app.serial)
     described = app.interrogate(resolve=False)
     raw = app.last_raw_status

@@ -1,0 +1,130 @@
+"""The programmer's key store: per-pump, per-role keys in files only the owner can read.
+
+One JSON file per pump, in the same format as the pump's own key file, so pairing
+is copying: {"format": "ithcli-pump-keys", "version": 1, "serial": S,
+"keys": {"reader": hex, "clinician": hex}}. A key file that group or others can
+read is refused, never used. Keys are looked up by the key id the pump announces
+in HELLO, so the pump never has to say its serial number in clear.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AuthError, UsageError
+
+FORMAT = "ithcli-pump-keys"
+ROLES = ("reader", "clinician")
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    serial: str
+    role: str
+    key: bytes
+    path: str
+
+
+def default_key_store() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "ithcli" / "keys"
+
+
+def read_key_file(path: Path) -> dict:
+    """Parse and check one key file (permissions first: a readable key is a leaked key)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise UsageError(f"key file {path}: cannot read: {exc.strerror or exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise AuthError(f"key file {path} is readable by group or others (mode {stat.S_IMODE(mode):o}): "
+                        "refused; chmod 600 it and consider the keys compromised")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"key file {path}: not a valid key file: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != 1:
+        raise UsageError(f"key file {path}: not an {FORMAT} version 1 file")
+    serial = data.get("serial")
+    keys = data.get("keys")
+    if not isinstance(serial, str) or not serial or not isinstance(keys, dict) or not keys:
+        raise UsageError(f"key file {path}: needs a serial and at least one key")
+    parsed = {}
+    for role, text in keys.items():
+        if role not in ROLES:
+            raise UsageError(f"key file {path}: unknown role {role!r}")
+        try:
+            key = bytes.fromhex(text)
+        except (TypeError, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise UsageError(f"key file {path}: the {role} key must be 64 hex digits")
+        parsed[role] = key
+    return {"serial": serial, "keys": parsed}
+
+
+def write_key_file(path: Path, serial: str, keys: dict[str, bytes]) -> None:
+    """Create a key file readable by its owner only (created 0600, never widened)."""
+    from .state import atomic_write
+
+    body = {"format": FORMAT, "version": 1, "serial": serial, "keys": {r: k.hex() for r, k in keys.items()}}
+    atomic_write(path, (json.dumps(body, indent=2) + "\n").encode())
+
+
+class KeyStore:
+    def __init__(self, directory: str | os.PathLike | None):
+        self.dir = Path(directory) if directory else default_key_store()
+
+    def entries(self) -> list[StoredKey]:
+        if not self.dir.is_dir():
+            return []
+        out = []
+        for path in sorted(self.dir.glob("*.json")):
+            data = read_key_file(path)
+            for role, key in data["keys"].items():
+                out.append(StoredKey(data["serial"], role, key, str(path)))
+        return out
+
+    def find(self, role: str, key_id: bytes) -> StoredKey | None:
+        from protocol.security import key_id as id_of
+
+        for entry in self.entries():
+            if entry.role == role and id_of(entry.key) == key_id:
+                return entry
+        return None
+
+    def path_for(self, serial: str) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in serial)
+        return self.dir / f"{safe}.json"
+
+    def add(self, serial: str, keys: dict[str, bytes], *, replace: bool = False) -> Path:
+        path = self.path_for(serial)
+        if path.exists() and not replace:
+            existing = read_key_file(path)
+            if existing["keys"] != keys:
+                raise UsageError(f"{serial} already has different keys in {path}: pass --replace to re-pair")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        write_key_file(path, serial, keys)
+        return path
+
+    def remove(self, serial: str) -> bool:
+        path = self.path_for(serial)
+        if path.exists():
+            path.unlink()
+            return True
+        return False
+
+
+class MemoryKeyStore(KeyStore):
+    """Keys held in memory only: the private emulator of --port emulator."""
+
+    def __init__(self, serial: str, keys: dict[str, bytes]):
+        super().__init__(None)
+        self._entries = [StoredKey(serial, role, key, "<memory>") for role, key in keys.items()]
+
+    def entries(self) -> list[StoredKey]:
+        return list(self._entries)

@@ -1,0 +1,417 @@
+"""The secure telemetry link, attacked from the wire (docs/security.md maps each test to a control).
+
+Real emulator processes; the attacker is a RawClient without keys (or with the
+wrong ones) that speaks the raw protocol: it eavesdrops on, records, replays,
+alters and injects frames. "Nothing changed" is checked through a fresh
+legitimate session (INTERROGATE, READ_PROGRAM, the log's TX_APPLIED events) and
+the control channel. Clocks are frozen unless a test needs time to pass.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from emulator_harness import HandshakeError, RawClient, write_key_file
+from protocol import Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
+from protocol.crc import crc32c
+from protocol.framing import parse_frame
+from protocol.messages import MAX_LOG_PAGE
+
+FROZEN = 1e-9
+SERIAL = "SECRET-SN-4711"
+QUIET = 0.4  # s to wait for a reply that must not come
+WRITES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS, Command.COMMIT)
+
+
+@pytest.fixture
+def emu(start_emulator):
+    return start_emulator("--serial", SERIAL, transport="tcp", time_scale=FROZEN)
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def program_body(txid, dose=3_000_000):
+    return {"txid": txid, "mode": InfusionMode.CONTINUOUS, "drug": "MORPHINE",
+            "concentration_ng_per_ml": 10_000_000, "steps": [{"start_minute": 0, "dose_ng_per_day": dose}]}
+
+
+WRITE_BODIES = {
+    Command.PREPARE_PROGRAM: program_body(50),
+    Command.PREPARE_REFILL: {"txid": 51, "drug": "MORPHINE", "concentration_ng_per_ml": 10_000_000,
+                             "volume_ul": 20_000, "withdrawn_ul": 0, "mode": InfusionMode.CONTINUOUS,
+                             "steps": [{"start_minute": 0, "dose_ng_per_day": 2_000_000}]},
+    Command.PREPARE_BOLUS: {"txid": 52, "dose_ng": 100_000, "duration_s": 3600},
+    Command.COMMIT: {"txid": 50},
+}
+
+
+def read_log(c):
+    events, first = [], 0
+    while True:
+        page = c.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
+        if not page["events"]:
+            return events
+        events += page["events"]
+        first = page["events"][-1]["index"] + 1
+
+
+def therapy(emu):
+    """What matters clinically, read through a fresh legitimate session (and the control channel)."""
+    with RawClient(emu.url, keys=emu.keys) as c:
+        status = c.request(Command.INTERROGATE).body
+        program = c.request(Command.READ_PROGRAM).body
+        applied = [(e["arg1"], e["arg2"]) for e in read_log(c) if e["type"] == EventType.TX_APPLIED]
+    for volatile in ("event_count", "auth_failures"):  # sessions and refusals are logged and counted
+        status.pop(volatile)
+    return status, program, applied, emu.control("state")["pending"]
+
+
+def auth_failures(emu) -> int:
+    return emu.control("state")["auth_failures"]
+
+
+def refused(message, reason):
+    assert message.command == Command.ERROR, message.body
+    assert message.body["reason"] == reason, message.body
+    return message.body["detail"]
+
+
+def assert_no_reply(client, seconds=QUIET):
+    frames = client.read_frames(seconds)
+    assert frames == [], [(f.seq, f.command) for f in frames]
+
+
+def auth_events(emu, c=None):
+    if c is None:
+        with RawClient(emu.url, keys=emu.keys) as c:
+            return auth_events(emu, c)
+    return [(e["arg1"], e["arg2"]) for e in read_log(c) if e["type"] == EventType.AUTH_FAILURE]
+
+
+def run_emulator(*args, timeout=20):
+    return subprocess.run([sys.executable, "-m", "emulator", "--listen", "127.0.0.1:0", *args],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def assert_refused_at_start(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ith-emulator: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+# --- confidentiality: what an eavesdropper and an unauthenticated peer learn ---------------
+
+
+def test_without_a_key_nothing_is_read_or_changed(emu):
+    before = therapy(emu)
+    with RawClient(emu.url) as attacker:
+        # HELLO answers a nonce and a key id: no serial, model, time or therapy
+        hello, _ = attacker.hello("clinician")
+        assert set(hello.body) == {"protocol_version", "pump_nonce", "key_id"}
+        assert hello.body["key_id"] == security.key_id(emu.keys["clinician"])
+        again, _ = attacker.hello("clinician")
+        assert again.body["pump_nonce"] != hello.body["pump_nonce"]  # fresh for every HELLO
+        for command, body in [(Command.INTERROGATE, {}), (Command.READ_PROGRAM, {}),
+                              (Command.READ_LOG, {"first_index": 0, "max_count": 5}),
+                              *WRITE_BODIES.items()]:
+            refused(attacker.request_clear(command, body), ErrorReason.NOT_AUTHENTICATED)
+        # AUTH out of turn, and a frame sealed with a key of the attacker's own making
+        with RawClient(emu.url) as fresh:  # no HELLO on this connection
+            refused(fresh.request_clear(Command.AUTH, {"role": Role.CLINICIAN, "proof": bytes(32)}),
+                    ErrorReason.NOT_AUTHENTICATED)
+        attacker.channel = security.SecureChannel.derive(security.new_key(), bytes(16), bytes(16),
+                                                         Role.CLINICIAN, pump_side=False)
+        forged = attacker.seal(Command.COMMIT, {"txid": 50}, seq=99)
+        attacker.channel = None
+        refused(attacker.exchange(forged, 99), ErrorReason.NOT_AUTHENTICATED)
+        assert SERIAL.encode() not in attacker.wire_in
+    assert therapy(emu) == before
+    assert auth_failures(emu) == len(WRITE_BODIES) + 3 + 2
+
+
+def test_a_legitimate_session_never_shows_the_serial_or_therapy_in_clear(emu):
+    with RawClient(emu.url, keys=emu.keys) as c:
+        status = c.request(Command.INTERROGATE)
+        program = c.request(Command.READ_PROGRAM)
+        log = c.request(Command.READ_LOG, {"first_index": 0, "max_count": 5})
+        assert status.body["serial_number"] == SERIAL
+        assert all(m.auth is not None for m in (status, program, log))  # all sealed
+        wire_in, wire_out = bytes(c.wire_in), b"".join(c.wire_out)
+    assert SERIAL.encode() not in wire_in and SERIAL.encode() not in wire_out
+    # every frame after the handshake (HELLO and AUTH replies) is sealed: payloads are ciphertext
+    frames, rest = [], wire_in
+    while rest:
+        used, item = parse_frame(rest)
+        assert used, "a partial frame on the wire"
+        frames.append(item)
+        rest = rest[used:]
+    assert [f.command for f in frames[:2]] == [Command.HELLO, Command.AUTH]
+    assert all(f.auth is not None for f in frames[2:]) and len(frames) == 5
+    plain = encode(Command.INTERROGATE, status.body, seq=status.seq, response=True)
+    assert plain[9:-4] not in wire_in  # the Status payload itself never travels in clear
+
+
+# --- authentication and brute force ------------------------------------------------------------
+
+
+def test_a_wrong_key_cannot_open_a_session(emu):
+    with RawClient(emu.url) as attacker, RawClient(emu.url) as clinician:
+        for n, (role, key) in enumerate([("clinician", security.new_key()), ("reader", security.new_key()),
+                                         ("clinician", emu.keys["reader"])]):  # the reader key as a clinician
+            with pytest.raises(HandshakeError) as exc:
+                attacker.handshake(role, key)
+            refused(exc.value.reply, ErrorReason.AUTH_FAILED)
+            assert attacker.channel is None
+            refused(attacker.request(Command.INTERROGATE), ErrorReason.NOT_AUTHENTICATED)
+            # the right key still works (and resets the back-off count)
+            clinician.handshake("clinician", emu.keys["clinician"])
+            assert clinician.request(Command.INTERROGATE).body["auth_failures"] == 2 * (n + 1)
+
+
+def test_brute_force_is_slowed_down_and_the_clinician_still_gets_in(start_emulator):
+    emu = start_emulator("--auth-backoff-cap", "1", transport="tcp", time_scale=FROZEN)
+    right = emu.keys["clinician"]
+    with RawClient(emu.url) as attacker, RawClient(emu.url) as other:
+        for _ in range(3):
+            with pytest.raises(HandshakeError) as exc:
+                attacker.handshake("clinician", security.new_key())
+            refused(exc.value.reply, ErrorReason.AUTH_FAILED)
+        last_failure = time.monotonic()
+        # now every AUTH is refused unchecked, on any connection, even with the right key
+        for client, key in [(attacker, security.new_key()), (other, right), (attacker, right)]:
+            with pytest.raises(HandshakeError) as exc:
+                client.handshake("clinician", key)
+            detail = refused(exc.value.reply, ErrorReason.RATE_LIMITED)
+            assert detail.endswith("retry in 1 s"), detail
+        assert time.monotonic() - last_failure < 1.0
+        # the refused attempts did not extend the wait: 1 s after the last wrong proof, it opens
+        time.sleep(max(0.0, last_failure + 1.05 - time.monotonic()))
+        other.handshake("clinician", right)
+        assert other.request(Command.INTERROGATE).body["auth_failures"] == 6
+        # a success resets the count: the next wrong proof is checked, not rate-limited
+        with pytest.raises(HandshakeError) as exc:
+            attacker.handshake("clinician", security.new_key())
+        refused(exc.value.reply, ErrorReason.AUTH_FAILED)
+    reasons = [r for _, r in auth_events(emu)]
+    assert reasons and set(reasons) <= {ErrorReason.AUTH_FAILED, ErrorReason.RATE_LIMITED}
+
+
+def test_hello_for_a_role_without_a_key_is_refused(start_emulator, tmp_path):
+    key_file = tmp_path / "reader-only.json"
+    keys = write_key_file(key_file, "EMU00001", roles=("reader",))
+    emu = start_emulator(transport="tcp", time_scale=FROZEN, key_file=key_file)
+    assert emu.keys == keys
+    with RawClient(emu.url) as c:
+        refused(c.hello("clinician")[0], ErrorReason.NOT_PERMITTED)
+        c.handshake("reader", keys["reader"])
+        assert c.request(Command.INTERROGATE).auth is not None
+    assert auth_failures(emu) == 1
+
+
+# --- authorisation: the read-only key ------------------------------------------------------
+
+
+def test_a_reader_key_cannot_prepare_or_commit(emu):
+    with RawClient(emu.url, keys=emu.keys) as clinician:
+        assert clinician.request(Command.PREPARE_PROGRAM, program_body(50)).command == Command.PREPARE_PROGRAM
+    before = therapy(emu)
+    assert before[3]["txid"] == 50  # pending: a reader must not be able to commit it
+    with RawClient(emu.url, keys=emu.keys, role="reader") as reader:
+        for command in (Command.INTERROGATE, Command.READ_PROGRAM):
+            assert reader.request(command).command == command
+        assert reader.request(Command.READ_LOG, {"first_index": 0, "max_count": 3}).command == Command.READ_LOG
+        for command, body in WRITE_BODIES.items():
+            reply = reader.request(command, body)
+            assert "CLINICIAN" in refused(reply, ErrorReason.NOT_PERMITTED)
+            assert reply.auth is not None  # answered inside the session
+        assert reader.request(Command.INTERROGATE).body["auth_failures"] == len(WRITES)
+    assert therapy(emu) == before  # the pending transaction is still 50, nothing applied
+    with RawClient(emu.url, keys=emu.keys) as clinician:
+        assert clinician.request(Command.COMMIT, {"txid": 50}).body["kind"] == WriteKind.PROGRAM
+        roles = [e["arg1"] for e in read_log(clinician) if e["type"] == EventType.SESSION_OPENED]
+    assert roles == [Role.CLINICIAN, Role.CLINICIAN, Role.READER, Role.CLINICIAN, Role.CLINICIAN]
+
+
+# --- replay, old sessions, restarts ---------------------------------------------------------
+
+
+def test_recorded_frames_are_rejected_when_replayed(start_emulator, tmp_path):
+    state_path = tmp_path / "pump.json"
+    emu = start_emulator("--serial", SERIAL, transport="tcp", time_scale=FROZEN, state_path=state_path)
+    with RawClient(emu.url, keys=emu.keys) as c:
+        assert c.request(Command.PREPARE_PROGRAM, program_body(10)).command == Command.PREPARE_PROGRAM
+        assert c.request(Command.COMMIT, {"txid": 10}).command == Command.COMMIT
+        recorded = c.wire_out[-2:]  # the PREPARE and COMMIT exactly as they crossed the wire
+        assert c.request(Command.PREPARE_PROGRAM, program_body(11, 1_000_000)).command == Command.PREPARE_PROGRAM
+        pending_11 = therapy(emu)
+        assert pending_11[2] == [(10, WriteKind.PROGRAM)] and pending_11[3]["txid"] == 11
+        failures = auth_failures(emu)
+
+        def replay_rejected(client, emulator, expected_failures):
+            for frame in recorded:
+                client.send_raw(frame)
+            # the pump answers in order: a fresh request's reply comes first, nothing before it
+            assert client.request(Command.INTERROGATE).command == Command.INTERROGATE
+            assert [f for f in client.dropped if not isinstance(f, Exception)] == []
+            assert auth_failures(emulator) == expected_failures
+
+        replay_rejected(c, emu, failures + 2)  # within the session: stale counters
+        c.handshake("clinician", emu.keys["clinician"])  # a new session on the same connection
+        replay_rejected(c, emu, failures + 4)  # another session's keys: bad tags
+    with RawClient(emu.url) as attacker:  # on a connection of its own: no session at all
+        for frame, seq in zip(recorded, (parse_frame(r)[1].seq for r in recorded)):
+            refused(attacker.exchange(frame, seq), ErrorReason.NOT_AUTHENTICATED)
+    assert therapy(emu) == pending_11  # txid 11 still pending, 10 applied once
+
+    assert emu.stop() == 0
+    emu2 = start_emulator(transport="tcp", time_scale=FROZEN, state_path=state_path, key_file=emu.key_file)
+    assert emu2.keys == emu.keys  # the same pump, the same keys
+    persisted = auth_failures(emu2)
+    assert persisted == failures + 6  # the count survived the restart
+    with RawClient(emu2.url, keys=emu2.keys) as c:
+        replay_rejected(c, emu2, persisted + 2)
+    after = therapy(emu2)
+    assert after[:3] == pending_11[:3] and after[3] is None  # nothing applied; pending lost on restart
+
+
+def test_every_single_bit_flip_of_a_sealed_frame_is_rejected(emu):
+    with RawClient(emu.url, keys=emu.keys, timeout=5.0) as c:
+        before = auth_failures(emu)
+        events_before = auth_events(emu, c)
+        good = c.seal(Command.INTERROGATE, seq=4242)  # not sent yet: its counter is the next one
+        covered = good[2:-4]  # version .. trailer: what the CRC covers
+        flipped, parsed = [], 0
+        for bit in range(len(good) * 8):  # line noise: any bit, CRC as it was
+            data = bytearray(good)
+            data[bit // 8] ^= 1 << (bit % 8)
+            flipped.append(bytes(data))
+        for bit in range(len(covered) * 8):  # an attacker: any bit, CRC recomputed to match
+            body = bytearray(covered)
+            body[bit // 8] ^= 1 << (bit % 8)
+            data = good[:2] + bytes(body) + crc32c(bytes(body)).to_bytes(4, "big")
+            flipped.append(data)
+            used, item = parse_frame(data)
+            parsed += used == len(data) and not isinstance(item, Exception)
+        assert parsed > 200  # most reach the MAC check: seq, command, payload, counter, tag, flags
+        for data in flipped:
+            c.send_raw(data)
+        assert_no_reply(c, 0.5)  # also lets the pump give up on frames whose length grew
+        assert auth_failures(emu) == before + parsed  # each one that reached the tag check is counted
+        # none moved the receive counter: the genuine frame, with the same counter, still opens
+        c.send_raw(good)
+        reply = c.open(c.wait_reply(4242))
+        assert reply.command == Command.INTERROGATE and reply.body["serial_number"] == SERIAL
+        assert c.request(Command.READ_PROGRAM).command == Command.READ_PROGRAM  # and the session goes on
+        # hundreds of failures, one coalesced event (the first, at once); the rest wait a minute
+        events = auth_events(emu, c)
+        assert events[len(events_before):] == [(1, ErrorReason.AUTH_FAILED)]
+        emu.control("advance", seconds=60)
+        events = auth_events(emu, c)
+        assert events[len(events_before):] == [(1, ErrorReason.AUTH_FAILED), (parsed - 1, ErrorReason.AUTH_FAILED)]
+
+
+def test_a_new_hello_ends_the_session(emu):
+    with RawClient(emu.url, keys=emu.keys) as c:
+        old = c.channel
+        c.hello("clinician")  # in clear, on the same connection
+        c.channel = old
+        refused(c.request(Command.INTERROGATE), ErrorReason.NOT_AUTHENTICATED)  # between HELLO and AUTH
+        c.handshake("clinician", emu.keys["clinician"])
+        c.send_raw(old.seal(Command.INTERROGATE, b"", seq=77, response=False))  # the old session's keys
+        assert_no_reply(c)
+        assert c.request(Command.INTERROGATE).auth is not None
+
+
+# --- logging cannot be flooded -------------------------------------------------------------
+
+
+def test_auth_failures_are_counted_and_logged_coalesced(emu):
+    n = 300
+    with RawClient(emu.url, keys=emu.keys) as c, RawClient(emu.url) as attacker:
+        count_before = c.request(Command.INTERROGATE).body["event_count"]
+        for i in range(n):
+            attacker.send_raw(encode(Command.INTERROGATE, {}, seq=i))
+        replies = []
+        deadline = time.monotonic() + 10
+        while len(replies) < n and time.monotonic() < deadline:
+            replies += attacker.read_frames(0.05)
+        assert len(replies) == n
+        status = c.request(Command.INTERROGATE).body
+        assert status["auth_failures"] == n
+        assert status["event_count"] == count_before + 1  # one event, not 300
+        emu.control("advance", seconds=59)
+        assert auth_events(emu, c) == [(1, ErrorReason.NOT_AUTHENTICATED)]
+        emu.control("advance", seconds=1)
+        assert auth_events(emu, c) == [(1, ErrorReason.NOT_AUTHENTICATED), (n - 1, ErrorReason.NOT_AUTHENTICATED)]
+        # a quiet minute later, the next failure is logged at once
+        emu.control("advance", seconds=120)
+        refused(attacker.request_clear(Command.READ_PROGRAM), ErrorReason.NOT_AUTHENTICATED)
+        assert auth_events(emu, c)[-1] == (1, ErrorReason.NOT_AUTHENTICATED)
+        assert c.request(Command.INTERROGATE).body["auth_failures"] == n + 1
+
+
+# --- provisioning: the key file --------------------------------------------------------------
+
+
+def test_a_missing_key_file_is_created_private_with_fresh_keys(start_emulator, tmp_path):
+    key_file = tmp_path / "new-keys.json"
+    emu = start_emulator("--serial", "PUMP-7", transport="tcp", key_file=key_file)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    data = json.loads(key_file.read_text())
+    assert data["format"] == "ithcli-pump-keys" and data["version"] == 1 and data["serial"] == "PUMP-7"
+    assert set(emu.keys) == {"reader", "clinician"}
+    assert emu.keys["reader"] != emu.keys["clinician"] and all(len(k) == 32 for k in emu.keys.values())
+    other = start_emulator("--serial", "PUMP-8", transport="tcp", key_file=tmp_path / "other.json")
+    assert set(other.keys.values()).isdisjoint(emu.keys.values())  # no default or shared keys
+    with RawClient(emu.url, keys=emu.keys) as c:
+        assert c.request(Command.INTERROGATE).body["serial_number"] == "PUMP-7"
+    stderr = emu.stderr() + other.stderr()
+    for key in list(emu.keys.values()) + list(other.keys.values()):
+        assert key.hex() not in stderr
+
+
+def test_keys_are_required(tmp_path):
+    line = assert_refused_at_start(run_emulator(), "--key-file")
+    assert "required" in line and "random keys" in line
+
+
+@pytest.mark.parametrize("problem", ["mode 0644", "mode 0640", "not json", "other serial", "bad key",
+                                     "no keys", "same key twice", "unknown role"])
+def test_unusable_key_files_are_refused(tmp_path, problem):
+    path = tmp_path / "keys.json"
+    keys = write_key_file(path, "EMU00001")
+    data = json.loads(path.read_text())
+    if problem.startswith("mode"):
+        os.chmod(path, int(problem.split()[1], 8))
+    elif problem == "not json":
+        path.write_text("{not json")
+    else:
+        if problem == "other serial":
+            data["serial"] = "EMU00002"
+        elif problem == "bad key":
+            data["keys"]["reader"] = "00" * 31
+        elif problem == "no keys":
+            data["keys"] = {}
+        elif problem == "same key twice":
+            data["keys"]["reader"] = data["keys"]["clinician"]
+        else:
+            data["keys"]["admin"] = data["keys"].pop("reader")
+        path.write_text(json.dumps(data))
+    before = path.read_bytes()
+    line = assert_refused_at_start(run_emulator("--key-file", str(path)), str(path))
+    if problem.startswith("mode"):
+        assert "group or others" in line
+    for key in keys.values():
+        assert key.hex() not in line
+    assert path.read_bytes() == before  # never rewritten
