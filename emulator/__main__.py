@@ -23,7 +23,7 @@ from protocol.models import MODELS_BY_NAME
 from . import keys as keyfile
 from . import store
 from .clock import PumpClock
-from .pump import Pump, valid_serial
+from .pump import DEFAULT_STALL_RECOVERY_S, MAX_STALL_RECOVERY_S, Pump, valid_serial
 from .security_state import DEFAULT_BACKOFF_CAP_S, Backoff
 from .server import Server
 
@@ -37,6 +37,7 @@ DEFAULTS = {
     "flow": "0.2 mL/day",
     "low_alarm": "2 mL",
     "battery_days": str(5 * 365),
+    "stall_recovery": str(DEFAULT_STALL_RECOVERY_S),
 }
 # the pump's identity and settings: taken from --state when it exists
 PUMP_OPTIONS = tuple(DEFAULTS) + ("start_time",)
@@ -74,6 +75,16 @@ def _battery_days(text: str) -> int:
     if not days.is_finite() or not 0 < days <= MAX_BATTERY_DAYS:
         raise argparse.ArgumentTypeError(f"{text!r}: give days in (0, {MAX_BATTERY_DAYS}]")
     return max(1, int(days * 86_400))
+
+
+def _stall_recovery(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if not 0 <= seconds <= MAX_STALL_RECOVERY_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0..{MAX_STALL_RECOVERY_S} seconds")
+    return seconds
 
 
 def _time_scale(text: str) -> float:
@@ -141,6 +152,10 @@ def build_parser() -> Parser:
     p.add_argument("--battery-days", type=_battery_days, metavar="N",
                    help="nominal days of battery charge left (drains faster at high flow; "
                    f"default {DEFAULTS['battery_days']})")
+    p.add_argument("--stall-recovery", type=_stall_recovery, metavar="SECONDS",
+                   help="pump time a peristaltic motor stalled by an MRI field takes to recover after the "
+                   f"field ends (0..{MAX_STALL_RECOVERY_S}; default {DEFAULTS['stall_recovery']}); "
+                   "a pump that was alarming waits for an INTERROGATE after that")
     p.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="N",
                    help="the pump clock runs N times faster than real time (default 1)")
     p.add_argument("--start-time", type=_start_time, metavar="ISO8601",
@@ -187,6 +202,7 @@ def _new_pump(parser: Parser, args, clock: PumpClock) -> Pump:
         battery_seconds=values["battery_days"],
         start_time=clock.start,
         clock=clock,
+        stall_recovery_s=values["stall_recovery"],
     )
 
 

@@ -2,7 +2,8 @@
 
 Never part of the telemetry link: it reaches into the pump to do what a test
 needs (jump the clock, read internal state, cause a reset, arm faults: see
-faults.py for their names; ops "fault", "faults", "clear_faults"). One request per
+faults.py for their names; ops "fault", "faults", "clear_faults"; put the pump
+in an MRI scanner's static field now, "field", or on a schedule, "scenario"). One request per
 line, one reply per line: {"op": NAME, ...} -> {"ok": true, ...} or
 {"ok": false, "error": "..."}. Add an op by decorating a function with @op(NAME);
 it gets the Context and the request dict and returns the reply's fields.
@@ -16,7 +17,7 @@ from typing import Callable
 
 from .clock import PumpClock
 from .faults import FAULTS, MAX_COUNT, Faults
-from .pump import Pump
+from .pump import DEFAULT_GRADIENT_T_PER_M, Pump, check_field
 
 log = logging.getLogger("emulator.control")
 
@@ -71,6 +72,48 @@ def _state(ctx: Context, request: dict) -> dict:
 @op("reset")
 def _reset(ctx: Context, request: dict) -> dict:
     ctx.pump.reset()
+    return ctx.pump.describe()
+
+
+def _field_args(request: dict, where: str = "") -> tuple[float, float]:
+    if "tesla" not in request:
+        raise ControlError(f"{where}'tesla' is required (1.5 or 3 puts the pump in the field, 0 takes it out)")
+    gradient = request.get("gradient_t_per_m", DEFAULT_GRADIENT_T_PER_M)
+    try:
+        return check_field(request["tesla"], gradient)
+    except ValueError as exc:
+        raise ControlError(f"{where}{exc}") from None
+
+
+@op("field")
+def _field(ctx: Context, request: dict) -> dict:
+    """The static field now: {"tesla": 1.5 | 3, "gradient_t_per_m": N (default 10)}; tesla 0 ends it."""
+    tesla, gradient = _field_args(request)
+    ctx.pump.set_field(tesla, gradient)
+    return ctx.pump.describe()
+
+
+@op("scenario")
+def _scenario(ctx: Context, request: dict) -> dict:
+    """Schedule field changes at pump time now + after_s, replacing any scheduled before:
+    {"events": [{"after_s": N, "op": "field", "tesla": T, "gradient_t_per_m": G}, ...]}."""
+    events = request.get("events")
+    if not isinstance(events, list):
+        raise ControlError("'events' must be a list of {\"after_s\", \"op\": \"field\", \"tesla\"}")
+    changes = []
+    for i, event in enumerate(events):
+        where = f"events[{i}]: "
+        if not isinstance(event, dict) or event.get("op") != "field":
+            raise ControlError(f"{where}only op 'field' can be scheduled")
+        try:
+            after_s = _int_arg(event, "after_s", 0, MAX_ADVANCE_S)
+        except ControlError as exc:
+            raise ControlError(f"{where}{exc}") from None
+        changes.append((after_s, *_field_args(event, where)))
+    try:
+        ctx.pump.schedule_field(changes)
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
     return ctx.pump.describe()
 
 

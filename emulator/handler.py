@@ -44,12 +44,14 @@ READ_LOG_HEADER = 9  # oldest_index, event_count, array length
 
 #: a request the pump understood and refuses: becomes an ERROR reply
 Refused = Refusal
-PREPARES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS)
+PREPARES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS,
+            Command.PREPARE_MRI_ENTER, Command.PREPARE_MRI_EXIT)
 #: the handshake: the only requests served, and answered, in clear
 CLEAR_COMMANDS = (Command.HELLO, Command.AUTH)
 
 
 def _interrogate(pump: Pump, body: dict) -> dict:
+    pump.interrogated()  # a stalled pump that was alarming restarts only when interrogated
     return pump.status()
 
 
@@ -80,6 +82,14 @@ def _prepare_bolus(pump: Pump, body: dict) -> dict:
     return pump.prepare_bolus(body)
 
 
+def _prepare_mri_enter(pump: Pump, body: dict) -> dict:
+    return pump.prepare_mri_enter(body)
+
+
+def _prepare_mri_exit(pump: Pump, body: dict) -> dict:
+    return pump.prepare_mri_exit(body)
+
+
 def _commit(pump: Pump, body: dict) -> dict:
     return pump.commit(body["txid"])
 
@@ -91,6 +101,8 @@ HANDLERS: dict[Command, Callable[[Pump, dict], dict]] = {
     Command.PREPARE_PROGRAM: _prepare_program,
     Command.PREPARE_REFILL: _prepare_refill,
     Command.PREPARE_BOLUS: _prepare_bolus,
+    Command.PREPARE_MRI_ENTER: _prepare_mri_enter,
+    Command.PREPARE_MRI_EXIT: _prepare_mri_exit,
     Command.COMMIT: _commit,
 }
 

@@ -11,6 +11,15 @@ zero flow) and drains at (1 + 0.04 * flow in mL/day) nominal seconds per second.
 Stored scaled by BATTERY_UNIT so the drain per second is the exact integer
 BATTERY_UNIT + flow_nl_per_day. ERI is raised when the charge left would last
 90 days at the model's maximum flow, so EOS is always at least 90 days later.
+
+MRI (docs/protocol.md, "MRI-safe mode"): MRI-safe mode records the program,
+suspends delivery (peristaltic: motor parked; valve-gated: valves closed) and arms
+an automatic exit that restores it. A static field (set over the test-only control
+channel, never telemetry) outside MRI-safe mode stalls a peristaltic motor (it
+recovers stall_recovery_s after the field ends; a pump that was alarming when it
+stalled waits for an INTERROGATE at or after that time) and opens a valve-gated
+pump's valves, dumping the reservoir. Auto-exit, recovery and scheduled field
+changes are thresholds like the others: advance_to() stops at their exact second.
 """
 from __future__ import annotations
 
@@ -51,7 +60,19 @@ SERIAL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 # reasons delivery is suspended, with the alarm bit logged in DELIVERY_STOPPED.arg1
 SUSPEND_EMPTY = "reservoir_empty"
 SUSPEND_EOS = "battery_eos"
-SUSPEND_ALARM = {SUSPEND_EMPTY: Alarm.EMPTY_RESERVOIR, SUSPEND_EOS: Alarm.EOS}
+SUSPEND_MRI = "mri_safe"  # MRI-safe mode: motor parked / valves closed (no alarm)
+SUSPEND_STALL = "motor_stall"
+SUSPEND_ALARM = {SUSPEND_EMPTY: Alarm.EMPTY_RESERVOIR, SUSPEND_EOS: Alarm.EOS, SUSPEND_STALL: Alarm.MOTOR_STALL}
+SUSPEND_REASONS = frozenset({SUSPEND_EMPTY, SUSPEND_EOS, SUSPEND_MRI, SUSPEND_STALL})
+
+#: static fields the control channel can put the pump in (T); 0 = no field
+FIELD_TESLA = (0.0, 1.5, 3.0)
+DEFAULT_GRADIENT_T_PER_M = 10.0
+MAX_GRADIENT_T_PER_M = 100.0
+#: after the field ends, a stalled motor recovers this much later (domain: hours, up to 24 h)
+DEFAULT_STALL_RECOVERY_S = 2 * 3600
+MAX_STALL_RECOVERY_S = 86_400
+MAX_SCENARIO_EVENTS = 64
 
 #: applied transactions remembered for idempotent COMMIT replies (ALREADY_APPLIED)
 APPLIED_HISTORY = 16
@@ -98,6 +119,7 @@ class Pending:
     bolus_dose_ng: int = 0
     bolus_duration_s: int = 0
     bolus_volume_nl: int = 0
+    mri_auto_exit_s: int = 0  # MRI_ENTER: the delay the automatic exit will be armed with
 
     def body(self) -> dict:
         """The protocol's Prepared struct: the echo of what the pump will do."""
@@ -109,13 +131,49 @@ class Pending:
             "bolus_dose_ng": self.bolus_dose_ng,
             "bolus_duration_s": self.bolus_duration_s,
             "bolus_volume_nl": self.bolus_volume_nl,
+            "mri_auto_exit_s": self.mri_auto_exit_s,
         }
 
     def describe(self) -> dict:
         return {"txid": self.txid, "kind": self.kind.name, "program": self.program.to_dict(),
                 "drug": self.drug.name.lower(), "concentration_ng_per_ml": self.concentration_ng_per_ml,
                 "reservoir_ul": self.reservoir_ul, "bolus_dose_ng": self.bolus_dose_ng,
-                "bolus_duration_s": self.bolus_duration_s, "bolus_volume_nl": self.bolus_volume_nl}
+                "bolus_duration_s": self.bolus_duration_s, "bolus_volume_nl": self.bolus_volume_nl,
+                "mri_auto_exit_s": self.mri_auto_exit_s}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """A scheduled change of the static field (the control channel's `scenario`)."""
+
+    at: int  # pump time
+    tesla: float  # 0: out of the field
+    gradient_t_per_m: float
+
+    def to_list(self) -> list:
+        return [self.at, self.tesla, self.gradient_t_per_m]
+
+    @classmethod
+    def from_list(cls, row: list) -> "FieldChange":
+        at, tesla, gradient = row
+        tesla, gradient = check_field(tesla, gradient)
+        return cls(_uint(at, 63), tesla, gradient)
+
+
+def check_field(tesla, gradient_t_per_m) -> tuple[float, float]:
+    """(tesla, gradient) as floats, or ValueError: tesla one of FIELD_TESLA, gradient in
+    (0, MAX_GRADIENT_T_PER_M] (0 when out of the field)."""
+    for value in (tesla, gradient_t_per_m):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+    tesla, gradient = float(tesla), float(gradient_t_per_m)
+    if tesla not in FIELD_TESLA:
+        raise ValueError(f"field {tesla:g} T: give one of {', '.join(f'{t:g}' for t in FIELD_TESLA)}")
+    if tesla == 0:
+        return 0.0, 0.0
+    if not 0 < gradient <= MAX_GRADIENT_T_PER_M:  # also refuses NaN
+        raise ValueError(f"spatial gradient {gradient:g} T/m is outside (0, {MAX_GRADIENT_T_PER_M:g}]")
+    return tesla, gradient
 
 
 @dataclass(frozen=True)
@@ -247,6 +305,16 @@ class Pump:
         self.time: int
         self.mri_mode = MriMode.OFF
         self.mri_auto_exit_at = 0
+        #: the program recorded on entering MRI-safe mode, restored on exit (None when OFF)
+        self.mri_program: Program | None = None
+        # the static field the pump is in (control channel only), and the motor's stall
+        self.field_tesla = 0.0
+        self.field_gradient_t_per_m = 0.0
+        self.stalled = False
+        self.stall_recovery_at: int | None = None  # None: not scheduled yet (the field is still on)
+        self.stall_needs_interrogation = False  # it was alarming when it stalled
+        self.stall_recovery_s = DEFAULT_STALL_RECOVERY_S
+        self.scenario: list[FieldChange] = []  # scheduled field changes, by time
         self.last_txid = 0
         self.last_programmed_at = 0
         self.pending: Pending | None = None  # volatile: lost on reset and restart
@@ -275,6 +343,7 @@ class Pump:
         battery_seconds: int,
         start_time: int,
         clock: Callable[[], int] | None = None,
+        stall_recovery_s: int = DEFAULT_STALL_RECOVERY_S,
     ) -> "Pump":
         """A pump switched on for the first time (logs POWER_ON, arg1=0)."""
         pump = cls()
@@ -306,6 +375,9 @@ class Pump:
         if start_time < 0:
             raise ValueError("start time is before 1970")
         pump.time = start_time
+        if not 0 <= stall_recovery_s <= MAX_STALL_RECOVERY_S:
+            raise ValueError(f"stall recovery must be 0..{MAX_STALL_RECOVERY_S} s")
+        pump.stall_recovery_s = stall_recovery_s
         pump.clock = clock
         pump.power_on(restored=False)
         return pump
@@ -357,6 +429,9 @@ class Pump:
                     end = min(end, self.time + self._seconds_to_deliver(self.reservoir_nl - level, rate, bolus))
             for level in self._battery_levels():
                 end = min(end, self.time + _ceil_div(self.battery_charge - level, drain))
+            for due in self._timers():
+                if due > self.time:
+                    end = min(end, due)
             self._integrate(end - self.time, rate, bolus, drain)
             self.time = end
             self._check_thresholds()
@@ -370,6 +445,17 @@ class Pump:
         if self.reservoir_nl > 0:
             levels.append(0)
         return levels
+
+    def _timers(self) -> list[int]:
+        """Pump times at which something is due: MRI auto-exit, stall recovery, field changes."""
+        due = []
+        if self.mri_mode is MriMode.SAFE:
+            due.append(self.mri_auto_exit_at)
+        if self.stalled and self.stall_recovery_at and not self.stall_needs_interrogation:
+            due.append(self.stall_recovery_at)
+        if self.scenario:
+            due.append(self.scenario[0].at)
+        return due
 
     def _battery_levels(self) -> list[int]:
         levels = []
@@ -421,6 +507,7 @@ class Pump:
 
     def _check_thresholds(self) -> None:
         """Log everything that is true now and not yet logged, in clinical order."""
+        self._check_mri()
         if self.reservoir_nl <= self.low_reservoir_alarm_ul * NL_PER_UL:
             self.raise_alarm(Alarm.LOW_RESERVOIR)
         if self.reservoir_nl == 0 and SUSPEND_EMPTY not in self.suspended:
@@ -441,6 +528,121 @@ class Pump:
             self.suspend(SUSPEND_EOS)
         if self.bolus is not None and (not self.delivering or self.bolus.seconds_left <= 0):
             self._finish_bolus()
+
+    # --- MRI: safe mode, the static field, the motor's stall ---------------------------
+
+    @property
+    def peristaltic(self) -> bool:
+        return self.spec.design == "peristaltic"
+
+    def _check_mri(self) -> None:
+        """Scheduled field changes, the automatic exit, stall recovery and the field's effects."""
+        while self.scenario and self.scenario[0].at <= self.time:
+            change = self.scenario.pop(0)
+            self._set_field(change.tesla, change.gradient_t_per_m)
+            self._field_effects()  # each change acts, even two in the same second
+        if self.mri_mode is MriMode.SAFE and self.time >= self.mri_auto_exit_at:
+            self._exit_mri(automatic=True)
+        if (self.stalled and self.stall_recovery_at is not None and not self.stall_needs_interrogation
+                and self.time >= self.stall_recovery_at):
+            self._recover_stall()
+        self._field_effects()
+
+    def _field_effects(self) -> None:
+        """What the field does outside MRI-safe mode: a peristaltic motor stalls; a valve-gated
+        pump's valves open and the reservoir is dumped. In MRI-safe mode: nothing."""
+        if not self.field_tesla or self.mri_mode is not MriMode.OFF:
+            return
+        if self.peristaltic:
+            if not self.stalled:
+                self._stall()
+        elif self.reservoir_nl > 0:
+            self._dump()
+
+    def _set_field(self, tesla: float, gradient_t_per_m: float) -> None:
+        self.field_tesla, self.field_gradient_t_per_m = tesla, gradient_t_per_m
+        self.changes += 1
+        if not self.stalled:
+            return
+        if not tesla:
+            if self.stall_recovery_at is None:  # the field has ended: recovery is now scheduled
+                self.stall_recovery_at = self.time + self.stall_recovery_s
+        elif self.mri_mode is MriMode.OFF:
+            self.stall_recovery_at = None  # back in the field before recovering: still stalled
+
+    def _stall(self) -> None:
+        """MOTOR_STALL, the MOTOR_STALL alarm (HIGH) and delivery suspended."""
+        self.stalled = True
+        self.stall_recovery_at = None
+        # a pump already alarming may not restart until it is interrogated
+        self.stall_needs_interrogation = bool(self.alarms & ~Alarm.MOTOR_STALL)
+        self._log(EventType.MOTOR_STALL)
+        self.raise_alarm(Alarm.MOTOR_STALL)
+        self.suspend(SUSPEND_STALL)
+
+    def _recover_stall(self) -> None:
+        self.stalled = False
+        self.stall_recovery_at = None
+        self.stall_needs_interrogation = False
+        self._log(EventType.STALL_RECOVERY)
+        self.clear_alarm(Alarm.MOTOR_STALL)
+        self.resume(SUSPEND_STALL)
+
+    def _dump(self) -> None:
+        """The valves opened: the whole reservoir is delivered at once (arg1: uL, rounded up,
+        never under-stating what the patient received)."""
+        volume = self.reservoir_nl
+        self.reservoir_nl = 0
+        self.delivered_nl += volume
+        self._log(EventType.UNCONTROLLED_BOLUS, arg1=_ceil_div(volume, NL_PER_UL))
+        self.raise_alarm(Alarm.UNCONTROLLED_BOLUS)
+        # the empty-reservoir rules of _check_thresholds follow
+
+    def _enter_mri(self, auto_exit_s: int) -> None:
+        self.mri_program = self.program
+        self.mri_mode = MriMode.SAFE
+        self.mri_auto_exit_at = self.time + auto_exit_s
+        self._log(EventType.MRI_SAFE_ENTERED, arg1=auto_exit_s)
+        self.suspend(SUSPEND_MRI)  # motor parked / valves closed
+
+    def _exit_mri(self, automatic: bool) -> None:
+        """Restore the recorded program and delivery (arg1 = 1 when by the timer)."""
+        self.program = self.mri_program if self.mri_program is not None else self.program
+        self.mri_program = None
+        self.mri_mode = MriMode.OFF
+        self.mri_auto_exit_at = 0
+        self._log(EventType.MRI_SAFE_EXITED, arg1=1 if automatic else 0)
+        self.resume(SUSPEND_MRI)
+
+    def set_field(self, tesla, gradient_t_per_m=DEFAULT_GRADIENT_T_PER_M) -> None:
+        """Put the pump in a static field now (tesla 0: take it out). ValueError when invalid."""
+        tesla, gradient = check_field(tesla, gradient_t_per_m)
+        self.tick()
+        self._set_field(tesla, gradient)
+        self._check_thresholds()
+
+    def schedule_field(self, changes: list[tuple[int, float, float]]) -> None:
+        """Replace the scheduled field changes with (after_s, tesla, gradient) from now; those
+        due now act at once. ValueError when one is invalid (nothing is scheduled then)."""
+        if len(changes) > MAX_SCENARIO_EVENTS:
+            raise ValueError(f"at most {MAX_SCENARIO_EVENTS} scheduled events")
+        checked = []
+        for after_s, tesla, gradient in changes:
+            if not isinstance(after_s, int) or isinstance(after_s, bool) or not 0 <= after_s <= 2**40:
+                raise ValueError(f"after_s {after_s!r} must be a non-negative integer of seconds")
+            checked.append((after_s, *check_field(tesla, gradient)))
+        self.tick()
+        # sorted by time; changes at the same time keep their order
+        self.scenario = [FieldChange(self.time + a, t, g) for a, t, g in sorted(checked, key=lambda c: c[0])]
+        self.changes += 1
+        self._check_thresholds()
+
+    def interrogated(self) -> None:
+        """An authenticated INTERROGATE: a pump that was alarming when it stalled restarts now,
+        if its recovery time has come."""
+        if (self.stalled and self.stall_needs_interrogation and self.stall_recovery_at is not None
+                and self.time >= self.stall_recovery_at):
+            self._recover_stall()
 
     def _finish_bolus(self) -> None:
         """BOLUS_FINISHED, arg1 = the dose not delivered, ng (0: complete)."""
@@ -497,12 +699,27 @@ class Pump:
     # PREPARE the pump reads first discards the pending one, so after a refused
     # PREPARE nothing is pending. Refusals raise Refusal(reason, detail).
 
-    def _check_writable(self) -> None:
-        """State checks common to every PREPARE and COMMIT (INVALID_STATE)."""
+    def _check_writable(self, kind: WriteKind | None = None) -> None:
+        """State checks for every PREPARE and COMMIT of `kind` (INVALID_STATE)."""
         if self.battery_state is BatteryState.EOS:
             raise Refusal(ErrorReason.INVALID_STATE, "battery at end of service: delivery has stopped")
+        if kind is WriteKind.MRI_EXIT:
+            if self.mri_mode is not MriMode.SAFE:
+                raise Refusal(ErrorReason.INVALID_STATE, "not in MRI-safe mode")
+            return
         if self.mri_mode is not MriMode.OFF:
+            if kind is WriteKind.MRI_ENTER:
+                raise Refusal(ErrorReason.INVALID_STATE,
+                              f"already in MRI-safe mode (automatic exit at {self.mri_auto_exit_at})")
             raise Refusal(ErrorReason.INVALID_STATE, f"MRI mode {self.mri_mode.name} is on")
+        if kind is WriteKind.MRI_ENTER:
+            if self.bolus is not None:
+                raise Refusal(ErrorReason.INVALID_STATE,
+                              f"a bolus is running (txid {self.bolus.txid}): enter MRI-safe mode after it")
+            if self.spec.mr_must_be_empty and self.reservoir_nl > 0:
+                raise Refusal(ErrorReason.INVALID_STATE,
+                              f"reservoir holds {_ceil_div(self.reservoir_nl, NL_PER_UL)} uL: a valve-gated "
+                              "pump must be emptied first (the field can open its valves)")
 
     def _check_new_txid(self, txid: int) -> None:
         if any(a.txid == txid for a in self.applied):
@@ -610,12 +827,33 @@ class Pump:
             bolus_duration_s=body["duration_s"], bolus_volume_nl=volume,
         ))
 
+    def prepare_mri_enter(self, body: dict) -> dict:
+        self.pending = None
+        self._check_new_txid(body["txid"])
+        self._check_writable(WriteKind.MRI_ENTER)
+        auto_exit_s = body["auto_exit_s"]
+        if not 3600 <= auto_exit_s <= 86_400:  # the codec's range too
+            raise Refusal(ErrorReason.OUT_OF_RANGE, f"automatic exit after {auto_exit_s} s: give 3600..86400 s")
+        return self._store_pending(Pending(
+            body["txid"], WriteKind.MRI_ENTER, self.program, self.drug, self.concentration_ng_per_ml,
+            self.reservoir_nl // NL_PER_UL, mri_auto_exit_s=auto_exit_s,
+        ))
+
+    def prepare_mri_exit(self, body: dict) -> dict:
+        self.pending = None
+        self._check_new_txid(body["txid"])
+        self._check_writable(WriteKind.MRI_EXIT)
+        return self._store_pending(Pending(
+            body["txid"], WriteKind.MRI_EXIT, self.mri_program, self.drug, self.concentration_ng_per_ml,
+            self.reservoir_nl // NL_PER_UL,
+        ))
+
     def tamper_pending(self) -> bool:
         """Fault injection: make the pending program's first dose 10 % higher (rate recomputed)
         while its echo has already gone out. False when there is nothing to tamper with."""
         p = self.pending
-        if p is None or p.kind is WriteKind.BOLUS or p.program.mode not in (InfusionMode.CONTINUOUS,
-                                                                           InfusionMode.FLEX):
+        if (p is None or p.kind not in (WriteKind.PROGRAM, WriteKind.REFILL)
+                or p.program.mode not in (InfusionMode.CONTINUOUS, InfusionMode.FLEX)):
             return False
         first = p.program.steps[0]
         dose = max(first.dose_ng_per_day * 11 // 10, first.dose_ng_per_day + 1)
@@ -634,8 +872,12 @@ class Pump:
             raise Refusal(ErrorReason.INVALID_STATE, f"no prepared transaction {txid}")
         self.pending = None  # whatever happens next, it is used up
         self.changes += 1
-        self._check_writable()  # time may have passed since PREPARE
-        if pending.kind is WriteKind.BOLUS:
+        self._check_writable(pending.kind)  # time may have passed since PREPARE
+        if pending.kind is WriteKind.MRI_ENTER:
+            self._enter_mri(pending.mri_auto_exit_s)
+        elif pending.kind is WriteKind.MRI_EXIT:
+            self._exit_mri(automatic=False)
+        elif pending.kind is WriteKind.BOLUS:
             self._check_bolus(pending.bolus_volume_nl, pending.bolus_duration_s)
             self.bolus = Bolus(txid, pending.bolus_dose_ng, pending.bolus_volume_nl,
                                pending.bolus_duration_s, self.time)
@@ -775,6 +1017,9 @@ class Pump:
             "replace_by": eri_at + ERI_WARNING_S,
             "eos_at": self.eos_time,
             "mri_mode": self.mri_mode.name,
+            "mri_auto_exit_at": self.mri_auto_exit_at,
+            "mri_program": self.mri_program.to_dict() if self.mri_program else None,
+            **self.describe_mri(),
             "last_txid": self.last_txid,
             "last_programmed_at": self.last_programmed_at,
             "pending": self.pending.describe() if self.pending else None,
@@ -785,6 +1030,34 @@ class Pump:
             "oldest_index": self.log.oldest_index,
             "auth_failures": self.auth.total,
             "auth_failures_unlogged": self.auth.unlogged,
+        }
+
+    def describe_mri(self) -> dict:
+        """The field and what it does to the mechanism (control channel `state` and `field`)."""
+        if self.peristaltic:
+            motor = "stalled" if self.stalled else "parked" if self.mri_mode is MriMode.SAFE else "running"
+            valves = None
+        else:
+            motor = None
+            # closed in MRI-safe mode; forced open by a field outside it; else opened by the pump's control
+            valves = "closed" if self.mri_mode is MriMode.SAFE else "open" if self.field_tesla else "gated"
+        tesla = self.field_tesla
+        return {
+            "in_field": tesla,  # T, 0 = out of the field
+            "field_gradient_t_per_m": self.field_gradient_t_per_m,
+            "field_within_mr_conditions": (tesla == 0 or (
+                f"{tesla:g}" in self.spec.mr_field_tesla
+                and self.field_gradient_t_per_m <= self.spec.mr_spatial_gradient_t_per_m)),
+            "motor": motor,
+            "valves": valves,
+            "stall": {
+                "stalled": self.stalled,
+                "recovery_at": self.stall_recovery_at,
+                "needs_interrogation": self.stall_needs_interrogation,
+            },
+            "stall_recovery_s": self.stall_recovery_s,
+            "scenario": [{"at": c.at, "tesla": c.tesla, "gradient_t_per_m": c.gradient_t_per_m}
+                         for c in self.scenario],
         }
 
     # --- persistence ----------------------------------------------------------
@@ -811,6 +1084,12 @@ class Pump:
             "pump_time": self.time,
             "mri_mode": self.mri_mode.name,
             "mri_auto_exit_at": self.mri_auto_exit_at,
+            "mri_program": self.mri_program.to_dict() if self.mri_program else None,
+            "field": {"tesla": self.field_tesla, "gradient_t_per_m": self.field_gradient_t_per_m},
+            "stall": {"stalled": self.stalled, "recovery_at": self.stall_recovery_at,
+                      "needs_interrogation": self.stall_needs_interrogation},
+            "stall_recovery_s": self.stall_recovery_s,
+            "scenario": [c.to_list() for c in self.scenario],
             "last_txid": self.last_txid,
             "last_programmed_at": self.last_programmed_at,
             # the pending transaction is volatile (lost on restart, like on a reset): not saved
@@ -860,11 +1139,35 @@ class Pump:
             alarms |= Alarm[name]
         pump.alarms = alarms
         pump.suspended = set(data["suspended"])
-        if not pump.suspended <= set(SUSPEND_ALARM):
+        if not pump.suspended <= SUSPEND_REASONS:
             raise ValueError(f"unknown suspension reasons {sorted(pump.suspended)}")
         pump.time = _uint(data["pump_time"], 63)
         pump.mri_mode = MriMode[data["mri_mode"]]
         pump.mri_auto_exit_at = _uint(data["mri_auto_exit_at"], 63)
+        pump.mri_program = Program.from_dict(data["mri_program"]) if data["mri_program"] is not None else None
+        safe = pump.mri_mode is MriMode.SAFE
+        if safe != (pump.mri_program is not None) or safe != (SUSPEND_MRI in pump.suspended) \
+                or safe != (pump.mri_auto_exit_at > 0):
+            raise ValueError("MRI-safe mode, its recorded program, timer and suspension disagree")
+        field = data["field"]
+        pump.field_tesla, pump.field_gradient_t_per_m = check_field(field["tesla"], field["gradient_t_per_m"])
+        stall = data["stall"]
+        pump.stalled = stall["stalled"] is True
+        recovery = stall["recovery_at"]
+        pump.stall_recovery_at = None if recovery is None else _uint(recovery, 63)
+        pump.stall_needs_interrogation = stall["needs_interrogation"] is True
+        if pump.stalled != (SUSPEND_STALL in pump.suspended) or pump.stalled != bool(pump.alarms & Alarm.MOTOR_STALL):
+            raise ValueError("motor stall, its alarm and its suspension disagree")
+        if not pump.stalled and (recovery is not None or pump.stall_needs_interrogation):
+            raise ValueError("stall recovery scheduled for a motor that is not stalled")
+        pump.stall_recovery_s = _uint(data["stall_recovery_s"], 32)
+        if pump.stall_recovery_s > MAX_STALL_RECOVERY_S:
+            raise ValueError("stall recovery time out of range")
+        if len(data["scenario"]) > MAX_SCENARIO_EVENTS:
+            raise ValueError("too many scheduled field changes")
+        pump.scenario = [FieldChange.from_list(row) for row in data["scenario"]]
+        if [c.at for c in pump.scenario] != sorted(c.at for c in pump.scenario):
+            raise ValueError("scheduled field changes out of order")
         pump.last_txid = _uint(data["last_txid"], 32)
         pump.last_programmed_at = _uint(data["last_programmed_at"], 63)
         applied = data["applied"]

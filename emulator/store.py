@@ -13,10 +13,13 @@ import os
 import tempfile
 import time
 
-from .pump import Pump
+from .pump import DEFAULT_STALL_RECOVERY_S, Pump
 
 FORMAT = "ith-emulator-state"
-VERSION = 2  # 2: dose-based program steps, applied-transaction history, running bolus
+VERSION = 3  # 2: dose-based program steps, applied-transaction history, running bolus
+#            3: MRI-safe mode's recorded program, the static field, the motor's stall
+#: older versions read by filling in what they could not hold (version 1 is refused)
+MIGRATE_FROM = 2
 
 
 class StateError(Exception):
@@ -63,14 +66,27 @@ def load(path: str, clock=None) -> tuple[Pump, float]:
         raise StateError(f"state file {path} is corrupt (not JSON: {exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise StateError(f"{path} is not an ith-emulator state file")
-    if data.get("version") != VERSION:
+    if data.get("version") not in (VERSION, MIGRATE_FROM) or isinstance(data.get("version"), bool):
         raise StateError(f"state file {path} has version {data.get('version')!r}, expected {VERSION}")
     saved_at = data.get("saved_at")
     if not isinstance(saved_at, (int, float)) or isinstance(saved_at, bool):
         raise StateError(f"state file {path} is corrupt (no saved_at)")
     try:
+        if data["version"] == MIGRATE_FROM:
+            _migrate_2(data["pump"])
         pump = Pump.from_dict(data["pump"], clock=clock)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise StateError(f"state file {path} is corrupt ({detail})") from None
     return pump, float(saved_at)
+
+
+def _migrate_2(pump: dict) -> None:
+    """Version 2 had no MRI-safe mode (it could not be entered), no field and no stall."""
+    if not isinstance(pump, dict):
+        raise TypeError("pump is not an object")
+    pump.setdefault("mri_program", None)
+    pump.setdefault("field", {"tesla": 0.0, "gradient_t_per_m": 0.0})
+    pump.setdefault("stall", {"stalled": False, "recovery_at": None, "needs_interrogation": False})
+    pump.setdefault("stall_recovery_s", DEFAULT_STALL_RECOVERY_S)
+    pump.setdefault("scenario", [])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ExitCode, IthcliError
+from .output import jsonable
 
 GENESIS = "0" * 64
 
@@ -43,7 +44,7 @@ class AuditLog:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             prev = self._recover_tail(fd)
-            entry = {"time": _now_iso(), **_jsonable(record), "prev": prev}
+            entry = {"time": _now_iso(), **jsonable(record), "prev": prev}
             entry["hash"] = entry_hash(entry)
             os.lseek(fd, 0, os.SEEK_END)
             os.write(fd, _line(entry))
@@ -132,21 +133,6 @@ class AuditLog:
 
 
 _TAIL = 1 << 20  # an entry is far smaller than this
-
-
-def _jsonable(value: Any) -> Any:
-    """Enums by name, bytes as hex, containers recursively: stable JSON for hashing."""
-    from enum import Enum
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Enum):
-        return value.name
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def _line(entry: dict) -> bytes:

@@ -79,10 +79,11 @@ def _default_operator() -> str:
 
 
 def _register() -> None:
-    from .commands import audit, bolus, interrogate, keys, log, ports, program, reconcile, refill
+    from .commands import (audit, batch, bolus, empty, interrogate, keys, log, mri, ports, program, reconcile,
+                           refill)
 
     for command in (interrogate.interrogate, log.log, program.program, refill.refill, bolus.bolus,
-                    reconcile.reconcile, keys.keys, audit.audit, ports.ports):
+                    empty.empty, mri.mri, reconcile.reconcile, batch.batch, keys.keys, audit.audit, ports.ports):
         cli.add_command(command)
 
 

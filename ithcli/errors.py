@@ -20,6 +20,8 @@ class ExitCode(IntEnum):
     CANCELLED = 9  # the operator declined at a confirmation prompt; nothing was sent
     AUDIT = 10  # the audit log is damaged or fails verification
     AUTH = 11  # no key for this pump, a wrong or unsafe key file, or the pump refused the session
+    CHECK_FAILED = 12  # an MRI checklist has a BLOCK, or a post-MRI verify FAILed
+    BATCH_FAILED = 13  # a batch finished with failed steps (none unconfirmed)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -39,6 +41,11 @@ class IthcliError(Exception):
 class AuthError(IthcliError):
     exit_code = ExitCode.AUTH
     kind = "auth"
+
+
+class CheckFailed(IthcliError):
+    exit_code = ExitCode.CHECK_FAILED
+    kind = "check-failed"
 
 
 class UsageError(IthcliError):

@@ -41,8 +41,11 @@ class Link:
         import serial
 
         try:
-            self._port.write(data)
-            self._port.flush()
+            if self._fd is not None:
+                self._write_fd(data)
+            else:
+                self._port.write(data)
+                self._port.flush()
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"link to {self.url} failed while sending: {_why(exc)}") from None
 
@@ -51,6 +54,8 @@ class Link:
         import serial
 
         try:
+            if self._fd is not None:
+                return self._read_fd(deadline)
             while True:
                 waiting = self._port.in_waiting
                 data = self._port.read(waiting or 1)
@@ -60,6 +65,49 @@ class Link:
                     return b""
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"link to {self.url} failed while receiving: {_why(exc)}") from None
+
+    # Device ports (ttys, ptys) are driven with poll() on pyserial's non-blocking fd:
+    # pyserial's own read/write use select(), which fails once a descriptor passes
+    # 1024 (a batch over ~200 ports gets there: each port holds 5 descriptors), and
+    # its PosixPollSerial.read crashes on a timeout in pyserial 3.5.
+    @property
+    def _fd(self) -> int | None:
+        fd = getattr(self._port, "fd", None)
+        return fd if isinstance(fd, int) and fd >= 0 else None
+
+    def _read_fd(self, deadline: float) -> bytes:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        while True:
+            left = deadline - time.monotonic()
+            events = poller.poll(max(0, min(left, _POLL)) * 1000)
+            for _, event in events:
+                if event & select.POLLIN:
+                    try:
+                        data = os.read(self._fd, 4096)
+                    except BlockingIOError:
+                        data = b""
+                    if data:
+                        return data
+                if event & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                    raise OSError("the device hung up")
+            if time.monotonic() >= deadline:
+                return b""
+
+    def _write_fd(self, data: bytes) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        deadline = time.monotonic() + 5
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._fd, view):]
+                continue
+            except BlockingIOError:
+                pass
+            poller.poll(100)  # wait until the device takes more
+            if time.monotonic() >= deadline:
+                raise OSError("write timed out")
 
     def discard_input(self) -> None:
         try:

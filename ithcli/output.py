@@ -32,6 +32,19 @@ def _default(value: Any):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def jsonable(value: Any) -> Any:
+    """Enums by name, bytes as hex, containers recursively: stable JSON for files and hashes."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.name
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
 def to_json(obj: Any) -> str:
     return json.dumps(obj, default=_default, indent=2, sort_keys=False)
 

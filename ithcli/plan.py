@@ -54,7 +54,11 @@ class Step:
     number: int
     action: str
     args: dict[str, Any]
-    line: int
+    line: int  # of its [[step]] header
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
 
 
 @dataclass
@@ -216,7 +220,8 @@ def load(path: str) -> Plan:
                 problem(line, f"step {i + 1} (program): mode = \"flex\" needs schedule = \"FILE\"")
             if s.get("mode") not in (None, "flex", "minimum"):
                 problem(lines.key(line, "mode"), f"step {i + 1} (program): mode must be \"flex\" or \"minimum\"")
-        steps.append(Step(i + 1, action, {k: v for k, v in s.items() if k != "action"}, line))
+        steps.append(Step(i + 1, action, {k: v for k, v in s.items() if k != "action"}, line,
+                          {k: lines.key(line, k) for k in s}))
     plan = Plan(where, str(meta.get("name", Path(where).stem)) if isinstance(meta, dict) else "", targets, steps,
                 problems)
     if problems:

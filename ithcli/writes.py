@@ -26,19 +26,11 @@ def new_txid() -> int:
 
 def resolve_pending(app, client, serial: str, *, announce: bool = True) -> dict | None:
     """If this pump has an unconfirmed write, learn from the pump whether it landed."""
-    import protocol
-
     pending = app.pending()
     record = pending.get(serial)
     if record is None:
         return None
-    status = client.interrogate()
-    applied = status["last_txid"] == record["txid"]
-    if not applied:
-        _, events = client.read_whole_log(record.get("log_index", 0))
-        applied = any(
-            e["type"] == protocol.EventType.TX_APPLIED and e["arg1"] == record["txid"] for e in events
-        )
+    applied = tx_applied(client, record["txid"], record.get("log_index", 0))
     result = {**record, "applied": applied}
     app.record("reconciled", txid=record["txid"], kind=record.get("kind"), applied=applied)
     pending.clear(serial)
@@ -47,6 +39,16 @@ def resolve_pending(app, client, serial: str, *, announce: bool = True) -> dict 
         app.diag(f"the unconfirmed {record.get('kind', 'write')} txid {record['txid']} "
                  f"sent at {record.get('sent_at')} {verdict} (learnt from the pump)", level=0)
     return result
+
+
+def tx_applied(client, txid: int, log_index: int) -> bool:
+    """Whether the pump applied txid: its last applied txid, or a TX_APPLIED event since log_index."""
+    import protocol
+
+    if client.interrogate()["last_txid"] == txid:
+        return True
+    _, events = client.read_whole_log(log_index)
+    return any(e["type"] == protocol.EventType.TX_APPLIED and e["arg1"] == txid for e in events)
 
 
 def preflight(app, client, serial: str) -> None:
@@ -93,7 +95,8 @@ def _show(value) -> str:
 
 
 def execute(app, client, request: WriteRequest, *, log_index: int,
-            on_echo: Callable[[dict], None] | None = None) -> dict:
+            on_echo: Callable[[dict], None] | None = None,
+            on_commit_sent: Callable[[int], None] | None = None) -> dict:
     """Run one write end to end; return the verified result or raise with the outcome."""
     import protocol
 
@@ -126,6 +129,8 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
         "port": app.port, "operator": app.operator, "log_index": log_index,
     })
     app.record("commit-sent", txid=txid, kind=request.kind, expect=request.expect)
+    if on_commit_sent is not None:
+        on_commit_sent(txid)  # e.g. the batch journal's "sent" record, before the bytes go out
     try:
         committed = client.write_once(protocol.Command.COMMIT, {"txid": txid})
     except LinkError as exc:
@@ -178,6 +183,22 @@ def _readback_extra(request: WriteRequest, echo: dict, committed: dict, status: 
         if not echo["reservoir_ul"] - drained_ul <= status["reservoir_ul"] <= echo["reservoir_ul"]:
             out.append(f"reservoir_ul: expected {echo['reservoir_ul']} (less {drained_ul} delivered since), "
                        f"pump has {status['reservoir_ul']}")
+    if request.kind == "MRI_ENTER":
+        import protocol
+
+        if status["mri_mode"] != protocol.MriMode.SAFE:
+            out.append(f"mri_mode: expected SAFE, pump has {status['mri_mode'].name}")
+        elif status["mri_auto_exit_at"] != committed["applied_at"] + echo["mri_auto_exit_s"]:
+            out.append(f"mri_auto_exit_at: expected {committed['applied_at'] + echo['mri_auto_exit_s']}, "
+                       f"pump has {status['mri_auto_exit_at']}")
+        if status["current_rate_nl_per_day"] != 0:
+            out.append(f"current_rate_nl_per_day: expected 0 in MRI-safe mode, pump has "
+                       f"{status['current_rate_nl_per_day']}")
+    if request.kind == "MRI_EXIT":
+        import protocol
+
+        if status["mri_mode"] != protocol.MriMode.OFF:
+            out.append(f"mri_mode: expected OFF, pump has {status['mri_mode'].name}")
     if request.kind == "BOLUS" and status["bolus_remaining_ng"] > echo["bolus_dose_ng"]:
         out.append(f"bolus_remaining_ng: {status['bolus_remaining_ng']} is more than the "
                    f"{echo['bolus_dose_ng']} prepared")

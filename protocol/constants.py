@@ -38,6 +38,8 @@ class Command(IntEnum):
     PREPARE_PROGRAM = 0x10
     PREPARE_REFILL = 0x11
     PREPARE_BOLUS = 0x12
+    PREPARE_MRI_ENTER = 0x13
+    PREPARE_MRI_EXIT = 0x14
     COMMIT = 0x1F
     ERROR = 0x7F  # response only: the request was understood as a frame but refused
 
@@ -73,6 +75,8 @@ class WriteKind(IntEnum):
     PROGRAM = 1
     REFILL = 2
     BOLUS = 3
+    MRI_ENTER = 4
+    MRI_EXIT = 5
 
 
 class CommitOutcome(IntEnum):

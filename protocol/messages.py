@@ -220,6 +220,18 @@ PrepareBolusRequest = c.Struct(
     "duration_s" / Fixed(c.Int32ub, "s", 60, 86_400),
 )
 
+#: MRI-safe mode: the pump records its program, brings delivery to the model's safe
+#: state and arms a timer that restores the program on its own (a forgotten exit
+#: must not leave a patient without drug)
+PrepareMriEnterRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "auto_exit_s" / Fixed(c.Int32ub, "s", 3600, 86_400),
+)
+
+PrepareMriExitRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+)
+
 Prepared = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
     "kind" / Code(c.Int8ub, WriteKind),
@@ -230,6 +242,8 @@ Prepared = c.Struct(
     "bolus_dose_ng" / Fixed(c.Int32ub, "ng", 0, MAX_DOSE_NG_PER_DAY),
     "bolus_duration_s" / Fixed(c.Int32ub, "s", 0, 86_400),
     "bolus_volume_nl" / Fixed(c.Int32ub, "nL", 0, MAX_VOLUME_UL * 1000),
+    # MRI_ENTER: the automatic-exit delay that will be armed (0 for other kinds)
+    "mri_auto_exit_s" / Fixed(c.Int32ub, "s", 0, 86_400),
 )
 
 CommitRequest = c.Struct(
@@ -260,6 +274,10 @@ PAYLOADS = {
     key(Command.PREPARE_REFILL, True): Prepared,
     key(Command.PREPARE_BOLUS, False): PrepareBolusRequest,
     key(Command.PREPARE_BOLUS, True): Prepared,
+    key(Command.PREPARE_MRI_ENTER, False): PrepareMriEnterRequest,
+    key(Command.PREPARE_MRI_ENTER, True): Prepared,
+    key(Command.PREPARE_MRI_EXIT, False): PrepareMriExitRequest,
+    key(Command.PREPARE_MRI_EXIT, True): Prepared,
     key(Command.COMMIT, False): CommitRequest,
     key(Command.COMMIT, True): Committed,
     key(Command.ERROR, True): ErrorResponse,

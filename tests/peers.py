@@ -150,3 +150,74 @@ class CorruptingProxy:
 
     def close(self):
         self._sock.close()
+
+
+class CuttingProxy:
+    """Relays a TCP link to an emulator; while `armed`, it forwards the first frame
+    with command `cut_on` and then closes the connection: the link dies right after
+    the pump received that frame (the reply never comes back).
+    """
+
+    def __init__(self, upstream_url: str, cut_on: int):
+        host, port = upstream_url.removeprefix("socket://").split(":")
+        self._upstream = (host, int(port))
+        self.cut_on = cut_on
+        self.armed = True
+        self.cuts = 0
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self.url = f"socket://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client):
+        upstream = socket.create_connection(self._upstream)
+        closed = threading.Event()
+
+        def back():
+            while not closed.is_set():
+                try:
+                    data = upstream.recv(4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                try:
+                    client.sendall(data)
+                except OSError:
+                    break
+            closed.set()
+
+        threading.Thread(target=back, daemon=True).start()
+        decoder = protocol.FrameDecoder()
+        while not closed.is_set():
+            try:
+                data = client.recv(4096)
+            except OSError:
+                break
+            if not data:
+                break
+            upstream.sendall(data)
+            if self.armed and any(isinstance(f, protocol.RawFrame) and f.command == self.cut_on
+                                  for f in decoder.feed(data)):
+                self.armed = False
+                self.cuts += 1
+                closed.set()
+                break
+        for s in (client, upstream):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self._sock.close()

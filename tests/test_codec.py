@@ -138,7 +138,7 @@ PROGRAM = dict(mode="FLEX", drug="MORPHINE", concentration_ng_per_ml=25_000_000,
                steps=[dict(STEP, rate_nl_per_day=40_000),
                       dict(start_minute=720, dose_ng_per_day=2_000_000, rate_nl_per_day=80_000)])
 PREPARED = dict(txid=43, kind="PROGRAM", program=PROGRAM, reservoir_ul=18_000, bolus_dose_ng=0,
-                bolus_duration_s=0, bolus_volume_nl=0)
+                bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0)
 SAMPLES.update({
     0x04: dict(),
     0x84: dict(last_txid=42, program=PROGRAM),
@@ -151,6 +151,10 @@ SAMPLES.update({
     0x12: dict(txid=45, dose_ng=50_000, duration_s=600),
     0x92: dict(PREPARED, txid=45, kind="BOLUS", bolus_dose_ng=50_000, bolus_duration_s=600,
                bolus_volume_nl=2_000),
+    0x13: dict(txid=46, auto_exit_s=14_400),
+    0x93: dict(PREPARED, txid=46, kind="MRI_ENTER", mri_auto_exit_s=14_400),
+    0x14: dict(txid=47),
+    0x94: dict(PREPARED, txid=47, kind="MRI_EXIT"),
     0x1F: dict(txid=45),
     0x9F: dict(txid=45, outcome="APPLIED", kind="BOLUS", applied_at=1_700_000_100),
 })

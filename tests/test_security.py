@@ -26,7 +26,8 @@ from protocol.messages import MAX_LOG_PAGE
 FROZEN = 1e-9
 SERIAL = "SECRET-SN-4711"
 QUIET = 0.4  # s to wait for a reply that must not come
-WRITES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS, Command.COMMIT)
+WRITES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS, Command.PREPARE_MRI_ENTER,
+          Command.PREPARE_MRI_EXIT, Command.COMMIT)
 
 
 @pytest.fixture
@@ -48,6 +49,8 @@ WRITE_BODIES = {
                              "volume_ul": 20_000, "withdrawn_ul": 0, "mode": InfusionMode.CONTINUOUS,
                              "steps": [{"start_minute": 0, "dose_ng_per_day": 2_000_000}]},
     Command.PREPARE_BOLUS: {"txid": 52, "dose_ng": 100_000, "duration_s": 3600},
+    Command.PREPARE_MRI_ENTER: {"txid": 53, "auto_exit_s": 14_400},
+    Command.PREPARE_MRI_EXIT: {"txid": 54},
     Command.COMMIT: {"txid": 50},
 }
 

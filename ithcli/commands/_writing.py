@@ -1,13 +1,12 @@
-"""What program, refill and bolus share: reading the pump first, the before/after
-table, the confirmation prompt, and reporting the verified result."""
+"""What program, refill, bolus and empty share: safety options, the before/after
+table, the confirmation prompt, and running a checked change end to end."""
 from __future__ import annotations
 
 import sys
-from decimal import Decimal
 
 import click
 
-from ..errors import Cancelled, SafetyError
+from ..errors import Cancelled
 
 SAFETY_OPTIONS = [
     click.option("--override-soft-limit", "override_reason", metavar="REASON",
@@ -29,42 +28,9 @@ def safety_options(fn):
 
 
 def confirmed_flags(confirm_tenfold: bool, confirm_withdrawal_risk: bool, confirm_restart: bool) -> set[str]:
-    flags = set()
-    if confirm_tenfold:
-        flags.add("--confirm-tenfold")
-    if confirm_withdrawal_risk:
-        flags.add("--confirm-withdrawal-risk")
-    if confirm_restart:
-        flags.add("--confirm-restart")
-    return flags
-
-
-def read_pump(app, *, allow_unknown_drug: bool = False):
-    """Status (raw and described), program and library entry, after the pending-write check.
-
-    A drug missing from the library refuses the write, unless the caller replaces
-    the drug (a refill with --drug), when the entry comes back as None.
-    """
-    from ..writes import preflight
-
-    client = app.client(write=True)
-    preflight(app, client, app.serial)
-    described = app.interrogate(resolve=False)
-    raw = app.last_raw_status
-    program = client.read_program()["program"]
-    entry = app.library().for_code(raw["drug"].name)
-    if entry is None and not allow_unknown_drug:
-        raise SafetyError(
-            f"the pump holds {raw['drug'].name.lower()}, which is not in the drug library "
-            f"({app.library().path}): writes are refused"
-        )
-    return client, raw, described, program, entry
-
-
-def change_percent(new: int, old: int) -> Decimal | None:
-    if old == 0:
-        return None
-    return (Decimal(new - old) * 100 / Decimal(old)).quantize(Decimal("0.1"))
+    given = {"--confirm-tenfold": confirm_tenfold, "--confirm-withdrawal-risk": confirm_withdrawal_risk,
+             "--confirm-restart": confirm_restart}
+    return {flag for flag, on in given.items() if on}
 
 
 def render_change(title: str, rows: list[tuple[str, str, str]], warnings, emulated: bool) -> None:
@@ -78,8 +44,7 @@ def render_change(title: str, rows: list[tuple[str, str, str]], warnings, emulat
     table.add_column("Now")
     table.add_column("After")
     for label, before, after in rows:
-        style = "bold" if before != after else ""
-        table.add_row(label, before, f"[{style}]{after}[/]" if style else after)
+        table.add_row(label, before, f"[bold]{after}[/]" if before != after else after)
     con.print(table)
     for w in warnings:
         colour = "red" if w.level in ("soft", "confirm") else "yellow"
@@ -99,10 +64,24 @@ def confirm(app, yes: bool, question: str) -> None:
         raise Cancelled("not confirmed. Nothing was sent")
 
 
-def record_overrides(app, override_reason, warnings, confirmed) -> None:
-    soft = [w.as_dict() for w in warnings if w.level == "soft"]
-    if soft:
-        app.record("soft-limit-override", reason=override_reason, findings=soft)
-    accepted = [w.as_dict() for w in warnings if w.level == "confirm"]
-    if accepted:
-        app.record("confirmation-flags", flags=sorted(confirmed), findings=accepted)
+def run_change(app, state, change, *, title: str, yes: bool, on_echo=None, render_done=None,
+               render_unchanged=None) -> None:
+    """Show the change, ask, apply, emit: the common tail of every write command."""
+    from ..operations import apply_change
+
+    if change.unchanged:
+        result = {"command": change.command, **change.describe, "outcome": "unchanged", "verified": True}
+        app.emit(result, render_unchanged or (lambda r: _say(
+            f"No change: {r['serial_number']} already delivers this. Nothing was sent.")))
+        return
+    if not app.json:
+        render_change(title, change.rows, change.warnings, app.emulated)
+    confirm(app, yes, change.question)
+    result = apply_change(app, state, change, on_echo=None if app.json else on_echo)
+    app.emit(result, render_done)
+
+
+def _say(text: str) -> None:
+    from ..output import console
+
+    console().print(text)

@@ -1,0 +1,313 @@
+"""Running a plan across many pumps: preflight, concurrency, journal, resume.
+
+Every step of every target is journalled before and after (created, sent, then
+confirmed, failed or unconfirmed), one fsync'd JSON line each. Re-running with
+the same journal resumes: confirmed steps are skipped, so nothing is applied
+twice; a step left unconfirmed is settled by asking the pump (its last txid and
+its log) before anything else is sent to it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import IthcliError, LinkError, Unconfirmed
+from .plan import CONFIRMATIONS, Plan, Step, Target, evaluate_check
+
+WRITE_ACTIONS = ("program", "refill", "bolus")
+
+
+def plan_hash(plan_path: str) -> str:
+    return hashlib.sha256(Path(plan_path).read_bytes()).hexdigest()[:16]
+
+
+class Journal:
+    """Append-only JSON lines; a torn last line (a crash mid-write) is ignored, never merged."""
+
+    def __init__(self, path: str, plan_id: str):
+        self.path = Path(path)
+        self.plan_id = plan_id
+        self._lock = threading.Lock()
+
+    def last_states(self) -> dict[tuple[str, int], dict]:
+        """(target serial, step number) -> the last record, for this plan."""
+        states: dict[tuple[str, int], dict] = {}
+        if not self.path.exists():
+            return states
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        if lines and lines[-1] != b"":
+            lines = lines[:-1]  # torn: the write never completed, so it never counted
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                raise IthcliError(f"batch journal {self.path} has a damaged line: refusing to guess what ran") from None
+            if record.get("plan") != self.plan_id:
+                continue
+            states[(record["serial"], record["step"])] = record
+        return states
+
+    def write(self, **record) -> None:
+        from .output import jsonable
+
+        line = json.dumps(jsonable({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                    "plan": self.plan_id, **record}), sort_keys=True, default=str) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() and self.path.stat().st_size:
+                with open(self.path, "rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":  # a torn line from a crash: end it, never glue onto it
+                        line = "\n" + line
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+@dataclass
+class StepResult:
+    target: int
+    serial: str
+    port: str
+    step: int
+    action: str
+    outcome: str  # confirmed, unchanged, failed, unconfirmed, skipped, resumed, dry-run, not-run
+    detail: str = ""
+    txid: int | None = None
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"target": self.target, "serial_number": self.serial, "port": self.port, "step": self.step,
+                "action": self.action, "outcome": self.outcome, "detail": self.detail, "txid": self.txid,
+                **({"data": self.data} if self.data else {})}
+
+
+@dataclass
+class TargetReport:
+    target: Target
+    outcome: str = "pending"  # ok, failed, unconfirmed, preflight-failed, stopped
+    detail: str = ""
+    steps: list[StepResult] = field(default_factory=list)
+    before: dict | None = None
+
+
+class Runner:
+    def __init__(self, app_factory: Callable[[str], Any], plan: Plan, *, journal: Journal, jobs: int,
+                 continue_on_error: bool, dry_run: bool, on_update: Callable[[TargetReport, str], None]):
+        self.app_factory = app_factory
+        self.plan = plan
+        self.journal = journal
+        self.jobs = jobs
+        self.continue_on_error = continue_on_error
+        self.dry_run = dry_run
+        self.on_update = on_update
+        self.stop = threading.Event()
+        self.reports = [TargetReport(t) for t in plan.targets]
+
+    # --- the whole run ---------------------------------------------------------
+    def run(self) -> list[TargetReport]:
+        """Preflight every target, then run them; Ctrl-C stops new steps, lets sent ones settle."""
+        self._parallel(self._preflight)
+        failed = [r for r in self.reports if r.outcome == "preflight-failed"]
+        if failed and not self.continue_on_error:
+            for r in self.reports:
+                if r.outcome != "preflight-failed":
+                    r.outcome, r.detail = "not-run", "another target failed preflight (see --continue-on-error)"
+                    self.on_update(r, r.detail)
+            return self.reports
+        self._parallel(self._run_target, only=lambda r: r.outcome == "ready")
+        return self.reports
+
+    def _parallel(self, fn, only=lambda r: True) -> None:
+        todo = [r for r in self.reports if only(r)]
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            futures = {pool.submit(self._guarded, fn, r): r for r in todo}
+            pending = set(futures)
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                self.stop.set()  # workers finish the step in flight, then stop
+                for f in pending:
+                    f.cancel()
+                wait(pending)
+                raise
+
+    def _guarded(self, fn, report: TargetReport) -> None:
+        try:
+            fn(report)
+        except Exception as exc:  # one pump's surprise must not take the others down
+            report.outcome, report.detail = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            self.on_update(report, report.detail)
+
+    # --- preflight -------------------------------------------------------------
+    def _preflight(self, report: TargetReport) -> None:
+        t = report.target
+        self.on_update(report, "preflight")
+        app = self.app_factory(t.port)
+        try:
+            status = app.interrogate(resolve=False)
+            if status["serial_number"] != t.serial:
+                raise IthcliError(f"serial number is {status['serial_number']}, the plan expects {t.serial}")
+            if t.drug and status["drug"] != t.drug.lower():
+                raise IthcliError(f"the pump holds {status['drug']}, the plan expects {t.drug}")
+            pending = app.pending().get(t.serial)
+            states = self.journal.last_states()
+            journal_open = [s for (serial, _), s in states.items() if serial == t.serial and s["state"] in
+                            ("sent", "unconfirmed")]
+            if pending is not None and not journal_open:
+                raise Unconfirmed(f"txid {pending['txid']} to this pump is unconfirmed: run ithcli reconcile")
+            report.before = status
+            report.outcome = "ready"
+            self.on_update(report, "ready")
+        except IthcliError as exc:
+            report.outcome, report.detail = "preflight-failed", exc.message
+            self.on_update(report, f"preflight failed: {exc.message}")
+        finally:
+            app.close()
+
+    # --- one target, its steps in order -------------------------------------------
+    def _run_target(self, report: TargetReport) -> None:
+        t = report.target
+        app = self.app_factory(t.port)
+        try:
+            states = self.journal.last_states()
+            for step in self.plan.steps:
+                if self.stop.is_set():
+                    report.outcome = report.outcome if report.outcome in ("failed", "unconfirmed") else "stopped"
+                    report.detail = report.detail or "interrupted before this step"
+                    self._add(report, StepResult(t.number, t.serial, t.port, step.number, step.action, "not-run",
+                                                 "interrupted: not sent"))
+                    continue
+                prior = states.get((t.serial, step.number))
+                result = self._resume(app, report, step, prior) if prior else None
+                if result is None:
+                    result = self._step(app, report, step)
+                self._add(report, result)
+                if result.outcome in ("failed", "unconfirmed"):
+                    report.outcome, report.detail = result.outcome, f"step {step.number} ({step.action}): {result.detail}"
+                    if not self.continue_on_error:
+                        self.stop.set()
+                    break
+            if report.outcome == "ready":
+                report.outcome = "ok"
+            self.on_update(report, report.outcome)
+        finally:
+            app.close()
+
+    def _add(self, report: TargetReport, result: StepResult) -> None:
+        report.steps.append(result)
+        self.on_update(report, f"step {result.step} {result.action}: {result.outcome}")
+
+    def _resume(self, app, report: TargetReport, step: Step, prior: dict) -> StepResult | None:
+        """A step this journal has seen before: skip it, settle it, or (never sent) run it."""
+        from .writes import tx_applied
+
+        t = report.target
+        if prior["state"] in ("confirmed", "unchanged"):
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "skipped",
+                              f"already {prior['state']} in an earlier run (txid {prior.get('txid')})", prior.get("txid"))
+        if prior["state"] in ("sent", "unconfirmed") and prior.get("txid"):
+            client = app.client()
+            applied = tx_applied(client, prior["txid"], prior.get("log_index", 0))
+            app.pending().clear(t.serial)
+            state = "confirmed" if applied else "failed"
+            self.journal.write(serial=t.serial, port=t.port, step=step.number, action=step.action, state=state,
+                               txid=prior["txid"], detail="settled by reading the pump on resume")
+            if applied:
+                return StepResult(t.number, t.serial, t.port, step.number, step.action, "resumed",
+                                  f"txid {prior['txid']} was applied (learnt from the pump)", prior["txid"])
+            return None  # never applied: running it now applies it once
+        return None  # created or failed before: nothing reached the pump, run it
+
+    def _step(self, app, report: TargetReport, step: Step) -> StepResult:
+        t = report.target
+        base = dict(serial=t.serial, port=t.port, step=step.number, action=step.action)
+        if step.action not in WRITE_ACTIONS:
+            return self._read_step(app, report, step)
+        from . import operations
+
+        self.journal.write(**base, state="created")
+        sent: dict[str, Any] = {}
+        try:
+            state = operations.read_state(app, allow_unknown_drug=bool(step.args.get("drug")))
+            change = _change(app, state, step, self.plan)
+            if change.unchanged:
+                self.journal.write(**base, state="unchanged")
+                return StepResult(t.number, t.serial, t.port, step.number, step.action, "unchanged",
+                                  "the pump already delivers this; nothing sent")
+            if self.dry_run:
+                self.journal.write(**base, state="dry-run")
+                return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
+                                  "checked; nothing sent", data={k: change.describe.get(k)
+                                                                  for k in ("before", "requested", "warnings")})
+
+            def journal_sent(txid: int) -> None:
+                sent["txid"] = txid
+                self.journal.write(**base, state="sent", txid=txid, log_index=state.raw["event_count"])
+
+            result = operations.apply_change(app, state, change, on_commit_sent=journal_sent)
+            self.journal.write(**base, state="confirmed", txid=result["txid"])
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed",
+                              "verified by read-back", result["txid"],
+                              data={k: result.get(k) for k in ("before", "after", "warnings") if k in result})
+        except Unconfirmed as exc:
+            self.journal.write(**base, state="unconfirmed", txid=sent.get("txid"), detail=exc.message)
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "unconfirmed", exc.message,
+                              sent.get("txid"))
+        except IthcliError as exc:
+            # a link that died after COMMIT went out is unconfirmed, not failed
+            outcome = "unconfirmed" if sent and isinstance(exc, LinkError) else "failed"
+            self.journal.write(**base, state=outcome, txid=sent.get("txid"), detail=exc.message)
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, outcome, exc.message,
+                              sent.get("txid"))
+
+    def _read_step(self, app, report: TargetReport, step: Step) -> StepResult:
+        t = report.target
+        try:
+            status = app.interrogate(resolve=False)
+        except IthcliError as exc:
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
+        if step.action == "interrogate":
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed", "read",
+                              data={"status": status})
+        try:
+            passed, actual = evaluate_check(step.args["check"], status)
+        except IthcliError as exc:
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
+        return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed" if passed else "failed",
+                          f"{step.args['check']}: actual {actual}")
+
+
+def _change(app, state, step: Step, plan: Plan):
+    from . import operations
+
+    args = dict(step.args)
+    confirmed = {CONFIRMATIONS[c] for c in args.pop("confirm", [])}
+    override = args.pop("override_soft_limit", None)
+    if step.action == "program":
+        schedule = args.get("schedule")
+        if schedule and not os.path.isabs(schedule):
+            schedule = str(Path(plan.path).parent / schedule)
+        return operations.program_change(app, state, dose=args.get("dose"), flow=args.get("flow"),
+                                         mode=args.get("mode"), schedule=schedule, stop=args.get("stop", False),
+                                         override_reason=override, confirmed=confirmed)
+    if step.action == "refill":
+        return operations.refill_change(app, state, volume=args["volume"], concentration=args["concentration"],
+                                        drug=args.get("drug"), withdrawn=args.get("withdrawn"),
+                                        dose=args.get("dose"), override_reason=override, confirmed=confirmed)
+    return operations.bolus_change(app, state, dose=args["dose"], duration=args["over"], override_reason=override,
+                                   confirmed=confirmed)

@@ -1,0 +1,231 @@
+"""`ithcli batch`: plans that run as checked, journalled, resumable transactions."""
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from ..errors import ExitCode, IthcliError
+
+
+@click.group()
+def batch():
+    """Run a plan (TOML) of steps across many pumps: validate offline, dry-run, run, resume."""
+
+
+@batch.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.pass_obj
+def validate(app, plan_path):
+    """Check the plan and every dose against the drug library, offline (no pump is touched)."""
+    from .. import plan as plans
+
+    plan = plans.load(plan_path)
+    problems = offline_problems(app, plan)
+    if problems:
+        plan.problems = problems
+        raise plans.PlanError(plan)
+    result = {"plan": plan.path, "name": plan.name, "targets": len(plan.targets), "steps": len(plan.steps),
+              "ok": True, "problems": []}
+    app.emit(result, lambda r: _say(f"Plan {r['plan']} is valid: {r['targets']} target(s), {r['steps']} step(s)."))
+
+
+def offline_problems(app, plan) -> list[str]:
+    """Doses, units, concentrations and hard limits, for targets whose drug the plan names."""
+    from .. import dosing, limits
+    from ..errors import IthcliError as Err
+
+    library = app.library()
+    out = []
+    for target in plan.targets:
+        if not target.drug:
+            continue
+        entry = next((e for e in library.drugs.values() if e.name == target.drug.lower()), None)
+        if entry is None:
+            out.append(f"{plan.path}:{target.line}: target {target.number}: drug {target.drug!r} is not in the "
+                       "drug library")
+            continue
+        for step in plan.steps:
+            line = next((step.line_of(k) for k in ("dose", "schedule", "concentration", "volume")
+                         if k in step.args), step.line)
+            where = f"{plan.path}:{line}: step {step.number} ({step.action}) for target {target.number}"
+            try:
+                if step.action == "program" and "dose" in step.args:
+                    dose = dosing.parse_dose_rate(step.args["dose"], entry, "dose")
+                    for finding in limits.check_daily_total(entry, dose):
+                        if finding.level == "refuse":
+                            out.append(f"{where}: {finding.message}")
+                if step.action == "program" and "schedule" in step.args:
+                    path = Path(step.args["schedule"])
+                    path = path if path.is_absolute() else Path(plan.path).parent / path
+                    sched = dosing.load_schedule(str(path), entry)
+                    total = dosing.plan_summary(sched, entry.concentrations_ng_per_ml[0])["daily_dose_ng_per_day"]
+                    out += [f"{where}: {f.message}" for f in limits.check_daily_total(entry, total)
+                            if f.level == "refuse"]
+                if step.action == "refill":
+                    entry_new = entry
+                    if step.args.get("drug"):
+                        entry_new = next((e for e in library.drugs.values()
+                                          if e.name == step.args["drug"].lower()), None)
+                        if entry_new is None:
+                            out.append(f"{where}: drug {step.args['drug']!r} is not in the drug library")
+                            continue
+                    conc = dosing.parse_concentration(step.args["concentration"], entry_new, "concentration")
+                    out += [f"{where}: {f.message}" for f in limits.check_concentration(entry_new, conc)]
+                    dosing.parse_volume(step.args["volume"], "volume")
+                    if "dose" in step.args:
+                        dosing.parse_dose_rate(step.args["dose"], entry_new, "dose")
+                if step.action == "bolus":
+                    dosing.parse_dose(step.args["dose"], entry, "dose")
+                    dosing.parse_duration(step.args["over"], "over")
+            except Err as exc:
+                out.append(f"{where}: {exc.message}")
+    return out
+
+
+@batch.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Read every pump and check every step; send no write.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 512), default=8, show_default=True,
+              help="How many pumps at once (steps within one pump always run in order).")
+@click.option("--continue-on-error", is_flag=True, help="Other pumps go on when one fails.")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The run's journal (default PLAN.journal.jsonl); re-run with it to resume.")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="JSON lines, one per step (default PLAN.results.jsonl).")
+@click.pass_obj
+def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_path):
+    """Preflight every target, then run the steps; resumable, never applying a step twice.
+
+    Exit 0: every step succeeded; 8: something is unconfirmed; 13: something failed;
+    130: interrupted (steps in flight settled, the journal written).
+    """
+    from .. import plan as plans
+    from ..batch import Journal, Runner, plan_hash
+    from ..output import to_json
+
+    plan = plans.load(plan_path)
+    problems = offline_problems(app, plan)
+    if problems:
+        plan.problems = problems
+        raise plans.PlanError(plan)
+    stem = str(Path(plan_path).with_suffix(""))
+    journal = Journal(journal_path or f"{stem}.journal.jsonl", plan_hash(plan_path))
+    results_file = Path(results_path or f"{stem}.results.jsonl")
+    progress = _Progress(plan, enabled=not app.json and sys.stderr.isatty())
+    runner = Runner(lambda port: _target_app(app, port), plan, journal=journal, jobs=jobs,
+                    continue_on_error=continue_on_error, dry_run=dry_run, on_update=progress.update)
+    interrupted = False
+    progress.start()
+    try:
+        reports = runner.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        reports = runner.reports
+    finally:
+        progress.stop()
+    steps = [s for r in reports for s in r.steps]
+    with open(results_file, "w") as fh:
+        for s in steps:
+            fh.write(to_json(s.as_dict()).replace("\n", " ") + "\n")
+    counts = {}
+    for r in reports:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    unconfirmed = any(s.outcome == "unconfirmed" for s in steps) or any(r.outcome == "unconfirmed" for r in reports)
+    failed = any(r.outcome in ("failed", "preflight-failed", "not-run", "stopped") for r in reports)
+    code = (ExitCode.INTERRUPTED if interrupted else ExitCode.UNCONFIRMED if unconfirmed
+            else ExitCode.BATCH_FAILED if failed else ExitCode.OK)
+    summary = {"plan": plan.path, "name": plan.name, "dry_run": dry_run, "journal": str(journal.path),
+               "results": str(results_file), "interrupted": interrupted, "exit_code": int(code),
+               "targets": [{"serial_number": r.target.serial, "port": r.target.port, "outcome": r.outcome,
+                            "detail": r.detail, "steps": [s.as_dict() for s in r.steps]} for r in reports],
+               "summary": counts}
+    if code == ExitCode.OK:
+        app.emit(summary, _render_summary)
+        return
+    if not app.json:
+        _render_summary(summary)
+    raise _BatchExit(code, summary)  # with --json the error object carries the summary
+
+
+class _BatchExit(IthcliError):
+    def __init__(self, code, summary):
+        text = {ExitCode.INTERRUPTED: "interrupted: steps in flight settled, journal written",
+                ExitCode.UNCONFIRMED: "some steps are unconfirmed: run ithcli reconcile on those pumps, then "
+                                      "re-run with the same journal",
+                ExitCode.BATCH_FAILED: "some targets failed (see the summary)"}[code]
+        super().__init__(f"batch {summary['plan']}: {text}", details=summary)
+        self.exit_code = code
+        self.kind = "batch"
+
+
+def _target_app(app, port: str):
+    from ..app import App
+
+    return App(port=port, timeout=app.timeout, json=True, verbose=app.verbose,
+               drug_library_path=app.drug_library_path, operator=app.operator, audit_path=app.audit_path,
+               state_dir=app.state_dir, key_store_dir=app.key_store_dir)
+
+
+class _Progress:
+    """One line per pump on stderr (rich Live), only for a terminal and without --json."""
+
+    def __init__(self, plan, enabled: bool):
+        self.enabled = enabled
+        self.lines = {t.number: (t.serial, t.port, "waiting") for t in plan.targets}
+        self._lock = threading.Lock()
+        self._live = None
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table("Pump", "Port", "State", title="ithcli batch", title_justify="left")
+        for serial, port, state in self.lines.values():
+            table.add_row(serial, port, state)
+        return table
+
+    def start(self):
+        if self.enabled:
+            from rich.live import Live
+
+            from ..output import console
+
+            self._live = Live(self._table(), console=console(stderr_=True), refresh_per_second=8)
+            self._live.start()
+
+    def update(self, report, text: str):
+        with self._lock:
+            t = report.target
+            self.lines[t.number] = (t.serial, t.port, text)
+            if self._live is not None:
+                self._live.update(self._table())
+
+    def stop(self):
+        if self._live is not None:
+            self._live.stop()
+
+
+def _render_summary(s: dict) -> None:
+    from rich.table import Table
+
+    from ..output import console
+
+    title = f"Batch {s['name']}" + ("  (dry run: nothing sent)" if s["dry_run"] else "")
+    table = Table("Pump", "Port", "Outcome", "Steps", "Detail", title=title, title_justify="left")
+    colour = {"ok": "green", "failed": "bold red", "unconfirmed": "bold yellow", "preflight-failed": "bold red",
+              "not-run": "dim", "stopped": "yellow"}
+    for t in s["targets"]:
+        steps = ", ".join(f"{st['step']}:{st['outcome']}" for st in t["steps"])
+        table.add_row(t["serial_number"], t["port"], f"[{colour.get(t['outcome'], '')}]{t['outcome']}[/]", steps,
+                      t["detail"])
+    con = console()
+    con.print(table)
+    con.print(f"Journal {s['journal']}; results {s['results']}.")
+
+
+def _say(text: str) -> None:
+    from ..output import console
+
+    console().print(text)

@@ -1,0 +1,234 @@
+"""The pre-MRI checklist, the snapshot it leaves, and the post-MRI verification.
+
+Pure logic over what the pump reported: commands/mri.py reads the pump, calls
+these, renders and exits. Each checklist line is PASS, WARN or BLOCK with what to
+do about it; any BLOCK refuses `mri enter`. Facts from ../shared/domain.md:
+peristaltic pumps stall in the field and must be checked for stall *and*
+recovery afterwards; valve-gated pumps must be emptied first; baclofen must not
+be interrupted longer than the managing clinician planned.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PASS, WARN, BLOCK, FAIL = "PASS", "WARN", "BLOCK", "FAIL"
+CLOCK_SKEW_WARN_S = 300
+DEFAULT_AUTO_EXIT_S = 4 * 3600
+STALL_RECOVERY_UP_TO_H = 24
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    result: str
+    detail: str
+    action: str = ""
+
+
+def _hours(seconds: int) -> str:
+    h, m = divmod(seconds // 60, 60)
+    return f"{h} h" + (f" {m} min" if m else "")
+
+
+def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, field_tesla: str | None,
+              gradient: float | None, learnt: dict | None, pending: dict | None) -> list[Line]:
+    from protocol import Alarm, BatteryState, MriMode
+
+    lines: list[Line] = []
+    # 1. the model and its MR conditions
+    conditions = (f"MR conditional at {' and '.join(t + ' T' for t in spec.mr_field_tesla)}, spatial gradient "
+                  f"<= {spec.mr_spatial_gradient_t_per_m} T/m; {spec.mr_behaviour}")
+    if field_tesla is None:
+        lines.append(Line("Model and MR conditions", WARN, f"{spec.name} ({spec.design}): {conditions}",
+                          "confirm the scanner's field strength and gradient (--field, --gradient)"))
+    elif field_tesla not in spec.mr_field_tesla:
+        lines.append(Line("Model and MR conditions", BLOCK,
+                          f"{spec.name} is not MR conditional at {field_tesla} T: {conditions}",
+                          "use a scanner within the pump's conditions or do not scan"))
+    elif gradient is not None and gradient > spec.mr_spatial_gradient_t_per_m:
+        lines.append(Line("Model and MR conditions", BLOCK,
+                          f"spatial gradient {gradient:g} T/m exceeds {spec.mr_spatial_gradient_t_per_m} T/m",
+                          "use a scanner within the pump's conditions"))
+    else:
+        lines.append(Line("Model and MR conditions", PASS, f"{spec.name} at {field_tesla} T: {conditions}"))
+    if spec.design == "valve-gated":
+        lines.append(Line("Valve-gated model identity", WARN,
+                          "the first generation of valve-gated pumps was relabelled MR unsafe (2019)",
+                          "confirm the exact model and generation from the implant record"))
+
+    # 2. the drug and its withdrawal risk; 3. time without therapy
+    drug = described["drug"]
+    without = (f"up to {_hours(auto_exit_s)} (MRI-safe mode, automatic exit)"
+               + (f"; a stall outside MRI-safe mode can take up to {STALL_RECOVERY_UP_TO_H} h to recover"
+                  if spec.design == "peristaltic" else ""))
+    if entry is not None and entry.withdrawal_risk and raw["daily_dose_ng_per_day"] > 0:
+        risk = "abrupt withdrawal can be life-threatening" if entry.code == "BACLOFEN" else "withdrawal risk"
+        lines.append(Line("Drug and withdrawal risk", WARN,
+                          f"{drug}, {described['daily_dose']['value']} {described['daily_dose']['unit']}: {risk}",
+                          "the managing clinician must approve the interruption and arrange an alternative "
+                          "(enter needs --confirm-withdrawal-risk)"))
+    else:
+        lines.append(Line("Drug and withdrawal risk", PASS, f"{drug}: no withdrawal risk listed"
+                          if entry is not None else f"{drug}: not in the drug library"))
+    lines.append(Line("Time without therapy", WARN if raw["daily_dose_ng_per_day"] else PASS, without,
+                      "plan the scan inside this window" if raw["daily_dose_ng_per_day"] else ""))
+
+    # 4. the reservoir
+    ml = described["reservoir_ml"]
+    if spec.mr_must_be_empty and raw["reservoir_ul"] > 0:
+        lines.append(Line("Reservoir", BLOCK, f"{ml} mL in a valve-gated pump: the field can open the valve "
+                          "and dump it", "empty the reservoir first (ithcli empty)"))
+    elif spec.mr_must_be_empty:
+        lines.append(Line("Reservoir", PASS, "empty"))
+    else:
+        lines.append(Line("Reservoir", PASS, f"{ml} mL"))
+
+    # 5. alarms, bolus, MRI mode
+    active = [a for a in Alarm if raw["alarms"] & a]
+    high = [a.name.lower() for a in active if a in (Alarm.EMPTY_RESERVOIR, Alarm.EOS, Alarm.MOTOR_STALL,
+                                                    Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
+    others = [a.name.lower() for a in active if a.name.lower() not in high]
+    if spec.mr_must_be_empty and "empty_reservoir" in high:
+        high.remove("empty_reservoir")  # emptied on purpose for the scan
+    if high:
+        lines.append(Line("Active alarms", BLOCK, ", ".join(high), "resolve high-priority alarms before a scan"))
+    elif others:
+        lines.append(Line("Active alarms", WARN, ", ".join(others),
+                          "an alarming pump may not restart after a stall until interrogated"))
+    else:
+        lines.append(Line("Active alarms", PASS, "none"))
+    if raw["bolus_remaining_ng"]:
+        lines.append(Line("Bolus", BLOCK, "a bolus is running", "wait for it to finish"))
+    if raw["mri_mode"] == MriMode.SAFE:
+        lines.append(Line("MRI mode", WARN, "already in MRI-safe mode", "exit and re-enter to restart the timer"))
+
+    # 6. unconfirmed commands
+    if pending is not None:
+        lines.append(Line("Unconfirmed commands", BLOCK, f"txid {pending['txid']} unconfirmed",
+                          "run ithcli reconcile"))
+    elif learnt is not None:
+        verdict = "was applied" if learnt["applied"] else "was not applied"
+        lines.append(Line("Unconfirmed commands", WARN, f"an earlier {learnt.get('kind', 'write').lower()} "
+                          f"(txid {learnt['txid']}) {verdict}: settled by this read", "check the program"))
+    else:
+        lines.append(Line("Unconfirmed commands", PASS, "none"))
+
+    # 7. clock skew; 8. battery
+    skew = described["clock_skew_s"]
+    lines.append(Line("Clock skew", WARN if abs(skew) > CLOCK_SKEW_WARN_S else PASS, f"{skew:+d} s",
+                      "event times in the log are off by this much" if abs(skew) > CLOCK_SKEW_WARN_S else ""))
+    state = raw["battery_state"]
+    if state == BatteryState.EOS:
+        lines.append(Line("Battery", BLOCK, "end of service: delivery has stopped", "replace the pump"))
+    elif state == BatteryState.ERI:
+        lines.append(Line("Battery", WARN, f"ERI, replace by {described['battery']['replace_by']}",
+                          "schedule replacement"))
+    else:
+        lines.append(Line("Battery", PASS, f"{described['battery']['percent']} %"))
+    return lines
+
+
+def has_block(lines: list[Line]) -> bool:
+    return any(line.result == BLOCK for line in lines)
+
+
+# --- the snapshot the checklist leaves for the post-MRI check -------------------
+
+def snapshot_path(state_dir: Path, serial: str) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in serial)
+    return Path(state_dir) / "mri" / f"{safe}.json"
+
+
+def save_snapshot(state_dir: Path, serial: str, *, described: dict, program: dict, event_count: int,
+                  lines: list[Line]) -> Path:
+    from .output import jsonable, to_json
+    from .state import atomic_write
+
+    path = snapshot_path(state_dir, serial)
+    body = {"serial_number": serial, "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "event_count": event_count, "program": jsonable(program), "status": described,
+            "checklist": [asdict(line) for line in lines]}
+    atomic_write(path, to_json(body).encode())
+    return path
+
+
+def load_snapshot(state_dir: Path, serial: str) -> dict | None:
+    path = snapshot_path(state_dir, serial)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        from .errors import UsageError
+
+        raise UsageError(f"the pre-MRI snapshot {path} is unreadable: {exc}") from None
+
+
+def program_differences(snapshot_program: dict, program: dict) -> list[str]:
+    from .output import jsonable
+
+    now = jsonable(program)
+    out = []
+    for key in ("mode", "drug", "concentration_ng_per_ml", "daily_dose_ng_per_day", "daily_volume_nl_per_day",
+                "steps"):
+        if snapshot_program.get(key) != now.get(key):
+            out.append(f"{key}: before the scan {snapshot_program.get(key)!r}, now {now.get(key)!r}")
+    return out
+
+
+def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec) -> list[Line]:
+    """After the scan: compare with the snapshot and read the log since it."""
+    from protocol import Alarm, EventType, MriMode
+
+    lines: list[Line] = []
+    if raw["mri_mode"] == MriMode.SAFE:
+        lines.append(Line("MRI mode", FAIL, "MRI-safe mode is still on: nothing is delivered",
+                          "run ithcli mri exit"))
+    else:
+        lines.append(Line("MRI mode", PASS, "off"))
+    diffs = program_differences(snapshot["program"], program)
+    if diffs:
+        lines.append(Line("Program", FAIL, "differs from the pre-MRI snapshot: " + "; ".join(diffs),
+                          "reprogram to the intended prescription and find out why it changed"))
+    else:
+        lines.append(Line("Program", PASS, "equals the pre-MRI snapshot"))
+    stalls = [e for e in events if e["type"] == EventType.MOTOR_STALL]
+    recoveries = [e for e in events if e["type"] == EventType.STALL_RECOVERY]
+    if stalls:
+        last_stall = stalls[-1]["index"]
+        recovered = [e for e in recoveries if e["index"] > last_stall]
+        if not recovered:
+            lines.append(Line("Motor", FAIL, f"motor stall logged {_when(stalls[-1])} with no stall recovery: "
+                              "delivery has stopped", "interrogate again later (recovery can take up to 24 h); "
+                              "watch for underdose or withdrawal; arrange an alternative"))
+        else:
+            lines.append(Line("Motor", WARN, f"motor stalled {_when(stalls[-1])} and recovered "
+                              f"{_when(recovered[0])}: no drug between", "watch for underdose or withdrawal"))
+    else:
+        lines.append(Line("Motor", PASS, "no stall logged since the snapshot"))
+    dumps = [e for e in events if e["type"] == EventType.UNCONTROLLED_BOLUS]
+    if dumps:
+        total = sum(e["arg1"] for e in dumps)
+        lines.append(Line("Uncontrolled bolus", FAIL, f"{total / 1000:g} mL delivered uncontrolled "
+                          f"{_when(dumps[0])}", "overdose risk: assess the patient now"))
+    auto = [e for e in events if e["type"] == EventType.MRI_SAFE_EXITED and e["arg1"] == 1]
+    if auto:
+        lines.append(Line("Exit", WARN, f"MRI-safe mode was left by the automatic timer {_when(auto[-1])}",
+                          "document the forgotten exit"))
+    high = [a.name.lower() for a in Alarm if raw["alarms"] & a and a in (
+        Alarm.EOS, Alarm.MOTOR_STALL, Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
+    if high:
+        lines.append(Line("Alarms", FAIL, ", ".join(high), "resolve before the patient leaves"))
+    if spec.mr_must_be_empty:
+        lines.append(Line("Valve-gated follow-up", WARN, "the reservoir was emptied for the scan",
+                          "reset the flow-activated valve, refill, reprogram and consider re-titration"))
+    return lines
+
+
+def _when(event: dict) -> str:
+    from .status import iso
+
+    return f"at {iso(event['time'])}"

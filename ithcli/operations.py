@@ -1,0 +1,380 @@
+"""Therapy changes, computed and checked without I/O prompts: shared by the commands
+(which render and ask) and by batch plans (which are their own confirmation).
+
+    state = read_state(app)                       # the pump read first, writes settled
+    change = program_change(app, state, dose="450 mcg/day", ...)   # checks; raises on refusal
+    result = apply_change(app, state, change)     # PREPARE, echo, COMMIT, read back
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .errors import UsageError
+
+
+@dataclass
+class PumpState:
+    client: Any
+    raw: dict  # INTERROGATE, decoded
+    described: dict  # interrogate, with units
+    program: dict  # READ_PROGRAM's program
+    entry: Any  # drug library entry (None only for a refill that replaces the drug)
+    spec: Any  # protocol.models.ModelSpec
+
+
+@dataclass
+class Change:
+    command: str  # "program", "refill", "bolus", "empty"
+    request: Any  # writes.WriteRequest, or None when the pump already delivers this
+    describe: dict  # before/requested/warnings...: the --json result and error details
+    warnings: list
+    rows: list = field(default_factory=list)  # (label, now, after) for the before/after table
+    question: str = ""
+    override_reason: str | None = None
+    confirmed: set = field(default_factory=set)
+    unit: str = "mcg/day"
+
+    @property
+    def unchanged(self) -> bool:
+        return self.request is None
+
+
+def read_state(app, *, allow_unknown_drug: bool = False) -> PumpState:
+    """Read the pump for a write: clinician session, unconfirmed writes refused."""
+    from protocol.models import MODELS
+
+    from .errors import SafetyError
+    from .writes import preflight
+
+    client = app.client(write=True)
+    preflight(app, client, app.serial)
+    described = app.interrogate(resolve=False)
+    raw = app.last_raw_status
+    program = client.read_program()["program"]
+    entry = app.library().for_code(raw["drug"].name)
+    if entry is None and not allow_unknown_drug:
+        raise SafetyError(
+            f"the pump holds {raw['drug'].name.lower()}, which is not in the drug library "
+            f"({app.library().path}): writes are refused"
+        )
+    return PumpState(client, raw, described, program, entry, MODELS[raw["model"]])
+
+
+def _q(q: dict) -> str:
+    from .output import fmt_quantity
+
+    return fmt_quantity(q)
+
+
+def _ml_day(value) -> str:
+    return f"{format(value, 'f')} mL/day"
+
+
+def change_percent(new: int, old: int) -> Decimal | None:
+    if old == 0:
+        return None
+    return (Decimal(new - old) * 100 / Decimal(old)).quantize(Decimal("0.1"))
+
+
+def _steps_text(view: dict) -> str:
+    if view["mode"] == "stopped":
+        return "-"
+    return ", ".join(f"{s['start']} {_q(s['dose'])}" for s in view["steps"])
+
+
+def _expected_program(state: PumpState, plan, summary, drug=None, conc=None) -> dict:
+    import protocol
+
+    from . import dosing
+
+    return {
+        "mode": protocol.InfusionMode[plan.mode],
+        "drug": drug if drug is not None else state.raw["drug"],
+        "concentration_ng_per_ml": conc if conc is not None else state.raw["concentration_ng_per_ml"],
+        "daily_dose_ng_per_day": summary["daily_dose_ng_per_day"],
+        "daily_volume_nl_per_day": summary["daily_volume_nl_per_day"],
+        "steps": dosing.expected_steps(plan, summary),
+    }
+
+
+# --- program -----------------------------------------------------------------
+
+def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, schedule=None, stop=False,
+                   next_visit=None, override_reason=None, confirmed=frozenset()) -> Change:
+    import protocol
+
+    from . import dosing, limits
+    from .status import program_view
+    from .writes import WriteRequest
+
+    chosen = [name for name, given in (("dose", dose), ("flow", flow), ("stop", stop),
+                                       ("schedule", schedule), ("mode minimum", mode == "minimum")) if given]
+    if len(chosen) != 1:
+        raise UsageError("give exactly one of --dose, --flow, --stop, --mode minimum, --mode flex --schedule FILE"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    if schedule and mode not in (None, "flex"):
+        raise UsageError("--schedule goes with --mode flex")
+    if mode == "flex" and not schedule:
+        raise UsageError("--mode flex needs --schedule FILE")
+    if (dose or flow) and mode not in (None, "continuous"):
+        raise UsageError(f"--dose and --flow set a continuous program, not --mode {mode}")
+    visit = parse_date(next_visit, "--next-visit")
+    raw, entry, conc = state.raw, state.entry, state.raw["concentration_ng_per_ml"]
+    findings: list = []
+    if dose:
+        plan = dosing.Plan("CONTINUOUS", (0,), (dosing.parse_dose_rate(dose, entry),))
+    elif flow:
+        from protocol.therapy import dose_for_rate
+
+        rate = dosing.parse_flow(flow)
+        plan = dosing.Plan("CONTINUOUS", (0,), (dose_for_rate(rate, conc),))
+        reached = dosing.plan_summary(plan, conc)["rates"][0]
+        if reached != rate:
+            findings.append(limits.Finding(
+                "warn", "flow-rounding", f"{flow} is not exactly reachable at this concentration: the pump will "
+                f"run {format(Decimal(reached) / 1_000_000, 'f')} mL/day"))
+    elif stop:
+        plan = dosing.Plan("STOPPED")
+    elif mode == "minimum":
+        plan = dosing.Plan("MINIMUM")
+    else:
+        plan = dosing.load_schedule(schedule, entry)
+
+    unit = entry.dose_unit
+    summary = dosing.plan_summary(plan, conc)
+    current, new = raw["daily_dose_ng_per_day"], summary["daily_dose_ng_per_day"]
+    before_view = program_view(state.program, unit)
+    if plan == dosing.plan_from_program(state.program):
+        return Change("program", None, {"serial_number": raw["serial_number"], "before": before_view,
+                                        "after": before_view}, [], unit=unit)
+    history = dose_history(state.client) if entry.max_increases_per_window else []
+    findings += limits.check_concentration(entry, conc)
+    findings += limits.check_flow(state.spec, summary["rates"], plan.mode)
+    if plan.mode != "STOPPED":
+        findings += limits.check_daily_total(entry, new)
+    findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=history,
+                                    pump_time=raw["pump_time"])
+    if visit and summary["daily_volume_nl_per_day"]:
+        findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit)
+    warnings = limits.settle(findings, override_reason=override_reason, confirmed=set(confirmed))
+    expected = _expected_program(state, plan, summary)
+    after_view = program_view(expected, unit)
+    pct = change_percent(new, current)
+    describe = {"serial_number": raw["serial_number"], "before": before_view, "requested": after_view,
+                "change_percent": pct, "warnings": [w.as_dict() for w in warnings],
+                "override_soft_limit": override_reason}
+    rows = [
+        ("Mode", before_view["mode"], after_view["mode"]),
+        ("24-hour total", _q(before_view["daily_dose"]),
+         _q(after_view["daily_dose"]) + (f"  ({pct:+} %)" if pct is not None else "")),
+        ("Flow (24-hour)", _ml_day(before_view["flow_ml_per_day"]), _ml_day(after_view["flow_ml_per_day"])),
+        ("Steps (per-day rates)", _steps_text(before_view), _steps_text(after_view)),
+        ("Concentration", _q(before_view["concentration"]), _q(after_view["concentration"])),
+    ]
+    request = WriteRequest(
+        kind="PROGRAM", command=protocol.Command.PREPARE_PROGRAM,
+        body={"mode": expected["mode"], "drug": raw["drug"], "concentration_ng_per_ml": conc, "steps": plan.steps()},
+        expect={"kind": protocol.WriteKind.PROGRAM, "program": expected}, describe=describe,
+    )
+    return Change("program", request, describe, warnings, rows,
+                  f"Program {raw['serial_number']} to {after_view['mode']}, {_q(after_view['daily_dose'])} a day?",
+                  override_reason, set(confirmed), unit)
+
+
+def dose_history(client) -> list[tuple[int, int, int]]:
+    """(time, previous dose, new dose) of every program change the pump has logged."""
+    import protocol
+
+    _, events = client.read_whole_log(0)
+    return [(e["time"], e["arg1"], e["arg2"]) for e in events if e["type"] == protocol.EventType.PROGRAM_CHANGED]
+
+
+def parse_date(text, option: str):
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not an ISO date (e.g. 2027-01-15)") from None
+    return int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
+
+
+def low_alarm_at(raw: dict, volume_ul: int, per_day_nl: int) -> int | None:
+    if per_day_nl <= 0:
+        return None
+    return raw["pump_time"] + max(0, volume_ul - raw["low_reservoir_alarm_ul"]) * 1000 * 86_400 // per_day_nl
+
+
+def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int) -> list:
+    from .limits import Finding
+    from .status import iso
+
+    alarm_at = low_alarm_at(raw, volume_ul, per_day_nl)
+    if alarm_at is not None and alarm_at < visit:
+        return [Finding("warn", "alarm-before-visit",
+                        f"the low-reservoir alarm comes {iso(alarm_at)[:10]}, before the next visit "
+                        f"{iso(visit)[:10]}: bring the refill forward")]
+    return []
+
+
+# --- refill ------------------------------------------------------------------
+
+def refill_change(app, state: PumpState, *, volume, concentration, drug=None, withdrawn=None, dose=None,
+                  next_visit=None, override_reason=None, confirmed=frozenset()) -> Change:
+    import protocol
+
+    from . import dosing, limits
+    from .status import iso, program_view
+    from .writes import WriteRequest
+
+    raw = state.raw
+    library = app.library()
+    if drug:
+        new_entry = next((e for e in library.drugs.values() if e.name == drug.lower()), None)
+        if new_entry is None:
+            raise UsageError(f"--drug {drug!r} is not in the drug library "
+                             f"({', '.join(e.name for e in library.drugs.values())})")
+    else:
+        new_entry = state.entry
+    changing_drug = new_entry.code != raw["drug"].name
+    if changing_drug and not dose:
+        raise UsageError(f"changing the drug to {new_entry.name} needs --dose in {new_entry.dose_unit}")
+    conc = dosing.parse_concentration(concentration, new_entry)
+    volume_ul = dosing.parse_volume(volume, "--volume")
+    withdrawn_ul = dosing.parse_volume(withdrawn, "--withdrawn") if withdrawn else None
+    visit = parse_date(next_visit, "--next-visit")
+    plan = (dosing.Plan("CONTINUOUS", (0,), (dosing.parse_dose_rate(dose, new_entry),)) if dose
+            else dosing.plan_from_program(state.program))  # the dose stays; the flow follows
+    summary = dosing.plan_summary(plan, conc)
+    current = 0 if changing_drug else raw["daily_dose_ng_per_day"]
+    new = summary["daily_dose_ng_per_day"]
+    findings = limits.check_refill(state.spec, volume_ul=volume_ul, withdrawn_ul=withdrawn_ul,
+                                   expected_ul=raw["reservoir_ul"])
+    findings += limits.check_concentration(new_entry, conc)
+    findings += limits.check_flow(state.spec, summary["rates"], plan.mode)
+    if plan.mode != "STOPPED":
+        findings += limits.check_daily_total(new_entry, new)
+    if dose:
+        findings += limits.check_change(new_entry, current=current, new=new, mode=plan.mode, history=[],
+                                        pump_time=raw["pump_time"])
+    if visit:
+        findings += visit_check(raw, volume_ul, summary["daily_volume_nl_per_day"], visit)
+    warnings = limits.settle(findings, override_reason=override_reason, confirmed=set(confirmed))
+    expected = _expected_program(state, plan, summary, protocol.Drug[new_entry.code], conc)
+    unit = new_entry.dose_unit
+    # a drug outside the library is shown in mcg/day, as interrogate shows it
+    before_view = program_view(state.program, state.entry.dose_unit if state.entry else "mcg/day")
+    after_view = program_view(expected, unit)
+    low_after = iso(low_alarm_at(raw, volume_ul, summary["daily_volume_nl_per_day"]))
+    before = state.described
+    describe = {"serial_number": raw["serial_number"],
+                "before": {**before_view, "reservoir_ml": before["reservoir_ml"]},
+                "requested": {**after_view, "reservoir_ml": Decimal(volume_ul) / 1000,
+                              "projected_low_reservoir_date": low_after},
+                "withdrawn_ml": Decimal(withdrawn_ul) / 1000 if withdrawn_ul is not None else None,
+                "expected_remaining_ml": before["reservoir_ml"],
+                "warnings": [w.as_dict() for w in warnings], "override_soft_limit": override_reason}
+    from .output import fmt_date
+
+    rows = [
+        ("Drug", before_view["drug"], after_view["drug"]),
+        ("Concentration", _q(before_view["concentration"]), _q(after_view["concentration"])),
+        ("Reservoir", f"{format(before['reservoir_ml'], 'f')} mL", f"{format(Decimal(volume_ul) / 1000, 'f')} mL"),
+        ("24-hour total", _q(before_view["daily_dose"]), _q(after_view["daily_dose"])),
+        ("Flow (24-hour)", _ml_day(before_view["flow_ml_per_day"]), _ml_day(after_view["flow_ml_per_day"])),
+        ("Low-reservoir alarm", fmt_date(before["projected_low_reservoir_date"]), fmt_date(low_after)),
+    ]
+    if withdrawn_ul is not None:
+        rows.append(("Withdrawn / expected", f"{format(Decimal(withdrawn_ul) / 1000, 'f')} mL",
+                     f"{format(before['reservoir_ml'], 'f')} mL expected"))
+    request = WriteRequest(
+        kind="REFILL", command=protocol.Command.PREPARE_REFILL,
+        body={"drug": protocol.Drug[new_entry.code], "concentration_ng_per_ml": conc, "volume_ul": volume_ul,
+              "withdrawn_ul": withdrawn_ul or 0, "mode": expected["mode"], "steps": plan.steps()},
+        expect={"kind": protocol.WriteKind.REFILL, "program": expected, "reservoir_ul": volume_ul},
+        describe=describe,
+    )
+    question = (f"Record a refill of {raw['serial_number']} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
+                f"{new_entry.name} {_q(after_view['concentration'])}?")
+    return Change("refill", request, describe, warnings, rows, question, override_reason, set(confirmed), unit)
+
+
+# --- bolus -------------------------------------------------------------------
+
+def bolus_change(app, state: PumpState, *, dose, duration, override_reason=None, confirmed=frozenset()) -> Change:
+    import protocol
+
+    from . import dosing, limits
+    from .status import quantity
+    from .writes import WriteRequest
+
+    raw, entry = state.raw, state.entry
+    dose_ng = dosing.parse_dose(dose, entry)
+    seconds = dosing.parse_duration(duration, "--over")
+    if not 60 <= seconds <= 86_400:
+        raise UsageError(f"--over {duration!r}: a bolus runs from 1 min to 24 h")
+    conc = raw["concentration_ng_per_ml"]
+    volume_nl = -(-dose_ng * 1_000_000 // conc)  # rounded up: never under-state the volume
+    findings = limits.check_concentration(entry, conc)
+    findings += limits.check_bolus(entry, dose=dose_ng, daily_total=raw["daily_dose_ng_per_day"],
+                                   volume_nl=volume_nl, reservoir_ul=raw["reservoir_ul"])
+    if raw["bolus_remaining_ng"]:
+        findings.append(limits.Finding("refuse", "bolus-running", "a bolus is already running"))
+    warnings = limits.settle(findings, override_reason=override_reason, confirmed=set(confirmed))
+    dose_q = quantity(dose_ng, entry.mass_unit)
+    volume_ml = Decimal(volume_nl) / 1_000_000
+    describe = {"serial_number": raw["serial_number"], "dose": dose_q, "duration_s": seconds, "volume_ml": volume_ml,
+                "daily_dose": state.described["daily_dose"], "warnings": [w.as_dict() for w in warnings],
+                "override_soft_limit": override_reason}
+    rows = [("Bolus", "-", f"{_q(dose_q)} over {duration}"),
+            ("Bolus volume", "-", f"{format(volume_ml, 'f')} mL"),
+            ("24-hour total", _q(state.described["daily_dose"]), f"{_q(state.described['daily_dose'])} + bolus")]
+    request = WriteRequest(
+        kind="BOLUS", command=protocol.Command.PREPARE_BOLUS, body={"dose_ng": dose_ng, "duration_s": seconds},
+        expect={"kind": protocol.WriteKind.BOLUS, "program": state.program, "bolus_dose_ng": dose_ng,
+                "bolus_duration_s": seconds, "bolus_volume_nl": volume_nl},
+        describe=describe,
+    )
+    question = f"Deliver {dose_q['value']} {dose_q['unit']} over {duration} to {raw['serial_number']}?"
+    return Change("bolus", request, describe, warnings, rows, question, override_reason, set(confirmed),
+                  entry.dose_unit)
+
+
+# --- applying ------------------------------------------------------------------
+
+def record_overrides(app, change: Change) -> None:
+    soft = [w.as_dict() for w in change.warnings if w.level == "soft"]
+    if soft:
+        app.record("soft-limit-override", reason=change.override_reason, findings=soft)
+    accepted = [w.as_dict() for w in change.warnings if w.level == "confirm"]
+    if accepted:
+        app.record("confirmation-flags", flags=sorted(change.confirmed), findings=accepted)
+
+
+def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_sent=None) -> dict:
+    """Send a checked change; the verified result for --json (raises on any other outcome)."""
+    from .status import program_view, quantity
+    from .writes import execute
+
+    record_overrides(app, change)
+    result = execute(app, state.client, change.request, log_index=state.raw["event_count"], on_echo=on_echo,
+                     on_commit_sent=on_commit_sent)
+    readback = result["readback"]
+    out = {"command": change.command, **change.describe, "txid": result["txid"], "commit": result["commit"],
+           "verified": True, "outcome": "verified"}
+    if change.command in ("program", "refill"):
+        out["after"] = program_view(readback["program"]["program"], change.unit)
+    if change.command == "refill":
+        from .status import describe
+
+        after = describe(readback["status"], app.library(), read_at=state.raw["pump_time"], port=app.port or "",
+                         emulated=app.emulated)
+        out["after"] |= {"reservoir_ml": after["reservoir_ml"],
+                         "projected_low_reservoir_date": after["projected_low_reservoir_date"]}
+    if change.command == "bolus":
+        out["bolus_remaining"] = quantity(readback["status"]["bolus_remaining_ng"], change.describe["dose"]["unit"])
+    return out

@@ -1,0 +1,192 @@
+"""Batch plans end to end: many emulator processes, journal, resume, failures."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import peers
+from cli_harness import Cli, assert_one_line_error, run_cli
+from protocol import Command
+from test_cli_program import FROZEN, applied_txids
+
+MORPHINE = ("--drug", "morphine", "--concentration", "10 mg/mL", "--flow", "0.2 mL/day")  # 2 mg/day
+
+
+def start_pumps(start_emulator, count, transport="pty", prefix="WARD"):
+    return [start_emulator(*FROZEN, *MORPHINE, "--serial", f"{prefix}-{i:03d}", transport=transport)
+            for i in range(count)]
+
+
+def write_plan(path: Path, targets, steps: str) -> Path:
+    text = '[plan]\nversion = 1\nname = "test plan"\n\n'
+    for port, serial in targets:
+        text += f'[[target]]\nport = "{port}"\nserial = "{serial}"\ndrug = "morphine"\n\n'
+    path.write_text(text + steps)
+    return path
+
+
+PROGRAM_STEPS = '''[[step]]
+action = "interrogate"
+
+[[step]]
+action = "program"
+dose = "2.5 mg/day"
+
+[[step]]
+action = "assert"
+check = "daily_dose.value == 2.5"
+'''
+
+
+@pytest.fixture
+def cli(tmp_path):
+    return Cli(tmp_path / "state")
+
+
+def dose_of(cli, emu):
+    return cli("--port", emu.url, "--json", "interrogate").json()["daily_dose"]
+
+
+def test_a_plan_runs_across_twenty_pumps(start_emulator, tmp_path, cli):
+    pumps = start_pumps(start_emulator, 20)
+    plan = write_plan(tmp_path / "ward.toml", [(e.url, f"WARD-{i:03d}") for i, e in enumerate(pumps)], PROGRAM_STEPS)
+    result = cli("--json", "batch", "run", str(plan), "--jobs", "8")
+    assert result.code == 0, [(t["serial_number"], t["outcome"], t["detail"]) for t in result.json()["targets"]
+                              if t["outcome"] != "ok"]
+    out = result.json()
+    assert out["summary"] == {"ok": 20}
+    for emu in pumps:
+        assert dose_of(cli, emu) == {"value": 2.5, "unit": "mg/day"}
+        assert len(applied_txids(emu)) == 1
+    lines = (tmp_path / "ward.results.jsonl").read_text().splitlines()
+    assert len(lines) == 60 and all(json.loads(line)["outcome"] == "confirmed" for line in lines)
+    # running the same plan with the same journal applies nothing twice
+    again = cli("--json", "batch", "run", str(plan))
+    assert again.code == 0, again.stderr
+    assert {s["outcome"] for t in again.json()["targets"] for s in t["steps"] if s["action"] == "program"} == {"skipped"}
+    assert all(len(applied_txids(emu)) == 1 for emu in pumps)
+
+
+def test_a_link_cut_after_commit_is_unconfirmed_others_finish_and_resume_applies_nothing_twice(
+        start_emulator, tmp_path, cli):
+    pumps = start_pumps(start_emulator, 3, transport="tcp")
+    proxy = peers.CuttingProxy(pumps[1].url, cut_on=Command.COMMIT)
+    ports = [pumps[0].url, proxy.url, pumps[2].url]
+    plan = write_plan(tmp_path / "cut.toml", [(p, f"WARD-{i:03d}") for i, p in enumerate(ports)], PROGRAM_STEPS)
+    first = cli("--json", "--timeout", "0.5", "batch", "run", str(plan), "--continue-on-error")
+    assert first.code == 8, first.stderr
+    targets = {t["serial_number"]: t for t in first.json()["targets"]}
+    assert targets["WARD-000"]["outcome"] == "ok" and targets["WARD-002"]["outcome"] == "ok"
+    assert targets["WARD-001"]["outcome"] == "unconfirmed"
+    assert proxy.cuts == 1
+    assert len(applied_txids(pumps[1])) == 1  # it did land; only the reply was lost
+
+    second = cli("--json", "batch", "run", str(plan), "--continue-on-error")
+    assert second.code == 0, second.stderr
+    steps = {t["serial_number"]: [s["outcome"] for s in t["steps"]] for t in second.json()["targets"]}
+    assert steps["WARD-001"][1] == "resumed"
+    assert steps["WARD-000"][1] == "skipped"
+    for emu in pumps:
+        assert len(applied_txids(emu)) == 1
+    proxy.close()
+
+
+def test_an_invalid_plan_lists_every_problem_and_touches_no_pump(start_emulator, tmp_path, cli):
+    (emu,) = start_pumps(start_emulator, 1)
+    before = applied_txids(emu)
+    plan = tmp_path / "bad.toml"
+    plan.write_text(f'''[plan]
+version = 1
+
+[[target]]
+port = "{emu.url}"
+serial = "WARD-000"
+drug = "morphine"
+
+[[step]]
+action = "progam"
+
+[[step]]
+action = "program"
+dose = "25 mg/day"
+
+[[step]]
+action = "assert"
+check = "reservoir_ml about 5"
+''')
+    result = cli("batch", "run", str(plan))
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert f"{plan}:10:" in result.stderr and "unknown action 'progam'" in result.stderr
+    assert f"{plan}:18:" in result.stderr and "FIELD OP VALUE" in result.stderr
+    validate = cli("batch", "validate", str(plan))
+    assert validate.code == 2
+    assert applied_txids(emu) == before
+    # the schema is fine but a dose breaks the hard limit: validate finds it offline, with its line
+    plan.write_text(plan.read_text().replace('action = "progam"', 'action = "interrogate"')
+                    .replace("reservoir_ml about 5", "reservoir_ml >= 5"))
+    offline = cli("batch", "validate", str(plan))
+    assert offline.code == 2
+    assert f"{plan}:14:" in offline.stderr and "hard limit" in offline.stderr
+    assert applied_txids(emu) == before
+
+
+def test_a_serial_number_mismatch_stops_that_target_before_any_write(start_emulator, tmp_path, cli):
+    pumps = start_pumps(start_emulator, 2)
+    plan = write_plan(tmp_path / "mismatch.toml", [(pumps[0].url, "WARD-000"), (pumps[1].url, "NOT-THIS-ONE")],
+                      PROGRAM_STEPS)
+    strict = cli("--json", "batch", "run", str(plan))
+    assert strict.code == 13
+    outcomes = {t["serial_number"]: t["outcome"] for t in strict.json()["targets"]}
+    assert outcomes == {"WARD-000": "not-run", "NOT-THIS-ONE": "preflight-failed"}
+    assert all(applied_txids(emu) == [] for emu in pumps)
+    lenient = cli("--json", "batch", "run", str(plan), "--continue-on-error", "--journal", str(tmp_path / "j2.jsonl"))
+    assert lenient.code == 13
+    assert len(applied_txids(pumps[0])) == 1 and applied_txids(pumps[1]) == []
+
+
+def test_a_dry_run_shows_the_change_and_sends_nothing(start_emulator, tmp_path, cli):
+    pumps = start_pumps(start_emulator, 2)
+    plan = write_plan(tmp_path / "dry.toml", [(e.url, f"WARD-{i:03d}") for i, e in enumerate(pumps)],
+                      PROGRAM_STEPS.split("[[step]]\naction = \"assert\"")[0])
+    result = cli("--json", "batch", "run", str(plan), "--dry-run", "--journal", str(tmp_path / "dry.jsonl"))
+    assert result.code == 0, result.stderr
+    step = result.json()["targets"][0]["steps"][1]
+    assert step["outcome"] == "dry-run"
+    assert step["data"]["requested"]["daily_dose"] == {"value": 2.5, "unit": "mg/day"}
+    assert all(applied_txids(emu) == [] for emu in pumps)
+
+
+def test_ctrl_c_stops_new_steps_settles_and_resumes(start_emulator, tmp_path, cli):
+    pumps = start_pumps(start_emulator, 8)
+    plan = write_plan(tmp_path / "int.toml", [(e.url, f"WARD-{i:03d}") for i, e in enumerate(pumps)], PROGRAM_STEPS)
+    journal = tmp_path / "int.journal.jsonl"
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
+    env.update({"ITHCLI_STATE_DIR": cli.state_dir, "ITHCLI_KEY_STORE": __import__("cli_harness").DEFAULT_KEY_STORE})
+    proc = subprocess.Popen([sys.executable, "-m", "ithcli", "--json", "batch", "run", str(plan), "--jobs", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and '"confirmed"' in journal.read_text():
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    last = {}
+    for r in records:
+        last[(r["serial"], r["step"])] = r["state"]
+    assert "sent" not in last.values()  # every step that went out was settled
+    rerun = cli("--json", "batch", "run", str(plan), "--jobs", "4")
+    assert rerun.code == 0, rerun.stderr
+    for emu in pumps:
+        assert len(applied_txids(emu)) == 1
