@@ -21,7 +21,7 @@ from typing import Any, Callable
 from .errors import IthcliError, LinkError, Unconfirmed
 from .plan import CONFIRMATIONS, Plan, Step, Target, evaluate_check
 
-WRITE_ACTIONS = ("program", "refill", "bolus")
+WRITE_ACTIONS = ("program", "refill", "bolus", "mri-enter", "mri-exit")
 
 
 def plan_hash(plan_path: str) -> str:
@@ -170,6 +170,16 @@ class Runner:
                             ("sent", "unconfirmed")]
             if pending is not None and not journal_open:
                 raise Unconfirmed(f"txid {pending['txid']} to this pump is unconfirmed: run ithcli reconcile")
+            enter = next((s for s in self.plan.steps if s.action == "mri-enter"), None)
+            if enter is not None and not any(s.action in WRITE_ACTIONS for s in self.plan.steps[:enter.number - 1]):
+                from . import mri
+
+                checked = mri.run_checklist(app, mri.read_state(app, write=False),
+                                            auto_exit_s=mri.parse_auto_exit(enter.args.get("auto_exit", "4h")),
+                                            field=enter.args.get("field"), gradient=enter.args.get("gradient"),
+                                            save=False)
+                if checked["result"] == mri.BLOCK:
+                    raise IthcliError("pre-MRI checklist BLOCK: " + "; ".join(mri.blocks(checked)))
             report.before = status
             report.outcome = "ready"
             self.on_update(report, "ready")
@@ -242,7 +252,14 @@ class Runner:
 
         self.journal.write(**base, state="created")
         sent: dict[str, Any] = {}
+
+        def journal_sent(txid: int, log_index: int) -> None:
+            sent["txid"] = txid
+            self.journal.write(**base, state="sent", txid=txid, log_index=log_index)
+
         try:
+            if step.action.startswith("mri-"):
+                return self._mri_write(app, report, step, base, journal_sent)
             state = operations.read_state(app, allow_unknown_drug=bool(step.args.get("drug")))
             change = _change(app, state, step, self.plan)
             if change.unchanged:
@@ -255,11 +272,8 @@ class Runner:
                                   "checked; nothing sent", data={k: change.describe.get(k)
                                                                   for k in ("before", "requested", "warnings")})
 
-            def journal_sent(txid: int) -> None:
-                sent["txid"] = txid
-                self.journal.write(**base, state="sent", txid=txid, log_index=state.raw["event_count"])
-
-            result = operations.apply_change(app, state, change, on_commit_sent=journal_sent)
+            result = operations.apply_change(app, state, change,
+                                             on_commit_sent=lambda txid: journal_sent(txid, state.raw["event_count"]))
             self.journal.write(**base, state="confirmed", txid=result["txid"])
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed",
                               "verified by read-back", result["txid"],
@@ -275,8 +289,47 @@ class Runner:
             return StepResult(t.number, t.serial, t.port, step.number, step.action, outcome, exc.message,
                               sent.get("txid"))
 
+    def _mri_write(self, app, report: TargetReport, step: Step, base: dict, journal_sent) -> StepResult:
+        from . import mri
+        from .writes import preflight
+
+        t = report.target
+        st = mri.read_state(app, write=True)
+        preflight(app, st.client, app.serial)
+        if step.action == "mri-enter":
+            auto_exit = mri.parse_auto_exit(step.args.get("auto_exit", "4h"))
+            request, _ = mri.enter_request(app, st, auto_exit_s=auto_exit, field=step.args.get("field"),
+                                           gradient=step.args.get("gradient"),
+                                           confirm_withdrawal_risk="withdrawal-risk" in step.args.get("confirm", []))
+        if self.dry_run:
+            self.journal.write(**base, state="dry-run")
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", "checked; nothing sent")
+        log_index = st.raw["event_count"]
+        if step.action == "mri-enter":
+            out = mri.apply_enter(app, st, request, on_commit_sent=lambda txid: journal_sent(txid, log_index))
+        else:
+            out = mri.apply_exit(app, st, on_commit_sent=lambda txid: journal_sent(txid, log_index))
+        self.journal.write(**base, state="confirmed", txid=out["txid"])
+        return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed", "verified by read-back",
+                          out["txid"])
+
     def _read_step(self, app, report: TargetReport, step: Step) -> StepResult:
         t = report.target
+        if step.action in ("mri-checklist", "mri-verify"):
+            from . import mri
+
+            try:
+                st = mri.read_state(app, write=False)
+                if step.action == "mri-checklist":
+                    result = mri.run_checklist(app, st, auto_exit_s=mri.parse_auto_exit(step.args.get("auto_exit", "4h")),
+                                               field=step.args.get("field"), gradient=step.args.get("gradient"))
+                else:
+                    result = mri.run_verify(app, st)
+            except IthcliError as exc:
+                return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
+            bad = mri.blocks(result)
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed" if bad else "confirmed",
+                              "; ".join(bad) or result["result"], data={"lines": result["lines"]})
         try:
             status = app.interrogate(resolve=False)
         except IthcliError as exc:

@@ -10,6 +10,7 @@ be interrupted longer than the managing clinician planned.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -232,3 +233,169 @@ def _when(event: dict) -> str:
     from .status import iso
 
     return f"at {iso(event['time'])}"
+
+
+# --- the flows, shared by `ithcli mri ...` and batch plans ----------------------
+
+@dataclass
+class MriState:
+    client: object
+    learnt: dict | None  # an unconfirmed write this read settled, if any
+    described: dict
+    raw: dict
+    program: dict
+    entry: object
+    spec: object
+
+
+def read_state(app, *, write: bool) -> MriState:
+    """Pump state for MRI work: settles any unconfirmed write first and says what it learnt."""
+    from protocol.models import MODELS
+
+    client = app.client(write=write)
+    learnt = app.resolve_pending()
+    described = app.interrogate(resolve=False)
+    raw = app.last_raw_status
+    program = client.read_program()["program"]
+    entry = app.library().for_code(raw["drug"].name)
+    return MriState(client, learnt, described, raw, program, entry, MODELS[raw["model"]])
+
+
+def parse_field(text: str | None) -> str | None:
+    from .errors import UsageError
+
+    if text is None:
+        return None
+    value = str(text).strip().upper().removesuffix("T").strip()
+    if value not in ("1.5", "3", "3.0"):
+        raise UsageError(f"field {text!r}: give the scanner's static field, 1.5T or 3T")
+    return "3" if value.startswith("3") else "1.5"
+
+
+def parse_auto_exit(text) -> int:
+    """'4h', '90min', '4 h' -> seconds, 1 to 24 h."""
+    from protocol import Quantity, UnitError
+
+    from .errors import UsageError
+
+    if isinstance(text, int):
+        seconds = text
+    else:
+        spaced = re.sub(r"^\s*([0-9.]+)\s*", r"\1 ", str(text))
+        try:
+            seconds = Quantity.parse(spaced, "duration").to_base()
+        except UnitError as exc:
+            raise UsageError(f"automatic exit {text!r}: {exc} (e.g. 4h, 90min)") from None
+    if not 3600 <= seconds <= 86_400:
+        raise UsageError(f"automatic exit {text!r}: must be 1 to 24 h")
+    return seconds
+
+
+def run_checklist(app, st: MriState, *, auto_exit_s: int, field=None, gradient=None, save: bool = True) -> dict:
+    """The checklist result (for --json and the chart); saves the snapshot unless told not to."""
+    lines = checklist(st.raw, st.described, st.spec, st.entry, auto_exit_s=auto_exit_s,
+                      field_tesla=parse_field(field), gradient=gradient, learnt=st.learnt, pending=None)
+    result = {"serial_number": st.raw["serial_number"], "model": st.spec.name, "emulated": app.emulated,
+              "result": overall(lines), "lines": [asdict(line) for line in lines], "status": st.described}
+    if save:
+        path = save_snapshot(app.state_path(), app.serial, described=st.described, program=st.program,
+                             event_count=st.raw["event_count"], lines=lines)
+        result["snapshot"] = str(path)
+        app.record("mri-checklist", result=result["result"], lines=result["lines"])
+    return result
+
+
+def overall(lines: list[Line]) -> str:
+    results = {line.result for line in lines}
+    for worst in (FAIL, BLOCK, WARN):
+        if worst in results:
+            return worst
+    return PASS
+
+
+def blocks(result: dict) -> list[str]:
+    return [f"{line['item']}: {line['detail']} ({line['action']})" for line in result["lines"]
+            if line["result"] in (BLOCK, FAIL)]
+
+
+def enter_request(app, st: MriState, *, auto_exit_s: int, field=None, gradient=None,
+                  confirm_withdrawal_risk: bool = False):
+    """Checklist again (refuse on BLOCK), the withdrawal-risk approval, the snapshot, the write."""
+    import protocol
+
+    from .errors import CheckFailed, SafetyError
+    from .writes import WriteRequest
+
+    result = run_checklist(app, st, auto_exit_s=auto_exit_s, field=field, gradient=gradient, save=False)
+    if result["result"] == BLOCK:
+        raise CheckFailed("MRI-safe mode refused: the checklist has a BLOCK: " + "; ".join(blocks(result))
+                          + ". Nothing was sent", details=result)
+    entry, raw = st.entry, st.raw
+    if entry is not None and entry.withdrawal_risk and raw["daily_dose_ng_per_day"] and not confirm_withdrawal_risk:
+        raise SafetyError(f"{entry.name} carries a withdrawal risk and delivery stops for up to "
+                          f"{_hours(auto_exit_s)}: the managing clinician must approve "
+                          "(pass --confirm-withdrawal-risk). Nothing was sent")
+    save_snapshot(app.state_path(), app.serial, described=st.described, program=st.program,
+                  event_count=raw["event_count"], lines=[Line(**line) for line in result["lines"]])
+    request = WriteRequest(
+        kind="MRI_ENTER", command=protocol.Command.PREPARE_MRI_ENTER, body={"auto_exit_s": auto_exit_s},
+        expect={"kind": protocol.WriteKind.MRI_ENTER, "program": st.program, "mri_auto_exit_s": auto_exit_s},
+        describe={"serial_number": raw["serial_number"], "auto_exit_s": auto_exit_s},
+    )
+    return request, result
+
+
+def exit_request(st: MriState):
+    import protocol
+
+    from .writes import WriteRequest
+
+    return WriteRequest(
+        kind="MRI_EXIT", command=protocol.Command.PREPARE_MRI_EXIT, body={},
+        expect={"kind": protocol.WriteKind.MRI_EXIT, "program": st.program},
+        describe={"serial_number": st.raw["serial_number"]},
+    )
+
+
+def apply_enter(app, st: MriState, request, on_commit_sent=None) -> dict:
+    from .writes import execute
+
+    result = execute(app, st.client, request, log_index=st.raw["event_count"], on_commit_sent=on_commit_sent)
+    after = app.interrogate(resolve=False)
+    return {"command": "mri enter", "serial_number": st.raw["serial_number"], "txid": result["txid"],
+            "mri_mode": after["mri_mode"], "mri_auto_exit_at": after["mri_auto_exit_at"],
+            "current_rate_ml_per_day": after["current_rate_ml_per_day"], "verified": True, "outcome": "verified"}
+
+
+def apply_exit(app, st: MriState, on_commit_sent=None) -> dict:
+    """Exit, read back, and compare the program with the pre-MRI snapshot."""
+    from .errors import VerifyFailed
+    from .writes import execute
+
+    snapshot = load_snapshot(app.state_path(), app.serial)
+    result = execute(app, st.client, exit_request(st), log_index=st.raw["event_count"],
+                     on_commit_sent=on_commit_sent)
+    diffs = program_differences(snapshot["program"], result["readback"]["program"]["program"]) if snapshot else []
+    out = {"command": "mri exit", "serial_number": st.raw["serial_number"], "txid": result["txid"],
+           "snapshot_compared": snapshot is not None, "differences": diffs}
+    if diffs:
+        raise VerifyFailed("MRI-safe mode is off but the program differs from the pre-MRI snapshot: "
+                           + "; ".join(diffs) + ". Reprogram it now", details={**out, "verified": False})
+    return out | {"verified": True, "outcome": "verified"}
+
+
+def run_verify(app, st: MriState) -> dict:
+    from .errors import UsageError
+
+    snapshot = load_snapshot(app.state_path(), app.serial)
+    if snapshot is None:
+        raise UsageError(f"no pre-MRI snapshot for {app.serial} in {app.state_path()}: "
+                         "run 'ithcli mri checklist' before the scan")
+    _, events = st.client.read_whole_log(snapshot["event_count"])
+    lines = verify(snapshot, st.raw, st.program, events, st.spec)
+    result = {"serial_number": st.raw["serial_number"], "model": st.spec.name, "emulated": app.emulated,
+              "result": FAIL if any(line.result == FAIL for line in lines) else PASS,
+              "lines": [asdict(line) for line in lines], "snapshot_taken_at": snapshot["taken_at"],
+              "status": st.described}
+    app.record("mri-verify", result=result["result"], lines=result["lines"])
+    return result

@@ -41,6 +41,10 @@ ACTIONS = {
     "refill": ({"volume", "concentration", "drug", "withdrawn", "dose", "override_soft_limit", "confirm"},
                {"volume", "concentration"}),
     "bolus": ({"dose", "over", "override_soft_limit", "confirm"}, {"dose", "over"}),
+    "mri-checklist": ({"field", "gradient", "auto_exit"}, set()),
+    "mri-enter": ({"field", "gradient", "auto_exit", "confirm"}, set()),
+    "mri-exit": (set(), set()),
+    "mri-verify": (set(), set()),
 }
 CONFIRMATIONS = {"tenfold": "--confirm-tenfold", "withdrawal-risk": "--confirm-withdrawal-risk",
                  "restart": "--confirm-restart"}
@@ -207,8 +211,25 @@ def load(path: str) -> Plan:
                 if not isinstance(value, list) or any(v not in CONFIRMATIONS for v in value):
                     problem(lines.key(line, key),
                             f"step {i + 1}: confirm must be a list of {', '.join(CONFIRMATIONS)}")
+            elif key == "gradient":
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    problem(lines.key(line, key), f"step {i + 1}: gradient must be a number of T/m")
             elif key != "action" and not isinstance(value, str):
                 problem(lines.key(line, key), f"step {i + 1}: {key} must be a string such as \"450 mcg/day\"")
+        if isinstance(s.get("auto_exit"), str):
+            from .mri import parse_auto_exit
+
+            try:
+                parse_auto_exit(s["auto_exit"])
+            except UsageError as exc:
+                problem(lines.key(line, "auto_exit"), f"step {i + 1} ({action}): {exc.message}")
+        if isinstance(s.get("field"), str):
+            from .mri import parse_field
+
+            try:
+                parse_field(s["field"])
+            except UsageError as exc:
+                problem(lines.key(line, "field"), f"step {i + 1} ({action}): {exc.message}")
         if action == "assert" and isinstance(s.get("check"), str) and parse_check(s["check"]) is None:
             problem(lines.key(line, "check"),
                     f"step {i + 1}: check {s['check']!r} must read FIELD OP VALUE, e.g. \"reservoir_ml >= 5\"")

@@ -190,3 +190,45 @@ def test_ctrl_c_stops_new_steps_settles_and_resumes(start_emulator, tmp_path, cl
     assert rerun.code == 0, rerun.stderr
     for emu in pumps:
         assert len(applied_txids(emu)) == 1
+
+
+def test_an_mri_day_plan_prepares_and_restores_every_pump(start_emulator, tmp_path, cli):
+    pumps = start_pumps(start_emulator, 2)
+    targets = [(e.url, f"WARD-{i:03d}") for i, e in enumerate(pumps)]
+    before = write_plan(tmp_path / "mri-before.toml", targets, '''[[step]]
+action = "mri-checklist"
+field = "1.5T"
+
+[[step]]
+action = "mri-enter"
+auto_exit = "2h"
+confirm = ["withdrawal-risk"]
+''')
+    entered = cli("--json", "batch", "run", str(before))
+    assert entered.code == 0, entered.stderr
+    for emu in pumps:
+        assert cli("--port", emu.url, "--json", "interrogate").json()["mri_mode"] == "safe"
+    after = write_plan(tmp_path / "mri-after.toml", targets, '''[[step]]
+action = "mri-exit"
+
+[[step]]
+action = "mri-verify"
+''')
+    done = cli("--json", "batch", "run", str(after))
+    assert done.code == 0, done.stderr
+    for emu in pumps:
+        assert cli("--port", emu.url, "--json", "interrogate").json()["mri_mode"] == "off"
+
+
+def test_an_mri_plan_stops_at_preflight_when_the_checklist_blocks(start_emulator, tmp_path, cli):
+    emu = start_emulator(*FROZEN, "--model", "valve-gated-20", "--serial", "VALVE-1", "--drug", "morphine",
+                         "--concentration", "10 mg/mL", "--flow", "0.2 mL/day")
+    plan = write_plan(tmp_path / "blocked.toml", [(emu.url, "VALVE-1")], '''[[step]]
+action = "mri-enter"
+confirm = ["withdrawal-risk"]
+''')
+    result = cli("--json", "batch", "run", str(plan))
+    assert result.code == 13
+    target = result.json()["targets"][0]
+    assert target["outcome"] == "preflight-failed" and "Reservoir" in target["detail"]
+    assert applied_txids(emu) == []
