@@ -376,5 +376,9 @@ def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_
         out["after"] |= {"reservoir_ml": after["reservoir_ml"],
                          "projected_low_reservoir_date": after["projected_low_reservoir_date"]}
     if change.command == "bolus":
-        out["bolus_remaining"] = quantity(readback["status"]["bolus_remaining_ng"], change.describe["dose"]["unit"])
+        mass = change.describe["dose"]["unit"]
+        out["bolus_remaining"] = quantity(readback["status"]["bolus_remaining_ng"], mass)
+        out["before"] = {"daily_dose": change.describe["daily_dose"],
+                         "bolus_remaining": quantity(state.raw["bolus_remaining_ng"], mass)}
+        out["after"] = {"daily_dose": change.describe["daily_dose"], "bolus_remaining": out["bolus_remaining"]}
     return out

@@ -50,7 +50,11 @@ def empty(app, withdrawn, confirm_withdrawal_risk, yes):
                   "warnings": [w.as_dict() for w in warnings]},
     )
     result = execute(app, client, request, log_index=raw["event_count"])
+    after = result["readback"]["status"]
     out = {"command": "empty", "serial_number": raw["serial_number"], "txid": result["txid"],
+           "before": {"reservoir_ml": before["reservoir_ml"], "mode": before["mode"]},
+           "after": {"reservoir_ml": _ml(after["reservoir_ul"]),
+                     "mode": after["mode"].name.lower()},
            "expected_remaining_ml": before["reservoir_ml"], "warnings": [w.as_dict() for w in warnings],
            "verified": True, "outcome": "verified"}
 
@@ -61,3 +65,9 @@ def empty(app, withdrawn, confirm_withdrawal_risk, yes):
                         f"(txid {r['txid']}). Refill and reprogram after the scan.")
 
     app.emit(out, render)
+
+
+def _ml(ul: int):
+    from decimal import Decimal
+
+    return Decimal(ul) / 1000
