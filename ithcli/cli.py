@@ -79,11 +79,12 @@ def _default_operator() -> str:
 
 
 def _register() -> None:
-    from .commands import (audit, batch, bolus, empty, interrogate, keys, log, mri, ports, program, reconcile,
-                           refill)
+    from .commands import (audit, batch, bolus, empty, forecast, interrogate, keys, log, monitor, mri, ports,
+                           program, reconcile, refill, report)
 
-    for command in (interrogate.interrogate, log.log, program.program, refill.refill, bolus.bolus,
-                    empty.empty, mri.mri, reconcile.reconcile, batch.batch, keys.keys, audit.audit, ports.ports):
+    for command in (interrogate.interrogate, monitor.monitor, forecast.forecast, log.log, report.report,
+                    program.program, refill.refill, bolus.bolus, empty.empty, mri.mri, reconcile.reconcile,
+                    batch.batch, keys.keys, audit.audit, ports.ports):
         cli.add_command(command)
 
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except IthcliError as exc:
-        _fail(exc.exit_code, exc.kind, exc.message, as_json, exc.details)
+        _fail(exc.exit_code, exc.kind, exc.message, as_json, exc.details, one_line=exc.json_line)
     except KeyboardInterrupt:
         _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
     except BrokenPipeError:
@@ -118,10 +119,13 @@ def main(argv: list[str] | None = None) -> None:
               f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", as_json)
 
 
-def _fail(code: int, kind: str, message: str, as_json: bool, details: dict | None = None) -> None:
+def _fail(code: int, kind: str, message: str, as_json: bool, details: dict | None = None,
+          one_line: bool = False) -> None:
     print(f"ithcli: error: {message}", file=sys.stderr, flush=True)
     if as_json:
-        from .output import print_json
+        from .output import print_json, print_json_line
 
-        print_json({"error": {"kind": kind, "message": message, "exit_code": int(code)}, **(details or {})})
+        # a JSON-lines stream (monitor) ends with its error object on one line too
+        (print_json_line if one_line else print_json)(
+            {"error": {"kind": kind, "message": message, "exit_code": int(code)}, **(details or {})})
     sys.exit(int(code))

@@ -36,6 +36,7 @@ class PumpClient:
         self._decoder = protocol.FrameDecoder()
         self._seq = random.randrange(0x10000)
         self.corrupt_frames = 0  # frames dropped for CRC/framing errors, for link-health output
+        self.retries = 0  # reads asked again after a timeout or corrupted frames, for link-health output
         #: called as on_exchange(command, request_body, reply_body_or_None, outcome) for the audit log
         self.on_exchange = None
         #: the authenticated session (protocol.security.SecureChannel) once open_session succeeds
@@ -51,6 +52,8 @@ class PumpClient:
             except (NoReply, _Corrupt) as exc:
                 last = exc
                 self._diag(f"attempt {attempt}/{READ_ATTEMPTS} of {command.name} failed: {exc}")
+                if attempt < READ_ATTEMPTS:
+                    self.retries += 1
         if isinstance(last, _Corrupt):
             raise PumpProtocolError(
                 f"no valid reply to {command.name} after {READ_ATTEMPTS} attempts: {last}"

@@ -30,6 +30,8 @@ class IthcliError(Exception):
 
     exit_code = ExitCode.INTERNAL
     kind = "error"
+    #: raised from a JSON-lines stream (monitor --json): its --json error object is one line too
+    json_line = False
 
     def __init__(self, message: str, details: dict | None = None):
         super().__init__(message)

@@ -43,7 +43,9 @@ def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
 
 
 def event_record(event: dict, dose_unit: str) -> dict:
-    return {
+    from protocol import ALARM_PRIORITY, Alarm, EventType
+
+    record = {
         "index": event["index"],
         "time": iso(event["time"]),
         "type": event["type"].name.lower(),
@@ -52,3 +54,16 @@ def event_record(event: dict, dose_unit: str) -> dict:
         "arg2": event["arg2"],
         "description": describe_event(event, dose_unit),
     }
+    if event["type"] in (EventType.ALARM_RAISED, EventType.ALARM_CLEARED):
+        try:
+            alarm = Alarm(event["arg1"])
+            expected = ALARM_PRIORITY.get(alarm)
+        except ValueError:
+            alarm, expected = None, None
+        record["alarm"] = alarm.name.lower() if alarm is not None and alarm.name else None
+        # the pump's priority is shown as logged; one that differs from the IEC 60601-1-8
+        # classification ithcli holds for the alarm is pointed out, never silently replaced
+        if expected is not None and expected != event["priority"]:
+            record["description"] += (f" (the pump logged priority {event['priority'].name.lower()}; ithcli "
+                                      f"classifies it {expected.name.lower()})")
+    return record

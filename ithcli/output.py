@@ -54,6 +54,12 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def print_json_line(obj: Any) -> None:
+    """One compact JSON object on one line (JSON lines, for streams such as `monitor --json`)."""
+    sys.stdout.write(json.dumps(obj, default=_default, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
 def stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 

@@ -42,6 +42,28 @@ def _projection(status: dict, threshold_ul: int) -> int | None:
     return status["pump_time"] + above_nl * SECONDS_PER_DAY // per_day
 
 
+def replace_by_check(eri_at: int, pump_replace_by: int) -> dict[str, Any]:
+    """The replace-by date computed from ERI (+ 90 days), cross-checked with the pump's own.
+
+    Domain hazard 7: a replace-by date shown as unknown, or later than ERI + 90
+    days. A mismatch is any disagreement once ERI is known, including a pump that
+    reports its replace-by date as unknown (0) while its ERI date is known.
+    """
+    computed = eri_at + ERI_TO_REPLACE_BY_DAYS * SECONDS_PER_DAY if eri_at else None
+    mismatch = computed is not None and pump_replace_by != computed
+    return {"computed": computed, "mismatch": mismatch}
+
+
+def replace_by_warning(battery: dict) -> str | None:
+    """One line for people when the pump's replace-by date disagrees with ERI + 90 days."""
+    if not battery.get("replace_by_mismatch"):
+        return None
+    pump = battery["replace_by"][:10] if battery.get("replace_by") else "unknown"
+    return (f"REPLACE-BY MISMATCH: the pump says {pump}, but ERI {(battery.get('eri_date') or 'unknown')[:10]} "
+            f"+ 90 days is {(battery.get('replace_by_computed') or 'unknown')[:10]}: plan the replacement by the "
+            "earlier date and report the discrepancy")
+
+
 def describe(status: dict, library, *, read_at: float, port: str, emulated: bool) -> dict[str, Any]:
     """The interrogate result: the documented JSON object (README, 'interrogate --json')."""
     from protocol import ALARM_PRIORITY, Alarm
@@ -59,7 +81,7 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
     ]
     alarms.sort(key=lambda a: ("high", "medium", "low").index(a["priority"]))
     eri_at = status["eri_at"]
-    computed_replace_by = eri_at + ERI_TO_REPLACE_BY_DAYS * SECONDS_PER_DAY if eri_at else None
+    replace = replace_by_check(eri_at, status["replace_by"])
     fw = status["firmware"]
     low_at = _projection(status, status["low_reservoir_alarm_ul"])
     empty_at = _projection(status, 0)
@@ -87,11 +109,9 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
             "percent": status["battery_percent"],
             "eri_date": iso(eri_at),
             "replace_by": iso(status["replace_by"]),
-            "replace_by_computed": iso(computed_replace_by),
+            "replace_by_computed": iso(replace["computed"]),
             # a pump whose own figure disagrees with ERI + 90 days is shown, never hidden
-            "replace_by_mismatch": bool(
-                computed_replace_by and status["replace_by"] and status["replace_by"] != computed_replace_by
-            ),
+            "replace_by_mismatch": replace["mismatch"],
         },
         "alarms": alarms,
         "mri_mode": status["mri_mode"].name.lower(),

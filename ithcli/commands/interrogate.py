@@ -50,6 +50,7 @@ def render_status(s: dict) -> None:
     grid.add_row("Battery", battery)
     replace = fmt_date(b["replace_by"], with_time=False)
     if b["replace_by_mismatch"]:
+        replace = f"[bold red]{replace}[/]"
         replace += f"  [red]MISMATCH: ERI + 90 days is {fmt_date(b['replace_by_computed'], with_time=False)}[/]"
     grid.add_row("Replace by", replace)
     mri = s["mri_mode"].upper()
@@ -62,6 +63,11 @@ def render_status(s: dict) -> None:
     grid.add_row("Read at", fmt_date(s["read_at"]))
 
     con.print(Panel(grid, title=title, title_align="left"))
+    from ..status import replace_by_warning
+
+    warning = replace_by_warning(b)
+    if warning:
+        con.print(f"[bold red]{warning}[/]")
     if s["alarms"]:
         alarms = Table(title="Active alarms", title_justify="left")
         alarms.add_column("Priority")

@@ -1,35 +1,27 @@
 """`ithcli log`: the pump's event log, decoded and filtered."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import click
 
+from ._params import When
+
+ALARM_TYPES = ("alarm_raised", "alarm_cleared")
 PRIORITIES = ("high", "medium", "low", "none")
 
 
-class _When(click.ParamType):
-    name = "DATE"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, datetime):
-            return value
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO date or date-time (e.g. 2026-11-01 or 2026-11-01T08:00)", param, ctx)
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
 @click.command()
-@click.option("--since", type=_When(), help="Only events at or after this pump time (ISO date or date-time, UTC).")
+@click.option("--since", type=When(), help="Only events at or after this pump time (ISO date or date-time, UTC).")
+@click.option("--until", type=When(end_of_day=True),
+              help="Only events before this pump time (ISO date-time, UTC; a bare date includes that whole day).")
+@click.option("--alarms", "alarms_only", is_flag=True,
+              help="Only alarms (raised and cleared), with their IEC 60601-1-8 priority.")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
               help="Only events of this type (e.g. alarm_raised, motor_stall); repeatable.")
 @click.option("--priority", type=click.Choice(PRIORITIES), multiple=True,
               help="Only events of this IEC 60601-1-8 priority; repeatable.")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N matching events.")
 @click.pass_obj
-def log(app, since, types, priority, limit):
+def log(app, since, until, alarms_only, types, priority, limit):
     """Read and decode the pump's event log (alarms, programming, refills, stalls...)."""
     from protocol import EventType
 
@@ -38,18 +30,23 @@ def log(app, since, types, priority, limit):
         if t.lower() not in known:
             raise click.BadParameter(f"unknown event type {t!r}; known: {', '.join(sorted(known))}",
                                      param_hint="--type")
+    if since is not None and until is not None and until <= since:
+        raise click.BadParameter("--until must be after --since", param_hint="--until")
     status = app.interrogate()
     oldest, events = app.client().read_whole_log(0)
     dose_unit = status["daily_dose"]["unit"]
     from ..events import event_record
 
-    records = [event_record(e, dose_unit) for e in events]
     if since is not None:
-        cutoff = since.timestamp()
-        records = [r for r, e in zip(records, events) if e["time"] >= cutoff]
+        events = [e for e in events if e["time"] >= since.timestamp()]
+    if until is not None:
+        events = [e for e in events if e["time"] < until.timestamp()]
+    records = [event_record(e, dose_unit) for e in events]
     if types:
         wanted = {t.lower() for t in types}
         records = [r for r in records if r["type"] in wanted]
+    if alarms_only:
+        records = [r for r in records if r["type"] in ALARM_TYPES]
     if priority:
         records = [r for r in records if r["priority"] in priority]
     if limit:
@@ -76,10 +73,12 @@ def _render(obj: dict) -> None:
     table.add_column("Pump time")
     table.add_column("Priority")
     table.add_column("Event")
-    colour = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "dim"}
+    colour = {"high": "bold red", "medium": "yellow", "low": "cyan"}
     for r in obj["events"]:
-        table.add_row(str(r["index"]), fmt_date(r["time"]),
-                      f"[{colour[r['priority']]}]{r['priority']}[/]", r["description"])
+        # IEC 60601-1-8 alarm priorities in capitals; plain events have none
+        shown = (f"[{colour[r['priority']]}]{r['priority'].upper()}[/]" if r["priority"] in colour
+                 else "[dim]-[/]")
+        table.add_row(str(r["index"]), fmt_date(r["time"]), shown, r["description"])
     con = console()
     con.print(table)
     if obj["oldest_index"] > 0:

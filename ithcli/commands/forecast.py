@@ -1,0 +1,132 @@
+"""`ithcli forecast`: when this pump will alarm and run dry, following its schedule step by step."""
+from __future__ import annotations
+
+import click
+
+from ._params import When
+
+
+@click.command()
+@click.option("--next-visit", type=When(), metavar="DATE",
+              help="The next refill visit (ISO date, UTC): warns when the low-reservoir alarm comes before it.")
+@click.pass_obj
+def forecast(app, next_visit):
+    """Project the reservoir volume day by day, down to the low-reservoir alarm and empty.
+
+    Follows the pump's program as it runs (a flex schedule's per-day rates by start
+    minute of pump time, UTC) with the pump's own integer rules, from the volume the
+    pump reports. Read-only.
+    """
+    from .. import forecast as fcmod
+    from ..status import iso, program_view
+
+    status = app.interrogate()
+    raw = app.last_raw_status
+    program = app.client().read_program()["program"]
+    fc = fcmod.from_pump(raw, program)
+    unit = status["daily_dose"]["unit"]
+    warnings = []
+    visit = int(next_visit.timestamp()) if next_visit is not None else None
+    alarm_before = empty_before = None
+    if visit is not None:
+        alarm_before = bool(fc.already_low or (fc.low_alarm_at is not None and fc.low_alarm_at < visit))
+        empty_before = bool(fc.empty_at is not None and fc.empty_at < visit)
+        if empty_before:
+            warnings.append(f"the reservoir runs EMPTY {iso(fc.empty_at)}, before the next visit "
+                            f"{iso(visit)[:10]}: therapy stops (withdrawal risk); bring the refill forward")
+        if fc.already_low:
+            warnings.append("the low-reservoir alarm is already active: refill before the next visit")
+        elif alarm_before:
+            warnings.append(f"the low-reservoir alarm comes {iso(fc.low_alarm_at)}, before the next visit "
+                            f"{iso(visit)[:10]}: bring the refill forward")
+    result = {
+        "serial_number": status["serial_number"],
+        "emulated": status["emulated"],
+        "drug": status["drug"],
+        "mode": status["mode"],
+        "daily_dose": status["daily_dose"],
+        "flow_ml_per_day": status["flow_ml_per_day"],
+        "steps": program_view(program, unit)["steps"],
+        "reservoir_ml": status["reservoir_ml"],
+        "reservoir_capacity_ml": status["reservoir_capacity_ml"],
+        "low_reservoir_alarm_ml": status["low_reservoir_alarm_ml"],
+        "low_reservoir_alarm_active": fc.already_low,
+        "low_reservoir_alarm_date": iso(fc.low_alarm_at),
+        "empty_date": iso(fc.empty_at),
+        "delivery_from": iso(fc.delivery_from),
+        "horizon_end": iso(fc.horizon_end),
+        # interrogate's figures at the 24-hour average flow, for comparison
+        "average_flow_projection": {"low_reservoir_date": status["projected_low_reservoir_date"],
+                                    "empty_date": status["projected_empty_date"]},
+        "next_visit": iso(visit),
+        "alarm_before_next_visit": alarm_before,
+        "empty_before_next_visit": empty_before,
+        "warnings": warnings,
+        "assumptions": fc.assumptions,
+        "battery": status["battery"],
+        "series": [{"time": iso(t), "reservoir_ml": fcmod.ml(nl)} for t, nl in fc.series],
+        "pump_time": status["pump_time"],
+        "read_at": status["read_at"],
+    }
+    if app.json:
+        for w in warnings:  # the human output shows them in the chart
+            app.diag(f"warning: {w}", level=0)
+    app.emit(result, lambda r: _render(r, fc, visit))
+
+
+def _render(r: dict, fc, visit: int | None) -> None:
+    from rich.table import Table
+
+    from .. import forecast as fcmod
+    from ..output import console, fmt_date
+    from ..status import iso, replace_by_warning
+
+    con = console()
+    title = (f"Refill forecast: {r['serial_number']}  {r['drug']}  {r['mode']}"
+             + ("  EMULATED" if r["emulated"] else ""))
+    con.print(f"[bold]{title}[/]")
+    con.print(f"Now (pump clock {fmt_date(r['pump_time'])}): {format(r['reservoir_ml'], 'f')} mL of "
+              f"{format(r['reservoir_capacity_ml'], 'f')} mL; alarm at {format(r['low_reservoir_alarm_ml'], 'f')} mL")
+    if r["low_reservoir_alarm_active"]:
+        con.print("[yellow]Low-reservoir alarm: ACTIVE now[/]")
+    else:
+        con.print(f"Low-reservoir alarm: [bold]{fmt_date(r['low_reservoir_alarm_date'])}[/]"
+                  + ("" if r["low_reservoir_alarm_date"] else "  (not within the forecast)"))
+    con.print(f"Empty: [bold]{fmt_date(r['empty_date'])}[/]")
+    if r["next_visit"]:
+        con.print(f"Next visit: {fmt_date(r['next_visit'], with_time=False)}")
+    capacity_nl = int(r["reservoir_capacity_ml"] * 1_000_000)
+    low_nl = fc.low_alarm_nl
+    rows = fcmod.daily_rows(fc)
+    if rows:
+        width = max(10, min(40, con.width - 62))  # room for the day, the volume and the notes
+        grouped = rows[0]["to"] - rows[0]["from"] > fcmod.DAY if len(rows) > 1 else False
+        table = Table(title="Reservoir at the end of each " + ("period" if grouped else "day") + " (UTC)",
+                      title_justify="left", box=None, pad_edge=False)
+        table.add_column("Day")
+        table.add_column("mL", justify="right")
+        table.add_column("")
+        table.add_column("")
+        for row in rows:
+            filled = row["end_nl"] * width // capacity_nl if capacity_nl else 0
+            colour = "red" if row["end_nl"] <= low_nl else "green"
+            bar = f"[{colour}]{'█' * filled}[/]{'·' * (width - filled)}"
+            notes = []
+            if row["alarm"]:
+                notes.append(f"[yellow]◀ LOW-RESERVOIR ALARM {iso(fc.low_alarm_at)[11:16]} UTC[/]")
+            if row["empty"]:
+                notes.append(f"[bold red]◀ EMPTY {iso(fc.empty_at)[11:16]} UTC[/]")
+            if visit is not None and row["from"] <= visit < row["to"]:
+                notes.append("[cyan]◀ next visit[/]")
+            day = iso(row["to"] - fcmod.DAY)[:10]
+            if row["to"] - row["from"] > fcmod.DAY:
+                day = f"{iso(row['from'])[:10]}..{day}"
+            table.add_row(day, format(fcmod.ml(row["end_nl"]), "f"), bar, " ".join(notes))
+        con.print(table)
+    for w in r["warnings"]:
+        con.print(f"[bold red]WARNING[/]: {w}")
+    warning = replace_by_warning(r["battery"])
+    if warning:
+        con.print(f"[bold red]{warning}[/]")
+    for a in r["assumptions"]:
+        con.print(f"[dim]Assumes: {a}[/]")

@@ -1,0 +1,244 @@
+"""`ithcli monitor`: a live dashboard of one pump, or JSON lines for other tools."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..errors import IthcliError
+
+
+@click.command()
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True, metavar="SECONDS",
+              help="Seconds between readings.")
+@click.option("--count", type=click.IntRange(1), metavar="N", help="Stop after N readings (default: until Ctrl-C).")
+@click.option("--stale-after", type=click.FloatRange(0.1, 86_400), default=60.0, show_default=True,
+              metavar="SECONDS", help="Data older than this is marked STALE (\"stale\": true in JSON).")
+@click.option("--max-failures", type=click.IntRange(1, 1000), default=5, show_default=True, metavar="N",
+              help="Failed readings in a row before giving up (exit 3); fewer are shown and retried.")
+@click.pass_obj
+def monitor(app, interval, count, stale_after, max_failures):
+    """Poll the pump and show it live: reservoir, rate and flex step, alarms, link health, data age.
+
+    Read-only. Ctrl-C ends it normally (exit 0). With --json, one JSON object per
+    reading on its own line (JSON lines), good or failed.
+    """
+    from ..monitor import Monitor
+
+    if not app.port:
+        app.client()  # no port: the documented link error at once, not after retries
+    mon = Monitor(app, stale_after=stale_after, max_failures=max_failures)
+    if app.json:
+        view = _JsonView()
+    else:
+        from ..output import console
+
+        con = console()
+        view = _LiveView(con, mon) if con.is_terminal else _LineView(con)
+    try:
+        with view:
+            next_at = time.monotonic()
+            while True:
+                view.show(mon.poll())
+                if count is not None and mon.readings >= count:
+                    break
+                next_at += interval
+                while True:
+                    left = next_at - time.monotonic()
+                    if left <= 0:
+                        break
+                    time.sleep(min(left, 0.5))
+                    view.tick()
+                if time.monotonic() - next_at > interval:
+                    next_at = time.monotonic()  # a slow reading: do not try to catch up in a burst
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a monitor is stopped: exit 0
+    except IthcliError as exc:
+        exc.json_line = True  # with --json the stream stays JSON lines to its end
+        raise
+    view.summary(mon)
+
+
+class _JsonView:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def show(self, reading: dict) -> None:
+        from ..output import print_json_line
+
+        print_json_line(reading)
+
+    def tick(self) -> None:
+        pass
+
+    def summary(self, mon) -> None:
+        pass
+
+
+class _LineView(_JsonView):
+    """Not a terminal (a pipe, a log file): one line per reading, alarms on their own lines."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def show(self, r: dict) -> None:
+        self.con.print(_line(r), soft_wrap=True)
+        for a in r.get("alarms_raised", []):
+            self.con.print(f"  {_prio(a['priority'])} ALARM RAISED: {a['name'].replace('_', ' ')}", soft_wrap=True)
+        for name in r.get("alarms_cleared", []):
+            self.con.print(f"  alarm cleared: {name.replace('_', ' ')}", soft_wrap=True)
+        if r.get("ok") and r["battery"]["replace_by_mismatch"]:
+            from ..status import replace_by_warning
+
+            self.con.print(f"  [bold red]{replace_by_warning(r['battery'])}[/]", soft_wrap=True)
+
+    def summary(self, mon) -> None:
+        self.con.print(f"Monitor stopped after {mon.readings} reading(s), {mon.failed_total} failed.")
+
+
+class _LiveView(_JsonView):
+    """A terminal: a rich Live dashboard, redrawn on every reading and as the data ages."""
+
+    def __init__(self, con, mon):
+        from rich.live import Live
+
+        self.con = con
+        self.mon = mon
+        self.last: dict | None = None
+        self.live = Live(console=con, auto_refresh=False, transient=False)
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.live.__exit__(*exc)
+
+    def show(self, reading: dict) -> None:
+        self.last = reading
+        self.live.update(_dashboard(self.mon, reading), refresh=True)
+
+    def tick(self) -> None:
+        if self.last is not None:
+            self.live.update(_dashboard(self.mon, self.last), refresh=True)
+
+    def summary(self, mon) -> None:
+        self.con.print(f"Monitor stopped after {mon.readings} reading(s), {mon.failed_total} failed.")
+
+
+_COLOUR = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+
+
+def _prio(priority: str) -> str:
+    return f"[{_COLOUR.get(priority, 'dim')}]{priority.upper()}[/]"
+
+
+def _ml(value) -> str:
+    return format(value, "f")
+
+
+def _age_text(age, stale: bool) -> str:
+    if age is None:
+        return "[bold red]STALE: no reading yet[/]"
+    return f"[bold red]STALE: {age} s old[/]" if stale else f"{age} s old"
+
+
+def _line(r: dict) -> str:
+    from ..output import fmt_date
+
+    link = r["link"]
+    health = (f"rtt {link['round_trip_ms']} ms, corrupt {link['corrupt_frames']}, retries {link['retries']}"
+              if link["round_trip_ms"] is not None else
+              f"corrupt {link['corrupt_frames']}, retries {link['retries']}")
+    if not r["ok"]:
+        return (f"#{r['reading']} [bold red]READING FAILED[/] ({r['error']['kind']}): {r['error']['message']}; "
+                f"failure {link['consecutive_failures']} of {r['max_failures']} in a row; last good data "
+                f"{_age_text(r['age_s'], r['stale'])}")
+    step = r["active_step"]
+    step_text = (f" (step {step['index']}/{step['of']} {step['start']}-{step['end']})"
+                 if step and step["of"] > 1 else "")
+    alarms = ", ".join(f"{_prio(a['priority'])} {a['name'].replace('_', ' ')}" for a in r["alarms"]) or "none"
+    return (f"#{r['reading']} {fmt_date(r['pump_time'])}  reservoir {_ml(r['reservoir_ml'])} mL  rate "
+            f"{_ml(r['current_rate_ml_per_day'])} mL/day{step_text}, delivery {r['delivery']}  alarms: {alarms}  "
+            f"link: {health}  data {_age_text(r['age_s'], r['stale'])}")
+
+
+def _dashboard(mon, r: dict):
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    from ..monitor import age_s
+    from ..output import fmt_date, fmt_quantity
+    from ..status import replace_by_warning
+
+    good = mon.last_good
+    parts = []
+    if not r["ok"]:
+        parts.append(f"[bold red]READING FAILED[/] ({r['error']['kind']}): {r['error']['message']}  "
+                     f"[{r['link']['consecutive_failures']} of {r['max_failures']} in a row; retrying]")
+    if good is None:
+        parts.append("[bold red]No reading yet.[/]")
+        return Panel(Group(*parts), title="ithcli monitor")
+    age = age_s(mon.last_good_at)
+    stale = age > good["stale_after_s"]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    capacity = good["reservoir_capacity_ml"]
+    gauge = Table.grid(padding=(0, 1))
+    gauge.add_row(ProgressBar(total=float(capacity), completed=float(good["reservoir_ml"]), width=40,
+                              complete_style="red" if good["reservoir_ml"] <= good["low_reservoir_alarm_ml"]
+                              else "green"),
+                  f"{_ml(good['reservoir_ml'])} mL of {_ml(capacity)} mL (alarm at "
+                  f"{_ml(good['low_reservoir_alarm_ml'])} mL)")
+    grid.add_row("Reservoir", gauge)
+    grid.add_row("Low-reservoir alarm", f"{fmt_date(good['projected_low_reservoir_date'])}  (24-hour average flow; "
+                                        "see 'ithcli forecast')")
+    grid.add_row("Mode", f"{good['mode']}  delivery {good['delivery'].upper()}")
+    grid.add_row("Daily dose", f"{fmt_quantity(good['daily_dose'])}  ({_ml(good['flow_ml_per_day'])} mL/day)")
+    step = good["active_step"]
+    rate = f"{_ml(good['current_rate_ml_per_day'])} mL/day"
+    if step and step["of"] > 1:
+        rate += (f"  step {step['index']} of {step['of']}, {step['start']}-{step['end']} UTC: "
+                 f"{fmt_quantity(step['dose'])}")
+    grid.add_row("Rate now", rate)
+    if good["bolus_remaining"]["value"]:
+        grid.add_row("Bolus running", f"{fmt_quantity(good['bolus_remaining'])} left")
+    b = good["battery"]
+    grid.add_row("Battery", f"{b['state'].upper()} {b['percent']} %  replace by "
+                            f"{fmt_date(b['replace_by'], with_time=False)}")
+    grid.add_row("MRI mode", good["mri_mode"].upper())
+    link = r["link"]
+    grid.add_row("Link", f"last round trip {link['round_trip_ms']} ms  corrupt frames {link['corrupt_frames']}  "
+                         f"retries {link['retries']}  failed readings {link['failed_readings']}")
+    grid.add_row("Pump clock", f"{fmt_date(good['pump_time'])}  (skew {good['clock_skew_s']:+d} s)")
+    grid.add_row("Data", f"read {fmt_date(good['read_at'])}, {_age_text(age, stale)}")
+    title = f"Pump {good['serial_number']}  {good['model']}  {good['drug']}"
+    if good["emulated"]:
+        title += "  [bold yellow]EMULATED[/]"
+    parts.insert(0, Panel(grid, title=title, title_align="left",
+                          border_style="red" if stale or not r["ok"] else "green"))
+    warning = replace_by_warning(b)
+    if warning:
+        parts.append(f"[bold red]{warning}[/]")
+    alarms = Table(title="Active alarms (IEC 60601-1-8)", title_justify="left")
+    alarms.add_column("Priority")
+    alarms.add_column("Alarm")
+    for a in good["alarms"]:
+        alarms.add_row(_prio(a["priority"]), a["name"].replace("_", " "))
+    parts.append(alarms if good["alarms"] else "No active alarms.")
+    if mon.history:
+        hist = Table(title="Alarms while monitoring (pump time)", title_justify="left")
+        hist.add_column("Pump time")
+        hist.add_column("Priority")
+        hist.add_column("Event")
+        for e in mon.history[-8:]:
+            hist.add_row(fmt_date(e["time"]), _prio(e["priority"]), e["description"])
+        parts.append(hist)
+    parts.append(f"[dim]reading {r['reading']}; Ctrl-C to stop[/]")
+    return Group(*parts)

@@ -1,0 +1,288 @@
+"""`ithcli report`: a session report for the patient's chart, from the audit log."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..errors import UsageError
+from ._params import When
+
+
+@click.command()
+@click.option("--since", type=When(), metavar="DATETIME",
+              help="Session start (ISO date or date-time, UTC, this computer's clock). Default: today 00:00 UTC.")
+@click.option("--hours", type=click.FloatRange(0.01, 24 * 366), metavar="N",
+              help="Session = the last N hours (instead of --since).")
+@click.option("--until", type=When(end_of_day=True), metavar="DATETIME",
+              help="Session end (default: now; a bare date includes that whole day).")
+@click.option("--pump", "pump_serial", metavar="SERIAL", help="The pump to report on, from a shared audit log.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the report for the chart: .html, .svg or .txt.")
+@click.option("--stale-after", type=click.FloatRange(0, 10 * 86_400), default=300.0, show_default=True,
+              metavar="SECONDS", help="Settings read longer ago than this are marked STALE.")
+@click.pass_obj
+def report(app, since, hours, until, pump_serial, export_path, stale_after):
+    """Who, what and when for one pump's session: identity, settings, every change with
+    before and after, alarms and checklists, from the hash-chained audit log.
+
+    With --port, the settings and the alarm log are read from the pump now;
+    otherwise the settings are the last status in the audit log, marked STALE when old.
+    """
+    from .. import report as logic
+    from ..status import iso
+
+    if export_path and not export_path.lower().endswith((".html", ".svg", ".txt")):
+        raise UsageError(f"--export {export_path!r}: the file must end in .html, .svg or .txt")
+    if since is not None and hours is not None:
+        raise UsageError("give --since or --hours, not both")
+    now = time.time()
+    if hours is not None:
+        start = int(now - hours * 3600)
+        session_rule = f"the last {hours:g} h"
+    elif since is not None:
+        start = int(since.timestamp())
+        session_rule = f"since {iso(start)}"
+    else:
+        start = int(now - now % 86_400)
+        session_rule = "today (UTC)"
+    end = int(until.timestamp()) if until is not None else None
+    if end is not None and end <= start:
+        raise UsageError("--until must be after the session start")
+
+    live = None
+    pump_alarms = None
+    if app.port:
+        live = app.interrogate()
+        if pump_serial and pump_serial != app.serial:
+            raise UsageError(f"--pump {pump_serial} but the pump on {app.port} is {app.serial}")
+        _, events = app.client().read_whole_log(0)
+    audit = app.audit()
+    entries, problems = audit.verify()
+    records = audit.records()
+    session = logic.session_records(records, since=start, until=end, serial=None)
+    serial = logic.choose_serial(session, pump_serial, app.serial if app.port else None)
+    data = logic.build(records, serial=serial, since=start, until=end, library=app.library())
+    data["session"]["rule"] = session_rule
+    if live is not None:
+        from ..events import event_record
+
+        # the session's part of the pump's log: from its index at the session's first read (pump
+        # clocks may be far from this computer's); without one, by pump time against the session
+        first = data["first_event_index"]
+        skew = live["clock_skew_s"]
+        pump_alarms = [event_record(e, live["daily_dose"]["unit"]) for e in events
+                       if e["type"].name in ("ALARM_RAISED", "ALARM_CLEARED")
+                       and (e["index"] >= first if first is not None else
+                            e["time"] >= start + skew and (end is None or e["time"] < end + skew))]
+    data["audit_log"] = {"path": str(audit.path), "entries": entries, "intact": not problems,
+                         "problems": problems}
+    if live is not None:
+        data["status"] = live
+        data["status_source"] = {"from": "pump", "read_at": live["read_at"]}
+    source = data["status_source"]
+    if source is not None:
+        read_at = logic.entry_time({"time": source["read_at"]}) or 0
+        age = max(0, int(now) - read_at)
+        source |= {"age_s": age, "stale": age > stale_after}
+    data["pump_alarm_log"] = pump_alarms
+    data["generated_at"] = iso(int(now))
+    if export_path:
+        _export(data, export_path)
+        data["exported_to"] = export_path
+    app.emit(data, _show)
+
+
+def _show(data: dict) -> None:
+    from ..output import console
+
+    con = console()
+    for part in _parts(data):
+        con.print(part)
+
+
+def _export(data: dict, path: str) -> None:
+    import io
+
+    from rich.console import Console
+
+    con = Console(record=True, width=120, file=io.StringIO(), highlight=False)
+    for part in _parts(data):
+        con.print(part)
+    lower = path.lower()
+    try:
+        if lower.endswith(".html"):
+            con.save_html(path)
+        elif lower.endswith(".svg"):
+            con.save_svg(path, title=f"Session report {data['serial_number']}")
+        else:
+            con.save_text(path)
+    except OSError as exc:
+        raise UsageError(f"--export {path}: cannot write: {exc.strerror or exc}") from None
+
+
+_COLOUR = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+_RESULT = {"PASS": "green", "WARN": "yellow", "BLOCK": "bold red", "FAIL": "bold red"}
+
+
+def _parts(d: dict) -> list:
+    from rich.table import Table
+
+    from ..output import fmt_date, fmt_quantity
+    from ..status import replace_by_warning
+
+    parts: list = []
+    s = d["status"]
+    session = d["session"]
+    title = f"Session report: pump {d['serial_number']}"
+    if s and s.get("emulated"):
+        title += "  EMULATED"
+    parts.append(f"[bold]{title}[/]")
+    parts.append(f"Session: {session['rule']}: {fmt_date(session['since'])} to "
+                 f"{fmt_date(session['until']) if session['until'] else 'now'} (this computer's clock); "
+                 f"{session['entries']} audit entries; operator(s): {', '.join(session['operators']) or 'none'}")
+    log = d["audit_log"]
+    if log["intact"]:
+        parts.append(f"Audit log {log['path']}: {log['entries']} entries, hash chain intact.")
+    else:
+        parts.append(f"[bold red]AUDIT LOG DAMAGED[/] ({log['path']}): " + "; ".join(log["problems"])
+                     + ". This report may be incomplete.")
+    parts.append(f"Generated {fmt_date(d['generated_at'])}. Not a cleared medical device: emulated data only.")
+
+    # --- identity and settings
+    if s is None:
+        parts.append("[bold red]Settings: no status read from this pump in the audit log[/]; run with --port.")
+    else:
+        src = d["status_source"]
+        grid = Table(title="Identity and settings", title_justify="left", show_header=False)
+        grid.add_column(style="bold")
+        grid.add_column()
+        if src["from"] == "pump":
+            where = f"read from the pump at {fmt_date(src['read_at'])}"
+        else:
+            where = f"last status in the audit log, read at {fmt_date(src['read_at'])}"
+        if src["stale"]:
+            where = f"[bold red]STALE ({src['age_s']} s old)[/]: " + where
+        grid.add_row("Source", where)
+        grid.add_row("Pump", f"{s['serial_number']}  {s['model']} ({s['design']})  firmware {s['firmware']}")
+        grid.add_row("Drug", f"{s['drug']}  {fmt_quantity(s['concentration'])}")
+        grid.add_row("Mode", s["mode"])
+        grid.add_row("Daily dose", f"{fmt_quantity(s['daily_dose'])} (24-hour total), "
+                                   f"{format(s['flow_ml_per_day'], 'f')} mL/day")
+        grid.add_row("Reservoir", f"{format(s['reservoir_ml'], 'f')} mL of {format(s['reservoir_capacity_ml'], 'f')} "
+                                  f"mL (alarm at {format(s['low_reservoir_alarm_ml'], 'f')} mL)")
+        grid.add_row("Low-reservoir alarm", f"{fmt_date(s['projected_low_reservoir_date'])} (24-hour average flow)")
+        b = s["battery"]
+        replace = fmt_date(b["replace_by"], with_time=False)
+        if b["replace_by_mismatch"]:
+            replace = (f"[bold red]{replace}  MISMATCH: ERI + 90 days is "
+                       f"{fmt_date(b['replace_by_computed'], with_time=False)}[/]")
+        grid.add_row("Battery", f"{b['state'].upper()} {b['percent']} %  ERI {fmt_date(b['eri_date'], with_time=False)}")
+        grid.add_row("Replace by", replace)
+        grid.add_row("Alarms now", ", ".join(f"[{_COLOUR[a['priority']]}]{a['priority'].upper()}[/] "
+                                             f"{a['name'].replace('_', ' ')}" for a in s["alarms"]) or "none")
+        grid.add_row("MRI mode", s["mri_mode"].upper())
+        last = s["last_programming"]
+        grid.add_row("Last programming", f"txid {last['txid']} at {fmt_date(last['at'])}" if last["txid"] else "none")
+        parts.append(grid)
+        warning = replace_by_warning(b)
+        if warning:
+            parts.append(f"[bold red]{warning}[/]")
+
+    # --- changes
+    if not d["changes"]:
+        parts.append("Changes in this session: none.")
+    for n, c in enumerate(d["changes"], start=1):
+        colour = "green" if c["outcome"] == "verified" else "bold red"
+        table = Table(title=f"Change {n}: {c['command']} at {fmt_date(c['time'])} by {c['operator']}, txid "
+                            f"{c['txid']}: [{colour}]{c['outcome'].upper()}[/]", title_justify="left")
+        table.add_column("")
+        table.add_column("Before")
+        table.add_column("After")
+        for label, key in (("Mode", "mode"), ("Drug", "drug"), ("Concentration", "concentration"),
+                           ("24-hour total", "daily_dose"), ("Flow", "flow_ml_per_day"), ("Steps", "steps"),
+                           ("Reservoir", "reservoir_ml"), ("Bolus running", "bolus_remaining"),
+                           ("MRI mode", "mri_mode")):
+            before, after = _field(c["before"], key), _field(c["after"], key)
+            if before == "-" and after == "-":
+                continue
+            table.add_row(label, before, f"[bold]{after}[/]" if after != before else after)
+        parts.append(table)
+        req = c["request"]
+        if req:
+            parts.append("  Requested: " + ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in req.items()))
+        for note in c["overrides"]:
+            if note["event"] == "soft-limit-override":
+                parts.append(f"  [red]Soft limit overridden[/]: reason: {note['reason']}")
+            else:
+                parts.append(f"  [red]Confirmed[/]: {', '.join(note.get('flags') or [])}")
+        if c["differences"]:
+            parts.append("  [bold red]Read-back differences[/]: " + "; ".join(c["differences"]))
+
+    # --- alarms
+    if d["pump_alarm_log"] is not None:
+        if d["pump_alarm_log"]:
+            table = Table(title="Alarms in the pump's log during the session (pump time)", title_justify="left")
+            table.add_column("Pump time")
+            table.add_column("Priority")
+            table.add_column("Event")
+            for e in d["pump_alarm_log"]:
+                table.add_row(fmt_date(e["time"]), f"[{_COLOUR.get(e['priority'], 'dim')}]{e['priority'].upper()}[/]",
+                              e["description"])
+            parts.append(table)
+        else:
+            parts.append("Alarms in the pump's log during the session: none.")
+    if d["alarms_seen"]:
+        table = Table(title="Alarms active when the pump was read (audit log)", title_justify="left")
+        table.add_column("Priority")
+        table.add_column("Alarm")
+        table.add_column("First seen")
+        table.add_column("Last seen")
+        for a in d["alarms_seen"]:
+            table.add_row(f"[{_COLOUR[a['priority']]}]{a['priority'].upper()}[/]", a["name"].replace("_", " "),
+                          fmt_date(a["first_seen"]), fmt_date(a["last_seen"]))
+        parts.append(table)
+    elif d["pump_alarm_log"] is None:
+        parts.append("Alarms active when the pump was read in this session: none.")
+
+    # --- checklists and other events
+    for c in d["checklists"]:
+        name = "Pre-MRI checklist" if c["check"] == "mri-checklist" else "Post-MRI verification"
+        table = Table(title=f"{name} at {fmt_date(c['time'])} by {c['operator']}: "
+                            f"[{_RESULT.get(c['result'], 'bold')}]{c['result']}[/]", title_justify="left")
+        table.add_column("Result")
+        table.add_column("Item")
+        table.add_column("Finding")
+        for line in c["lines"]:
+            table.add_row(f"[{_RESULT.get(line.get('result'), 'bold')}]{line.get('result')}[/]", str(line.get("item")),
+                          str(line.get("detail")))
+        parts.append(table)
+    for e in d["events"]:
+        detail = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("time", "event", "operator"))
+        parts.append(f"{fmt_date(e['time'])}: [bold]{e['event']}[/] by {e['operator']}: {detail}")
+    return parts
+
+
+def _value(v) -> str:
+    from ..output import fmt_quantity
+
+    if isinstance(v, dict) and "value" in v:
+        return fmt_quantity(v)
+    return format(v, "f") if hasattr(v, "as_tuple") else str(v)
+
+
+def _field(view: dict | None, key: str) -> str:
+    from ..output import fmt_quantity
+
+    if not view or key not in view or view[key] is None:
+        return "-"
+    v = view[key]
+    if key == "steps":
+        return ", ".join(f"{s['start']} {fmt_quantity(s['dose'])}" for s in v) or "none"
+    if key == "flow_ml_per_day":
+        return f"{format(v, 'f')} mL/day"
+    if key == "reservoir_ml":
+        return f"{format(v, 'f')} mL"
+    if isinstance(v, dict):
+        return fmt_quantity(v)
+    return str(v)

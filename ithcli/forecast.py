@@ -1,0 +1,188 @@
+"""Refill forecast: the reservoir volume over time, following the program step by step.
+
+Pure integer arithmetic mirroring the pump's own rules (emulator/pump.py and
+protocol/therapy.py): time in whole seconds of pump time (UTC), the reservoir in
+nL, rates in nL/day; delivery carries the sub-nL remainder (nL*s/day) from one
+interval to the next, a threshold is reached at the first whole second at which
+at least the volume above it has been delivered, and the low-reservoir alarm is
+raised once the reservoir is at or below its level.
+
+A flex schedule's steps are per-day rates by start minute of pump time (READ_PROGRAM);
+the rate changes at each step's start, every day.
+
+What the pump does not tell: it reports its reservoir in whole uL (rounded down)
+and not its sub-nL remainder. The forecast starts from that lower bound, so its
+dates are never later than the pump's; they are earlier by at most the time one
+uL takes at the rate then running (minutes at usual flows).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY = 86_400
+MINUTE = 60
+NL_PER_UL = 1000
+#: how far ahead the forecast looks: the slowest pump (0.048 mL/day) empties 40 mL in 834 days
+HORIZON_DAYS = 1100
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """(start_minute, rate_nl_per_day) steps, sorted, the first at 00:00; empty = no delivery."""
+
+    steps: tuple[tuple[int, int], ...]
+
+    def rate_at(self, t: int) -> int:
+        if not self.steps:
+            return 0
+        tod = t % DAY
+        rate = self.steps[-1][1]
+        for start, step_rate in self.steps:
+            if start * MINUTE <= tod:
+                rate = step_rate
+        return rate
+
+    def next_boundary(self, t: int) -> int:
+        """The next step start or UTC midnight after t (midnights give the daily samples)."""
+        base = t - t % DAY
+        candidates = [base + DAY]
+        candidates += [base + start * MINUTE for start, _ in self.steps if base + start * MINUTE > t]
+        return min(candidates)
+
+
+@dataclass
+class Forecast:
+    start: int  # pump time the forecast starts at
+    start_nl: int  # the reservoir assumed at start (after any running bolus)
+    low_alarm_nl: int
+    low_alarm_at: int | None  # None: not within the horizon (or no delivery)
+    empty_at: int | None
+    already_low: bool  # the alarm is active now
+    delivery_from: int | None  # when delivery (re)starts; None: never (stopped)
+    #: (pump time, reservoir nL) at the start, each UTC midnight, the alarm and the empty time
+    series: list[tuple[int, int]] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    horizon_end: int = 0
+
+
+def project(*, pump_time: int, reservoir_ul: int, low_alarm_ul: int, steps: list[tuple[int, int]],
+            low_alarm_active: bool = False, delivery_from: int | None = None, bolus_nl: int = 0,
+            horizon_days: int = HORIZON_DAYS) -> Forecast:
+    """Run the reservoir down from pump_time, recording every midnight, the alarm and empty.
+
+    steps: (start_minute, rate_nl_per_day). delivery_from: the pump time delivery
+    starts (None: at pump_time). bolus_nl: a running bolus's volume still to go,
+    taken at once (the alarm can only come earlier than forecast, never later).
+    """
+    schedule = Schedule(tuple(sorted(steps)))
+    t = pump_time
+    res = max(0, reservoir_ul * NL_PER_UL - bolus_nl)
+    low = low_alarm_ul * NL_PER_UL
+    rem = 0
+    end_of_horizon = pump_time + horizon_days * DAY
+    fc = Forecast(start=pump_time, start_nl=res, low_alarm_nl=low, low_alarm_at=None, empty_at=None,
+                  already_low=low_alarm_active, delivery_from=delivery_from if schedule.steps else None,
+                  horizon_end=end_of_horizon)
+    fc.series.append((t, res))
+    low_pending = not low_alarm_active and res > low
+    if not low_alarm_active and res <= low:
+        fc.low_alarm_at = t  # at or below the level: the pump raises it now
+    if res == 0:
+        fc.empty_at = t
+    if not schedule.steps or not any(rate for _, rate in schedule.steps):
+        fc.delivery_from = None
+        return fc
+    if delivery_from is not None and delivery_from > t:
+        # nothing drains until delivery restarts: the volume holds until then
+        while t < delivery_from and t < end_of_horizon:
+            t = min(delivery_from, t - t % DAY + DAY)
+            if t % DAY == 0:
+                fc.series.append((t, res))
+    while t < end_of_horizon and res > 0:
+        rate = schedule.rate_at(t)
+        end = min(schedule.next_boundary(t), end_of_horizon)
+        if rate > 0:
+            for level in ([low] if low_pending else []) + [0]:
+                need = res - level
+                crossing = t + max(1, _ceil_div(need * DAY - rem, rate))
+                end = min(end, crossing)
+        delivered, rem = divmod(rem + rate * (end - t), DAY)
+        res -= min(delivered, res)
+        t = end
+        if low_pending and res <= low:
+            low_pending = False
+            fc.low_alarm_at = t
+            fc.series.append((t, res))
+        if res == 0:
+            fc.empty_at = t
+            if fc.series[-1][0] != t:
+                fc.series.append((t, res))
+            break
+        if t % DAY == 0:
+            fc.series.append((t, res))
+    return fc
+
+
+def daily_rows(fc: Forecast, *, max_rows: int = 62) -> list[dict]:
+    """One row per UTC day (or per group of days when there are many) for the chart:
+    the volume at the end of the row's last day and what happens in it."""
+    midnights = [(t, nl) for t, nl in fc.series if t % DAY == 0 and t > fc.start]
+    if fc.empty_at and (not midnights or midnights[-1][0] <= fc.empty_at):
+        midnights.append((fc.empty_at - fc.empty_at % DAY + DAY, 0))
+    if not midnights:
+        return []
+    group = max(1, _ceil_div(len(midnights), max_rows))
+    rows = []
+    first_day = fc.start - fc.start % DAY
+    for i in range(0, len(midnights), group):
+        chunk = midnights[i:i + group]
+        day_start = first_day if i == 0 else midnights[i - 1][0]
+        day_end = chunk[-1][0]
+        rows.append({"from": day_start, "to": day_end, "end_nl": chunk[-1][1],
+                     "alarm": fc.low_alarm_at is not None and day_start <= fc.low_alarm_at < day_end,
+                     "empty": fc.empty_at is not None and day_start <= fc.empty_at < day_end})
+    return rows
+
+
+def from_pump(raw: dict, program: dict) -> Forecast:
+    """The forecast for what the pump reported: INTERROGATE (raw) and READ_PROGRAM's program."""
+    from protocol import Alarm, InfusionMode, MriMode
+
+    steps = [(s["start_minute"], s["rate_nl_per_day"]) for s in program["steps"]]
+    assumptions = ["the reservoir starts at the pump's figure in whole uL (rounded down): dates are never "
+                   "later than the pump's, by at most the time 1 uL takes"]
+    now = raw["pump_time"]
+    delivery_from = None
+    bolus_nl = 0
+    alarms = raw["alarms"]
+    if program["mode"] == InfusionMode.STOPPED or not steps:
+        assumptions.append("delivery is stopped: the reservoir does not drain")
+    elif raw["mri_mode"] == MriMode.SAFE:
+        delivery_from = raw["mri_auto_exit_at"] or now
+        assumptions.append("MRI-safe mode: delivery is assumed to restart at the automatic exit")
+    elif alarms & Alarm.EOS:
+        steps = []
+        assumptions.append("battery at end of service: delivery has stopped")
+    elif raw["current_rate_nl_per_day"] == 0 and Schedule(tuple(sorted(steps))).rate_at(now) > 0:
+        assumptions.append("delivery is suspended now (" + ", ".join(
+            a.name.lower() for a in Alarm if alarms & a) + "): the forecast assumes it resumes now")
+    if raw["bolus_remaining_ng"] and raw["concentration_ng_per_ml"]:
+        bolus_nl = _ceil_div(raw["bolus_remaining_ng"] * 1_000_000, raw["concentration_ng_per_ml"])
+        assumptions.append("a bolus is running: its remaining volume is taken at once (the alarm can only "
+                           "come later than forecast)")
+    fc = project(pump_time=now, reservoir_ul=raw["reservoir_ul"], low_alarm_ul=raw["low_reservoir_alarm_ul"],
+                 steps=steps, low_alarm_active=bool(alarms & Alarm.LOW_RESERVOIR), delivery_from=delivery_from,
+                 bolus_nl=bolus_nl)
+    fc.assumptions = assumptions + fc.assumptions
+    return fc
+
+
+def ml(nl: int):
+    """nL -> mL as an exact Decimal, floored to whole uL as the pump reports volumes."""
+    from decimal import Decimal
+
+    return Decimal(nl // NL_PER_UL) / 1000

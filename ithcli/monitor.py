@@ -1,0 +1,213 @@
+"""The live monitor's readings: one poll of the pump -> one dict (the `monitor --json` line).
+
+No rendering here (commands/monitor.py draws them). Every reading carries its
+time and its age; data older than the stale threshold is marked stale, and a
+failed poll says how old the last good data is, so nothing old passes as fresh.
+"""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError
+from .status import hhmm, iso
+
+#: errors a monitor shows and retries (up to --max-failures in a row); anything else ends it
+RETRIED = (LinkError, PumpProtocolError, DeviceRejected, AuthError)
+
+
+def age_s(since_monotonic: float, now: float | None = None) -> Decimal:
+    now = time.monotonic() if now is None else now
+    return Decimal(max(0, int((now - since_monotonic) * 10))) / 10
+
+
+def active_step(program: dict, pump_time: int, dose_unit: str) -> dict | None:
+    """The step of the program running at pump_time (minute of the UTC day), with its end."""
+    from protocol.therapy import MINUTES_PER_DAY, active_step as index_of
+
+    from .status import quantity
+
+    steps = program["steps"]
+    if not steps:
+        return None
+    starts = [s["start_minute"] for s in steps]
+    minute = pump_time % 86_400 // 60
+    i = index_of(starts, minute)
+    end = starts[i + 1] if i + 1 < len(starts) else MINUTES_PER_DAY
+    step = steps[i]
+    return {"index": i + 1, "of": len(steps), "start": hhmm(step["start_minute"]),
+            "end": "24:00" if end == MINUTES_PER_DAY else hhmm(end),
+            "dose": quantity(step["dose_ng_per_day"], dose_unit),
+            "rate_ml_per_day": Decimal(step["rate_nl_per_day"]) / 1_000_000}
+
+
+class Monitor:
+    """Polls one pump; `poll()` returns a reading dict, good or failed, never raises a RETRIED
+    error unless max_failures readings in a row have failed."""
+
+    def __init__(self, app, *, stale_after: float, max_failures: int):
+        self.app = app
+        self.stale_after = stale_after
+        self.max_failures = max_failures
+        self.readings = 0
+        self.failures = 0  # in a row
+        self.failed_total = 0
+        self.last_good: dict | None = None
+        self.last_good_at: float | None = None  # monotonic
+        self.history: list[dict] = []  # alarm events seen while monitoring, oldest first
+        self._program = None
+        self._program_txid = None
+        self._event_count = None
+        self._alarms: set[str] | None = None
+        self._client = None
+        self._corrupt_before = 0  # counts of earlier clients (after a reconnect)
+        self._retries_before = 0
+
+    # --- link health ------------------------------------------------------------
+    def _counts(self) -> tuple[int, int]:
+        c = self._client
+        return (self._corrupt_before + (c.corrupt_frames if c else 0),
+                self._retries_before + (c.retries if c else 0))
+
+    def link(self, rtt_ms: int | None = None) -> dict[str, Any]:
+        corrupt, retries = self._counts()
+        return {"round_trip_ms": rtt_ms if rtt_ms is not None else (self.last_good or {}).get("link", {}).get(
+                    "round_trip_ms"),
+                "corrupt_frames": corrupt, "retries": retries,
+                "consecutive_failures": self.failures, "failed_readings": self.failed_total}
+
+    def _client_now(self):
+        client = self.app.client()
+        if client is not self._client:
+            if self._client is not None:
+                self._corrupt_before += self._client.corrupt_frames
+                self._retries_before += self._client.retries
+            self._client = client
+        return client
+
+    def _reconnect(self) -> None:
+        """After a failure: a fresh session next time (and a fresh port, unless it is the private
+        emulator, which closing would stop)."""
+        from .link import EMULATOR_PORT
+
+        app = self.app
+        if app.port != EMULATOR_PORT:
+            if self._client is not None:
+                self._corrupt_before += self._client.corrupt_frames
+                self._retries_before += self._client.retries
+                self._client = None
+            app.close()
+        elif app._client is not None:
+            app._client.channel = None
+        app.role = None
+
+    # --- one reading -------------------------------------------------------------
+    def poll(self) -> dict[str, Any]:
+        self.readings += 1
+        attempted = time.time()
+        try:
+            return self._good(self._read())
+        except RETRIED as exc:
+            if isinstance(exc, AuthError) and self.last_good is None:
+                raise  # no key, or the wrong one: asking again cannot help
+            self.failures += 1
+            self.failed_total += 1
+            if self.failures >= self.max_failures:
+                error = LinkError(f"monitor stopped: {self.failures} readings in a row failed; the last: "
+                                  f"{exc.message}", details={"reading": self.readings})
+                error.json_line = True
+                raise error from None
+            self._reconnect()
+            reading = {"reading": self.readings, "ok": False, "attempted_at": iso(attempted),
+                       "error": {"kind": exc.kind, "message": exc.message},
+                       "max_failures": self.max_failures}
+            reading |= self._freshness(self.last_good_at)
+            reading["last_good_read_at"] = self.last_good["read_at"] if self.last_good else None
+            reading["link"] = self.link()
+            return reading
+
+    def _read(self) -> tuple[dict, dict, list, int]:
+        app = self.app
+        client = self._client_now()
+        if self.last_good is None:
+            app.resolve_pending()  # an unconfirmed write is settled by the first read
+        started = time.monotonic()
+        status = app.interrogate(resolve=False)
+        rtt_ms = int((time.monotonic() - started) * 1000)
+        raw = app.last_raw_status
+        if self._program is None or raw["last_txid"] != self._program_txid:
+            self._program = client.read_program()["program"]
+            self._program_txid = raw["last_txid"]
+        events: list = []
+        if self._event_count is not None and raw["event_count"] > self._event_count:
+            from .events import event_record
+
+            _, new = client.read_whole_log(self._event_count)
+            events = [event_record(e, status["daily_dose"]["unit"]) for e in new]
+        self._event_count = raw["event_count"]
+        return status, raw, events, rtt_ms
+
+    def _good(self, read) -> dict[str, Any]:
+        status, raw, events, rtt_ms = read
+        self.failures = 0
+        self.last_good_at = time.monotonic()
+        unit = status["daily_dose"]["unit"]
+        names = {a["name"] for a in status["alarms"]}
+        raised = [a for a in status["alarms"] if self._alarms is not None and a["name"] not in self._alarms]
+        cleared = sorted(self._alarms - names) if self._alarms is not None else []
+        self._alarms = names
+        for e in events:
+            if e.get("alarm") is not None or e["priority"] != "none":
+                self.history.append(e)
+        del self.history[:-50]
+        step = active_step(self._program, raw["pump_time"], unit)
+        if status["mode"] == "stopped":
+            delivery = "stopped"
+        elif status["current_rate_ml_per_day"] == 0:
+            delivery = "suspended"
+        else:
+            delivery = "running"
+        reading = {
+            "reading": self.readings,
+            "ok": True,
+            "serial_number": status["serial_number"],
+            "model": status["model"],
+            "emulated": status["emulated"],
+            "drug": status["drug"],
+            "read_at": status["read_at"],
+            "pump_time": status["pump_time"],
+            "clock_skew_s": status["clock_skew_s"],
+            **self._freshness(self.last_good_at),
+            "mode": status["mode"],
+            "delivery": delivery,
+            "daily_dose": status["daily_dose"],
+            "flow_ml_per_day": status["flow_ml_per_day"],
+            "current_rate_ml_per_day": status["current_rate_ml_per_day"],
+            "active_step": step,
+            "bolus_remaining": status["bolus_remaining"],
+            "reservoir_ml": status["reservoir_ml"],
+            "reservoir_capacity_ml": status["reservoir_capacity_ml"],
+            "low_reservoir_alarm_ml": status["low_reservoir_alarm_ml"],
+            "projected_low_reservoir_date": status["projected_low_reservoir_date"],
+            "projected_empty_date": status["projected_empty_date"],
+            "alarms": status["alarms"],
+            "alarms_raised": raised,
+            "alarms_cleared": cleared,
+            "events": events,
+            "battery": status["battery"],
+            "mri_mode": status["mri_mode"],
+            "link": self.link(rtt_ms),
+        }
+        self.last_good = reading
+        return reading
+
+    def _freshness(self, since: float | None) -> dict[str, Any]:
+        if since is None:
+            return {"age_s": None, "stale": True, "stale_after_s": _dec(self.stale_after)}
+        seconds = time.monotonic() - since
+        return {"age_s": age_s(since), "stale": seconds > self.stale_after, "stale_after_s": _dec(self.stale_after)}
+
+
+def _dec(value: float) -> Decimal:
+    return Decimal(repr(float(value)))

@@ -1,0 +1,284 @@
+"""The session report for the patient's chart, reconstructed from the audit log.
+
+The audit log (audit.py) holds every exchange with the pump as decoded (enums by
+name, plain integers in the wire's units), plus events: commit-sent, verified,
+verify-failed, reconciled, soft-limit-override, confirmation-flags, mri-checklist,
+mri-verify. A change is found by its PREPARE_* exchange; its "before" is the last
+status and program read from that pump before the PREPARE, its "after" the first
+ones read after the COMMIT (the read-back), and its outcome the verified /
+verify-failed / commit-sent / reconciled records with the same txid.
+
+A session is every audit entry from `since` (this computer's clock, UTC) up to
+`until`, for one pump.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from .errors import UsageError
+
+WRITE_COMMANDS = {"PREPARE_PROGRAM": "program", "PREPARE_REFILL": "refill", "PREPARE_BOLUS": "bolus",
+                  "PREPARE_MRI_ENTER": "mri enter", "PREPARE_MRI_EXIT": "mri exit"}
+
+
+def entry_time(entry: dict) -> int | None:
+    text = entry.get("time")
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
+
+
+def rehydrate_status(body: dict) -> dict:
+    """An INTERROGATE response as the audit log stored it (enum names) -> as decoded (enums)."""
+    import protocol
+
+    out = dict(body)
+    for key, enum in (("model", protocol.PumpModel), ("drug", protocol.Drug), ("mode", protocol.InfusionMode),
+                      ("battery_state", protocol.BatteryState), ("mri_mode", protocol.MriMode)):
+        out[key] = enum[body[key]] if isinstance(body[key], str) else enum(body[key])
+    out["alarms"] = _alarms(body.get("alarms"))
+    return out
+
+
+def _alarms(value) -> Any:
+    from protocol import Alarm
+
+    if value is None:
+        return Alarm(0)
+    if isinstance(value, int):
+        return Alarm(value)
+    flags = Alarm(0)
+    for name in str(value).split("|"):
+        flags |= Alarm[name]
+    return flags
+
+
+def rehydrate_program(body: dict) -> dict:
+    import protocol
+
+    out = dict(body)
+    out["mode"] = protocol.InfusionMode[body["mode"]] if isinstance(body["mode"], str) else body["mode"]
+    out["drug"] = protocol.Drug[body["drug"]] if isinstance(body["drug"], str) else body["drug"]
+    return out
+
+
+def _ok(entry: dict, command: str) -> bool:
+    return (entry.get("event") == "exchange" and entry.get("command") == command and entry.get("outcome") == "ok"
+            and isinstance(entry.get("response"), dict))
+
+
+def serials_in(records: list[dict]) -> list[str]:
+    return sorted({r["pump_serial"] for r in records if r.get("pump_serial")})
+
+
+def session_records(records: list[dict], *, since: int, until: int | None, serial: str | None) -> list[dict]:
+    out = []
+    for r in records:
+        t = entry_time(r)
+        if t is None or t < since or (until is not None and t >= until):
+            continue
+        if serial is not None and r.get("pump_serial") != serial:
+            continue
+        out.append(r)
+    return out
+
+
+def build(records: list[dict], *, serial: str, since: int, until: int | None, library) -> dict[str, Any]:
+    """The report's data (JSON-able) for one pump's session; `records` is the whole audit log."""
+    from .status import describe
+
+    mine = [(i, r) for i, r in enumerate(records) if r.get("pump_serial") == serial]
+    in_session = [(i, r) for i, r in mine if _in(r, since, until)]
+    # the last status read from the pump up to the end of the session, and its age
+    last_status = None
+    for i, r in mine:
+        if _ok(r, "INTERROGATE") and (until is None or (entry_time(r) or 0) < until):
+            last_status = r
+    status = None
+    if last_status is not None:
+        raw = rehydrate_status(last_status["response"])
+        status = describe(raw, library, read_at=entry_time(last_status) or 0, port=last_status.get("port") or "",
+                          emulated=last_status.get("port") == "emulator")
+    changes = [_change(mine, pos, library) for pos, (i, r) in enumerate(mine)
+               if _in(r, since, until) and r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS]
+    events = []
+    checklists = []
+    alarms_seen: dict[str, dict] = {}
+    for i, r in in_session:
+        kind = r.get("event")
+        if kind in ("mri-checklist", "mri-verify"):
+            checklists.append({"time": r.get("time"), "check": kind, "result": r.get("result"),
+                               "operator": r.get("operator"), "lines": r.get("lines") or []})
+        elif kind in ("reconciled", "verify-failed", "torn-line-removed"):
+            events.append({"time": r.get("time"), "event": kind, "operator": r.get("operator"),
+                           **{k: r[k] for k in ("txid", "kind", "applied", "differences") if k in r}})
+        elif _ok(r, "INTERROGATE"):
+            from protocol import ALARM_PRIORITY, Alarm
+
+            flags = _alarms(r["response"].get("alarms"))
+            for a in Alarm:
+                if flags & a:
+                    name = a.name.lower()
+                    seen = alarms_seen.setdefault(name, {"name": name, "priority": ALARM_PRIORITY[a].name.lower(),
+                                                         "first_seen": r.get("time"), "last_seen": r.get("time")})
+                    seen["last_seen"] = r.get("time")
+    first_read = next((r for _, r in in_session if _ok(r, "INTERROGATE")), None)
+    operators = sorted({r.get("operator") for _, r in in_session if r.get("operator")})
+    order = ("high", "medium", "low")
+    return {
+        "serial_number": serial,
+        "session": {"since": _iso(since), "until": _iso(until), "entries": len(in_session), "operators": operators},
+        "status": status,
+        # the pump's event-log index when it was first read in the session (None: not read)
+        "first_event_index": first_read["response"].get("event_count") if first_read else None,
+        "status_source": None if last_status is None else {"from": "audit log", "read_at": last_status.get("time")},
+        "changes": changes,
+        "alarms_seen": sorted(alarms_seen.values(), key=lambda a: (order.index(a["priority"]), a["name"])),
+        "checklists": checklists,
+        "events": events,
+    }
+
+
+def _in(r: dict, since: int, until: int | None) -> bool:
+    t = entry_time(r)
+    return t is not None and t >= since and (until is None or t < until)
+
+
+def _iso(ts: int | None) -> str | None:
+    from .status import iso
+
+    return iso(ts)
+
+
+def _change(mine: list[tuple[int, dict]], pos: int, library) -> dict[str, Any]:
+    """One write: what was asked, the pump's state before and after, the outcome."""
+    _, prepare = mine[pos]
+    request = prepare.get("request") or {}
+    txid = request.get("txid") or prepare.get("txid")
+    command = WRITE_COMMANDS[prepare["command"]]
+    before_status = before_program = None
+    notes = []
+    for _, r in reversed(mine[:pos]):
+        if r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS:
+            break  # the state read for an earlier change is not this one's "before"
+        if before_status is None and _ok(r, "INTERROGATE"):
+            before_status = rehydrate_status(r["response"])
+        if before_program is None and _ok(r, "READ_PROGRAM"):
+            before_program = rehydrate_program(r["response"]["program"])
+        if r.get("event") == "soft-limit-override":
+            notes.append({"event": "soft-limit-override", "reason": r.get("reason"),
+                          "findings": r.get("findings")})
+        if r.get("event") == "confirmation-flags":
+            notes.append({"event": "confirmation-flags", "flags": r.get("flags"), "findings": r.get("findings")})
+        if before_status is not None and before_program is not None and r.get("command") == "HELLO":
+            break
+    outcome = "not committed" if prepare.get("outcome") == "ok" else f"refused ({prepare.get('outcome')})"
+    commit = None
+    after_status = after_program = None
+    differences = None
+    committed_seen = False
+    for _, r in mine[pos + 1:]:
+        if r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS:
+            break
+        if r.get("event") == "commit-sent" and r.get("txid") == txid:
+            outcome = "unconfirmed"
+        elif r.get("event") == "exchange" and r.get("command") == "COMMIT" and (r.get("request") or {}).get(
+                "txid") == txid:
+            committed_seen = True
+            if r.get("outcome") == "ok":
+                commit = r.get("response")
+                outcome = "applied, not verified"
+            elif r.get("outcome") == "rejected":
+                outcome = "rejected"
+        elif committed_seen and after_status is None and _ok(r, "INTERROGATE"):
+            after_status = rehydrate_status(r["response"])
+        elif committed_seen and after_program is None and _ok(r, "READ_PROGRAM"):
+            after_program = rehydrate_program(r["response"]["program"])
+        elif r.get("event") == "verified" and r.get("txid") == txid:
+            outcome = "verified"
+            break
+        elif r.get("event") == "verify-failed" and r.get("txid") == txid:
+            outcome = "verify FAILED"
+            differences = r.get("differences")
+            break
+    # an unconfirmed write settled later by a read
+    if outcome == "unconfirmed":
+        for _, r in mine[pos + 1:]:
+            if r.get("event") == "reconciled" and r.get("txid") == txid:
+                outcome = "unconfirmed, then found " + ("APPLIED" if r.get("applied") else "NOT applied")
+                break
+    drug = (before_status or after_status or {}).get("drug")
+    entry = library.for_code(drug.name) if drug is not None else None
+    unit = entry.dose_unit if entry else "mcg/day"
+    return {
+        "time": prepare.get("time"),
+        "operator": prepare.get("operator"),
+        "command": command,
+        "txid": txid,
+        "outcome": outcome,
+        "applied_at": _iso((commit or {}).get("applied_at")),
+        "request": _request_view(command, request, unit),
+        "before": _state_view(before_status, before_program, unit),
+        "after": _state_view(after_status, after_program, unit),
+        "overrides": notes,
+        "differences": differences,
+    }
+
+
+def _request_view(command: str, request: dict, unit: str) -> dict:
+    from .status import quantity
+
+    mass = unit.split("/")[0]
+    out: dict[str, Any] = {}
+    if command == "bolus":
+        out["dose"] = quantity(request.get("dose_ng", 0), mass)
+        out["duration"] = quantity(request.get("duration_s", 0), "s")
+    if command == "refill":
+        out["volume"] = quantity(request.get("volume_ul", 0), "mL")
+        out["withdrawn"] = quantity(request.get("withdrawn_ul", 0), "mL")
+    if command == "mri enter":
+        out["automatic_exit"] = quantity(request.get("auto_exit_s", 0), "s")
+    return out
+
+
+def _state_view(status: dict | None, program: dict | None, unit: str) -> dict | None:
+    from .status import program_view, quantity
+
+    if status is None and program is None:
+        return None
+    out: dict[str, Any] = {}
+    if program is not None:
+        view = program_view(program, unit)
+        out |= {"mode": view["mode"], "drug": view["drug"], "concentration": view["concentration"],
+                "daily_dose": view["daily_dose"], "flow_ml_per_day": view["flow_ml_per_day"],
+                "steps": view["steps"]}
+    if status is not None:
+        out |= {"reservoir_ml": Decimal(status["reservoir_ul"]) / 1000,
+                "bolus_remaining": quantity(status["bolus_remaining_ng"], unit.split("/")[0]),
+                "mri_mode": status["mri_mode"].name.lower(),
+                "last_txid": status["last_txid"]}
+        if program is None:
+            out |= {"mode": status["mode"].name.lower(), "drug": status["drug"].name.lower(),
+                    "daily_dose": quantity(status["daily_dose_ng_per_day"], unit),
+                    "flow_ml_per_day": Decimal(status["daily_volume_nl_per_day"]) / 1_000_000}
+    return out
+
+
+def choose_serial(records: list[dict], pump: str | None, port_serial: str | None) -> str:
+    if pump:
+        return pump
+    if port_serial:
+        return port_serial
+    serials = serials_in(records)
+    if not serials:
+        raise UsageError("no pump in the audit log for this session: widen --since, or give --pump SERIAL or --port")
+    if len(serials) > 1:
+        raise UsageError(f"the audit log holds several pumps in this session ({', '.join(serials)}): "
+                         "pick one with --pump SERIAL")
+    return serials[0]

@@ -1,0 +1,219 @@
+"""Clinician views end to end: forecast, monitor, report, log filters (real emulator processes)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+from cli_harness import DEFAULT_KEY_STORE, Cli, assert_one_line_error
+from test_cli_program import BACLOFEN, FROZEN
+
+SCHEDULE = """
+[[step]]
+start = "00:00"
+dose = "400 mcg/day"
+
+[[step]]
+start = "08:00"
+dose = "600 mcg/day"
+
+[[step]]
+start = "20:00"
+dose = "500 mcg/day"
+"""
+
+
+def _date(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.fixture
+def pump(start_emulator, tmp_path):
+    def start(*args, transport="pty"):
+        emu = start_emulator(*FROZEN, *args, transport=transport)
+        return emu, Cli(tmp_path / "state", port=emu.url)
+
+    return start
+
+
+def test_forecast_follows_a_flex_schedule_to_the_pumps_actual_alarm(pump, tmp_path):
+    emu, cli = pump("--model", "peristaltic-20", "--serial", "BAC-0001", "--drug", "baclofen",
+                    "--concentration", "2000 mcg/mL", "--volume", "6 mL", "--flow", "0.25 mL/day",
+                    "--start-time", "2026-03-01T05:00:00Z")
+    schedule = tmp_path / "flex.toml"
+    schedule.write_text(SCHEDULE)
+    programmed = cli("program", "--mode", "flex", "--schedule", str(schedule), "--yes")
+    assert programmed.code == 0, programmed.stderr
+    emu.control("advance", seconds=86_400 + 12_345)  # part-way through a step, with a part-uL left over
+    result = cli("--json", "forecast", "--next-visit", "2026-06-01")
+    assert result.code == 0, result.stderr
+    fc = result.json()
+    assert fc["mode"] == "flex" and [s["start"] for s in fc["steps"]] == ["00:00", "08:00", "20:00"]
+    assert fc["alarm_before_next_visit"] is True and fc["empty_before_next_visit"] is True
+    assert any("before the next visit" in w for w in fc["warnings"])
+    assert fc["series"][0]["reservoir_ml"] == fc["reservoir_ml"]
+    forecast_alarm = _date(fc["low_reservoir_alarm_date"])
+
+    human = cli("forecast", "--next-visit", "2026-06-01")
+    assert human.code == 0, human.stderr
+    assert "LOW-RESERVOIR ALARM" in human.stdout and "EMPTY" in human.stdout and "WARNING" in human.stdout
+
+    emu.control("advance", seconds=40 * 86_400)
+    log = cli("--json", "log", "--alarms").json()
+    raised = [e for e in log["events"] if e["type"] == "alarm_raised" and e["alarm"] == "low_reservoir"]
+    assert len(raised) == 1 and raised[0]["priority"] == "medium"
+    actual = _date(raised[0]["time"])
+    # never later than the pump, and well within one step of the schedule (the shortest is 4 h)
+    assert forecast_alarm <= actual <= forecast_alarm + timedelta(hours=4)
+    assert actual - forecast_alarm <= timedelta(seconds=433)  # at most the time 1 uL takes at 0.2 mL/day
+
+
+def _monitor(cli: Cli, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
+    env.update(ITHCLI_STATE_DIR=cli.state_dir, ITHCLI_KEY_STORE=DEFAULT_KEY_STORE, ITHCLI_OPERATOR="test",
+               ITHCLI_PORT=cli.port, COLUMNS="120")
+    return subprocess.Popen([sys.executable, "-m", "ithcli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
+    emu, cli = pump("--volume", "3 mL", "--flow", "0.5 mL/day")  # alarm at 2 mL: after 2 days
+    proc = _monitor(cli, "--json", "monitor", "--interval", "0.2", "--count", "12")
+    readings = []
+    try:
+        for line in proc.stdout:
+            readings.append(json.loads(line))
+            if len(readings) == 2:
+                emu.control("advance", seconds=3 * 86_400)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert len(readings) == 12 and [r["reading"] for r in readings] == list(range(1, 13))
+    first = readings[0]
+    assert first["ok"] and first["alarms"] == [] and first["stale"] is False and first["age_s"] < 1
+    assert first["reservoir_ml"] == 3 and first["active_step"]["start"] == "00:00"
+    assert set(first["link"]) >= {"round_trip_ms", "corrupt_frames", "retries"}
+    fired = [r for r in readings if r["alarms_raised"]]
+    assert len(fired) == 1, [r["alarms_raised"] for r in readings]
+    assert fired[0]["alarms_raised"] == [{"name": "low_reservoir", "priority": "medium"}]
+    assert any(e["type"] == "alarm_raised" and e["priority"] == "medium" for e in fired[0]["events"])
+    assert fired[0]["reservoir_ml"] == 1.5
+    assert all({"name": "low_reservoir", "priority": "medium"} in r["alarms"]
+               for r in readings[readings.index(fired[0]):])
+
+
+def test_monitor_retries_failed_readings_marks_data_stale_then_exits_with_the_link_code(pump):
+    emu, cli = pump(transport="tcp")
+    proc = _monitor(cli, "--json", "--timeout", "0.3", "monitor", "--interval", "0.3", "--stale-after", "0.1",
+                    "--max-failures", "3")
+    readings = []
+    try:
+        for line in proc.stdout:
+            readings.append(json.loads(line))
+            if len(readings) == 2:
+                emu.kill()
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3
+    assert "ithcli: error: monitor stopped: 3 readings in a row failed" in proc.stderr.read()
+    # the stream stays JSON lines to the end: the error object is one line too
+    assert readings[-1]["error"]["exit_code"] == 3 and readings[-1]["error"]["kind"] == "link"
+    good, failed = readings[:2], readings[2:-1]
+    assert all(r["ok"] for r in good)
+    assert len(failed) == 2 and not any(r["ok"] for r in failed)
+    for r in failed:
+        assert r["error"]["kind"] == "link" and r["stale"] is True and r["age_s"] > 0.1
+        assert r["last_good_read_at"] == good[-1]["read_at"]
+    assert [r["link"]["consecutive_failures"] for r in failed] == [1, 2]
+
+
+def test_monitor_human_output_without_a_terminal(pump):
+    emu, cli = pump(*BACLOFEN)
+    result = cli("monitor", "--interval", "0.1", "--count", "2")
+    assert result.code == 0, result.stderr
+    assert "#1 " in result.stdout and "#2 " in result.stdout and "reservoir 18 mL" in result.stdout
+    assert "Monitor stopped after 2 reading(s), 0 failed." in result.stdout
+
+
+def test_report_holds_every_change_of_the_session_with_before_and_after(pump, tmp_path):
+    emu, cli = pump(*BACLOFEN)
+    assert cli("program", "--dose", "550 mcg/day", "--yes").code == 0
+    assert cli("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn", "17.9 mL",
+               "--yes").code == 0
+    assert cli("bolus", "--dose", "50 mcg", "--over", "10 min", "--yes").code == 0
+    html, txt = tmp_path / "chart.html", tmp_path / "chart.txt"
+
+    offline = Cli(cli.state_dir, operator="test-operator")  # no port: from the audit log alone
+    result = offline("--json", "report", "--export", str(html))
+    assert result.code == 0, result.stderr
+    r = result.json()
+    assert r["serial_number"] == "BAC-0001" and r["audit_log"]["intact"] is True
+    assert r["session"]["rule"] == "today (UTC)" and r["session"]["operators"] == ["test-operator"]
+    assert [c["command"] for c in r["changes"]] == ["program", "refill", "bolus"]
+    assert all(c["outcome"] == "verified" and c["txid"] for c in r["changes"])
+    program, refill, bolus = r["changes"]
+    assert program["before"]["daily_dose"] == {"value": 500, "unit": "mcg/day"}
+    assert program["after"]["daily_dose"] == {"value": 550, "unit": "mcg/day"}
+    assert program["after"]["flow_ml_per_day"] == 0.275
+    assert refill["before"]["reservoir_ml"] == 18 and refill["after"]["reservoir_ml"] == 20
+    assert refill["request"]["withdrawn"] == {"value": 17.9, "unit": "mL"}
+    assert bolus["before"]["bolus_remaining"] == {"value": 0, "unit": "mcg"}
+    assert bolus["after"]["bolus_remaining"] == {"value": 50, "unit": "mcg"}
+    assert bolus["request"]["dose"] == {"value": 50, "unit": "mcg"}
+    assert r["status_source"]["from"] == "audit log"
+    assert r["status"]["daily_dose"] == {"value": 550, "unit": "mcg/day"}
+    page = html.read_text()
+    for text in ("Session report: pump BAC-0001", "500 mcg/day", "550 mcg/day", "VERIFIED", "refill", "bolus"):
+        assert text in page, text
+
+    live = cli("report", "--export", str(txt))  # settings read from the pump now
+    assert live.code == 0, live.stderr
+    chart = " ".join(txt.read_text().split())  # as words: long lines wrap
+    assert "read from the pump at" in chart and "Change 3: bolus" in chart and "STALE" not in chart
+    assert "hash chain intact" in chart
+
+
+def test_report_marks_old_settings_stale_and_picks_one_pump_from_a_shared_log(pump, start_emulator, tmp_path):
+    emu, cli = pump(*BACLOFEN)
+    assert cli("interrogate").code == 0
+    other = start_emulator(*FROZEN, "--serial", "OTHER-2")
+    assert cli("--port", other.url, "interrogate").code == 0
+    cli = Cli(cli.state_dir)  # no port from here on: the audit log alone
+    both = cli("report")
+    assert_one_line_error(both, 2, "BAC-0001", "OTHER-2", "--pump")
+    time.sleep(1.1)
+    one = cli("--json", "report", "--pump", "BAC-0001", "--stale-after", "0")
+    assert one.code == 0, one.stderr
+    r = one.json()
+    assert r["serial_number"] == "BAC-0001" and r["changes"] == []
+    assert r["status_source"]["stale"] is True and r["status_source"]["age_s"] >= 1
+    human = cli("report", "--pump", "BAC-0001", "--stale-after", "0")
+    assert "STALE" in human.stdout and "Changes in this session: none." in human.stdout
+    future = cli("--json", "report", "--pump", "BAC-0001", "--since", "2999-01-01")
+    assert future.code == 0 and future.json()["session"]["entries"] == 0
+    assert_one_line_error(cli("report", "--export", str(tmp_path / "x.pdf")), 2, ".html, .svg or .txt")
+
+
+def test_log_until_and_alarms_with_iec_priorities(start_emulator):
+    from cli_harness import run_cli
+
+    emu = start_emulator(*FROZEN, "--volume", "3 mL", "--flow", "1 mL/day", "--start-time", "2026-01-01T00:00:00Z")
+    emu.control("advance", seconds=4 * 86_400)  # low alarm on day 1 (medium), empty on day 3 (high)
+    alarms = run_cli("--port", emu.url, "--json", "log", "--alarms").json()["events"]
+    assert [(e["alarm"], e["priority"]) for e in alarms] == [("low_reservoir", "medium"),
+                                                              ("empty_reservoir", "high")]
+    early = run_cli("--port", emu.url, "--json", "log", "--until", "2026-01-02").json()["events"]
+    assert early and all(e["time"] < "2026-01-03" for e in early)
+    assert "reservoir_empty" not in [e["type"] for e in early]
+    assert any(e["type"] == "alarm_raised" for e in early)  # a bare date includes that whole day
+    human = run_cli("--port", emu.url, "log", "--alarms").stdout
+    assert "MEDIUM" in human and "HIGH" in human
+    bad = run_cli("--port", emu.url, "log", "--since", "2026-01-03", "--until", "2026-01-02T00:00")
+    assert bad.code == 2 and "Traceback" not in bad.stderr
