@@ -120,6 +120,16 @@ def _start_time(text: str) -> int:
     return seconds
 
 
+def _baud(text: str) -> int:
+    try:
+        baud = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 300 <= baud <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 300..10000000 baud")
+    return baud
+
+
 def _listen(text: str) -> tuple[str, int]:
     match = re.fullmatch(r"\[?([^\[\]]*?)\]?:(\d{1,5})", text)
     if not match or int(match[2]) > 65535:
@@ -168,6 +178,9 @@ def build_parser() -> Parser:
     p.add_argument("--auth-backoff-cap", type=_backoff_cap, default=DEFAULT_BACKOFF_CAP_S, metavar="SECONDS",
                    help="longest wait imposed after repeated failed AUTH attempts "
                    f"(default {DEFAULT_BACKOFF_CAP_S:g})")
+    p.add_argument("--baud", type=_baud, metavar="N",
+                   help="pace the emulator's replies like a serial line at N baud (10 bits a byte), "
+                   "e.g. 115200; default: no pacing")
     p.add_argument("--control", metavar="PATH", help="test-only control socket (UNIX, JSON lines)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every frame on stderr")
     return p
@@ -245,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         save = (lambda p: store.save(args.state, p)) if args.state else None
         if save:
             save(pump)  # the file exists (and is writable) before anyone connects
-        server = Server(pump, clock, save, keys=keys, backoff=Backoff(args.auth_backoff_cap))
+        server = Server(pump, clock, save, keys=keys, backoff=Backoff(args.auth_backoff_cap), baud=args.baud)
         if args.control:
             server.open_control(args.control)
         if args.listen:

@@ -18,7 +18,7 @@ import socket
 import stat
 import time
 import tty
-from collections import Counter
+from collections import Counter, deque
 from typing import Callable
 
 from protocol import FrameDecoder, FrameError, RawFrame
@@ -52,6 +52,9 @@ class Link:
         self.decoder = FrameDecoder()
         self.out = bytearray()
         self.last_rx = 0.0
+        #: --baud pacing: (due time, one byte) waiting for the line, and when the line is free
+        self.paced: deque[tuple[float, bytes]] = deque()
+        self.tx_free_at = 0.0
 
     def recv(self) -> bytes:
         """Bytes read; b"" means the peer closed."""
@@ -79,8 +82,11 @@ class ControlConn:
 
 class Server:
     def __init__(self, pump: Pump, clock: PumpClock, save: Callable[[Pump], None] | None = None, *,
-                 keys: dict[Role, bytes] | None = None, backoff: Backoff | None = None):
+                 keys: dict[Role, bytes] | None = None, backoff: Backoff | None = None,
+                 baud: int | None = None):
         self.pump = pump
+        #: pace replies like a UART at this rate (10 bits a byte); None: as fast as the transport takes them
+        self.baud = baud
         self.clock = clock
         self.keys = dict(keys or {})  # none: nothing but HELLO is ever answered
         self.backoff = backoff if backoff is not None else Backoff()  # per pump, shared by all links
@@ -174,6 +180,8 @@ class Server:
             for link in self._links:
                 if link.decoder.pending:
                     timeout = min(timeout, link.last_rx + STALE_GAP - now)
+                if link.paced:
+                    timeout = min(timeout, link.paced[0][0] - now)
             for key, events in self.sel.select(max(0.0, timeout)):
                 kind, obj = key.data
                 try:
@@ -184,7 +192,11 @@ class Server:
                         self._drop_link(obj)
                     elif kind == "control":
                         self._drop_control(obj)
-            self._flush_stale(time.monotonic())
+            now = time.monotonic()
+            self._flush_stale(now)
+            for link in self._links:
+                if link.paced:
+                    self._release_paced(link, now)
         self._tick()
         self._maybe_save(force=True)
 
@@ -277,6 +289,26 @@ class Server:
         self._write(link, reply)
 
     def _write(self, link: Link, data: bytes) -> None:
+        if self.baud:
+            # each byte leaves when a UART would have finished sending it: the last byte of a
+            # reply arrives len * 10 / baud seconds after the line became free, as on a real line
+            now = time.monotonic()
+            start = max(now, link.tx_free_at)
+            per_byte = 10 / self.baud
+            for i in range(len(data)):
+                link.paced.append((start + (i + 1) * per_byte, data[i:i + 1]))
+            link.tx_free_at = start + len(data) * per_byte
+            return
+        self._write_now(link, data)
+
+    def _release_paced(self, link: Link, now: float) -> None:
+        chunk = bytearray()
+        while link.paced and link.paced[0][0] <= now:
+            chunk += link.paced.popleft()[1]
+        if chunk:
+            self._write_now(link, bytes(chunk))
+
+    def _write_now(self, link: Link, data: bytes) -> None:
         if len(link.out) + len(data) > MAX_OUTPUT:
             # nobody is reading: stale replies would only confuse the next reader
             self.stats["output_dropped"] += len(link.out)

@@ -64,17 +64,32 @@ class Journal:
                                     "plan": self.plan_id, **record}), sort_keys=True, default=str) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.exists() and self.path.stat().st_size:
-                with open(self.path, "rb") as fh:
-                    fh.seek(-1, os.SEEK_END)
-                    if fh.read(1) != b"\n":  # a torn line from a crash: end it, never glue onto it
-                        line = "\n" + line
+            self._set_aside_torn_tail()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line.encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def _set_aside_torn_tail(self) -> None:
+        """A torn last line (a crash mid-write) never counted: move it to a side file
+        (PATH.torn-TIME) and cut it off, so it is neither glued to the next record nor
+        left behind as a damaged line in the middle of the journal."""
+        if not self.path.exists() or not self.path.stat().st_size:
+            return
+        with open(self.path, "r+b") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) == b"\n":
+                return
+            fh.seek(0)
+            data = fh.read()
+            keep = data.rfind(b"\n") + 1
+            side = self.path.with_name(f"{self.path.name}.torn-{time.time_ns()}")
+            side.write_bytes(data[keep:])
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 @dataclass

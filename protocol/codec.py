@@ -30,11 +30,15 @@ class Message:
 
 
 def plain(value: Any) -> Any:
-    """Construct containers -> plain dicts and lists (dropping Construct's _io)."""
+    """Construct containers -> plain dicts and lists (dropping Construct's _io).
+
+    On the decode hot path: leaves are returned without a call of their own
+    (measured: about half the time of one recursive call per value)."""
+    nested = (dict, list)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items() if not k.startswith("_")}
+        return {k: plain(v) if isinstance(v, nested) else v for k, v in value.items() if k[:1] != "_"}
     if isinstance(value, list):
-        return [plain(v) for v in value]
+        return [plain(v) if isinstance(v, nested) else v for v in value]
     return value
 
 
@@ -143,11 +147,24 @@ def encode(
     return encode_frame(int(command), payload, seq=seq, response=response, auth=auth)
 
 
+_DECODERS: dict[int, tuple[c.Construct, bool]] = {}
+
+
+def _decoder(command: int, response: bool) -> tuple[c.Construct, bool]:
+    """(compiled payload Struct, needs the strict stream), cached per message key."""
+    k = key(command, response)
+    found = _DECODERS.get(k)
+    if found is None:
+        _payload_struct(command, response)  # unknown -> UnknownCommandError
+        found = _DECODERS[k] = (_compiled(command, response),
+                                type(_stream(command, response, b"")) is _StrictStream)
+    return found
+
+
 def decode(frame: RawFrame) -> Message:
     """Parse a checked frame's payload; unknown commands and bad payloads raise."""
-    _payload_struct(frame.command, frame.is_response)  # unknown -> UnknownCommandError
-    struct_ = _compiled(frame.command, frame.is_response)
-    stream = _stream(frame.command, frame.is_response, frame.payload)
+    struct_, strict = _decoder(frame.command, frame.is_response)
+    stream = _StrictStream(frame.payload) if strict else io.BytesIO(frame.payload)
     try:
         body = struct_.parse_stream(stream)
     except Exception as exc:  # fail closed: whatever Construct raises becomes ours

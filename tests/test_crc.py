@@ -62,3 +62,30 @@ def test_residue_of_a_message_with_its_crc_appended():
     # reflected CRC appended little-endian leaves the CRC-32C residue constant
     for data in (b"", b"123456789", bytes(100)):
         assert crc32c(data + struct.pack("<I", crc32c(data))) == 0x48674BC7
+
+
+# --- the optional C accelerator (google-crc32c) and the pure-Python reference -------------------
+
+from protocol import crc as crc_module  # noqa: E402
+
+IMPLEMENTATIONS = [crc_module.crc32c_pure] + ([crc_module.crc32c_c] if crc_module.crc32c_c else [])
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda f: f.__name__)
+def test_each_implementation_gives_the_check_value_and_continues(impl):
+    assert impl(b"123456789") == CHECK_VALUE
+    assert impl(b"56789", impl(b"1234")) == CHECK_VALUE
+    assert impl(b"") == 0
+    assert impl(bytearray(b"123456789")) == CHECK_VALUE
+
+
+@pytest.mark.skipif(crc_module.crc32c_c is None, reason="google-crc32c (C) not installed: pure Python only")
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=700), st.integers(0, 0xFFFFFFFF))
+def test_the_c_accelerator_equals_the_pure_python_crc(data, start):
+    assert crc_module.crc32c_c(data) == crc_module.crc32c_pure(data)
+    assert crc_module.crc32c_c(data, start) == crc_module.crc32c_pure(data, start)
+
+
+def test_crc32c_is_the_accelerated_one_when_installed():
+    assert crc_module.crc32c is (crc_module.crc32c_c or crc_module.crc32c_pure)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import click
 
-from ..audit import AuditError
-
 
 @click.group()
 def audit():
@@ -15,6 +13,8 @@ def audit():
 @click.pass_obj
 def verify(app):
     """Check the chain: any edited, removed or reordered entry is named and exits 10."""
+    from ..audit import AuditError  # hashlib, fcntl, output: not on every command's start-up path
+
     log = app.audit()
     if not log.path.exists():
         raise AuditError(f"no audit log at {log.path}")

@@ -1,0 +1,77 @@
+"""Shared by the bench scripts: timing helpers, a plain table, emulator start-up.
+
+Benchmarks print figures; they assert nothing (timings belong in docs/performance.md,
+never in tests). Every figure is reported with a baseline measured in the same run.
+"""
+from __future__ import annotations
+
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def median_run(cmd: list[str], runs: int, env: dict | None = None) -> float:
+    """Median wall time (s) of running cmd to completion, after one warm-up run."""
+    times = []
+    for i in range(runs + 1):
+        t = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        if i:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def table(title: str, rows: list[tuple], headers: tuple) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+
+
+def start_emulator(*args: str, workdir: str | None = None) -> tuple[subprocess.Popen, str, str]:
+    """(process, URL, key file) of a new ith-emulator with fresh keys."""
+    workdir = workdir or tempfile.mkdtemp(prefix="ith-bench-")
+    key_file = os.path.join(workdir, f"keys-{time.monotonic_ns()}.json")
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", "--key-file", key_file, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    line = b""
+    deadline = time.monotonic() + 20
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 0.1)[0]:
+            chunk = os.read(proc.stdout.fileno(), 256)
+            if not chunk:
+                break
+            line += chunk
+    url = line.decode().strip()
+    if not url:
+        proc.kill()
+        raise RuntimeError("the emulator did not start")
+    return proc, url, key_file
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+
+
+def pair(key_file: str, key_store: str) -> None:
+    os.makedirs(key_store, mode=0o700, exist_ok=True)
+    target = os.path.join(key_store, os.path.basename(key_file))
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(Path(key_file).read_bytes())

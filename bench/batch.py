@@ -1,0 +1,103 @@
+"""Batch: `ithcli batch run` of a plan of interrogate steps over N emulated pumps, against
+the same plan over one pump (goal: N pumps within 2x of one).
+
+    python bench/batch.py [--sizes 1,10,50,200] [--jobs 64] [--runs 3]
+
+Each pump is its own ith-emulator process on a pty with a frozen clock
+(--time-scale 1e-9), all started before timing; the figure is the median wall time
+of the whole `ithcli batch run` process (start-up, preflight read of every target,
+then the interrogate step on every target).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import pair, stop, table
+
+
+def start_many(n: int, workdir: str) -> list[tuple[subprocess.Popen, str, str, str]]:
+    procs = []
+    for i in range(n):
+        serial = f"BENCH-{i:04d}"
+        key_file = os.path.join(workdir, f"keys-{serial}.json")
+        p = subprocess.Popen([sys.executable, "-m", "emulator", "--pty", "--time-scale", "1e-9",
+                              "--serial", serial, "--key-file", key_file],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        procs.append((p, serial, key_file))
+    out = []
+    deadline = time.monotonic() + 120
+    for p, serial, key_file in procs:
+        line = b""
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], 0.2)[0]:
+                chunk = os.read(p.stdout.fileno(), 256)
+                if not chunk:
+                    break
+                line += chunk
+        if not line.strip():
+            raise RuntimeError(f"emulator {serial} did not start")
+        out.append((p, line.decode().strip(), serial, key_file))
+    return out
+
+
+def plan(path: str, pumps) -> None:
+    with open(path, "w") as fh:
+        fh.write('[plan]\nversion = 1\nname = "bench"\n\n')
+        for _, url, serial, _ in pumps:
+            fh.write(f'[[target]]\nport = "{url}"\nserial = "{serial}"\n\n')
+        fh.write('[[step]]\naction = "interrogate"\n')
+
+
+def run(plan_path: str, env: dict, jobs: int, runs: int, workdir: str) -> float:
+    times = []
+    for i in range(runs):
+        journal = os.path.join(workdir, f"j-{time.monotonic_ns()}.jsonl")
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "ithcli", "--json", "batch", "run", plan_path,
+                               "--jobs", str(jobs), "--journal", journal,
+                               "--results", journal + ".results"], env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - t)
+        if proc.returncode != 0:
+            raise RuntimeError(f"batch run failed ({proc.returncode}): {proc.stderr[-400:]}")
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1,10,50,200")
+    ap.add_argument("--jobs", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workdir = tempfile.mkdtemp(prefix="ith-bench-batch-")
+    key_store = os.path.join(workdir, "keys")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
+    env.update(ITHCLI_KEY_STORE=key_store, ITHCLI_STATE_DIR=os.path.join(workdir, "state"))
+    pumps = start_many(max(sizes), workdir)
+    try:
+        for _, _, _, key_file in pumps:
+            pair(key_file, key_store)
+        rows = []
+        base = None
+        for n in sizes:
+            path = os.path.join(workdir, f"plan-{n}.toml")
+            plan(path, pumps[:n])
+            t = run(path, env, args.jobs, args.runs, workdir)
+            base = base or t
+            rows.append((n, f"{t:.3f}", f"{t / base:.2f}", f"{t / n * 1000:.1f}", "<= 2.00" if n > 1 else "baseline"))
+    finally:
+        for p, *_ in pumps:
+            stop(p)
+    table(f"batch run, interrogate step (median of {args.runs}; --jobs {args.jobs}; seconds; ratio against one pump)",
+          rows, ("pumps", "s", "ratio", "ms/pump", "goal"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Codec: frames per second for parse (sync, length and CRC in plain Python, then the
+compiled body Struct) and build of one ~80-byte frame, and where decode spends its time.
+
+    python bench/codec.py [--n 20000]
+
+The baseline (ratio 1.00) is the declarative (interpreted) Construct parse of the
+same frame, measured in the same run; the goal is at least 50,000 frames/s each.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import struct
+import timeit
+
+from _common import table
+
+from protocol import Command, EventType, codec, crc
+from protocol.framing import parse_frame
+
+STEPS = [{"start_minute": 0, "dose_ng_per_day": 1_000_000, "rate_nl_per_day": 100_000},
+         {"start_minute": 480, "dose_ng_per_day": 2_000_000, "rate_nl_per_day": 200_000}]
+
+
+def frame() -> tuple[int, dict, bool, bytes]:
+    """READ_LOG reply with three events: a fixed-layout frame of 88 bytes (the nearest
+    realistic message to 80 bytes; PREPARE_PROGRAM's reply with 2 steps is 73)."""
+    event = dict(index=0, time=1_700_000_000, type=EventType.REFILL, priority=0, arg1=20_000, arg2=25_000_000)
+    body = dict(oldest_index=0, event_count=3, events=[dict(event, index=i) for i in range(3)])
+    return Command.READ_LOG, body, True, codec.encode(Command.READ_LOG, body, seq=1, response=True)
+
+
+def per_op(stmt, n: int, env: dict) -> float:
+    return min(timeit.repeat(stmt, number=n, repeat=5, globals=env)) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20000)
+    n = ap.parse_args().n
+    command, body, response, data = frame()
+    raw = parse_frame(data)[1]
+    compiled = codec._compiled(command, response)
+    parsed = compiled.parse_stream(io.BytesIO(raw.payload))
+    hand = struct.Struct(">IIB" + "IQBBII" * 3)
+    env = dict(globals(), data=data, raw=raw, body=body, command=command, compiled=compiled, parsed=parsed,
+               hand=hand, crc=crc)
+    t_decl = per_op("codec.decode_declarative(data)", n // 10, env)
+    t_parse = per_op("codec.decode(parse_frame(data)[1])", n, env)
+    t_build = per_op("codec.encode(command, body, seq=1, response=True)", n, env)
+    rows = [
+        (f"parse, declarative Frame ({len(data)} B; baseline)", f"{t_decl * 1e6:.1f}", f"{1 / t_decl:,.0f}", "1.00", ""),
+        ("parse: parse_frame + decode (compiled body)", f"{t_parse * 1e6:.1f}", f"{1 / t_parse:,.0f}",
+         f"{t_decl / t_parse:.2f}", ">= 50,000/s"),
+        ("build: encode (build_payload + encode_frame)", f"{t_build * 1e6:.1f}", f"{1 / t_build:,.0f}",
+         f"{t_decl / t_build:.2f}", ">= 50,000/s"),
+    ]
+    table(f"codec (CRC: {crc.IMPLEMENTATION}; us per frame, frames/s, speed-up against the declarative parse)",
+          rows, ("what", "us", "frames/s", "x decl", "goal"))
+
+    parts = [
+        ("crc32c, pure Python", "crc.crc32c_pure(data[2:-4])"),
+        ("parse_frame (sync, header, CRC)", "parse_frame(data)"),
+        ("decode (all)", "codec.decode(raw)"),
+        ("  compiled body parse, BytesIO", "compiled.parse_stream(io.BytesIO(raw.payload))"),
+        ("  compiled body parse, strict stream", "compiled.parse_stream(codec._StrictStream(raw.payload))"),
+        ("  plain() conversion", "codec.plain(parsed)"),
+        ("build_payload", "codec.build_payload(command, body, response=True)"),
+        ("hand-written struct.unpack of the body (floor)", "hand.unpack(raw.payload)"),
+    ]
+    if crc.crc32c_c:
+        parts.insert(1, ("crc32c, C (google-crc32c)", "crc.crc32c_c(data[2:-4])"))
+    table("where the time goes (us per call)", [(name, f"{per_op(stmt, n, env) * 1e6:.2f}") for name, stmt in parts],
+          ("part", "us"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Coverage-guided fuzzing of the emulator's request handler with atheris (optional).
+
+    pip install atheris && python fuzz/atheris_handler.py -runs=100000
+
+One live clinician session per input: the input becomes a sequence of (command,
+payload) requests sealed in the session (so they pass the tag and reach the decoder
+and the pump), each answered by emulator.handler.respond(). respond() must never
+raise, and every reply must be a frame the programmer can open and decode.
+"""
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    import protocol
+    from emulator.faults import Faults
+    from emulator.handler import respond
+    from emulator.pump import Pump
+    from emulator.security_state import Backoff
+    from emulator.session import Session
+    from protocol import Command, Role, security
+    from protocol.framing import parse_frame
+
+KEYS = {Role.READER: security.new_key(), Role.CLINICIAN: security.new_key()}
+
+
+def _frame(data):
+    return parse_frame(data)[1]
+
+
+def one_input(data: bytes) -> None:
+    pump = Pump.new(model="peristaltic-40", serial="FUZZ1", drug=protocol.Drug.MORPHINE,
+                    concentration_ng_per_ml=10_000_000, reservoir_ul=18_000, flow_nl_per_day=200_000,
+                    low_reservoir_alarm_ul=2_000, battery_seconds=5 * 365 * 86_400, start_time=1_900_000_000)
+    session = Session(KEYS, Backoff())
+    nonce = bytes(16)
+    hello = protocol.decode(_frame(respond(pump, _frame(protocol.encode(
+        Command.HELLO, {"protocol_version": 1, "client_nonce": nonce, "role": Role.CLINICIAN}, seq=1)),
+        Faults(), session)))
+    proof = security.client_proof(KEYS[Role.CLINICIAN], nonce, hello.body["pump_nonce"], Role.CLINICIAN)
+    respond(pump, _frame(protocol.encode(Command.AUTH, {"role": Role.CLINICIAN, "proof": proof}, seq=2)),
+            Faults(), session)
+    channel = security.SecureChannel.derive(KEYS[Role.CLINICIAN], nonce, hello.body["pump_nonce"],
+                                            Role.CLINICIAN, pump_side=False)
+    fdp = atheris.FuzzedDataProvider(data)
+    seq = 10
+    while fdp.remaining_bytes() > 2:
+        seq += 1
+        command = fdp.ConsumeIntInRange(0, 255)
+        payload = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 200))
+        reply = respond(pump, _frame(channel.seal(command, payload, seq=seq, response=False)), Faults(), session)
+        if reply is not None:
+            frame = _frame(reply)
+            if frame.auth is not None:
+                frame = channel.open(frame)
+            assert protocol.decode(frame).seq == seq
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()

@@ -1,0 +1,12 @@
+"""ith-campaign: prove ithcli's three write outcomes under seeded faults.
+
+Starts ith-emulator and ithcli as subprocesses (never imports either: it talks to
+the emulator over the wire and its control socket, and reads ithcli's exit codes
+and --json output), with a fault-injecting proxy (proxy.py) between them and a
+fault-free authenticated connection (pump.TruthClient) to learn the truth.
+See docs/reliability.md.
+"""
+from .proxy import Fault, FaultProxy
+from .runner import Summary, run_campaign
+
+__all__ = ["Fault", "FaultProxy", "Summary", "run_campaign"]

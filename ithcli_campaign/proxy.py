@@ -1,0 +1,290 @@
+"""A fault-injecting TCP proxy between ithcli and ith-emulator.
+
+It stays out of both real programs: the CLI connects to the proxy's socket:// URL,
+the proxy connects to the emulator's TCP port, and bytes are forwarded both ways.
+Both inputs are clean (the real programs write whole frames), so the proxy splits
+each direction into frames with protocol.parse_frame (the header is in clear even
+in a sealed session) and can aim a fault at one frame: "the COMMIT request", "the
+reply to the COMMIT", "the 3rd frame towards the pump". Byte-level faults then act
+inside that frame's bytes.
+
+Faults (Fault.kind):
+    flip       flip one bit of the byte at `offset`
+    drop       remove `length` bytes at `offset`
+    dup        repeat `length` bytes at `offset`
+    reorder    swap the `length` bytes at `offset` with the `length` bytes after them
+    truncate   send only the first `offset` bytes of the frame; the rest never comes
+    delay      hold the frame (and everything after it) for `delay` seconds
+    replay     send the frame twice (a recorded frame played again)
+    cut        send the first `offset` bytes of the frame, then close both sides
+
+The proxy runs in threads of the process that starts it (the campaign runner); it
+can also be run alone: `python -m ithcli_campaign.proxy --upstream HOST:PORT`.
+"""
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from protocol import Command, RawFrame, parse_frame
+
+TO_PUMP = "to_pump"
+TO_CLI = "to_cli"
+KINDS = ("flip", "drop", "dup", "reorder", "truncate", "delay", "replay", "cut")
+PREPARES = {int(c) for c in (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS,
+                             Command.PREPARE_MRI_ENTER, Command.PREPARE_MRI_EXIT)}
+
+
+@dataclass
+class Fault:
+    kind: str
+    direction: str = TO_PUMP
+    #: which frames it aims at: "commit" (the COMMIT request, or its reply when
+    #: direction is to_cli), "prepare" (a PREPARE_* or its reply), "any"
+    target: str = "any"
+    #: the n-th matching frame in that direction (0 = the first) since the proxy was armed
+    index: int = 0
+    offset: int = 0
+    length: int = 1
+    bit: int = 0
+    delay: float = 0.0
+    # filled in when it fires
+    fired: bool = False
+    frame_len: int | None = None
+    frame_command: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Conn:
+    client: socket.socket
+    upstream: socket.socket
+    buffers: dict = field(default_factory=lambda: {TO_PUMP: bytearray(), TO_CLI: bytearray()})
+    #: per direction: [(due time, bytes)] in order
+    queues: dict = field(default_factory=lambda: {TO_PUMP: [], TO_CLI: []})
+    commit_seqs: set = field(default_factory=set)
+    prepare_seqs: set = field(default_factory=set)
+    close_after: dict = field(default_factory=dict)  # direction -> index in queue after which to close
+
+
+class FaultProxy:
+    """Listen on 127.0.0.1 (port 0: a free one) and forward to upstream (host, port)."""
+
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1", port: int = 0):
+        self.upstream = upstream
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((host, port))
+        self._listener.listen(8)
+        self._listener.settimeout(0.2)
+        self.url = f"socket://{host}:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._seen: dict[tuple[str, str], int] = {}
+        self.frames: list[tuple[str, int, int]] = []  # (direction, command, length) since armed
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept_loop, daemon=True, name="proxy-accept")
+        self._accepter.start()
+
+    # --- arming ----------------------------------------------------------------
+    def arm(self, faults: list[Fault]) -> None:
+        with self._lock:
+            self._faults = list(faults)
+            self._seen = {}
+            self.frames = []
+
+    def disarm(self) -> list[Fault]:
+        with self._lock:
+            faults, self._faults = self._faults, []
+            return faults
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._accepter.join(timeout=2)
+        for t in list(self._threads):
+            t.join(timeout=2)
+
+    # --- serving ---------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                s.settimeout(5)
+            t = threading.Thread(target=self._serve, args=(_Conn(client, upstream),), daemon=True,
+                                 name="proxy-conn")
+            self._threads = [x for x in self._threads if x.is_alive()] + [t]
+            t.start()
+
+    def _serve(self, conn: _Conn) -> None:
+        peers = {conn.client: TO_PUMP, conn.upstream: TO_CLI}
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                due = [q[0][0] for q in conn.queues.values() if q]
+                wait = max(0.0, min(due) - now) if due else 0.05
+                readable, _, _ = select.select(list(peers), [], [], min(wait, 0.05))
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return  # one side closed: close both
+                    self._feed(conn, peers[sock], data)
+                if self._flush(conn):
+                    return  # a cut fault closed the link
+        except OSError:
+            return
+        finally:
+            for s in (conn.client, conn.upstream):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def _feed(self, conn: _Conn, direction: str, data: bytes) -> None:
+        buf = conn.buffers[direction]
+        buf += data
+        while buf:
+            used, item = parse_frame(buf)
+            if used == 0:
+                break
+            raw = bytes(buf[:used])
+            del buf[:used]
+            if isinstance(item, RawFrame):
+                self._frame(conn, direction, item, raw)
+            else:  # not expected from the real programs: forward untouched
+                self._enqueue(conn, direction, 0.0, raw)
+
+    def _frame(self, conn: _Conn, direction: str, frame: RawFrame, raw: bytes) -> None:
+        with self._lock:
+            self.frames.append((direction, frame.command, len(raw)))
+            if direction == TO_PUMP and not frame.is_response:
+                if frame.command == Command.COMMIT:
+                    conn.commit_seqs.add(frame.seq)
+                if frame.command in PREPARES:
+                    conn.prepare_seqs.add(frame.seq)
+            targets = {"any"}
+            if direction == TO_PUMP:
+                if frame.command == Command.COMMIT:
+                    targets.add("commit")
+                if frame.command in PREPARES:
+                    targets.add("prepare")
+            elif frame.is_response:
+                if frame.seq in conn.commit_seqs:
+                    targets.add("commit")
+                if frame.seq in conn.prepare_seqs:
+                    targets.add("prepare")
+            chosen = None
+            for target in targets:
+                n = self._seen.get((direction, target), 0)
+                self._seen[(direction, target)] = n + 1
+                for fault in self._faults:
+                    if (not fault.fired and chosen is None and fault.direction == direction
+                            and fault.target == target and fault.index == n):
+                        chosen = fault
+            if chosen is not None:
+                chosen.fired = True
+                chosen.frame_len = len(raw)
+                chosen.frame_command = frame.command
+        if chosen is None:
+            self._enqueue(conn, direction, 0.0, raw)
+            return
+        self._apply(conn, direction, chosen, raw)
+
+    def _apply(self, conn: _Conn, direction: str, f: Fault, raw: bytes) -> None:
+        b = bytearray(raw)
+        n = len(b)
+        o = min(max(f.offset, 0), n)
+        if f.kind == "flip":
+            b[o % n] ^= 1 << (f.bit % 8)
+        elif f.kind == "drop":
+            del b[o:o + f.length]
+        elif f.kind == "dup":
+            b[o:o] = b[o:o + f.length]
+        elif f.kind == "reorder":
+            a, c = b[o:o + f.length], b[o + f.length:o + 2 * f.length]
+            b[o:o + len(a) + len(c)] = c + a
+        elif f.kind == "truncate":
+            del b[o:]
+        elif f.kind == "delay":
+            self._enqueue(conn, direction, f.delay, bytes(b))
+            return
+        elif f.kind == "replay":
+            b += raw
+        elif f.kind == "cut":
+            del b[o:]
+            self._enqueue(conn, direction, 0.0, bytes(b))
+            conn.close_after[direction] = len(conn.queues[direction])
+            return
+        else:
+            raise ValueError(f"unknown fault {f.kind!r}")
+        self._enqueue(conn, direction, 0.0, bytes(b))
+
+    @staticmethod
+    def _enqueue(conn: _Conn, direction: str, delay: float, data: bytes) -> None:
+        queue = conn.queues[direction]
+        due = time.monotonic() + delay
+        if queue:
+            due = max(due, queue[-1][0])  # a line keeps its order: later bytes wait behind a held frame
+        queue.append((due, data))
+
+    @staticmethod
+    def _flush(conn: _Conn) -> bool:
+        now = time.monotonic()
+        for direction, queue in conn.queues.items():
+            sock = conn.upstream if direction == TO_PUMP else conn.client
+            sent = 0
+            while queue and queue[0][0] <= now:
+                _, data = queue.pop(0)
+                sent += 1
+                if data:
+                    sock.sendall(data)
+                if direction in conn.close_after:
+                    conn.close_after[direction] -= 1
+                    if conn.close_after[direction] <= 0:
+                        return True
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m ithcli_campaign.proxy",
+                                description="Forward a socket:// link with one seeded fault.")
+    p.add_argument("--upstream", required=True, metavar="HOST:PORT")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--fault", action="append", default=[], metavar="JSON",
+                   help='e.g. \'{"kind": "cut", "direction": "to_cli", "target": "commit", "offset": 5}\'')
+    args = p.parse_args(argv)
+    host, _, port = args.upstream.rpartition(":")
+    proxy = FaultProxy((host, int(port)), port=args.port)
+    proxy.arm([Fault(**json.loads(text)) for text in args.fault])
+    print(proxy.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        proxy.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""An ith-emulator process and a fault-free view of its truth.
+
+`EmulatorProcess.start(workdir)` runs `python -m emulator` on TCP with a control
+socket (the test-only channel for the emulator's own faults). `TruthClient` is a
+separate, direct, authenticated connection to the pump (not through the fault
+proxy): HELLO + AUTH, then sealed INTERROGATE, READ_PROGRAM, READ_LOG. It is what
+the campaign believes; ithcli's own output is what it checks.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import protocol
+from protocol import Command, FrameDecoder, RawFrame, Role, security
+from protocol.messages import MAX_LOG_PAGE
+
+START_TIMEOUT = 15.0
+
+
+class CampaignError(RuntimeError):
+    """The campaign's own machinery failed (not a finding about ithcli)."""
+
+
+class EmulatorProcess:
+    def __init__(self, workdir: Path, args: list[str], state: bool = False):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.key_file = self.workdir / "pump-keys.json"
+        self.control_path = str(self.workdir / "ctl.sock")
+        if len(self.control_path) > 100:
+            import tempfile
+
+            self.control_path = os.path.join(tempfile.mkdtemp(prefix="ithc-"), "ctl.sock")
+        self.state_path = str(self.workdir / "pump-state.json") if state else None
+        self.args = list(args)
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self) -> "EmulatorProcess":
+        cmd = [sys.executable, "-m", "emulator", "--listen", "127.0.0.1:0", "--control", self.control_path,
+               "--key-file", str(self.key_file), *self.args]
+        if self.state_path:
+            cmd += ["--state", self.state_path]
+        err = open(self.workdir / "emulator.stderr", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        err.close()
+        line = b""
+        deadline = time.monotonic() + START_TIMEOUT
+        fd = self.proc.stdout.fileno()
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(fd, 256)
+                if not chunk:
+                    break
+                line += chunk
+        self.url = line.decode().strip()
+        if not self.url.startswith("socket://"):
+            self.kill()
+            raise CampaignError(f"the emulator did not start: {(self.workdir / 'emulator.stderr').read_text()[-500:]}")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.url[len("socket://"):].rpartition(":")
+        return host, int(port)
+
+    def keys(self) -> dict[str, bytes]:
+        data = json.loads(self.key_file.read_text())
+        return {role: bytes.fromhex(k) for role, k in data["keys"].items()}
+
+    def pair(self, key_store: Path) -> None:
+        """Put the pump's key file into an ithcli key store (owner-only)."""
+        key_store.mkdir(parents=True, exist_ok=True)
+        os.chmod(key_store, 0o700)
+        target = key_store / f"campaign-{self.key_file.stat().st_ino}.json"
+        if not target.exists():
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.key_file.read_bytes())
+
+    def control(self, op: str, **kw) -> dict:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30.0)
+            sock.connect(self.control_path)
+            sock.sendall(json.dumps({"op": op, **kw}).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise CampaignError("the control socket closed")
+                data += chunk
+        reply = json.loads(data)
+        if not reply.get("ok", True):
+            raise CampaignError(f"control {op}: {reply}")
+        return reply
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, no last save."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(os.path.dirname(self.control_path), ignore_errors=True) if "ithc-" in self.control_path else None
+
+
+class TruthClient:
+    """A direct, fault-free, authenticated connection to the pump (reader role)."""
+
+    def __init__(self, address: tuple[str, int], key: bytes, role: Role = Role.READER, timeout: float = 10.0):
+        self.timeout = timeout
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.decoder = FrameDecoder()
+        self._seq = itertools.count(1)
+        self.channel = None
+        nonce = security.new_nonce()
+        hello = self._request(Command.HELLO, {"protocol_version": protocol.PROTOCOL_VERSION,
+                                              "client_nonce": nonce, "role": role})
+        pump_nonce = hello["pump_nonce"]
+        auth = self._request(Command.AUTH, {"role": role, "proof": security.client_proof(key, nonce, pump_nonce, role)})
+        if not security.proofs_equal(auth["proof"], security.pump_proof(key, nonce, pump_nonce, role)):
+            raise CampaignError("the pump did not prove its key to the truth client")
+        self.channel = security.SecureChannel.derive(key, nonce, pump_nonce, role, pump_side=False)
+
+    def _request(self, command, body=None) -> dict:
+        seq = next(self._seq) & 0xFFFF
+        if self.channel is not None:
+            frame = self.channel.seal(int(command), protocol.build_payload(command, body or {}), seq=seq,
+                                      response=False)
+        else:
+            frame = protocol.encode(command, body or {}, seq=seq)
+        self.sock.sendall(frame)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                raise CampaignError("the pump closed the truth connection")
+            for item in self.decoder.feed(data):
+                if isinstance(item, RawFrame) and item.is_response and item.seq == seq:
+                    if item.auth is not None:
+                        item = self.channel.open(item)
+                    message = protocol.decode(item)
+                    if message.command != command:
+                        raise CampaignError(f"the pump answered {command.name} with {message.body}")
+                    return message.body
+        raise CampaignError(f"no reply to the truth client's {Command(command).name}")
+
+    def status(self) -> dict:
+        return self._request(Command.INTERROGATE)
+
+    def program(self) -> dict:
+        return self._request(Command.READ_PROGRAM)
+
+    def events_since(self, index: int) -> list[dict]:
+        events = []
+        while True:
+            page = self._request(Command.READ_LOG, {"first_index": index, "max_count": MAX_LOG_PAGE})
+            if page["oldest_index"] > index and not events:
+                index = page["oldest_index"]
+            batch = page["events"]
+            events += batch
+            if not batch:
+                return events
+            index = batch[-1]["index"] + 1
+            if index >= page["event_count"]:
+                return events
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,381 @@
+"""The campaign: many `ithcli program` sessions under seeded faults, each one checked.
+
+Per worker: one ith-emulator (TCP, frozen clock), one fault proxy in front of it,
+one fault-free TruthClient straight to it, and a private ithcli state dir and key
+store. Per session:
+
+  1. the truth before: the program, the last txid, the log's length;
+  2. a seeded fault is armed: in the proxy (bytes on the wire) or in the emulator
+     (its control-socket faults), or none;
+  3. the real `ithcli --port PROXY --json program --dose D --yes` runs as a subprocess;
+  4. the emulator's faults are cleared and the truth read again, then checked:
+       - the pump delivers the old program or the new one, never anything else
+         (except under mismatch_on_commit, a pump that lies: then ithcli must not
+         say verified);
+       - exit 0 (verified)      => the new program, and its txid was applied;
+       - exit 8 (unconfirmed)   => either; then `ithcli reconcile` (through the proxy,
+                                   no fault) must learn the truth: applied exactly
+                                   when the pump's log has TX_APPLIED for the txid;
+       - any other exit (failed) => the old program, nothing applied (exit 7 may
+                                   also mean the pump applied something else: it
+                                   must then not be the new program);
+       - at most one TX_APPLIED in the session, and no txid ever applied twice;
+       - no unconfirmed-write journal left behind once ithcli said anything but 8
+         (or after reconcile); no internal error (exit 1), no traceback, no hang.
+
+Everything random comes from random.Random(f"{seed}:{session}"): a session's fault
+and dose are reproducible from (seed, session number, worker count). Whether a
+delay lands before or after a timeout is timing, so a delay near the timeout can
+end either way; each way is still checked.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from protocol import Command, EventType, InfusionMode
+
+from .proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy
+from .pump import CampaignError, EmulatorProcess, TruthClient
+
+EMULATOR_FAULTS = ("drop_commit_reply", "mismatch_on_commit", "reset_on_commit", "reset_after_commit",
+                   "drop_prepare_reply", "drop_reply")
+EMULATOR_ARGS = ["--time-scale", "1e-9", "--model", "peristaltic-40", "--drug", "morphine",
+                 "--concentration", "10 mg/mL", "--flow", "0.2 mL/day", "--volume", "30 mL"]
+CLI_TIMEOUT_S = 60.0  # a CLI run longer than this is a hang
+NG_PER_MG = 1_000_000
+
+
+# --- choosing a session ----------------------------------------------------------------
+
+def choose_dose(rng: random.Random, current_ng: int) -> Decimal:
+    """A new morphine dose, 1.0-3.0 mg/day in 0.1 steps, never the current one, within
+    the drug library's step rules (at most +50 %; a cut of less than half needs no flag)."""
+    current = Decimal(current_ng) / NG_PER_MG
+    options = [Decimal(n) / 10 for n in range(10, 31)]
+    fits = [d for d in options if d != current and current * Decimal("0.6") < d <= current * Decimal("1.45")]
+    return rng.choice(fits or [Decimal("2.0") if current != 2 else Decimal("2.2")])
+
+
+def choose_fault(rng: random.Random, timeout: float) -> dict:
+    """One seeded fault: ("none" | "emulator" | "proxy", details)."""
+    r = rng.random()
+    if r < 0.08:
+        return {"layer": "none"}
+    if r < 0.38:
+        name = rng.choice(EMULATOR_FAULTS)
+        count = rng.randint(1, 3) if name == "drop_reply" else 1
+        return {"layer": "emulator", "name": name, "count": count}
+    kind = rng.choice(KINDS)
+    direction = rng.choice((TO_PUMP, TO_CLI))
+    target = rng.choices(("commit", "prepare", "any"), weights=(5, 2, 3))[0]
+    index = 0 if target != "any" else rng.randint(0, 12)
+    fault = Fault(kind=kind, direction=direction, target=target, index=index,
+                  offset=rng.randint(0, 60), length=rng.randint(1, 4), bit=rng.randint(0, 7),
+                  delay=round(timeout * rng.uniform(1.1, 3.0), 3))
+    return {"layer": "proxy", "fault": fault.as_dict()}
+
+
+# --- one worker -------------------------------------------------------------------
+
+@dataclass
+class Worker:
+    wid: int
+    root: Path
+    timeout: float
+    emulator: EmulatorProcess | None = None
+    proxy: FaultProxy | None = None
+    truth: TruthClient | None = None
+    applied_txids: set = field(default_factory=set)
+
+    def start(self) -> "Worker":
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_dir = self.root / "ithcli-state"
+        self.key_store = self.root / "keys"
+        self.emulator = EmulatorProcess(self.root / "pump", EMULATOR_ARGS).start()
+        self.emulator.pair(self.key_store)
+        self.proxy = FaultProxy(self.emulator.address)
+        self.truth = TruthClient(self.emulator.address, self.emulator.keys()["reader"])
+        return self
+
+    def stop(self) -> None:
+        if self.truth:
+            self.truth.close()
+        if self.proxy:
+            self.proxy.close()
+        if self.emulator:
+            self.emulator.stop()
+            self.emulator.cleanup()
+
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
+        env.update(ITHCLI_STATE_DIR=str(self.state_dir), ITHCLI_KEY_STORE=str(self.key_store),
+                   ITHCLI_OPERATOR=f"campaign-{self.wid}", COLUMNS="120")
+        return env
+
+    def cli(self, *args: str) -> tuple[int, dict | None, str]:
+        cmd = [sys.executable, "-m", "ithcli", "--port", self.proxy.url, "--timeout", str(self.timeout),
+               "--json", *args]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), timeout=CLI_TIMEOUT_S,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return -1, None, f"hung: no exit within {CLI_TIMEOUT_S} s"
+        try:
+            out = json.loads(proc.stdout) if proc.stdout.strip() else None
+        except ValueError:
+            out = None
+        return proc.returncode, out, proc.stderr
+
+    def pending_exists(self, serial: str) -> bool:
+        return (self.state_dir / "pending" / f"{serial}.json").exists()
+
+    # --- one session ------------------------------------------------------------
+    def session(self, number: int, seed: int, plan: dict | None = None) -> dict:
+        rng = random.Random(f"{seed}:{number}")
+        before_status = self.truth.status()
+        before = self.truth.program()["program"]
+        serial = before_status["serial_number"]
+        log_from = before_status["event_count"]
+        dose = choose_dose(rng, before["daily_dose_ng_per_day"])
+        plan = plan if plan is not None else choose_fault(rng, self.timeout)
+
+        proxy_fault = None
+        if plan["layer"] == "emulator":
+            self.emulator.control("fault", name=plan["name"], count=plan["count"])
+        elif plan["layer"] == "proxy":
+            proxy_fault = Fault(**{k: v for k, v in plan["fault"].items()
+                                   if k not in ("fired", "frame_len", "frame_command")})
+            self.proxy.arm([proxy_fault])
+        started = time.monotonic()
+        rc, out, stderr = self.cli("program", "--dose", f"{dose} mg/day", "--yes")
+        elapsed = time.monotonic() - started
+        self.proxy.disarm()
+        left = self.emulator.control("faults").get("armed", {}) if plan["layer"] == "emulator" else {}
+        self.emulator.control("clear_faults")
+
+        after_status = self.truth.status()
+        after = self.truth.program()["program"]
+        events = self.truth.events_since(log_from)
+        applied = [e["arg1"] for e in events if e["type"] == EventType.TX_APPLIED]
+        txid = (out or {}).get("txid")
+        state = _classify(after, before, int(dose * NG_PER_MG))
+
+        result = {"session": number, "worker": self.wid, "seed": seed, "dose_mg_per_day": str(dose),
+                  "fault": plan, "exit": rc, "txid": txid, "outcome": (out or {}).get("outcome"),
+                  "truth": state, "applied": applied, "seconds": round(elapsed, 3), "violations": []}
+        if proxy_fault is not None:
+            result["fault"] = {"layer": "proxy", "fault": proxy_fault.as_dict()}
+        if plan["layer"] == "emulator":
+            result["fault_used"] = plan["name"] not in left
+        v = result["violations"]
+        lying = plan["layer"] == "emulator" and plan["name"] == "mismatch_on_commit"
+
+        # never anything but old or new (a lying pump aside)
+        if state == "other" and not (lying and rc in (7, 8)):
+            v.append(f"the pump delivers neither the old nor the new program (exit {rc})")
+        # nothing applied twice
+        if len(applied) > 1:
+            v.append(f"{len(applied)} transactions applied in one session: {applied}")
+        for t in applied:
+            if t in self.applied_txids:
+                v.append(f"txid {t} applied twice")
+            self.applied_txids.add(t)
+        if after_status["last_txid"] != (applied[-1] if applied else before_status["last_txid"]):
+            v.append(f"last_txid {after_status['last_txid']} disagrees with the log {applied}")
+        if rc == -1:
+            v.append(stderr)
+        elif rc == 1 or "Traceback" in stderr:
+            v.append(f"internal error (exit {rc}): {stderr.strip()[-300:]}")
+        elif rc == 0:
+            if state != "new":
+                v.append(f"exit 0 (verified) but the pump delivers the {state} program")
+            if txid is None or txid not in applied:
+                v.append(f"exit 0 (verified) but txid {txid} is not in the pump's log {applied}")
+        elif rc == 8:
+            result["reconcile"] = self._reconcile(result, serial, txid, applied, state, lying)
+        else:  # failed for certain
+            if rc == 7 and lying:
+                if state == "new":
+                    v.append("exit 7 but the new program is applied")
+            elif state != "old" or applied:
+                v.append(f"exit {rc} (failed) but the pump delivers the {state} program, applied {applied}")
+        if rc != 8 and self.pending_exists(serial):
+            v.append(f"exit {rc} left an unconfirmed-write journal entry behind")
+        if v:
+            result["stderr"] = stderr.strip()[-500:]
+        return result
+
+    def _reconcile(self, result: dict, serial: str, txid, applied: list, state: str, lying: bool) -> dict:
+        v = result["violations"]
+        rc, out, stderr = self.cli("reconcile")
+        info = {"exit": rc}
+        if rc != 0 or out is None:
+            v.append(f"reconcile after exit 8 failed (exit {rc}): {stderr.strip()[-300:]}")
+            return info
+        info.update(had_unconfirmed=out["had_unconfirmed"], applied=out["applied"], txid=out["txid"])
+        if result["outcome"] == "unverified":  # COMMIT acknowledged, read-back lost
+            if not applied or (state != "new" and not lying):
+                v.append(f"exit 8 after an acknowledged COMMIT but the pump shows {state}, applied {applied}")
+        elif out["had_unconfirmed"]:
+            truth = out["txid"] in applied
+            if out["applied"] != truth:
+                v.append(f"reconcile says applied={out['applied']} but the pump's log says {truth}")
+            if txid is not None and out["txid"] != txid:
+                v.append(f"reconcile settled txid {out['txid']}, the write was {txid}")
+        elif applied:
+            v.append(f"exit 8 and nothing to reconcile, yet {applied} was applied")
+        if self.pending_exists(serial):
+            v.append("reconcile left the unconfirmed-write journal entry")
+        return info
+
+
+def _classify(program: dict, old: dict, new_dose_ng: int) -> str:
+    if program == old:
+        return "old"
+    steps = program["steps"]
+    if (program["mode"] == InfusionMode.CONTINUOUS and program["drug"] == old["drug"]
+            and program["concentration_ng_per_ml"] == old["concentration_ng_per_ml"]
+            and program["daily_dose_ng_per_day"] == new_dose_ng and len(steps) == 1
+            and steps[0]["dose_ng_per_day"] == new_dose_ng and steps[0]["start_minute"] == 0):
+        return "new"
+    return "other"
+
+
+# --- the cut sweep -------------------------------------------------------------------
+
+def cut_sweep_plans(direction: str, offsets) -> list[dict]:
+    return [{"layer": "proxy", "fault": Fault(kind="cut", direction=direction, target="commit",
+                                              offset=o).as_dict()} for o in offsets]
+
+
+# --- the whole campaign --------------------------------------------------------------
+
+@dataclass
+class Summary:
+    sessions: int = 0
+    violations: list = field(default_factory=list)
+    exits: Counter = field(default_factory=Counter)
+    truths: Counter = field(default_factory=Counter)
+    faults: Counter = field(default_factory=Counter)
+    faults_fired: Counter = field(default_factory=Counter)
+    reconciled: Counter = field(default_factory=Counter)
+    cut_offsets: dict = field(default_factory=lambda: {TO_PUMP: set(), TO_CLI: set()})
+    commit_frame_len: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, r: dict) -> None:
+        self.sessions += 1
+        self.exits[r["exit"]] += 1
+        self.truths[r["truth"]] += 1
+        f = r["fault"]
+        name = "none" if f["layer"] == "none" else (
+            f"emulator:{f['name']}" if f["layer"] == "emulator" else
+            f"proxy:{f['fault']['kind']}:{f['fault']['direction']}")
+        self.faults[name] += 1
+        fired = f["layer"] == "none" or r.get("fault_used") or (f["layer"] == "proxy" and f["fault"]["fired"])
+        if fired:
+            self.faults_fired[name] += 1
+        if f["layer"] == "proxy" and f["fault"]["kind"] == "cut" and f["fault"]["target"] == "commit" \
+                and f["fault"]["fired"]:
+            self.cut_offsets[f["fault"]["direction"]].add(f["fault"]["offset"])
+            self.commit_frame_len[f["fault"]["direction"]] = f["fault"]["frame_len"]
+        if "reconcile" in r:
+            rec = r["reconcile"]
+            self.reconciled["applied" if rec.get("applied") else "not applied"
+                            if rec.get("had_unconfirmed") else "nothing pending"] += 1
+        for text in r["violations"]:
+            self.violations.append({"session": r["session"], "fault": f, "exit": r["exit"], "problem": text})
+
+    def as_dict(self) -> dict:
+        return {"sessions": self.sessions, "violations": self.violations, "exits": dict(self.exits),
+                "truths": dict(self.truths), "faults": dict(sorted(self.faults.items())),
+                "faults_fired": dict(sorted(self.faults_fired.items())), "reconciled": dict(self.reconciled),
+                "cut_offsets": {d: sorted(s) for d, s in self.cut_offsets.items()},
+                "commit_frame_len": self.commit_frame_len, "seconds": round(self.seconds, 1)}
+
+
+def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: float = 0.3,
+                 sweep: bool = True, out: str | None = None, workdir: str | None = None,
+                 progress=None) -> Summary:
+    """Run `sessions` random sessions (plus, with sweep, a cut at every byte offset of the
+    COMMIT frame and of its reply) over `workers` emulators; return the summary."""
+    started = time.monotonic()
+    root = Path(workdir or tempfile.mkdtemp(prefix="ith-campaign-"))
+    summary = Summary()
+    lock = threading.Lock()
+    out_fh = open(out, "w") if out else None
+    pool = [Worker(w, root / f"w{w}", timeout) for w in range(workers)]
+    errors: list[BaseException] = []
+    try:
+        for w in pool:
+            w.start()
+        jobs: list[tuple[int, dict | None]] = [(n, None) for n in range(sessions)]
+        if sweep:
+            # the frames' lengths are fixed for a given message: learn them once, fault-free
+            probe = pool[0].session(-1, seed, {"layer": "none"})
+            summary_probe = pool[0].proxy.frames
+            lengths = _commit_lengths(summary_probe)
+            base = sessions
+            for direction in (TO_PUMP, TO_CLI):
+                for plan in cut_sweep_plans(direction, range(0, lengths[direction] + 1)):
+                    jobs.append((base, plan))
+                    base += 1
+            if probe["violations"]:
+                summary.add(probe)
+        queues = [jobs[i::workers] for i in range(workers)]
+
+        def work(w: Worker, todo) -> None:
+            try:
+                for number, plan in todo:
+                    r = w.session(number, seed, plan)
+                    with lock:
+                        summary.add(r)
+                        if out_fh:
+                            out_fh.write(json.dumps(r, default=str) + "\n")
+                        if progress:
+                            progress(summary)
+            except BaseException as exc:  # the campaign's machinery, not a finding
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(w, q)) for w, q in zip(pool, queues)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for w in pool:
+            w.stop()
+        if out_fh:
+            out_fh.close()
+        if workdir is None and not errors and not summary.violations:
+            shutil.rmtree(root, ignore_errors=True)
+    summary.seconds = time.monotonic() - started
+    if errors:
+        raise CampaignError(f"the campaign itself failed: {errors[0]!r}") from errors[0]
+    return summary
+
+
+def _commit_lengths(frames) -> dict:
+    lengths = {}
+    commit_seen = False
+    for direction, command, length in frames:
+        if direction == TO_PUMP and command == Command.COMMIT:
+            lengths[TO_PUMP] = length
+            commit_seen = True
+        elif direction == TO_CLI and commit_seen and TO_CLI not in lengths:
+            lengths[TO_CLI] = length
+    if len(lengths) != 2:
+        raise CampaignError(f"the probe session saw no COMMIT exchange: {frames}")
+    return lengths
