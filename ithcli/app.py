@@ -6,6 +6,10 @@ import time
 from dataclasses import dataclass, field
 
 
+_WRITE_COMMANDS = {"PREPARE_PROGRAM", "PREPARE_REFILL", "PREPARE_BOLUS", "PREPARE_MRI_ENTER",
+                   "PREPARE_MRI_EXIT", "COMMIT"}
+
+
 @dataclass
 class App:
     port: str | None
@@ -101,12 +105,12 @@ class App:
 
         return PendingWrites(self.state_path())
 
-    def record(self, event: str, **fields) -> None:
+    def record(self, event: str, *, durable: bool = True, **fields) -> None:
         """Append to the audit log with who, where and which pump."""
         self.audit().append({
             "event": event, "operator": self.operator, "port": self.port,
             "pump_serial": self.serial, **fields,
-        })
+        }, durable=durable)
 
     def _audit_exchange(self, command, request, reply, outcome) -> None:
         if command.name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
@@ -114,8 +118,9 @@ class App:
             reply = None if reply is None else {}
         if reply is not None and command.name == "READ_LOG":
             reply = {k: v for k, v in reply.items() if k != "events"} | {"events": len(reply["events"])}
+        # what changes the pump is on disk before anything else happens; reads ride along
         self.record("exchange", command=command.name, request=request, response=reply, outcome=outcome,
-                    txid=request.get("txid"))
+                    txid=request.get("txid"), durable=command.name in _WRITE_COMMANDS)
 
     def resolve_pending(self) -> dict | None:
         """Any read first settles an unconfirmed write to this pump, by asking the pump."""

@@ -131,6 +131,8 @@ class Runner:
         self.on_update = on_update
         self.stop = threading.Event()
         self.reports = [TargetReport(t) for t in plan.targets]
+        # the session preflight opened is kept for the run: one handshake per pump, not two
+        self._apps: dict[int, Any] = {}
 
     # --- the whole run ---------------------------------------------------------
     def run(self) -> list[TargetReport]:
@@ -138,12 +140,18 @@ class Runner:
         self._parallel(self._preflight)
         failed = [r for r in self.reports if r.outcome == "preflight-failed"]
         if failed and not self.continue_on_error:
+            for app in self._apps.values():
+                app.close()
             for r in self.reports:
                 if r.outcome != "preflight-failed":
                     r.outcome, r.detail = "not-run", "another target failed preflight (see --continue-on-error)"
                     self.on_update(r, r.detail)
             return self.reports
-        self._parallel(self._run_target, only=lambda r: r.outcome == "ready")
+        try:
+            self._parallel(self._run_target, only=lambda r: r.outcome == "ready")
+        finally:
+            for app in self._apps.values():
+                app.close()
         return self.reports
 
     def _parallel(self, fn, only=lambda r: True) -> None:
@@ -197,17 +205,19 @@ class Runner:
                     raise IthcliError("pre-MRI checklist BLOCK: " + "; ".join(mri.blocks(checked)))
             report.before = status
             report.outcome = "ready"
+            self._apps[t.number] = app
             self.on_update(report, "ready")
         except IthcliError as exc:
             report.outcome, report.detail = "preflight-failed", exc.message
             self.on_update(report, f"preflight failed: {exc.message}")
         finally:
-            app.close()
+            if t.number not in self._apps:
+                app.close()
 
     # --- one target, its steps in order -------------------------------------------
     def _run_target(self, report: TargetReport) -> None:
         t = report.target
-        app = self.app_factory(t.port)
+        app = self._apps.pop(t.number, None) or self.app_factory(t.port)
         try:
             states = self.journal.last_states()
             for step in self.plan.steps:

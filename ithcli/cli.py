@@ -14,8 +14,48 @@ from .errors import ExitCode, IthcliError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: every command: name -> (module under ithcli.commands, attribute, one-line help for --help).
+#: Modules are imported only when their command runs, so --help stays as cheap as a
+#: bare Click app; tests/test_cli_errors.py checks each line equals the command's own.
+COMMANDS = {
+    "interrogate": ("interrogate", "interrogate", "Read the pump's full status: identity, therapy,..."),
+    "monitor": ("monitor", "monitor", 'Poll the pump and show it live: reservoir, rate and...'),
+    "forecast": ("forecast", "forecast", 'Project the reservoir volume day by day, down to the...'),
+    "log": ("log", "log", "Read and decode the pump's event log (alarms,..."),
+    "report": ("report", "report", "Who, what and when for one pump's session: identity,..."),
+    "program": ("program", "program", 'Change what the pump delivers: PREPARE, check the...'),
+    "refill": ("refill", "refill", 'Refill the reservoir: keeps the daily dose (the flow...'),
+    "bolus": ("bolus", "bolus", 'Deliver a clinician bolus on top of the program...'),
+    "empty": ("empty", "empty", 'Record an emptied reservoir: volume 0 and delivery...'),
+    "mri": ("mri", "mri", 'MRI: checklist before the scan, MRI-safe mode,...'),
+    "reconcile": ("reconcile", "reconcile", 'Learn from the pump whether an unconfirmed write was...'),
+    "batch": ("batch", "batch", 'Run a plan (TOML) of steps across many pumps:...'),
+    "keys": ("keys", "keys", 'Per-pump keys: one reader and one clinician key per...'),
+    "audit": ("audit", "audit", 'The local audit log of every command sent and every...'),
+    "ports": ("ports", "ports", 'List serial ports (USB adapters, on-board UARTs)...'),
+}
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+
+class LazyGroup(click.Group):
+    """Commands load on first use; --help lists them from COMMANDS without importing."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"ithcli.commands.{module}"), attr)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--port", envvar="ITHCLI_PORT", metavar="URL",
     help="pyserial URL of the pump: a device path (/dev/ttyUSB0), socket://HOST:PORT, "
@@ -76,19 +116,6 @@ def _default_operator() -> str:
         return getpass.getuser()
     except Exception:  # no user name in a bare container: still audit, as unknown
         return "unknown"
-
-
-def _register() -> None:
-    from .commands import (audit, batch, bolus, empty, forecast, interrogate, keys, log, monitor, mri, ports,
-                           program, reconcile, refill, report)
-
-    for command in (interrogate.interrogate, monitor.monitor, forecast.forecast, log.log, report.report,
-                    program.program, refill.refill, bolus.bolus, empty.empty, mri.mri, reconcile.reconcile,
-                    batch.batch, keys.keys, audit.audit, ports.ports):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

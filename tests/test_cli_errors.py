@@ -131,3 +131,15 @@ def test_ports_lists_serial_ports_as_json():
     result = run_cli("--json", "ports")
     assert result.code == 0, result.stderr
     assert isinstance(result.json()["ports"], list)
+
+
+def test_the_lazy_command_table_matches_every_command():
+    """--help lists commands from a table so it imports none of them; it must not drift."""
+    import importlib
+
+    from ithcli.cli import COMMANDS
+
+    for name, (module, attr, short) in COMMANDS.items():
+        command = getattr(importlib.import_module(f"ithcli.commands.{module}"), attr)
+        assert command.name == name
+        assert command.get_short_help_str(limit=55) == short, name
