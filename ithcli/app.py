@@ -27,6 +27,8 @@ class App:
     _link: object = field(default=None, repr=False)
     _client: object = field(default=None, repr=False)
     _library: object = field(default=None, repr=False)
+    #: a KeyStore shared by many Apps (batch): the store is read once, not per pump
+    shared_keystore: object = field(default=None, repr=False)
 
     # --- the pump ---------------------------------------------------------
     def client(self, *, write: bool = False):
@@ -77,6 +79,8 @@ class App:
         if self._link is not None and self._link.emulator_keys is not None:
             serial, keys = self._link.emulator_keys
             return MemoryKeyStore(serial, keys)
+        if self.shared_keystore is not None:
+            return self.shared_keystore
         return KeyStore(self.key_store_dir)
 
     @property

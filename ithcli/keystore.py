@@ -77,6 +77,7 @@ def write_key_file(path: Path, serial: str, keys: dict[str, bytes]) -> None:
 class KeyStore:
     def __init__(self, directory: str | os.PathLike | None):
         self.dir = Path(directory) if directory else default_key_store()
+        self._index: dict[tuple[str, bytes], StoredKey] | None = None
 
     def entries(self) -> list[StoredKey]:
         if not self.dir.is_dir():
@@ -89,12 +90,13 @@ class KeyStore:
         return out
 
     def find(self, role: str, key_id: bytes) -> StoredKey | None:
+        """The key the pump announced, by role and key id. The store is read once per
+        KeyStore object (a batch over 200 pumps shares one), not once per lookup."""
         from protocol.security import key_id as id_of
 
-        for entry in self.entries():
-            if entry.role == role and id_of(entry.key) == key_id:
-                return entry
-        return None
+        if self._index is None:
+            self._index = {(e.role, id_of(e.key)): e for e in self.entries()}
+        return self._index.get((role, key_id))
 
     def path_for(self, serial: str) -> Path:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in serial)
@@ -109,12 +111,14 @@ class KeyStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         write_key_file(path, serial, keys)
+        self._index = None
         return path
 
     def remove(self, serial: str) -> bool:
         path = self.path_for(serial)
         if path.exists():
             path.unlink()
+            self._index = None
             return True
         return False
 
@@ -124,6 +128,7 @@ class MemoryKeyStore(KeyStore):
 
     def __init__(self, serial: str, keys: dict[str, bytes]):
         super().__init__(None)
+        self._index = None
         self._entries = [StoredKey(serial, role, key, "<memory>") for role, key in keys.items()]
 
     def entries(self) -> list[StoredKey]:

@@ -115,7 +115,11 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
     journal = Journal(journal_path or f"{stem}.journal.jsonl", plan_hash(plan_path))
     results_file = Path(results_path or f"{stem}.results.jsonl")
     progress = _Progress(plan, enabled=not app.json and sys.stderr.isatty())
-    runner = Runner(lambda port: _target_app(app, port), plan, journal=journal, jobs=jobs,
+    from ..keystore import KeyStore
+
+    keystore = KeyStore(app.key_store_dir)  # read once for every target
+    library = app.library()  # likewise: parsed once, shared read-only
+    runner = Runner(lambda port: _target_app(app, port, keystore, library), plan, journal=journal, jobs=jobs,
                     continue_on_error=continue_on_error, dry_run=dry_run, on_update=progress.update)
     interrupted = False
     progress.start()
@@ -161,12 +165,14 @@ class _BatchExit(IthcliError):
         self.kind = "batch"
 
 
-def _target_app(app, port: str):
+def _target_app(app, port: str, keystore, library):
     from ..app import App
 
-    return App(port=port, timeout=app.timeout, json=True, verbose=app.verbose,
-               drug_library_path=app.drug_library_path, operator=app.operator, audit_path=app.audit_path,
-               state_dir=app.state_dir, key_store_dir=app.key_store_dir)
+    target = App(port=port, timeout=app.timeout, json=True, verbose=app.verbose,
+                 drug_library_path=app.drug_library_path, operator=app.operator, audit_path=app.audit_path,
+                 state_dir=app.state_dir, key_store_dir=app.key_store_dir, shared_keystore=keystore)
+    target._library = library
+    return target
 
 
 class _Progress:
