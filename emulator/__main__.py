@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.request_stop())
+    from protocol.codec import warm_up
+
+    warm_up()  # a pump answers its first request as fast as its hundredth
     print(url, flush=True)
     log.info("serving %s %s on %s", pump.spec.name, pump.serial, url)
     try:

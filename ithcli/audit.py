@@ -19,6 +19,8 @@ from .errors import ExitCode, IthcliError
 from .output import jsonable
 
 GENESIS = "0" * 64
+#: path -> (inode, size, hash of the last entry) as this process last wrote it
+_LAST: dict[str, tuple[int, int, str]] = {}
 
 
 def _canonical(entry: dict) -> bytes:
@@ -46,13 +48,20 @@ class AuditLog:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            prev = self._recover_tail(fd)
+            st = os.fstat(fd)
+            known = _LAST.get(str(self.path))
+            # the file is exactly as this process left it: the last hash is known
+            prev = known[2] if known and known[:2] == (st.st_ino, st.st_size) else self._recover_tail(fd)
             entry = {"time": _now_iso(), **jsonable(record), "prev": prev}
-            entry["hash"] = entry_hash(entry)
-            os.lseek(fd, 0, os.SEEK_END)
-            os.write(fd, _line(entry))
+            canonical = _canonical(entry)
+            entry["hash"] = hashlib.sha256(canonical).hexdigest()
+            # the line is the hashed text with the hash appended: encoded once, not twice
+            line = canonical[:-1] + b',"hash":"' + entry["hash"].encode() + b'"}\n'
+            end = os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, line)
             if durable:
                 os.fsync(fd)
+            _LAST[str(self.path)] = (st.st_ino, end + len(line), entry["hash"])
         finally:
             os.close(fd)  # releases the lock
         return entry

@@ -133,6 +133,8 @@ class Runner:
         self.reports = [TargetReport(t) for t in plan.targets]
         # the session preflight opened is kept for the run: one handshake per pump, not two
         self._apps: dict[int, Any] = {}
+        self._states: dict | None = None
+        self._states_lock = threading.Lock()
 
     # --- the whole run ---------------------------------------------------------
     def run(self) -> list[TargetReport]:
@@ -169,6 +171,13 @@ class Runner:
                 wait(pending)
                 raise
 
+    def _journal_states(self) -> dict:
+        """The journal as it was when this run started (read once, not once per pump)."""
+        with self._states_lock:
+            if self._states is None:
+                self._states = self.journal.last_states()
+            return self._states
+
     def _guarded(self, fn, report: TargetReport) -> None:
         try:
             fn(report)
@@ -188,7 +197,7 @@ class Runner:
             if t.drug and status["drug"] != t.drug.lower():
                 raise IthcliError(f"the pump holds {status['drug']}, the plan expects {t.drug}")
             pending = app.pending().get(t.serial)
-            states = self.journal.last_states()
+            states = self._journal_states()
             journal_open = [s for (serial, _), s in states.items() if serial == t.serial and s["state"] in
                             ("sent", "unconfirmed")]
             if pending is not None and not journal_open:
@@ -219,7 +228,7 @@ class Runner:
         t = report.target
         app = self._apps.pop(t.number, None) or self.app_factory(t.port)
         try:
-            states = self.journal.last_states()
+            states = self._journal_states()
             for step in self.plan.steps:
                 if self.stop.is_set():
                     report.outcome = report.outcome if report.outcome in ("failed", "unconfirmed") else "stopped"

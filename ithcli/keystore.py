@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class KeyStore:
     def __init__(self, directory: str | os.PathLike | None):
         self.dir = Path(directory) if directory else default_key_store()
         self._index: dict[tuple[str, bytes], StoredKey] | None = None
+        self._lock = threading.Lock()  # batch threads share one store: build the index once
 
     def entries(self) -> list[StoredKey]:
         if not self.dir.is_dir():
@@ -94,9 +96,10 @@ class KeyStore:
         KeyStore object (a batch over 200 pumps shares one), not once per lookup."""
         from protocol.security import key_id as id_of
 
-        if self._index is None:
-            self._index = {(e.role, id_of(e.key)): e for e in self.entries()}
-        return self._index.get((role, key_id))
+        with self._lock:
+            if self._index is None:
+                self._index = {(e.role, id_of(e.key)): e for e in self.entries()}
+            return self._index.get((role, key_id))
 
     def path_for(self, serial: str) -> Path:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in serial)
@@ -128,7 +131,6 @@ class MemoryKeyStore(KeyStore):
 
     def __init__(self, serial: str, keys: dict[str, bytes]):
         super().__init__(None)
-        self._index = None
         self._entries = [StoredKey(serial, role, key, "<memory>") for role, key in keys.items()]
 
     def entries(self) -> list[StoredKey]:

@@ -82,3 +82,28 @@ def fmt_date(text: str | None, *, with_time: bool = True) -> str:
     if not with_time:
         return text[:10]
     return text.replace("T", " ").replace("Z", " UTC")
+
+
+def export(renderables, path: str, title: str) -> None:
+    """Write rich renderables for a patient's chart: .html, .svg or plain .txt by suffix."""
+    import io
+
+    from rich.console import Console
+
+    from .errors import UsageError
+
+    lower = path.lower()
+    if not lower.endswith((".html", ".svg", ".txt")):
+        raise UsageError(f"--export {path!r}: the file must end in .html, .svg or .txt")
+    con = Console(record=True, width=120, file=io.StringIO(), highlight=False)
+    for part in renderables:
+        con.print(part)
+    try:
+        if lower.endswith(".html"):
+            con.save_html(path)
+        elif lower.endswith(".svg"):
+            con.save_svg(path, title=title)
+        else:
+            con.save_text(path)
+    except OSError as exc:
+        raise UsageError(f"--export {path}: cannot write: {exc.strerror or exc}") from None

@@ -17,7 +17,7 @@ import construct as c
 from .constants import Command
 from .errors import EncodeError, MalformedPayloadError, ProtocolError, UnknownCommandError
 from .framing import RawFrame, encode_frame, parse_frame
-from .messages import PAYLOADS, Frame, key
+from .messages import PAYLOADS, RESPONSE_BIT, Frame, key
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,17 @@ def _compiled(command: int, response: bool) -> c.Construct:
     if struct_ is None:
         struct_ = _COMPILED[k] = _payload_struct(command, response).compile()
     return struct_
+
+
+def warm_up() -> None:
+    """Compile every message and load the cipher now rather than on first use.
+
+    For long-running peers (the emulator): a device answers its first request as
+    fast as its hundredth. Short-lived CLI runs compile only what they use.
+    """
+    for k in PAYLOADS:
+        _compiled(k & 0x7F, bool(k & RESPONSE_BIT))
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
 
 
 class _StrictStream(io.BytesIO):

@@ -28,3 +28,15 @@ def start_emulator(tmp_path):
 def emulator(request, start_emulator):
     """The default pump (peristaltic-40, 18 mL morphine 10 mg/mL at 0.2 mL/day), real time."""
     return start_emulator(transport=request.param)
+
+
+@pytest.fixture
+def pump(start_emulator, tmp_path):
+    """start(*emulator args) -> (emulator with a frozen clock, ithcli bound to its port and
+    a private state dir): the pump time moves only when a test advances it."""
+
+    def start(*args, transport="pty"):
+        emu = start_emulator("--time-scale", "1e-9", *args, transport=transport)
+        return emu, cli_harness.Cli(tmp_path / "state", port=emu.url)
+
+    return start

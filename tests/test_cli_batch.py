@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import peers
-from cli_harness import Cli, assert_one_line_error, run_cli
+from cli_harness import Cli
 from protocol import Command
 from test_cli_program import FROZEN, applied_txids
 

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
-import pytest
 
 import peers
 from cli_harness import assert_one_line_error, run_cli

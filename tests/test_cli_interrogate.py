@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cli_harness import assert_one_line_error, run_cli
+from cli_harness import run_cli
 
 BACLOFEN = ("--model", "peristaltic-20", "--serial", "BAC-0042", "--drug", "baclofen",
             "--concentration", "2000 mcg/mL", "--volume", "18 mL", "--flow", "0.25 mL/day")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cli_harness import Cli, assert_one_line_error
+from cli_harness import assert_one_line_error
 
 BACLOFEN = ("--model", "peristaltic-20", "--serial", "BAC-0001", "--drug", "baclofen",
             "--concentration", "2000 mcg/mL", "--volume", "18 mL", "--flow", "0.25 mL/day")  # 500 mcg/day
@@ -15,15 +15,6 @@ ZICONOTIDE = ("--drug", "ziconotide", "--concentration", "25 mcg/mL", "--flow", 
 FROZEN = ("--time-scale", "1e-9")  # the pump clock moves only when a test advances it
 
 
-@pytest.fixture
-def pump(start_emulator, tmp_path):
-    """start(*emulator args) -> (emulator, cli bound to its port and a private state dir)."""
-
-    def start(*args, transport="pty"):
-        emu = start_emulator(*FROZEN, *args, transport=transport)
-        return emu, Cli(tmp_path / "state", port=emu.url)
-
-    return start
 
 
 def status(cli):

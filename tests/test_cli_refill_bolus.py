@@ -3,19 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
 
-from cli_harness import Cli, assert_one_line_error
-from test_cli_program import BACLOFEN, FROZEN, applied_txids, status
+from cli_harness import assert_one_line_error
+from test_cli_program import BACLOFEN, applied_txids, status
 
 
-@pytest.fixture
-def pump(start_emulator, tmp_path):
-    def start(*args, transport="pty"):
-        emu = start_emulator(*FROZEN, *args, transport=transport)
-        return emu, Cli(tmp_path / "state", port=emu.url)
-
-    return start
 
 
 def test_refill_over_capacity_is_refused_and_nothing_changes(pump):

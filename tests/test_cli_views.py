@@ -8,7 +8,6 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-import pytest
 
 from cli_harness import DEFAULT_KEY_STORE, Cli, assert_one_line_error
 from test_cli_program import BACLOFEN, FROZEN
@@ -32,13 +31,6 @@ def _date(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-@pytest.fixture
-def pump(start_emulator, tmp_path):
-    def start(*args, transport="pty"):
-        emu = start_emulator(*FROZEN, *args, transport=transport)
-        return emu, Cli(tmp_path / "state", port=emu.url)
-
-    return start
 
 
 def test_forecast_follows_a_flex_schedule_to_the_pumps_actual_alarm(pump, tmp_path):

@@ -148,23 +148,11 @@ def _render_lines(result: dict, title: str) -> None:
 
 
 def _export(result: dict, path: str) -> None:
-    import io
+    from ..output import export
 
-    from rich.console import Console
-
-    con = Console(record=True, width=120, file=io.StringIO())
-    con.print(_table(result, "Pre-MRI checklist"))
-    con.print(f"Overall: {result['result']}  (snapshot {result.get('snapshot', '')})")
-    lower = path.lower()
-    try:
-        if lower.endswith(".html"):
-            con.save_html(path)
-        elif lower.endswith(".svg"):
-            con.save_svg(path, title=f"Pre-MRI checklist {result['serial_number']}")
-        else:
-            con.save_text(path)
-    except OSError as exc:
-        raise UsageError(f"--export {path}: cannot write: {exc.strerror or exc}") from None
+    export([_table(result, "Pre-MRI checklist"),
+            f"Overall: {result['result']}  (snapshot {result.get('snapshot', '')})"],
+           path, f"Pre-MRI checklist {result['serial_number']}")
 
 
 def _say(text: str) -> None:

@@ -102,23 +102,9 @@ def _show(data: dict) -> None:
 
 
 def _export(data: dict, path: str) -> None:
-    import io
+    from ..output import export
 
-    from rich.console import Console
-
-    con = Console(record=True, width=120, file=io.StringIO(), highlight=False)
-    for part in _parts(data):
-        con.print(part)
-    lower = path.lower()
-    try:
-        if lower.endswith(".html"):
-            con.save_html(path)
-        elif lower.endswith(".svg"):
-            con.save_svg(path, title=f"Session report {data['serial_number']}")
-        else:
-            con.save_text(path)
-    except OSError as exc:
-        raise UsageError(f"--export {path}: cannot write: {exc.strerror or exc}") from None
+    export(_parts(data), path, f"Session report {data['serial_number']}")
 
 
 _COLOUR = {"high": "bold red", "medium": "yellow", "low": "cyan"}
