@@ -341,3 +341,30 @@ class RawClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --- requests every protocol-level test module makes --------------------------------
+
+def commit(client, txid):
+    return client.request(Command.COMMIT, {"txid": txid})
+
+
+def status(client):
+    return client.request(Command.INTERROGATE).body
+
+
+def read_program(client):
+    return client.request(Command.READ_PROGRAM).body
+
+
+def read_log(client, first=0):
+    """Every event from index `first` to the end, page by page."""
+    from protocol.messages import MAX_LOG_PAGE
+
+    events = []
+    while True:
+        page = client.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
+        if not page["events"]:
+            return events
+        events += page["events"]
+        first = page["events"][-1]["index"] + 1

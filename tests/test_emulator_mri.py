@@ -16,7 +16,7 @@ import pytest
 
 from emulator import store
 from emulator.pump import Pump, Refusal
-from emulator_harness import RawClient
+from emulator_harness import RawClient, commit, read_log, read_program, status
 from protocol import (
     Alarm,
     Command,
@@ -30,7 +30,6 @@ from protocol import (
     WriteKind,
     encode,
 )
-from protocol.messages import MAX_LOG_PAGE
 
 DAY = 86_400
 FROZEN = 1e-9
@@ -68,26 +67,8 @@ def leave(c, txid):
     return c.request(Command.PREPARE_MRI_EXIT, {"txid": txid})
 
 
-def commit(c, txid):
-    return c.request(Command.COMMIT, {"txid": txid})
 
 
-def status(c):
-    return c.request(Command.INTERROGATE).body
-
-
-def read_program(c):
-    return c.request(Command.READ_PROGRAM).body
-
-
-def read_log(c, first=0):
-    events = []
-    while True:
-        page = c.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
-        if not page["events"]:
-            return events
-        events += page["events"]
-        first = page["events"][-1]["index"] + 1
 
 
 def summary(events):

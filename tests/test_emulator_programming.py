@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from emulator_harness import RawClient
+from emulator_harness import RawClient, commit, read_log, read_program, status
 from emulator.pump import APPLIED_HISTORY, Pump, Refusal
 from protocol import (
     Alarm,
@@ -25,7 +25,6 @@ from protocol import (
     WriteKind,
     encode,
 )
-from protocol.messages import MAX_LOG_PAGE
 from protocol.models import MINIMUM_RATE_NL_PER_DAY
 from protocol.therapy import daily_total, dose_for_rate, rate_for_dose
 
@@ -69,26 +68,8 @@ def prepare_bolus(c, txid, dose_ng, duration_s):
     return c.request(Command.PREPARE_BOLUS, {"txid": txid, "dose_ng": dose_ng, "duration_s": duration_s})
 
 
-def commit(c, txid):
-    return c.request(Command.COMMIT, {"txid": txid})
 
 
-def status(c):
-    return c.request(Command.INTERROGATE).body
-
-
-def read_program(c):
-    return c.request(Command.READ_PROGRAM).body
-
-
-def read_log(c):
-    events, first = [], 0
-    while True:
-        page = c.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
-        if not page["events"]:
-            return events
-        events += page["events"]
-        first = page["events"][-1]["index"] + 1
 
 
 def of_type(events, type_):

@@ -17,11 +17,10 @@ import time
 
 import pytest
 
-from emulator_harness import HandshakeError, RawClient, write_key_file
+from emulator_harness import HandshakeError, RawClient, read_log, write_key_file
 from protocol import Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
 from protocol.crc import crc32c
 from protocol.framing import parse_frame
-from protocol.messages import MAX_LOG_PAGE
 
 FROZEN = 1e-9
 SERIAL = "SECRET-SN-4711"
@@ -54,15 +53,6 @@ WRITE_BODIES = {
     Command.COMMIT: {"txid": 50},
 }
 
-
-def read_log(c):
-    events, first = [], 0
-    while True:
-        page = c.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
-        if not page["events"]:
-            return events
-        events += page["events"]
-        first = page["events"][-1]["index"] + 1
 
 
 def therapy(emu):
