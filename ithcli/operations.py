@@ -204,9 +204,10 @@ def parse_date(text, option: str):
 
 
 def low_alarm_at(raw: dict, volume_ul: int, per_day_nl: int) -> int | None:
-    if per_day_nl <= 0:
-        return None
-    return raw["pump_time"] + max(0, volume_ul - raw["low_reservoir_alarm_ul"]) * 1000 * 86_400 // per_day_nl
+    """When the low-reservoir alarm comes if the reservoir holds volume_ul at per_day_nl."""
+    from .status import reaches
+
+    return reaches(raw["pump_time"], volume_ul, raw["low_reservoir_alarm_ul"], per_day_nl)
 
 
 def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int) -> list:

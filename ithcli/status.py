@@ -31,15 +31,18 @@ def _ml(ul: int) -> Decimal:
     return Decimal(ul) / 1000
 
 
+def reaches(pump_time: int, volume_ul: int, threshold_ul: int, per_day_nl: int) -> int | None:
+    """Pump time at which volume_ul falls to threshold_ul at per_day_nl (now if already there)."""
+    if per_day_nl <= 0:
+        return None
+    return pump_time + max(0, volume_ul - threshold_ul) * 1000 * SECONDS_PER_DAY // per_day_nl
+
+
 def _projection(status: dict, threshold_ul: int) -> int | None:
     """Pump time at which the reservoir reaches threshold at the 24-hour average flow."""
-    per_day = status["daily_volume_nl_per_day"]
-    if per_day <= 0 or status["mode"].name == "STOPPED":
+    if status["mode"].name == "STOPPED":
         return None
-    above_nl = (status["reservoir_ul"] - threshold_ul) * 1000
-    if above_nl <= 0:
-        return status["pump_time"]  # already there
-    return status["pump_time"] + above_nl * SECONDS_PER_DAY // per_day
+    return reaches(status["pump_time"], status["reservoir_ul"], threshold_ul, status["daily_volume_nl_per_day"])
 
 
 def replace_by_check(eri_at: int, pump_replace_by: int) -> dict[str, Any]:

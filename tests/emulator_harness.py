@@ -368,3 +368,17 @@ def read_log(client, first=0):
             return events
         events += page["events"]
         first = page["events"][-1]["index"] + 1
+
+
+def ok(message, command):
+    """The reply is `command` (not an ERROR); its body."""
+    assert message.command == command, message.body
+    return message.body
+
+
+def refused(message, reason):
+    """The reply is an ERROR with `reason` and a non-empty detail; the detail."""
+    assert message.command == Command.ERROR, f"expected a refusal, got {message.body}"
+    assert message.body["reason"] == reason, message.body
+    assert message.body["detail"]
+    return message.body["detail"]

@@ -16,7 +16,7 @@ import pytest
 
 from emulator import store
 from emulator.pump import Pump, Refusal
-from emulator_harness import RawClient, commit, read_log, read_program, status
+from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
 from protocol import (
     Alarm,
     Command,
@@ -48,27 +48,12 @@ def start(start_emulator, *args, **kw):
     return start_emulator("--start-time", START, *args, transport="tcp", time_scale=FROZEN, **kw)
 
 
-def ok(message, command):
-    assert message.command == command, message.body
-    return message.body
-
-
-def refused(message, reason):
-    assert message.command == Command.ERROR, f"expected a refusal, got {message.body}"
-    assert message.body["reason"] == reason, message.body
-    return message.body["detail"]
-
-
 def enter(c, txid, auto_exit_s=4 * 3600):
     return c.request(Command.PREPARE_MRI_ENTER, {"txid": txid, "auto_exit_s": auto_exit_s})
 
 
 def leave(c, txid):
     return c.request(Command.PREPARE_MRI_EXIT, {"txid": txid})
-
-
-
-
 
 
 def summary(events):

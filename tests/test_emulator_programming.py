@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from emulator_harness import RawClient, commit, read_log, read_program, status
+from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
 from emulator.pump import APPLIED_HISTORY, Pump, Refusal
 from protocol import (
     Alarm,
@@ -68,28 +68,12 @@ def prepare_bolus(c, txid, dose_ng, duration_s):
     return c.request(Command.PREPARE_BOLUS, {"txid": txid, "dose_ng": dose_ng, "duration_s": duration_s})
 
 
-
-
-
-
 def of_type(events, type_):
     return [e for e in events if e["type"] == type_]
 
 
 def snapshot(emu, c):
     return status(c), read_program(c), emu.control("state")
-
-
-def ok(message, command):
-    assert message.command == command, message.body
-    return message.body
-
-
-def refused(message, reason):
-    assert message.command == Command.ERROR, f"expected a refusal, got {message.body}"
-    assert message.body["reason"] == reason, message.body
-    assert message.body["detail"]
-    return message.body["detail"]
 
 
 # --- programs ---------------------------------------------------------------------

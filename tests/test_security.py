@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from emulator_harness import HandshakeError, RawClient, read_log, write_key_file
+from emulator_harness import HandshakeError, RawClient, read_log, refused, write_key_file
 from protocol import Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
 from protocol.crc import crc32c
 from protocol.framing import parse_frame
@@ -69,11 +69,6 @@ def therapy(emu):
 def auth_failures(emu) -> int:
     return emu.control("state")["auth_failures"]
 
-
-def refused(message, reason):
-    assert message.command == Command.ERROR, message.body
-    assert message.body["reason"] == reason, message.body
-    return message.body["detail"]
 
 
 def assert_no_reply(client, seconds=QUIET):
