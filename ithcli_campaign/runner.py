@@ -48,6 +48,7 @@ from protocol import Command, EventType, InfusionMode
 
 from .proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy
 from .pump import CampaignError, EmulatorProcess, TruthClient
+from .warm import HUNG, WarmCli
 
 EMULATOR_FAULTS = ("drop_commit_reply", "mismatch_on_commit", "reset_on_commit", "reset_after_commit",
                    "drop_prepare_reply", "drop_reply")
@@ -94,6 +95,7 @@ class Worker:
     wid: int
     root: Path
     timeout: float
+    launch: str = "warm"  # "warm": a forked, pre-imported ithcli (warm.py); "spawn": a fresh interpreter
     emulator: EmulatorProcess | None = None
     proxy: FaultProxy | None = None
     truth: TruthClient | None = None
@@ -107,11 +109,14 @@ class Worker:
         self.emulator.pair(self.key_store)
         self.proxy = FaultProxy(self.emulator.address)
         self.truth = TruthClient(self.emulator.address, self.emulator.keys()["reader"])
+        self.warm = WarmCli(self.root / "warm") if self.launch == "warm" else None
         return self
 
     def stop(self) -> None:
         if self.truth:
             self.truth.close()
+        if getattr(self, "warm", None):
+            self.warm.close()
         if self.proxy:
             self.proxy.close()
         if self.emulator:
@@ -125,18 +130,23 @@ class Worker:
         return env
 
     def cli(self, *args: str) -> tuple[int, dict | None, str]:
-        cmd = [sys.executable, "-m", "ithcli", "--port", self.proxy.url, "--timeout", str(self.timeout),
-               "--json", *args]
+        argv = ["--port", self.proxy.url, "--timeout", str(self.timeout), "--json", *args]
+        if self.warm is not None:
+            rc, stdout, stderr = self.warm.run(argv, self.env(), CLI_TIMEOUT_S)
+        else:
+            try:
+                proc = subprocess.run([sys.executable, "-m", "ithcli", *argv], capture_output=True, text=True,
+                                      env=self.env(), timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+                rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+            except subprocess.TimeoutExpired:
+                rc, stdout, stderr = HUNG, "", ""
+        if rc == HUNG:
+            return HUNG, None, f"hung: no exit within {CLI_TIMEOUT_S} s"
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), timeout=CLI_TIMEOUT_S,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return -1, None, f"hung: no exit within {CLI_TIMEOUT_S} s"
-        try:
-            out = json.loads(proc.stdout) if proc.stdout.strip() else None
+            out = json.loads(stdout) if stdout.strip() else None
         except ValueError:
             out = None
-        return proc.returncode, out, proc.stderr
+        return rc, out, stderr
 
     def pending_exists(self, serial: str) -> bool:
         return (self.state_dir / "pending" / f"{serial}.json").exists()
@@ -194,8 +204,10 @@ class Worker:
             self.applied_txids.add(t)
         if after_status["last_txid"] != (applied[-1] if applied else before_status["last_txid"]):
             v.append(f"last_txid {after_status['last_txid']} disagrees with the log {applied}")
-        if rc == -1:
+        if rc == HUNG:
             v.append(stderr)
+        elif rc < 0:
+            v.append(f"ithcli was killed by signal {-rc}: {stderr.strip()[-300:]}")
         elif rc == 1 or "Traceback" in stderr:
             v.append(f"internal error (exit {rc}): {stderr.strip()[-300:]}")
         elif rc == 0:
@@ -308,7 +320,7 @@ class Summary:
 
 def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: float = 0.3,
                  sweep: bool = True, out: str | None = None, workdir: str | None = None,
-                 progress=None) -> Summary:
+                 progress=None, launch: str = "warm") -> Summary:
     """Run `sessions` random sessions (plus, with sweep, a cut at every byte offset of the
     COMMIT frame and of its reply) over `workers` emulators; return the summary."""
     started = time.monotonic()
@@ -316,7 +328,7 @@ def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: flo
     summary = Summary()
     lock = threading.Lock()
     out_fh = open(out, "w") if out else None
-    pool = [Worker(w, root / f"w{w}", timeout) for w in range(workers)]
+    pool = [Worker(w, root / f"w{w}", timeout, launch) for w in range(workers)]
     errors: list[BaseException] = []
     try:
         for w in pool:

@@ -1,14 +1,19 @@
 """The fault campaign (ithcli_campaign), short enough for CI; docs/reliability.md has the long one.
 
-Real processes only: ith-emulator and ithcli run as subprocesses, the fault proxy
+Real processes only: ith-emulator and ithcli run as subprocesses (ithcli forked from a
+pre-imported process by default, a fresh interpreter in one test), the fault proxy
 sits between them, and a separate fault-free session reads the pump's truth.
 """
 from __future__ import annotations
+
+import json
+import os
 
 import pytest
 
 from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP
 from ithcli_campaign.runner import EMULATOR_FAULTS, Worker, run_campaign
+from ithcli_campaign.warm import WarmCli
 
 CI_SESSIONS = 200
 CI_SEED = 20260701
@@ -28,6 +33,34 @@ def test_short_campaign_finds_no_wrong_verdict(tmp_path):
     assert set(KINDS) | set(EMULATOR_FAULTS) <= fired, fired
     assert {0, 8} <= set(data["exits"]) and set(data["exits"]) - {0, 8}
     assert data["reconciled"].get("applied") and data["reconciled"].get("not applied")
+
+
+@pytest.mark.slow
+def test_spawned_ithcli_agrees_with_the_warm_one(tmp_path):
+    """The long campaign forks ithcli from a pre-imported process (warm.py); the same checks
+    also hold for a fresh `python -m ithcli` per run, the way a user starts it."""
+    summary = run_campaign(40, seed=CI_SEED, workers=2, timeout=0.3, sweep=False, launch="spawn")
+    data = summary.as_dict()
+    assert data["violations"] == [], data["violations"][:5]
+    assert data["sessions"] == 40 and {0, 8} <= set(data["exits"])
+
+
+def test_a_warm_ithcli_run_is_a_separate_process_with_its_own_exit_and_output(tmp_path):
+    warm = WarmCli(tmp_path)
+    try:
+        env = {"PATH": os.environ.get("PATH", ""), "ITHCLI_STATE_DIR": str(tmp_path / "state"),
+               "ITHCLI_KEY_STORE": str(tmp_path / "keys")}
+        rc, out, err = warm.run(["--version"], env, 30)
+        assert rc == 0 and "ithcli" in out and err == ""
+        # a usage error: Click's exit 2 and its message on stderr, nothing on stdout
+        rc, out, err = warm.run(["--json", "program", "--dose", "1 mg/day", "--bogus"], env, 30)
+        assert rc == 2 and out == "" and "--bogus" in err
+        # a real failure through ithcli's own error mapping: no such port, exit 3 (link)
+        rc, out, err = warm.run(["--json", "--port", "/dev/ithcli-no-such-port", "interrogate"], env, 30)
+        assert rc == 3 and json.loads(out)["error"]["exit_code"] == 3
+        assert err.startswith("ithcli: error:") and "Traceback" not in err
+    finally:
+        warm.close()
 
 
 def test_the_checks_catch_a_wrong_verdict(tmp_path):
