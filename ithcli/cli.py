@@ -124,9 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     as_json = "--json" in args or os.environ.get("ITHCLI_JSON", "").lower() in ("1", "true", "yes")
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
     try:
-        code = cli.main(args=args, prog_name="ithcli", standalone_mode=False)
-        sys.exit(code or 0)
-    except click.exceptions.Abort:
+        # make_context + invoke rather than cli.main(): Click's main turns a closed stdout
+        # into a silent exit 1 (our "internal error"); here it is reported as what it is
+        with cli.make_context("ithcli", list(args)) as ctx:
+            cli.invoke(ctx)
+        sys.exit(ExitCode.OK)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, EOFError):
         _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
     except click.ClickException as exc:
         exc.show()
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
     except BrokenPipeError:
-        sys.exit(ExitCode.OK)
+        _output_closed()
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if verbose:
             import traceback
@@ -144,6 +149,21 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _fail(ExitCode.INTERNAL, "internal",
               f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", as_json)
+
+
+def _output_closed() -> None:
+    """stdout's reader went away (`ithcli ... | head -3`). Whatever the command did is done
+    and in the audit log; only its report was lost. Exit 141 as a shell reports a SIGPIPE."""
+    # point stdout at /dev/null so the interpreter's last flush cannot fail again (exit 120)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    try:
+        print("ithcli: error: standard output was closed before the report was written "
+              "(the audit log has what was done)", file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    sys.exit(ExitCode.OUTPUT_CLOSED)
 
 
 def _fail(code: int, kind: str, message: str, as_json: bool, details: dict | None = None,

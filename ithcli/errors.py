@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 12  # an MRI checklist has a BLOCK, or a post-MRI verify FAILed
     BATCH_FAILED = 13  # a batch finished with failed steps (none unconfirmed)
     INTERRUPTED = 130  # Ctrl-C
+    OUTPUT_CLOSED = 141  # stdout was closed early (`| head`): 128 + SIGPIPE, as a shell reports it
 
 
 class IthcliError(Exception):

@@ -67,7 +67,14 @@ def stderr(text: str) -> None:
 def console(stderr_: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr_, highlight=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich's own handling is a silent exit 1 (our "internal error"): let cli.main
+            # report a closed stdout as exit 141 instead
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(stderr=stderr_, highlight=False)
 
 
 def fmt_quantity(q: dict | None) -> str:

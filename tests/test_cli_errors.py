@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 
 import peers
 from cli_harness import assert_one_line_error, run_cli
@@ -141,3 +142,35 @@ def test_the_lazy_command_table_matches_every_command():
         command = getattr(importlib.import_module(f"ithcli.commands.{module}"), attr)
         assert command.name == name
         assert command.get_short_help_str(limit=55) == short, name
+
+
+def _run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess:
+    """ithcli with a stdout whose reader has already gone (`ithcli ... | head -0`)."""
+    import os
+
+    from cli_harness import DEFAULT_KEY_STORE, _DEFAULT_STATE_DIR
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
+    env.update(ITHCLI_STATE_DIR=_DEFAULT_STATE_DIR, ITHCLI_KEY_STORE=DEFAULT_KEY_STORE, COLUMNS="120")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "ithcli", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["rich", "json"])
+def test_a_closed_stdout_is_exit_141_with_one_line_not_a_silent_exit_1(start_emulator, json_flag):
+    # Click and rich both turn EPIPE into a bare exit 1, which this CLI documents as "a bug"
+    emu = start_emulator(transport="tcp")
+    proc = _run_with_stdout_closed(*json_flag, "--port", emu.url, "interrogate")
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr.startswith("ithcli: error: standard output was closed")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_help_into_a_closed_stdout_is_exit_141_too():
+    proc = _run_with_stdout_closed("--help")
+    assert proc.returncode == 141 and "Exception ignored" not in proc.stderr, proc.stderr
