@@ -201,6 +201,9 @@ def _decoder(command: int, response: bool) -> tuple[c.Construct, bool]:
     return found
 
 
+_COMMANDS = {int(c): c for c in Command}  # Command(n) costs ~0.3 us a frame; a dict lookup ~10 ns
+
+
 def decode(frame: RawFrame) -> Message:
     """Parse a checked frame's payload; unknown commands and bad payloads raise."""
     struct_, strict = _decoder(frame.command, frame.is_response)
@@ -214,7 +217,7 @@ def decode(frame: RawFrame) -> Message:
             f"{_name(frame.command)}: {len(frame.payload) - stream.tell()} unexpected trailing bytes",
             frame.raw,
         )
-    return Message(Command(frame.command), frame.is_response, frame.seq, plain(body), frame.auth)
+    return Message(_COMMANDS[frame.command], frame.is_response, frame.seq, plain(body), frame.auth)
 
 
 def decode_bytes(data: bytes) -> Message:

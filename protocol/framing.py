@@ -14,7 +14,7 @@ byte, so a real frame starting inside it is still found.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .constants import (
     AUTH_TRAILER_SIZE,
@@ -33,11 +33,17 @@ _HEADER = struct.Struct(">BBHBH")
 _CRC = struct.Struct(">I")
 _SYNC_LEN = len(SYNC)
 _PREFIX = _SYNC_LEN + HEADER_SIZE
+# plain ints on the parse path: an IntFlag operation costs ~0.3 us, an int one ~30 ns
+_RESPONSE = int(Flag.RESPONSE)
+_AUTH = int(Flag.AUTH)
+_UNKNOWN_FLAGS = 0xFF & ~int(KNOWN_FLAGS)
 
 
-@dataclass(frozen=True)
-class RawFrame:
-    """A frame whose sync, version, flags, length and CRC have all been checked."""
+class RawFrame(NamedTuple):
+    """A frame whose sync, version, flags, length and CRC have all been checked.
+
+    Immutable; a NamedTuple because it is made once per frame received (half the cost
+    of a frozen dataclass)."""
 
     version: int
     flags: int
@@ -49,7 +55,7 @@ class RawFrame:
 
     @property
     def is_response(self) -> bool:
-        return bool(self.flags & Flag.RESPONSE)
+        return bool(self.flags & _RESPONSE)
 
 
 def header_bytes(version: int, flags: int, seq: int, command: int, length: int) -> bytes:
@@ -72,12 +78,12 @@ def encode_frame(
         raise EncodeError(f"command code {command} is outside 0..255")
     if len(payload) > MAX_PAYLOAD:
         raise EncodeError(f"payload of {len(payload)} bytes exceeds the maximum {MAX_PAYLOAD}")
-    flags = Flag.RESPONSE if response else 0
+    flags = _RESPONSE if response else 0
     if auth is not None:
         if len(auth) != AUTH_TRAILER_SIZE:
             raise EncodeError(f"auth trailer must be {AUTH_TRAILER_SIZE} bytes")
-        flags |= Flag.AUTH
-    body = _HEADER.pack(version, int(flags), seq, command, len(payload)) + payload + (auth or b"")
+        flags |= _AUTH
+    body = _HEADER.pack(version, flags, seq, command, len(payload)) + payload + (auth or b"")
     return SYNC + body + _CRC.pack(crc32c(body))
 
 
@@ -103,13 +109,13 @@ def parse_frame(buffer: bytes | bytearray) -> tuple[int, RawFrame | FrameError |
     # any header check failing costs one byte: resynchronise on the next sync word
     if version != PROTOCOL_VERSION:
         return 1, VersionError(f"unsupported protocol version {version}", bytes(buffer[:_PREFIX]))
-    if flags & ~int(KNOWN_FLAGS):  # int(): ~ on an IntFlag keeps only known bits (always 0 here)
+    if flags & _UNKNOWN_FLAGS:
         return 1, FlagsError(f"unknown flag bits 0x{flags:02x}", bytes(buffer[:_PREFIX]))
     if length > MAX_PAYLOAD:
         return 1, LengthError(
             f"payload length {length} exceeds the maximum {MAX_PAYLOAD}", bytes(buffer[:_PREFIX])
         )
-    trailer = AUTH_TRAILER_SIZE if flags & Flag.AUTH else 0
+    trailer = AUTH_TRAILER_SIZE if flags & _AUTH else 0
     total = _PREFIX + length + trailer + CRC_SIZE
     if len(buffer) < total:
         return 0, None
@@ -118,15 +124,9 @@ def parse_frame(buffer: bytes | bytearray) -> tuple[int, RawFrame | FrameError |
     if crc32c(frame[_SYNC_LEN : total - CRC_SIZE]) != crc:
         return 1, CrcError("CRC mismatch", frame)
     payload_end = _PREFIX + length
-    return total, RawFrame(
-        version=version,
-        flags=flags,
-        seq=seq,
-        command=command,
-        payload=frame[_PREFIX:payload_end],
-        auth=frame[payload_end : payload_end + trailer] if trailer else None,
-        raw=frame,
-    )
+    auth = frame[payload_end : payload_end + trailer] if trailer else None
+    # positional: version, flags, seq, command, payload, auth, raw
+    return total, RawFrame(version, flags, seq, command, frame[_PREFIX:payload_end], auth, frame)
 
 
 class FrameDecoder:

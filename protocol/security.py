@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import os
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .constants import AUTH_TRAILER_SIZE, PROTOCOL_VERSION, Flag
 from .errors import ProtocolError
@@ -131,4 +131,4 @@ class SecureChannel:
         if counter <= self.received:
             raise AuthError(f"replayed or stale counter {counter} (last accepted {self.received})", frame.raw)
         self.received = counter
-        return replace(frame, payload=plaintext)
+        return frame._replace(payload=plaintext)
