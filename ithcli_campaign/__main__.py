@@ -12,7 +12,7 @@ from .runner import run_campaign
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="ith-campaign",
-        description="Run many `ithcli program` sessions against emulated pumps under seeded random faults "
+        description="Run many ithcli write sessions (program, refill, bolus) against emulated pumps under seeded random faults "
         "(a byte-level proxy and the emulator's own faults) and check every outcome against the pump's "
         "truth. Exit 0 when no violation was found, 1 otherwise.")
     p.add_argument("--sessions", type=int, default=300, help="random sessions (default 300)")
@@ -53,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  exit codes:   {dict(sorted(data['exits'].items()))}")
         print(f"  pump truth:   {data['truths']}")
         print(f"  reconciled:   {data['reconciled']}")
-        print(f"  cut sweep:    COMMIT {len(data['cut_offsets']['to_pump'])} offsets "
-              f"(frame {data['commit_frame_len'].get('to_pump')} bytes), reply "
-              f"{len(data['cut_offsets']['to_cli'])} offsets (frame {data['commit_frame_len'].get('to_cli')} bytes)")
+        print(f"  writes:       {data['writes']}")
+        for kind, cuts in data["cut_offsets"].items():
+            lengths = data["commit_frame_len"].get(kind, {})
+            print(f"  cut sweep:    {kind:8} COMMIT {len(cuts['to_pump'])} offsets (frame {lengths.get('to_pump')} "
+                  f"bytes), reply {len(cuts['to_cli'])} offsets (frame {lengths.get('to_cli')} bytes)")
         print("  faults (armed/fired):")
         for name, n in data["faults"].items():
             print(f"    {name:40} {n:6} {data['faults_fired'].get(name, 0):6}")

@@ -1,4 +1,4 @@
-"""The campaign: many `ithcli program` sessions under seeded faults, each one checked.
+"""The campaign: many ithcli write sessions under seeded faults, each one checked.
 
 Per worker: one ith-emulator (TCP, frozen clock), one fault proxy in front of it,
 one fault-free TruthClient straight to it, and a private ithcli state dir and key
@@ -7,9 +7,11 @@ store. Per session:
   1. the truth before: the program, the last txid, the log's length;
   2. a seeded fault is armed: in the proxy (bytes on the wire) or in the emulator
      (its control-socket faults), or none;
-  3. the real `ithcli --port PROXY --json program --dose D --yes` runs as a subprocess;
+  3. the real `ithcli --port PROXY --json WRITE` runs as a subprocess, WRITE one of
+     `program --dose`, `refill --volume --concentration` or `bolus --dose --over`;
   4. the emulator's faults are cleared and the truth read again, then checked:
-       - the pump delivers the old program or the new one, never anything else
+       - the pump delivers the old therapy (program, reservoir, bolus) or exactly the
+         write's, never anything else
          (except under mismatch_on_commit, a pump that lies: then ithcli must not
          say verified);
        - exit 0 (verified)      => the new program, and its txid was applied;
@@ -23,8 +25,8 @@ store. Per session:
        - no unconfirmed-write journal left behind once ithcli said anything but 8
          (or after reconcile); no internal error (exit 1), no traceback, no hang.
 
-Everything random comes from random.Random(f"{seed}:{session}"): a session's fault
-and dose are reproducible from (seed, session number, worker count). Whether a
+Everything random comes from random.Random(f"{seed}:{session}"): a session's write
+and fault are reproducible from (seed, session number, worker count). Whether a
 delay lands before or after a timeout is timing, so a delay near the timeout can
 end either way; each way is still checked.
 """
@@ -60,6 +62,13 @@ NG_PER_MG = 1_000_000
 
 # --- choosing a session ----------------------------------------------------------------
 
+WRITE_KINDS = ("program", "refill", "bolus")
+WRITE_WEIGHTS = (6, 2.5, 1.5)
+REFILL_CONCENTRATIONS_MG_PER_ML = (10, 20)  # both in the drug library for morphine
+BOLUS_SECONDS = 600
+LOW_RESERVOIR_UL = 10_000  # below this a session refills (bolus sessions drain the reservoir)
+
+
 def choose_dose(rng: random.Random, current_ng: int) -> Decimal:
     """A new morphine dose, 1.0-3.0 mg/day in 0.1 steps, never the current one, within
     the drug library's step rules (at most +50 %; a cut of less than half needs no flag)."""
@@ -67,6 +76,42 @@ def choose_dose(rng: random.Random, current_ng: int) -> Decimal:
     options = [Decimal(n) / 10 for n in range(10, 31)]
     fits = [d for d in options if d != current and current * Decimal("0.6") < d <= current * Decimal("1.45")]
     return rng.choice(fits or [Decimal("2.0") if current != 2 else Decimal("2.2")])
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write a session asks ithcli to make, and what the pump shows once it is applied."""
+    kind: str
+    args: tuple[str, ...]
+    dose_ng: int = 0  # program: the new daily dose; bolus: the bolus
+    reservoir_ul: int = 0  # refill: the volume after the fill
+    concentration_ng_per_ml: int = 0  # refill: the concentration filled
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "args": list(self.args)}
+
+
+def choose_write(rng: random.Random, status: dict, program: dict, kind: str | None = None) -> Write:
+    """A seeded write of `kind` (default: drawn by WRITE_WEIGHTS) that the drug library
+    and the pump accept when nothing goes wrong."""
+    if kind is None:
+        kind = rng.choices(WRITE_KINDS, weights=WRITE_WEIGHTS)[0]
+        if status["reservoir_ul"] < LOW_RESERVOIR_UL:
+            kind = "refill"
+    if kind == "program":
+        dose = choose_dose(rng, program["daily_dose_ng_per_day"])
+        return Write("program", ("program", "--dose", f"{dose} mg/day", "--yes"), dose_ng=int(dose * NG_PER_MG))
+    if kind == "refill":
+        volumes = [v for v in range(20, 41) if v * 1000 != status["reservoir_ul"]]
+        volume = rng.choice(volumes)
+        conc = rng.choice(REFILL_CONCENTRATIONS_MG_PER_ML)
+        return Write("refill", ("refill", "--volume", f"{volume} mL", "--concentration", f"{conc} mg/mL", "--yes"),
+                     reservoir_ul=volume * 1000, concentration_ng_per_ml=conc * NG_PER_MG)
+    if kind == "bolus":
+        dose = Decimal(rng.randint(1, 5)) / 10  # 0.1-0.5 mg
+        return Write("bolus", ("bolus", "--dose", f"{dose} mg", "--over", f"{BOLUS_SECONDS // 60} min", "--yes"),
+                     dose_ng=int(dose * NG_PER_MG))
+    raise ValueError(f"unknown write kind {kind!r}")
 
 
 def choose_fault(rng: random.Random, timeout: float) -> dict:
@@ -158,7 +203,7 @@ class Worker:
         before = self.truth.program()["program"]
         serial = before_status["serial_number"]
         log_from = before_status["event_count"]
-        dose = choose_dose(rng, before["daily_dose_ng_per_day"])
+        write = choose_write(rng, before_status, before, (plan or {}).get("write"))
         plan = plan if plan is not None else choose_fault(rng, self.timeout)
 
         proxy_fault = None
@@ -169,7 +214,7 @@ class Worker:
                                    if k not in ("fired", "frame_len", "frame_command")})
             self.proxy.arm([proxy_fault])
         started = time.monotonic()
-        rc, out, stderr = self.cli("program", "--dose", f"{dose} mg/day", "--yes")
+        rc, out, stderr = self.cli(*write.args)
         elapsed = time.monotonic() - started
         self.proxy.disarm()
         left = self.emulator.control("faults").get("armed", {}) if plan["layer"] == "emulator" else {}
@@ -180,9 +225,9 @@ class Worker:
         events = self.truth.events_since(log_from)
         applied = [e["arg1"] for e in events if e["type"] == EventType.TX_APPLIED]
         txid = (out or {}).get("txid")
-        state = _classify(after, before, int(dose * NG_PER_MG))
+        state = classify(write, (before_status, before), (after_status, after))
 
-        result = {"session": number, "worker": self.wid, "seed": seed, "dose_mg_per_day": str(dose),
+        result = {"session": number, "worker": self.wid, "seed": seed, "write": write.as_dict(),
                   "fault": plan, "exit": rc, "txid": txid, "outcome": (out or {}).get("outcome"),
                   "truth": state, "applied": applied, "seconds": round(elapsed, 3), "violations": []}
         if proxy_fault is not None:
@@ -190,11 +235,12 @@ class Worker:
         if plan["layer"] == "emulator":
             result["fault_used"] = plan["name"] not in left
         v = result["violations"]
-        lying = plan["layer"] == "emulator" and plan["name"] == "mismatch_on_commit"
+        # a pump that lies (applies 10 % more than it echoed; only programs and refills)
+        lying = plan["layer"] == "emulator" and plan["name"] == "mismatch_on_commit" and result["fault_used"]
 
         # never anything but old or new (a lying pump aside)
         if state == "other" and not (lying and rc in (7, 8)):
-            v.append(f"the pump delivers neither the old nor the new program (exit {rc})")
+            v.append(f"the pump delivers neither the old nor the new therapy (exit {rc})")
         # nothing applied twice
         if len(applied) > 1:
             v.append(f"{len(applied)} transactions applied in one session: {applied}")
@@ -212,7 +258,7 @@ class Worker:
             v.append(f"internal error (exit {rc}): {stderr.strip()[-300:]}")
         elif rc == 0:
             if state != "new":
-                v.append(f"exit 0 (verified) but the pump delivers the {state} program")
+                v.append(f"exit 0 (verified) but the pump delivers the {state} therapy")
             if txid is None or txid not in applied:
                 v.append(f"exit 0 (verified) but txid {txid} is not in the pump's log {applied}")
         elif rc == 8:
@@ -222,11 +268,14 @@ class Worker:
                 if state == "new":
                     v.append("exit 7 but the new program is applied")
             elif state != "old" or applied:
-                v.append(f"exit {rc} (failed) but the pump delivers the {state} program, applied {applied}")
+                v.append(f"exit {rc} (failed) but the pump delivers the {state} therapy, applied {applied}")
         if rc != 8 and self.pending_exists(serial):
             v.append(f"exit {rc} left an unconfirmed-write journal entry behind")
         if v:
             result["stderr"] = stderr.strip()[-500:]
+        if self.truth.status()["bolus_remaining_ng"]:
+            # the clock is frozen: let the bolus finish, or the next bolus or refill is refused
+            self.emulator.control("advance", seconds=BOLUS_SECONDS + 60)
         return result
 
     def _reconcile(self, result: dict, serial: str, txid, applied: list, state: str, lying: bool) -> dict:
@@ -253,23 +302,49 @@ class Worker:
         return info
 
 
-def _classify(program: dict, old: dict, new_dose_ng: int) -> str:
-    if program == old:
+def classify(write: Write, before: tuple[dict, dict], after: tuple[dict, dict]) -> str:
+    """"old" (nothing changed), "new" (exactly the write applied) or "other", from the
+    pump's status and program before and after the session."""
+    (status0, program0), (status1, program1) = before, after
+    therapy0 = (program0, status0["reservoir_ul"], status0["bolus_remaining_ng"])
+    therapy1 = (program1, status1["reservoir_ul"], status1["bolus_remaining_ng"])
+    if therapy1 == therapy0:
         return "old"
+    if write.kind == "program":
+        expected = (_continuous(program0, program0["concentration_ng_per_ml"], write.dose_ng), therapy0[1], therapy0[2])
+    elif write.kind == "refill":  # the daily dose is kept; the flow follows the concentration
+        expected = (_continuous(program0, write.concentration_ng_per_ml, program0["daily_dose_ng_per_day"]),
+                    write.reservoir_ul, therapy0[2])
+    else:  # bolus: on top of the program, nothing else changes (the clock is frozen)
+        expected = (program0, therapy0[1], therapy0[2] + write.dose_ng)
+    return "new" if _same_therapy(therapy1, expected) else "other"
+
+
+def _continuous(program: dict, concentration: int, dose: int) -> dict:
+    """The continuous program ithcli asks for: one step from midnight (its rate is the pump's)."""
+    return {"mode": InfusionMode.CONTINUOUS, "drug": program["drug"], "concentration_ng_per_ml": concentration,
+            "daily_dose_ng_per_day": dose, "steps": [{"start_minute": 0, "dose_ng_per_day": dose}]}
+
+
+def _same_therapy(actual: tuple, expected: tuple) -> bool:
+    program, reservoir, bolus = actual
+    want, want_reservoir, want_bolus = expected
+    if (reservoir, bolus) != (want_reservoir, want_bolus):
+        return False
     steps = program["steps"]
-    if (program["mode"] == InfusionMode.CONTINUOUS and program["drug"] == old["drug"]
-            and program["concentration_ng_per_ml"] == old["concentration_ng_per_ml"]
-            and program["daily_dose_ng_per_day"] == new_dose_ng and len(steps) == 1
-            and steps[0]["dose_ng_per_day"] == new_dose_ng and steps[0]["start_minute"] == 0):
-        return "new"
-    return "other"
+    return (program["mode"] == want["mode"] and program["drug"] == want["drug"]
+            and program["concentration_ng_per_ml"] == want["concentration_ng_per_ml"]
+            and program["daily_dose_ng_per_day"] == want["daily_dose_ng_per_day"]
+            and [(st["start_minute"], st["dose_ng_per_day"]) for st in steps]
+            == [(st["start_minute"], st["dose_ng_per_day"]) for st in want["steps"]])
 
 
 # --- the cut sweep -------------------------------------------------------------------
 
-def cut_sweep_plans(direction: str, offsets) -> list[dict]:
-    return [{"layer": "proxy", "fault": Fault(kind="cut", direction=direction, target="commit",
-                                              offset=o).as_dict()} for o in offsets]
+def cut_sweep_plans(direction: str, offsets, write: str = "program") -> list[dict]:
+    return [{"layer": "proxy", "write": write,
+             "fault": Fault(kind="cut", direction=direction, target="commit", offset=o).as_dict()}
+            for o in offsets]
 
 
 # --- the whole campaign --------------------------------------------------------------
@@ -283,14 +358,17 @@ class Summary:
     faults: Counter = field(default_factory=Counter)
     faults_fired: Counter = field(default_factory=Counter)
     reconciled: Counter = field(default_factory=Counter)
-    cut_offsets: dict = field(default_factory=lambda: {TO_PUMP: set(), TO_CLI: set()})
-    commit_frame_len: dict = field(default_factory=dict)
+    writes: Counter = field(default_factory=Counter)
+    # per write kind and direction: the COMMIT (reply) byte offsets a cut fired at
+    cut_offsets: dict = field(default_factory=lambda: {k: {TO_PUMP: set(), TO_CLI: set()} for k in WRITE_KINDS})
+    commit_frame_len: dict = field(default_factory=dict)  # per write kind: {direction: bytes}
     seconds: float = 0.0
 
     def add(self, r: dict) -> None:
         self.sessions += 1
         self.exits[r["exit"]] += 1
         self.truths[r["truth"]] += 1
+        self.writes[r["write"]["kind"]] += 1
         f = r["fault"]
         name = "none" if f["layer"] == "none" else (
             f"emulator:{f['name']}" if f["layer"] == "emulator" else
@@ -301,20 +379,20 @@ class Summary:
             self.faults_fired[name] += 1
         if f["layer"] == "proxy" and f["fault"]["kind"] == "cut" and f["fault"]["target"] == "commit" \
                 and f["fault"]["fired"]:
-            self.cut_offsets[f["fault"]["direction"]].add(f["fault"]["offset"])
-            self.commit_frame_len[f["fault"]["direction"]] = f["fault"]["frame_len"]
+            self.cut_offsets[r["write"]["kind"]][f["fault"]["direction"]].add(f["fault"]["offset"])
         if "reconcile" in r:
             rec = r["reconcile"]
             self.reconciled["applied" if rec.get("applied") else "not applied"
                             if rec.get("had_unconfirmed") else "nothing pending"] += 1
         for text in r["violations"]:
-            self.violations.append({"session": r["session"], "fault": f, "exit": r["exit"], "problem": text})
+            self.violations.append({"session": r["session"], "write": r["write"], "fault": f, "exit": r["exit"],
+                                    "problem": text})
 
     def as_dict(self) -> dict:
         return {"sessions": self.sessions, "violations": self.violations, "exits": dict(self.exits),
-                "truths": dict(self.truths), "faults": dict(sorted(self.faults.items())),
+                "writes": dict(self.writes), "truths": dict(self.truths), "faults": dict(sorted(self.faults.items())),
                 "faults_fired": dict(sorted(self.faults_fired.items())), "reconciled": dict(self.reconciled),
-                "cut_offsets": {d: sorted(s) for d, s in self.cut_offsets.items()},
+                "cut_offsets": {k: {d: sorted(s) for d, s in by_dir.items()} for k, by_dir in self.cut_offsets.items()},
                 "commit_frame_len": self.commit_frame_len, "seconds": round(self.seconds, 1)}
 
 
@@ -335,17 +413,20 @@ def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: flo
             w.start()
         jobs: list[tuple[int, dict | None]] = [(n, None) for n in range(sessions)]
         if sweep:
-            # the frames' lengths are fixed for a given message: learn them once, fault-free
-            probe = pool[0].session(-1, seed, {"layer": "none"})
-            summary_probe = pool[0].proxy.frames
-            lengths = _commit_lengths(summary_probe)
+            # the frames' lengths are fixed for a given message: learn them once per kind
+            # of write, fault-free; then cut each kind's COMMIT and its reply at every offset
             base = sessions
-            for direction in (TO_PUMP, TO_CLI):
-                for plan in cut_sweep_plans(direction, range(0, lengths[direction] + 1)):
-                    jobs.append((base, plan))
-                    base += 1
-            if probe["violations"]:
-                summary.add(probe)
+            for number, kind in enumerate(WRITE_KINDS, start=1):
+                pool[0].proxy.arm([])
+                probe = pool[0].session(-number, seed, {"layer": "none", "write": kind})
+                lengths = _commit_lengths(pool[0].proxy.frames)
+                summary.commit_frame_len[kind] = lengths
+                if probe["violations"]:
+                    summary.add(probe)
+                for direction in (TO_PUMP, TO_CLI):
+                    for plan in cut_sweep_plans(direction, range(0, lengths[direction] + 1), kind):
+                        jobs.append((base, plan))
+                        base += 1
         queues = [jobs[i::workers] for i in range(workers)]
 
         def work(w: Worker, todo) -> None:

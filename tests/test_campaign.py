@@ -12,8 +12,9 @@ import os
 import pytest
 
 from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP
-from ithcli_campaign.runner import EMULATOR_FAULTS, Worker, run_campaign
+from ithcli_campaign.runner import EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
+from protocol import InfusionMode
 
 CI_SESSIONS = 200
 CI_SEED = 20260701
@@ -21,13 +22,16 @@ CI_SEED = 20260701
 
 @pytest.mark.slow
 def test_short_campaign_finds_no_wrong_verdict(tmp_path):
-    summary = run_campaign(CI_SESSIONS, seed=CI_SEED, workers=2, timeout=0.3, sweep=True)
+    summary = run_campaign(CI_SESSIONS, seed=CI_SEED, workers=4, timeout=0.3, sweep=True)
     data = summary.as_dict()
     assert data["violations"] == [], data["violations"][:5]
-    # the cut sweep reached every byte offset of the COMMIT frame and of its reply, and past the end
-    for direction in (TO_PUMP, TO_CLI):
-        length = data["commit_frame_len"][direction]
-        assert set(range(length + 1)) <= set(data["cut_offsets"][direction]), direction
+    # for every kind of write, the cut sweep reached every byte offset of the COMMIT frame
+    # and of its reply, and past the end
+    for kind in WRITE_KINDS:
+        for direction in (TO_PUMP, TO_CLI):
+            length = data["commit_frame_len"][kind][direction]
+            assert set(range(length + 1)) <= set(data["cut_offsets"][kind][direction]), (kind, direction)
+    assert set(data["writes"]) == set(WRITE_KINDS)
     # every fault was exercised, and every kind of verdict was reached
     fired = {name.split(":")[1] for name in data["faults_fired"] if name != "none"}
     assert set(KINDS) | set(EMULATOR_FAULTS) <= fired, fired
@@ -68,12 +72,14 @@ def test_the_checks_catch_a_wrong_verdict(tmp_path):
     w = Worker(0, tmp_path / "w", 0.3).start()
     try:
         real_cli = w.cli
-        cases = [(3, {"layer": "emulator", "name": "drop_commit_reply", "count": 1}, "new"),  # really 8
-                 (0, {"layer": "emulator", "name": "mismatch_on_commit", "count": 1}, "other")]  # really 7
+        drop = {"layer": "emulator", "name": "drop_commit_reply", "count": 1}
+        mismatch = {"layer": "emulator", "name": "mismatch_on_commit", "count": 1}
+        cases = [(3, dict(drop, write=kind), "new") for kind in WRITE_KINDS]  # really 8 (unconfirmed)
+        cases += [(0, dict(mismatch, write=kind), "other") for kind in ("program", "refill")]  # really 7
         for lie, plan, truth in cases:
             def lying_cli(*args, lie=lie):
                 rc, out, err = real_cli(*args)
-                return (lie, out, err) if args[0] == "program" else (rc, out, err)
+                return (lie, out, err) if args[0] in WRITE_KINDS else (rc, out, err)
 
             w.cli = lying_cli
             r = w.session(1, 1, plan)
@@ -81,6 +87,33 @@ def test_the_checks_catch_a_wrong_verdict(tmp_path):
             assert r["violations"], r
             w.cli = real_cli
             w.cli("reconcile")
-            assert w.session(2, 1, {"layer": "none"})["violations"] == []
+            assert w.session(2, 1, {"layer": "none", "write": plan["write"]})["violations"] == []
     finally:
         w.stop()
+
+
+def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0):
+    program = {"mode": InfusionMode.CONTINUOUS, "drug": 1, "concentration_ng_per_ml": conc,
+               "daily_dose_ng_per_day": dose, "daily_volume_nl_per_day": dose * 1000 // conc * 1000,
+               "steps": [{"start_minute": start, "dose_ng_per_day": dose, "rate_nl_per_day": 1}]}
+    return {"reservoir_ul": reservoir, "bolus_remaining_ng": bolus}, program
+
+
+@pytest.mark.parametrize("write, after, expected", [
+    (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_500_000), "new"),
+    (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_750_000), "other"),  # a lying pump
+    (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_500_000, reservoir=29_000), "other"),
+    (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_500_000, start=60), "other"),
+    (Write("refill", (), reservoir_ul=35_000, concentration_ng_per_ml=20_000_000),
+     _therapy(conc=20_000_000, reservoir=35_000), "new"),
+    (Write("refill", (), reservoir_ul=35_000, concentration_ng_per_ml=20_000_000),
+     _therapy(conc=10_000_000, reservoir=35_000), "other"),  # the fill without the new concentration
+    (Write("refill", (), reservoir_ul=35_000, concentration_ng_per_ml=20_000_000),
+     _therapy(dose=2_200_000, conc=20_000_000, reservoir=35_000), "other"),  # the dose not kept
+    (Write("bolus", (), dose_ng=300_000), _therapy(bolus=300_000), "new"),
+    (Write("bolus", (), dose_ng=300_000), _therapy(bolus=600_000), "other"),  # applied twice
+    (Write("bolus", (), dose_ng=300_000), _therapy(dose=2_500_000, bolus=300_000), "other"),
+    (Write("bolus", (), dose_ng=300_000), _therapy(), "old"),
+])
+def test_the_oracle_tells_old_new_and_anything_else_apart(write, after, expected):
+    assert classify(write, _therapy(), after) == expected
