@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launch", choices=("warm", "spawn"), default="warm",
                    help="warm (default): fork each ithcli run from a process that has already imported "
                    "ithcli (~3x fewer CPU seconds a session); spawn: a fresh `python -m ithcli` each run")
+    p.add_argument("--link", choices=("tcp", "pty", "mixed"), default="tcp",
+                   help="how ithcli reaches the proxy: tcp (socket:// URL, default), pty (a device path, "
+                   "as a serial adapter), or mixed (even workers tcp, odd workers pty)")
     p.add_argument("--out", metavar="FILE", help="one JSON line per session")
     p.add_argument("--workdir", metavar="DIR", help="keep emulators' and ithcli's files here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -40,20 +43,21 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = run_campaign(args.sessions, seed=args.seed, workers=args.workers, timeout=args.timeout,
                            sweep=args.sweep, out=args.out, workdir=args.workdir, progress=progress,
-                           launch=args.launch)
+                           launch=args.launch, link=args.link)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     data = summary.as_dict()
-    data.update(seed=args.seed, workers=args.workers, timeout=args.timeout, launch=args.launch)
+    data.update(seed=args.seed, workers=args.workers, timeout=args.timeout, launch=args.launch, link=args.link)
     if args.json:
         print(json.dumps(data, indent=1, default=str))
     else:
         print(f"ith-campaign: {data['sessions']} sessions (seed {args.seed}, {args.workers} workers, "
-              f"timeout {args.timeout} s, {args.launch} ithcli) in {data['seconds']} s")
+              f"timeout {args.timeout} s, {args.launch} ithcli, {args.link} link) in {data['seconds']} s")
         print(f"  exit codes:   {dict(sorted(data['exits'].items()))}")
         print(f"  pump truth:   {data['truths']}")
         print(f"  reconciled:   {data['reconciled']}")
         print(f"  writes:       {data['writes']}")
+        print(f"  links:        {data['links']}")
         for kind, cuts in data["cut_offsets"].items():
             lengths = data["commit_frame_len"].get(kind, {})
             print(f"  cut sweep:    {kind:8} COMMIT {len(cuts['to_pump'])} offsets (frame {lengths.get('to_pump')} "

@@ -1,7 +1,8 @@
-"""A fault-injecting TCP proxy between ithcli and ith-emulator.
+"""A fault-injecting proxy between ithcli and ith-emulator, on TCP or on a pty.
 
-It stays out of both real programs: the CLI connects to the proxy's socket:// URL,
-the proxy connects to the emulator's TCP port, and bytes are forwarded both ways.
+It stays out of both real programs: the CLI connects to the proxy's socket:// URL
+(FaultProxy) or opens its pseudo-terminal's device path (PtyFaultProxy), the proxy
+connects to the emulator's TCP port, and bytes are forwarded both ways.
 Both inputs are clean (the real programs write whole frames), so the proxy splits
 each direction into frames with protocol.parse_frame (the header is in clear even
 in a sealed session) and can aim a fault at one frame: "the COMMIT request", "the
@@ -23,10 +24,13 @@ can also be run alone: `python -m ithcli_campaign.proxy --upstream HOST:PORT`.
 """
 from __future__ import annotations
 
+import errno
+import os
 import select
 import socket
 import threading
 import time
+import tty
 from dataclasses import asdict, dataclass, field
 
 from protocol import Command, RawFrame, parse_frame
@@ -62,7 +66,7 @@ class Fault:
 
 @dataclass
 class _Conn:
-    client: socket.socket
+    client: "socket.socket | _PtyEnd"
     upstream: socket.socket
     buffers: dict = field(default_factory=lambda: {TO_PUMP: bytearray(), TO_CLI: bytearray()})
     #: per direction: [(due time, bytes)] in order
@@ -72,25 +76,29 @@ class _Conn:
     close_after: dict = field(default_factory=dict)  # direction -> index in queue after which to close
 
 
-class FaultProxy:
-    """Listen on 127.0.0.1 (port 0: a free one) and forward to upstream (host, port)."""
+class _Proxy:
+    """What both links share: arming faults, splitting frames, applying faults, queues."""
 
-    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, upstream: tuple[str, int]):
         self.upstream = upstream
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host, port))
-        self._listener.listen(8)
-        self._listener.settimeout(0.2)
-        self.url = f"socket://{host}:{self._listener.getsockname()[1]}"
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._seen: dict[tuple[str, str], int] = {}
         self.frames: list[tuple[str, int, int]] = []  # (direction, command, length) since armed
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept_loop, daemon=True, name="proxy-accept")
-        self._accepter.start()
+
+    def _upstream(self) -> socket.socket:
+        upstream = socket.create_connection(self.upstream, timeout=5)
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        upstream.settimeout(5)
+        return upstream
+
+    def _start(self, conn: "_Conn") -> threading.Thread:
+        t = threading.Thread(target=self._serve, args=(conn,), daemon=True, name="proxy-conn")
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
+        t.start()
+        return t
 
     # --- arming ----------------------------------------------------------------
     def arm(self, faults: list[Fault]) -> None:
@@ -106,33 +114,10 @@ class FaultProxy:
 
     def close(self) -> None:
         self._stop.set()
-        self._listener.close()
-        self._accepter.join(timeout=2)
         for t in list(self._threads):
             t.join(timeout=2)
 
     # --- serving ---------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                s.settimeout(5)
-            t = threading.Thread(target=self._serve, args=(_Conn(client, upstream),), daemon=True,
-                                 name="proxy-conn")
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
-            t.start()
-
     def _serve(self, conn: _Conn) -> None:
         peers = {conn.client: TO_PUMP, conn.upstream: TO_CLI}
         try:
@@ -151,12 +136,12 @@ class FaultProxy:
         except OSError:
             return
         finally:
-            for s in (conn.client, conn.upstream):
+            for end in (conn.client, conn.upstream):
                 try:
-                    s.shutdown(socket.SHUT_RDWR)
+                    end.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-                s.close()
+                end.close()
 
     def _feed(self, conn: _Conn, direction: str, data: bytes) -> None:
         buf = conn.buffers[direction]
@@ -261,6 +246,106 @@ class FaultProxy:
                     if conn.close_after[direction] <= 0:
                         return True
         return False
+
+
+class FaultProxy(_Proxy):
+    """TCP: listen on 127.0.0.1 (port 0: a free one); each ithcli connection gets its own
+    connection to the emulator, closed when either side closes."""
+
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1", port: int = 0):
+        super().__init__(upstream)
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((host, port))
+        self._listener.listen(8)
+        self._listener.settimeout(0.2)
+        self.url = f"socket://{host}:{self._listener.getsockname()[1]}"
+        self._accepter = threading.Thread(target=self._accept_loop, daemon=True, name="proxy-accept")
+        self._accepter.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._accepter.join(timeout=2)
+        super().close()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = self._upstream()
+            except OSError:
+                client.close()
+                continue
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client.settimeout(5)
+            self._start(_Conn(client, upstream))
+
+
+class _PtyEnd:
+    """The proxy's side of a pseudo-terminal, with the few socket methods _serve uses.
+    The proxy keeps the slave open too, so the line stays up between ithcli runs (as
+    a serial cable does) and bytes sent while no one listens wait for the next reader."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+
+    def fileno(self) -> int:
+        return self.master
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return os.read(self.master, size)
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                return b""
+            raise
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.master, view):]
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class PtyFaultProxy(_Proxy):
+    """A pty: ithcli opens a device path and drives it as a serial port (its poll() path,
+    as for a USB adapter). One line to the emulator carries session after session, with
+    no connect or disconnect between them, so a frame delayed past one run's end reaches
+    the next, as on a real serial line. A cut closes the pty and the emulator connection;
+    the next run gets a new device path (an adapter unplugged and plugged in again)."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        super().__init__(upstream)
+        self._line: tuple[_PtyEnd, threading.Thread] | None = None
+
+    @property
+    def url(self) -> str:
+        if self._line is None or not self._line[1].is_alive():
+            end = _PtyEnd()
+            try:
+                upstream = self._upstream()
+            except OSError:
+                end.close()
+                raise
+            self._line = (end, self._start(_Conn(end, upstream)))
+        return self._line[0].path
 
 
 def main(argv: list[str] | None = None) -> int:

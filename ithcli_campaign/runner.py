@@ -48,7 +48,7 @@ from pathlib import Path
 
 from protocol import Command, EventType, InfusionMode
 
-from .proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy
+from .proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy, PtyFaultProxy
 from .pump import CampaignError, EmulatorProcess, TruthClient
 from .warm import HUNG, WarmCli
 
@@ -141,6 +141,7 @@ class Worker:
     root: Path
     timeout: float
     launch: str = "warm"  # "warm": a forked, pre-imported ithcli (warm.py); "spawn": a fresh interpreter
+    link: str = "tcp"  # "tcp": ithcli on a socket:// URL; "pty": ithcli on a device path (proxy.PtyFaultProxy)
     emulator: EmulatorProcess | None = None
     proxy: FaultProxy | None = None
     truth: TruthClient | None = None
@@ -152,7 +153,7 @@ class Worker:
         self.key_store = self.root / "keys"
         self.emulator = EmulatorProcess(self.root / "pump", EMULATOR_ARGS).start()
         self.emulator.pair(self.key_store)
-        self.proxy = FaultProxy(self.emulator.address)
+        self.proxy = (PtyFaultProxy if self.link == "pty" else FaultProxy)(self.emulator.address)
         self.truth = TruthClient(self.emulator.address, self.emulator.keys()["reader"])
         self.warm = WarmCli(self.root / "warm") if self.launch == "warm" else None
         return self
@@ -219,6 +220,10 @@ class Worker:
         self.proxy.disarm()
         left = self.emulator.control("faults").get("armed", {}) if plan["layer"] == "emulator" else {}
         self.emulator.control("clear_faults")
+        # an unconfirmed write is settled by `ithcli reconcile` before the truth is read:
+        # on a serial line (the pty link) a COMMIT held past ithcli's timeout still reaches
+        # the pump, ahead of reconcile's own bytes, so the pump's state is final only then
+        settled = self.cli("reconcile") if rc == 8 else None
 
         after_status = self.truth.status()
         after = self.truth.program()["program"]
@@ -227,7 +232,7 @@ class Worker:
         txid = (out or {}).get("txid")
         state = classify(write, (before_status, before), (after_status, after))
 
-        result = {"session": number, "worker": self.wid, "seed": seed, "write": write.as_dict(),
+        result = {"session": number, "worker": self.wid, "link": self.link, "seed": seed, "write": write.as_dict(),
                   "fault": plan, "exit": rc, "txid": txid, "outcome": (out or {}).get("outcome"),
                   "truth": state, "applied": applied, "seconds": round(elapsed, 3), "violations": []}
         if proxy_fault is not None:
@@ -262,7 +267,7 @@ class Worker:
             if txid is None or txid not in applied:
                 v.append(f"exit 0 (verified) but txid {txid} is not in the pump's log {applied}")
         elif rc == 8:
-            result["reconcile"] = self._reconcile(result, serial, txid, applied, state, lying)
+            result["reconcile"] = self._check_reconcile(settled, result, serial, txid, applied, state, lying)
         else:  # failed for certain
             if rc == 7 and lying:
                 if state == "new":
@@ -278,9 +283,10 @@ class Worker:
             self.emulator.control("advance", seconds=BOLUS_SECONDS + 60)
         return result
 
-    def _reconcile(self, result: dict, serial: str, txid, applied: list, state: str, lying: bool) -> dict:
+    def _check_reconcile(self, settled: tuple, result: dict, serial: str, txid, applied: list, state: str,
+                         lying: bool) -> dict:
         v = result["violations"]
-        rc, out, stderr = self.cli("reconcile")
+        rc, out, stderr = settled
         info = {"exit": rc}
         if rc != 0 or out is None:
             v.append(f"reconcile after exit 8 failed (exit {rc}): {stderr.strip()[-300:]}")
@@ -359,6 +365,7 @@ class Summary:
     faults_fired: Counter = field(default_factory=Counter)
     reconciled: Counter = field(default_factory=Counter)
     writes: Counter = field(default_factory=Counter)
+    links: Counter = field(default_factory=Counter)
     # per write kind and direction: the COMMIT (reply) byte offsets a cut fired at
     cut_offsets: dict = field(default_factory=lambda: {k: {TO_PUMP: set(), TO_CLI: set()} for k in WRITE_KINDS})
     commit_frame_len: dict = field(default_factory=dict)  # per write kind: {direction: bytes}
@@ -369,6 +376,7 @@ class Summary:
         self.exits[r["exit"]] += 1
         self.truths[r["truth"]] += 1
         self.writes[r["write"]["kind"]] += 1
+        self.links[r["link"]] += 1
         f = r["fault"]
         name = "none" if f["layer"] == "none" else (
             f"emulator:{f['name']}" if f["layer"] == "emulator" else
@@ -390,7 +398,7 @@ class Summary:
 
     def as_dict(self) -> dict:
         return {"sessions": self.sessions, "violations": self.violations, "exits": dict(self.exits),
-                "writes": dict(self.writes), "truths": dict(self.truths), "faults": dict(sorted(self.faults.items())),
+                "writes": dict(self.writes), "links": dict(self.links), "truths": dict(self.truths), "faults": dict(sorted(self.faults.items())),
                 "faults_fired": dict(sorted(self.faults_fired.items())), "reconciled": dict(self.reconciled),
                 "cut_offsets": {k: {d: sorted(s) for d, s in by_dir.items()} for k, by_dir in self.cut_offsets.items()},
                 "commit_frame_len": self.commit_frame_len, "seconds": round(self.seconds, 1)}
@@ -398,7 +406,7 @@ class Summary:
 
 def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: float = 0.3,
                  sweep: bool = True, out: str | None = None, workdir: str | None = None,
-                 progress=None, launch: str = "warm") -> Summary:
+                 progress=None, launch: str = "warm", link: str = "tcp") -> Summary:
     """Run `sessions` random sessions (plus, with sweep, a cut at every byte offset of the
     COMMIT frame and of its reply) over `workers` emulators; return the summary."""
     started = time.monotonic()
@@ -406,7 +414,9 @@ def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: flo
     summary = Summary()
     lock = threading.Lock()
     out_fh = open(out, "w") if out else None
-    pool = [Worker(w, root / f"w{w}", timeout, launch) for w in range(workers)]
+    # link "mixed": even workers on TCP, odd ones on a pty
+    links = [("pty" if w % 2 else "tcp") if link == "mixed" else link for w in range(workers)]
+    pool = [Worker(w, root / f"w{w}", timeout, launch, links[w]) for w in range(workers)]
     errors: list[BaseException] = []
     try:
         for w in pool:

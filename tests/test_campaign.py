@@ -22,9 +22,10 @@ CI_SEED = 20260701
 
 @pytest.mark.slow
 def test_short_campaign_finds_no_wrong_verdict(tmp_path):
-    summary = run_campaign(CI_SESSIONS, seed=CI_SEED, workers=4, timeout=0.3, sweep=True)
+    summary = run_campaign(CI_SESSIONS, seed=CI_SEED, workers=4, timeout=0.3, sweep=True, link="mixed")
     data = summary.as_dict()
     assert data["violations"] == [], data["violations"][:5]
+    assert data["links"]["tcp"] > 200 and data["links"]["pty"] > 200  # sessions on sockets and on ptys
     # for every kind of write, the cut sweep reached every byte offset of the COMMIT frame
     # and of its reply, and past the end
     for kind in WRITE_KINDS:
@@ -65,6 +66,25 @@ def test_a_warm_ithcli_run_is_a_separate_process_with_its_own_exit_and_output(tm
         assert err.startswith("ithcli: error:") and "Traceback" not in err
     finally:
         warm.close()
+
+
+def test_a_commit_held_past_the_timeout_on_a_serial_line_lands_and_reconcile_learns_it(tmp_path):
+    """On a pty nothing closes when ithcli gives up: a COMMIT held on the line past its
+    timeout still reaches the pump, before the next run's bytes. ithcli must have said
+    unconfirmed (8), never failed, and reconcile must find it applied."""
+    w = Worker(0, tmp_path / "w", 0.3, link="pty").start()
+    try:
+        assert w.proxy.url.startswith("/dev/")
+        plan = {"layer": "proxy", "write": "bolus",
+                "fault": {"kind": "delay", "direction": "to_pump", "target": "commit", "delay": 1.0}}
+        r = w.session(1, 1, plan)
+        assert r["fault"]["fault"]["fired"], r
+        assert (r["exit"], r["outcome"]) == (8, "unconfirmed"), r
+        assert r["reconcile"]["applied"] is True and r["truth"] == "new" and r["violations"] == [], r
+        # and the line still works for the next session
+        assert w.session(2, 1, {"layer": "none", "write": "program"})["exit"] == 0
+    finally:
+        w.stop()
 
 
 def test_the_checks_catch_a_wrong_verdict(tmp_path):
