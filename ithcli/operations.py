@@ -345,6 +345,50 @@ def bolus_change(app, state: PumpState, *, dose, duration, override_reason=None,
                   entry.dose_unit)
 
 
+# --- empty ---------------------------------------------------------------------
+
+def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()) -> Change:
+    """Record an emptied reservoir (a valve-gated pump before an MRI): volume 0 and
+    delivery stopped, as a refill of nothing. Stopping is checked like any stop (a drug
+    with a withdrawal risk needs --confirm-withdrawal-risk)."""
+    import protocol
+
+    from . import dosing, limits
+    from .writes import WriteRequest
+
+    raw, before = state.raw, state.described
+    withdrawn_ul = dosing.parse_volume(withdrawn, "--withdrawn") if withdrawn else None
+    findings = limits.check_change(state.entry, current=raw["daily_dose_ng_per_day"], new=0, mode="STOPPED",
+                                   history=[], pump_time=raw["pump_time"])
+    if withdrawn_ul is not None:  # only the withdrawn-versus-expected check of a refill applies
+        findings += [f for f in limits.check_refill(state.spec, volume_ul=1, withdrawn_ul=withdrawn_ul,
+                                                    expected_ul=raw["reservoir_ul"]) if f.rule == "withdrawn-gap"]
+    warnings = limits.settle(findings, override_reason=None, confirmed=set(confirmed))
+    stopped = {"mode": protocol.InfusionMode.STOPPED, "drug": raw["drug"],
+               "concentration_ng_per_ml": raw["concentration_ng_per_ml"], "daily_dose_ng_per_day": 0,
+               "daily_volume_nl_per_day": 0, "steps": []}
+    describe = {"serial_number": raw["serial_number"],
+                "before": {"reservoir_ml": before["reservoir_ml"], "mode": before["mode"]},
+                "withdrawn_ml": Decimal(withdrawn_ul) / 1000 if withdrawn_ul is not None else None,
+                "expected_remaining_ml": before["reservoir_ml"], "warnings": [w.as_dict() for w in warnings]}
+    rows = [("Reservoir", f"{format(before['reservoir_ml'], 'f')} mL", "0 mL"),
+            ("Delivery", before["mode"], "stopped")]
+    if withdrawn_ul is not None:
+        rows.append(("Withdrawn / expected", f"{format(Decimal(withdrawn_ul) / 1000, 'f')} mL",
+                     f"{format(before['reservoir_ml'], 'f')} mL expected"))
+    request = WriteRequest(
+        kind="REFILL", command=protocol.Command.PREPARE_REFILL,
+        body={"drug": raw["drug"], "concentration_ng_per_ml": raw["concentration_ng_per_ml"], "volume_ul": 0,
+              "withdrawn_ul": withdrawn_ul or 0, "mode": protocol.InfusionMode.STOPPED, "steps": []},
+        expect={"kind": protocol.WriteKind.REFILL, "program": stopped, "reservoir_ul": 0},
+        describe=describe,
+    )
+    question = (f"Record {raw['serial_number']} as emptied ({format(before['reservoir_ml'], 'f')} mL expected) "
+                "and stop delivery?")
+    return Change("empty", request, describe, warnings, rows, question, None, set(confirmed),
+                  state.entry.dose_unit if state.entry else "mcg/day")
+
+
 # --- applying ------------------------------------------------------------------
 
 def record_overrides(app, change: Change) -> None:
@@ -376,6 +420,9 @@ def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_
                          emulated=app.emulated)
         out["after"] |= {"reservoir_ml": after["reservoir_ml"],
                          "projected_low_reservoir_date": after["projected_low_reservoir_date"]}
+    if change.command == "empty":
+        status = readback["status"]
+        out["after"] = {"reservoir_ml": Decimal(status["reservoir_ul"]) / 1000, "mode": status["mode"].name.lower()}
     if change.command == "bolus":
         mass = change.describe["dose"]["unit"]
         out["bolus_remaining"] = quantity(readback["status"]["bolus_remaining_ng"], mass)

@@ -1,6 +1,8 @@
 """MRI scenarios end to end, pre-scan to field to post-scan, for each kind of pump."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cli_harness import Cli, assert_one_line_error
@@ -155,3 +157,27 @@ def test_checklist_exports_for_the_chart(pump, tmp_path):
 def test_verify_without_a_snapshot_says_what_to_do(pump):
     emu, cli = pump(*PERISTALTIC)
     assert_one_line_error(cli("mri", "verify"), 2, "mri checklist")
+
+
+def test_empty_reports_before_and_after_read_back_from_the_pump(pump):
+    emu, cli = pump(*VALVE)
+    result = cli("--json", "empty", "--withdrawn", "11.5 mL", "--yes")
+    assert result.code == 0, result.stderr
+    out = result.json()
+    assert out["command"] == "empty" and out["outcome"] == "verified"
+    assert out["before"] == {"reservoir_ml": 12, "mode": "continuous"}
+    assert out["after"] == {"reservoir_ml": 0, "mode": "stopped"}
+    assert out["withdrawn_ml"] == 11.5 and out["txid"] in applied_txids(emu)
+    assert status(cli)["reservoir_ml"] == 0
+
+
+def test_emptying_a_pump_with_a_withdrawal_risk_drug_needs_the_flag_and_is_audited(pump):
+    emu, cli = pump("--time-scale", "1e-9")  # the default pump: morphine, an opioid withdrawal risk
+    refused = cli("empty", "--yes")
+    assert_one_line_error(refused, 6, "--confirm-withdrawal-risk")
+    assert applied_txids(emu) == [] and status(cli)["reservoir_ml"] > 0
+    assert cli("empty", "--confirm-withdrawal-risk", "--yes").code == 0
+    assert status(cli)["reservoir_ml"] == 0 and status(cli)["mode"] == "stopped"
+    flags = [json.loads(line) for line in open(cli.audit_path)]
+    assert any(e.get("event") == "confirmation-flags" and "--confirm-withdrawal-risk" in e.get("flags", [])
+               for e in flags), flags[-5:]
