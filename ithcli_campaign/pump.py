@@ -31,6 +31,15 @@ class CampaignError(RuntimeError):
     """The campaign's own machinery failed (not a finding about ithcli)."""
 
 
+def wait_or_kill(proc: subprocess.Popen, seconds: float = 10) -> None:
+    """Wait for a process asked to stop; kill it if it has not within `seconds`."""
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class EmulatorProcess:
     def __init__(self, workdir: Path, args: list[str], state: bool = False):
         self.workdir = Path(workdir)
@@ -110,11 +119,7 @@ class EmulatorProcess:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            wait_or_kill(self.proc)
         self.proc.stdout.close()
         return self.proc.returncode
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .pump import CampaignError
+from .pump import CampaignError, wait_or_kill
 
 HUNG = -1  # what WarmCli.run returns for a child that outlived its timeout
 
@@ -125,12 +125,8 @@ class WarmCli:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.stdin.close()  # end of requests: it exits
+            wait_or_kill(self.proc)
         self.proc.stdout.close()
 
 
