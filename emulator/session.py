@@ -45,6 +45,10 @@ class Session:
     def hello(self, body: dict) -> dict:
         """First half of the handshake: always a new one (any session on this connection ends)."""
         self.end()
+        if body["protocol_version"] < PROTOCOL_VERSION:  # an older programmer: not an auth failure
+            raise Refusal(ErrorReason.UNSUPPORTED_VERSION,
+                          f"this pump speaks protocol version {PROTOCOL_VERSION}; the programmer's highest is "
+                          f"{body['protocol_version']}")
         role = Role(body["role"])
         key = self.keys.get(role)
         if key is None:

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from emulator_harness import HandshakeError, RawClient, read_log, refused, write_key_file
-from protocol import Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
+from protocol import PROTOCOL_VERSION, Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
 from protocol.crc import crc32c
 from protocol.framing import parse_frame
 
@@ -205,6 +205,17 @@ def test_hello_for_a_role_without_a_key_is_refused(start_emulator, tmp_path):
         c.handshake("reader", keys["reader"])
         assert c.request(Command.INTERROGATE).auth is not None
     assert auth_failures(emu) == 1
+
+
+def test_hello_from_an_older_programmer_is_refused_and_a_newer_one_is_told_the_pumps_version(emu):
+    with RawClient(emu.url) as c:
+        old = c.request_clear(Command.HELLO, {"protocol_version": PROTOCOL_VERSION - 1,
+                                              "client_nonce": security.new_nonce(), "role": Role.CLINICIAN})
+        refused(old, ErrorReason.UNSUPPORTED_VERSION)
+        newer = c.request_clear(Command.HELLO, {"protocol_version": PROTOCOL_VERSION + 1,
+                                                "client_nonce": security.new_nonce(), "role": Role.CLINICIAN})
+        assert newer.command == Command.HELLO and newer.body["protocol_version"] == PROTOCOL_VERSION
+    assert auth_failures(emu) == 0  # a version mismatch is not a guess at a key
 
 
 # --- authorisation: the read-only key ------------------------------------------------------
