@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import select
 import statistics
 import subprocess
@@ -55,18 +56,32 @@ def plan(path: str, pumps) -> None:
         fh.write('[[step]]\naction = "interrogate"\n')
 
 
-def run(plan_path: str, env: dict, jobs: int, runs: int, workdir: str) -> float:
-    times = []
+def cpu_seconds(pid: int) -> float:
+    """CPU a live process has used so far: /proc/PID/schedstat counts nanoseconds on the
+    CPU (the tick-based utime/stime in /proc/PID/stat misses a pump's few milliseconds)."""
+    with open(f"/proc/{pid}/schedstat") as fh:
+        return int(fh.read().split()[0]) / 1e9
+
+
+def run(plan_path: str, env: dict, jobs: int, runs: int, workdir: str, emulators) -> tuple[float, float, float]:
+    """Median wall seconds of `ithcli batch run`, and the CPU seconds per run of the ithcli
+    process and of the emulators it talked to (where the 2 cores went)."""
+    times, cli_cpu, emu_cpu = [], [], []
     for i in range(runs):
         journal = os.path.join(workdir, f"j-{time.monotonic_ns()}.jsonl")
+        emu_before = sum(cpu_seconds(p.pid) for p in emulators)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "ithcli", "--json", "batch", "run", plan_path,
                                "--jobs", str(jobs), "--journal", journal,
                                "--results", journal + ".results"], env=env, capture_output=True, text=True)
         times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu.append(after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime)
+        emu_cpu.append(sum(cpu_seconds(p.pid) for p in emulators) - emu_before)
         if proc.returncode != 0:
             raise RuntimeError(f"batch run failed ({proc.returncode}): {proc.stderr[-400:]}")
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(cli_cpu), statistics.median(emu_cpu)
 
 
 def main() -> None:
@@ -89,14 +104,17 @@ def main() -> None:
         for n in sizes:
             path = os.path.join(workdir, f"plan-{n}.toml")
             plan(path, pumps[:n])
-            t = run(path, env, args.jobs, args.runs, workdir)
+            t, cli_cpu, emu_cpu = run(path, env, args.jobs, args.runs, workdir, [p for p, *_ in pumps[:n]])
             base = base or t
-            rows.append((n, f"{t:.3f}", f"{t / base:.2f}", f"{t / n * 1000:.1f}", "<= 2.00" if n > 1 else "baseline"))
+            rows.append((n, f"{t:.3f}", f"{t / base:.2f}", f"{t / n * 1000:.1f}", f"{cli_cpu:.2f}", f"{emu_cpu:.2f}",
+                         "<= 2.00" if n > 1 else "baseline"))
     finally:
         for p, *_ in pumps:
             stop(p)
     table(f"batch run, interrogate step (median of {args.runs}; --jobs {args.jobs}; seconds; ratio against one pump)",
-          rows, ("pumps", "s", "ratio", "ms/pump", "goal"))
+          rows, ("pumps", "s", "ratio", "ms/pump", "ithcli CPU s", "emulators CPU s", "goal"))
+    print("CPU s: user + system seconds of the ithcli process and of the emulators during one run (median);\n"
+          "on 2 cores, (ithcli CPU + emulators CPU) / 2 is a floor for the wall time.")
 
 
 if __name__ == "__main__":
