@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
-
 
 from cli_harness import DEFAULT_KEY_STORE, Cli, assert_one_line_error
 from test_cli_program import BACLOFEN, FROZEN
@@ -209,3 +212,80 @@ def test_log_until_and_alarms_with_iec_priorities(start_emulator):
     assert "MEDIUM" in human and "HIGH" in human
     bad = run_cli("--port", emu.url, "log", "--since", "2026-01-03", "--until", "2026-01-02T00:00")
     assert bad.code == 2 and "Traceback" not in bad.stderr
+
+
+def _plain(screen: str) -> str:
+    """Terminal output without its control sequences (colours, cursor moves)."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+
+
+def _on_a_terminal(cli: Cli, *args: str, until: bytes = b"", interrupt: bool = False,
+                   timeout: float = 30) -> tuple[int, str]:
+    """Run ithcli with stdout and stderr on a pseudo-terminal (a clinician's terminal): what
+    the terminal showed, and the exit code. With interrupt, Ctrl-C once `until` is on screen."""
+    master, slave = pty.openpty()
+    os.set_blocking(master, False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
+    env.update(ITHCLI_STATE_DIR=cli.state_dir, ITHCLI_KEY_STORE=DEFAULT_KEY_STORE, ITHCLI_OPERATOR="test",
+               ITHCLI_PORT=cli.port, COLUMNS="120", LINES="40", TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "ithcli", *args], stdout=slave, stderr=slave,
+                            stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    screen = b""
+    deadline = time.monotonic() + timeout
+    sent = False
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 65536)
+            except BlockingIOError:
+                chunk = None
+            except OSError:  # EIO: the terminal's last writer has gone
+                chunk = b""
+            if chunk:
+                screen += chunk
+            if interrupt and not sent and until in screen:
+                proc.send_signal(signal.SIGINT)
+                sent = True
+            if chunk == b"" or (chunk is None and proc.poll() is not None):
+                break
+            if chunk is None:
+                time.sleep(0.02)
+        return proc.wait(10), screen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_monitor_on_a_terminal_draws_a_live_dashboard_and_ctrl_c_ends_it_with_exit_0(pump):
+    emu, cli = pump(*BACLOFEN)
+    code, screen = _on_a_terminal(cli, "monitor", "--interval", "0.2", until=b"reading 3", interrupt=True)
+    assert code == 0, screen[-2000:]
+    assert "\x1b[" in screen  # drawn with terminal control sequences, redrawn in place
+    text = _plain(screen)
+    assert "Pump BAC-0001" in text and "baclofen" in text
+    assert "Reservoir" in text and "18 mL of 20 mL" in text and "Daily dose" in text
+    assert "reading 3; Ctrl-C to stop" in text
+    assert "Monitor stopped after" in text and "0 failed" in text
+    assert "Traceback" not in text
+
+
+def test_monitor_dashboard_marks_data_stale_when_the_pump_stops_answering(pump):
+    # the dashboard keeps the last good reading on screen, marked STALE, while it retries
+    emu, cli = pump(*BACLOFEN, transport="tcp")
+    emu_killed = []
+
+    def kill_soon():
+        time.sleep(1.5)
+        emu.kill()
+        emu_killed.append(True)
+
+    threading.Thread(target=kill_soon, daemon=True).start()
+    code, screen = _on_a_terminal(cli, "--timeout", "0.3", "monitor", "--interval", "0.3", "--stale-after", "0.2",
+                                  "--max-failures", "3", timeout=60)
+    assert emu_killed and code == 3, screen[-2000:]
+    text = _plain(screen)
+    assert "Pump BAC-0001" in text and "READING FAILED" in text and "STALE" in text
+    assert "ithcli: error: monitor stopped: 3 readings in a row failed" in text
