@@ -1,10 +1,17 @@
 """Shared fixtures: emulator processes on a pty and on TCP, stopped at teardown."""
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 import cli_harness
 import emulator_harness
+
+# A shell starts a background job (`pytest ... &`) with SIGINT ignored, and an ignored
+# signal stays ignored across exec: every ithcli the tests start would then ignore the
+# Ctrl-C the Ctrl-C tests send. Handling it here gives children the default again.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
