@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             lengths = data["commit_frame_len"].get(kind, {})
             print(f"  cut sweep:    {kind:8} COMMIT {len(cuts['to_pump'])} offsets (frame {lengths.get('to_pump')} "
                   f"bytes), reply {len(cuts['to_cli'])} offsets (frame {lengths.get('to_cli')} bytes)")
+        print(f"  two faults:   {data['double_faults']} sessions (each fault also counted below)")
         print("  faults (armed/fired):")
         for name, n in data["faults"].items():
             print(f"    {name:40} {n:6} {data['faults_fired'].get(name, 0):6}")

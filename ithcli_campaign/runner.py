@@ -114,12 +114,24 @@ def choose_write(rng: random.Random, status: dict, program: dict, kind: str | No
     raise ValueError(f"unknown write kind {kind!r}")
 
 
+DOUBLE_FAULT_SHARE = 0.15  # of faulty sessions: a second fault on top (another layer or frame)
+
+
 def choose_fault(rng: random.Random, timeout: float) -> dict:
-    """One seeded fault: ("none" | "emulator" | "proxy", details)."""
+    """A seeded fault plan: {"layer": "none" | "emulator" | "proxy", details}, and for
+    DOUBLE_FAULT_SHARE of the faulty ones a second fault under "also" (e.g. a reset on
+    COMMIT and a bit flip in the PREPARE reply, or two frames damaged)."""
     r = rng.random()
     if r < 0.08:
         return {"layer": "none"}
-    if r < 0.38:
+    plan = _one_fault(rng, timeout, "emulator" if r < 0.38 else "proxy")
+    if rng.random() < DOUBLE_FAULT_SHARE:
+        plan["also"] = _one_fault(rng, timeout, rng.choice(("emulator", "proxy")))
+    return plan
+
+
+def _one_fault(rng: random.Random, timeout: float, layer: str) -> dict:
+    if layer == "emulator":
         name = rng.choice(EMULATOR_FAULTS)
         count = rng.randint(1, 3) if name == "drop_reply" else 1
         return {"layer": "emulator", "name": name, "count": count}
@@ -131,6 +143,14 @@ def choose_fault(rng: random.Random, timeout: float) -> dict:
                   offset=rng.randint(0, 60), length=rng.randint(1, 4), bit=rng.randint(0, 7),
                   delay=round(timeout * rng.uniform(1.1, 3.0), 3))
     return {"layer": "proxy", "fault": fault.as_dict()}
+
+
+def fault_name(part: dict) -> str:
+    if part["layer"] == "none":
+        return "none"
+    if part["layer"] == "emulator":
+        return f"emulator:{part['name']}"
+    return f"proxy:{part['fault']['kind']}:{part['fault']['direction']}"
 
 
 # --- one worker -------------------------------------------------------------------
@@ -207,18 +227,20 @@ class Worker:
         write = choose_write(rng, before_status, before, (plan or {}).get("write"))
         plan = plan if plan is not None else choose_fault(rng, self.timeout)
 
-        proxy_fault = None
-        if plan["layer"] == "emulator":
-            self.emulator.control("fault", name=plan["name"], count=plan["count"])
-        elif plan["layer"] == "proxy":
-            proxy_fault = Fault(**{k: v for k, v in plan["fault"].items()
-                                   if k not in ("fired", "frame_len", "frame_command")})
-            self.proxy.arm([proxy_fault])
+        parts = [plan] + ([plan["also"]] if "also" in plan else [])
+        emulator_faults = [p for p in parts if p["layer"] == "emulator"]
+        for part in emulator_faults:
+            self.emulator.control("fault", name=part["name"], count=part["count"])
+        proxy_faults = [Fault(**{k: v for k, v in p["fault"].items()
+                                 if k not in ("fired", "frame_len", "frame_command")})
+                        for p in parts if p["layer"] == "proxy"]
+        if proxy_faults:
+            self.proxy.arm(proxy_faults)
         started = time.monotonic()
         rc, out, stderr = self.cli(*write.args)
         elapsed = time.monotonic() - started
         self.proxy.disarm()
-        left = self.emulator.control("faults").get("armed", {}) if plan["layer"] == "emulator" else {}
+        left = self.emulator.control("faults").get("armed", {}) if emulator_faults else {}
         self.emulator.control("clear_faults")
         # an unconfirmed write is settled by `ithcli reconcile` before the truth is read:
         # on a serial line (the pty link) a COMMIT held past ithcli's timeout still reaches
@@ -235,13 +257,20 @@ class Worker:
         result = {"session": number, "worker": self.wid, "link": self.link, "seed": seed, "write": write.as_dict(),
                   "fault": plan, "exit": rc, "txid": txid, "outcome": (out or {}).get("outcome"),
                   "truth": state, "applied": applied, "seconds": round(elapsed, 3), "violations": []}
-        if proxy_fault is not None:
-            result["fault"] = {"layer": "proxy", "fault": proxy_fault.as_dict()}
-        if plan["layer"] == "emulator":
-            result["fault_used"] = plan["name"] not in left
+        # the plan as it ran: each proxy fault with whether it fired, each emulator fault whether used
+        proxy_ran = iter(proxy_faults)
+        ran = []
+        for part in parts:
+            part = {k: v for k, v in part.items() if k != "also"}
+            if part["layer"] == "proxy":
+                part["fault"] = next(proxy_ran).as_dict()
+            elif part["layer"] == "emulator":
+                part["used"] = part["name"] not in left
+            ran.append(part)
+        result["fault"] = dict(ran[0], also=ran[1]) if len(ran) > 1 else ran[0]
         v = result["violations"]
         # a pump that lies (applies 10 % more than it echoed; only programs and refills)
-        lying = plan["layer"] == "emulator" and plan["name"] == "mismatch_on_commit" and result["fault_used"]
+        lying = any(p["layer"] == "emulator" and p["name"] == "mismatch_on_commit" and p["used"] for p in ran)
 
         # never anything but old or new (a lying pump aside)
         if state == "other" and not (lying and rc in (7, 8)):
@@ -366,6 +395,7 @@ class Summary:
     reconciled: Counter = field(default_factory=Counter)
     writes: Counter = field(default_factory=Counter)
     links: Counter = field(default_factory=Counter)
+    doubles: Counter = field(default_factory=Counter)  # sessions with two faults, by the pair
     # per write kind and direction: the COMMIT (reply) byte offsets a cut fired at
     cut_offsets: dict = field(default_factory=lambda: {k: {TO_PUMP: set(), TO_CLI: set()} for k in WRITE_KINDS})
     commit_frame_len: dict = field(default_factory=dict)  # per write kind: {direction: bytes}
@@ -378,15 +408,16 @@ class Summary:
         self.writes[r["write"]["kind"]] += 1
         self.links[r["link"]] += 1
         f = r["fault"]
-        name = "none" if f["layer"] == "none" else (
-            f"emulator:{f['name']}" if f["layer"] == "emulator" else
-            f"proxy:{f['fault']['kind']}:{f['fault']['direction']}")
-        self.faults[name] += 1
-        fired = f["layer"] == "none" or r.get("fault_used") or (f["layer"] == "proxy" and f["fault"]["fired"])
-        if fired:
-            self.faults_fired[name] += 1
-        if f["layer"] == "proxy" and f["fault"]["kind"] == "cut" and f["fault"]["target"] == "commit" \
-                and f["fault"]["fired"]:
+        parts = [f] + ([f["also"]] if "also" in f else [])
+        for part in parts:  # each fault counted on its own, armed and fired
+            name = fault_name(part)
+            self.faults[name] += 1
+            if part["layer"] == "none" or part.get("used") or (part["layer"] == "proxy" and part["fault"]["fired"]):
+                self.faults_fired[name] += 1
+        if len(parts) > 1:
+            self.doubles[" + ".join(fault_name(p) for p in parts)] += 1
+        if len(parts) == 1 and f["layer"] == "proxy" and f["fault"]["kind"] == "cut" \
+                and f["fault"]["target"] == "commit" and f["fault"]["fired"]:
             self.cut_offsets[r["write"]["kind"]][f["fault"]["direction"]].add(f["fault"]["offset"])
         if "reconcile" in r:
             rec = r["reconcile"]
@@ -398,7 +429,8 @@ class Summary:
 
     def as_dict(self) -> dict:
         return {"sessions": self.sessions, "violations": self.violations, "exits": dict(self.exits),
-                "writes": dict(self.writes), "links": dict(self.links), "truths": dict(self.truths), "faults": dict(sorted(self.faults.items())),
+                "writes": dict(self.writes), "links": dict(self.links), "truths": dict(self.truths),
+                "faults": dict(sorted(self.faults.items())), "double_faults": sum(self.doubles.values()),
                 "faults_fired": dict(sorted(self.faults_fired.items())), "reconciled": dict(self.reconciled),
                 "cut_offsets": {k: {d: sorted(s) for d, s in by_dir.items()} for k, by_dir in self.cut_offsets.items()},
                 "commit_frame_len": self.commit_frame_len, "seconds": round(self.seconds, 1)}

@@ -36,6 +36,7 @@ def test_short_campaign_finds_no_wrong_verdict(tmp_path):
     # every fault was exercised, and every kind of verdict was reached
     fired = {name.split(":")[1] for name in data["faults_fired"] if name != "none"}
     assert set(KINDS) | set(EMULATOR_FAULTS) <= fired, fired
+    assert data["double_faults"] > 10  # sessions with a second fault on top
     assert {0, 8} <= set(data["exits"]) and set(data["exits"]) - {0, 8}
     assert data["reconciled"].get("applied") and data["reconciled"].get("not applied")
 
