@@ -296,6 +296,7 @@ class _PtyEnd:
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         self.path = os.ttyname(self.slave)
+        self.closed = False
 
     def fileno(self) -> int:
         return self.master
@@ -317,6 +318,7 @@ class _PtyEnd:
         pass
 
     def close(self) -> None:
+        self.closed = True  # first: the device path is gone from here on
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)
@@ -337,7 +339,11 @@ class PtyFaultProxy(_Proxy):
 
     @property
     def url(self) -> str:
-        if self._line is None or not self._line[1].is_alive():
+        if self._line is not None and self._line[0].closed:
+            # cut: the pty is closed, though its thread may still be closing the other
+            # side; handing out the old path now would send the next run to a dead device
+            self._line[1].join(5)
+        if self._line is None or self._line[0].closed or not self._line[1].is_alive():
             end = _PtyEnd()
             try:
                 upstream = self._upstream()

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 
 import pytest
 
-from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP
+from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, PtyFaultProxy
+from ithcli_campaign.pump import EmulatorProcess
 from ithcli_campaign.runner import EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
-from protocol import InfusionMode
+from protocol import PROTOCOL_VERSION, Command, InfusionMode, Role, encode, security
 
 CI_SESSIONS = 200
 CI_SEED = 20260701
@@ -138,3 +141,41 @@ def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0
 ])
 def test_the_oracle_tells_old_new_and_anything_else_apart(write, after, expected):
     assert classify(write, _therapy(), after) == expected
+
+
+def test_after_a_cut_the_pty_proxy_never_hands_out_the_dead_device_path(tmp_path):
+    """Found by the 100,000-session run (1 session): the cut closes the pty first and the
+    emulator connection after; a run started in between was given the closed path."""
+    class SlowToClose(socket.socket):
+        def close(self):  # widen the window between the pty's close and the thread's end
+            time.sleep(0.5)
+            super().close()
+
+    class Proxy(PtyFaultProxy):
+        def _upstream(self):
+            sock = super()._upstream()
+            return SlowToClose(fileno=sock.detach())
+
+    emulator = EmulatorProcess(tmp_path / "pump", ["--time-scale", "1e-9"]).start()
+    proxy = Proxy(emulator.address)
+    try:
+        first = proxy.url
+        proxy.arm([Fault(kind="cut", direction="to_pump", target="any", offset=3)])
+        fd = os.open(first, os.O_RDWR | os.O_NOCTTY)
+        os.write(fd, encode(Command.HELLO, {"protocol_version": PROTOCOL_VERSION, "client_nonce": security.new_nonce(),
+                                            "role": Role.READER}, seq=1))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the cut: the line hangs up
+            try:
+                if not os.read(fd, 100):
+                    break
+            except OSError:
+                break
+        os.close(fd)
+        second = proxy.url  # asked at once, while the old line is still closing
+        fd = os.open(second, os.O_RDWR | os.O_NOCTTY)  # a live device, not the dead one
+        os.close(fd)
+    finally:
+        proxy.close()
+        emulator.stop()
+        emulator.cleanup()
