@@ -88,16 +88,16 @@ class _Lines:
 
     def __init__(self, text: str):
         self.lines = text.splitlines()
+        self._headers: dict[str, list[int]] = {}
 
     def header(self, table: str, index: int) -> int:
-        seen = -1
-        pattern = re.compile(rf"^\s*\[\[\s*{table}\s*\]\]")
-        for number, line in enumerate(self.lines, start=1):
-            if pattern.match(line):
-                seen += 1
-                if seen == index:
-                    return number
-        return 1
+        """The line of the index-th [[table]] (found once per table: a plan of many
+        targets asks for each of them)."""
+        numbers = self._headers.get(table)
+        if numbers is None:
+            pattern = re.compile(rf"^\s*\[\[\s*{table}\s*\]\]")
+            numbers = self._headers[table] = [n for n, line in enumerate(self.lines, start=1) if pattern.match(line)]
+        return numbers[index] if index < len(numbers) else 1
 
     def key(self, start: int, key: str) -> int:
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")

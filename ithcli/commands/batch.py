@@ -104,7 +104,7 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
     """
     from .. import plan as plans
     from ..batch import Journal, Runner, plan_hash
-    from ..output import to_json
+    from ..output import to_json_line
 
     plan = plans.load(plan_path)
     problems = offline_problems(app, plan)
@@ -133,7 +133,7 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
     steps = [s for r in reports for s in r.steps]
     with open(results_file, "w") as fh:
         for s in steps:
-            fh.write(to_json(s.as_dict()).replace("\n", " ") + "\n")
+            fh.write(to_json_line(s.as_dict()) + "\n")
     counts = {}
     for r in reports:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
