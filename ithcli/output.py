@@ -5,6 +5,7 @@ rich is imported only when something is rendered for a person, so `--help` and
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from datetime import date, datetime
@@ -71,7 +72,12 @@ def stderr(text: str) -> None:
 
 
 def console(stderr_: bool = False):
-    from rich.console import Console
+    return _console_class()(stderr=stderr_, highlight=False)
+
+
+@functools.cache
+def _console_class():
+    from rich.console import Console  # rich only when something is drawn
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
@@ -80,7 +86,7 @@ def console(stderr_: bool = False):
             self.quiet = True
             raise BrokenPipeError
 
-    return _Console(stderr=stderr_, highlight=False)
+    return _Console
 
 
 def fmt_quantity(q: dict | None) -> str:
