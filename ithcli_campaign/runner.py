@@ -47,6 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from protocol import Command, EventType, InfusionMode
+from protocol.therapy import rate_for_dose
 
 from .proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy, PtyFaultProxy
 from .pump import CampaignError, EmulatorProcess, TruthClient
@@ -356,9 +357,11 @@ def classify(write: Write, before: tuple[dict, dict], after: tuple[dict, dict]) 
 
 
 def _continuous(program: dict, concentration: int, dose: int) -> dict:
-    """The continuous program ithcli asks for: one step from midnight (its rate is the pump's)."""
+    """The continuous program ithcli asks for: one step from midnight, at the rate that
+    delivers the dose at that concentration (protocol/therapy.py's rounding)."""
     return {"mode": InfusionMode.CONTINUOUS, "drug": program["drug"], "concentration_ng_per_ml": concentration,
-            "daily_dose_ng_per_day": dose, "steps": [{"start_minute": 0, "dose_ng_per_day": dose}]}
+            "daily_dose_ng_per_day": dose, "steps": [{"start_minute": 0, "dose_ng_per_day": dose,
+                                                      "rate_nl_per_day": rate_for_dose(dose, concentration)}]}
 
 
 def _same_therapy(actual: tuple, expected: tuple) -> bool:
@@ -370,8 +373,8 @@ def _same_therapy(actual: tuple, expected: tuple) -> bool:
     return (program["mode"] == want["mode"] and program["drug"] == want["drug"]
             and program["concentration_ng_per_ml"] == want["concentration_ng_per_ml"]
             and program["daily_dose_ng_per_day"] == want["daily_dose_ng_per_day"]
-            and [(st["start_minute"], st["dose_ng_per_day"]) for st in steps]
-            == [(st["start_minute"], st["dose_ng_per_day"]) for st in want["steps"]])
+            and [(st["start_minute"], st["dose_ng_per_day"], st["rate_nl_per_day"]) for st in steps]
+            == [(st["start_minute"], st["dose_ng_per_day"], st["rate_nl_per_day"]) for st in want["steps"]])
 
 
 # --- the cut sweep -------------------------------------------------------------------

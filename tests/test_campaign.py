@@ -18,6 +18,7 @@ from ithcli_campaign.pump import EmulatorProcess
 from ithcli_campaign.runner import EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
 from protocol import PROTOCOL_VERSION, Command, InfusionMode, Role, encode, security
+from protocol.therapy import rate_for_dose
 
 CI_SESSIONS = 200
 CI_SEED = 20260701
@@ -116,10 +117,11 @@ def test_the_checks_catch_a_wrong_verdict(tmp_path):
         w.stop()
 
 
-def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0):
+def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0, rate=None):
+    rate = rate_for_dose(dose, conc) if rate is None else rate
     program = {"mode": InfusionMode.CONTINUOUS, "drug": 1, "concentration_ng_per_ml": conc,
-               "daily_dose_ng_per_day": dose, "daily_volume_nl_per_day": dose * 1000 // conc * 1000,
-               "steps": [{"start_minute": start, "dose_ng_per_day": dose, "rate_nl_per_day": 1}]}
+               "daily_dose_ng_per_day": dose, "daily_volume_nl_per_day": rate,
+               "steps": [{"start_minute": start, "dose_ng_per_day": dose, "rate_nl_per_day": rate}]}
     return {"reservoir_ul": reservoir, "bolus_remaining_ng": bolus}, program
 
 
@@ -128,10 +130,13 @@ def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0
     (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_750_000), "other"),  # a lying pump
     (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_500_000, reservoir=29_000), "other"),
     (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_500_000, start=60), "other"),
+    (Write("program", (), dose_ng=2_500_000), _therapy(dose=2_500_000, rate=260_000), "other"),  # wrong pump rate
     (Write("refill", (), reservoir_ul=35_000, concentration_ng_per_ml=20_000_000),
      _therapy(conc=20_000_000, reservoir=35_000), "new"),
     (Write("refill", (), reservoir_ul=35_000, concentration_ng_per_ml=20_000_000),
      _therapy(conc=10_000_000, reservoir=35_000), "other"),  # the fill without the new concentration
+    (Write("refill", (), reservoir_ul=35_000, concentration_ng_per_ml=20_000_000),
+     _therapy(conc=20_000_000, reservoir=35_000, rate=200_000), "other"),  # the old flow kept: twice the dose
     (Write("refill", (), reservoir_ul=35_000, concentration_ng_per_ml=20_000_000),
      _therapy(dose=2_200_000, conc=20_000_000, reservoir=35_000), "other"),  # the dose not kept
     (Write("bolus", (), dose_ng=300_000), _therapy(bolus=300_000), "new"),
