@@ -308,7 +308,7 @@ class Worker:
             v.append(f"exit {rc} left an unconfirmed-write journal entry behind")
         if v:
             result["stderr"] = stderr.strip()[-500:]
-        if self.truth.status()["bolus_remaining_ng"]:
+        if after_status["bolus_remaining_ng"]:
             # the clock is frozen: let the bolus finish, or the next bolus or refill is refused
             self.emulator.control("advance", seconds=BOLUS_SECONDS + 60)
         return result

@@ -39,17 +39,22 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 60, input: str | None = None) -> CliResult:
+def cli_env(env: dict | None = None) -> dict:
+    """The environment ithcli runs in under test: no ITHCLI_* from outside, throwaway state."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
     full_env["COLUMNS"] = "120"
     full_env["ITHCLI_STATE_DIR"] = _DEFAULT_STATE_DIR
     full_env["ITHCLI_KEY_STORE"] = DEFAULT_KEY_STORE
     full_env.update(env or {})
+    return full_env
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 60, input: str | None = None) -> CliResult:
     proc = subprocess.run(
         [sys.executable, "-m", "ithcli", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=cli_env(env),
         timeout=timeout,
         input=input,
     )

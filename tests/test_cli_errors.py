@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 import peers
-from cli_harness import assert_one_line_error, run_cli
+from cli_harness import assert_one_line_error, cli_env, run_cli
 
 
 def test_no_port_names_the_option_and_the_env_var():
@@ -146,17 +147,11 @@ def test_the_lazy_command_table_matches_every_command():
 
 def _run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess:
     """ithcli with a stdout whose reader has already gone (`ithcli ... | head -0`)."""
-    import os
-
-    from cli_harness import DEFAULT_KEY_STORE, _DEFAULT_STATE_DIR
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
-    env.update(ITHCLI_STATE_DIR=_DEFAULT_STATE_DIR, ITHCLI_KEY_STORE=DEFAULT_KEY_STORE, COLUMNS="120")
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         return subprocess.run([sys.executable, "-m", "ithcli", *args], stdout=write_end, stderr=subprocess.PIPE,
-                              text=True, env=env, timeout=60)
+                              text=True, env=cli_env(), timeout=60)
     finally:
         os.close(write_end)
 

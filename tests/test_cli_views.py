@@ -68,12 +68,17 @@ def test_forecast_follows_a_flex_schedule_to_the_pumps_actual_alarm(pump, tmp_pa
     assert actual - forecast_alarm <= timedelta(seconds=433)  # at most the time 1 uL takes at 0.2 mL/day
 
 
-def _monitor(cli: Cli, *args: str) -> subprocess.Popen:
+def _env(cli: Cli) -> dict:
+    """The environment of a long-running ithcli started by hand (monitor), bound to cli's pump."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
     env.update(ITHCLI_STATE_DIR=cli.state_dir, ITHCLI_KEY_STORE=DEFAULT_KEY_STORE, ITHCLI_OPERATOR="test",
                ITHCLI_PORT=cli.port, COLUMNS="120")
+    return env
+
+
+def _monitor(cli: Cli, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ithcli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=_env(cli))
 
 
 def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
@@ -225,9 +230,7 @@ def _on_a_terminal(cli: Cli, *args: str, until: bytes = b"", interrupt: bool = F
     the terminal showed, and the exit code. With interrupt, Ctrl-C once `until` is on screen."""
     master, slave = pty.openpty()
     os.set_blocking(master, False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
-    env.update(ITHCLI_STATE_DIR=cli.state_dir, ITHCLI_KEY_STORE=DEFAULT_KEY_STORE, ITHCLI_OPERATOR="test",
-               ITHCLI_PORT=cli.port, COLUMNS="120", LINES="40", TERM="xterm-256color")
+    env = dict(_env(cli), LINES="40", TERM="xterm-256color")
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen([sys.executable, "-m", "ithcli", *args], stdout=slave, stderr=slave,
                             stdin=subprocess.DEVNULL, env=env)
