@@ -31,6 +31,22 @@ class CampaignError(RuntimeError):
     """The campaign's own machinery failed (not a finding about ithcli)."""
 
 
+def control_request(path: str, op: str, **kw) -> dict:
+    """One JSON request on an emulator's control socket, one JSON reply (EOFError when the
+    socket closes first). The test harness uses it too."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30.0)
+        sock.connect(path)
+        sock.sendall(json.dumps({"op": op, **kw}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"control socket {path} closed before its reply")
+            data += chunk
+    return json.loads(data)
+
+
 def wait_or_kill(proc: subprocess.Popen, seconds: float = 10) -> None:
     """Wait for a process asked to stop; kill it if it has not within `seconds`."""
     try:
@@ -99,17 +115,10 @@ class EmulatorProcess:
                 fh.write(self.key_file.read_bytes())
 
     def control(self, op: str, **kw) -> dict:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(30.0)
-            sock.connect(self.control_path)
-            sock.sendall(json.dumps({"op": op, **kw}).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise CampaignError("the control socket closed")
-                data += chunk
-        reply = json.loads(data)
+        try:
+            reply = control_request(self.control_path, op, **kw)
+        except EOFError:
+            raise CampaignError("the control socket closed") from None
         if not reply.get("ok", True):
             raise CampaignError(f"control {op}: {reply}")
         return reply

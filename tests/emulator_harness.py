@@ -16,7 +16,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import serial
 
 import protocol
+from ithcli_campaign.pump import control_request
 from protocol import Command, FrameDecoder, RawFrame, Role, security
 
 DEFAULT_SERIAL = "EMU00001"  # the emulator's default --serial
@@ -55,17 +55,10 @@ class EmulatorProcess:
 
     def control(self, op: str, **kw) -> dict:
         """Send one JSON request on the control socket; return the reply dict."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(30.0)
-            sock.connect(self.control_path)
-            sock.sendall(json.dumps({"op": op, **kw}).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise EmulatorError(f"control socket closed; stderr: {self.stderr()}")
-                data += chunk
-        return json.loads(data)
+        try:
+            return control_request(self.control_path, op, **kw)
+        except EOFError:
+            raise EmulatorError(f"control socket closed; stderr: {self.stderr()}") from None
 
     def stderr(self) -> str:
         try:
