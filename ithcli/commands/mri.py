@@ -53,12 +53,8 @@ def checklist(app, field_text, gradient, auto_exit, export_path):
     if export_path:
         _export(result, export_path)
         result["exported_to"] = export_path
-    if result["result"] == logic.BLOCK:
-        if not app.json:
-            _render_lines(result, "Pre-MRI checklist")
-        raise CheckFailed(f"pre-MRI checklist for {result['serial_number']}: BLOCK: " + "; ".join(logic.blocks(result)),
-                          details=result)
-    app.emit(result, lambda r: _render_lines(r, "Pre-MRI checklist"))
+    _finish(app, result, "Pre-MRI checklist", failed=logic.BLOCK,
+            failure=f"pre-MRI checklist for {result['serial_number']}: BLOCK: ")
 
 
 @mri.command()
@@ -118,12 +114,19 @@ def verify_(app):
 
     st = logic.read_state(app, write=False)
     result = logic.run_verify(app, st)
-    if result["result"] == logic.FAIL:
+    _finish(app, result, "Post-MRI verification", failed=logic.FAIL,
+            failure=f"post-MRI verification of {result['serial_number']}: FAIL: ")
+
+
+def _finish(app, result: dict, title: str, *, failed: str, failure: str) -> None:
+    """Show a checklist or verification; exit 12 (CheckFailed) when its result is `failed`."""
+    from .. import mri as logic
+
+    if result["result"] == failed:
         if not app.json:
-            _render_lines(result, "Post-MRI verification")
-        raise CheckFailed(f"post-MRI verification of {result['serial_number']}: FAIL: " + "; ".join(logic.blocks(result)),
-                          details=result)
-    app.emit(result, lambda r: _render_lines(r, "Post-MRI verification"))
+            _render_lines(result, title)
+        raise CheckFailed(failure + "; ".join(logic.blocks(result)), details=result)
+    app.emit(result, lambda r: _render_lines(r, title))
 
 
 def _table(result: dict, title: str):
