@@ -5,7 +5,7 @@ the same plan over one pump (goal: N pumps within 2x of one).
 
 Each pump is its own ith-emulator process on a pty with a frozen clock
 (--time-scale 1e-9), all started before timing; the figure is the median wall time
-of the whole `ithcli batch run` process (start-up, preflight read of every target,
+of the whole `ithcli batch run` process over interleaved rounds of every size (start-up, preflight read of every target,
 then the interrogate step on every target).
 """
 from __future__ import annotations
@@ -63,25 +63,22 @@ def cpu_seconds(pid: int) -> float:
         return int(fh.read().split()[0]) / 1e9
 
 
-def run(plan_path: str, env: dict, jobs: int, runs: int, workdir: str, emulators) -> tuple[float, float, float]:
-    """Median wall seconds of `ithcli batch run`, and the CPU seconds per run of the ithcli
-    process and of the emulators it talked to (where the 2 cores went)."""
-    times, cli_cpu, emu_cpu = [], [], []
-    for i in range(runs):
-        journal = os.path.join(workdir, f"j-{time.monotonic_ns()}.jsonl")
-        emu_before = sum(cpu_seconds(p.pid) for p in emulators)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "ithcli", "--json", "batch", "run", plan_path,
-                               "--jobs", str(jobs), "--journal", journal,
-                               "--results", journal + ".results"], env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - t)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cli_cpu.append(after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime)
-        emu_cpu.append(sum(cpu_seconds(p.pid) for p in emulators) - emu_before)
-        if proc.returncode != 0:
-            raise RuntimeError(f"batch run failed ({proc.returncode}): {proc.stderr[-400:]}")
-    return statistics.median(times), statistics.median(cli_cpu), statistics.median(emu_cpu)
+def run_once(plan_path: str, env: dict, jobs: int, workdir: str, emulators) -> tuple[float, float, float]:
+    """Wall seconds of one `ithcli batch run`, and the CPU seconds of the ithcli process
+    and of the emulators it talked to (where the 2 cores went)."""
+    journal = os.path.join(workdir, f"j-{time.monotonic_ns()}.jsonl")
+    emu_before = sum(cpu_seconds(p.pid) for p in emulators)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "ithcli", "--json", "batch", "run", plan_path,
+                           "--jobs", str(jobs), "--journal", journal,
+                           "--results", journal + ".results"], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"batch run failed ({proc.returncode}): {proc.stderr[-400:]}")
+    return (wall, after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime,
+            sum(cpu_seconds(p.pid) for p in emulators) - emu_before)
 
 
 def main() -> None:
@@ -99,19 +96,32 @@ def main() -> None:
     try:
         for _, _, _, key_file in pumps:
             pair(key_file, key_store)
+        plans = {}
+        for n in sizes:
+            plans[n] = os.path.join(workdir, f"plan-{n}.toml")
+            plan(plans[n], pumps[:n])
+        # Rounds of every size, interleaved, after one untimed round: this machine's speed
+        # drifts by 20-30 % over a minute, and measuring the one-pump baseline in another
+        # minute than the 200 made the ratios swing with it. The first ithcli run after the
+        # emulators start is slower too (state directory, caches).
+        samples: dict[int, list[tuple[float, float, float]]] = {n: [] for n in sizes}
+        for round_ in range(args.runs + 1):
+            for n in sizes:
+                figures = run_once(plans[n], env, args.jobs, workdir, [p for p, *_ in pumps[:n]])
+                if round_:
+                    samples[n].append(figures)
         rows = []
         base = None
         for n in sizes:
-            path = os.path.join(workdir, f"plan-{n}.toml")
-            plan(path, pumps[:n])
-            t, cli_cpu, emu_cpu = run(path, env, args.jobs, args.runs, workdir, [p for p, *_ in pumps[:n]])
+            t, cli_cpu, emu_cpu = (statistics.median(x[i] for x in samples[n]) for i in range(3))
             base = base or t
             rows.append((n, f"{t:.3f}", f"{t / base:.2f}", f"{t / n * 1000:.1f}", f"{cli_cpu:.2f}", f"{emu_cpu:.2f}",
                          "<= 2.00" if n > 1 else "baseline"))
     finally:
         for p, *_ in pumps:
             stop(p)
-    table(f"batch run, interrogate step (median of {args.runs}; --jobs {args.jobs}; seconds; ratio against one pump)",
+    table(f"batch run, interrogate step (median of {args.runs} interleaved rounds; --jobs {args.jobs}; seconds; "
+          "ratio against one pump)",
           rows, ("pumps", "s", "ratio", "ms/pump", "ithcli CPU s", "emulators CPU s", "goal"))
     print("CPU s: user + system seconds of the ithcli process and of the emulators during one run (median);\n"
           "on 2 cores, (ithcli CPU + emulators CPU) / 2 is a floor for the wall time.")

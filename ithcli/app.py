@@ -27,6 +27,7 @@ class App:
     _link: object = field(default=None, repr=False)
     _client: object = field(default=None, repr=False)
     _library: object = field(default=None, repr=False)
+    _audit: object = field(default=None, repr=False)
     #: a KeyStore shared by many Apps (batch): the store is read once, not per pump
     shared_keystore: object = field(default=None, repr=False)
 
@@ -100,9 +101,12 @@ class App:
         return Path(self.state_dir) if self.state_dir else default_state_dir()
 
     def audit(self):
-        from .audit import AuditLog
+        """The audit log (one object per App: every exchange appends to it)."""
+        if self._audit is None:
+            from .audit import AuditLog
 
-        return AuditLog(self.audit_path or self.state_path() / "audit.jsonl")
+            self._audit = AuditLog(self.audit_path or self.state_path() / "audit.jsonl")
+        return self._audit
 
     def pending(self):
         from .state import PendingWrites

@@ -34,6 +34,7 @@ def entry_hash(entry_without_hash: dict) -> str:
 class AuditLog:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._key = str(self.path)
 
     def append(self, record: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         """Append one record; fsync'd before returning (durable), so a reported event is on disk.
@@ -44,12 +45,11 @@ class AuditLog:
         serialises writers (two ithcli processes cannot fork the chain). Only the last
         line is read: appending stays cheap as the log grows.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             st = os.fstat(fd)
-            known = _LAST.get(str(self.path))
+            known = _LAST.get(self._key)
             # the file is exactly as this process left it: the last hash is known
             prev = known[2] if known and known[:2] == (st.st_ino, st.st_size) else self._recover_tail(fd)
             entry = {"time": _now_iso(), **jsonable(record), "prev": prev}
@@ -61,10 +61,17 @@ class AuditLog:
             os.write(fd, line)
             if durable:
                 os.fsync(fd)
-            _LAST[str(self.path)] = (st.st_ino, end + len(line), entry["hash"])
+            _LAST[self._key] = (st.st_ino, end + len(line), entry["hash"])
         finally:
             os.close(fd)  # releases the lock
         return entry
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # the first entry: make the directory (not checked on every append)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def _recover_tail(self, fd: int) -> str:
         """The last entry's hash. A torn last line (a crash mid-write) is moved aside

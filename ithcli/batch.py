@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -162,8 +162,10 @@ class Runner:
             futures = {pool.submit(self._guarded, fn, r): r for r in todo}
             pending = set(futures)
             try:
+                # wake now and then (Ctrl-C reaches the main thread between waits), not on
+                # every completion: waiting on all pending futures per completion is quadratic
                 while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    done, pending = wait(pending, timeout=0.2)
             except KeyboardInterrupt:
                 self.stop.set()  # workers finish the step in flight, then stop
                 for f in pending:

@@ -182,7 +182,8 @@ class PumpClient:
                 frame = p.encode(command, body or {}, seq=seq)
         except p.ProtocolError as exc:
             raise PumpProtocolError(f"cannot build {command.name}: {exc}") from None
-        self._diag(f"-> {command.name} seq={seq} {frame.hex()}", level=2)
+        if self.verbose >= 2:  # the hex dump is not built for nobody
+            self._diag(f"-> {command.name} seq={seq} {frame.hex()}", level=2)
         self.link.write(frame)
         deadline = time.monotonic() + self.timeout
         corrupt: list[str] = []
@@ -198,7 +199,8 @@ class PumpClient:
                     corrupt.append(str(item))
                     self._diag(f"<- dropped: {item}")
                     continue
-                self._diag(f"<- seq={item.seq} cmd=0x{item.command:02x} {item.raw.hex()}", level=2)
+                if self.verbose >= 2:
+                    self._diag(f"<- seq={item.seq} cmd=0x{item.command:02x} {item.raw.hex()}", level=2)
                 if not item.is_response or item.seq != seq:
                     self._diag(f"<- ignored a frame for seq {item.seq} (waiting for {seq})")
                     continue

@@ -32,6 +32,7 @@ class Link:
         #: (serial, {role: key}) of the private emulator: its keys live in memory only
         self.emulator_keys = emulator_keys
         self._tmpdir = tmpdir
+        self._poller = None
 
     @property
     def emulated(self) -> bool:
@@ -76,15 +77,17 @@ class Link:
         return fd if isinstance(fd, int) and fd >= 0 else None
 
     def _read_fd(self, deadline: float) -> bytes:
-        poller = select.poll()
-        poller.register(self._fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        fd, poller = self._fd, self._poller
+        if poller is None:  # one per port, registered once: a batch reads thousands of times
+            poller = self._poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
         while True:
             left = deadline - time.monotonic()
             events = poller.poll(max(0, min(left, _POLL)) * 1000)
             for _, event in events:
                 if event & select.POLLIN:
                     try:
-                        data = os.read(self._fd, 4096)
+                        data = os.read(fd, 4096)
                     except BlockingIOError:
                         data = b""
                     if data:
