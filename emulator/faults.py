@@ -15,6 +15,8 @@ FAULTS = {
                        "(pending transaction lost, POWER_ON + RESET alarm); no reply",
     "reset_after_commit": "apply the next COMMIT, then reset; no reply",
     "drop_prepare_reply": "store the next PREPARE_* transaction but send no reply",
+    "reset_after_prepare": "answer the next PREPARE_* normally, then reset: the transaction and every "
+                           "session are lost, so the COMMIT that follows finds no session",
     "drop_reply": "send no reply to the next request of any kind",
 }
 MAX_COUNT = 1000

@@ -133,7 +133,8 @@ def respond(pump: Pump, frame: RawFrame, faults: Faults | None = None,
     HELLO and AUTH is served.
 
     `faults` (test-only, armed over the control channel) may reset the pump around a
-    COMMIT, tamper with what a COMMIT applies, or drop the reply; see faults.py.
+    COMMIT or after a PREPARE, tamper with what a COMMIT applies, or drop the reply;
+    see faults.py. A reset ends every session (the server sees pump.resets move).
     They act only on requests that passed authentication.
     """
     session = session if session is not None else Session({}, Backoff())  # no keys: fail closed
@@ -167,6 +168,9 @@ def respond(pump: Pump, frame: RawFrame, faults: Faults | None = None,
         return None
     if sealed and is_request and frame.command in PREPARES and faults.take("drop_prepare_reply"):
         return None
+    if sealed and is_request and frame.command in PREPARES and faults.take("reset_after_prepare"):
+        pump.reset()  # the echo (sealed before the reset) still goes out; the session does not survive
+        return reply
     if sealed and is_request and faults.take("drop_reply"):
         return None
     return reply

@@ -318,6 +318,8 @@ class Pump:
         self.last_txid = 0
         self.last_programmed_at = 0
         self.pending: Pending | None = None  # volatile: lost on reset and restart
+        #: simulated resets in this process: sessions live in RAM, so the server ends them all
+        self.resets = 0
         self.applied: deque[Applied] = deque(maxlen=APPLIED_HISTORY)
         self.bolus: Bolus | None = None
         self.log = EventLog()
@@ -686,9 +688,12 @@ class Pump:
             self._log(EventType.DELIVERY_RESUMED)
 
     def reset(self) -> None:
-        """A simulated pump reset: memory survives, the reset is logged and alarmed."""
+        """A simulated pump reset: the therapy and the log survive (non-volatile), the
+        reset is logged and alarmed; a prepared transaction and every secure session
+        (volatile) are lost."""
         self.tick()
         self.pending = None  # a prepared transaction is volatile: a reset loses it
+        self.resets += 1  # the server ends every session when it sees this move
         self._log(EventType.POWER_ON, arg1=0)
         self.raise_alarm(Alarm.RESET)
 

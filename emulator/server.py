@@ -49,6 +49,8 @@ class Link:
         self.sock = sock
         #: one secure session per connection (a pty is one connection for its whole life)
         self.session = session
+        #: the pump's reset count when this session began: a reset since ends it (RAM is lost)
+        self.resets_seen = 0
         self.decoder = FrameDecoder()
         self.out = bytearray()
         self.last_rx = 0.0
@@ -113,6 +115,7 @@ class Server:
         os.set_blocking(master, False)
         url = os.ttyname(slave)
         link = Link(url, master, self._new_session())
+        link.resets_seen = self.pump.resets
         self._links.append(link)
         self.sel.register(master, selectors.EVENT_READ, ("link", link))
         self._closers += [lambda: os.close(master), lambda: os.close(slave)]
@@ -225,6 +228,7 @@ class Server:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             link = Link(f"tcp {peer[0]}:{peer[1]}", sock.fileno(), self._new_session(), sock)
+            link.resets_seen = self.pump.resets
             self._links.append(link)
             self.sel.register(sock, selectors.EVENT_READ, ("client", link))
             log.info("client connected: %s", link.name)
@@ -279,6 +283,10 @@ class Server:
         self.stats["frames_in"] += 1
         log.debug("%s: rx seq=%d cmd=0x%02x flags=0x%02x len=%d",
                   link.name, frame.seq, frame.command, frame.flags, len(frame.payload))
+        if link.resets_seen != self.pump.resets:
+            # the pump reset since this session opened: its keys died with the pump's RAM
+            link.session.end()
+            link.resets_seen = self.pump.resets
         reply = handler.respond(self.pump, frame, self.ctx.faults, link.session)
         # persist before acknowledging (or deliberately not, under a fault): nothing
         # answered may be lost by a kill -9

@@ -49,6 +49,8 @@ class App:
             self._link.discard_input()
             self._client = PumpClient(self._link, timeout=self.timeout, verbose=self.verbose)
             self._client.on_exchange = self._audit_exchange
+            # a pump that reset lost our session with its RAM: reads open a new one (same role)
+            self._client.reopen = lambda: self._open_session((self.role,))
         if self.role is None or (write and self.role != "clinician"):
             self._open_session(("clinician",) if write else ("reader", "clinician"))
         return self._client

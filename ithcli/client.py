@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError
+from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError, SessionLost
 from .link import Link
 
 READ_ATTEMPTS = 3
@@ -41,14 +41,26 @@ class PumpClient:
         self.on_exchange = None
         #: the authenticated session (protocol.security.SecureChannel) once open_session succeeds
         self.channel = None
+        #: called to open a new session when the pump says it lost ours (set by ithcli.app.App)
+        self.reopen = None
 
     # --- requests ---------------------------------------------------------
-    def read(self, command, body: dict | None = None) -> dict[str, Any]:
-        """A read-only request: retried up to READ_ATTEMPTS times on timeouts and bad frames."""
+    def read(self, command, body: dict | None = None, *, may_reopen: bool = True) -> dict[str, Any]:
+        """A read-only request: retried up to READ_ATTEMPTS times on timeouts and bad frames,
+        and asked once more in a new session if the pump lost ours (SessionLost)."""
         last: Exception | None = None
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 return self._exchange(command, body)
+            except SessionLost:
+                # the pump reset (or another programmer took over): asking again changes
+                # nothing, so a read opens a new session once and asks again; writes never do
+                if not may_reopen or self.reopen is None:
+                    raise
+                self._diag(f"the pump lost the session before {command.name} (a reset?): opening a new one",
+                           level=0)
+                self.reopen()
+                return self.read(command, body, may_reopen=False)
             except (NoReply, _Corrupt) as exc:
                 last = exc
                 self._diag(f"attempt {attempt}/{READ_ATTEMPTS} of {command.name} failed: {exc}")
@@ -246,6 +258,9 @@ class PumpClient:
         if message.command == p.Command.ERROR:
             reason = message.body["reason"]
             detail = message.body["detail"]
+            if reason == p.ErrorReason.NOT_AUTHENTICATED and self.channel is not None:
+                raise SessionLost(f"the pump has no session for {command.name} (it may have reset, or another "
+                                  f"programmer opened one)" + (f": {detail}" if detail else ""))
             if reason in (p.ErrorReason.NOT_AUTHENTICATED, p.ErrorReason.AUTH_FAILED, p.ErrorReason.RATE_LIMITED):
                 raise AuthError(f"the pump refused {command.name}: {reason.name.lower()}"
                                 + (f" ({detail})" if detail else ""))

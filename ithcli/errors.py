@@ -46,6 +46,12 @@ class AuthError(IthcliError):
     kind = "auth"
 
 
+class SessionLost(AuthError):
+    """Inside a session the pump answered in clear that it has none: it reset (a session
+    lives in its RAM) or another programmer's HELLO replaced ours. The answer itself is not
+    authenticated, so it proves nothing about what the pump did with the request."""
+
+
 class CheckFailed(IthcliError):
     exit_code = ExitCode.CHECK_FAILED
     kind = "check-failed"

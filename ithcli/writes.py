@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import DeviceRejected, LinkError, Unconfirmed, VerifyFailed
+from .errors import DeviceRejected, LinkError, SessionLost, Unconfirmed, VerifyFailed
 
 
 def new_txid() -> int:
@@ -109,6 +109,9 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
         echo = client.write_once(request.command, {"txid": txid, **request.body})
     except LinkError as exc:
         raise LinkError(f"{exc}; nothing was applied (PREPARE only)") from None
+    except SessionLost as exc:
+        raise SessionLost(f"{exc.message}; nothing was applied (PREPARE only): run the command again",
+                          details) from None
     except DeviceRejected as exc:
         raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason, details) from None
     differences = _differences(request.expect, echo)
@@ -133,9 +136,13 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
         on_commit_sent(txid)  # e.g. the batch journal's "sent" record, before the bytes go out
     try:
         committed = client.write_once(protocol.Command.COMMIT, {"txid": txid})
-    except LinkError as exc:
+    except (LinkError, SessionLost) as exc:
+        # SessionLost: a pump that reset after PREPARE lost the transaction with the session,
+        # but that answer comes in clear (anyone could send it): only an authenticated read can tell
+        why = (f"the pump answered in clear that it has no session: {exc}; that answer is not authenticated"
+               if isinstance(exc, SessionLost) else str(exc))
         raise Unconfirmed(
-            f"COMMIT of txid {txid} was sent but its outcome is unknown ({exc}). It was NOT re-sent. "
+            f"COMMIT of txid {txid} was sent but its outcome is unknown ({why}). It was NOT re-sent. "
             "Run 'ithcli reconcile' (or any read) to learn from the pump whether it was applied; "
             "further writes to this pump are refused until then",
             details={**details, "outcome": "unconfirmed", "verified": False},

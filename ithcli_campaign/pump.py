@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import protocol
-from protocol import Command, FrameDecoder, RawFrame, Role, security
+from protocol import Command, ErrorReason, FrameDecoder, RawFrame, Role, security
 from protocol.messages import MAX_LOG_PAGE
 
 START_TIMEOUT = 15.0
@@ -154,6 +154,11 @@ class TruthClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.decoder = FrameDecoder()
         self._seq = itertools.count(1)
+        self.key, self.role = key, role
+        self._open_session()
+
+    def _open_session(self) -> None:
+        key, role = self.key, self.role
         self.channel = None
         nonce = security.new_nonce()
         hello = self._request(Command.HELLO, {"protocol_version": protocol.PROTOCOL_VERSION,
@@ -164,7 +169,7 @@ class TruthClient:
             raise CampaignError("the pump did not prove its key to the truth client")
         self.channel = security.SecureChannel.derive(key, nonce, pump_nonce, role, pump_side=False)
 
-    def _request(self, command, body=None) -> dict:
+    def _request(self, command, body=None, *, may_reopen: bool = True) -> dict:
         seq = next(self._seq) & 0xFFFF
         if self.channel is not None:
             frame = self.channel.seal(int(command), protocol.build_payload(command, body or {}), seq=seq,
@@ -185,6 +190,10 @@ class TruthClient:
                     if item.auth is not None:
                         item = self.channel.open(item)
                     message = protocol.decode(item)
+                    if (message.command == Command.ERROR and self.channel is not None and may_reopen
+                            and message.body["reason"] == ErrorReason.NOT_AUTHENTICATED):
+                        self._open_session()  # the pump reset: sessions die with its RAM
+                        return self._request(command, body, may_reopen=False)
                     if message.command != command:
                         raise CampaignError(f"the pump answered {command.name} with {message.body}")
                     return message.body

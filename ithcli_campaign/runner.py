@@ -54,7 +54,7 @@ from .pump import CampaignError, EmulatorProcess, TruthClient
 from .warm import HUNG, WarmCli
 
 EMULATOR_FAULTS = ("drop_commit_reply", "mismatch_on_commit", "reset_on_commit", "reset_after_commit",
-                   "drop_prepare_reply", "drop_reply")
+                   "drop_prepare_reply", "reset_after_prepare", "drop_reply")
 EMULATOR_ARGS = ["--time-scale", "1e-9", "--model", "peristaltic-40", "--drug", "morphine",
                  "--concentration", "10 mg/mL", "--flow", "0.2 mL/day", "--volume", "30 mL"]
 CLI_TIMEOUT_S = 60.0  # a CLI run longer than this is a hang

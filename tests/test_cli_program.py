@@ -290,6 +290,26 @@ def test_reconcile_learns_a_lost_write_was_not_applied(pump):
     assert len(applied_txids(emu)) == 1
 
 
+def test_a_pump_reset_between_prepare_and_commit_is_unconfirmed_never_resent_and_reconciled(pump):
+    emu, cli = pump(*BACLOFEN)
+    assert emu.control("fault", name="reset_after_prepare")["ok"]
+    first = cli("--json", "program", "--dose", "550 mcg/day", "--yes")
+    assert first.code == 8, first.stderr
+    error = first.json()["error"]
+    assert error["kind"] == "unconfirmed" and "answered in clear that it has no session" in error["message"]
+    assert "It was NOT re-sent" in error["message"]
+    assert applied_txids(emu) == []
+    # one COMMIT only: nothing was sent after the clear answer
+    commits = [e for e in map(json.loads, open(cli.audit_path)) if e.get("command") == "COMMIT"]
+    assert len(commits) == 1 and commits[0]["outcome"] == "auth", commits
+    rec = cli("--json", "reconcile")
+    assert rec.code == 0, rec.stderr
+    assert rec.json()["had_unconfirmed"] is True and rec.json()["applied"] is False
+    assert status(cli)["daily_dose"] == {"value": 500, "unit": "mcg/day"}
+    assert cli("program", "--dose", "550 mcg/day", "--yes").code == 0
+    assert len(applied_txids(emu)) == 1
+
+
 def test_any_read_settles_an_unconfirmed_write(pump):
     emu, cli = pump(*BACLOFEN)
     emu.control("fault", name="drop_commit_reply")

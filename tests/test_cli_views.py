@@ -108,6 +108,26 @@ def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
                for r in readings[readings.index(fired[0]):])
 
 
+def test_monitor_carries_on_through_a_pump_reset_in_a_new_session_and_shows_the_reset_alarm(pump):
+    emu, cli = pump()
+    proc = _monitor(cli, "--json", "monitor", "--interval", "0.2", "--count", "4")
+    readings = []
+    try:
+        for line in proc.stdout:
+            readings.append(json.loads(line))
+            if len(readings) == 1:
+                assert emu.control("reset")["ok"]  # the pump forgets our session with its RAM
+        proc.wait(30)
+    finally:
+        proc.kill()
+    stderr = proc.stderr.read()
+    assert proc.returncode == 0, stderr
+    assert all(r["ok"] for r in readings) and len(readings) == 4
+    assert "reset" not in {a["name"] for a in readings[0]["alarms"]}
+    assert {"name": "reset", "priority": "low"} in readings[1]["alarms"], readings[1]["alarms"]
+    assert stderr.count("the pump lost the session before INTERROGATE (a reset?): opening a new one") == 1
+
+
 def test_monitor_retries_failed_readings_marks_data_stale_then_exits_with_the_link_code(pump):
     emu, cli = pump(transport="tcp")
     proc = _monitor(cli, "--json", "--timeout", "0.3", "monitor", "--interval", "0.3", "--stale-after", "0.1",

@@ -401,6 +401,7 @@ def test_state_survives_kill_9(start_emulator, transport, tmp_path):
         start = power_on_time(client)
         for _ in range(3):
             emu.control("reset")
+        client.handshake("clinician", emu.keys["clinician"])  # a reset ends every session
         advanced = emu.control("advance", seconds=30 * DAY)
         log_before = read_all_log(client)
     emu.kill()

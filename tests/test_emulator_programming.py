@@ -319,7 +319,8 @@ def test_fault_control_ops(emu):
     listing = emu.control("faults")
     assert listing["armed"] == {"drop_reply": 1, "reset_on_commit": 2}
     assert set(listing["known"]) == {"drop_commit_reply", "mismatch_on_commit", "reset_on_commit",
-                                     "reset_after_commit", "drop_prepare_reply", "drop_reply"}
+                                     "reset_after_commit", "drop_prepare_reply", "reset_after_prepare",
+                                     "drop_reply"}
     assert emu.control("clear_faults") == {"ok": True, "armed": {}}
     assert emu.control("faults")["armed"] == {}
 
@@ -347,18 +348,53 @@ def test_mismatch_on_commit_is_caught_only_by_reading_back(emu, client):
     assert status(client)["last_txid"] == 78
 
 
+def lost_session(emu, c):
+    """A sealed request after a pump reset: answered in clear, NOT_AUTHENTICATED. Then a new session."""
+    answer = c.request(Command.INTERROGATE)
+    assert answer.auth is None  # in clear: the pump has no session key to seal with any more
+    refused(answer, ErrorReason.NOT_AUTHENTICATED)
+    c.handshake(c.role, emu.keys[c.role])
+
+
+def test_a_reset_ends_every_session_as_a_real_pump_loses_them_with_its_ram(emu, client):
+    with RawClient(emu.url, keys=emu.keys, role="reader") as other:
+        assert status(other)["last_txid"] == 0
+        assert emu.control("reset")["ok"]
+        for c in (client, other):
+            lost_session(emu, c)
+            assert status(c)["alarms"] & Alarm.RESET
+    # a connection opened after the reset is not affected by it
+    with RawClient(emu.url, keys=emu.keys) as later:
+        assert status(later)["alarms"] & Alarm.RESET
+
+
+def test_reset_after_prepare_loses_the_transaction_and_the_session(emu, client):
+    before = read_program(client)
+    arm(emu, "reset_after_prepare")
+    echo = ok(prepare_program(client, 82, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
+    assert echo["txid"] == 82  # the echo went out, sealed, before the reset
+    refused(commit(client, 82), ErrorReason.NOT_AUTHENTICATED)
+    client.handshake("clinician", emu.keys["clinician"])
+    refused(commit(client, 82), ErrorReason.INVALID_STATE)  # the transaction died with the reset
+    assert read_program(client) == before and status(client)["last_txid"] == 0
+    assert not of_type(read_log(client), EventType.TX_APPLIED)
+
+
 def test_reset_on_commit_loses_the_transaction(emu, client):
     before = read_program(client)
     ok(prepare_program(client, 79, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
     arm(emu, "reset_on_commit")
     with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
         commit(quick, 79)
+    lost_session(emu, client)
     s = status(client)
     assert s["last_txid"] == 0 and s["alarms"] & Alarm.RESET
     assert read_program(client) == before
     events = read_log(client)
-    assert [(e["type"], e["arg1"]) for e in events[-2:]] == [
+    # the reset, then our sealed frame to a pump with no session (an auth failure to it) and our new session
+    assert [(e["type"], e["arg1"]) for e in events[-4:-2]] == [
         (EventType.POWER_ON, 0), (EventType.ALARM_RAISED, Alarm.RESET)]
+    assert [e["type"] for e in events[-2:]] == [EventType.AUTH_FAILURE, EventType.SESSION_OPENED]
     assert not of_type(events, EventType.TX_APPLIED)
     refused(commit(client, 79), ErrorReason.INVALID_STATE)  # the pending transaction is gone
 
@@ -368,10 +404,12 @@ def test_reset_after_commit_applies_then_resets(emu, client):
     arm(emu, "reset_after_commit")
     with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
         commit(quick, 80)
+    lost_session(emu, client)
     s = status(client)
     assert s["last_txid"] == 80 and s["alarms"] & Alarm.RESET and s["daily_dose_ng_per_day"] == 3_000_000
-    types = [e["type"] for e in read_log(client)[-4:]]
-    assert types == [EventType.PROGRAM_CHANGED, EventType.TX_APPLIED, EventType.POWER_ON, EventType.ALARM_RAISED]
+    types = [e["type"] for e in read_log(client)[-6:]]
+    assert types == [EventType.PROGRAM_CHANGED, EventType.TX_APPLIED, EventType.POWER_ON, EventType.ALARM_RAISED,
+                     EventType.AUTH_FAILURE, EventType.SESSION_OPENED]
 
 
 def test_drop_prepare_reply_still_stores_the_transaction(emu, client):
