@@ -81,19 +81,26 @@ def _monitor(cli: Cli, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=_env(cli))
 
 
-def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
-    emu, cli = pump("--volume", "3 mL", "--flow", "0.5 mL/day")  # alarm at 2 mL: after 2 days
-    proc = _monitor(cli, "--json", "monitor", "--interval", "0.2", "--count", "12")
+def _readings(proc: subprocess.Popen, after: int, then) -> tuple[list[dict], str]:
+    """The monitor's JSON lines to the end (and its stderr); `then()` is called once the
+    `after`-th reading is in, while the monitor runs on."""
     readings = []
     try:
         for line in proc.stdout:
             readings.append(json.loads(line))
-            if len(readings) == 2:
-                emu.control("advance", seconds=3 * 86_400)
+            if len(readings) == after:
+                then()
         proc.wait(30)
     finally:
         proc.kill()
-    assert proc.returncode == 0, proc.stderr.read()
+    return readings, proc.stderr.read()
+
+
+def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
+    emu, cli = pump("--volume", "3 mL", "--flow", "0.5 mL/day")  # alarm at 2 mL: after 2 days
+    proc = _monitor(cli, "--json", "monitor", "--interval", "0.2", "--count", "12")
+    readings, stderr = _readings(proc, 2, lambda: emu.control("advance", seconds=3 * 86_400))
+    assert proc.returncode == 0, stderr
     assert len(readings) == 12 and [r["reading"] for r in readings] == list(range(1, 13))
     first = readings[0]
     assert first["ok"] and first["alarms"] == [] and first["stale"] is False and first["age_s"] < 1
@@ -111,16 +118,8 @@ def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
 def test_monitor_carries_on_through_a_pump_reset_in_a_new_session_and_shows_the_reset_alarm(pump):
     emu, cli = pump()
     proc = _monitor(cli, "--json", "monitor", "--interval", "0.2", "--count", "4")
-    readings = []
-    try:
-        for line in proc.stdout:
-            readings.append(json.loads(line))
-            if len(readings) == 1:
-                assert emu.control("reset")["ok"]  # the pump forgets our session with its RAM
-        proc.wait(30)
-    finally:
-        proc.kill()
-    stderr = proc.stderr.read()
+    # after the first reading the pump resets: it forgets our session with its RAM
+    readings, stderr = _readings(proc, 1, lambda: emu.control("reset"))
     assert proc.returncode == 0, stderr
     assert all(r["ok"] for r in readings) and len(readings) == 4
     assert "reset" not in {a["name"] for a in readings[0]["alarms"]}
@@ -132,17 +131,9 @@ def test_monitor_retries_failed_readings_marks_data_stale_then_exits_with_the_li
     emu, cli = pump(transport="tcp")
     proc = _monitor(cli, "--json", "--timeout", "0.3", "monitor", "--interval", "0.3", "--stale-after", "0.1",
                     "--max-failures", "3")
-    readings = []
-    try:
-        for line in proc.stdout:
-            readings.append(json.loads(line))
-            if len(readings) == 2:
-                emu.kill()
-        proc.wait(30)
-    finally:
-        proc.kill()
+    readings, stderr = _readings(proc, 2, emu.kill)
     assert proc.returncode == 3
-    assert "ithcli: error: monitor stopped: 3 readings in a row failed" in proc.stderr.read()
+    assert "ithcli: error: monitor stopped: 3 readings in a row failed" in stderr
     # the stream stays JSON lines to the end: the error object is one line too
     assert readings[-1]["error"]["exit_code"] == 3 and readings[-1]["error"]["kind"] == "link"
     good, failed = readings[:2], readings[2:-1]
