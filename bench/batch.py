@@ -5,8 +5,8 @@ the same plan over one pump (goal: N pumps within 2x of one).
 
 Each pump is its own ith-emulator process on a pty with a frozen clock
 (--time-scale 1e-9), all started before timing; the figure is the median wall time
-of the whole `ithcli batch run` process over interleaved rounds of every size (start-up, preflight read of every target,
-then the interrogate step on every target).
+of the whole `ithcli batch run` process (start-up, preflight read of every target,
+then the interrogate step on every target) over interleaved rounds of every size.
 """
 from __future__ import annotations
 
