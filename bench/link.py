@@ -37,7 +37,7 @@ def measure(url: str, key_store: str, n: int, audit: bool) -> tuple[list[float],
         write(data)
 
     client.link.write = spy
-    feed = client._decoder.feed
+    feed = client.session.decoder.feed
 
     def spy_feed(data: bytes):
         out = feed(data)
@@ -46,7 +46,7 @@ def measure(url: str, key_store: str, n: int, audit: bool) -> tuple[list[float],
                 sizes["reply"] = len(item.raw)
         return out
 
-    client._decoder.feed = spy_feed
+    client.session.decoder.feed = spy_feed
     for _ in range(5):
         client.interrogate()  # warm
     times = []

@@ -24,7 +24,7 @@ from . import keys as keyfile
 from . import store
 from .clock import PumpClock
 from .pump import DEFAULT_STALL_RECOVERY_S, MAX_STALL_RECOVERY_S, Pump, valid_serial
-from .security_state import DEFAULT_BACKOFF_CAP_S, Backoff
+from .security_state import DEFAULT_BACKOFF_CAP_S
 from .server import Server
 
 PROG = "ith-emulator"
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         save = (lambda p: store.save(args.state, p)) if args.state else None
         if save:
             save(pump)  # the file exists (and is writable) before anyone connects
-        server = Server(pump, clock, save, keys=keys, backoff=Backoff(args.auth_backoff_cap), baud=args.baud)
+        server = Server(pump, clock, save, keys=keys, backoff_cap=args.auth_backoff_cap, baud=args.baud)
         if args.control:
             server.open_control(args.control)
         if args.listen:

@@ -177,7 +177,10 @@ def respond(pump: Pump, frame: RawFrame, faults: Faults | None = None,
 
 
 def _clear_error(frame: RawFrame, reason: ErrorReason, detail: str) -> bytes:
-    return encode(Command.ERROR, error_body(frame.command, reason, detail), seq=frame.seq, response=True)
+    # framed in the request's header version: a programmer of another protocol version
+    # can read this answer to its HELLO (protocol.constants.HELLO_FRAME_VERSION)
+    return encode(Command.ERROR, error_body(frame.command, reason, detail), seq=frame.seq, response=True,
+                  version=frame.version)
 
 
 def _handshake(session: Session, pump: Pump, message: Message) -> dict:
@@ -224,4 +227,4 @@ def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None, session: S
         body = error_body(frame.command, ErrorReason.INTERNAL, f"internal error: {type(exc).__name__}")
     if sealed and session.channel is not None:
         return session.seal(Command.ERROR, build_payload(Command.ERROR, body, response=True), frame.seq)
-    return encode(Command.ERROR, body, seq=frame.seq, response=True)
+    return encode(Command.ERROR, body, seq=frame.seq, response=True, version=frame.version)

@@ -6,11 +6,14 @@ due: the first failure after a quiet minute is logged at once, later ones are
 summed into the next event, never more than one event per minute of pump time,
 so an attacker cannot flush clinical events out of the 4096-event ring buffer.
 
-`Backoff` (per pump, volatile) answers AUTH attempts with RATE_LIMITED after
-MAX_FREE_FAILURES consecutive wrong proofs, for min(2**(failures - 3), cap)
-seconds of real monotonic time since the last wrong proof. Rate-limited attempts
-do not extend the delay, so the legitimate clinician always gets in once it has
-passed; a correct proof resets it.
+`Backoff` (per connection, volatile) answers AUTH attempts with RATE_LIMITED after
+MAX_FREE_FAILURES consecutive wrong proofs on that connection, for
+min(2**(failures - 3), cap) seconds of real monotonic time since the last wrong
+proof. Per connection, not per pump: a stranger failing AUTH on their own
+connection can never keep a programmer that holds the key out of its own (the
+lock-out of protocol version 1). The pump-wide count and log above still see
+every attempt. Rate-limited attempts do not extend the delay; a correct proof
+resets it. The RATE_LIMITED detail starts "retry in N s" (docs/protocol.md).
 """
 from __future__ import annotations
 
@@ -74,7 +77,7 @@ class FailureLog:
 
 
 class Backoff:
-    """Per-pump AUTH back-off on real monotonic time (not the pump clock a test may jump)."""
+    """One connection's AUTH back-off, on real monotonic time (not the pump clock a test may jump)."""
 
     def __init__(self, cap_s: float = DEFAULT_BACKOFF_CAP_S, monotonic: Callable[[], float] = time.monotonic):
         if not cap_s > 0:

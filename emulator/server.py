@@ -28,7 +28,7 @@ from protocol import Role
 from . import control, handler
 from .clock import PumpClock
 from .pump import Pump
-from .security_state import Backoff
+from .security_state import DEFAULT_BACKOFF_CAP_S, Backoff
 from .session import Session
 
 log = logging.getLogger("emulator.server")
@@ -84,14 +84,15 @@ class ControlConn:
 
 class Server:
     def __init__(self, pump: Pump, clock: PumpClock, save: Callable[[Pump], None] | None = None, *,
-                 keys: dict[Role, bytes] | None = None, backoff: Backoff | None = None,
+                 keys: dict[Role, bytes] | None = None, backoff_cap: float = DEFAULT_BACKOFF_CAP_S,
                  baud: int | None = None):
         self.pump = pump
         #: pace replies like a UART at this rate (10 bits a byte); None: as fast as the transport takes them
         self.baud = baud
         self.clock = clock
         self.keys = dict(keys or {})  # none: nothing but HELLO is ever answered
-        self.backoff = backoff if backoff is not None else Backoff()  # per pump, shared by all links
+        #: each connection gets its own AUTH back-off with this cap (security_state.Backoff)
+        self.backoff_cap = backoff_cap
         self._save = save
         self._saved_changes = pump.changes
         self.ctx = control.Context(pump, clock)
@@ -122,7 +123,7 @@ class Server:
         return url
 
     def _new_session(self) -> Session:
-        return Session(self.keys, self.backoff)
+        return Session(self.keys, Backoff(self.backoff_cap))
 
     def open_tcp(self, host: str, port: int) -> str:
         family, type_, proto, _, addr = socket.getaddrinfo(

@@ -1,16 +1,20 @@
 """One connection's handshake and secure channel (protocol/security.py), pump side.
 
-    HELLO {client_nonce, role}  -> {pump_nonce (fresh), key_id}   ends any session
-    AUTH  {role, client_proof}  -> {pump_proof}                   opens one (in clear)
+    HELLO {version, client_nonce, role} -> {version, pump_nonce (fresh), key_id}  ends any session
+    AUTH  {role, client_proof}          -> {pump_proof}                          opens one (in clear)
     then every frame both ways is sealed by the SecureChannel.
 
-Pure: no I/O and no clock of its own. The pump counts and logs refusals; the
-per-pump Backoff (security_state.py) is shared by every connection, so opening
-more connections buys an attacker no extra guesses.
+The proofs and the session keys cover the transcript of both HELLOs and the AUTH
+request (security.py), so a HELLO rewritten in flight (role, version) fails AUTH.
+
+Pure: no I/O and no clock of its own. The pump counts and logs refusals pump-wide
+(security_state.FailureLog); the AUTH back-off is this connection's own
+(security_state.Backoff), so nobody without a key can keep a programmer that holds
+one out of its own connection (docs/security.md, "Back-off").
 """
 from __future__ import annotations
 
-from protocol import PROTOCOL_VERSION, Command, ErrorReason, RawFrame, Role, security
+from protocol import PROTOCOL_VERSION, Command, ErrorReason, RawFrame, Role, build_payload, security
 
 from .pump import Refusal
 from .security_state import Backoff
@@ -30,8 +34,8 @@ class NoSession(Exception):
 class Session:
     def __init__(self, keys: dict[Role, bytes], backoff: Backoff):
         self.keys = keys
-        self.backoff = backoff
-        self._hello: tuple[bytes, bytes, Role] | None = None  # (client nonce, pump nonce, role)
+        self.backoff = backoff  # this connection's
+        self._hello: tuple[bytes, Role] | None = None  # (transcript th1, role) after a HELLO
         self.channel: security.SecureChannel | None = None
 
     @property
@@ -53,9 +57,14 @@ class Session:
         key = self.keys.get(role)
         if key is None:
             raise AuthRefusal(ErrorReason.NOT_PERMITTED, f"this pump holds no {role.name} key")
-        pump_nonce = security.new_nonce()
-        self._hello = (bytes(body["client_nonce"]), pump_nonce, role)
-        return {"protocol_version": PROTOCOL_VERSION, "pump_nonce": pump_nonce, "key_id": security.key_id(key)}
+        reply = {"protocol_version": PROTOCOL_VERSION, "pump_nonce": security.new_nonce(),
+                 "key_id": security.key_id(key)}
+        # the transcript is over the payloads as sent; both are fixed-size, so re-encoding
+        # the decoded request gives its exact bytes
+        th1 = security.transcript_hello(build_payload(Command.HELLO, body),
+                                        build_payload(Command.HELLO, reply, response=True))
+        self._hello = (th1, role)
+        return reply
 
     def auth(self, body: dict) -> dict:
         """Second half: check the programmer's proof, prove ours, open the channel."""
@@ -65,18 +74,21 @@ class Session:
         if self.backoff.retry_in() > 0:  # the proof is not even looked at
             raise AuthRefusal(ErrorReason.RATE_LIMITED,
                               f"too many failed attempts: {self.backoff.retry_in_text()}")
-        client_nonce, pump_nonce, role = self._hello
+        th1, role = self._hello
         self._hello = None  # one proof per pump nonce
         key = self.keys[role]
-        expected = security.client_proof(key, client_nonce, pump_nonce, role)
+        expected = security.client_proof(key, th1)
         # compare the proof even when the role differs, so timing tells nothing either
         good = security.proofs_equal(bytes(body["proof"]), expected)
         if not good or Role(body["role"]) != role:
             self.backoff.failed()
             raise AuthRefusal(ErrorReason.AUTH_FAILED, "authentication failed")
         self.backoff.succeeded()
-        self.channel = security.SecureChannel.derive(key, client_nonce, pump_nonce, role, pump_side=True)
-        return {"proof": security.pump_proof(key, client_nonce, pump_nonce, role)}
+        th2 = security.transcript_add(th1, build_payload(Command.AUTH, body))
+        reply = {"proof": security.pump_proof(key, th2)}
+        th3 = security.transcript_add(th2, build_payload(Command.AUTH, reply, response=True))
+        self.channel = security.SecureChannel.derive(key, th3, role, pump_side=True)
+        return reply
 
     def open(self, frame: RawFrame) -> RawFrame:
         """Verify and decrypt a sealed frame: NoSession, or security.AuthError (drop it)."""

@@ -1,20 +1,40 @@
-"""PumpClient: one request, one matching response, over a Link.
+"""PumpClient: one request, one matching response, over a Link, in one secure session.
 
-Reads are retried a bounded number of times on timeouts and corrupted frames
-(re-asking changes nothing on the pump). Writes are never retried here: a write
-whose reply is lost is *unconfirmed*, and only a later read can say what happened.
+The handshake, sealing and reply matching are protocol.session.ClientSession's
+(sans-IO, shared with the campaign, the tests and the fuzzers); this class only
+moves its bytes over the link, keeps time and turns its events into results or
+ithcli's errors:
+
+- Reads are retried a bounded number of times on timeouts and corrupted frames
+  (re-asking changes nothing on the pump). Writes are never retried here: a write
+  whose reply is lost is *unconfirmed*, and only a later read can say what happened.
+- Inside a session only sealed replies that verify decide anything. A clear answer
+  (an ERROR of any reason) is not authenticated: anyone on the line could have sent
+  it. It raises SessionLost; a read opens a new session once and asks again, a
+  write's caller (writes.py) treats it as "not committed" before COMMIT and as
+  unconfirmed after. After a clear answer the client still listens UNAUTH_GRACE s
+  for the genuine sealed reply, which wins if it comes.
 """
 from __future__ import annotations
 
-import random
+import re
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
+
+from protocol import Command, ErrorReason, Role
+from protocol import session as wire
 
 from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError, SessionLost
 from .link import Link
 
 READ_ATTEMPTS = 3
+#: after a clear answer inside a session, how long to keep listening for the sealed one
+UNAUTH_GRACE = 0.3
+#: a RATE_LIMITED handshake is waited out and tried once more when the pump's wait is this short
+RATE_LIMIT_WAIT_MAX = 30.0
+_RETRY_IN = re.compile(r"retry in (\d+) s")
+_ROLES = ("reader", "clinician")
 
 
 class NoReply(LinkError):
@@ -27,38 +47,48 @@ class ReplyLost(LinkError):
 
 class PumpClient:
     def __init__(self, link: Link, *, timeout: float = 2.0, verbose: int = 0):
-        import protocol
-
-        self._protocol = protocol
         self.link = link
         self.timeout = timeout
         self.verbose = verbose
-        self._decoder = protocol.FrameDecoder()
-        self._seq = random.randrange(0x10000)
-        self.corrupt_frames = 0  # frames dropped for CRC/framing errors, for link-health output
+        self.session = wire.ClientSession()
+        self.corrupt_frames = 0  # frames dropped for CRC/framing/tag errors, for link-health output
         self.retries = 0  # reads asked again after a timeout or corrupted frames, for link-health output
         #: called as on_exchange(command, request_body, reply_body_or_None, outcome) for the audit log
-        self.on_exchange = None
-        #: the authenticated session (protocol.security.SecureChannel) once open_session succeeds
-        self.channel = None
-        #: called to open a new session when the pump says it lost ours (set by ithcli.app.App)
-        self.reopen = None
+        self.on_exchange: Callable[[Command, dict, dict | None, str], None] | None = None
+        #: called to open a new session when the pump's answer was not authenticated (set by ithcli.app.App)
+        self.reopen: Callable[[], None] | None = None
+        #: waits (seconds) are taken through here, so tests and the campaign can see them
+        self.sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def channel(self):
+        """The open secure channel, or None: no session."""
+        return self.session.channel
+
+    def end_session(self) -> None:
+        self.session.close()
 
     # --- requests ---------------------------------------------------------
-    def read(self, command, body: dict | None = None, *, may_reopen: bool = True) -> dict[str, Any]:
+    def read(self, command: Command, body: dict | None = None, *, may_reopen: bool = True) -> dict[str, Any]:
         """A read-only request: retried up to READ_ATTEMPTS times on timeouts and bad frames,
-        and asked once more in a new session if the pump lost ours (SessionLost)."""
+        and asked once more in a new session if its answer was not authenticated."""
         last: Exception | None = None
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 return self._exchange(command, body)
-            except SessionLost:
-                # the pump reset (or another programmer took over): asking again changes
-                # nothing, so a read opens a new session once and asks again; writes never do
-                if not may_reopen or self.reopen is None:
+            except SessionLost as exc:
+                # the pump reset, another programmer took the connection over, or someone on
+                # the line answered for it: asking again changes nothing, so a read opens a new
+                # session once and asks again; writes never do
+                if self.reopen is None:
                     raise
-                self._diag(f"the pump lost the session before {command.name} (a reset?): opening a new one",
-                           level=0)
+                if not may_reopen:
+                    raise LinkError(
+                        f"the answers to {command.name} on {self.link.url} are not authenticated even in a new "
+                        f"session ({exc.message}): the pump may be failing, or someone on the link is "
+                        "answering for it"
+                    ) from None
+                self._diag(f"{exc.message}: opening a new session and asking again", level=0)
                 self.reopen()
                 return self.read(command, body, may_reopen=False)
             except (NoReply, _Corrupt) as exc:
@@ -75,11 +105,12 @@ class PumpClient:
             f"after {READ_ATTEMPTS} attempts of {self.timeout:g} s"
         )
 
-    def write_once(self, command, body: dict) -> dict[str, Any]:
+    def write_once(self, command: Command, body: dict) -> dict[str, Any]:
         """A request that may change the pump: sent exactly once, never retried here.
 
-        No reply (or only corrupted ones) raises ReplyLost: the caller must treat the
-        outcome as unknown and learn it by reading, not by sending again.
+        No reply (or only corrupted ones) raises ReplyLost, an answer in clear SessionLost:
+        the caller must treat the outcome as unknown and learn it by reading, not by
+        sending again.
         """
         try:
             return self._exchange(command, body)
@@ -87,58 +118,60 @@ class PumpClient:
             raise ReplyLost(f"no valid reply to {command.name}: {exc}") from None
 
     def open_session(self, keystore, role: str):
-        """HELLO + AUTH: prove we hold the key, make the pump prove it too, then seal.
+        """HELLO + AUTH as `role`, and only as `role`: prove we hold its key, make the pump
+        prove it too, then seal. Returns the key-store entry used (its serial is the pump's).
 
-        Returns the key-store entry used (its serial is the pump's). Raises NoKey when
-        the store has no key for the id the pump announces for this role.
+        Raises NoKey when the store has no `role` key with the id the pump announces, and
+        AuthError when the announced id is one of our keys for another role (the HELLO was
+        altered on its way: we never authenticate with a role we did not ask for).
         """
-        from protocol import security
-
-        p = self._protocol
-        self.channel = None
+        self.session.close()
         last: Exception | None = None
+        waited = False
         for _ in range(READ_ATTEMPTS):
-            nonce = security.new_nonce()
             try:
-                hello = self.read(p.Command.HELLO, {"protocol_version": p.PROTOCOL_VERSION,
-                                                    "client_nonce": nonce, "role": p.Role[role.upper()]})
+                hello = self.read(Command.HELLO, {"role": role}, may_reopen=False)
             except DeviceRejected as exc:
                 if exc.reason == "NOT_PERMITTED":
                     raise NoKey(f"the pump has no {role} key") from None
+                if exc.reason == "UNSUPPORTED_VERSION":
+                    raise PumpProtocolError(f"{exc.message}: no session was opened") from None
                 raise
-            if hello["protocol_version"] != p.PROTOCOL_VERSION:
-                raise PumpProtocolError(
-                    f"the pump speaks protocol version {hello['protocol_version']}, ithcli speaks {p.PROTOCOL_VERSION}"
-                )
-            entry = keystore.find(role, hello["key_id"])
+            entry = keystore.find(role, hello.key_id)
             if entry is None:
-                raise NoKey(f"no {role} key with id {hello['key_id'].hex()} in the key store")
-            role_code = p.Role[role.upper()]
-            proof = security.client_proof(entry.key, nonce, hello["pump_nonce"], role_code)
+                others = [r for r in _ROLES if r != role and keystore.find(r, hello.key_id) is not None]
+                if others:
+                    raise AuthError(
+                        f"the pump answered a {role} HELLO with the id of our {others[0]} key for it: the "
+                        "HELLO was altered on the way. No session was opened, nothing was sent"
+                    )
+                raise NoKey(f"no {role} key with id {hello.key_id.hex()} in the key store")
             try:
                 # sent once: a lost reply restarts the handshake with fresh nonces
-                reply = self.write_once(p.Command.AUTH, {"role": role_code, "proof": proof})
-            except LinkError as exc:
+                self._exchange(Command.AUTH, {"key": entry.key})
+            except (NoReply, _Corrupt) as exc:
                 last = exc
                 continue
-            expected = security.pump_proof(entry.key, nonce, hello["pump_nonce"], role_code)
-            if not security.proofs_equal(reply["proof"], expected):
-                raise AuthError("the pump did not prove it holds the key: it may be an impostor; nothing was sent")
-            self.channel = security.SecureChannel.derive(entry.key, nonce, hello["pump_nonce"], role_code,
-                                                         pump_side=False)
+            except AuthError as exc:
+                wait = _rate_limit_wait(exc)
+                if wait is None or waited or wait > RATE_LIMIT_WAIT_MAX:
+                    raise
+                self._diag(f"the pump asks to retry the handshake in {wait:g} s (failed attempts on this "
+                           f"line); waiting and trying once more", level=0)
+                waited = True
+                self.sleep(wait)
+                continue
             return entry
         raise LinkError(f"could not open a session with the pump on {self.link.url}: {last}")
 
     def interrogate(self) -> dict[str, Any]:
-        return self.read(self._protocol.Command.INTERROGATE)
+        return self.read(Command.INTERROGATE)
 
     def read_program(self) -> dict[str, Any]:
-        return self.read(self._protocol.Command.READ_PROGRAM)
+        return self.read(Command.READ_PROGRAM)
 
     def read_log(self, first_index: int = 0, max_count: int = 28) -> dict[str, Any]:
-        return self.read(
-            self._protocol.Command.READ_LOG, {"first_index": first_index, "max_count": max_count}
-        )
+        return self.read(Command.READ_LOG, {"first_index": first_index, "max_count": max_count})
 
     def read_whole_log(self, since_index: int = 0) -> tuple[int, list[dict[str, Any]]]:
         """Every event from since_index (or the oldest still held) to the end, paged."""
@@ -166,118 +199,102 @@ class PumpClient:
         return oldest, events
 
     # --- one exchange -----------------------------------------------------
-    def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0xFFFF
-        return self._seq
-
-    def _exchange(self, command, body: dict | None) -> dict[str, Any]:
+    def _exchange(self, command: Command, body: dict | None) -> Any:
         try:
-            reply = self._exchange_once(command, body)
+            reply = self._exchange_once(command, body or {})
         except Exception as exc:
-            self._record(command, body, None, getattr(exc, "kind", type(exc).__name__))
+            outcome = "unauthenticated" if isinstance(exc, SessionLost) else getattr(exc, "kind", type(exc).__name__)
+            self._record(command, body, None, outcome)
             raise
-        self._record(command, body, reply, "ok")
+        self._record(command, body, reply if isinstance(reply, dict) else {}, "ok")
         return reply
 
     def _record(self, command, body, reply, outcome) -> None:
         if self.on_exchange is not None:
+            if command in (Command.HELLO, Command.AUTH):  # never the key, nonces or proofs
+                body = {"role": self.session.role}
             self.on_exchange(command, body or {}, reply, outcome)
 
-    def _exchange_once(self, command, body: dict | None) -> dict[str, Any]:
-        p = self._protocol
-        seq = self._next_seq()
+    def _frame_for(self, command: Command, body: dict) -> bytes:
+        s = self.session
         try:
-            if self.channel is not None:
-                payload = p.build_payload(command, body or {})
-                frame = self.channel.seal(int(command), payload, seq=seq, response=False)
-            else:
-                frame = p.encode(command, body or {}, seq=seq)
-        except p.ProtocolError as exc:
+            if command == Command.HELLO:
+                return s.hello(Role[body["role"].upper()])
+            if command == Command.AUTH:
+                return s.authenticate(body["key"])
+            return s.request(command, body)
+        except wire.ProtocolError as exc:
             raise PumpProtocolError(f"cannot build {command.name}: {exc}") from None
+
+    def _exchange_once(self, command: Command, body: dict) -> Any:
+        frame = self._frame_for(command, body)
+        seq = self.session.seq
         if self.verbose >= 2:  # the hex dump is not built for nobody
             self._diag(f"-> {command.name} seq={seq} {frame.hex()}", level=2)
         self.link.write(frame)
         deadline = time.monotonic() + self.timeout
         corrupt: list[str] = []
+        clear: wire.Unauthenticated | None = None
         while True:
             data = self.link.read(deadline)
-            if not data:
-                if time.monotonic() >= deadline:
-                    break
-                continue
-            for item in self._decoder.feed(data):
-                if isinstance(item, p.FrameError):
-                    self.corrupt_frames += 1
-                    corrupt.append(str(item))
-                    self._diag(f"<- dropped: {item}")
-                    continue
+            if data:
                 if self.verbose >= 2:
-                    self._diag(f"<- seq={item.seq} cmd=0x{item.command:02x} {item.raw.hex()}", level=2)
-                if not item.is_response or item.seq != seq:
-                    self._diag(f"<- ignored a frame for seq {item.seq} (waiting for {seq})")
-                    continue
-                item = self._unseal(item, corrupt)
-                if item is None:
-                    continue
+                    self._diag(f"<- {data.hex()}", level=2)
                 try:
-                    message = p.decode(item)
-                except p.ProtocolError as exc:
-                    raise PumpProtocolError(f"invalid reply to {command.name}: {exc}") from None
-                return self._check_reply(command, message)
-        # nothing matched in time: forget any half frame so the next try starts clean
-        self._decoder.reset()
+                    events = self.session.receive_data(data)
+                except wire.VersionMismatch as exc:
+                    raise PumpProtocolError(str(exc)) from None
+                except wire.HandshakeError as exc:
+                    raise AuthError(f"{exc}; nothing was sent") from None
+                for event in events:
+                    if isinstance(event, wire.Dropped):
+                        if event.corrupt:
+                            self.corrupt_frames += 1
+                            corrupt.append(event.why)
+                        self._diag(f"<- dropped: {event.why}")
+                    elif isinstance(event, wire.Unauthenticated):
+                        self._diag(f"<- not authenticated: {event.describe()}")
+                        if clear is None:
+                            clear = event
+                            deadline = min(deadline, time.monotonic() + UNAUTH_GRACE)
+                    else:
+                        return self._decided(command, event)
+            elif time.monotonic() >= deadline:
+                break
+        # nothing decided in time: forget any half frame so the next try starts clean
+        self.session.forget()
+        if clear is not None:
+            raise SessionLost(f"the answer to {command.name} came in clear and is not authenticated: "
+                              f"{clear.describe()}", details={"unauthenticated": clear.describe()})
         if corrupt:
             raise _Corrupt(f"{len(corrupt)} corrupted frame(s): {corrupt[-1]}")
         raise NoReply(f"no reply within {self.timeout:g} s")
 
-    def _unseal(self, frame, corrupt: list[str]):
-        """Inside a session only sealed replies count (and clear ERRORs: a pump that
-        lost the session can only say so in clear). Anything else is dropped."""
-        from protocol.security import AuthError as TagError
-
-        if self.channel is None:
-            if frame.auth is not None:
-                corrupt.append("a sealed frame outside a session")
-                return None
-            return frame
-        if frame.auth is None:
-            if frame.command == self._protocol.Command.ERROR:
-                return frame
-            corrupt.append("an unsealed reply inside a session")
-            return None
-        try:
-            return self.channel.open(frame)
-        except TagError as exc:
-            self.corrupt_frames += 1
-            corrupt.append(f"reply failed authentication: {exc}")
-            self._diag(f"<- dropped: {exc}")
-            return None
-
-    def _check_reply(self, command, message) -> dict[str, Any]:
-        p = self._protocol
-        if message.command == p.Command.ERROR:
-            reason = message.body["reason"]
-            detail = message.body["detail"]
-            if reason == p.ErrorReason.NOT_AUTHENTICATED and self.channel is not None:
-                raise SessionLost(f"the pump has no session for {command.name} (it may have reset, or another "
-                                  f"programmer opened one)" + (f": {detail}" if detail else ""))
-            if reason in (p.ErrorReason.NOT_AUTHENTICATED, p.ErrorReason.AUTH_FAILED, p.ErrorReason.RATE_LIMITED):
-                raise AuthError(f"the pump refused {command.name}: {reason.name.lower()}"
-                                + (f" ({detail})" if detail else ""))
-            raise DeviceRejected(
-                f"the pump refused {command.name}: {reason.name.lower()}"
-                + (f" ({detail})" if detail else ""),
-                reason=reason.name,
-            )
-        if message.command != command:
-            raise PumpProtocolError(
-                f"the pump answered {command.name} with {message.command.name}"
-            )
-        return message.body
+    def _decided(self, command: Command, event) -> Any:
+        if isinstance(event, wire.Reply):
+            return event.body
+        if isinstance(event, (wire.HelloReply, wire.SessionOpen)):
+            return event
+        if isinstance(event, wire.Invalid):
+            raise PumpProtocolError(event.why)
+        reason, detail = event.reason, event.detail
+        text = f"the pump refused {command.name}: {reason.name.lower()}" + (f" ({detail})" if detail else "")
+        if not event.authenticated:  # HELLO and AUTH are answered in clear by design
+            if reason in (ErrorReason.NOT_AUTHENTICATED, ErrorReason.AUTH_FAILED, ErrorReason.RATE_LIMITED):
+                raise AuthError(text, details={"reason": reason.name, "detail": detail})
+        raise DeviceRejected(text, reason=reason.name)
 
     def _diag(self, text: str, level: int = 1) -> None:
         if self.verbose >= level:
             print(f"ithcli: {text}", file=sys.stderr)
+
+
+def _rate_limit_wait(exc: AuthError) -> float | None:
+    """The wait a RATE_LIMITED refusal asks for ("retry in N s"), or None."""
+    if exc.details.get("reason") != "RATE_LIMITED":
+        return None
+    found = _RETRY_IN.search(exc.details.get("detail", ""))
+    return float(found.group(1)) if found else None
 
 
 class NoKey(AuthError):

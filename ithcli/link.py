@@ -167,11 +167,22 @@ def open_link(url: str | None, *, verbose: int = 0) -> Link:
 def _open_serial(url: str):
     import serial
 
+    # a serial line is one link: two programs on it would steal each other's bytes, so a
+    # device port is locked (flock, exclusive) for as long as ithcli holds it open
+    device = "://" not in url
     try:
         # reads block at most _POLL; callers loop on their own deadline
-        return serial.serial_for_url(url, timeout=_POLL, write_timeout=5, baudrate=115200)
+        return serial.serial_for_url(url, timeout=_POLL, write_timeout=5, baudrate=115200,
+                                     exclusive=True if device else None)
     except (serial.SerialException, OSError, ValueError) as exc:
+        if device and "exclusively lock" in str(exc):
+            raise PortInUse(f"port {url} is in use by another program (ithcli locks a serial port while it "
+                            "uses it): wait for the other command to finish, then run this one again") from None
         raise LinkError(f"cannot open port {url}: {_why(exc)}") from None
+
+
+class PortInUse(LinkError):
+    """Another process holds the device port's lock; nothing was sent."""
 
 
 def _start_emulator(verbose: int):

@@ -99,7 +99,7 @@ class Monitor:
                 self._client = None
             app.close()
         elif app._client is not None:
-            app._client.channel = None
+            app._client.end_session()
         app.role = None
 
     # --- one reading -------------------------------------------------------------

@@ -110,8 +110,9 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
     except LinkError as exc:
         raise LinkError(f"{exc}; nothing was applied (PREPARE only)") from None
     except SessionLost as exc:
-        raise SessionLost(f"{exc.message}; nothing was applied (PREPARE only): run the command again",
-                          details) from None
+        # an answer in clear decides nothing, but COMMIT was not sent, so nothing was applied
+        raise SessionLost(f"{exc.message}. COMMIT was not sent, so nothing was applied: run the command again",
+                          {**details, "outcome": "not-committed", "unauthenticated": True}) from None
     except DeviceRejected as exc:
         raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason, details) from None
     differences = _differences(request.expect, echo)
@@ -137,17 +138,15 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
     try:
         committed = client.write_once(protocol.Command.COMMIT, {"txid": txid})
     except (LinkError, SessionLost) as exc:
-        # SessionLost: a pump that reset after PREPARE lost the transaction with the session,
-        # but that answer comes in clear (anyone could send it): only an authenticated read can tell
-        why = (f"the pump answered in clear that it has no session: {exc}; that answer is not authenticated"
-               if isinstance(exc, SessionLost) else str(exc))
+        # SessionLost: an answer in clear (any ERROR reason: a pump that reset after PREPARE says
+        # NOT_AUTHENTICATED, a forger says whatever it likes) proves nothing: only a read can tell
         raise Unconfirmed(
-            f"COMMIT of txid {txid} was sent but its outcome is unknown ({why}). It was NOT re-sent. "
+            f"COMMIT of txid {txid} was sent but its outcome is unknown ({exc.message}). It was NOT re-sent. "
             "Run 'ithcli reconcile' (or any read) to learn from the pump whether it was applied; "
             "further writes to this pump are refused until then",
             details={**details, "outcome": "unconfirmed", "verified": False},
         ) from None
-    except DeviceRejected as exc:
+    except DeviceRejected as exc:  # a sealed, authenticated refusal: nothing was applied
         pending.clear(serial)
         raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason,
                              {**details, "outcome": "rejected", "verified": False}) from None

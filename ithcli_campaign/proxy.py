@@ -18,6 +18,10 @@ Faults (Fault.kind):
     delay      hold the frame (and everything after it) for `delay` seconds
     replay     send the frame twice (a recorded frame played again)
     cut        send the first `offset` bytes of the frame, then close both sides
+    forge      swallow the frame and send in its place a clear ERROR `reason` with the same
+               seq, as a man-in-the-middle would (it needs no key)
+    patch      set the byte at `offset` to `value` and recompute the CRC (an attacker
+               rewriting a clear HELLO's role or version in flight)
 
 The proxy runs in threads of the process that starts it (the campaign runner); it
 can also be run alone: `python -m ithcli_campaign.proxy --upstream HOST:PORT`.
@@ -33,13 +37,22 @@ import time
 import tty
 from dataclasses import asdict, dataclass, field
 
-from protocol import Command, RawFrame, parse_frame
+from protocol import Command, ErrorReason, RawFrame, encode, parse_frame
+from protocol.crc import crc32c
 
 TO_PUMP = "to_pump"
 TO_CLI = "to_cli"
-KINDS = ("flip", "drop", "dup", "reorder", "truncate", "delay", "replay", "cut")
+KINDS = ("flip", "drop", "dup", "reorder", "truncate", "delay", "replay", "cut", "forge", "patch")
 PREPARES = {int(c) for c in (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS,
                              Command.PREPARE_MRI_ENTER, Command.PREPARE_MRI_EXIT)}
+
+
+def frame_command(raw: bytes) -> int:
+    return raw[6]
+
+
+def frame_seq(raw: bytes) -> int:
+    return int.from_bytes(raw[4:6], "big")
 
 
 @dataclass
@@ -47,7 +60,8 @@ class Fault:
     kind: str
     direction: str = TO_PUMP
     #: which frames it aims at: "commit" (the COMMIT request, or its reply when
-    #: direction is to_cli), "prepare" (a PREPARE_* or its reply), "any"
+    #: direction is to_cli), "prepare" (a PREPARE_* or its reply), "hello" (a HELLO or its
+    #: reply), "after_commit" (a request after a COMMIT, or its reply: the read-back), "any"
     target: str = "any"
     #: the n-th matching frame in that direction (0 = the first) since the proxy was armed
     index: int = 0
@@ -55,6 +69,8 @@ class Fault:
     length: int = 1
     bit: int = 0
     delay: float = 0.0
+    reason: int = 0  # forge: the ErrorReason
+    value: int = 0  # patch: the new byte
     # filled in when it fires
     fired: bool = False
     frame_len: int | None = None
@@ -73,6 +89,8 @@ class _Conn:
     queues: dict = field(default_factory=lambda: {TO_PUMP: [], TO_CLI: []})
     commit_seqs: set = field(default_factory=set)
     prepare_seqs: set = field(default_factory=set)
+    hello_seqs: set = field(default_factory=set)
+    after_commit_seqs: set = field(default_factory=set)
     close_after: dict = field(default_factory=dict)  # direction -> index in queue after which to close
 
 
@@ -161,21 +179,28 @@ class _Proxy:
         with self._lock:
             self.frames.append((direction, frame.command, len(raw)))
             if direction == TO_PUMP and not frame.is_response:
+                if conn.commit_seqs and frame.command != Command.COMMIT:
+                    conn.after_commit_seqs.add(frame.seq)
                 if frame.command == Command.COMMIT:
                     conn.commit_seqs.add(frame.seq)
                 if frame.command in PREPARES:
                     conn.prepare_seqs.add(frame.seq)
+                if frame.command == Command.HELLO:
+                    conn.hello_seqs.add(frame.seq)
+            seqs = {"commit": conn.commit_seqs, "prepare": conn.prepare_seqs, "hello": conn.hello_seqs,
+                    "after_commit": conn.after_commit_seqs}
             targets = {"any"}
             if direction == TO_PUMP:
                 if frame.command == Command.COMMIT:
                     targets.add("commit")
                 if frame.command in PREPARES:
                     targets.add("prepare")
+                if frame.command == Command.HELLO:
+                    targets.add("hello")
+                if frame.seq in conn.after_commit_seqs:
+                    targets.add("after_commit")
             elif frame.is_response:
-                if frame.seq in conn.commit_seqs:
-                    targets.add("commit")
-                if frame.seq in conn.prepare_seqs:
-                    targets.add("prepare")
+                targets.update(name for name, held in seqs.items() if frame.seq in held)
             chosen = None
             for target in targets:
                 n = self._seen.get((direction, target), 0)
@@ -213,6 +238,13 @@ class _Proxy:
             return
         elif f.kind == "replay":
             b += raw
+        elif f.kind == "forge":
+            body = {"request_command": frame_command(raw) & 0x7F, "reason": ErrorReason(f.reason),
+                    "detail": "forged in clear by a man-in-the-middle"}
+            b = bytearray(encode(Command.ERROR, body, seq=frame_seq(raw), response=True))
+        elif f.kind == "patch":
+            b[o % n] = f.value & 0xFF
+            b[-4:] = crc32c(bytes(b[2:-4])).to_bytes(4, "big")
         elif f.kind == "cut":
             del b[o:]
             self._enqueue(conn, direction, 0.0, bytes(b))

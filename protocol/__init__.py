@@ -10,6 +10,7 @@ Message layouts: protocol/messages.py. Codes: protocol/constants.py.
 from .codec import Message, build_payload, decode, decode_bytes, decode_declarative, encode
 from .constants import (
     ALARM_PRIORITY,
+    HELLO_FRAME_VERSION,
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
     Alarm,

@@ -181,10 +181,11 @@ def encode(
     seq: int,
     response: bool = False,
     auth: bytes | None = None,
+    version: int | None = None,
 ) -> bytes:
-    """Build a whole frame for one message."""
+    """Build a whole frame for one message (header version: framing.frame_version unless given)."""
     payload = build_payload(command, body, response=response)
-    return encode_frame(int(command), payload, seq=seq, response=response, auth=auth)
+    return encode_frame(int(command), payload, seq=seq, response=response, auth=auth, version=version)
 
 
 _DECODERS: dict[int, tuple[c.Construct, bool]] = {}

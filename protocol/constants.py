@@ -7,7 +7,14 @@ and tests/test_protocol_docs.py fails when the two disagree.
 from enum import IntEnum, IntFlag
 
 SYNC = b"\xa5\x5a"
-PROTOCOL_VERSION = 1
+#: version 2: the handshake is bound to its transcript (security.py). The version history
+#: is in docs/protocol.md; peers of another version are refused with both versions named.
+PROTOCOL_VERSION = 2
+#: HELLO frames (and a clear ERROR answering one) always carry header version 1, whatever
+#: the protocol version in their body, like TLS's legacy record version: so a pump and a
+#: programmer of different versions can always read each other's HELLO and say which
+#: versions they speak, instead of dropping each other's frames as garbage.
+HELLO_FRAME_VERSION = 1
 
 #: bytes after the sync word and before the payload: version, flags, seq, command, length
 HEADER_SIZE = 7

@@ -20,10 +20,12 @@ from .constants import (
     AUTH_TRAILER_SIZE,
     CRC_SIZE,
     HEADER_SIZE,
+    HELLO_FRAME_VERSION,
     KNOWN_FLAGS,
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
     SYNC,
+    Command,
     Flag,
 )
 from .crc import crc32c
@@ -37,6 +39,8 @@ _PREFIX = _SYNC_LEN + HEADER_SIZE
 _RESPONSE = int(Flag.RESPONSE)
 _AUTH = int(Flag.AUTH)
 _UNKNOWN_FLAGS = 0xFF & ~int(KNOWN_FLAGS)
+_HELLO = int(Command.HELLO)
+_ERROR_REPLY = int(Command.ERROR)
 
 
 class RawFrame(NamedTuple):
@@ -58,6 +62,18 @@ class RawFrame(NamedTuple):
         return bool(self.flags & _RESPONSE)
 
 
+def _negotiation_frame(version: int, flags: int, command: int) -> bool:
+    """A clear HELLO, or a clear ERROR reply, framed at HELLO_FRAME_VERSION (see constants)."""
+    if version != HELLO_FRAME_VERSION or flags & _AUTH:
+        return False
+    return command == _HELLO or (command == _ERROR_REPLY and bool(flags & _RESPONSE))
+
+
+def frame_version(command: int) -> int:
+    """The header version a frame of `command` carries: HELLO frames are always version 1."""
+    return HELLO_FRAME_VERSION if command == _HELLO else PROTOCOL_VERSION
+
+
 def header_bytes(version: int, flags: int, seq: int, command: int, length: int) -> bytes:
     """The 7 header bytes after the sync word (also the secure link's associated data)."""
     return _HEADER.pack(version, flags, seq, command, length)
@@ -70,7 +86,7 @@ def encode_frame(
     seq: int,
     response: bool = False,
     auth: bytes | None = None,
-    version: int = PROTOCOL_VERSION,
+    version: int | None = None,
 ) -> bytes:
     if not 0 <= seq <= 0xFFFF:
         raise EncodeError(f"sequence number {seq} is outside 0..65535")
@@ -78,6 +94,8 @@ def encode_frame(
         raise EncodeError(f"command code {command} is outside 0..255")
     if len(payload) > MAX_PAYLOAD:
         raise EncodeError(f"payload of {len(payload)} bytes exceeds the maximum {MAX_PAYLOAD}")
+    if version is None:
+        version = frame_version(command)
     flags = _RESPONSE if response else 0
     if auth is not None:
         if len(auth) != AUTH_TRAILER_SIZE:
@@ -107,7 +125,7 @@ def parse_frame(buffer: bytes | bytearray) -> tuple[int, RawFrame | FrameError |
         return 0, None
     version, flags, seq, command, length = _HEADER.unpack_from(buffer, _SYNC_LEN)
     # any header check failing costs one byte: resynchronise on the next sync word
-    if version != PROTOCOL_VERSION:
+    if version != PROTOCOL_VERSION and not _negotiation_frame(version, flags, command):
         return 1, VersionError(f"unsupported protocol version {version}", bytes(buffer[:_PREFIX]))
     if flags & _UNKNOWN_FLAGS:
         return 1, FlagsError(f"unknown flag bits 0x{flags:02x}", bytes(buffer[:_PREFIX]))

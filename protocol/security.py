@@ -1,21 +1,34 @@
-"""The secure link: per-pump keys, mutual challenge-response, sealed frames.
+"""The secure link: per-pump keys, a handshake bound to its transcript, sealed frames.
 
-Handshake (both sides hold the same 32-byte long-term key for a role):
+Protocol version 2. docs/protocol.md ("Secure session") gives every byte of what
+follows, with known-answer vectors that tests/test_protocol_vectors.py checks here.
 
-    programmer -> HELLO {version, client_nonce(16), role}
-    pump       -> HELLO {version, pump_nonce(16), key_id(8)}      (no serial, no therapy)
-    programmer -> AUTH  {client_proof = HMAC(K, "ithcli-client" | nc | np | role)}
-    pump       -> AUTH  {pump_proof   = HMAC(K, "ithcli-pump"   | np | nc | role)}
+    programmer -> HELLO {version, client_nonce(16), role}          (in clear)
+    pump       -> HELLO {version, pump_nonce(16), key_id(8)}       (in clear; no serial)
+    programmer -> AUTH  {role, client_proof}                       (in clear)
+    pump       -> AUTH  {pump_proof}                               (in clear)
 
-key_id (HMAC(K, "ithcli-key-id")[:8]) lets the programmer pick the right key
-without the pump revealing its serial number. Both sides then derive two
-AES-256-GCM session keys (one per direction) with HKDF-SHA256 over both nonces,
-so frames from another session never verify.
+The proofs and the session keys cover a running transcript hash of every payload
+both sides sent before them (versions, role, both nonces, key id, the client's
+proof), so a man-in-the-middle who rewrites any of it (a READER HELLO turned into
+CLINICIAN, a version changed) makes the proofs disagree and no session opens:
+
+    th1 = SHA-256("ithcli/2 transcript" | HELLO request payload | HELLO response payload)
+    client_proof = HMAC-SHA256(K, "ithcli/2 client proof" | th1)
+    th2 = SHA-256(th1 | AUTH request payload)          (role | client_proof)
+    pump_proof   = HMAC-SHA256(K, "ithcli/2 pump proof" | th2)
+    th3 = SHA-256(th2 | AUTH response payload)         (pump_proof)
+    keys = HKDF-SHA256(IKM=K, salt=th3, info="ithcli/2 session keys", L=64)
+           keys[0:32] seals programmer -> pump, keys[32:64] pump -> programmer
+
+key_id (HMAC-SHA256(K, "ithcli-key-id")[:8]) lets the programmer pick the right key
+without the pump revealing its serial number.
 
 Every frame after AUTH carries Flag.AUTH and a 24-byte trailer: a 64-bit counter
-(per direction, strictly increasing: replays and stale frames are refused) and
-the 128-bit GCM tag. The header and counter are authenticated; the payload is
-encrypted (serial numbers and therapy are confidential). The CRC stays, over the
+(per direction, strictly increasing: replays and stale frames are refused) and the
+128-bit GCM tag. The GCM nonce is the 4-byte direction (00000001 towards the pump,
+00000002 towards the programmer) then the counter; the associated data is the 7
+header bytes then the counter. The payload is encrypted; the CRC stays, over the
 ciphertext, for line noise; the tag is for attackers.
 """
 from __future__ import annotations
@@ -33,8 +46,14 @@ from .messages import KEY_ID_SIZE, NONCE_SIZE, PROOF_SIZE  # noqa: F401  (re-exp
 
 KEY_SIZE = 32
 _COUNTER = struct.Struct(">Q")
-_TO_PUMP = b"\x00\x00\x00\x01"
-_TO_PROGRAMMER = b"\x00\x00\x00\x02"
+TO_PUMP = b"\x00\x00\x00\x01"
+TO_PROGRAMMER = b"\x00\x00\x00\x02"
+
+TRANSCRIPT_LABEL = b"ithcli/2 transcript"
+CLIENT_PROOF_LABEL = b"ithcli/2 client proof"
+PUMP_PROOF_LABEL = b"ithcli/2 pump proof"
+SESSION_KEYS_INFO = b"ithcli/2 session keys"
+KEY_ID_LABEL = b"ithcli-key-id"
 
 
 class AuthError(ProtocolError):
@@ -52,22 +71,36 @@ def new_nonce() -> bytes:
 
 
 def key_id(key: bytes) -> bytes:
-    return hmac.new(key, b"ithcli-key-id", hashlib.sha256).digest()[:KEY_ID_SIZE]
+    return hmac.new(key, KEY_ID_LABEL, hashlib.sha256).digest()[:KEY_ID_SIZE]
 
 
-def client_proof(key: bytes, client_nonce: bytes, pump_nonce: bytes, role: int) -> bytes:
-    return hmac.new(key, b"ithcli-client" + client_nonce + pump_nonce + bytes([role]), hashlib.sha256).digest()
+def _sha256(*parts: bytes) -> bytes:
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
-def pump_proof(key: bytes, client_nonce: bytes, pump_nonce: bytes, role: int) -> bytes:
-    return hmac.new(key, b"ithcli-pump" + pump_nonce + client_nonce + bytes([role]), hashlib.sha256).digest()
+def transcript_hello(hello_request: bytes, hello_response: bytes) -> bytes:
+    """th1: both HELLO payloads exactly as sent (versions, client nonce, role, pump nonce, key id)."""
+    return _sha256(TRANSCRIPT_LABEL, hello_request, hello_response)
+
+
+def transcript_add(transcript: bytes, payload: bytes) -> bytes:
+    """The next transcript hash: th2 = add(th1, AUTH request), th3 = add(th2, AUTH response)."""
+    return _sha256(transcript, payload)
+
+
+def client_proof(key: bytes, th1: bytes) -> bytes:
+    return hmac.new(key, CLIENT_PROOF_LABEL + th1, hashlib.sha256).digest()
+
+
+def pump_proof(key: bytes, th2: bytes) -> bytes:
+    return hmac.new(key, PUMP_PROOF_LABEL + th2, hashlib.sha256).digest()
 
 
 def proofs_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
-def _hkdf(key: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+def hkdf_sha256(key: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     """HKDF-SHA256 (RFC 5869), stdlib only."""
     prk = hmac.new(salt, key, hashlib.sha256).digest()
     out, block, counter = b"", b"", 1
@@ -76,6 +109,16 @@ def _hkdf(key: bytes, salt: bytes, info: bytes, length: int) -> bytes:
         out += block
         counter += 1
     return out[:length]
+
+
+def session_keys(key: bytes, th3: bytes) -> tuple[bytes, bytes]:
+    """(programmer -> pump key, pump -> programmer key) for the session the transcript th3 ends."""
+    material = hkdf_sha256(key, th3, SESSION_KEYS_INFO, 2 * KEY_SIZE)
+    return material[:KEY_SIZE], material[KEY_SIZE:]
+
+
+def gcm_nonce(direction: bytes, counter: int) -> bytes:
+    return direction + _COUNTER.pack(counter)
 
 
 @dataclass
@@ -91,12 +134,11 @@ class SecureChannel:
     received: int = 0  # highest counter accepted
 
     @classmethod
-    def derive(cls, key: bytes, client_nonce: bytes, pump_nonce: bytes, role: int, *, pump_side: bool):
-        material = _hkdf(key, client_nonce + pump_nonce, b"ithcli-session" + bytes([role]), 2 * KEY_SIZE)
-        to_pump, to_programmer = material[:KEY_SIZE], material[KEY_SIZE:]
+    def derive(cls, key: bytes, th3: bytes, role: int, *, pump_side: bool) -> "SecureChannel":
+        to_pump, to_programmer = session_keys(key, th3)
         if pump_side:
-            return cls(to_programmer, to_pump, _TO_PROGRAMMER, _TO_PUMP, role)
-        return cls(to_pump, to_programmer, _TO_PUMP, _TO_PROGRAMMER, role)
+            return cls(to_programmer, to_pump, TO_PROGRAMMER, TO_PUMP, role)
+        return cls(to_pump, to_programmer, TO_PUMP, TO_PROGRAMMER, role)
 
     def seal(self, command: int, payload: bytes, *, seq: int, response: bool) -> bytes:
         """A whole frame: header in clear (authenticated), payload encrypted, trailer, CRC."""
