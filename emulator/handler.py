@@ -183,10 +183,10 @@ def _clear_error(frame: RawFrame, reason: ErrorReason, detail: str) -> bytes:
                   version=frame.version)
 
 
-def _handshake(session: Session, pump: Pump, message: Message) -> dict:
+def _handshake(session: Session, pump: Pump, message: Message, payload: bytes) -> dict:
     if message.command == Command.HELLO:
-        return session.hello(message.body)
-    reply = session.auth(message.body)
+        return session.hello(message.body, payload)
+    reply = session.auth(message.body, payload)
     pump.session_opened(session.role)
     return reply
 
@@ -205,7 +205,7 @@ def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None, session: S
         if message.command in CLEAR_COMMANDS:
             if sealed:
                 raise Refused(ErrorReason.NOT_PERMITTED, f"{message.command.name} is sent in clear")
-            return encode(message.command, _handshake(session, pump, message), seq=frame.seq, response=True)
+            return encode(message.command, _handshake(session, pump, message, frame.payload), seq=frame.seq, response=True)
         session.check_permitted(message.command)
         if commit_faults is not None and commit_faults.is_armed("mismatch_on_commit"):
             pump.tick()

@@ -13,7 +13,7 @@ proof. Per connection, not per pump: a stranger failing AUTH on their own
 connection can never keep a programmer that holds the key out of its own (the
 lock-out of protocol version 1). The pump-wide count and log above still see
 every attempt. Rate-limited attempts do not extend the delay; a correct proof
-resets it. The RATE_LIMITED detail starts "retry in N s" (docs/protocol.md).
+resets it. The RATE_LIMITED detail contains "retry in N s" (docs/protocol.md).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Single-threaded over `selectors`, so the pump is never touched by two things at
 once. Each byte stream has its own FrameDecoder and its own secure session
-(session.py; the AUTH back-off is the pump's, shared by all); garbage, bad CRCs and oversized
+(session.py; the AUTH back-off is per connection, the failure count the pump's); garbage, bad CRCs and oversized
 lengths are dropped silently (counted, logged at -v), and a partial frame is given
 up after STALE_GAP of silence. All writes are non-blocking with a bounded output
 buffer: a pty nobody reads cannot hang the loop.

@@ -46,7 +46,7 @@ class Session:
         self._hello = None
         self.channel = None
 
-    def hello(self, body: dict) -> dict:
+    def hello(self, body: dict, payload: bytes) -> dict:
         """First half of the handshake: always a new one (any session on this connection ends)."""
         self.end()
         if body["protocol_version"] < PROTOCOL_VERSION:  # an older programmer: not an auth failure
@@ -59,14 +59,12 @@ class Session:
             raise AuthRefusal(ErrorReason.NOT_PERMITTED, f"this pump holds no {role.name} key")
         reply = {"protocol_version": PROTOCOL_VERSION, "pump_nonce": security.new_nonce(),
                  "key_id": security.key_id(key)}
-        # the transcript is over the payloads as sent; both are fixed-size, so re-encoding
-        # the decoded request gives its exact bytes
-        th1 = security.transcript_hello(build_payload(Command.HELLO, body),
-                                        build_payload(Command.HELLO, reply, response=True))
+        # the transcript is over the payloads exactly as sent and received
+        th1 = security.transcript_hello(payload, build_payload(Command.HELLO, reply, response=True))
         self._hello = (th1, role)
         return reply
 
-    def auth(self, body: dict) -> dict:
+    def auth(self, body: dict, payload: bytes) -> dict:
         """Second half: check the programmer's proof, prove ours, open the channel."""
         self.channel = None  # an AUTH restarts the handshake too
         if self._hello is None:
@@ -84,7 +82,7 @@ class Session:
             self.backoff.failed()
             raise AuthRefusal(ErrorReason.AUTH_FAILED, "authentication failed")
         self.backoff.succeeded()
-        th2 = security.transcript_add(th1, build_payload(Command.AUTH, body))
+        th2 = security.transcript_add(th1, payload)
         reply = {"proof": security.pump_proof(key, th2)}
         th3 = security.transcript_add(th2, build_payload(Command.AUTH, reply, response=True))
         self.channel = security.SecureChannel.derive(key, th3, role, pump_side=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import threading
 from dataclasses import dataclass
@@ -34,20 +35,30 @@ def default_key_store() -> Path:
     return Path(base) / "ithcli" / "keys"
 
 
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def read_key_file(path: Path) -> dict:
     """Parse and check one key file (permissions first: a readable key is a leaked key)."""
+    # the mode is checked on the file that is read (no gap between check and read), never
+    # through a symbolic link
     try:
-        mode = path.stat().st_mode
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         raise UsageError(f"key file {path}: cannot read: {exc.strerror or exc}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise AuthError(f"key file {path} is readable by group or others (mode {stat.S_IMODE(mode):o}): "
-                        "refused; chmod 600 it and consider the keys compromised")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"key file {path}: not a valid key file: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != 1:
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"key file {path}: not a regular file")
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise AuthError(f"key file {path} is readable by group or others (mode {stat.S_IMODE(mode):o}): "
+                            "refused; chmod 600 it and consider the keys compromised")
+        try:
+            data = json.loads(fh.read().decode())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"key file {path}: not a valid key file: {exc}") from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or type(version) is not int or version != 1:
         raise UsageError(f"key file {path}: not an {FORMAT} version 1 file")
     serial = data.get("serial")
     keys = data.get("keys")
@@ -57,13 +68,15 @@ def read_key_file(path: Path) -> dict:
     for role, text in keys.items():
         if role not in ROLES:
             raise UsageError(f"key file {path}: unknown role {role!r}")
-        try:
-            key = bytes.fromhex(text)
-        except (TypeError, ValueError):
-            key = b""
+        key = bytes.fromhex(text) if isinstance(text, str) and _HEX64.fullmatch(text) else b""
         if len(key) != 32:
             raise UsageError(f"key file {path}: the {role} key must be 64 hex digits")
+        if key == bytes(32):
+            raise AuthError(f"key file {path}: the {role} key is all zeros: refused (not a real key)")
         parsed[role] = key
+    if len(parsed) == 2 and parsed["reader"] == parsed["clinician"]:
+        raise AuthError(f"key file {path}: the reader and clinician keys are the same: refused (a reader "
+                        "could program)")
     return {"serial": serial, "keys": parsed}
 
 

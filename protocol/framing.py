@@ -94,8 +94,8 @@ def encode_frame(
         raise EncodeError(f"command code {command} is outside 0..255")
     if len(payload) > MAX_PAYLOAD:
         raise EncodeError(f"payload of {len(payload)} bytes exceeds the maximum {MAX_PAYLOAD}")
-    if version is None:
-        version = frame_version(command)
+    if version is None:  # a sealed frame is never a negotiation frame, whatever its command
+        version = frame_version(command) if auth is None else PROTOCOL_VERSION
     flags = _RESPONSE if response else 0
     if auth is not None:
         if len(auth) != AUTH_TRAILER_SIZE:

@@ -150,7 +150,8 @@ class SecureChannel:
         aad = header_bytes(PROTOCOL_VERSION, flags, seq, command, len(payload)) + counter
         sealed = AESGCM(self.send_key).encrypt(self.send_dir + counter, payload, aad)
         ciphertext, tag = sealed[:-16], sealed[-16:]
-        return encode_frame(command, ciphertext, seq=seq, response=response, auth=counter + tag)
+        return encode_frame(command, ciphertext, seq=seq, response=response, auth=counter + tag,
+                            version=PROTOCOL_VERSION)
 
     def open(self, frame: RawFrame) -> RawFrame:
         """Verify and decrypt; the returned frame carries the plaintext payload.

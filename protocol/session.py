@@ -199,7 +199,11 @@ class ClientSession:
             if isinstance(item, FrameError):
                 out.append(Dropped(str(item), corrupt=True))
                 continue
-            event = self._frame(item)
+            try:
+                event = self._frame(item)
+            except HandshakeError:
+                self.forget()  # the handshake is over: nothing after it in these bytes counts
+                raise
             out.append(event)
             if isinstance(event, DECISIVE):
                 self.pending = None

@@ -220,10 +220,14 @@ def test_compiled_fast_path_equals_declarative(m):
     fast = codec.decode(raw_frame(data))
     reference = codec.decode_declarative(data)
     assert fast == reference
+    # HELLO frames keep header version 1 so peers of any version can read them; sealed
+    # frames and everything else carry the protocol version
+    hello = int(m["command"]) == Command.HELLO and m["auth"] is None
+    assert data[2] == (protocol.HELLO_FRAME_VERSION if hello else protocol.PROTOCOL_VERSION)
     # and the declarative Frame builds the same bytes the fast encoder does
     flags = (0x01 if m["response"] else 0) | (0x02 if m["auth"] is not None else 0)
     built = messages.Frame.build(dict(
-        checked=dict(value=dict(version=1, flags=flags, seq=m["seq"], command=int(m["command"]),
+        checked=dict(value=dict(version=data[2], flags=flags, seq=m["seq"], command=int(m["command"]),
                                 length=len(data) - 13 - (AUTH_TRAILER_SIZE if m["auth"] else 0),
                                 payload=m["body"], auth=m["auth"])),
     ))

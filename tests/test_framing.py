@@ -65,7 +65,7 @@ def feed_all(chunks):
 def test_layout_is_big_endian_and_crc_covers_all_after_sync():
     data = frame(seq=0x1234, command=0x03, payload=b"\x00\x00\x00\x07\x05")
     assert data[:2] == b"\xa5\x5a"
-    assert data[2:9] == bytes([1, 0, 0x12, 0x34, 0x03, 0x00, 0x05])
+    assert data[2:9] == bytes([PROTOCOL_VERSION, 0, 0x12, 0x34, 0x03, 0x00, 0x05])
     assert data[9:14] == b"\x00\x00\x00\x07\x05"
     assert struct.unpack(">I", data[-4:])[0] == crc32c(data[2:-4])
     assert len(data) == PREFIX + 5 + CRC_SIZE
@@ -265,7 +265,7 @@ def test_length_ffff_does_not_make_the_decoder_wait():
     assert frames_of(out) == [parse_frame(good)[1]]
 
 
-@pytest.mark.parametrize("version", [0, 2, 0xFF])
+@pytest.mark.parametrize("version", [0, 1, 3, 0xFF])  # 1: only a clear HELLO or ERROR may carry it
 def test_unknown_version_is_refused_even_with_good_crc(version):
     body = struct.pack(">BBHBH", version, 0, 1, 2, 0)
     _, out = feed_all([with_crc(body)])
