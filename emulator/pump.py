@@ -726,9 +726,15 @@ class Pump:
                               f"reservoir holds {_ceil_div(self.reservoir_nl, NL_PER_UL)} uL: a valve-gated "
                               "pump must be emptied first (the field can open its valves)")
 
-    def _check_new_txid(self, txid: int) -> None:
+    def _check_new_request(self, body: dict) -> None:
+        txid = body["txid"]
         if any(a.txid == txid for a in self.applied):
             raise Refusal(ErrorReason.INVALID_STATE, f"txid {txid} was already applied; use a new one")
+        # compare-and-set: a change checked against a state that is no longer the pump's is refused
+        if body["based_on_txid"] != self.last_txid:
+            raise Refusal(ErrorReason.CHANGED_SINCE_READ,
+                          f"based on txid {body['based_on_txid']}, but the pump has applied txid "
+                          f"{self.last_txid} since: read it again")
 
     def _build_program(self, mode: InfusionMode, steps: list[dict], concentration_ng_per_ml: int) -> Program:
         """The program a request asks for, as the pump would run it, or OUT_OF_RANGE."""
@@ -766,7 +772,7 @@ class Pump:
 
     def prepare_program(self, body: dict) -> dict:
         self.pending = None
-        self._check_new_txid(body["txid"])
+        self._check_new_request(body)
         if body["drug"] != self.drug or body["concentration_ng_per_ml"] != self.concentration_ng_per_ml:
             raise Refusal(
                 ErrorReason.INVALID_STATE,
@@ -782,7 +788,7 @@ class Pump:
 
     def prepare_refill(self, body: dict) -> dict:
         self.pending = None
-        self._check_new_txid(body["txid"])
+        self._check_new_request(body)
         self._check_writable()
         if self.bolus is not None:
             raise Refusal(ErrorReason.INVALID_STATE, "a bolus is running: refill after it finishes")
@@ -820,7 +826,7 @@ class Pump:
 
     def prepare_bolus(self, body: dict) -> dict:
         self.pending = None
-        self._check_new_txid(body["txid"])
+        self._check_new_request(body)
         self._check_writable()
         if self.drug == Drug.NONE:
             raise Refusal(ErrorReason.INVALID_STATE, "no drug in the reservoir")
@@ -834,7 +840,7 @@ class Pump:
 
     def prepare_mri_enter(self, body: dict) -> dict:
         self.pending = None
-        self._check_new_txid(body["txid"])
+        self._check_new_request(body)
         self._check_writable(WriteKind.MRI_ENTER)
         auto_exit_s = body["auto_exit_s"]
         if not 3600 <= auto_exit_s <= 86_400:  # the codec's range too
@@ -846,7 +852,7 @@ class Pump:
 
     def prepare_mri_exit(self, body: dict) -> dict:
         self.pending = None
-        self._check_new_txid(body["txid"])
+        self._check_new_request(body)
         self._check_writable(WriteKind.MRI_EXIT)
         return self._store_pending(Pending(
             body["txid"], WriteKind.MRI_EXIT, self.mri_program, self.drug, self.concentration_ng_per_ml,

@@ -18,8 +18,9 @@ with atheris.instrument_imports():
     from emulator.pump import Pump
     from emulator.security_state import Backoff
     from emulator.session import Session
-    from protocol import Command, Role, security
+    from protocol import Role, security
     from protocol.framing import parse_frame
+    from protocol.session import ClientSession
 
 KEYS = {Role.READER: security.new_key(), Role.CLINICIAN: security.new_key()}
 
@@ -33,15 +34,11 @@ def one_input(data: bytes) -> None:
                     concentration_ng_per_ml=10_000_000, reservoir_ul=18_000, flow_nl_per_day=200_000,
                     low_reservoir_alarm_ul=2_000, battery_seconds=5 * 365 * 86_400, start_time=1_900_000_000)
     session = Session(KEYS, Backoff())
-    nonce = bytes(16)
-    hello = protocol.decode(_frame(respond(pump, _frame(protocol.encode(
-        Command.HELLO, {"protocol_version": 1, "client_nonce": nonce, "role": Role.CLINICIAN}, seq=1)),
-        Faults(), session)))
-    proof = security.client_proof(KEYS[Role.CLINICIAN], nonce, hello.body["pump_nonce"], Role.CLINICIAN)
-    respond(pump, _frame(protocol.encode(Command.AUTH, {"role": Role.CLINICIAN, "proof": proof}, seq=2)),
-            Faults(), session)
-    channel = security.SecureChannel.derive(KEYS[Role.CLINICIAN], nonce, hello.body["pump_nonce"],
-                                            Role.CLINICIAN, pump_side=False)
+    client = ClientSession(seq=0)  # the handshake is protocol.session's, as for every programmer
+    client.receive_data(respond(pump, _frame(client.hello(Role.CLINICIAN)), Faults(), session))
+    client.receive_data(respond(pump, _frame(client.authenticate(KEYS[Role.CLINICIAN])), Faults(), session))
+    channel = client.channel
+    assert channel is not None, "the handshake did not open a session"
     fdp = atheris.FuzzedDataProvider(data)
     seq = 10
     while fdp.remaining_bytes() > 2:

@@ -327,11 +327,9 @@ class Runner:
 
     def _mri_write(self, app, report: TargetReport, step: Step, base: dict, journal_sent) -> StepResult:
         from . import mri
-        from .writes import preflight
 
         t = report.target
-        st = mri.read_state(app, write=True)
-        preflight(app, st.client, app.serial)
+        st = mri.read_state(app, write=True)  # refused while a write is unconfirmed
         if step.action == "mri-enter":
             auto_exit = mri.parse_auto_exit(step.args.get("auto_exit", "4h"))
             request, _ = mri.enter_request(app, st, auto_exit_s=auto_exit, field=step.args.get("field"),

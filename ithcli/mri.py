@@ -249,10 +249,15 @@ class MriState:
 
 
 def read_state(app, *, write: bool) -> MriState:
-    """Pump state for MRI work: settles any unconfirmed write first and says what it learnt."""
+    """Pump state for MRI work. A read settles any unconfirmed write first and says what it
+    learnt; a write (enter, exit) is refused while one is unconfirmed, as every write is."""
     from protocol.models import MODELS
 
+    from .writes import preflight
+
     client = app.client(write=write)
+    if write:
+        preflight(app, client, app.serial)  # settles it and refuses: Unconfirmed
     learnt = app.resolve_pending()
     described = app.interrogate(resolve=False)
     raw = app.last_raw_status
@@ -360,7 +365,8 @@ def exit_request(st: MriState):
 def apply_enter(app, st: MriState, request, on_commit_sent=None) -> dict:
     from .writes import execute
 
-    result = execute(app, st.client, request, log_index=st.raw["event_count"], on_commit_sent=on_commit_sent)
+    result = execute(app, st.client, request, log_index=st.raw["event_count"], based_on_txid=st.raw["last_txid"],
+                     read_program=st.program, dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
     after = app.interrogate(resolve=False)
     return {"command": "mri enter", "serial_number": st.raw["serial_number"], "txid": result["txid"],
             "mri_mode": after["mri_mode"], "mri_auto_exit_at": after["mri_auto_exit_at"],
@@ -374,7 +380,7 @@ def apply_exit(app, st: MriState, on_commit_sent=None) -> dict:
 
     snapshot = load_snapshot(app.state_path(), app.serial)
     result = execute(app, st.client, exit_request(st), log_index=st.raw["event_count"],
-                     on_commit_sent=on_commit_sent)
+                     based_on_txid=st.raw["last_txid"], read_program=st.program, dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
     diffs = program_differences(snapshot["program"], result["readback"]["program"]["program"]) if snapshot else []
     out = {"command": "mri exit", "serial_number": st.raw["serial_number"], "txid": result["txid"],
            "snapshot_compared": snapshot is not None, "differences": diffs}

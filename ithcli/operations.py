@@ -406,8 +406,9 @@ def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_
     from .writes import execute
 
     record_overrides(app, change)
-    result = execute(app, state.client, change.request, log_index=state.raw["event_count"], on_echo=on_echo,
-                     on_commit_sent=on_commit_sent)
+    result = execute(app, state.client, change.request, log_index=state.raw["event_count"],
+                     based_on_txid=state.raw["last_txid"], read_program=state.program,
+                     dose_unit=change.unit, on_echo=on_echo, on_commit_sent=on_commit_sent)
     readback = result["readback"]
     out = {"command": change.command, **change.describe, "txid": result["txid"], "commit": result["commit"],
            "verified": True, "outcome": "verified"}

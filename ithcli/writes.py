@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import DeviceRejected, LinkError, SessionLost, Unconfirmed, VerifyFailed
+from .errors import DeviceRejected, IthcliError, LinkError, SessionLost, Unconfirmed, VerifyFailed
 
 
 def new_txid() -> int:
@@ -94,10 +94,15 @@ def _show(value) -> str:
     return name if name else repr(value)
 
 
-def execute(app, client, request: WriteRequest, *, log_index: int,
-            on_echo: Callable[[dict], None] | None = None,
+def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid: int,
+            read_program: dict | None = None, dose_unit: str = "mg/day", on_echo: Callable[[dict], None] | None = None,
             on_commit_sent: Callable[[int], None] | None = None) -> dict:
-    """Run one write end to end; return the verified result or raise with the outcome."""
+    """Run one write end to end; return the verified result or raise with the outcome.
+
+    `based_on_txid` is the last_txid of the status the change was checked against: the
+    pump refuses the PREPARE (CHANGED_SINCE_READ) if another write was applied since,
+    so a change is never checked against one state and applied to another. `read_program`
+    (the program read with it) lets that refusal say what changed."""
     import protocol
 
     serial = app.serial
@@ -106,7 +111,7 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
 
     # PREPARE changes nothing on the pump, so a lost reply means nothing was applied
     try:
-        echo = client.write_once(request.command, {"txid": txid, **request.body})
+        echo = client.write_once(request.command, {"txid": txid, "based_on_txid": based_on_txid, **request.body})
     except LinkError as exc:
         raise LinkError(f"{exc}; nothing was applied (PREPARE only)") from None
     except SessionLost as exc:
@@ -114,6 +119,8 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
         raise SessionLost(f"{exc.message}. COMMIT was not sent, so nothing was applied: run the command again",
                           {**details, "outcome": "not-committed", "unauthenticated": True}) from None
     except DeviceRejected as exc:
+        if exc.reason == "CHANGED_SINCE_READ":
+            raise changed_since_read(client, read_program, based_on_txid, details, dose_unit) from None
         raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason, details) from None
     differences = _differences(request.expect, echo)
     if echo["txid"] != txid:
@@ -156,7 +163,7 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
     try:
         after_status = client.interrogate()
         after_program = client.read_program()
-    except LinkError as exc:
+    except IthcliError as exc:  # a dead link, or a new session the read-back could not open
         raise Unconfirmed(
             f"the pump acknowledged txid {txid} ({outcome}) but the read-back failed ({exc}): "
             "interrogate the pump to verify what it delivers",
@@ -177,6 +184,44 @@ def execute(app, client, request: WriteRequest, *, log_index: int,
         )
     app.record("verified", txid=txid, kind=request.kind)
     return result
+
+
+def _program_changes(before: dict, now: dict, dose_unit: str) -> list[str]:
+    """What differs between two programs, in the clinician's units."""
+    from .status import program_view
+
+    old, new = program_view(before, dose_unit), program_view(now, dose_unit)
+    out = []
+    for key, label in (("mode", "mode"), ("drug", "drug"), ("concentration", "concentration"),
+                       ("daily_dose", "daily dose"), ("flow_ml_per_day", "flow")):
+        if old[key] != new[key]:
+            out.append(f"{label} {_text(old[key])} -> {_text(new[key])}" + (" mL/day" if key == "flow_ml_per_day" else ""))
+    if not out and old["steps"] != new["steps"]:
+        out.append("the schedule's steps changed")
+    return out
+
+
+def _text(value) -> str:
+    if isinstance(value, dict):
+        return f"{value['value']} {value['unit']}"
+    return str(value)
+
+
+def changed_since_read(client, before: dict | None, based_on_txid: int, details: dict,
+                       dose_unit: str = "mg/day") -> DeviceRejected:
+    """Someone else's write landed between our read and our PREPARE: say what changed."""
+    now = client.read_program()
+    changed = _program_changes(before, now["program"], dose_unit) if before else []
+    what = ("; ".join(changed) if changed else
+            "the program is the same, but another write (a refill, a bolus, MRI mode) was applied")
+    return DeviceRejected(
+        f"the pump was changed by someone else since ithcli read it (txid {now['last_txid']} applied after "
+        f"txid {based_on_txid}, which ithcli's checks were based on): {what}. Nothing was committed. "
+        "Run the command again to check it against the pump as it is now",
+        "CHANGED_SINCE_READ",
+        {**details, "outcome": "not-committed", "changed_since_read": True, "pump_last_txid": now["last_txid"],
+         "changes": changed},
+    )
 
 
 def _readback_extra(request: WriteRequest, echo: dict, committed: dict, status: dict) -> list[str]:

@@ -8,7 +8,6 @@ the campaign believes; ithcli's own output is what it checks.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import select
@@ -20,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-import protocol
-from protocol import Command, ErrorReason, FrameDecoder, RawFrame, Role, security
+from protocol import Command, ErrorReason, Role, security
+from protocol import session as wire
 from protocol.messages import MAX_LOG_PAGE
 
 START_TIMEOUT = 15.0
@@ -146,37 +145,50 @@ class EmulatorProcess:
 
 
 class TruthClient:
-    """A direct, fault-free, authenticated connection to the pump (reader role)."""
+    """A direct, fault-free, authenticated connection to the pump (reader role).
+
+    The handshake, sealing and reply matching are protocol.session.ClientSession's;
+    this class moves its bytes over the socket and keeps time."""
 
     def __init__(self, address: tuple[str, int], key: bytes, role: Role = Role.READER, timeout: float = 10.0):
         self.timeout = timeout
         self.sock = socket.create_connection(address, timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.decoder = FrameDecoder()
-        self._seq = itertools.count(1)
+        self.session = wire.ClientSession()
         self.key, self.role = key, role
         self._open_session()
 
+    @property
+    def channel(self) -> security.SecureChannel | None:
+        return self.session.channel
+
     def _open_session(self) -> None:
-        key, role = self.key, self.role
-        self.channel = None
-        nonce = security.new_nonce()
-        hello = self._request(Command.HELLO, {"protocol_version": protocol.PROTOCOL_VERSION,
-                                              "client_nonce": nonce, "role": role})
-        pump_nonce = hello["pump_nonce"]
-        auth = self._request(Command.AUTH, {"role": role, "proof": security.client_proof(key, nonce, pump_nonce, role)})
-        if not security.proofs_equal(auth["proof"], security.pump_proof(key, nonce, pump_nonce, role)):
-            raise CampaignError("the pump did not prove its key to the truth client")
-        self.channel = security.SecureChannel.derive(key, nonce, pump_nonce, role, pump_side=False)
+        try:
+            hello = self._exchange(self.session.hello(self.role), Command.HELLO)
+            if isinstance(hello, wire.HelloReply):
+                auth = self._exchange(self.session.authenticate(self.key), Command.AUTH)
+                if isinstance(auth, wire.SessionOpen):
+                    return
+                hello = auth
+        except wire.HandshakeError as exc:  # another protocol version, or the pump's proof is wrong
+            raise CampaignError(f"the truth client could not open a session: {exc}") from None
+        raise CampaignError(f"the truth client could not open a session: {_describe(hello)}")
 
     def _request(self, command, body=None, *, may_reopen: bool = True) -> dict:
-        seq = next(self._seq) & 0xFFFF
-        if self.channel is not None:
-            frame = self.channel.seal(int(command), protocol.build_payload(command, body or {}), seq=seq,
-                                      response=False)
-        else:
-            frame = protocol.encode(command, body or {}, seq=seq)
-        self.sock.sendall(frame)
+        event = self._exchange(self.session.request(command, body), command)
+        if (isinstance(event, wire.Unauthenticated) and may_reopen
+                and event.reason == ErrorReason.NOT_AUTHENTICATED):
+            self._open_session()  # the pump reset: sessions die with its RAM
+            return self._request(command, body, may_reopen=False)
+        if not isinstance(event, wire.Reply):
+            raise CampaignError(f"the pump answered {Command(command).name} with {_describe(event)}")
+        return event.body
+
+    def _exchange(self, request: bytes, command) -> wire.Event:
+        """Send one request built by the session; its answer: a decisive event, or an
+        Unauthenticated one (a clear answer inside the session). Noise and frames for other
+        seqs are skipped."""
+        self.sock.sendall(request)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             try:
@@ -185,18 +197,10 @@ class TruthClient:
                 break
             if not data:
                 raise CampaignError("the pump closed the truth connection")
-            for item in self.decoder.feed(data):
-                if isinstance(item, RawFrame) and item.is_response and item.seq == seq:
-                    if item.auth is not None:
-                        item = self.channel.open(item)
-                    message = protocol.decode(item)
-                    if (message.command == Command.ERROR and self.channel is not None and may_reopen
-                            and message.body["reason"] == ErrorReason.NOT_AUTHENTICATED):
-                        self._open_session()  # the pump reset: sessions die with its RAM
-                        return self._request(command, body, may_reopen=False)
-                    if message.command != command:
-                        raise CampaignError(f"the pump answered {command.name} with {message.body}")
-                    return message.body
+            for event in self.session.receive_data(data):
+                if isinstance(event, (*wire.DECISIVE, wire.Unauthenticated)):
+                    return event
+        self.session.forget()
         raise CampaignError(f"no reply to the truth client's {Command(command).name}")
 
     def status(self) -> dict:
@@ -221,3 +225,13 @@ class TruthClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _describe(event: wire.Event) -> str:
+    if isinstance(event, wire.Refused):
+        return f"ERROR {getattr(event.reason, 'name', event.reason)}" + (f" ({event.detail})" if event.detail else "")
+    if isinstance(event, wire.Unauthenticated):
+        return event.describe()
+    if isinstance(event, wire.Invalid):
+        return f"an invalid reply: {event.why}"
+    return type(event).__name__

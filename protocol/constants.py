@@ -177,6 +177,7 @@ class ErrorReason(IntEnum):
     NOT_AUTHENTICATED = 9  # no authenticated session: only HELLO and AUTH are served
     AUTH_FAILED = 10  # the programmer's proof did not verify (wrong key)
     RATE_LIMITED = 11  # too many failed attempts: wait (the detail says how long)
+    CHANGED_SINCE_READ = 12  # a PREPARE's based_on_txid is not the pump's last_txid: read again
 
 
 class Role(IntEnum):

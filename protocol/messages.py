@@ -193,8 +193,12 @@ ReadProgramResponse = c.Struct(
     "program" / Program,
 )
 
+#: Every PREPARE_* carries based_on_txid, the last_txid of the status the programmer
+#: checked its change against (0: the pump never applied a write). The pump refuses
+#: it CHANGED_SINCE_READ when another write was applied since: no lost updates.
 PrepareProgramRequest = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
     "mode" / Code(c.Int8ub, InfusionMode),
     # what the programmer believes the reservoir holds: the pump refuses a mismatch
     "drug" / Code(c.Int8ub, Drug),
@@ -204,6 +208,7 @@ PrepareProgramRequest = c.Struct(
 
 PrepareRefillRequest = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
     "drug" / Code(c.Int8ub, Drug),
     "concentration_ng_per_ml" / Fixed(c.Int32ub, "ng/mL", 1, MAX_CONCENTRATION_NG_PER_ML),
     # the reservoir's volume after the fill (never above capacity) and what was withdrawn
@@ -216,6 +221,7 @@ PrepareRefillRequest = c.Struct(
 
 PrepareBolusRequest = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
     "dose_ng" / Fixed(c.Int32ub, "ng", 1, MAX_DOSE_NG_PER_DAY),
     "duration_s" / Fixed(c.Int32ub, "s", 60, 86_400),
 )
@@ -225,11 +231,13 @@ PrepareBolusRequest = c.Struct(
 #: must not leave a patient without drug)
 PrepareMriEnterRequest = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
     "auto_exit_s" / Fixed(c.Int32ub, "s", 3600, 86_400),
 )
 
 PrepareMriExitRequest = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
 )
 
 Prepared = c.Struct(

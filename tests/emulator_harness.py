@@ -27,6 +27,8 @@ import serial
 import protocol
 from ithcli_campaign.pump import control_request
 from protocol import Command, FrameDecoder, RawFrame, Role, security
+from protocol.session import ClientSession, SessionOpen
+from protocol.session import HandshakeError as SessionHandshakeError
 
 DEFAULT_SERIAL = "EMU00001"  # the emulator's default --serial
 ROLES = {"reader": Role.READER, "clinician": Role.CLINICIAN}
@@ -194,6 +196,10 @@ class HandshakeError(AssertionError):
         self.reply = reply
 
 
+PREPARES = frozenset({Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS,
+                      Command.PREPARE_MRI_ENTER, Command.PREPARE_MRI_EXIT})
+
+
 class RawClient:
     """The raw protocol over pyserial, with no retries and no interpretation.
 
@@ -202,6 +208,11 @@ class RawClient:
     (`.channel`). Without keys it is a raw, unauthenticated client (an attacker).
     Every byte written is kept in `.wire_out` (one entry per write) and every byte
     read in `.wire_in`, for replay and eavesdropping tests.
+
+    The handshake (proofs, transcript, session keys) is protocol.session.ClientSession's
+    (`.session`): HELLO and AUTH are built by it and their replies fed back to it. The
+    rest is deliberately raw: requests with any seq, sealed with the session's channel
+    (or any channel a test sets), and any reply frame decoded as it is, sealed or not.
     """
 
     def __init__(self, url: str, timeout: float = 2.0, keys: dict[str, bytes] | None = None,
@@ -211,9 +222,11 @@ class RawClient:
         # replies left in a pty by an earlier client would otherwise be read as ours
         self.port.reset_input_buffer()
         self.decoder = FrameDecoder()
+        # the session numbers its HELLOs and AUTHs from 0x8001, the raw requests count from 1:
+        # a late reply to one is never taken for the other's
+        self.session = ClientSession(seq=0x8000)
         self._seq = itertools.count(1)
         self.dropped: list = []  # frame errors and unmatched frames seen while reading
-        self.channel: security.SecureChannel | None = None
         self.role: str | None = None
         self.wire_out: list[bytes] = []
         self.wire_in = bytearray()
@@ -224,6 +237,15 @@ class RawClient:
                 self.close()
                 raise
 
+    @property
+    def channel(self) -> security.SecureChannel | None:
+        """The session's channel (None: no session). Tests may set any channel, or None."""
+        return self.session.channel
+
+    @channel.setter
+    def channel(self, channel: security.SecureChannel | None) -> None:
+        self.session.channel = channel
+
     def next_seq(self) -> int:
         return next(self._seq) & 0xFFFF
 
@@ -231,35 +253,49 @@ class RawClient:
 
     def hello(self, role: str) -> tuple[protocol.Message, bytes]:
         """HELLO (in clear) for `role`: (reply, the client nonce sent). Ends any session."""
-        self.channel = None
         nonce = security.new_nonce()
-        reply = self.request_clear(Command.HELLO, {"protocol_version": protocol.PROTOCOL_VERSION,
-                                                   "client_nonce": nonce, "role": ROLES[role]})
+        reply, _ = self._handshake_step(self.session.hello(ROLES[role], nonce=nonce), "HELLO")
         return reply, nonce
 
     def handshake(self, role: str, key: bytes) -> protocol.Message:
         """HELLO + AUTH with `key` as `role`; on success `.channel` is open and the AUTH reply
         returned. A refusal raises HandshakeError carrying the pump's ERROR message."""
-        hello, client_nonce = self.hello(role)
+        hello, _ = self.hello(role)
         if hello.command != Command.HELLO:
             raise HandshakeError(f"HELLO refused: {hello.body}", hello)
-        pump_nonce = hello.body["pump_nonce"]  # key_id is not checked: an attacker tries any key
-        proof = security.client_proof(key, client_nonce, pump_nonce, ROLES[role])
-        reply = self.request_clear(Command.AUTH, {"role": ROLES[role], "proof": proof})
+        # key_id is not checked: an attacker tries any key
+        reply, events = self._handshake_step(self.session.authenticate(key), "AUTH")
         if reply.command != Command.AUTH:
             raise HandshakeError(f"AUTH refused: {reply.body}", reply)
-        expected = security.pump_proof(key, client_nonce, pump_nonce, ROLES[role])
-        if not security.proofs_equal(reply.body["proof"], expected):
-            raise HandshakeError("the pump's proof does not verify", reply)
-        self.channel = security.SecureChannel.derive(key, client_nonce, pump_nonce, ROLES[role],
-                                                     pump_side=False)
+        if not any(isinstance(e, SessionOpen) for e in events):
+            raise HandshakeError(f"no session opened: {events}", reply)
         self.role = role
         return reply
 
+    def _handshake_step(self, request: bytes, what: str) -> tuple[protocol.Message, list]:
+        """Send a HELLO or AUTH the session built; feed its reply back to the session (which
+        checks it: version, the pump's proof); the reply decoded, and the session's events."""
+        seq = self.session.seq
+        self.send_raw(request)
+        frame = self.wait_reply(seq, f"{what} seq={seq}")
+        reply = self.open(frame)
+        try:
+            events = self.session.receive_data(frame.raw)
+        except SessionHandshakeError as exc:
+            raise HandshakeError(f"{what}: {exc}", reply) from exc
+        return reply, events
+
     # --- requests -----------------------------------------------------------------
+
+    def based_on_current(self, command, body):
+        if Command(command) not in PREPARES or body is None or "based_on_txid" in body:
+            return body
+        last = self.request(Command.READ_PROGRAM).body["last_txid"] if self.channel is not None else 0
+        return {**body, "based_on_txid": last}
 
     def seal(self, command, body=None, seq=None) -> bytes:
         """A sealed request frame (not sent): for capture, replay and tampering tests."""
+        body = self.based_on_current(command, body)
         seq = self.next_seq() if seq is None else seq
         return self.seal_payload(command, protocol.build_payload(command, body or {}), seq)
 
@@ -269,13 +305,21 @@ class RawClient:
 
     def request(self, command, body=None, seq=None) -> protocol.Message:
         """Send one request (sealed in a session, else in clear); return the reply with the same
-        seq, opened when sealed (Message.auth is then the trailer; None for a reply in clear)."""
+        seq, opened when sealed (Message.auth is then the trailer; None for a reply in clear).
+
+        A PREPARE_* without `based_on_txid` gets the pump's last_txid from a READ_PROGRAM
+        first, as a programmer that has just read the pump would (compare-and-set tests give
+        it explicitly)."""
+        body = self.based_on_current(command, body)
         seq = self.next_seq() if seq is None else seq
         if self.channel is not None:
             return self.exchange(self.seal(command, body, seq), seq, f"{Command(command).name} seq={seq}")
         return self.request_clear(command, body, seq)
 
     def request_clear(self, command, body=None, seq=None) -> protocol.Message:
+        """A request in clear, whatever the session (an attacker's frame, or a HELLO of any version)."""
+        if Command(command) in PREPARES and body is not None and "based_on_txid" not in body:
+            body = {**body, "based_on_txid": 0}  # an attacker's guess: it is refused before that matters
         seq = self.next_seq() if seq is None else seq
         return self.exchange(protocol.encode(command, body or {}, seq=seq), seq,
                              f"{Command(command).name} seq={seq}")

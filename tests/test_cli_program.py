@@ -296,12 +296,13 @@ def test_a_pump_reset_between_prepare_and_commit_is_unconfirmed_never_resent_and
     first = cli("--json", "program", "--dose", "550 mcg/day", "--yes")
     assert first.code == 8, first.stderr
     error = first.json()["error"]
-    assert error["kind"] == "unconfirmed" and "answered in clear that it has no session" in error["message"]
+    assert error["kind"] == "unconfirmed" and "ERROR NOT_AUTHENTICATED in clear" in error["message"]
+    assert "not authenticated" in error["message"]
     assert "It was NOT re-sent" in error["message"]
     assert applied_txids(emu) == []
     # one COMMIT only: nothing was sent after the clear answer
     commits = [e for e in map(json.loads, open(cli.audit_path)) if e.get("command") == "COMMIT"]
-    assert len(commits) == 1 and commits[0]["outcome"] == "auth", commits
+    assert len(commits) == 1 and commits[0]["outcome"] == "unauthenticated", commits
     rec = cli("--json", "reconcile")
     assert rec.code == 0, rec.stderr
     assert rec.json()["had_unconfirmed"] is True and rec.json()["applied"] is False

@@ -41,6 +41,11 @@ PERISTALTIC = ("--model", "peristaltic-40")
 VALVE_GATED = ("--model", "valve-gated-20")
 
 
+def based(pump, body: dict) -> dict:
+    """A PREPARE body checked against the pump as it is now (compare-and-set: its last_txid)."""
+    return {**body, "based_on_txid": pump.last_txid}
+
+
 # --- helpers ----------------------------------------------------------------------
 
 
@@ -420,7 +425,7 @@ def make(model="peristaltic-40", **kw) -> Pump:
 def test_time_cut_any_way_gives_the_same_log_and_reservoir():
     def setup() -> Pump:
         pump = make(stall_recovery_s=1000)
-        pump.prepare_mri_enter({"txid": 1, "auto_exit_s": 3600})
+        pump.prepare_mri_enter(based(pump, {"txid": 1, "auto_exit_s": 3600}))
         pump.commit(1)
         # in the scanner during the mode, still in it when the mode ends by itself, out, back in
         # before the motor recovered (recovery postponed), out again
@@ -450,21 +455,21 @@ def test_time_cut_any_way_gives_the_same_log_and_reservoir():
 def test_refusals_and_echoes():
     pump = make()
     with pytest.raises(Refusal) as exc:
-        pump.prepare_mri_exit({"txid": 1})
+        pump.prepare_mri_exit(based(pump, {"txid": 1}))
     assert exc.value.reason is ErrorReason.INVALID_STATE
     with pytest.raises(Refusal) as exc:
-        pump.prepare_mri_enter({"txid": 1, "auto_exit_s": 60})
+        pump.prepare_mri_enter(based(pump, {"txid": 1, "auto_exit_s": 60}))
     assert exc.value.reason is ErrorReason.OUT_OF_RANGE and pump.pending is None
-    body = pump.prepare_mri_enter({"txid": 2, "auto_exit_s": 7200})
+    body = pump.prepare_mri_enter(based(pump, {"txid": 2, "auto_exit_s": 7200}))
     encode(Command.PREPARE_MRI_ENTER, body, seq=1, response=True)  # valid on the wire
     assert pump.tamper_pending() is False  # the mismatch fault leaves MRI transactions alone
     pump.commit(2)
-    body = pump.prepare_mri_exit({"txid": 3})
+    body = pump.prepare_mri_exit(based(pump, {"txid": 3}))
     encode(Command.PREPARE_MRI_EXIT, body, seq=1, response=True)
     encode(Command.INTERROGATE, pump.status(), seq=1, response=True)
     # at EOS, in the mode: the timer still brings the program back
     pump = make(battery_seconds=DAY)
-    pump.prepare_mri_enter({"txid": 1, "auto_exit_s": 86_400})
+    pump.prepare_mri_enter(based(pump, {"txid": 1, "auto_exit_s": 86_400}))
     pump.commit(1)
     pump.advance_to(T0 + 2 * DAY)
     assert pump.mri_mode is MriMode.OFF and pump.program.mode is InfusionMode.CONTINUOUS
@@ -472,7 +477,7 @@ def test_refusals_and_echoes():
 
 def test_a_stall_cuts_a_running_bolus_short():
     pump = make()
-    pump.prepare_bolus({"txid": 1, "dose_ng": 1_000_000, "duration_s": 3600})
+    pump.prepare_bolus(based(pump, {"txid": 1, "dose_ng": 1_000_000, "duration_s": 3600}))
     pump.commit(1)
     pump.advance_to(T0 + 1800)
     pump.set_field(1.5)
@@ -493,7 +498,7 @@ def test_persistence_round_trip_and_consistency_checks(tmp_path):
     assert back.to_dict() == pump.to_dict()
 
     safe = make()
-    safe.prepare_mri_enter({"txid": 1, "auto_exit_s": 3600})
+    safe.prepare_mri_enter(based(safe, {"txid": 1, "auto_exit_s": 3600}))
     safe.commit(1)
     good = safe.to_dict()
     assert Pump.from_dict(json.loads(json.dumps(good))).to_dict() == good

@@ -35,6 +35,11 @@ T0 = 1_893_456_000
 MORPHINE_10 = 10_000_000  # the default reservoir: morphine 10 mg/mL, 18 mL, 0.2 mL/day
 
 
+def based(pump, body: dict) -> dict:
+    """A PREPARE body checked against the pump as it is now (compare-and-set: its last_txid)."""
+    return {**body, "based_on_txid": pump.last_txid}
+
+
 @pytest.fixture
 def emu(start_emulator):
     return start_emulator("--start-time", START, transport="tcp", time_scale=FROZEN)
@@ -489,13 +494,13 @@ def bolus_body(txid):
 
 
 def all_prepares(pump):
-    return [lambda: pump.prepare_program(program_body(1)), lambda: pump.prepare_refill(refill_body(2)),
-            lambda: pump.prepare_bolus(bolus_body(3))]
+    return [lambda: pump.prepare_program(based(pump, program_body(1))), lambda: pump.prepare_refill(based(pump, refill_body(2))),
+            lambda: pump.prepare_bolus(based(pump, bolus_body(3)))]
 
 
 def test_eos_and_mri_mode_refuse_every_prepare_and_commit():
     pump = make(battery_seconds=100 * DAY)
-    pump.prepare_program(program_body(9))
+    pump.prepare_program(based(pump, program_body(9)))
     pump.advance_to(T0 + 101 * DAY)
     with pytest.raises(Refusal) as exc:
         pump.commit(9)  # EOS reached between PREPARE and COMMIT
@@ -517,7 +522,7 @@ def test_eos_and_mri_mode_refuse_every_prepare_and_commit():
 def test_only_the_last_16_applied_are_remembered():
     pump = make()
     for txid in range(1, APPLIED_HISTORY + 2):
-        pump.prepare_program(program_body(txid, 1_000_000 + txid))
+        pump.prepare_program(based(pump, program_body(txid, 1_000_000 + txid)))
         assert pump.commit(txid)["outcome"] is CommitOutcome.APPLIED
     assert pump.commit(2)["outcome"] is CommitOutcome.ALREADY_APPLIED
     with pytest.raises(Refusal):
@@ -527,20 +532,20 @@ def test_only_the_last_16_applied_are_remembered():
 
 def test_reset_loses_the_pending_transaction_and_refill_waits_for_a_bolus():
     pump = make()
-    pump.prepare_program(program_body(5))
+    pump.prepare_program(based(pump, program_body(5)))
     pump.reset()
     with pytest.raises(Refusal):
         pump.commit(5)
-    pump.prepare_bolus(bolus_body(6))
+    pump.prepare_bolus(based(pump, bolus_body(6)))
     pump.commit(6)
     with pytest.raises(Refusal) as exc:
-        pump.prepare_refill(refill_body(7))
+        pump.prepare_refill(based(pump, refill_body(7)))
     assert exc.value.reason is ErrorReason.INVALID_STATE
 
 
 def test_bolus_checked_again_at_commit():
     pump = make(reservoir_ul=2_100)
-    pump.prepare_bolus({"txid": 1, "dose_ng": 20_000_000, "duration_s": 86_400})  # 2 mL
+    pump.prepare_bolus(based(pump, {"txid": 1, "dose_ng": 20_000_000, "duration_s": 86_400}))  # 2 mL
     pump.advance_to(T0 + DAY)  # 0.2 mL delivered meanwhile: no longer enough
     with pytest.raises(Refusal) as exc:
         pump.commit(1)
@@ -552,7 +557,7 @@ def test_bolus_delivery_is_exact_however_time_is_cut_and_an_empty_reservoir_stop
     # the bolus ends: the low alarm (2 mL) and empty are both crossed during the bolus
     one, many = make(reservoir_ul=2_100), make(reservoir_ul=2_100)
     for pump in (one, many):
-        pump.prepare_bolus({"txid": 1, "dose_ng": 20_800_000, "duration_s": 20_000})
+        pump.prepare_bolus(based(pump, {"txid": 1, "dose_ng": 20_800_000, "duration_s": 20_000}))
         pump.commit(1)
     end = T0 + 20_000
     for t in range(T0 + 1, end + 1):
@@ -573,9 +578,9 @@ def test_bolus_delivery_is_exact_however_time_is_cut_and_an_empty_reservoir_stop
 
 def test_persistence_round_trip_with_bolus_and_history():
     pump = make()
-    pump.prepare_program(program_body(1))
+    pump.prepare_program(based(pump, program_body(1)))
     pump.commit(1)
-    pump.prepare_bolus(bolus_body(2))
+    pump.prepare_bolus(based(pump, bolus_body(2)))
     pump.commit(2)
     pump.advance_to(T0 + 1234)
     data = json.loads(json.dumps(pump.to_dict()))
@@ -587,4 +592,4 @@ def test_persistence_round_trip_with_bolus_and_history():
     assert back.to_dict() == pump.to_dict()
     # every reply the pump builds is valid on the wire
     encode(Command.INTERROGATE, back.status(), seq=1, response=True)
-    encode(Command.PREPARE_PROGRAM, back.prepare_program(program_body(3)), seq=1, response=True)
+    encode(Command.PREPARE_PROGRAM, back.prepare_program(based(back, program_body(3))), seq=1, response=True)

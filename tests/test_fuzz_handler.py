@@ -25,6 +25,7 @@ from emulator.security_state import Backoff
 from emulator.session import Session
 from protocol import Command, Role, security
 from protocol.framing import RawFrame, encode_frame, parse_frame
+from protocol.session import ClientSession, HelloReply, SessionOpen
 from test_codec import BODIES, SAMPLES  # the valid messages, and bodies from the definitions
 
 REQUEST_KEYS = sorted(k for k in SAMPLES if not k & 0x80)
@@ -59,22 +60,23 @@ def watchdog(seconds: int):
 
 
 class Programmer:
-    """The programmer's side of one session, in-process, against respond()."""
+    """The programmer's side of one session, in-process, against respond(): the handshake is
+    protocol.session.ClientSession's (`.client`); `.session` is the pump's side of it."""
 
     def __init__(self, role: Role = Role.CLINICIAN):
         self.keys = {Role.READER: security.new_key(), Role.CLINICIAN: security.new_key()}
         self.pump = _pump()
         self.session = Session(self.keys, Backoff())
         self.faults = Faults()
-        nonce = security.new_nonce()
-        hello = self.decode(respond(self.pump, _frame(protocol.encode(
-            Command.HELLO, {"protocol_version": 1, "client_nonce": nonce, "role": role}, seq=1)),
-            self.faults, self.session))
-        proof = security.client_proof(self.keys[role], nonce, hello.body["pump_nonce"], role)
-        self.decode(respond(self.pump, _frame(protocol.encode(Command.AUTH, {"role": role, "proof": proof}, seq=2)),
-                            self.faults, self.session))
-        self.channel = security.SecureChannel.derive(self.keys[role], nonce, hello.body["pump_nonce"], role,
-                                                     pump_side=False)
+        self.client = ClientSession(seq=0)
+        self._handshake(self.client.hello(role), HelloReply)
+        self._handshake(self.client.authenticate(self.keys[role]), SessionOpen)
+        self.channel = self.client.channel
+
+    def _handshake(self, request: bytes, expected: type) -> None:
+        reply = respond(self.pump, _frame(request), self.faults, self.session)
+        events = self.client.receive_data(reply)
+        assert [type(e) for e in events] == [expected], events
 
     def decode(self, reply: bytes) -> protocol.Message:
         frame = _frame(reply)

@@ -339,7 +339,7 @@ def _doc_with(old: str, new: str) -> dict[str, list[list[str]]]:
         ("| 18 | var | program.steps | u8 n + DeliveredStep[n] |", "| 18 | var | program.steps | u8 n + ProgramStep[n] |",
          test_every_payload_has_a_matching_table),
         ("### DeliveredStep entry", "### DeliveredStep", test_every_array_element_has_a_matching_table),
-        ("| 10 | var | steps | u8 n + ProgramStep[n] |", "| 10 | 6 | steps | u8 n + ProgramStep[n] |",
+        ("| 14 | var | steps | u8 n + ProgramStep[n] |", "| 14 | 6 | steps | u8 n + ProgramStep[n] |",
          test_every_payload_has_a_matching_table),
         # an enum value changed, and a member dropped
         ("| 6 | ZICONOTIDE |", "| 9 | ZICONOTIDE |", test_every_enum_has_exactly_its_code_table),

@@ -68,11 +68,9 @@ def checklist(app, field_text, gradient, auto_exit, export_path):
 def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
     """Put the pump in MRI-safe mode (refused while the checklist has a BLOCK), then read back."""
     from .. import mri as logic
-    from ..writes import preflight
     from ._writing import confirm
 
-    st = logic.read_state(app, write=True)
-    preflight(app, st.client, app.serial)
+    st = logic.read_state(app, write=True)  # refused while a write is unconfirmed
     request, checked = logic.enter_request(app, st, auto_exit_s=auto_exit, field=field_text, gradient=gradient,
                                            confirm_withdrawal_risk=confirm_withdrawal_risk)
     if not app.json:
@@ -90,11 +88,9 @@ def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
 def exit_(app, yes):
     """Leave MRI-safe mode; read back and confirm the program equals the pre-MRI snapshot."""
     from .. import mri as logic
-    from ..writes import preflight
     from ._writing import confirm
 
-    st = logic.read_state(app, write=True)
-    preflight(app, st.client, app.serial)
+    st = logic.read_state(app, write=True)  # refused while a write is unconfirmed
     confirm(app, yes, f"Take {st.raw['serial_number']} out of MRI-safe mode and restore delivery?")
     out = logic.apply_exit(app, st)
 
