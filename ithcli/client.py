@@ -88,7 +88,8 @@ class PumpClient:
                         f"session ({exc.message}): the pump may be failing, or someone on the link is "
                         "answering for it"
                     ) from None
-                self._diag(f"{exc.message}: opening a new session and asking again", level=0)
+                hint = " (the pump may have reset: a reset loses every session)" if "NOT_AUTHENTICATED" in exc.message else ""
+                self._diag(f"{exc.message}{hint}: opening a new session and asking again", level=0)
                 self.reopen()
                 return self.read(command, body, may_reopen=False)
             except (NoReply, _Corrupt) as exc:

@@ -42,7 +42,10 @@ from protocol.crc import crc32c
 
 TO_PUMP = "to_pump"
 TO_CLI = "to_cli"
-KINDS = ("flip", "drop", "dup", "reorder", "truncate", "delay", "replay", "cut", "forge", "patch")
+#: what a faulty line does (the campaign draws from these)
+KINDS = ("flip", "drop", "dup", "reorder", "truncate", "delay", "replay", "cut")
+#: what a man-in-the-middle does (aimed by tests/test_mitm.py; each needs its reason or value)
+ATTACK_KINDS = ("forge", "patch")
 PREPARES = {int(c) for c in (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS,
                              Command.PREPARE_MRI_ENTER, Command.PREPARE_MRI_EXIT)}
 
