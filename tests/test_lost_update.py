@@ -7,6 +7,7 @@ programmer's change slipped between a real ithcli's read and its PREPARE.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -67,8 +68,6 @@ def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start
     finally:
         proxy.close()
     assert first.returncode == 5, err
-    import json
-
     error = json.loads(out)["error"]
     assert "changed by someone else since ithcli read it" in error["message"]
     assert "Nothing was committed" in error["message"] and "daily dose 2 mg/day -> 2.5 mg/day" in error["message"]
