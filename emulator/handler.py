@@ -205,7 +205,8 @@ def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None, session: S
         if message.command in CLEAR_COMMANDS:
             if sealed:
                 raise Refused(ErrorReason.NOT_PERMITTED, f"{message.command.name} is sent in clear")
-            return encode(message.command, _handshake(session, pump, message, frame.payload), seq=frame.seq, response=True)
+            reply = _handshake(session, pump, message, frame.payload)
+            return encode(message.command, reply, seq=frame.seq, response=True)
         session.check_permitted(message.command)
         if commit_faults is not None and commit_faults.is_armed("mismatch_on_commit"):
             pump.tick()

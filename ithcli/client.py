@@ -26,6 +26,7 @@ from protocol import Command, ErrorReason, Role
 from protocol import session as wire
 
 from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError, SessionLost
+from .keystore import ROLES
 from .link import Link
 
 READ_ATTEMPTS = 3
@@ -34,7 +35,6 @@ UNAUTH_GRACE = 0.3
 #: a RATE_LIMITED handshake is waited out and tried once more when the pump's wait is this short
 RATE_LIMIT_WAIT_MAX = 30.0
 _RETRY_IN = re.compile(r"retry in (\d+) s")
-_ROLES = ("reader", "clinician")
 
 
 class NoReply(LinkError):
@@ -57,8 +57,6 @@ class PumpClient:
         self.on_exchange: Callable[[Command, dict, dict | None, str], None] | None = None
         #: called to open a new session when the pump's answer was not authenticated (set by ithcli.app.App)
         self.reopen: Callable[[], None] | None = None
-        #: waits (seconds) are taken through here, so tests and the campaign can see them
-        self.sleep: Callable[[float], None] = time.sleep
 
     @property
     def channel(self):
@@ -88,7 +86,8 @@ class PumpClient:
                         f"session ({exc.message}): the pump may be failing, or someone on the link is "
                         "answering for it"
                     ) from None
-                hint = " (the pump may have reset: a reset loses every session)" if "NOT_AUTHENTICATED" in exc.message else ""
+                reset = exc.details.get("reason") == ErrorReason.NOT_AUTHENTICATED.name
+                hint = " (the pump may have reset: a reset loses every session)" if reset else ""
                 self._diag(f"{exc.message}{hint}: opening a new session and asking again", level=0)
                 self.reopen()
                 return self.read(command, body, may_reopen=False)
@@ -140,7 +139,7 @@ class PumpClient:
                 raise
             entry = keystore.find(role, hello.key_id)
             if entry is None:
-                others = [r for r in _ROLES if r != role and keystore.find(r, hello.key_id) is not None]
+                others = [r for r in ROLES if r != role and keystore.find(r, hello.key_id) is not None]
                 if others:
                     raise AuthError(
                         f"the pump answered a {role} HELLO with the id of our {others[0]} key for it: the "
@@ -160,7 +159,7 @@ class PumpClient:
                 self._diag(f"the pump asks to retry the handshake in {wait:g} s (failed attempts on this "
                            f"line); waiting and trying once more", level=0)
                 waited = True
-                self.sleep(wait)
+                time.sleep(wait)
                 continue
             return entry
         raise LinkError(f"could not open a session with the pump on {self.link.url}: {last}")
@@ -266,7 +265,9 @@ class PumpClient:
         self.session.forget()
         if clear is not None:
             raise SessionLost(f"the answer to {command.name} came in clear and is not authenticated: "
-                              f"{clear.describe()}", details={"unauthenticated": clear.describe()})
+                              f"{clear.describe()}",
+                              details={"unauthenticated": clear.describe(),
+                                       "reason": clear.reason.name if clear.reason is not None else None})
         if corrupt:
             raise _Corrupt(f"{len(corrupt)} corrupted frame(s): {corrupt[-1]}")
         raise NoReply(f"no reply within {self.timeout:g} s")

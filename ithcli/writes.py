@@ -188,23 +188,17 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
 
 def _program_changes(before: dict, now: dict, dose_unit: str) -> list[str]:
     """What differs between two programs, in the clinician's units."""
+    from .output import fmt_quantity
     from .status import program_view
 
     old, new = program_view(before, dose_unit), program_view(now, dose_unit)
-    out = []
-    for key, label in (("mode", "mode"), ("drug", "drug"), ("concentration", "concentration"),
-                       ("daily_dose", "daily dose"), ("flow_ml_per_day", "flow")):
-        if old[key] != new[key]:
-            out.append(f"{label} {_text(old[key])} -> {_text(new[key])}" + (" mL/day" if key == "flow_ml_per_day" else ""))
+    shown = (("mode", "mode", str), ("drug", "drug", str), ("concentration", "concentration", fmt_quantity),
+             ("daily_dose", "daily dose", fmt_quantity),
+             ("flow_ml_per_day", "flow", lambda ml: f"{format(ml, 'f')} mL/day"))
+    out = [f"{label} {show(old[key])} -> {show(new[key])}" for key, label, show in shown if old[key] != new[key]]
     if not out and old["steps"] != new["steps"]:
         out.append("the schedule's steps changed")
     return out
-
-
-def _text(value) -> str:
-    if isinstance(value, dict):
-        return f"{value['value']} {value['unit']}"
-    return str(value)
 
 
 def changed_since_read(client, before: dict | None, based_on_txid: int, details: dict,

@@ -26,6 +26,11 @@ def new_pump(serial: str = "LOOP1") -> Pump:
                     low_reservoir_alarm_ul=2_000, battery_seconds=5 * 365 * 86_400, start_time=1_900_000_000)
 
 
+def based(pump, body: dict) -> dict:
+    """A PREPARE body checked against the pump as it is now (compare-and-set: its last_txid)."""
+    return {**body, "based_on_txid": pump.last_txid}
+
+
 class Loopback:
     """One connection to `pump`: its own pump-side Session (and so its own AUTH back-off)."""
 

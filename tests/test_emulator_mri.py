@@ -17,6 +17,7 @@ import pytest
 from emulator import store
 from emulator.pump import Pump, Refusal
 from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
+from loopback import based
 from protocol import (
     Alarm,
     Command,
@@ -39,11 +40,6 @@ MORPHINE_10 = 10_000_000
 RATE = 200_000  # the default program: 0.2 mL/day
 PERISTALTIC = ("--model", "peristaltic-40")
 VALVE_GATED = ("--model", "valve-gated-20")
-
-
-def based(pump, body: dict) -> dict:
-    """A PREPARE body checked against the pump as it is now (compare-and-set: its last_txid)."""
-    return {**body, "based_on_txid": pump.last_txid}
 
 
 # --- helpers ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
+from loopback import based
 from emulator.pump import APPLIED_HISTORY, Pump, Refusal
 from protocol import (
     Alarm,
@@ -33,11 +34,6 @@ FROZEN = 1e-9
 START = "2030-01-01T00:00:00Z"  # midnight UTC: flex steps line up with the test's clock
 T0 = 1_893_456_000
 MORPHINE_10 = 10_000_000  # the default reservoir: morphine 10 mg/mL, 18 mL, 0.2 mL/day
-
-
-def based(pump, body: dict) -> dict:
-    """A PREPARE body checked against the pump as it is now (compare-and-set: its last_txid)."""
-    return {**body, "based_on_txid": pump.last_txid}
 
 
 @pytest.fixture
