@@ -24,6 +24,27 @@ WITHDRAWAL_CUT_PERCENT = 50  # cuts this large of a withdrawal-risk drug need co
 #: refill reconciliation: withdrawn vs expected gap that suggests a pocket fill
 POCKET_FILL_GAP_UL = {20_000: 1_000, 40_000: 2_000}
 
+#: every soft limit, by the name an override gives it: --override-soft-limit NAME=REASON
+#: (one per limit; a reason overrides only the limit it names)
+OVERRIDE_NAMES = {
+    "DAILY_MAX": "the 24-hour total above the drug's soft maximum",
+    "STEP": "one increase larger than the drug's largest step",
+    "STEP_PERCENT": "one increase larger than the drug's largest step in percent",
+    "FREQUENCY": "more increases in the drug's window than it allows",
+    "RISE_24H": "the rise over the last 24 hours past the drug's soft budget",
+    "RISE_7D": "the rise over the last 7 days past the drug's soft budget",
+    "HISTORY": "the pump's log does not reach back over a window the checks need",
+    "RESTART": "resuming above the usual starting dose after an interruption longer than the drug's threshold",
+}
+#: every confirmation, by its flag (a batch plan names them without the "--confirm-")
+CONFIRM_FLAGS = {
+    "--confirm-tenfold": "a new dose 10x or more away from the current one",
+    "--confirm-withdrawal-risk": "stopping (or cutting by half or more) a drug with a withdrawal risk",
+    "--confirm-restart": "restarting a stopped pump above the drug's usual starting dose",
+    "--confirm-empty-before-visit": "the reservoir running empty before the next visit",
+    "--confirm-fill-gap": "withdrawn volume far from what the pump expected (possible pocket fill)",
+}
+
 
 @dataclass(frozen=True)
 class Finding:
