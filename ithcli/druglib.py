@@ -8,7 +8,7 @@ quietly dropped a limit would be worse than none.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -33,6 +33,30 @@ class DrugEntry:
     window_days: int | None
     withdrawal_risk: bool
     sources: tuple[str, ...]
+    # escalation budgets: (soft, hard) largest rise over a rolling window against the dose
+    # in force at the window's start; percent of it, or absolute in ng/day (docs/clinical.md)
+    rise_percent: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)  # window hours ->
+    rise_absolute: dict[int, tuple[int, int]] = field(default_factory=dict)  # window hours -> ng/day
+    #: baclofen: the 24-hour percent budget by spasticity origin ("spinal", "cerebral")
+    rise_24h_percent_by_origin: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    hard_step_increase_ng_per_day: int | None = None
+    hard_increases_per_window: int | None = None
+    #: delivery interrupted longer than this: resume at or below the usual starting dose
+    interruption_hours: int | None = None
+
+    def rise_budgets(self, origin: str | None = None) -> list[tuple[int, str, tuple]]:
+        """(window hours, "percent" or "absolute", (soft, hard)) for every budget of this drug;
+        baclofen's 24-hour percent follows the spasticity origin, the stricter one when unknown."""
+        percent = dict(self.rise_percent)
+        if self.rise_24h_percent_by_origin:
+            by = self.rise_24h_percent_by_origin
+            if origin in by:
+                percent[24] = by[origin]
+            else:
+                percent[24] = (min(s for s, _ in by.values()), min(h for _, h in by.values()))
+        out = [(hours, "percent", limits) for hours, limits in percent.items()]
+        out += [(hours, "absolute", limits) for hours, limits in self.rise_absolute.items()]
+        return sorted(out, key=lambda b: (b[0], b[1]))
 
     @property
     def mass_unit(self) -> str:
@@ -86,7 +110,9 @@ def _parse(where: str, data: dict) -> DrugLibrary:
     known = {
         "code", "dose_unit", "concentrations", "usual_start", "soft_max_daily", "hard_max_daily",
         "max_step_increase", "max_step_increase_percent", "max_increases_per_window",
-        "window_days", "withdrawal_risk", "sources",
+        "window_days", "withdrawal_risk", "sources", "rise_24h_percent", "rise_7d_percent", "rise_24h",
+        "rise_7d", "rise_24h_percent_by_origin", "hard_step_increase", "hard_increases_per_window",
+        "interruption_hours",
     }
     drugs: dict[str, DrugEntry] = {}
     for name, entry in drugs_raw.items():
@@ -147,8 +173,9 @@ def _parse(where: str, data: dict) -> DrugLibrary:
             pct = Decimal(str(raw_pct))
         per_window = entry.get("max_increases_per_window")
         window = entry.get("window_days")
-        if (per_window is None) != (window is None):
-            fail(label, "window_days", "max_increases_per_window and window_days go together")
+        if (per_window is None and "hard_increases_per_window" not in entry) != (window is None):
+            fail(label, "window_days", "max_increases_per_window (or hard_increases_per_window) and window_days "
+                 "go together")
         for field, value in (("max_increases_per_window", per_window), ("window_days", window)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 fail(label, field, f"expected a whole number >= 1, got {value!r}")
@@ -156,6 +183,50 @@ def _parse(where: str, data: dict) -> DrugLibrary:
         sources = entry.get("sources", [])
         if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
             fail(label, "sources", "expected a list of strings")
+        def pair(field, value, parse):
+            if not isinstance(value, list) or len(value) != 2:
+                fail(label, field, f"expected [soft, hard], got {value!r}")
+            soft_v, hard_v = (parse(v) for v in value)
+            if soft_v > hard_v:
+                fail(label, field, "the soft value is above the hard one")
+            return soft_v, hard_v
+
+        def percent(field):
+            def parse(v):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1000:
+                    fail(label, field, f"expected percentages in (0, 1000], got {v!r}")
+                return Decimal(str(v))
+            return parse
+
+        rise_percent, rise_absolute = {}, {}
+        for hours, suffix in ((24, "24h"), (168, "7d")):
+            if f"rise_{suffix}_percent" in entry:
+                rise_percent[hours] = pair(f"rise_{suffix}_percent", entry[f"rise_{suffix}_percent"],
+                                           percent(f"rise_{suffix}_percent"))
+            if f"rise_{suffix}" in entry:
+                rise_absolute[hours] = pair(f"rise_{suffix}", entry[f"rise_{suffix}"],
+                                            lambda v, f=f"rise_{suffix}": qty(f, "dose_rate", v, unit))
+        by_origin = {}
+        if "rise_24h_percent_by_origin" in entry:
+            raw_by = entry["rise_24h_percent_by_origin"]
+            if not isinstance(raw_by, dict) or set(raw_by) != {"spinal", "cerebral"}:
+                fail(label, "rise_24h_percent_by_origin", "expected a table with spinal and cerebral")
+            if "rise_24h_percent" in entry:
+                fail(label, "rise_24h_percent", "give either it or rise_24h_percent_by_origin")
+            by_origin = {k: pair("rise_24h_percent_by_origin", v, percent("rise_24h_percent_by_origin"))
+                         for k, v in raw_by.items()}
+        hard_step = (qty("hard_step_increase", "dose_rate", unit=unit) if "hard_step_increase" in entry else None)
+        if hard_step is not None and step is not None and step > hard_step:
+            fail(label, "max_step_increase", "is above hard_step_increase")
+        hard_per_window = entry.get("hard_increases_per_window")
+        interruption = entry.get("interruption_hours")
+        for field, value in (("hard_increases_per_window", hard_per_window), ("interruption_hours", interruption)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                fail(label, field, f"expected a whole number >= 1, got {value!r}")
+        if hard_per_window is not None and window is None:
+            fail(label, "hard_increases_per_window", "needs window_days")
+        if hard_per_window is not None and per_window is not None and per_window > hard_per_window:
+            fail(label, "max_increases_per_window", "is above hard_increases_per_window")
         if code in drugs:
             fail(label, "code", f"{code} is defined twice")
         drugs[code] = DrugEntry(
@@ -163,6 +234,8 @@ def _parse(where: str, data: dict) -> DrugLibrary:
             usual_start_ng_per_day=start_values, soft_max_ng_per_day=soft, hard_max_ng_per_day=hard,
             max_step_increase_ng_per_day=step, max_step_increase_percent=pct,
             max_increases_per_window=per_window, window_days=window, withdrawal_risk=risk,
-            sources=tuple(sources),
+            sources=tuple(sources), rise_percent=rise_percent, rise_absolute=rise_absolute,
+            rise_24h_percent_by_origin=by_origin, hard_step_increase_ng_per_day=hard_step,
+            hard_increases_per_window=hard_per_window, interruption_hours=interruption,
         )
     return DrugLibrary(where, meta["version"], str(meta.get("name", "")), drugs)

@@ -32,7 +32,7 @@ class Change:
     warnings: list
     rows: list = field(default_factory=list)  # (label, now, after) for the before/after table
     question: str = ""
-    override_reason: str | None = None
+    overrides: dict = field(default_factory=dict)  # NAME -> REASON, as given
     confirmed: set = field(default_factory=set)
     unit: str = "mcg/day"
 
@@ -102,7 +102,7 @@ def _expected_program(state: PumpState, plan, summary, drug=None, conc=None) -> 
 # --- program -----------------------------------------------------------------
 
 def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, schedule=None, stop=False,
-                   next_visit=None, override_reason=None, confirmed=frozenset()) -> Change:
+                   next_visit=None, overrides=None, confirmed=frozenset(), spasticity_origin=None) -> Change:
     import protocol
 
     from . import dosing, limits
@@ -149,22 +149,25 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
     if plan == dosing.plan_from_program(state.program):
         return Change("program", None, {"serial_number": raw["serial_number"], "before": before_view,
                                         "after": before_view}, [], unit=unit)
-    history = dose_history(state.client) if entry.max_increases_per_window else []
+    origin = patient_origin(app, state, spasticity_origin)
+    # the log matters for a rise or a restart; a cut or a stop is judged on the program alone
+    past = read_history(state.client, raw) if new > current or new > 0 and current == 0 else None
+    boluses = past.boluses_since(raw["pump_time"] - DAY, conc) if past is not None else 0
     findings += limits.check_concentration(entry, conc)
     findings += limits.check_flow(state.spec, summary["rates"], plan.mode)
     if plan.mode != "STOPPED":
-        findings += limits.check_daily_total(entry, new)
-    findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=history,
-                                    pump_time=raw["pump_time"])
+        findings += limits.check_daily_total(entry, new + boluses, _with_boluses(entry, boluses))
+    findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=past, origin=origin)
     if visit and summary["daily_volume_nl_per_day"]:
         findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit)
-    warnings = limits.settle(findings, override_reason=override_reason, confirmed=set(confirmed))
+    warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
+    record_origin(app, state, spasticity_origin)
     expected = _expected_program(state, plan, summary)
     after_view = program_view(expected, unit)
     pct = change_percent(new, current)
     describe = {"serial_number": raw["serial_number"], "before": before_view, "requested": after_view,
                 "change_percent": pct, "warnings": [w.as_dict() for w in warnings],
-                "override_soft_limit": override_reason}
+                "overrides": dict(overrides or {}), **history_view(past, entry, origin)}
     rows = [
         ("Mode", before_view["mode"], after_view["mode"]),
         ("24-hour total", _q(before_view["daily_dose"]),
@@ -178,17 +181,99 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
         body={"mode": expected["mode"], "drug": raw["drug"], "concentration_ng_per_ml": conc, "steps": plan.steps()},
         expect={"kind": protocol.WriteKind.PROGRAM, "program": expected}, describe=describe,
     )
+    rows += history_rows(past, entry)
     return Change("program", request, describe, warnings, rows,
                   f"Program {raw['serial_number']} to {after_view['mode']}, {_q(after_view['daily_dose'])} a day?",
-                  override_reason, set(confirmed), unit)
+                  dict(overrides or {}), set(confirmed), unit)
 
 
-def dose_history(client) -> list[tuple[int, int, int]]:
-    """(time, previous dose, new dose) of every program change the pump has logged."""
-    import protocol
+DAY = 86_400
 
-    _, events = client.read_whole_log(0)
-    return [(e["time"], e["arg1"], e["arg2"]) for e in events if e["type"] == protocol.EventType.PROGRAM_CHANGED]
+
+def read_history(client, raw: dict):
+    """The pump's log read back from its newest event to the checks' horizon (8 days), as a
+    History. Only what the status read counted (event_count) is used, so the history and
+    the status describe the same moment."""
+    from protocol.messages import MAX_LOG_PAGE
+
+    from .history import HORIZON_S, History
+
+    horizon = raw["pump_time"] - HORIZON_S
+    end = raw["event_count"]
+    events: list[dict] = []
+    oldest = end
+    index = end
+    while index > 0:
+        first = max(0, index - MAX_LOG_PAGE)
+        page = client.read_log(first, index - first)
+        oldest = page["oldest_index"]
+        batch = [e for e in page["events"] if first <= e["index"] < index]
+        events[:0] = batch
+        if not batch or first <= oldest or batch[0]["time"] < horizon:
+            break
+        index = first
+    complete = oldest == 0 and (not events or events[0]["index"] == 0)
+    return History.from_log(events, now=raw["pump_time"], dose_now=raw["daily_dose_ng_per_day"], complete=complete)
+
+
+def _with_boluses(entry, boluses: int) -> str:
+    from .limits import fmt_mass
+
+    if not boluses:
+        return "the new 24-hour total"
+    return f"the new 24-hour total with the {fmt_mass(boluses, entry)} of boluses given in the last 24 hours"
+
+
+def patient_origin(app, state: PumpState, given: str | None) -> str | None:
+    """Baclofen's spasticity origin: as given now, else as recorded for this pump."""
+    if given:
+        return given
+    if state.entry is None or not state.entry.rise_24h_percent_by_origin:
+        return None
+    from .state import PumpNotes
+
+    return PumpNotes(app.state_path()).origin(state.raw["serial_number"])
+
+
+def record_origin(app, state: PumpState, given: str | None) -> None:
+    """Keep a newly given spasticity origin for this pump's later changes (audited)."""
+    if not given:
+        return
+    from .state import PumpNotes
+
+    notes = PumpNotes(app.state_path())
+    serial = state.raw["serial_number"]
+    if notes.origin(serial) != given:
+        notes.set_origin(serial, given)
+        app.record("spasticity-origin", origin=given)
+
+
+def history_view(past, entry, origin: str | None = None) -> dict:
+    """What the history showed the checks: for --json."""
+    if past is None:
+        return {}
+    out: dict = {"history": {"log_complete": past.complete, "oldest_event_time": past.oldest_time,
+                             "interruptions": [i.as_dict(past.now) for i in past.interruptions]}}
+    if entry is not None and entry.rise_24h_percent_by_origin:
+        out["spasticity_origin"] = origin
+    return out
+
+
+def history_rows(past, entry) -> list[tuple[str, str, str]]:
+    """An interruption in the last 8 days, shown in the before/after table: from when, how long, why."""
+    from .status import iso
+
+    if past is None:
+        return []
+    gap = past.last_interruption_since(past.now - 7 * DAY)
+    if gap is None:
+        return []
+    begun = f"before {iso(gap.began_before)}" if gap.start is None and gap.began_before else \
+        "unknown" if gap.start is None else iso(gap.start)
+    length = gap.at_least(past.now)
+    how_long = f"{'at least ' if gap.start is None else ''}{length // 3600} h {length % 3600 // 60} min"
+    until = "still interrupted" if gap.ongoing else f"resumed {iso(gap.end)}"
+    return [("Interruption", f"from {begun}, {how_long} ({', '.join(gap.causes)})", until)]
 
 
 def parse_date(text, option: str):
@@ -211,21 +296,35 @@ def low_alarm_at(raw: dict, volume_ul: int, per_day_nl: int) -> int | None:
 
 
 def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int) -> list:
+    """The reservoir running empty before the next visit needs a confirmation; the low-reservoir
+    alarm coming first is a warning. Both are compared on the calendar, not the pump's clock."""
     from .limits import Finding
-    from .status import iso
+    from .status import iso, reaches
 
+    skew = pump_clock_skew(raw)
+    empty_at = reaches(raw["pump_time"], volume_ul, 0, per_day_nl)
+    if empty_at is not None and empty_at - skew < visit:
+        return [Finding("confirm", "empty-before-visit",
+                        f"the reservoir runs empty {iso(empty_at - skew)[:10]}, before the next visit "
+                        f"{iso(visit)[:10]}: delivery would stop; bring the refill forward",
+                        "--confirm-empty-before-visit")]
     alarm_at = low_alarm_at(raw, volume_ul, per_day_nl)
-    if alarm_at is not None and alarm_at < visit:
+    if alarm_at is not None and alarm_at - skew < visit:
         return [Finding("warn", "alarm-before-visit",
-                        f"the low-reservoir alarm comes {iso(alarm_at)[:10]}, before the next visit "
+                        f"the low-reservoir alarm comes {iso(alarm_at - skew)[:10]}, before the next visit "
                         f"{iso(visit)[:10]}: bring the refill forward")]
     return []
+
+
+def pump_clock_skew(raw: dict) -> int:
+    """Seconds the pump's clock runs ahead of this computer's (0 when not measured)."""
+    return int(raw.get("skew_s", 0) or 0)
 
 
 # --- refill ------------------------------------------------------------------
 
 def refill_change(app, state: PumpState, *, volume, concentration, drug=None, withdrawn=None, dose=None,
-                  next_visit=None, override_reason=None, confirmed=frozenset()) -> Change:
+                  next_visit=None, overrides=None, confirmed=frozenset(), spasticity_origin=None) -> Change:
     import protocol
 
     from . import dosing, limits
@@ -255,16 +354,23 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     new = summary["daily_dose_ng_per_day"]
     findings = limits.check_refill(state.spec, volume_ul=volume_ul, withdrawn_ul=withdrawn_ul,
                                    expected_ul=raw["reservoir_ul"])
+    dry = limits.dry_run_suspected(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw["reservoir_ul"])
+    # a refill resumes delivery after an empty reservoir: the log says for how long it was stopped
+    past = read_history(state.client, raw)
+    # a new drug's budgets start afresh: its history is not this drug's
+    origin = patient_origin(app, state, spasticity_origin)
+    boluses = 0 if changing_drug else past.boluses_since(raw["pump_time"] - DAY, conc)
     findings += limits.check_concentration(new_entry, conc)
     findings += limits.check_flow(state.spec, summary["rates"], plan.mode)
     if plan.mode != "STOPPED":
-        findings += limits.check_daily_total(new_entry, new)
-    if dose:
-        findings += limits.check_change(new_entry, current=current, new=new, mode=plan.mode, history=[],
-                                        pump_time=raw["pump_time"])
+        findings += limits.check_daily_total(new_entry, new + boluses, _with_boluses(new_entry, boluses))
+    findings += limits.check_change(new_entry, current=current, new=new, mode=plan.mode,
+                                    history=None if changing_drug and not dry else past, origin=origin,
+                                    dry_run_suspected=dry)
     if visit:
         findings += visit_check(raw, volume_ul, summary["daily_volume_nl_per_day"], visit)
-    warnings = limits.settle(findings, override_reason=override_reason, confirmed=set(confirmed))
+    warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
+    record_origin(app, state, spasticity_origin)
     expected = _expected_program(state, plan, summary, protocol.Drug[new_entry.code], conc)
     unit = new_entry.dose_unit
     # a drug outside the library is shown in mcg/day, as interrogate shows it
@@ -277,8 +383,9 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
                 "requested": {**after_view, "reservoir_ml": Decimal(volume_ul) / 1000,
                               "projected_low_reservoir_date": low_after},
                 "withdrawn_ml": Decimal(withdrawn_ul) / 1000 if withdrawn_ul is not None else None,
-                "expected_remaining_ml": before["reservoir_ml"],
-                "warnings": [w.as_dict() for w in warnings], "override_soft_limit": override_reason}
+                "expected_remaining_ml": before["reservoir_ml"], "possible_dry_run": dry,
+                "warnings": [w.as_dict() for w in warnings], "overrides": dict(overrides or {}),
+                **history_view(past, new_entry, origin)}
     from .output import fmt_date
 
     rows = [
@@ -292,6 +399,7 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     if withdrawn_ul is not None:
         rows.append(("Withdrawn / expected", f"{format(Decimal(withdrawn_ul) / 1000, 'f')} mL",
                      f"{format(before['reservoir_ml'], 'f')} mL expected"))
+    rows += history_rows(past, new_entry)
     request = WriteRequest(
         kind="REFILL", command=protocol.Command.PREPARE_REFILL,
         body={"drug": protocol.Drug[new_entry.code], "concentration_ng_per_ml": conc, "volume_ul": volume_ul,
@@ -301,12 +409,12 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     )
     question = (f"Record a refill of {raw['serial_number']} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
                 f"{new_entry.name} {_q(after_view['concentration'])}?")
-    return Change("refill", request, describe, warnings, rows, question, override_reason, set(confirmed), unit)
+    return Change("refill", request, describe, warnings, rows, question, dict(overrides or {}), set(confirmed), unit)
 
 
 # --- bolus -------------------------------------------------------------------
 
-def bolus_change(app, state: PumpState, *, dose, duration, override_reason=None, confirmed=frozenset()) -> Change:
+def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confirmed=frozenset()) -> Change:
     import protocol
 
     from . import dosing, limits
@@ -320,20 +428,31 @@ def bolus_change(app, state: PumpState, *, dose, duration, override_reason=None,
         raise UsageError(f"--over {duration!r}: a bolus runs from 1 min to 24 h")
     conc = raw["concentration_ng_per_ml"]
     volume_nl = -(-dose_ng * 1_000_000 // conc)  # rounded up: never under-state the volume
+    # the boluses of the last 24 hours count in the total the hard limit applies to
+    past = read_history(state.client, raw)
     findings = limits.check_concentration(entry, conc)
+    if past.covers(raw["pump_time"] - DAY):
+        boluses = past.boluses_since(raw["pump_time"] - DAY, conc)
+    else:
+        boluses = 0
+        findings.append(limits.Finding(
+            "soft", "history-unknown", "the pump's log does not reach back 24 hours (older events were "
+            "overwritten), so the boluses given in that time are unknown", override="HISTORY"))
     findings += limits.check_bolus(entry, dose=dose_ng, daily_total=raw["daily_dose_ng_per_day"],
-                                   volume_nl=volume_nl, reservoir_ul=raw["reservoir_ul"])
+                                   volume_nl=volume_nl, reservoir_ul=raw["reservoir_ul"], boluses_24h=boluses)
     if raw["bolus_remaining_ng"]:
         findings.append(limits.Finding("refuse", "bolus-running", "a bolus is already running"))
-    warnings = limits.settle(findings, override_reason=override_reason, confirmed=set(confirmed))
+    warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
     dose_q = quantity(dose_ng, entry.mass_unit)
     volume_ml = Decimal(volume_nl) / 1_000_000
     describe = {"serial_number": raw["serial_number"], "dose": dose_q, "duration_s": seconds, "volume_ml": volume_ml,
-                "daily_dose": state.described["daily_dose"], "warnings": [w.as_dict() for w in warnings],
-                "override_soft_limit": override_reason}
+                "daily_dose": state.described["daily_dose"], "boluses_last_24h": quantity(boluses, entry.mass_unit),
+                "warnings": [w.as_dict() for w in warnings], "overrides": dict(overrides or {})}
     rows = [("Bolus", "-", f"{_q(dose_q)} over {duration}"),
             ("Bolus volume", "-", f"{format(volume_ml, 'f')} mL"),
             ("24-hour total", _q(state.described["daily_dose"]), f"{_q(state.described['daily_dose'])} + bolus")]
+    if boluses:
+        rows.append(("Boluses, last 24 h", _q(quantity(boluses, entry.mass_unit)), "counted in the total"))
     request = WriteRequest(
         kind="BOLUS", command=protocol.Command.PREPARE_BOLUS, body={"dose_ng": dose_ng, "duration_s": seconds},
         expect={"kind": protocol.WriteKind.BOLUS, "program": state.program, "bolus_dose_ng": dose_ng,
@@ -341,7 +460,7 @@ def bolus_change(app, state: PumpState, *, dose, duration, override_reason=None,
         describe=describe,
     )
     question = f"Deliver {dose_q['value']} {dose_q['unit']} over {duration} to {raw['serial_number']}?"
-    return Change("bolus", request, describe, warnings, rows, question, override_reason, set(confirmed),
+    return Change("bolus", request, describe, warnings, rows, question, dict(overrides or {}), set(confirmed),
                   entry.dose_unit)
 
 
@@ -358,12 +477,10 @@ def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()
 
     raw, before = state.raw, state.described
     withdrawn_ul = dosing.parse_volume(withdrawn, "--withdrawn") if withdrawn else None
-    findings = limits.check_change(state.entry, current=raw["daily_dose_ng_per_day"], new=0, mode="STOPPED",
-                                   history=[], pump_time=raw["pump_time"])
-    if withdrawn_ul is not None:  # only the withdrawn-versus-expected check of a refill applies
-        findings += [f for f in limits.check_refill(state.spec, volume_ul=1, withdrawn_ul=withdrawn_ul,
-                                                    expected_ul=raw["reservoir_ul"]) if f.rule == "withdrawn-gap"]
-    warnings = limits.settle(findings, override_reason=None, confirmed=set(confirmed))
+    findings = limits.check_change(state.entry, current=raw["daily_dose_ng_per_day"], new=0, mode="STOPPED")
+    # only the withdrawn-versus-expected check of a refill applies
+    findings += limits.check_fill_gap(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw["reservoir_ul"])
+    warnings = limits.settle(findings, confirmed=set(confirmed))
     stopped = {"mode": protocol.InfusionMode.STOPPED, "drug": raw["drug"],
                "concentration_ng_per_ml": raw["concentration_ng_per_ml"], "daily_dose_ng_per_day": 0,
                "daily_volume_nl_per_day": 0, "steps": []}
@@ -385,16 +502,17 @@ def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()
     )
     question = (f"Record {raw['serial_number']} as emptied ({format(before['reservoir_ml'], 'f')} mL expected) "
                 "and stop delivery?")
-    return Change("empty", request, describe, warnings, rows, question, None, set(confirmed),
+    return Change("empty", request, describe, warnings, rows, question, {}, set(confirmed),
                   state.entry.dose_unit if state.entry else "mcg/day")
 
 
 # --- applying ------------------------------------------------------------------
 
 def record_overrides(app, change: Change) -> None:
-    soft = [w.as_dict() for w in change.warnings if w.level == "soft"]
-    if soft:
-        app.record("soft-limit-override", reason=change.override_reason, findings=soft)
+    """Each overridden limit is audited on its own, with its name and the reason given for it."""
+    for w in change.warnings:
+        if w.level == "soft":
+            app.record("soft-limit-override", limit=w.override, reason=w.reason, finding=w.as_dict())
     accepted = [w.as_dict() for w in change.warnings if w.level == "confirm"]
     if accepted:
         app.record("confirmation-flags", flags=sorted(change.confirmed), findings=accepted)

@@ -66,3 +66,37 @@ class PendingWrites:
             self._path(serial).unlink()
         except FileNotFoundError:
             pass
+
+
+class PumpNotes:
+    """What ithcli knows of a pump's patient that the pump does not hold (yet): one small
+    file per serial number. Today: baclofen's spasticity origin, which sets its daily budget."""
+
+    ORIGINS = ("spinal", "cerebral")
+
+    def __init__(self, state_dir: Path):
+        self.dir = Path(state_dir) / "pumps"
+
+    def _path(self, serial: str) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in serial)
+        return self.dir / f"{safe}.json"
+
+    def get(self, serial: str) -> dict:
+        path = self._path(serial)
+        try:
+            notes = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as exc:
+            from .errors import UsageError
+
+            raise UsageError(f"the notes kept for {serial} ({path}) are unreadable: {exc}") from None
+        return notes if isinstance(notes, dict) else {}
+
+    def origin(self, serial: str) -> str | None:
+        origin = self.get(serial).get("spasticity_origin")
+        return origin if origin in self.ORIGINS else None
+
+    def set_origin(self, serial: str, origin: str) -> None:
+        atomic_write(self._path(serial), json.dumps({**self.get(serial), "spasticity_origin": origin},
+                                                    sort_keys=True).encode())

@@ -139,11 +139,19 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
         "txid": txid, "kind": request.kind, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "port": app.port, "operator": app.operator, "log_index": log_index,
     })
-    app.record("commit-sent", txid=txid, kind=request.kind, expect=request.expect)
-    if on_commit_sent is not None:
-        on_commit_sent(txid)  # e.g. the batch journal's "sent" record, before the bytes go out
     try:
+        app.record("commit-sent", txid=txid, kind=request.kind, expect=request.expect)
+        if on_commit_sent is not None:
+            on_commit_sent(txid)  # e.g. the batch journal's "sent" record, before the bytes go out
         committed = client.write_once(protocol.Command.COMMIT, {"txid": txid})
+    except KeyboardInterrupt:
+        # Ctrl-C once COMMIT may be on the wire: the write may be applied, so it is not "interrupted"
+        raise Unconfirmed(
+            f"interrupted after COMMIT of txid {txid} was sent: the pump may have applied it. It was NOT "
+            "re-sent. Run 'ithcli reconcile' (or any read) to learn from the pump whether it was applied; "
+            "further writes to this pump are refused until then",
+            details={**details, "outcome": "unconfirmed", "verified": False, "interrupted": True},
+        ) from None
     except (LinkError, SessionLost) as exc:
         # SessionLost: an answer in clear (any ERROR reason: a pump that reset after PREPARE says
         # NOT_AUTHENTICATED, a forger says whatever it likes) proves nothing: only a read can tell
@@ -163,6 +171,12 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
     try:
         after_status = client.interrogate()
         after_program = client.read_program()
+    except KeyboardInterrupt:
+        raise Unconfirmed(
+            f"the pump acknowledged txid {txid} ({outcome}) but the read-back was interrupted: "
+            "interrogate the pump to verify what it delivers",
+            details={**details, "outcome": "unverified", "verified": False, "interrupted": True},
+        ) from None
     except IthcliError as exc:  # a dead link, or a new session the read-back could not open
         raise Unconfirmed(
             f"the pump acknowledged txid {txid} ({outcome}) but the read-back failed ({exc}): "

@@ -74,7 +74,7 @@ def test_dose_accepts_the_documented_spellings(pump):
 
 def test_flow_sets_the_dose_from_the_concentration(pump):
     emu, cli = pump(*BACLOFEN)
-    result = cli("--json", "program", "--flow", "0.3 mL/day", "--yes")
+    result = cli("--json", "program", "--flow", "0.3 mL/day", "--yes", "--spasticity-origin", "spinal")
     assert result.code == 0, result.stderr
     assert result.json()["after"]["daily_dose"] == {"value": 600, "unit": "mcg/day"}
 
@@ -87,31 +87,31 @@ def test_flow_sets_the_dose_from_the_concentration(pump):
 def test_a_hard_limit_is_refused_and_nothing_changes(pump, drug_args, dose):
     emu, cli = pump(*drug_args)
     before = status(cli)
-    result = cli("program", "--dose", dose, "--yes", "--override-soft-limit", "testing",
+    result = cli("program", "--dose", dose, "--yes", "--override-soft-limit", "DAILY_MAX=testing",
                  "--confirm-tenfold", "--confirm-restart")
     assert_one_line_error(result, 6, "hard limit", "Nothing was sent")
     unchanged(emu, cli, before)
 
 
-def test_a_soft_limit_needs_an_override_reason_which_is_audited(pump):
-    emu, cli = pump(*MORPHINE)
-    cli("program", "--dose", "2.9 mg/day", "--yes")  # 45 %: inside the step limit
-    cli("program", "--dose", "4.3 mg/day", "--yes")
-    cli("program", "--dose", "6.4 mg/day", "--yes")
-    cli("program", "--dose", "9.6 mg/day", "--yes")
-    cli("program", "--dose", "14 mg/day", "--yes")
+def test_a_soft_limit_needs_an_override_naming_it_which_is_audited(pump):
+    emu, cli = pump("--drug", "morphine", "--concentration", "10 mg/mL", "--flow", "1.4 mL/day")  # 14 mg/day
     before = status(cli)
     assert before["daily_dose"] == {"value": 14, "unit": "mg/day"}
     refused = cli("program", "--dose", "16 mg/day", "--yes")
-    assert_one_line_error(refused, 6, "soft limit", "--override-soft-limit")
-    unchanged_status = status(cli)
-    assert unchanged_status["daily_dose"] == before["daily_dose"]
-    accepted = cli("program", "--dose", "16 mg/day", "--yes", "--override-soft-limit", "palliative, per Dr Roe")
+    assert_one_line_error(refused, 6, "soft limit", "--override-soft-limit DAILY_MAX=REASON")
+    assert status(cli)["daily_dose"] == before["daily_dose"]
+    # a reason overrides only the limit it names; a bare one overrides nothing
+    assert_one_line_error(cli("program", "--dose", "16 mg/day", "--yes", "--override-soft-limit", "palliative"),
+                          2, "NAME=REASON")
+    assert_one_line_error(cli("program", "--dose", "16 mg/day", "--yes", "--override-soft-limit", "STEP=palliative"),
+                          6, "DAILY_MAX=REASON")
+    assert status(cli)["daily_dose"] == before["daily_dose"]
+    accepted = cli("program", "--dose", "16 mg/day", "--yes", "--override-soft-limit", "daily-max=palliative, per Dr Roe")
     assert accepted.code == 0, accepted.stderr
     assert status(cli)["daily_dose"] == {"value": 16, "unit": "mg/day"}
     entries = [json.loads(line) for line in open(cli.audit_path)]
     overrides = [e for e in entries if e["event"] == "soft-limit-override"]
-    assert overrides and overrides[-1]["reason"] == "palliative, per Dr Roe"
+    assert [(e["limit"], e["reason"]) for e in overrides] == [("DAILY_MAX", "palliative, per Dr Roe")]
     assert overrides[-1]["operator"] == "test-operator"
 
 
@@ -156,7 +156,7 @@ def test_stopping_baclofen_needs_confirmation_and_names_the_risk(pump):
 def test_restarting_above_the_usual_start_needs_confirmation(pump):
     emu, cli = pump(*BACLOFEN)
     assert cli("program", "--stop", "--yes", "--confirm-withdrawal-risk").code == 0
-    emu.control("advance", seconds=3 * 86400)
+    emu.control("advance", seconds=3 * 3600)  # a short stop: longer ones need RESTART (test_sequences.py)
     refused = cli("program", "--dose", "500 mcg/day", "--yes")
     assert_one_line_error(refused, 6, "--confirm-restart", "tolerance")
     assert cli("program", "--dose", "100 mcg/day", "--yes").code == 0
@@ -164,11 +164,21 @@ def test_restarting_above_the_usual_start_needs_confirmation(pump):
 
 def test_ziconotide_titration_is_limited_per_step_and_per_week(pump):
     emu, cli = pump(*ZICONOTIDE)  # 2.5 mcg/day
-    assert_one_line_error(cli("program", "--dose", "5.0 mcg/day", "--yes"), 6, "2.4 mcg/day")
-    for dose in ("4.5 mcg/day", "6.5 mcg/day", "8.5 mcg/day"):
-        assert cli("program", "--dose", dose, "--yes").code == 0
-    fourth = cli("program", "--dose", "10.5 mcg/day", "--yes")
-    assert_one_line_error(fourth, 6, "increase 4 within 7 day(s)")
+    # the label's step is hard: no override passes it
+    assert_one_line_error(cli("program", "--dose", "5.0 mcg/day", "--yes", "--override-soft-limit", "STEP=t"),
+                          6, "2.4 mcg/day")
+    assert cli("program", "--dose", "4.5 mcg/day", "--yes").code == 0
+    emu.control("advance", seconds=25 * 3600)
+    assert cli("program", "--dose", "6.5 mcg/day", "--yes").code == 0
+    emu.control("advance", seconds=25 * 3600)
+    third = cli("program", "--dose", "8.5 mcg/day", "--yes")  # the third rise in a week: 2 is the soft count
+    assert_one_line_error(third, 6, "FREQUENCY=REASON", "RISE_7D=REASON")
+    assert cli("program", "--dose", "8.5 mcg/day", "--yes", "--override-soft-limit", "FREQUENCY=per Dr Roe",
+               "--override-soft-limit", "RISE_7D=per Dr Roe").code == 0
+    emu.control("advance", seconds=25 * 3600)
+    fourth = cli("program", "--dose", "10.5 mcg/day", "--yes", "--override-soft-limit", "FREQUENCY=t",
+                 "--override-soft-limit", "RISE_7D=t")
+    assert_one_line_error(fourth, 6, "increase 4 within 7 days")
     emu.control("advance", seconds=8 * 86400)
     assert cli("program", "--dose", "10.5 mcg/day", "--yes").code == 0
 
@@ -223,7 +233,7 @@ def test_a_flex_schedule_over_the_limit_is_refused(pump, tmp_path):
     before = status(cli)
     # the per-hour misreading: 60 mcg/h is 1440 mcg/day; a step of 2400 mcg/day for 22 h breaks 2000
     sched = write_schedule(tmp_path, ("00:00", "2400 mcg/day"), ("22:00", "500 mcg/day"))
-    result = cli("program", "--mode", "flex", "--schedule", sched, "--yes", "--override-soft-limit", "t",
+    result = cli("program", "--mode", "flex", "--schedule", sched, "--yes", "--override-soft-limit", "DAILY_MAX=t",
                  "--confirm-tenfold")
     assert_one_line_error(result, 6, "hard limit")
     unchanged(emu, cli, before)

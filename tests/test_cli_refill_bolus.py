@@ -39,15 +39,21 @@ def test_refill_with_a_new_concentration_keeps_the_dose_and_shows_the_alarm_date
     assert out["warnings"] == []
 
 
-def test_a_withdrawn_volume_far_from_the_expected_one_warns_of_a_pocket_fill(pump):
+def test_a_withdrawn_volume_far_from_the_expected_one_needs_confirmation_before_anything_is_sent(pump):
     emu, cli = pump(*BACLOFEN)  # expects 18 mL left
-    result = cli("--json", "refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL",
-                 "--withdrawn", "15.5 mL", "--yes")
+    more = ("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn", "19.5 mL", "--yes")
+    assert_one_line_error(cli(*more), 6, "pocket fill", "--confirm-fill-gap")
+    assert applied_txids(emu) == []
+    result = cli("--json", *more, "--confirm-fill-gap")
     assert result.code == 0, result.stderr
     warnings = result.json()["warnings"]
     assert any(w["rule"] == "withdrawn-gap" and "pocket fill" in w["message"] for w in warnings)
-    human = cli("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn", "1 mL", "--yes")
-    assert "pocket fill" in human.stdout
+    # within the 1 mL a 20 mL pump allows: no question asked
+    assert cli("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn", "18.5 mL",
+               "--yes").code == 0
+    # more withdrawn than the reservoir can hold is an entry error, refused here rather than by the pump
+    assert_one_line_error(cli("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn",
+                              "20.5 mL", "--yes", "--confirm-fill-gap"), 6, "capacity")
 
 
 def test_a_concentration_not_allowed_for_the_drug_is_refused(pump):
@@ -91,6 +97,6 @@ def test_a_bolus_in_the_wrong_unit_or_over_the_limit_is_refused(pump):
     emu, cli = pump(*BACLOFEN)
     assert_one_line_error(cli("bolus", "--dose", "0.05 mg", "--over", "1 min", "--yes"), 6, "mcg")
     assert_one_line_error(cli("bolus", "--dose", "1600 mcg", "--over", "1 min", "--yes",
-                              "--override-soft-limit", "t"), 6, "hard limit")
+                              "--override-soft-limit", "DAILY_MAX=t"), 6, "hard limit")
     assert_one_line_error(cli("bolus", "--dose", "50 mcg", "--over", "10 s", "--yes"), 2, "1 min to 24 h")
     assert applied_txids(emu) == []

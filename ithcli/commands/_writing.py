@@ -7,16 +7,14 @@ import sys
 import click
 
 from ..errors import Cancelled
+from ..limits import CONFIRM_FLAGS, OVERRIDE_NAMES, parse_overrides
 
 SAFETY_OPTIONS = [
-    click.option("--override-soft-limit", "override_reason", metavar="REASON",
-                 help="Proceed past a soft limit; REASON is recorded in the audit log."),
-    click.option("--confirm-tenfold", is_flag=True,
-                 help="Accept a new dose 10x or more away from the current one."),
-    click.option("--confirm-withdrawal-risk", is_flag=True,
-                 help="Accept stopping (or cutting by half or more) a drug with a withdrawal risk."),
-    click.option("--confirm-restart", is_flag=True,
-                 help="Accept restarting a stopped pump above the drug's usual starting dose."),
+    click.option("--override-soft-limit", "overrides", metavar="NAME=REASON", multiple=True,
+                 help="Proceed past the soft limit NAME (repeat for each: "
+                      + ", ".join(OVERRIDE_NAMES) + "); each REASON is recorded in the audit log."),
+    *[click.option(flag, flag.lstrip("-").replace("-", "_"), is_flag=True, help=f"Accept {what}.")
+      for flag, what in CONFIRM_FLAGS.items()],
     click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation."),
 ]
 
@@ -27,10 +25,11 @@ def safety_options(fn):
     return fn
 
 
-def confirmed_flags(confirm_tenfold: bool, confirm_withdrawal_risk: bool, confirm_restart: bool) -> set[str]:
-    given = {"--confirm-tenfold": confirm_tenfold, "--confirm-withdrawal-risk": confirm_withdrawal_risk,
-             "--confirm-restart": confirm_restart}
-    return {flag for flag, on in given.items() if on}
+def safety_choices(options: dict) -> tuple[dict[str, str], set[str]]:
+    """The named overrides and the confirmation flags given, from a command's keyword arguments."""
+    overrides = parse_overrides(options.pop("overrides", ()))
+    confirmed = {flag for flag in CONFIRM_FLAGS if options.pop(flag.lstrip("-").replace("-", "_"), False)}
+    return overrides, confirmed
 
 
 def render_change(title: str, rows: list[tuple[str, str, str]], warnings, emulated: bool) -> None:

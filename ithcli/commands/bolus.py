@@ -11,14 +11,17 @@ from ._writing import safety_options
 @click.option("--over", "duration", required=True, metavar="TIME", help="Duration, e.g. '1 min', '30 min', '2 h'.")
 @safety_options
 @click.pass_obj
-def bolus(app, dose, duration, override_reason, confirm_tenfold, confirm_withdrawal_risk, confirm_restart, yes):
-    """Deliver a clinician bolus on top of the program (refused while another runs)."""
-    from ..operations import bolus_change, read_state
-    from ._writing import confirmed_flags, run_change
+def bolus(app, dose, duration, yes, **safety):
+    """Deliver a clinician bolus on top of the program (refused while another runs).
 
+    The hard limit applies to the 24-hour total: the program, the boluses the pump's
+    log shows in the last 24 hours, and this one."""
+    from ..operations import bolus_change, read_state
+    from ._writing import run_change, safety_choices
+
+    overrides, confirmed = safety_choices(safety)
     state = read_state(app)
-    change = bolus_change(app, state, dose=dose, duration=duration, override_reason=override_reason,
-                          confirmed=confirmed_flags(confirm_tenfold, confirm_withdrawal_risk, confirm_restart))
+    change = bolus_change(app, state, dose=dose, duration=duration, overrides=overrides, confirmed=confirmed)
     run_change(app, state, change, title="Bolus", yes=yes, render_done=_render)
 
 

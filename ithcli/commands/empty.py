@@ -8,16 +8,19 @@ import click
 @click.option("--withdrawn", metavar="VOLUME", help="Volume withdrawn, compared with what the pump expected.")
 @click.option("--confirm-withdrawal-risk", is_flag=True,
               help="Accept stopping a drug with a withdrawal risk (delivery stops with the reservoir empty).")
+@click.option("--confirm-fill-gap", is_flag=True,
+              help="Accept a withdrawn volume far from what the pump expected (possible pocket fill).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def empty(app, withdrawn, confirm_withdrawal_risk, yes):
+def empty(app, withdrawn, confirm_withdrawal_risk, confirm_fill_gap, yes):
     """Record an emptied reservoir: volume 0 and delivery stopped, checked and read back."""
     from ..operations import empty_change, read_state
-    from ._writing import confirmed_flags, run_change
+    from ._writing import run_change
 
     state = read_state(app)
-    change = empty_change(app, state, withdrawn=withdrawn,
-                          confirmed=confirmed_flags(False, confirm_withdrawal_risk, False))
+    confirmed = {flag for flag, on in (("--confirm-withdrawal-risk", confirm_withdrawal_risk),
+                                       ("--confirm-fill-gap", confirm_fill_gap)) if on}
+    change = empty_change(app, state, withdrawn=withdrawn, confirmed=confirmed)
     run_change(app, state, change, title="Empty the reservoir", yes=yes, render_done=_print_verified)
 
 

@@ -14,24 +14,30 @@ from ._writing import safety_options
 @click.option("--schedule", type=click.Path(dir_okay=False), metavar="FILE",
               help="Flex schedule (TOML): [[step]] start = \"HH:MM\", dose = \"N mcg/day\" (a per-DAY rate).")
 @click.option("--stop", is_flag=True, help="Stop delivery (withdrawal-risk drugs need --confirm-withdrawal-risk).")
-@click.option("--next-visit", metavar="DATE", help="Warn if the low-reservoir alarm would come before this date.")
+@click.option("--next-visit", metavar="DATE",
+              help="The next visit: the reservoir running empty before it needs --confirm-empty-before-visit.")
+@click.option("--spasticity-origin", type=click.Choice(["spinal", "cerebral"]),
+              help="Baclofen: the patient's spasticity origin, which sets the daily rise allowed "
+                   "(kept for this pump; the stricter cerebral budget applies while unknown).")
 @safety_options
 @click.pass_obj
-def program(app, dose, flow, mode, schedule, stop, next_visit, override_reason, confirm_tenfold,
-            confirm_withdrawal_risk, confirm_restart, yes):
+def program(app, dose, flow, mode, schedule, stop, next_visit, spasticity_origin, yes, **safety):
     """Change what the pump delivers: PREPARE, check the echo, COMMIT, read back.
 
     Reads the pump first, checks the drug library (hard limits refused, soft limits
-    need --override-soft-limit), shows the 24-hour total before and after, asks for
-    confirmation unless --yes, and exits 0 only when the read-back matches.
+    need --override-soft-limit NAME=REASON), checks the rise over the last 24 hours
+    and 7 days and any interruption from the pump's own log, shows the 24-hour total
+    before and after, asks for confirmation unless --yes, and exits 0 only when the
+    read-back matches. Everything still needed is listed at once.
     """
     from ..operations import program_change, read_state
-    from ._writing import confirmed_flags, run_change
+    from ._writing import run_change, safety_choices
 
+    overrides, confirmed = safety_choices(safety)
     state = read_state(app)
     change = program_change(app, state, dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop,
-                            next_visit=next_visit, override_reason=override_reason,
-                            confirmed=confirmed_flags(confirm_tenfold, confirm_withdrawal_risk, confirm_restart))
+                            next_visit=next_visit, overrides=overrides, confirmed=confirmed,
+                            spasticity_origin=spasticity_origin)
     run_change(app, state, change, title="Program change", yes=yes, on_echo=lambda e: _print_echo(e, change.unit),
                render_done=_print_verified,
                render_unchanged=lambda r: _say(f"No change: {r['serial_number']} already delivers this program. "

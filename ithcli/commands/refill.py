@@ -13,25 +13,31 @@ from ._writing import safety_options
 @click.option("--withdrawn", metavar="VOLUME",
               help="Volume withdrawn from the reservoir before filling, compared with what the pump expected.")
 @click.option("--dose", metavar="DOSE", help="A new continuous daily dose with the fill (required on a drug change).")
-@click.option("--next-visit", metavar="DATE", help="Warn if the low-reservoir alarm would come before this date.")
+@click.option("--next-visit", metavar="DATE",
+              help="The next visit: the reservoir running empty before it needs --confirm-empty-before-visit.")
+@click.option("--spasticity-origin", type=click.Choice(["spinal", "cerebral"]),
+              help="Baclofen: the patient's spasticity origin (kept for this pump).")
 @safety_options
 @click.pass_obj
-def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, override_reason, confirm_tenfold,
-           confirm_withdrawal_risk, confirm_restart, yes):
+def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasticity_origin, yes, **safety):
     """Refill the reservoir: keeps the daily dose (the flow follows a new concentration).
 
     Refuses a volume above the pump's capacity or a concentration not allowed for
-    the drug; warns when the withdrawn volume differs from what the pump expected
-    by more than 1 mL (20 mL pump) or 2 mL (40 mL pump), a sign of a possible
-    pocket fill; shows the new low-reservoir alarm date.
+    the drug; a withdrawn volume more than 1 mL (20 mL pump) or 2 mL (40 mL pump)
+    from what the pump expected (a possible pocket fill) needs --confirm-fill-gap
+    before anything is sent, and far less than expected counts as an interruption of
+    unknown length. After an interruption longer than the drug's threshold the refill
+    resumes at or below the usual starting dose unless RESTART is overridden by name.
+    Shows the new low-reservoir alarm date.
     """
     from ..operations import read_state, refill_change
-    from ._writing import confirmed_flags, run_change
+    from ._writing import run_change, safety_choices
 
+    overrides, confirmed = safety_choices(safety)
     state = read_state(app, allow_unknown_drug=bool(drug))
     change = refill_change(app, state, volume=volume, concentration=concentration, drug=drug, withdrawn=withdrawn,
-                           dose=dose, next_visit=next_visit, override_reason=override_reason,
-                           confirmed=confirmed_flags(confirm_tenfold, confirm_withdrawal_risk, confirm_restart))
+                           dose=dose, next_visit=next_visit, overrides=overrides, confirmed=confirmed,
+                           spasticity_origin=spasticity_origin)
     run_change(app, state, change, title="Refill", yes=yes, render_done=_print_verified)
 
 

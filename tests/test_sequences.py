@@ -1,0 +1,158 @@
+"""Harm assembled from several allowed steps, from an interruption the pump logged, or
+from time: each guard end to end (real ithcli, real ith-emulator, pump time moved
+through the control socket), with the legitimate change next to it that still passes."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from cli_harness import assert_one_line_error, cli_env
+
+MORPHINE_5 = ("--drug", "morphine", "--concentration", "10 mg/mL", "--flow", "0.5 mL/day")  # 5 mg/day
+MORPHINE_10 = ("--drug", "morphine", "--concentration", "10 mg/mL", "--flow", "1 mL/day")  # 10 mg/day
+BACLOFEN = ("--drug", "baclofen", "--concentration", "2000 mcg/mL", "--flow", "0.25 mL/day")  # 500 mcg/day
+HOUR = 3600
+DAY = 86_400
+
+
+def dose(cli) -> dict:
+    result = cli("--json", "interrogate")
+    assert result.code == 0, result.stderr
+    return result.json()["daily_dose"]
+
+
+def test_escalation_by_small_steps_is_stopped_by_the_24_hour_budget(pump):
+    emu, cli = pump(*MORPHINE_5)
+    # each step inside the 50 % per-change limit, the sum past +50 % of the dose a day ago
+    assert cli("program", "--dose", "7 mg/day", "--yes").code == 0
+    soft = cli("program", "--dose", "9 mg/day", "--yes")
+    assert_one_line_error(soft, 6, "rise of 80.0 %", "over 24 hours", "5 mg/day", "RISE_24H=REASON")
+    assert dose(cli) == {"value": 7, "unit": "mg/day"}
+    assert cli("program", "--dose", "9 mg/day", "--yes", "--override-soft-limit", "RISE_24H=pain crisis, Dr Roe").code == 0
+    # past +100 %: refused whatever is overridden
+    hard = cli("program", "--dose", "11 mg/day", "--yes", "--override-soft-limit", "RISE_24H=x",
+               "--override-soft-limit", "RISE_7D=x")
+    assert_one_line_error(hard, 6, "refused", "hard budget of 100 %")
+    assert dose(cli) == {"value": 9, "unit": "mg/day"}
+    # a week later the same step is an ordinary one
+    emu.control("advance", seconds=8 * DAY)
+    assert cli("program", "--dose", "11 mg/day", "--yes").code == 0
+    assert dose(cli) == {"value": 11, "unit": "mg/day"}
+
+
+def test_boluses_of_the_last_24_hours_count_in_the_hard_limit(pump):
+    emu, cli = pump(*MORPHINE_10)  # 10 mg/day: soft 15, hard 20
+    assert cli("bolus", "--dose", "4 mg", "--over", "1 h", "--yes").code == 0
+    emu.control("advance", seconds=HOUR)
+    second = cli("bolus", "--dose", "4 mg", "--over", "1 h", "--yes")
+    assert_one_line_error(second, 6, "boluses given in the last 24 hours", "DAILY_MAX=REASON")
+    assert cli("bolus", "--dose", "4 mg", "--over", "1 h", "--yes",
+               "--override-soft-limit", "DAILY_MAX=breakthrough pain").code == 0
+    emu.control("advance", seconds=HOUR)
+    third = cli("--json", "bolus", "--dose", "4 mg", "--over", "1 h", "--yes",
+                "--override-soft-limit", "DAILY_MAX=x")
+    assert third.code == 6
+    assert "22 mg" in third.json()["error"]["message"] and "hard limit" in third.json()["error"]["message"]
+    # a day after the first two the same bolus is within the limits again
+    emu.control("advance", seconds=DAY)
+    assert cli("bolus", "--dose", "4 mg", "--over", "1 h", "--yes").code == 0
+
+
+def test_a_refill_after_days_empty_resumes_at_the_starting_dose_unless_restart_is_named(pump):
+    emu, cli = pump("--volume", "1 mL", *MORPHINE_10)  # empty after a day
+    emu.control("advance", seconds=DAY + int(4.5 * DAY))
+    refill = ("refill", "--volume", "20 mL", "--concentration", "10 mg/mL", "--yes")
+    refused = cli("--json", *refill)
+    assert refused.code == 6
+    message = refused.json()["error"]["message"]
+    assert "interrupted for 4.5 days" in message and "the reservoir ran empty" in message
+    assert "--dose '0.5 mg/day'" in message and "RESTART=REASON" in message
+    status = cli("--json", "interrogate").json()
+    assert status["reservoir_ml"] == 0
+    # the dose ithcli offers goes through, and the interruption is shown
+    ok = cli("--json", *refill, "--dose", "0.5 mg/day")
+    assert ok.code == 0, ok.stderr
+    gap = ok.json()["history"]["interruptions"][-1]
+    assert gap["causes"] == ["the reservoir ran empty"] and gap["at_least_s"] >= 4 * DAY
+    assert dose(cli) == {"value": 0.5, "unit": "mg/day"}
+    # and the next rise is measured against the restart dose
+    assert_one_line_error(cli("program", "--dose", "10 mg/day", "--yes", "--confirm-tenfold"), 6,
+                          "against the restart dose 0.5 mg/day")
+
+
+def test_a_short_empty_spell_resumes_at_the_full_dose(pump):
+    emu, cli = pump("--volume", "1 mL", *MORPHINE_10)
+    emu.control("advance", seconds=DAY + 6 * HOUR)
+    ok = cli("refill", "--volume", "20 mL", "--concentration", "10 mg/mL", "--yes")
+    assert ok.code == 0, ok.stderr
+    assert dose(cli) == {"value": 10, "unit": "mg/day"}
+
+
+def test_far_less_withdrawn_than_expected_is_a_dry_run_of_unknown_length(pump):
+    emu, cli = pump(*MORPHINE_10)  # the pump believes it holds 18 mL
+    refill = ("refill", "--volume", "20 mL", "--concentration", "10 mg/mL", "--withdrawn", "2 mL", "--yes")
+    refused = cli(*refill)
+    # both things still needed, in one refusal
+    assert_one_line_error(refused, 6, "needs 2 more", "--confirm-fill-gap", "RESTART=REASON", "run dry")
+    assert cli("--json", "interrogate").json()["reservoir_ml"] == 18
+    ok = cli(*refill, "--confirm-fill-gap", "--override-soft-limit", "RESTART=patient seen, no withdrawal signs")
+    assert ok.code == 0, ok.stderr
+
+
+def test_baclofen_rises_follow_the_recorded_spasticity_origin(pump):
+    emu, cli = pump(*BACLOFEN)
+    strict = cli("program", "--dose", "600 mcg/day", "--yes")  # +20 %: over cerebral's 15 %
+    assert_one_line_error(strict, 6, "spasticity origin not recorded", "RISE_24H=REASON")
+    assert cli("program", "--dose", "600 mcg/day", "--yes", "--spasticity-origin", "spinal").code == 0
+    emu.control("advance", seconds=25 * HOUR)
+    # recorded for this pump: the next change uses it without being told again
+    assert cli("program", "--dose", "700 mcg/day", "--yes").code == 0
+    audit = [json.loads(line) for line in open(cli.audit_path)]
+    assert [e["origin"] for e in audit if e["event"] == "spasticity-origin"] == ["spinal"]
+
+
+def test_the_reservoir_running_empty_before_the_next_visit_needs_a_confirmation(pump):
+    emu, cli = pump(*MORPHINE_10)  # 18 mL at 1 mL/day: empty in 18 days
+    status = cli("--json", "interrogate").json()
+    pump_day = status["pump_time"][:10]
+    from datetime import date, timedelta
+
+    far = (date.fromisoformat(pump_day) + timedelta(days=30)).isoformat()
+    near = (date.fromisoformat(pump_day) + timedelta(days=14)).isoformat()  # at 12 mg/day: alarm day 13, empty day 15
+    refused = cli("program", "--dose", "11 mg/day", "--yes", "--next-visit", far)
+    assert_one_line_error(refused, 6, "runs empty", "--confirm-empty-before-visit")
+    assert cli("program", "--dose", "11 mg/day", "--yes", "--next-visit", far,
+               "--confirm-empty-before-visit").code == 0
+    warned = cli("--json", "program", "--dose", "12 mg/day", "--yes", "--next-visit", near)
+    assert warned.code == 0, warned.stderr
+    assert [w["rule"] for w in warned.json()["warnings"]] == ["alarm-before-visit"]
+
+
+def test_ctrl_c_after_commit_went_out_is_unconfirmed_not_interrupted(pump, tmp_path):
+    emu, cli = pump(*MORPHINE_10)
+    emu.control("fault", name="drop_commit_reply")
+    proc = subprocess.Popen([sys.executable, "-m", "ithcli", "--port", emu.url, "--audit-log", cli.audit_path,
+                             "--timeout", "30", "program", "--dose", "11 mg/day", "--yes"],
+                            env=cli_env({"ITHCLI_STATE_DIR": cli.state_dir, "ITHCLI_OPERATOR": "test-operator"}),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the journal says COMMIT is on its way
+        try:
+            if any(json.loads(line)["event"] == "commit-sent" for line in open(cli.audit_path)):
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 8, (out, err)
+    assert "unconfirmed" in err.lower() or "interrupted after COMMIT" in err
+    assert "reconcile" in err and "Traceback" not in err
+    # the next write is refused until the pump is asked; the pump did apply it
+    again = cli("program", "--dose", "12 mg/day", "--yes")
+    assert again.code == 8 and "was applied" in again.stderr
+    assert dose(cli) == {"value": 11, "unit": "mg/day"}
