@@ -2,8 +2,10 @@
 
 The pump reports its model code (HELLO, INTERROGATE); this table says what that
 code means. The emulator follows it; the CLI's checks (flow range, MRI
-conditions) read it. Figures from ../shared/domain.md (manufacturers' labels),
-taking the more conservative value where sources differ.
+conditions) read it. Figures from the manufacturers' labels and MRI guidelines,
+taking the more conservative value where sources differ. Each figure's source,
+and which the emulator models: docs/clinical.md#pump-models. The MRI checklist
+rules built on the MR fields: docs/clinical.md#mri-checklist.
 """
 from __future__ import annotations
 
@@ -17,16 +19,18 @@ class ModelSpec:
     code: PumpModel
     name: str  # the CLI/emulator spelling, e.g. "peristaltic-40"
     design: str  # "peristaltic" or "valve-gated"
-    capacity_ul: int
-    min_flow_nl_per_day: int
+    capacity_ul: int  # reservoir; a refill above it is refused (docs/clinical.md#refill-checks)
+    min_flow_nl_per_day: int  # programmable flow range; a program outside it is refused
     max_flow_nl_per_day: int
     accuracy_percent: str  # as labelled; shown to people, not used in arithmetic
     mr_field_tesla: tuple[str, ...]  # MR conditional at these static fields
-    mr_spatial_gradient_t_per_m: int
+    mr_spatial_gradient_t_per_m: int  # largest spatial field gradient of those conditions
     mr_must_be_empty: bool  # valve-gated: the field can open the valve
     mr_behaviour: str  # what the field does to it outside MRI-safe mode
 
 
+#: SynchroMed II-like MR conditions (docs/clinical.md#pump-models). The 19 T/m gradient
+#: is not confirmed by the sources gathered there: see its "Open questions".
 PERISTALTIC_MR = dict(
     mr_field_tesla=("1.5", "3"),
     mr_spatial_gradient_t_per_m=19,
@@ -34,6 +38,10 @@ PERISTALTIC_MR = dict(
     mr_behaviour="motor stalls in the field; recovers after the scan (can take up to 24 h)",
 )
 
+#: peristaltic (SynchroMed II-like): 20 or 40 mL, 0.048-24 mL/day, +/-14.5 %.
+#: valve-gated (Prometra-like): 20 mL, 97 % (acceptance 85-115 %), MR conditional at 1.5 T
+#: and <= 20 T/m only when empty; its flow range has no source and is copied from the
+#: peristaltic model. Sources: docs/clinical.md#pump-models.
 MODELS: dict[PumpModel, ModelSpec] = {
     PumpModel.PERISTALTIC_20: ModelSpec(
         PumpModel.PERISTALTIC_20, "peristaltic-20", "peristaltic", 20_000,
@@ -57,4 +65,5 @@ MODELS: dict[PumpModel, ModelSpec] = {
 MODELS_BY_NAME = {spec.name: spec for spec in MODELS.values()}
 
 #: the minimum-rate mode's flow (mL/day 0.048): keeps the catheter open
+#: (SynchroMed II labeling; docs/clinical.md#pump-models)
 MINIMUM_RATE_NL_PER_DAY = 48_000
