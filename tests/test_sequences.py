@@ -156,3 +156,28 @@ def test_ctrl_c_after_commit_went_out_is_unconfirmed_not_interrupted(pump, tmp_p
     again = cli("program", "--dose", "12 mg/day", "--yes")
     assert again.code == 8 and "was applied" in again.stderr
     assert dose(cli) == {"value": 11, "unit": "mg/day"}
+
+
+def test_a_log_that_wrapped_makes_a_rise_need_the_history_override_and_a_cut_does_not(start_emulator, tmp_path):
+    from cli_harness import Cli
+
+    state = tmp_path / "pump.json"
+    emu = start_emulator("--time-scale", "1e-9", *MORPHINE_5, transport="tcp", state_path=state)
+    emu.control("advance", seconds=DAY)
+    key_file = emu.key_file
+    emu.stop()
+    # the pump's flash log has wrapped: its oldest event is now a day old, not its first ever
+    data = json.loads(state.read_text())
+    log = data["pump"]["log"]
+    shift = 20_000
+    log["events"] = [[row[0] + shift, *row[1:]] for row in log["events"]]
+    log["count"] += shift
+    state.write_text(json.dumps(data))
+    emu = start_emulator("--time-scale", "1e-9", transport="tcp", state_path=state, key_file=key_file)
+    cli = Cli(tmp_path / "state", port=emu.url)
+    rise = cli("program", "--dose", "6 mg/day", "--yes")
+    assert_one_line_error(rise, 6, "does not reach back over the last 7 days", "HISTORY=REASON")
+    assert dose(cli) == {"value": 5, "unit": "mg/day"}
+    assert cli("program", "--dose", "6 mg/day", "--yes", "--override-soft-limit",
+               "HISTORY=chart shows 5 mg/day for a month").code == 0
+    assert cli("program", "--dose", "5.5 mg/day", "--yes").code == 0  # a cut needs no history
