@@ -2,10 +2,17 @@
 
 Pure logic over what the pump reported: commands/mri.py reads the pump, calls
 these, renders and exits. Each checklist line is PASS, WARN or BLOCK with what to
-do about it; any BLOCK refuses `mri enter`. Facts from ../shared/domain.md:
-peristaltic pumps stall in the field and must be checked for stall *and*
-recovery afterwards; valve-gated pumps must be emptied first; baclofen must not
-be interrupted longer than the managing clinician planned.
+do about it; any BLOCK refuses `mri enter`. Facts from docs/clinical.md (its
+MRI section, with the sources): peristaltic pumps stall in the field and must be
+checked for stall *and* recovery afterwards; valve-gated pumps must be emptied
+first and are MR conditional at 1.5 T only; baclofen must not be interrupted
+longer than the managing clinician planned.
+
+The scanner's field strength is a confirmation, not a warning: a model that is
+not MR conditional at every field a scanner may have is judged, when no field was
+given, as for the strictest one (3 T), so a 1.5 T-only model BLOCKs until the
+operator says the scan is at 1.5 T (`--field 1.5`, or the prompt on a terminal,
+commands/mri.py). A model conditional at every field needs no field.
 """
 from __future__ import annotations
 
@@ -19,6 +26,10 @@ PASS, WARN, BLOCK, FAIL = "PASS", "WARN", "BLOCK", "FAIL"
 CLOCK_SKEW_WARN_S = 300
 DEFAULT_AUTO_EXIT_S = 4 * 3600
 STALL_RECOVERY_UP_TO_H = 24
+#: the static fields a clinical scanner has (tesla, as parse_field spells them), weakest first
+FIELDS = ("1.5", "3")
+#: what a checklist without a field is judged at: the highest field a scanner may have
+STRICTEST_FIELD = FIELDS[-1]
 
 
 @dataclass(frozen=True)
@@ -34,18 +45,40 @@ def _hours(seconds: int) -> str:
     return f"{h} h" + (f" {m} min" if m else "")
 
 
+def conditional_at_every_field(spec) -> bool:
+    """Whether the model is MR conditional at every field a scanner may have (then no field is needed)."""
+    return all(field in spec.mr_field_tesla for field in FIELDS)
+
+
+def needs_field(spec) -> bool:
+    """Whether the scanner's field strength must be confirmed before this model is judged fit to scan."""
+    return not conditional_at_every_field(spec)
+
+
+def fields_text(spec, joiner: str = " and ") -> str:
+    return joiner.join(t + " T" for t in spec.mr_field_tesla)
+
+
 def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, field_tesla: str | None,
               gradient: float | None, learnt: dict | None, pending: dict | None) -> list[Line]:
+    """The checklist lines. `field_tesla` None means no field was given: a model not MR conditional
+    at every field is then judged at STRICTEST_FIELD."""
     from protocol import Alarm, BatteryState, MriMode
 
     lines: list[Line] = []
     # 1. the model and its MR conditions
-    conditions = (f"MR conditional at {' and '.join(t + ' T' for t in spec.mr_field_tesla)}, spatial gradient "
+    conditions = (f"MR conditional at {fields_text(spec)}, spatial gradient "
                   f"<= {spec.mr_spatial_gradient_t_per_m} T/m; {spec.mr_behaviour}")
-    if field_tesla is None:
-        lines.append(Line("Model and MR conditions", WARN, f"{spec.name} ({spec.design}): {conditions}",
-                          "confirm the scanner's field strength and gradient (--field, --gradient)"))
-    elif field_tesla not in spec.mr_field_tesla:
+    if field_tesla is None and needs_field(spec):
+        # no field given: judged as for the strictest case, the highest field it is not conditional at
+        judged = next(f for f in reversed(FIELDS) if f not in spec.mr_field_tesla)
+        why = " (the highest field a scanner may have)" if judged == STRICTEST_FIELD else ""
+        lines.append(Line("Model and MR conditions", BLOCK,
+                          f"no field strength given, so judged at {judged} T{why}, where {spec.name} is not "
+                          f"MR conditional: {conditions}",
+                          f"if the scan is at {fields_text(spec, ' or ')}, pass --field "
+                          f"{' or --field '.join(spec.mr_field_tesla)}; otherwise do not scan"))
+    elif field_tesla is not None and field_tesla not in spec.mr_field_tesla:
         lines.append(Line("Model and MR conditions", BLOCK,
                           f"{spec.name} is not MR conditional at {field_tesla} T: {conditions}",
                           "use a scanner within the pump's conditions or do not scan"))
@@ -54,7 +87,8 @@ def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, fiel
                           f"spatial gradient {gradient:g} T/m exceeds {spec.mr_spatial_gradient_t_per_m} T/m",
                           "use a scanner within the pump's conditions"))
     else:
-        lines.append(Line("Model and MR conditions", PASS, f"{spec.name} at {field_tesla} T: {conditions}"))
+        at = f"{field_tesla} T" if field_tesla is not None else f"any field ({fields_text(spec, ' or ')})"
+        lines.append(Line("Model and MR conditions", PASS, f"{spec.name} at {at}: {conditions}"))
     if spec.design == "valve-gated":
         lines.append(Line("Valve-gated model identity", WARN,
                           "the first generation of valve-gated pumps was relabelled MR unsafe (2019)",

@@ -163,6 +163,9 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
         ) from None
     except DeviceRejected as exc:  # a sealed, authenticated refusal: nothing was applied
         pending.clear(serial)
+        if exc.reason == "INVALID_STATE":
+            # the pump holds one prepared write: a PREPARE from another programmer replaced ours
+            raise commit_displaced(client, read_program, based_on_txid, details, dose_unit, exc) from None
         raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason,
                              {**details, "outcome": "rejected", "verified": False}) from None
     pending.clear(serial)
@@ -229,6 +232,22 @@ def changed_since_read(client, before: dict | None, based_on_txid: int, details:
         "CHANGED_SINCE_READ",
         {**details, "outcome": "not-committed", "changed_since_read": True, "pump_last_txid": now["last_txid"],
          "changes": changed},
+    )
+
+
+def commit_displaced(client, before: dict | None, based_on_txid: int, details: dict, dose_unit: str,
+                     refusal: DeviceRejected) -> DeviceRejected:
+    """COMMIT refused because the pump no longer holds our PREPARE: say why, in the user's terms."""
+    try:
+        last = client.interrogate()["last_txid"]
+    except IthcliError:
+        last = based_on_txid
+    if last != based_on_txid:
+        return changed_since_read(client, before, based_on_txid, details, dose_unit)
+    return DeviceRejected(
+        f"{refusal.message}: another programmer prepared a change after this one (or the pump reset), so "
+        "the pump dropped this one. Nothing was committed and the pump is unchanged. Run the command again",
+        refusal.reason, {**details, "outcome": "not-committed", "displaced": True},
     )
 
 

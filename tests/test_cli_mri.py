@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
 
 import pytest
 
-from cli_harness import Cli, assert_one_line_error
+from cli_harness import Cli, assert_one_line_error, cli_env
 from test_cli_program import FROZEN, applied_txids, status
 
 PERISTALTIC = ("--model", "peristaltic-40", "--serial", "MRI-P40", "--drug", "morphine",
@@ -181,3 +187,180 @@ def test_emptying_a_pump_with_a_withdrawal_risk_drug_needs_the_flag_and_is_audit
     flags = [json.loads(line) for line in open(cli.audit_path)]
     assert any(e.get("event") == "confirmation-flags" and "--confirm-withdrawal-risk" in e.get("flags", [])
                for e in flags), flags[-5:]
+
+
+# --- the scanner's field strength: a confirmation, not a warning (issue 16) ---------------------
+
+FIELD_PROMPT = b"Scanner's static field (1.5T or 3T): "
+
+
+def emptied_valve_pump(pump):
+    """A valve-gated pump (MR conditional at 1.5 T only) emptied for the scan: only the field can block it."""
+    emu, cli = pump(*VALVE)
+    assert cli("empty", "--yes", input="").code == 0
+    return emu, cli
+
+
+def sent_writes(cli) -> list[str]:
+    """The PREPARE_*/COMMIT exchanges in this operator's audit log: what ithcli sent to change a pump."""
+    if not os.path.exists(cli.audit_path):
+        return []
+    entries = [json.loads(line) for line in open(cli.audit_path)]
+    return [e["command"] for e in entries if e.get("event") == "exchange"
+            and (e["command"].startswith("PREPARE_") or e["command"] == "COMMIT")]
+
+
+def on_a_terminal(cli: Cli, *args: str, answers=(), timeout: float = 60) -> tuple[int, str, str]:
+    """Run ithcli with stdin and stderr on a pseudo-terminal (someone at a terminal) and stdout
+    on a pipe: each (until, keys) in `answers` types `keys` once `until` is on the terminal again.
+    Returns the exit code, what the terminal showed (prompts, echoed keys, errors) and stdout."""
+    master, slave = pty.openpty()
+    env = cli_env({"ITHCLI_STATE_DIR": cli.state_dir, "ITHCLI_OPERATOR": cli.operator, "ITHCLI_PORT": cli.port})
+    proc = subprocess.Popen([sys.executable, "-m", "ithcli", *args], stdin=slave, stderr=slave,
+                            stdout=subprocess.PIPE, env=env)
+    os.close(slave)
+    screen, seen, todo = b"", 0, list(answers)
+    deadline = time.monotonic() + timeout  # a guard against a hang, never a measured time
+    try:
+        while time.monotonic() < deadline:
+            if todo and todo[0][0] in screen[seen:]:
+                seen = screen.index(todo[0][0], seen) + len(todo[0][0])
+                os.write(master, todo.pop(0)[1])
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the terminal's last writer has gone
+                    chunk = b""
+                if not chunk:
+                    break
+                screen += chunk
+            elif proc.poll() is not None:
+                break
+        else:
+            raise AssertionError(f"ithcli {' '.join(args)} still running; the terminal shows: {screen[-2000:]!r}")
+        out = proc.stdout.read().decode(errors="replace")
+        return proc.wait(10), screen.decode(errors="replace"), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        os.close(master)
+
+
+def test_without_a_field_a_1_5_tesla_only_model_is_judged_at_3_tesla_and_blocks(pump):
+    emu, cli = emptied_valve_pump(pump)
+    check = cli("--json", "mri", "checklist", input="")
+    assert check.code == 12, check.stderr
+    model = lines_by_item(check)["Model and MR conditions"]
+    assert model["result"] == "BLOCK"
+    assert "no field strength given, so judged at 3 T" in model["detail"]
+    assert "if the scan is at 1.5 T, pass --field 1.5" in model["action"]
+    assert check.json()["result"] == "BLOCK" and check.json()["error"]["exit_code"] == 12
+    plain = cli("mri", "checklist", input="")
+    assert_one_line_error(plain, 12, "BLOCK", "judged at 3 T", "pass --field 1.5")
+    at_1_5 = cli("--json", "mri", "checklist", "--field", "1.5T", input="")
+    assert at_1_5.code == 0, at_1_5.stderr
+    assert lines_by_item(at_1_5)["Model and MR conditions"]["result"] == "PASS"
+    assert "valve-gated-20 at 1.5 T" in lines_by_item(at_1_5)["Model and MR conditions"]["detail"]
+
+
+def test_mri_enter_without_a_field_on_a_1_5_tesla_only_model_sends_nothing(pump):
+    emu, cli = emptied_valve_pump(pump)
+    applied, sent = applied_txids(emu), sent_writes(cli)
+    for args in (("mri", "enter", "--yes"), ("--json", "mri", "enter", "--yes")):
+        refused = cli(*args, input="")
+        assert_one_line_error(refused, 12, "MRI-safe mode refused", "judged at 3 T", "pass --field 1.5",
+                              "Nothing was sent")
+    assert refused.json()["error"]["exit_code"] == 12
+    assert sent_writes(cli) == sent and applied_txids(emu) == applied  # nothing went to the pump
+    assert status(cli)["mri_mode"] == "off"
+    entered = cli("--json", "mri", "enter", "--field", "1.5T", "--yes", input="")
+    assert entered.code == 0, entered.stderr
+    assert entered.json()["mri_mode"] == "safe" and status(cli)["mri_mode"] == "safe"
+
+
+def test_a_model_conditional_at_every_field_needs_no_field(pump):
+    emu, cli = pump(*PERISTALTIC)
+    check = cli("--json", "mri", "checklist", input="")
+    assert check.code == 0, check.stderr
+    model = lines_by_item(check)["Model and MR conditions"]
+    assert model["result"] == "PASS" and "peristaltic-40 at any field (1.5 T or 3 T)" in model["detail"]
+    entered = cli("--json", "mri", "enter", "--yes", "--confirm-withdrawal-risk", input="")
+    assert entered.code == 0, entered.stderr
+    assert status(cli)["mri_mode"] == "safe"
+
+
+def test_a_bad_field_value_is_a_usage_error_before_the_pump_is_read(pump):
+    emu, cli = emptied_valve_pump(pump)
+    audited = len(open(cli.audit_path).read().splitlines())
+    for args in (("mri", "checklist", "--field", "7T"), ("mri", "enter", "--field", "7T", "--yes")):
+        assert_one_line_error(cli(*args, input=""), 2, "'7T'", "1.5T or 3T")
+    assert len(open(cli.audit_path).read().splitlines()) == audited  # not even a read was made
+
+
+def test_on_a_terminal_the_checklist_asks_for_the_field_and_asks_again_on_a_bad_answer(pump, tmp_path):
+    emu, cli = emptied_valve_pump(pump)
+    code, screen, out = on_a_terminal(cli, "mri", "checklist",
+                                      answers=[(FIELD_PROMPT, b"2T\n"), (FIELD_PROMPT, b"1.5T\n")])
+    assert code == 0, screen + out
+    assert "valve-gated-20 is MR conditional at 1.5 T only" in screen
+    assert "field '2T': give the scanner's static field, 1.5T or 3T" in screen
+    assert screen.count(FIELD_PROMPT.decode()) == 2 and "Traceback" not in screen
+    assert "Pre-MRI checklist" in out and "Overall: BLOCK" not in out
+    snapshot = json.loads((tmp_path / "state" / "mri" / "MRI-V20.json").read_text())
+    model = next(line for line in snapshot["checklist"] if line["item"] == "Model and MR conditions")
+    assert model["result"] == "PASS" and "valve-gated-20 at 1.5 T" in model["detail"]
+    answered = [json.loads(line) for line in open(cli.audit_path) if '"mri-field"' in line]
+    assert [(e["field_tesla"], e["source"]) for e in answered] == [("1.5", "prompt")]
+
+
+def test_on_a_terminal_mri_enter_asks_for_the_field_and_no_answer_sends_nothing(pump):
+    emu, cli = emptied_valve_pump(pump)
+    applied, sent = applied_txids(emu), sent_writes(cli)
+    code, screen, out = on_a_terminal(cli, "mri", "enter", "--yes", answers=[(FIELD_PROMPT, b"\x04")])  # Ctrl-D
+    assert code == 9, screen + out
+    assert "ithcli: error: no field strength given: cancelled. Nothing was changed on the pump" in screen
+    assert sent_writes(cli) == sent and applied_txids(emu) == applied and status(cli)["mri_mode"] == "off"
+    code, screen, out = on_a_terminal(cli, "mri", "enter", answers=[(FIELD_PROMPT, b"1.5\n"), (b"[y/N]: ", b"y\n")])
+    assert code == 0, screen + out
+    assert "VERIFIED" in out and status(cli)["mri_mode"] == "safe"
+
+
+def test_on_a_terminal_a_model_conditional_at_every_field_is_not_asked(pump):
+    emu, cli = pump(*PERISTALTIC)
+    code, screen, out = on_a_terminal(cli, "mri", "checklist")
+    assert code == 0, screen + out
+    assert FIELD_PROMPT.decode() not in screen and "Pre-MRI checklist" in out
+
+
+def test_a_batch_plan_without_a_field_stops_a_1_5_tesla_only_pump_before_anything_is_sent(pump, tmp_path):
+    emu, cli = emptied_valve_pump(pump)
+    applied = applied_txids(emu)
+
+    def plan(name: str, field: str) -> str:
+        path = tmp_path / name
+        path.write_text(f'''[plan]
+version = 1
+name = "{name}"
+
+[[target]]
+port = "{emu.url}"
+serial = "MRI-V20"
+
+[[step]]
+action = "mri-enter"
+{field}
+''')
+        return str(path)
+
+    stopped = cli("--json", "batch", "run", plan("no-field.toml", ""), input="")
+    assert stopped.code == 13, stopped.stderr
+    target = stopped.json()["targets"][0]
+    assert target["outcome"] == "preflight-failed"
+    assert "judged at 3 T" in target["detail"] and "pass --field 1.5" in target["detail"]
+    assert applied_txids(emu) == applied and status(cli)["mri_mode"] == "off"
+    entered = cli("--json", "batch", "run", plan("at-1.5.toml", 'field = "1.5T"'), input="")
+    assert entered.code == 0, entered.stderr
+    assert status(cli)["mri_mode"] == "safe"

@@ -3,19 +3,25 @@
 Every PREPARE carries based_on_txid (the last_txid ithcli read); the pump refuses it
 CHANGED_SINCE_READ when another write landed in between (docs/protocol.md, "Two-phase
 writes"). Deterministic in process through the real handler, and end to end: a second
-programmer's change slipped between a real ithcli's read and its PREPARE.
+programmer's change slipped between a real ithcli's read and its PREPARE, the PREPARE
+held in the proxy until the other change is verified (HoldingProxy: the order never
+depends on how fast the machine is). tests/test_race.py runs the two at once, many times.
 """
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 from cli_harness import cli_env, run_cli, trust
 from ithcli_campaign.proxy import TO_PUMP, Fault, FaultProxy
+from ithcli_campaign.pump import TruthClient
 from loopback import Loopback, new_pump, open_session
-from protocol import Command, ErrorReason, InfusionMode
+from protocol import Command, ErrorReason, EventType, InfusionMode
 from protocol.session import Refused, Reply
 
 FROZEN = 1e-9
@@ -47,31 +53,107 @@ def test_read_then_another_commit_then_prepare_is_refused_and_a_fresh_read_works
     assert isinstance(_commit(a_link, a, 12), Reply) and pump.program.daily_dose_ng() == 4_000_000
 
 
-def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start_emulator):
+HOLD = math.inf  # Fault("delay", delay=HOLD): held by HoldingProxy until release()
+
+
+class HoldingProxy(FaultProxy):
+    """The campaign's fault proxy, plus a hold: Fault("delay", delay=HOLD) keeps that frame (and
+    everything after it on that line) from reaching its peer until release(). A fixed delay would
+    make the interleaving depend on how fast the machine is; a hold does not."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        super().__init__(upstream)
+        self._gate = threading.Lock()
+        self._held: list[list] = []  # queues holding a frame
+
+    def _enqueue(self, conn, direction, delay, data):
+        with self._gate:
+            FaultProxy._enqueue(conn, direction, delay, data)
+            if delay == HOLD:
+                self._held.append(conn.queues[direction])
+
+    def _flush(self, conn):
+        with self._gate:
+            return FaultProxy._flush(conn)
+
+    def holding(self) -> bool:
+        """A held frame is in the proxy now (not merely matched: queued and waiting)."""
+        with self._gate:
+            return bool(self._held)
+
+    def release(self) -> None:
+        with self._gate:
+            now = time.monotonic()
+            for queue in self._held:
+                queue[:] = [(min(due, now), data) for due, data in queue]
+            self._held.clear()
+
+
+def hold_prepare() -> Fault:
+    """Hold this programmer's PREPARE on its way to the pump: it has read the pump, nothing more."""
+    return Fault("delay", direction=TO_PUMP, target="prepare", delay=HOLD)
+
+
+def address(emu) -> tuple[str, int]:
+    host, _, port = emu.url.removeprefix("socket://").rpartition(":")
+    return host, int(port)
+
+
+def audit(state_dir: Path) -> list[dict]:
+    path = Path(state_dir) / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start_emulator, tmp_path):
     emu = start_emulator(transport="tcp", time_scale=FROZEN)
     trust(emu)
-    host, port = emu.url.removeprefix("socket://").split(":")
-    proxy = FaultProxy((host, int(port)))
+    first_env = cli_env({"ITHCLI_STATE_DIR": str(tmp_path / "first"), "ITHCLI_OPERATOR": "first"})
+    second_env = {"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"}
+    truth = TruthClient(address(emu), emu.keys["reader"])
+    log_start = truth.status()["event_count"]
+    proxy = HoldingProxy(address(emu))
+    first = None
     try:
-        # the first programmer's PREPARE is held 2 s on its way: long enough for another to commit
-        proxy.arm([Fault("delay", direction=TO_PUMP, target="prepare", delay=2.0)])
-        first = subprocess.Popen([sys.executable, "-m", "ithcli", "--port", proxy.url, "--json", "program",
-                                  "--dose", "3 mg/day", "--yes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, env=cli_env())
-        deadline = time.monotonic() + 20
-        while not any(f.fired for f in proxy._faults):  # the PREPARE is now held
+        # the first programmer has read the pump; its PREPARE is held until the second's change is verified
+        proxy.arm([hold_prepare()])
+        first = subprocess.Popen([sys.executable, "-m", "ithcli", "--port", proxy.url, "--timeout", "30", "--json",
+                                  "program", "--dose", "3 mg/day", "--yes"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=first_env)
+        deadline = time.monotonic() + 30  # a guard against a hang, not a measured time
+        while not proxy.holding():
             assert time.monotonic() < deadline and first.poll() is None, first.communicate()
             time.sleep(0.02)
-        second = run_cli("--port", emu.url, "--json", "program", "--dose", "2.5 mg/day", "--yes")
+        second = run_cli("--port", emu.url, "--json", "program", "--dose", "2.5 mg/day", "--yes", env=second_env)
         assert second.code == 0, second.stderr
-        out, err = first.communicate(timeout=30)
+        assert second.json()["verified"] is True
+        proxy.release()
+        out, err = first.communicate(timeout=60)
     finally:
         proxy.close()
+        if first is not None and first.poll() is None:
+            first.kill()
+            first.communicate()
     assert first.returncode == 5, err
+    assert "Traceback" not in err and err.startswith("ithcli: error: ") and len(err.splitlines()) == 1, err
     error = json.loads(out)["error"]
+    assert error["exit_code"] == 5
     assert "changed by someone else since ithcli read it" in error["message"]
     assert "Nothing was committed" in error["message"] and "daily dose 2 mg/day -> 2.5 mg/day" in error["message"]
-    after = run_cli("--port", emu.url, "--json", "interrogate").json()
-    assert after["daily_dose"] == {"value": 2.5, "unit": "mg/day"}  # the second change stands
-    again = run_cli("--port", emu.url, "--json", "program", "--dose", "3 mg/day", "--yes")
+    assert json.loads(out)["outcome"] == "not-committed"
+    # the pump: only the second change was applied, and it stands
+    applied = [e["arg1"] for e in truth.events_since(log_start) if e["type"] == EventType.TX_APPLIED]
+    assert applied == [second.json()["txid"]]
+    after = run_cli("--port", emu.url, "--json", "interrogate", env=second_env).json()
+    assert after["daily_dose"] == {"value": 2.5, "unit": "mg/day"}
+    truth.close()
+    # the first programmer's own records: its PREPARE was checked against the old state and
+    # refused; no COMMIT went out, nothing is pending, nothing is recorded as verified
+    records = audit(tmp_path / "first")
+    prepares = [r for r in records if r.get("command") == "PREPARE_PROGRAM"]
+    assert len(prepares) == 1 and prepares[0]["request"]["based_on_txid"] == 0
+    assert not [r for r in records if r.get("command") == "COMMIT" or r.get("event") == "verified"]
+    assert not list((tmp_path / "first" / "pending").glob("*.json"))
+    again = run_cli("--port", emu.url, "--json", "program", "--dose", "3 mg/day", "--yes",
+                    env={"ITHCLI_STATE_DIR": str(tmp_path / "first"), "ITHCLI_OPERATOR": "first"})
     assert again.code == 0, again.stderr  # a fresh run works from the new state
+    assert again.json()["verified"] is True

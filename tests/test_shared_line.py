@@ -3,11 +3,14 @@
 A pty is one connection for its whole life, so whatever is injected on it is on the
 programmer's own connection: wrong AUTHs run up that connection's back-off. ithcli
 then waits once (the pump says how long) and gets in; it never gives up at once.
+A second programmer on the same line is refused at once instead (exit 3), since the
+two would steal each other's replies: ithcli holds the port exclusively while it runs.
 """
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -53,25 +56,54 @@ def test_rate_limited_on_a_shared_line_ithcli_waits_once_and_gets_in(start_emula
     assert emu.control("state")["auth_failures"] == 5
 
 
-def test_a_second_ithcli_on_the_same_port_is_told_it_is_in_use(start_emulator):
-    """Two programmers on one serial line would steal each other's replies: the second one
-    is refused at once (exit 3) while the first goes on undisturbed."""
+def read_until(stream, marker: str, proc: subprocess.Popen, timeout: float = 30) -> str:
+    """What a process wrote on `stream` (a pipe) up to and including `marker`, which may end
+    without a newline (a prompt)."""
+    fd, seen = stream.fileno(), b""
+    deadline = time.monotonic() + timeout  # a guard against a hang, never a measured time
+    while marker.encode() not in seen:
+        assert time.monotonic() < deadline and proc.poll() is None, (seen, proc.poll())
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            seen += os.read(fd, 4096)
+    return seen.decode()
+
+
+def test_a_second_ithcli_on_the_same_port_is_told_it_is_in_use_at_once(start_emulator, tmp_path):
+    """Two programmers on one serial line would steal each other's replies: the second one is
+    refused at once (exit 3, one line, nothing sent) while the first goes on undisturbed. The
+    first holds the port at its confirmation prompt until the test answers it, so the second
+    can only have been refused while the first held the port, never after waiting for it."""
     emu = start_emulator(transport="pty", time_scale=FROZEN)
     trust(emu)
-    first = subprocess.Popen([sys.executable, "-m", "ithcli", "--port", emu.url, "--json", "monitor",
-                              "--interval", "0.2", "--count", "15"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    first_env = cli_env({"ITHCLI_STATE_DIR": str(tmp_path / "first"), "ITHCLI_OPERATOR": "first"})
+    second_env = {"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"}
+    first = subprocess.Popen([sys.executable, "-m", "ithcli", "--port", emu.url, "program", "--dose", "2.5 mg/day"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=first_env)
     try:
-        assert first.stdout.readline(), "the monitor printed no first reading"  # it holds the port now
-        second = run_cli("--port", emu.url, "--json", "interrogate")
-        assert second.code == 3
-        assert "is in use by another program" in second.json()["error"]["message"]
-        assert "Traceback" not in second.stderr
-        out, err = first.communicate(timeout=30)
+        asked = read_until(first.stderr, "[y/N]: ", first)  # it has read the pump and holds the port
+        assert "EMU00001" in asked, asked  # the question about this pump: it is waiting for its operator
+        for args in (("--json", "interrogate"), ("--json", "program", "--dose", "3 mg/day", "--yes")):
+            second = run_cli("--port", emu.url, *args, env=second_env)
+            assert second.code == 3, (second.code, second.stdout, second.stderr)
+            assert "Traceback" not in second.stderr
+            lines = second.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("ithcli: error: port "), second.stderr
+            error = second.json()["error"]
+            assert error["exit_code"] == 3 and "is in use by another program" in error["message"]
+            assert "wait for the other command to finish" in error["message"]
+            assert first.poll() is None  # refused while the first still holds the port
+        out, err = first.communicate(b"y\n", timeout=60)
     finally:
         if first.poll() is None:
             first.kill()
             first.communicate()
     assert first.returncode == 0, err
-    readings = [json.loads(line) for line in out.splitlines()]
-    assert len(readings) == 14 and all(r["ok"] for r in readings)
+    assert b"VERIFIED" in out
+    # nothing of the second's reached the pump: no exchange in its audit log; the first's change stands
+    audit = tmp_path / "second" / "audit.jsonl"
+    records = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+    assert not [r for r in records if r.get("event") == "exchange"], records
+    after = run_cli("--port", emu.url, "--json", "interrogate", env=second_env)
+    assert after.code == 0, after.stderr
+    assert after.json()["daily_dose"] == {"value": 2.5, "unit": "mg/day"}

@@ -1,13 +1,21 @@
 """`ithcli mri`: the pre-MRI checklist, MRI-safe mode, and the post-MRI check.
 
 The flows live in ithcli/mri.py (shared with batch plans); this module wires
-options, renders and exits.
+options, asks, renders and exits.
+
+The scanner's field strength is a confirmation: on a model that is not MR
+conditional at every field, `checklist` and `enter` without --field ask for it on
+an interactive terminal (stdin and stderr both terminals, no --json); anywhere
+else the checklist is judged at the strictest field (mri.STRICTEST_FIELD), which
+BLOCKs a 1.5 T-only model (exit 12; `enter` then sends nothing).
 """
 from __future__ import annotations
 
+import sys
+
 import click
 
-from ..errors import CheckFailed, UsageError
+from ..errors import Cancelled, CheckFailed, UsageError
 
 
 class _Duration(click.ParamType):
@@ -25,7 +33,9 @@ class _Duration(click.ParamType):
 
 AUTO_EXIT = click.option("--auto-exit", type=_Duration(), default="4h", show_default=True,
                          help="MRI-safe mode ends by itself after this long (1 to 24 h), restoring the program.")
-FIELD = click.option("--field", "field_text", metavar="TESLA", help="The scanner's static field: 1.5T or 3T.")
+FIELD = click.option("--field", "field_text", metavar="TESLA",
+                     help="The scanner's static field: 1.5T or 3T. Without it, a model not MR conditional at "
+                          "every field is asked about on a terminal, and judged at 3 T anywhere else.")
 GRADIENT = click.option("--gradient", type=float, metavar="T/M", help="The scanner's maximum spatial gradient, T/m.")
 YES = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 
@@ -48,7 +58,9 @@ def checklist(app, field_text, gradient, auto_exit, export_path):
 
     if export_path and not export_path.lower().endswith((".html", ".svg", ".txt")):
         raise UsageError(f"--export {export_path!r}: the file must end in .html, .svg or .txt")
+    field_text = logic.parse_field(field_text)  # a bad value is refused before the pump is read
     st = logic.read_state(app, write=False)
+    field_text = _field(app, st, field_text)
     result = logic.run_checklist(app, st, auto_exit_s=auto_exit, field=field_text, gradient=gradient)
     if export_path:
         _export(result, export_path)
@@ -66,11 +78,13 @@ def checklist(app, field_text, gradient, auto_exit, export_path):
 @YES
 @click.pass_obj
 def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
-    """Put the pump in MRI-safe mode (refused while the checklist has a BLOCK), then read back."""
+    """Put the pump in MRI-safe mode (refused, exit 12, while the checklist has a BLOCK), then read back."""
     from .. import mri as logic
     from ._writing import confirm
 
+    field_text = logic.parse_field(field_text)  # a bad value is refused before the pump is read
     st = logic.read_state(app, write=True)  # refused while a write is unconfirmed
+    field_text = _field(app, st, field_text)
     request, checked = logic.enter_request(app, st, auto_exit_s=auto_exit, field=field_text, gradient=gradient,
                                            confirm_withdrawal_risk=confirm_withdrawal_risk)
     if not app.json:
@@ -112,6 +126,36 @@ def verify_(app):
     result = logic.run_verify(app, st)
     _finish(app, result, "Post-MRI verification", failed=logic.FAIL,
             failure=f"post-MRI verification of {result['serial_number']}: FAIL: ")
+
+
+def _interactive(app) -> bool:
+    """Someone at a terminal who can see a prompt on stderr and answer it; never with --json."""
+    return not app.json and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _field(app, st, given: str | None) -> str | None:
+    """The field to judge at: as given; asked for on a terminal when the model is not MR
+    conditional at every field; otherwise None (the checklist then judges at the strictest)."""
+    from .. import mri as logic
+
+    if given is not None or not logic.needs_field(st.spec) or not _interactive(app):
+        return given
+
+    def valid(text: str) -> str:
+        try:
+            return logic.parse_field(text)
+        except UsageError as exc:
+            raise click.BadParameter(exc.message) from None  # click.prompt says it and asks again
+
+    spec = st.spec
+    click.echo(f"{spec.name} is MR conditional at {logic.fields_text(spec, ' or ')} only: the scanner's field "
+               "strength decides whether it may be scanned (--field skips this question).", err=True)
+    try:
+        field = click.prompt("Scanner's static field (1.5T or 3T)", err=True, value_proc=valid)
+    except click.Abort:
+        raise Cancelled("no field strength given: cancelled. Nothing was changed on the pump") from None
+    app.record("mri-field", field_tesla=field, source="prompt")  # who said which field, as for a flag
+    return field
 
 
 def _finish(app, result: dict, title: str, *, failed: str, failure: str) -> None:
