@@ -45,7 +45,7 @@ from protocol.models import MODELS_BY_NAME, ModelSpec
 from protocol.therapy import rate_for_dose
 
 from .program import DAY, Program, Step
-from .security_state import FailureLog
+from .security_state import FailureLog, SessionLog
 
 NL_PER_UL = 1000
 #: charge units per nominal second; 0.04 per mL/day * 25_000_000 = 1 per nL/day
@@ -325,6 +325,8 @@ class Pump:
         self.log = EventLog()
         #: authentication refusals since manufacture, and their coalesced logging (persisted)
         self.auth = FailureLog()
+        #: sessions opened since manufacture per role, and their coalesced logging (persisted)
+        self.sessions = SessionLog()
         #: bumped on every change other than the passing of time; the server saves when it moves
         self.changes = 0
         self.clock: Callable[[], int] | None = None
@@ -395,23 +397,42 @@ class Pump:
         """Catch up with the injected clock (no-op without one)."""
         if self.clock is not None:
             self.advance_to(self.clock())
-        self._log_auth_failures(self.auth.due(self.time))
+        self._log_routine()
 
-    # --- security events (the checks themselves are emulator/session.py's) -----
+    # --- routine events: AUTH_FAILURE, SESSION_OPENED ---------------------------
+    #
+    # Coalesced so that nobody (a keyless attacker, a monitor opening sessions) can flush
+    # therapy history out of the ring (security_state.py; docs/protocol.md, "Routine
+    # events and the log"). Every occurrence is counted, and the count is saved with the
+    # pump before the reply that acknowledges it; a count waiting for its event is
+    # logged exactly COALESCE_S after that stream's previous event (a timer of
+    # advance_to), so it is logged at its time even across a restart.
+    # The checks themselves are emulator/session.py's.
 
     def record_auth_failure(self, reason: ErrorReason) -> None:
         """Count one authentication refusal; log a coalesced AUTH_FAILURE when one is due."""
         self.tick()
         self.changes += 1
-        self._log_auth_failures(self.auth.record(reason, self.time))
-
-    def _log_auth_failures(self, args: tuple[int, int] | None) -> None:
+        args = self.auth.record(reason, self.time)
         if args is not None:
             self._log(EventType.AUTH_FAILURE, arg1=args[0], arg2=args[1])
 
     def session_opened(self, role: int) -> None:
+        """Count one session opened; log a coalesced SESSION_OPENED (arg1 the role, arg2 the
+        sessions of that role since its previous SESSION_OPENED) when one is due."""
         self.tick()
-        self._log(EventType.SESSION_OPENED, arg1=int(role))
+        self.changes += 1
+        count = self.sessions.record(role, self.time)
+        if count is not None:
+            self._log(EventType.SESSION_OPENED, arg1=int(role), arg2=count)
+
+    def _log_routine(self) -> None:
+        """Log the coalesced counts whose time has come (AUTH_FAILURE first, then by role)."""
+        args = self.auth.flush(self.time)
+        if args is not None:
+            self._log(EventType.AUTH_FAILURE, arg1=args[0], arg2=args[1])
+        for role, count in self.sessions.flush(self.time):
+            self._log(EventType.SESSION_OPENED, arg1=int(role), arg2=count)
 
     def advance_to(self, target: int) -> None:
         """Run the pump until pump time `target`, stopping at every threshold to log it."""
@@ -449,8 +470,12 @@ class Pump:
         return levels
 
     def _timers(self) -> list[int]:
-        """Pump times at which something is due: MRI auto-exit, stall recovery, field changes."""
-        due = []
+        """Pump times at which something is due: MRI auto-exit, stall recovery, field changes,
+        and a coalesced count of routine events waiting for its event."""
+        due = self.sessions.due_at()
+        auth = self.auth.due_at()
+        if auth is not None:
+            due.append(auth)
         if self.mri_mode is MriMode.SAFE:
             due.append(self.mri_auto_exit_at)
         if self.stalled and self.stall_recovery_at and not self.stall_needs_interrogation:
@@ -530,6 +555,7 @@ class Pump:
             self.suspend(SUSPEND_EOS)
         if self.bolus is not None and (not self.delivering or self.bolus.seconds_left <= 0):
             self._finish_bolus()
+        self._log_routine()
 
     # --- MRI: safe mode, the static field, the motor's stall ---------------------------
 
@@ -1041,6 +1067,9 @@ class Pump:
             "oldest_index": self.log.oldest_index,
             "auth_failures": self.auth.total,
             "auth_failures_unlogged": self.auth.unlogged,
+            # sessions opened since manufacture, and those not yet counted in a SESSION_OPENED
+            "sessions_opened": {r.name.lower(): s.total for r, s in self.sessions.roles.items()},
+            "sessions_unlogged": {r.name.lower(): s.unlogged for r, s in self.sessions.roles.items()},
         }
 
     def describe_mri(self) -> dict:
@@ -1107,6 +1136,7 @@ class Pump:
             "applied": [[a.txid, a.kind.name, a.applied_at] for a in self.applied],
             "bolus": self.bolus.to_dict() if self.bolus else None,
             "auth": self.auth.to_dict(),
+            "sessions": self.sessions.to_dict(),
             "log": {
                 "capacity": self.log.events.maxlen,
                 "count": self.log.count,
@@ -1189,6 +1219,7 @@ class Pump:
             pump.applied.append(Applied(_uint(txid, 32), WriteKind[kind], _uint(at, 63)))
         pump.bolus = Bolus.from_dict(data["bolus"]) if data["bolus"] is not None else None
         pump.auth = FailureLog.from_dict(data.get("auth"))  # absent in files from before the secure link
+        pump.sessions = SessionLog.from_dict(data.get("sessions"))  # absent before protocol version 3
         log = data["log"]
         pump.log = EventLog(_uint(log["capacity"], 32) or LOG_CAPACITY)
         events = [LogEvent.from_list(row) for row in log["events"]]

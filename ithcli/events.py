@@ -39,6 +39,17 @@ def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
         return f"UNCONTROLLED BOLUS: {Quantity.from_base(a1, 'mL')} delivered"
     if t == EventType.BOLUS_STARTED:
         return f"bolus started: {Quantity.from_base(a1, mass)} over {a2} s"
+    if t == EventType.SESSION_OPENED:
+        from protocol import Role
+
+        role = Role(a1).name.lower() if a1 in Role._value2member_map_ else f"role {a1}"
+        count = a2 or 1  # 0: logged by a version-2 pump, one session
+        return f"{role} session opened" if count == 1 else f"{count} {role} sessions opened (coalesced)"
+    if t == EventType.AUTH_FAILURE:
+        from protocol import ErrorReason
+
+        reason = ErrorReason(a2).name.lower() if a2 in ErrorReason._value2member_map_ else f"reason {a2}"
+        return f"{a1} authentication failure{'s' if a1 != 1 else ''} (the latest: {reason})"
     return t.name.lower().replace("_", " ")
 
 

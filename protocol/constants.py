@@ -7,9 +7,12 @@ and tests/test_protocol_docs.py fails when the two disagree.
 from enum import IntEnum, IntFlag
 
 SYNC = b"\xa5\x5a"
-#: version 2: the handshake is bound to its transcript (security.py). The version history
-#: is in docs/protocol.md; peers of another version are refused with both versions named.
-PROTOCOL_VERSION = 2
+#: version 3: AUTH_FAILURE and SESSION_OPENED are coalesced (at most one event per stream
+#: per 10 minutes, counts in the events) so routine events cannot flush therapy history
+#: out of the event log; version 2 bound the handshake to its transcript (security.py).
+#: The version history is in docs/protocol.md; peers of another version are refused with
+#: both versions named.
+PROTOCOL_VERSION = 3
 #: HELLO frames (and a clear ERROR answering one) always carry header version 1, whatever
 #: the protocol version in their body, like TLS's legacy record version: so a pump and a
 #: programmer of different versions can always read each other's HELLO and say which
@@ -159,10 +162,11 @@ class EventType(IntEnum):
     DELIVERY_STOPPED = 16
     DELIVERY_RESUMED = 17
     TX_APPLIED = 18  # arg1: txid, arg2: WriteKind (logged for every committed write)
-    # security events are coalesced (at most one a minute) so an attacker cannot
-    # flush clinical events out of the ring buffer
+    # routine events, coalesced (version 3: at most one event per stream per 10 minutes of
+    # pump time, every occurrence counted) so that nobody can flush therapy history out of
+    # the ring buffer; docs/protocol.md, "Routine events and the log"
     AUTH_FAILURE = 19  # arg1: failures since the last AUTH_FAILURE event, arg2: ErrorReason of the last
-    SESSION_OPENED = 20  # arg1: Role
+    SESSION_OPENED = 20  # arg1: Role, arg2: sessions of that role since its last SESSION_OPENED (1: a lone one)
 
 
 class ErrorReason(IntEnum):

@@ -112,44 +112,57 @@ def test_a_version_rewritten_in_flight_opens_no_session():
     assert refused.reason == ErrorReason.AUTH_FAILED and not client.is_open
 
 
-def test_a_pump_reply_rewritten_to_an_older_version_is_refused_naming_both():
+def test_this_is_protocol_version_3():
+    assert protocol.PROTOCOL_VERSION == 3 and protocol.HELLO_FRAME_VERSION == 1
+
+
+@pytest.mark.parametrize("old", [1, 2])
+def test_a_pump_reply_rewritten_to_an_older_version_is_refused_naming_both(old):
     link = Loopback(new_pump())
     client = ClientSession()
-    reply = patched(link.send(client.hello(Role.CLINICIAN)), VERSION_OFFSET, 1)
-    with pytest.raises(VersionMismatch, match="pump speaks protocol version 1; this programmer speaks version 2"):
+    reply = patched(link.send(client.hello(Role.CLINICIAN)), VERSION_OFFSET, old)
+    with pytest.raises(VersionMismatch, match=f"pump speaks protocol version {old}; this programmer speaks version 3"):
         client.receive_data(reply)
 
 
-def test_a_version_1_programmer_is_told_both_versions_in_a_frame_it_can_read():
-    """A programmer of protocol version 1 frames its HELLO at version 1 and reads only
-    version-1 frames: the pump's refusal must be one of those, naming both versions."""
+@pytest.mark.parametrize("old", [1, 2])
+def test_an_older_programmer_is_told_both_versions_in_a_frame_it_can_read(old):
+    """A programmer of protocol version 1 or 2 frames its HELLO at version 1 and reads
+    version-1 frames for the answer to it: the pump's refusal must be one of those,
+    naming both versions."""
     pump = new_pump()
     link = Loopback(pump)
-    v1_hello = encode_frame(Command.HELLO, bytes([1]) + bytes(16) + bytes([Role.CLINICIAN]), seq=5, version=1)
-    answer = link.send(v1_hello)
+    old_hello = encode_frame(Command.HELLO, bytes([old]) + bytes(16) + bytes([Role.CLINICIAN]), seq=5, version=1)
+    answer = link.send(old_hello)
     assert answer[2] == 1  # header version 1
     used, frame = parse_frame(answer)
     message = protocol.decode(frame)
     assert message.command == Command.ERROR and message.body["reason"] == ErrorReason.UNSUPPORTED_VERSION
-    assert "protocol version 2" in message.body["detail"] and "highest is 1" in message.body["detail"]
+    assert message.body["detail"] == f"this pump speaks protocol version 3; the programmer's highest is {old}"
     assert pump.auth.total == 0  # an old programmer is not an attacker
+    assert pump.log.count == 1  # nor a session: nothing but POWER_ON in the log
 
 
-def test_a_version_1_pump_is_refused_naming_both_versions():
-    """What a version-1 pump answers to our HELLO (it accepts any newer programmer's HELLO)."""
+@pytest.mark.parametrize("old", [1, 2])
+def test_an_older_pump_is_refused_naming_both_versions(old):
+    """What a version-1 or version-2 pump answers to our HELLO (it accepts any newer
+    programmer's HELLO, framed at 1)."""
     client = ClientSession()
     hello = client.hello(Role.READER)
-    assert hello[2] == protocol.HELLO_FRAME_VERSION  # a v1 pump can read it
-    v1_reply = encode_frame(Command.HELLO, bytes([1]) + bytes(16) + bytes(8), seq=client.seq,
-                            response=True, version=1)
-    with pytest.raises(VersionMismatch, match="version 1.*version 2"):
-        client.receive_data(v1_reply)
+    assert hello[2] == protocol.HELLO_FRAME_VERSION  # an older pump can read it
+    old_reply = encode_frame(Command.HELLO, bytes([old]) + bytes(16) + bytes(8), seq=client.seq,
+                             response=True, version=1)
+    with pytest.raises(VersionMismatch, match=f"version {old}.*version 3"):
+        client.receive_data(old_reply)
+    assert not client.is_open
 
 
 def test_only_hello_and_error_frames_may_carry_the_old_header_version():
     decoder = FrameDecoder()
     old_interrogate = encode_frame(Command.INTERROGATE, b"", seq=1, version=1)
     assert isinstance(decoder.feed(old_interrogate)[0], protocol.FrameError)
+    v2_interrogate = encode_frame(Command.INTERROGATE, b"", seq=1, version=2)  # a version-2 programmer's
+    assert isinstance(decoder.feed(v2_interrogate)[0], protocol.FrameError)
     old_error = protocol.encode(Command.ERROR, {"request_command": 1, "reason": ErrorReason.BUSY, "detail": ""},
                                 seq=1, response=True, version=1)
     assert isinstance(decoder.feed(old_error)[0], RawFrame)

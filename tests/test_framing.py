@@ -265,7 +265,8 @@ def test_length_ffff_does_not_make_the_decoder_wait():
     assert frames_of(out) == [parse_frame(good)[1]]
 
 
-@pytest.mark.parametrize("version", [0, 1, 3, 0xFF])  # 1: only a clear HELLO or ERROR may carry it
+# 1: only a clear HELLO or ERROR may carry it; 2: an INTERROGATE of a version-2 programmer
+@pytest.mark.parametrize("version", [0, 1, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, 0xFF])
 def test_unknown_version_is_refused_even_with_good_crc(version):
     body = struct.pack(">BBHBH", version, 0, 1, 2, 0)
     _, out = feed_all([with_crc(body)])

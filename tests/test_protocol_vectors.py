@@ -48,9 +48,12 @@ EXPECTED = {
     "hkdf_info", "hkdf_prk", "hkdf_okm", "key_to_pump", "key_to_programmer",
     "req_seq", "req_plaintext", "req_counter", "req_nonce", "req_aad", "req_ciphertext", "req_tag", "req_frame",
     "resp_plaintext", "resp_counter", "resp_nonce", "resp_aad", "resp_ciphertext", "resp_tag", "resp_frame",
-    "v1_seq", "v1_hello_request_frame", "v1_refusal_frame", "v1_pump_hello_response_frame",
+    "old_seq", "old_hello_request_frame", "old_refusal_frame", "old_hello_response_frame",
 }
 SERIAL = "ITH-VEC-0001"
+#: the protocol version these vectors are for, and the older peer of the negotiation vectors
+VERSION = 3
+OLD = 2
 
 
 # --- reading the doc ------------------------------------------------------------
@@ -197,7 +200,7 @@ def test_the_labels_table_is_the_code(doc):
 def test_version_constants_are_the_code(doc):
     from protocol import constants
 
-    assert constants.PROTOCOL_VERSION == 2 and constants.HELLO_FRAME_VERSION == 1
+    assert constants.PROTOCOL_VERSION == VERSION and constants.HELLO_FRAME_VERSION == 1
     assert doc.splitlines()[0] == f"# ithcli telemetry protocol (version {constants.PROTOCOL_VERSION})"
 
 
@@ -217,10 +220,10 @@ def test_handshake_payloads_and_frames_are_the_codec(v):
 
     seq = int.from_bytes(v["hello_seq"], "big")
     role = Role(v["role"][0])
-    hello = {"protocol_version": 2, "client_nonce": v["client_nonce"], "role": role}
+    hello = {"protocol_version": VERSION, "client_nonce": v["client_nonce"], "role": role}
     assert build_payload(Command.HELLO, hello) == v["hello_request"]
     assert encode(Command.HELLO, hello, seq=seq) == v["hello_request_frame"]
-    reply = {"protocol_version": 2, "pump_nonce": v["pump_nonce"], "key_id": v["key_id_clinician"]}
+    reply = {"protocol_version": VERSION, "pump_nonce": v["pump_nonce"], "key_id": v["key_id_clinician"]}
     assert build_payload(Command.HELLO, reply, response=True) == v["hello_response"]
     assert encode(Command.HELLO, reply, seq=seq, response=True) == v["hello_response_frame"]
     auth = {"role": role, "proof": v["client_proof"]}
@@ -229,12 +232,13 @@ def test_handshake_payloads_and_frames_are_the_codec(v):
     proof = {"proof": v["pump_proof"]}
     assert build_payload(Command.AUTH, proof, response=True) == v["auth_response"]
     assert encode(Command.AUTH, proof, seq=seq + 1, response=True) == v["auth_response_frame"]
-    # HELLO frames at header version 1 whatever the protocol version; the rest at 2
+    # HELLO frames at header version 1 whatever the protocol version; the rest at the protocol's
     assert [v[f][2] for f in ("hello_request_frame", "hello_response_frame", "auth_request_frame",
-                              "auth_response_frame", "req_frame", "resp_frame")] == [1, 1, 2, 2, 2, 2]
+                              "auth_response_frame", "req_frame", "resp_frame")] == [1, 1] + [VERSION] * 4
     assert encode_frame(Command.AUTH, v["auth_response"], seq=seq + 1, response=True) == v["auth_response_frame"]
     message = decode_bytes(v["hello_response_frame"])
-    assert message.body == {"protocol_version": 2, "pump_nonce": v["pump_nonce"], "key_id": v["key_id_clinician"]}
+    assert message.body == {"protocol_version": VERSION, "pump_nonce": v["pump_nonce"],
+                            "key_id": v["key_id_clinician"]}
     assert security.key_id(v["k_clinician"]) == message.body["key_id"]
 
 
@@ -275,7 +279,7 @@ def test_sealed_frames_are_the_secure_channel(v):
     assert security.gcm_nonce(security.TO_PROGRAMMER, 1) == v["resp_nonce"]
     assert v["req_counter"] == v["resp_counter"] == struct.pack(">Q", 1)
     for flags, side in ((0x02, "req"), (0x03, "resp")):  # AUTH, and RESPONSE for the pump's
-        header = header_bytes(2, flags, seq, Command.INTERROGATE, len(v[f"{side}_plaintext"]))
+        header = header_bytes(VERSION, flags, seq, Command.INTERROGATE, len(v[f"{side}_plaintext"]))
         assert header + v[f"{side}_counter"] == v[f"{side}_aad"], side
 
     assert programmer.seal(Command.INTERROGATE, v["req_plaintext"], seq=seq, response=False) == v["req_frame"]
@@ -300,7 +304,7 @@ def test_the_status_plaintext_is_the_documented_status(v, status):
     from protocol import Command, codec
     from protocol.framing import RawFrame
 
-    frame = RawFrame(2, 0x01, 0, int(Command.INTERROGATE), v["resp_plaintext"], None, b"")
+    frame = RawFrame(VERSION, 0x01, 0, int(Command.INTERROGATE), v["resp_plaintext"], None, b"")
     body = codec.decode(frame).body
     assert json.loads(json.dumps(body, default=int)) == status
     assert status["serial_number"] == SERIAL
@@ -313,7 +317,7 @@ def test_client_session_reproduces_the_vectors(v, status):
     seq = int.from_bytes(v["hello_seq"], "big")
     client = ClientSession(seq=seq - 1)
     assert client.hello(Role(v["role"][0]), nonce=v["client_nonce"]) == v["hello_request_frame"]
-    assert client.receive_data(v["hello_response_frame"]) == [HelloReply(v["key_id_clinician"], 2)]
+    assert client.receive_data(v["hello_response_frame"]) == [HelloReply(v["key_id_clinician"], VERSION)]
     assert client.authenticate(v["k_clinician"]) == v["auth_request_frame"]
     assert client.receive_data(v["auth_response_frame"]) == [SessionOpen(Role.CLINICIAN)]
     assert client.request(Command.INTERROGATE) == v["req_frame"]
@@ -365,27 +369,29 @@ def test_version_negotiation_vectors(v):
     from protocol.framing import encode_frame
     from protocol.session import ClientSession, VersionMismatch
 
-    seq = int.from_bytes(v["v1_seq"], "big")
-    v1_hello = bytes([1]) + v["client_nonce"] + v["role"]
-    assert encode_frame(Command.HELLO, v1_hello, seq=seq, version=1) == v["v1_hello_request_frame"]
+    seq = int.from_bytes(v["old_seq"], "big")
+    old_hello = bytes([OLD]) + v["client_nonce"] + v["role"]
+    assert encode_frame(Command.HELLO, old_hello, seq=seq, version=1) == v["old_hello_request_frame"]
     session = Session({Role.CLINICIAN: v["k_clinician"]}, Backoff())
     pump = _vector_pump()
-    assert respond(pump, _raw(v["v1_hello_request_frame"]), Faults(), session) == v["v1_refusal_frame"]
+    assert respond(pump, _raw(v["old_hello_request_frame"]), Faults(), session) == v["old_refusal_frame"]
     assert pump.auth.total == 0  # an old programmer is not an authentication failure
-    refusal = decode_bytes(v["v1_refusal_frame"])
-    assert v["v1_refusal_frame"][2] == 1 and refusal.response and refusal.command == Command.ERROR
+    refusal = decode_bytes(v["old_refusal_frame"])
+    assert v["old_refusal_frame"][2] == 1 and refusal.response and refusal.command == Command.ERROR
     assert refusal.body["reason"] == ErrorReason.UNSUPPORTED_VERSION and refusal.body["request_command"] == 1
-    assert "version 2" in refusal.body["detail"] and "is 1" in refusal.body["detail"]
+    assert refusal.body["detail"] == f"this pump speaks protocol version {VERSION}; the programmer's highest is {OLD}"
 
-    v1_reply = bytes([1]) + v["pump_nonce"] + v["key_id_clinician"]
+    old_reply = bytes([OLD]) + v["pump_nonce"] + v["key_id_clinician"]
     hello_seq = int.from_bytes(v["hello_seq"], "big")
-    assert encode_frame(Command.HELLO, v1_reply, seq=hello_seq, response=True, version=1) == \
-        v["v1_pump_hello_response_frame"]
+    assert encode_frame(Command.HELLO, old_reply, seq=hello_seq, response=True, version=1) == \
+        v["old_hello_response_frame"]
     client = ClientSession(seq=hello_seq - 1)
     client.hello(Role.CLINICIAN, nonce=v["client_nonce"])
     with pytest.raises(VersionMismatch) as caught:
-        client.receive_data(v["v1_pump_hello_response_frame"])
-    assert caught.value.pump_version == 1 and "version 1" in str(caught.value) and "version 2" in str(caught.value)
+        client.receive_data(v["old_hello_response_frame"])
+    assert caught.value.pump_version == OLD
+    assert str(caught.value) == (f"the pump speaks protocol version {OLD}; this programmer speaks version "
+                                 f"{VERSION}: no session was opened")
 
     # the receiving rules: header version 1 only for HELLO and ERROR responses in clear
     def accepted(version: int, flags: int, command: int) -> bool:
@@ -397,8 +403,10 @@ def test_version_negotiation_vectors(v):
     assert not accepted(1, 0x00, 0x7F)  # an ERROR "request"
     assert not accepted(1, 0x02, 0x01) and not accepted(1, 0x03, 0x7F)  # nothing sealed at version 1
     assert not accepted(1, 0x00, 0x02) and not accepted(1, 0x00, 0x05)  # a version-1 INTERROGATE, AUTH
-    assert all(accepted(2, flags, cmd) for flags in (0, 1, 2, 3) for cmd in (0x01, 0x02, 0x05, 0x7F))
-    assert not accepted(3, 0x00, 0x01) and not accepted(0, 0x01, 0x7F)
+    assert all(accepted(VERSION, flags, cmd) for flags in (0, 1, 2, 3) for cmd in (0x01, 0x02, 0x05, 0x7F))
+    # an older or newer peer's frames other than HELLO and ERROR: garbage
+    for other in (0, OLD, VERSION + 1):
+        assert not any(accepted(other, flags, cmd) for flags in (0, 1, 2, 3) for cmd in (0x01, 0x02, 0x05, 0x7F))
 
 
 def test_the_example_key_file_is_the_vectors_and_both_readers_take_it(doc, v, tmp_path):
@@ -455,7 +463,7 @@ class Outsider:
         assert struct.unpack(">I", data[-4:])[0] == cls.crc32c(data[2:-4]), "CRC"
         header = data[2:9]
         version, flags, _, command, length = struct.unpack(">BBHBH", header)
-        assert version == 2 or (version == 1 and not flags & 2 and (command == 1 or (command == 0x7F and flags & 1)))
+        assert version == 3 or (version == 1 and not flags & 2 and (command == 1 or (command == 0x7F and flags & 1)))
         payload = data[9:9 + length]
         trailer = data[9 + length:-4]
         assert len(trailer) == (24 if flags & 2 else 0)
@@ -488,11 +496,11 @@ class Outsider:
              plaintext: bytes) -> tuple[bytes, bytes, bytes]:
         """(frame, nonce, aad)."""
         ctr = struct.pack(">Q", counter)
-        header = struct.pack(">BBHBH", 2, flags, seq, command, len(plaintext))
+        header = struct.pack(">BBHBH", 3, flags, seq, command, len(plaintext))
         nonce, aad = direction + ctr, header + ctr
         sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
         ciphertext, tag = sealed[:-16], sealed[-16:]
-        return cls.frame(2, flags, seq, command, ciphertext, ctr + tag), nonce, aad
+        return cls.frame(3, flags, seq, command, ciphertext, ctr + tag), nonce, aad
 
     @classmethod
     def open(cls, key: bytes, direction: bytes, highest: int, data: bytes) -> tuple[int, bytes]:
@@ -517,11 +525,11 @@ def check_outsider(v: dict[str, bytes]) -> None:
     assert o.key_id(k) == v["key_id_clinician"], "key_id_clinician"
 
     # the programmer's HELLO; the pump's answer
-    hello_request = bytes([2]) + v["client_nonce"] + role
+    hello_request = bytes([3]) + v["client_nonce"] + role
     assert hello_request == v["hello_request"], "hello_request"
     assert o.frame(1, 0x00, seq, 0x01, hello_request) == v["hello_request_frame"], "hello_request_frame"
     _, received, _ = o.unframe(v["hello_request_frame"])
-    hello_response = bytes([2]) + v["pump_nonce"] + o.key_id(k)
+    hello_response = bytes([3]) + v["pump_nonce"] + o.key_id(k)
     assert hello_response == v["hello_response"], "hello_response"
     assert o.frame(1, 0x01, seq, 0x01, hello_response) == v["hello_response_frame"], "hello_response_frame"
     th1 = o.sha256(b"ithcli/2 transcript" + received + hello_response)
@@ -529,12 +537,12 @@ def check_outsider(v: dict[str, bytes]) -> None:
 
     # the programmer reads the HELLO response and proves the key
     _, payload, _ = o.unframe(v["hello_response_frame"])
-    assert payload[0] == 2 and payload[17:25] == o.key_id(k)
+    assert payload[0] == 3 and payload[17:25] == o.key_id(k)
     client_proof = o.hmac(k, b"ithcli/2 client proof" + o.sha256(b"ithcli/2 transcript" + hello_request + payload))
     assert client_proof == v["client_proof"], "client_proof"
     auth_request = role + client_proof
     assert auth_request == v["auth_request"], "auth_request"
-    assert o.frame(2, 0x00, seq + 1, 0x05, auth_request) == v["auth_request_frame"], "auth_request_frame"
+    assert o.frame(3, 0x00, seq + 1, 0x05, auth_request) == v["auth_request_frame"], "auth_request_frame"
 
     # the pump checks it and proves the key too
     _, received, _ = o.unframe(v["auth_request_frame"])
@@ -544,7 +552,7 @@ def check_outsider(v: dict[str, bytes]) -> None:
     pump_proof = o.hmac(k, b"ithcli/2 pump proof" + th2)
     assert pump_proof == v["pump_proof"], "pump_proof"
     assert pump_proof == v["auth_response"], "auth_response"
-    assert o.frame(2, 0x01, seq + 1, 0x05, pump_proof) == v["auth_response_frame"], "auth_response_frame"
+    assert o.frame(3, 0x01, seq + 1, 0x05, pump_proof) == v["auth_response_frame"], "auth_response_frame"
     th3 = o.sha256(th2 + pump_proof)
     assert th3 == v["th3"], "th3"
 
@@ -574,15 +582,16 @@ def check_outsider(v: dict[str, bytes]) -> None:
     assert frame[9 + n + 8:9 + n + 24] == v["resp_tag"], "resp_tag"
     assert o.open(to_programmer, o.TO_PROGRAMMER, 0, v["resp_frame"]) == (1, v["resp_plaintext"])
 
-    # version negotiation: the frames are plain frames at header version 1
-    v1_seq = struct.unpack(">H", v["v1_seq"])[0]
-    assert o.frame(1, 0x00, v1_seq, 0x01, bytes([1]) + v["client_nonce"] + role) == v["v1_hello_request_frame"]
-    header, payload, _ = o.unframe(v["v1_refusal_frame"])
-    assert header == struct.pack(">BBHBH", 1, 0x01, v1_seq, 0x7F, len(payload))
+    # version negotiation with a version-2 peer: the frames are plain frames at header version 1
+    old_seq = struct.unpack(">H", v["old_seq"])[0]
+    assert o.frame(1, 0x00, old_seq, 0x01, bytes([2]) + v["client_nonce"] + role) == v["old_hello_request_frame"]
+    header, payload, _ = o.unframe(v["old_refusal_frame"])
+    assert header == struct.pack(">BBHBH", 1, 0x01, old_seq, 0x7F, len(payload))
     assert payload[0:2] == bytes([0x01, 3])  # request_command HELLO, reason UNSUPPORTED_VERSION
     assert payload[2] == len(payload) - 3  # u8 n + utf8[n]
-    header, payload, _ = o.unframe(v["v1_pump_hello_response_frame"])
-    assert header[0] == 1 and payload[0] == 1 and payload[17:] == o.key_id(k)
+    assert payload[3:] == b"this pump speaks protocol version 3; the programmer's highest is 2"
+    header, payload, _ = o.unframe(v["old_hello_response_frame"])
+    assert header[0] == 1 and payload[0] == 2 and payload[17:] == o.key_id(k)
 
 
 def test_an_implementation_from_the_doc_alone_reproduces_every_vector(v):

@@ -10,7 +10,11 @@ security.new_nonce patched to return the fixed pump nonce). The script stops if
 any two disagree. It prints the fenced blocks of that section (then, as plain
 lines, the two refusal texts); tests/test_protocol_vectors.py parses the blocks
 back out of the doc and checks them against the code, so paste the output over
-the blocks in the doc whenever the protocol changes on purpose.
+the blocks in the doc whenever the protocol changes on purpose (the annotated
+frames "dissection of hello_request_frame" and "dissection of req_frame" in the
+doc are checked against these vectors too: update their bytes with them).
+
+The version-negotiation vectors are for a peer one version older (OLD_VERSION).
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from emulator.pump import Pump  # noqa: E402
 from emulator.security_state import Backoff  # noqa: E402
 from emulator.session import Session  # noqa: E402
 from protocol import (  # noqa: E402
+    PROTOCOL_VERSION,
     Command,
     Drug,
     ErrorReason,
@@ -53,7 +58,10 @@ ROLE = Role.CLINICIAN
 CLIENT_NONCE = bytes(range(0xA0, 0xB0))
 PUMP_NONCE = bytes(range(0xB0, 0xC0))
 FIRST_SEQ = 0x1234  # HELLO; AUTH 0x1235; INTERROGATE 0x1236
-V1_SEQ = 0x0042
+OLD_SEQ = 0x0042
+V = PROTOCOL_VERSION
+#: the peer of the version-negotiation vectors: the previous protocol version
+OLD_VERSION = PROTOCOL_VERSION - 1
 
 #: the pump's status in the sealed INTERROGATE reply (a made-up but valid pump)
 STATUS = {
@@ -130,12 +138,12 @@ def main() -> None:
         hello_response_frame = pump_answer(hello_request_frame)
     finally:
         security.new_nonce = real_new_nonce
-    hello_body = {"protocol_version": 2, "client_nonce": CLIENT_NONCE, "role": ROLE}
-    hello_reply_body = {"protocol_version": 2, "pump_nonce": PUMP_NONCE, "key_id": security.key_id(K_CLINICIAN)}
+    hello_body = {"protocol_version": V, "client_nonce": CLIENT_NONCE, "role": ROLE}
+    hello_reply_body = {"protocol_version": V, "pump_nonce": PUMP_NONCE, "key_id": security.key_id(K_CLINICIAN)}
     hello_request = check("hello_request", build_payload(Command.HELLO, hello_body),
-                          bytes([2]) + CLIENT_NONCE + bytes([ROLE]))
+                          bytes([V]) + CLIENT_NONCE + bytes([ROLE]))
     hello_response = check("hello_response", build_payload(Command.HELLO, hello_reply_body, response=True),
-                           bytes([2]) + PUMP_NONCE + security.key_id(K_CLINICIAN))
+                           bytes([V]) + PUMP_NONCE + security.key_id(K_CLINICIAN))
     check("hello_response_frame", hello_response_frame,
           encode_frame(Command.HELLO, hello_response, seq=FIRST_SEQ, response=True, version=1))
     check("hello_request_frame", hello_request_frame,
@@ -172,7 +180,7 @@ def main() -> None:
     req_plain = build_payload(Command.INTERROGATE, {})
     req_counter = (1).to_bytes(8, "big")
     req_nonce = security.gcm_nonce(security.TO_PUMP, 1)
-    req_aad = header_bytes(2, 0x02, req_seq, Command.INTERROGATE, len(req_plain)) + req_counter
+    req_aad = header_bytes(V, 0x02, req_seq, Command.INTERROGATE, len(req_plain)) + req_counter
     [raw] = FrameDecoder().feed(req_frame)
     opened = pump.open(raw)
     assert opened.payload == req_plain
@@ -183,7 +191,7 @@ def main() -> None:
     resp_frame = pump.seal(Command.INTERROGATE, resp_plain, req_seq)
     resp_counter = (1).to_bytes(8, "big")
     resp_nonce = security.gcm_nonce(security.TO_PROGRAMMER, 1)
-    resp_aad = header_bytes(2, 0x03, req_seq, Command.INTERROGATE, len(resp_plain)) + resp_counter
+    resp_aad = header_bytes(V, 0x03, req_seq, Command.INTERROGATE, len(resp_plain)) + resp_counter
     [event] = client.receive_data(resp_frame)
     assert isinstance(event, Reply) and event.body["serial_number"] == SERIAL, event
     resp_ct = resp_frame[9:9 + len(resp_plain)]
@@ -191,22 +199,24 @@ def main() -> None:
     check("req_sealed", AESGCM(to_pump).encrypt(req_nonce, req_plain, req_aad), req_ct + req_tag)
     check("resp_sealed", AESGCM(to_programmer).encrypt(resp_nonce, resp_plain, resp_aad), resp_ct + resp_tag)
 
-    # --- version negotiation -----------------------------------------------------
-    v1_hello_request = bytes([1]) + CLIENT_NONCE + bytes([ROLE])
-    v1_hello_request_frame = encode_frame(Command.HELLO, v1_hello_request, seq=V1_SEQ, version=1)
-    [raw] = FrameDecoder().feed(v1_hello_request_frame)
-    v1_refusal_frame = respond(pump_model, raw, Faults(), Session({Role.CLINICIAN: K_CLINICIAN}, Backoff()))
-    refusal = decode_bytes(v1_refusal_frame)
-    assert refusal.body["reason"] == ErrorReason.UNSUPPORTED_VERSION and v1_refusal_frame[2] == 1, refusal
+    # --- version negotiation with a peer of OLD_VERSION (its HELLOs are framed at 1 too) ---
+    old_hello_request = bytes([OLD_VERSION]) + CLIENT_NONCE + bytes([ROLE])
+    old_hello_request_frame = encode_frame(Command.HELLO, old_hello_request, seq=OLD_SEQ, version=1)
+    [raw] = FrameDecoder().feed(old_hello_request_frame)
+    refusing = Session({Role.CLINICIAN: K_CLINICIAN}, Backoff())
+    old_refusal_frame = respond(pump_model, raw, Faults(), refusing)
+    refusal = decode_bytes(old_refusal_frame)
+    assert refusal.body["reason"] == ErrorReason.UNSUPPORTED_VERSION and old_refusal_frame[2] == 1, refusal
     detail = refusal.body["detail"]
-    v1_pump_hello_response = bytes([1]) + PUMP_NONCE + security.key_id(K_CLINICIAN)
-    v1_pump_hello_response_frame = encode_frame(Command.HELLO, v1_pump_hello_response, seq=FIRST_SEQ,
-                                                response=True, version=1)
+    assert f"version {V}" in detail and f"is {OLD_VERSION}" in detail, detail
+    old_hello_response = bytes([OLD_VERSION]) + PUMP_NONCE + security.key_id(K_CLINICIAN)
+    old_hello_response_frame = encode_frame(Command.HELLO, old_hello_response, seq=FIRST_SEQ,
+                                                 response=True, version=1)
     probe = ClientSession(seq=FIRST_SEQ - 1)
     probe.hello(ROLE, nonce=CLIENT_NONCE)
     try:
-        probe.receive_data(v1_pump_hello_response_frame)
-        raise SystemExit("a v2 programmer accepted a v1 pump's HELLO")
+        probe.receive_data(old_hello_response_frame)
+        raise SystemExit(f"a version-{V} programmer accepted a version-{OLD_VERSION} pump's HELLO")
     except VersionMismatch as exc:
         mismatch = str(exc)
 
@@ -225,10 +235,10 @@ def main() -> None:
     emit(fmt("key_id_clinician", security.key_id(K_CLINICIAN)))
     emit("")
     emit("# HELLO")
-    emit(fmt("hello_request", hello_request, "u8(2) || client_nonce || u8(role)"))
+    emit(fmt("hello_request", hello_request, f"u8({V}) || client_nonce || u8(role)"))
     emit(fmt("hello_request_frame", hello_request_frame,
              "header version 1, flags 00, seq hello_seq, command 01, length 18"))
-    emit(fmt("hello_response", hello_response, "u8(2) || pump_nonce || key_id_clinician"))
+    emit(fmt("hello_response", hello_response, f"u8({V}) || pump_nonce || key_id_clinician"))
     emit(fmt("hello_response_frame", hello_response_frame,
              "header version 1, flags 01, seq hello_seq, command 01, length 25"))
     emit(fmt("th1", th1, 'SHA-256("ithcli/2 transcript" || hello_request || hello_response)'))
@@ -237,12 +247,12 @@ def main() -> None:
     emit(fmt("client_proof", cproof, 'HMAC-SHA256(k_clinician, "ithcli/2 client proof" || th1)'))
     emit(fmt("auth_request", auth_request, "u8(role) || client_proof"))
     emit(fmt("auth_request_frame", auth_request_frame,
-             "header version 2, flags 00, seq hello_seq + 1, command 05, length 33"))
+             f"header version {V}, flags 00, seq hello_seq + 1, command 05, length 33"))
     emit(fmt("th2", th2, "SHA-256(th1 || auth_request)"))
     emit(fmt("pump_proof", pproof, 'HMAC-SHA256(k_clinician, "ithcli/2 pump proof" || th2)'))
     emit(fmt("auth_response", auth_response, "pump_proof"))
     emit(fmt("auth_response_frame", auth_response_frame,
-             "header version 2, flags 01, seq hello_seq + 1, command 05, length 32"))
+             f"header version {V}, flags 01, seq hello_seq + 1, command 05, length 32"))
     emit(fmt("th3", th3, "SHA-256(th2 || auth_response)"))
     emit("")
     emit("# session keys: HKDF-SHA256(IKM = k_clinician, salt = th3, info = hkdf_info, L = 64)")
@@ -259,7 +269,7 @@ def main() -> None:
     emit(fmt("req_plaintext", req_plain, "empty: INTERROGATE requests have no payload"))
     emit(fmt("req_counter", req_counter))
     emit(fmt("req_nonce", req_nonce, "00000001 || req_counter"))
-    emit(fmt("req_aad", req_aad, "version 02, flags 02, req_seq, command 02, length 0000 || req_counter"))
+    emit(fmt("req_aad", req_aad, f"version {V:02x}, flags 02, req_seq, command 02, length 0000 || req_counter"))
     emit(fmt("req_ciphertext", req_ct, "empty"))
     emit(fmt("req_tag", req_tag))
     emit(fmt("req_frame", req_frame))
@@ -268,7 +278,8 @@ def main() -> None:
     emit(fmt("resp_plaintext", resp_plain, "the Status below, 111 bytes"))
     emit(fmt("resp_counter", resp_counter))
     emit(fmt("resp_nonce", resp_nonce, "00000002 || resp_counter"))
-    emit(fmt("resp_aad", resp_aad, "version 02, flags 03, req_seq, command 02, length 006f || resp_counter"))
+    emit(fmt("resp_aad", resp_aad,
+             f"version {V:02x}, flags 03, req_seq, command 02, length 006f || resp_counter"))
     emit(fmt("resp_ciphertext", resp_ct))
     emit(fmt("resp_tag", resp_tag))
     emit(fmt("resp_frame", resp_frame))
@@ -280,18 +291,18 @@ def main() -> None:
     emit("")
     emit("```text")
     emit("# version negotiation")
-    emit(fmt("v1_seq", V1_SEQ.to_bytes(2, "big")))
-    emit(fmt("v1_hello_request_frame", v1_hello_request_frame,
-             "a version-1 programmer's HELLO: header version 1, protocol_version 1"))
-    emit(fmt("v1_refusal_frame", v1_refusal_frame,
-             "the version-2 pump's answer: ERROR UNSUPPORTED_VERSION, header version 1"))
-    emit(fmt("v1_pump_hello_response_frame", v1_pump_hello_response_frame,
-             "a version-1 pump's answer to hello_request_frame (protocol_version 1)"))
+    emit(fmt("old_seq", OLD_SEQ.to_bytes(2, "big")))
+    emit(fmt("old_hello_request_frame", old_hello_request_frame,
+             f"a version-{OLD_VERSION} programmer's HELLO: header version 1, protocol_version {OLD_VERSION}"))
+    emit(fmt("old_refusal_frame", old_refusal_frame,
+             f"the version-{V} pump's answer: ERROR UNSUPPORTED_VERSION, header version 1"))
+    emit(fmt("old_hello_response_frame", old_hello_response_frame,
+             f"a version-{OLD_VERSION} pump's answer to hello_request_frame (protocol_version {OLD_VERSION})"))
     emit("```")
     print("\n".join(out))
     print()
-    print("v1 refusal detail:", detail)
-    print("v2 programmer's refusal:", mismatch)
+    print(f"the version-{V} pump's refusal detail:", detail)
+    print(f"the version-{V} programmer's refusal:", mismatch)
 
 
 if __name__ == "__main__":
