@@ -24,6 +24,11 @@ class App:
     serial: str | None = None  # the pump's, from the key that opened the session
     role: str | None = None  # the session's role: "reader" or "clinician"
     last_raw_status: dict | None = None  # the last INTERROGATE reply, as decoded
+    #: this computer's clock (s since the epoch, UTC) when that reply arrived
+    last_read_at: int | None = None
+    #: the pump clock's skew measured from that reply: its pump_time - last_read_at (s; + ahead).
+    #: Every date ithcli shows or compares is moved by it (calendar.to_calendar)
+    clock_skew_s: int | None = None
     _link: object = field(default=None, repr=False)
     _client: object = field(default=None, repr=False)
     _library: object = field(default=None, repr=False)
@@ -147,14 +152,19 @@ class App:
         if resolve:
             self.resolve_pending()
         raw = self.last_raw_status = client.interrogate()
+        # the moment the reply arrived, before anything else takes time: the skew is measured here
+        received_at = int(time.time())
         if raw["serial_number"] != self.serial:
             from .errors import AuthError
 
             raise AuthError(f"the pump reports serial {raw['serial_number']} but the key that opened the "
                             f"session is paired to {self.serial}: check the key store")
-        return describe(
-            raw, self.library(), read_at=int(time.time()), port=self.port or "", emulated=self.emulated
-        )
+        from .calendar import measure_skew
+
+        self.last_read_at = received_at
+        self.clock_skew_s = measure_skew(raw["pump_time"], received_at)
+        return describe(raw, self.library(), read_at=received_at, port=self.port or "", emulated=self.emulated,
+                        skew_s=self.clock_skew_s)
 
     def library(self):
         if self._library is None:
@@ -174,10 +184,17 @@ class App:
             print(f"ithcli: {text}", file=sys.stderr, flush=True)
 
     def emit(self, obj: dict, render) -> None:
-        """JSON on stdout with --json; otherwise call render(obj) for people."""
+        """JSON on stdout with --json; otherwise call render(obj) for people.
+
+        A result carrying a pump clock past the skew threshold ("pump_clock": {"warning"})
+        also says so on stderr with --json: the person running a script sees it too (people
+        see it in render's output)."""
         if self.json:
             from .output import print_json
 
+            clock = obj.get("pump_clock") if isinstance(obj, dict) else None
+            if isinstance(clock, dict) and clock.get("warning"):
+                self.diag(f"warning: {clock['warning']}", level=0)
             print_json(obj)
         else:
             render(obj)

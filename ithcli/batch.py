@@ -196,10 +196,12 @@ class Runner:
             status = app.interrogate(resolve=False)
             if status["serial_number"] != t.serial:
                 raise IthcliError(f"serial number is {status['serial_number']}, the plan expects {t.serial}")
-            if t.drug and status["drug"] != t.drug.lower():
-                raise IthcliError(f"the pump holds {status['drug']}, the plan expects {t.drug}")
-            pending = app.pending().get(t.serial)
             states = self._journal_states()
+            expected = self._expected_drugs(t, states)
+            if expected and status["drug"].upper() not in expected:
+                raise IthcliError(f"the pump holds {status['drug']}, the plan is for "
+                                  f"{' or '.join(sorted(c.lower() for c in expected))}: nothing is sent to it")
+            pending = app.pending().get(t.serial)
             journal_open = [s for (serial, _), s in states.items() if serial == t.serial and s["state"] in
                             ("sent", "unconfirmed")]
             if pending is not None and not journal_open:
@@ -224,6 +226,22 @@ class Runner:
         finally:
             if t.number not in self._apps:
                 app.close()
+
+    def _expected_drugs(self, t: Target, states: dict) -> set[str]:
+        """The drug codes the pump may hold at preflight: the target's, or after a refill
+        with drug = "..." this journal saw confirmed, the new one (either while unsettled)."""
+        if not t.drug_code:
+            return set()
+        codes = {t.drug_code}
+        for step in self.plan.steps:
+            if not step.refill_drug_code:
+                continue
+            state = states.get((t.serial, step.number), {}).get("state")
+            if state == "confirmed":
+                codes = {step.refill_drug_code}
+            elif state in ("sent", "unconfirmed"):
+                codes = codes | {step.refill_drug_code}
+        return codes
 
     # --- one target, its steps in order -------------------------------------------
     def _run_target(self, report: TargetReport) -> None:
@@ -297,6 +315,15 @@ class Runner:
             if step.action.startswith("mri-"):
                 return self._mri_write(app, report, step, base, journal_sent)
             state = operations.read_state(app, allow_unknown_drug=bool(step.args.get("drug")))
+            expected = self.plan.drug_at(t, step.number)
+            if self.dry_run and expected and expected != t.drug_code and state.raw["drug"].name == t.drug_code:
+                self.journal.write(**base, state="dry-run")
+                return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
+                                  f"not checked with the pump: it follows the refill to {expected.lower()} that this "
+                                  "dry run did not send")
+            if expected and state.raw["drug"].name != expected:  # changed since preflight
+                raise IthcliError(f"the pump now holds {state.raw['drug'].name.lower()}, the plan expects "
+                                  f"{expected.lower()} at this step: nothing sent")
             change = _change(app, state, step, self.plan)
             if change.unchanged:
                 self.journal.write(**base, state="unchanged")
@@ -321,8 +348,9 @@ class Runner:
         except IthcliError as exc:
             # a link that died after COMMIT went out is unconfirmed, not failed
             outcome = "unconfirmed" if sent and isinstance(exc, LinkError) else "failed"
-            self.journal.write(**base, state=outcome, txid=sent.get("txid"), detail=exc.message)
-            return StepResult(t.number, t.serial, t.port, step.number, step.action, outcome, exc.message,
+            detail = _in_plan_terms(exc)
+            self.journal.write(**base, state=outcome, txid=sent.get("txid"), detail=detail)
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, outcome, detail,
                               sent.get("txid"))
 
     def _mri_write(self, app, report: TargetReport, step: Step, base: dict, journal_sent) -> StepResult:
@@ -379,22 +407,35 @@ class Runner:
                           f"{step.args['check']}: actual {actual}")
 
 
+def _in_plan_terms(exc: IthcliError) -> str:
+    """A refusal that lists the flags still needed (limits.settle's details["needed"]), with
+    what the plan's step needs instead: a plan takes no command-line flags."""
+    needed = exc.details.get("needed") if isinstance(exc.details, dict) else None
+    if not needed:
+        return exc.message
+    names = [n.split()[1].split("=")[0] for n in needed if n.startswith("--override-soft-limit ")]
+    flags = [n.removeprefix("--confirm-") for n in needed if n.startswith("--confirm-")]
+    parts = (["override_soft_limit = { " + ", ".join(f'{n} = "reason"' for n in names) + " }"] if names else []) + (
+        ["confirm = [" + ", ".join(f'"{f}"' for f in flags) + "]"] if flags else [])
+    return exc.message + (f" In the plan's step: {'; '.join(parts)}" if parts else "")
+
+
 def _change(app, state, step: Step, plan: Plan):
     from . import operations
 
     args = dict(step.args)
     confirmed = {CONFIRMATIONS[c] for c in args.pop("confirm", [])}
-    override = args.pop("override_soft_limit", None)
+    overrides = args.pop("override_soft_limit", None) or None  # {NAME: reason}, names as in limits.OVERRIDE_NAMES
     if step.action == "program":
         schedule = args.get("schedule")
         if schedule and not os.path.isabs(schedule):
             schedule = str(Path(plan.path).parent / schedule)
         return operations.program_change(app, state, dose=args.get("dose"), flow=args.get("flow"),
                                          mode=args.get("mode"), schedule=schedule, stop=args.get("stop", False),
-                                         override_reason=override, confirmed=confirmed)
+                                         overrides=overrides, confirmed=confirmed)
     if step.action == "refill":
         return operations.refill_change(app, state, volume=args["volume"], concentration=args["concentration"],
                                         drug=args.get("drug"), withdrawn=args.get("withdrawn"),
-                                        dose=args.get("dose"), override_reason=override, confirmed=confirmed)
-    return operations.bolus_change(app, state, dose=args["dose"], duration=args["over"], override_reason=override,
+                                        dose=args.get("dose"), overrides=overrides, confirmed=confirmed)
+    return operations.bolus_change(app, state, dose=args["dose"], duration=args["over"], overrides=overrides,
                                    confirmed=confirmed)

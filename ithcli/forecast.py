@@ -10,14 +10,21 @@ raised once the reservoir is at or below its level.
 A flex schedule's steps are per-day rates by start minute of pump time (READ_PROGRAM);
 the rate changes at each step's start, every day.
 
+Dates on the calendar: the forecast runs in pump time (the schedule's steps are
+minutes of the pump's day), and `on_calendar` then moves every time by the pump
+clock's skew (calendar.py). So that the chart's days are this computer's calendar
+days, `project` samples the reservoir at this computer's midnights (pump time
+t with (t - shift) % DAY == 0), not the pump's.
+
 What the pump does not tell: it reports its reservoir in whole uL (rounded down)
-and not its sub-nL remainder. The forecast starts from that lower bound, so its
-dates are never later than the pump's; they are earlier by at most the time one
-uL takes at the rate then running (minutes at usual flows).
+and not its sub-nL remainder. The forecast starts from those bounds (the volume
+rounded down, the largest remainder), so its dates are never later than the
+pump's; they are earlier by at most the time one uL takes at the rate then running
+(minutes at usual flows).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DAY = 86_400
 MINUTE = 60
@@ -46,43 +53,61 @@ class Schedule:
                 rate = step_rate
         return rate
 
-    def next_boundary(self, t: int) -> int:
-        """The next step start or UTC midnight after t (midnights give the daily samples)."""
+    def next_boundary(self, t: int, shift: int = 0) -> int:
+        """The next step start, pump midnight or calendar midnight after t (pump time): the
+        calendar's midnights (pump time t - shift at 00:00 UTC) give the daily samples."""
         base = t - t % DAY
-        candidates = [base + DAY]
+        candidates = [base + DAY, _next_midnight(t, shift)]
         candidates += [base + start * MINUTE for start, _ in self.steps if base + start * MINUTE > t]
         return min(candidates)
 
 
+def _next_midnight(t: int, shift: int) -> int:
+    """The first pump time after t that is 00:00 UTC on the calendar (pump time - shift)."""
+    return t - (t - shift) % DAY + DAY
+
+
+def _at_midnight(t: int, shift: int) -> bool:
+    return (t - shift) % DAY == 0
+
+
 @dataclass
 class Forecast:
-    start: int  # pump time the forecast starts at
+    start: int  # the time the forecast starts at (pump time, or on_calendar's)
     start_nl: int  # the reservoir assumed at start (after any running bolus)
     low_alarm_nl: int
     low_alarm_at: int | None  # None: not within the horizon (or no delivery)
     empty_at: int | None
     already_low: bool  # the alarm is active now
     delivery_from: int | None  # when delivery (re)starts; None: never (stopped)
-    #: (pump time, reservoir nL) at the start, each UTC midnight, the alarm and the empty time
+    #: (time, reservoir nL) at the start, each UTC midnight, the alarm and the empty time
     series: list[tuple[int, int]] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     horizon_end: int = 0
+    #: seconds taken off pump time to give the times above (0: pump time; see on_calendar)
+    shift_s: int = 0
 
 
 def project(*, pump_time: int, reservoir_ul: int, low_alarm_ul: int, steps: list[tuple[int, int]],
             low_alarm_active: bool = False, delivery_from: int | None = None, bolus_nl: int = 0,
-            horizon_days: int = HORIZON_DAYS) -> Forecast:
+            horizon_days: int = HORIZON_DAYS, midnight_shift_s: int = 0) -> Forecast:
     """Run the reservoir down from pump_time, recording every midnight, the alarm and empty.
 
     steps: (start_minute, rate_nl_per_day). delivery_from: the pump time delivery
     starts (None: at pump_time). bolus_nl: a running bolus's volume still to go,
     taken at once (the alarm can only come earlier than forecast, never later).
+    midnight_shift_s: the midnights recorded are those of a calendar that is this
+    many seconds behind pump time (calendar.shift_s of the skew; 0: the pump's own).
+    Every time in the result is pump time (on_calendar moves them).
     """
+    shift = midnight_shift_s
     schedule = Schedule(tuple(sorted(steps)))
     t = pump_time
     res = max(0, reservoir_ul * NL_PER_UL - bolus_nl)
     low = low_alarm_ul * NL_PER_UL
-    rem = 0
+    # the pump's sub-nL remainder (nL*s/day) is not reported: take the most it can be, so that
+    # the forecast delivers at least what the pump does and its dates are never later
+    rem = DAY - 1
     end_of_horizon = pump_time + horizon_days * DAY
     fc = Forecast(start=pump_time, start_nl=res, low_alarm_nl=low, low_alarm_at=None, empty_at=None,
                   already_low=low_alarm_active, delivery_from=delivery_from if schedule.steps else None,
@@ -99,12 +124,12 @@ def project(*, pump_time: int, reservoir_ul: int, low_alarm_ul: int, steps: list
     if delivery_from is not None and delivery_from > t:
         # nothing drains until delivery restarts: the volume holds until then
         while t < delivery_from and t < end_of_horizon:
-            t = min(delivery_from, t - t % DAY + DAY)
-            if t % DAY == 0:
+            t = min(delivery_from, _next_midnight(t, shift))
+            if _at_midnight(t, shift):
                 fc.series.append((t, res))
     while t < end_of_horizon and res > 0:
         rate = schedule.rate_at(t)
-        end = min(schedule.next_boundary(t), end_of_horizon)
+        end = min(schedule.next_boundary(t, shift), end_of_horizon)
         if rate > 0:
             for level in ([low] if low_pending else []) + [0]:
                 need = res - level
@@ -122,14 +147,28 @@ def project(*, pump_time: int, reservoir_ul: int, low_alarm_ul: int, steps: list
             if fc.series[-1][0] != t:
                 fc.series.append((t, res))
             break
-        if t % DAY == 0:
+        if _at_midnight(t, shift):
             fc.series.append((t, res))
     return fc
 
 
+def on_calendar(fc: Forecast, shift: int) -> Forecast:
+    """The forecast with every time moved from pump time to this computer's calendar:
+    time - shift (calendar.shift_s of the pump clock's skew). Project with the same
+    midnight_shift_s, so that the samples fall on the calendar's midnights."""
+    def move(t: int | None) -> int | None:
+        return None if t is None else t - shift
+
+    return replace(fc, start=fc.start - shift, low_alarm_at=move(fc.low_alarm_at), empty_at=move(fc.empty_at),
+                   delivery_from=move(fc.delivery_from), series=[(t - shift, nl) for t, nl in fc.series],
+                   assumptions=list(fc.assumptions), horizon_end=fc.horizon_end - shift,
+                   shift_s=fc.shift_s + shift)
+
+
 def daily_rows(fc: Forecast, *, max_rows: int = 62) -> list[dict]:
-    """One row per UTC day (or per group of days when there are many) for the chart:
-    the volume at the end of the row's last day and what happens in it."""
+    """One row per UTC day of fc's times (or per group of days when there are many) for the
+    chart: the volume at the end of the row's last day and what happens in it. For the
+    calendar's days, give on_calendar's forecast."""
     midnights = [(t, nl) for t, nl in fc.series if t % DAY == 0 and t > fc.start]
     if fc.empty_at and (not midnights or midnights[-1][0] <= fc.empty_at):
         midnights.append((fc.empty_at - fc.empty_at % DAY + DAY, 0))
@@ -148,9 +187,13 @@ def daily_rows(fc: Forecast, *, max_rows: int = 62) -> list[dict]:
     return rows
 
 
-def from_pump(raw: dict, program: dict) -> Forecast:
-    """The forecast for what the pump reported: INTERROGATE (raw) and READ_PROGRAM's program."""
+def from_pump(raw: dict, program: dict, *, skew_s: int = 0) -> Forecast:
+    """The forecast for what the pump reported: INTERROGATE (raw) and READ_PROGRAM's program,
+    on this computer's calendar for a pump clock skew_s seconds ahead (calendar.py: moved
+    only past its threshold; 0: the pump's own times)."""
     from protocol import Alarm, InfusionMode, MriMode
+
+    from .calendar import shift_s as calendar_shift
 
     steps = [(s["start_minute"], s["rate_nl_per_day"]) for s in program["steps"]]
     assumptions = ["the reservoir starts at the pump's figure in whole uL (rounded down): dates are never "
@@ -174,11 +217,15 @@ def from_pump(raw: dict, program: dict) -> Forecast:
         bolus_nl = _ceil_div(raw["bolus_remaining_ng"] * 1_000_000, raw["concentration_ng_per_ml"])
         assumptions.append("a bolus is running: its remaining volume is taken at once (the alarm can only "
                            "come later than forecast)")
+    shift = calendar_shift(skew_s)
     fc = project(pump_time=now, reservoir_ul=raw["reservoir_ul"], low_alarm_ul=raw["low_reservoir_alarm_ul"],
                  steps=steps, low_alarm_active=bool(alarms & Alarm.LOW_RESERVOIR), delivery_from=delivery_from,
-                 bolus_nl=bolus_nl)
+                 bolus_nl=bolus_nl, midnight_shift_s=shift)
+    if shift:
+        assumptions.append("the pump's clock keeps its skew: every time is moved by the skew measured now, "
+                           "and the schedule's steps run at their pump-clock times")
     fc.assumptions = assumptions + fc.assumptions
-    return fc
+    return on_calendar(fc, shift)
 
 
 def ml(nl: int):

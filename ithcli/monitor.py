@@ -3,6 +3,8 @@
 No rendering here (commands/monitor.py draws them). Every reading carries its
 time and its age; data older than the stale threshold is marked stale, and a
 failed poll says how old the last good data is, so nothing old passes as fresh.
+Dates (projections, battery, log events) are on this computer's calendar, moved by
+the pump clock's skew measured at each reading ("pump_clock").
 """
 from __future__ import annotations
 
@@ -141,10 +143,11 @@ class Monitor:
             self._program_txid = raw["last_txid"]
         events: list = []
         if self._event_count is not None and raw["event_count"] > self._event_count:
-            from .events import event_record
+            from .status import event_view
 
             _, new = client.read_whole_log(self._event_count)
-            events = [event_record(e, status["daily_dose"]["unit"]) for e in new]
+            # on the calendar by the skew measured at this reading, as its other dates are
+            events = [event_view(e, status["daily_dose"]["unit"], status["clock_skew_s"]) for e in new]
         self._event_count = raw["event_count"]
         return status, raw, events, rtt_ms
 
@@ -178,6 +181,7 @@ class Monitor:
             "read_at": status["read_at"],
             "pump_time": status["pump_time"],
             "clock_skew_s": status["clock_skew_s"],
+            "pump_clock": status["pump_clock"],
             **self._freshness(self.last_good_at),
             "mode": status["mode"],
             "delivery": delivery,

@@ -22,8 +22,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .calendar import iso, past_threshold, to_calendar
+
 PASS, WARN, BLOCK, FAIL = "PASS", "WARN", "BLOCK", "FAIL"
-CLOCK_SKEW_WARN_S = 300
 DEFAULT_AUTO_EXIT_S = 4 * 3600
 STALL_RECOVERY_UP_TO_H = 24
 #: the static fields a clinical scanner has (tesla, as parse_field spells them), weakest first
@@ -153,8 +154,10 @@ def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, fiel
 
     # 7. clock skew; 8. battery
     skew = described["clock_skew_s"]
-    lines.append(Line("Clock skew", WARN if abs(skew) > CLOCK_SKEW_WARN_S else PASS, f"{skew:+d} s",
-                      "event times in the log are off by this much" if abs(skew) > CLOCK_SKEW_WARN_S else ""))
+    off = past_threshold(skew)
+    lines.append(Line("Clock skew", WARN if off else PASS, f"{skew:+d} s",
+                      "ithcli shows every date on this computer's calendar, but the pump's own display, "
+                      "schedules and records run on its clock: set it after the scan" if off else ""))
     state = raw["battery_state"]
     if state == BatteryState.EOS:
         lines.append(Line("Battery", BLOCK, "end of service: delivery has stopped", "replace the pump"))
@@ -214,7 +217,7 @@ def program_differences(snapshot_program: dict, program: dict) -> list[str]:
     return out
 
 
-def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec) -> list[Line]:
+def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec, skew_s: int = 0) -> list[Line]:
     """After the scan: compare with the snapshot and read the log since it."""
     from protocol import Alarm, EventType, MriMode
 
@@ -236,22 +239,22 @@ def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec) -
         last_stall = stalls[-1]["index"]
         recovered = [e for e in recoveries if e["index"] > last_stall]
         if not recovered:
-            lines.append(Line("Motor", FAIL, f"motor stall logged {_when(stalls[-1])} with no stall recovery: "
+            lines.append(Line("Motor", FAIL, f"motor stall logged {_when(stalls[-1], skew_s)} with no stall recovery: "
                               "delivery has stopped", "interrogate again later (recovery can take up to 24 h); "
                               "watch for underdose or withdrawal; arrange an alternative"))
         else:
-            lines.append(Line("Motor", WARN, f"motor stalled {_when(stalls[-1])} and recovered "
-                              f"{_when(recovered[0])}: no drug between", "watch for underdose or withdrawal"))
+            lines.append(Line("Motor", WARN, f"motor stalled {_when(stalls[-1], skew_s)} and recovered "
+                              f"{_when(recovered[0], skew_s)}: no drug between", "watch for underdose or withdrawal"))
     else:
         lines.append(Line("Motor", PASS, "no stall logged since the snapshot"))
     dumps = [e for e in events if e["type"] == EventType.UNCONTROLLED_BOLUS]
     if dumps:
         total = sum(e["arg1"] for e in dumps)
         lines.append(Line("Uncontrolled bolus", FAIL, f"{total / 1000:g} mL delivered uncontrolled "
-                          f"{_when(dumps[0])}", "overdose risk: assess the patient now"))
+                          f"{_when(dumps[0], skew_s)}", "overdose risk: assess the patient now"))
     auto = [e for e in events if e["type"] == EventType.MRI_SAFE_EXITED and e["arg1"] == 1]
     if auto:
-        lines.append(Line("Exit", WARN, f"MRI-safe mode was left by the automatic timer {_when(auto[-1])}",
+        lines.append(Line("Exit", WARN, f"MRI-safe mode was left by the automatic timer {_when(auto[-1], skew_s)}",
                           "document the forgotten exit"))
     high = [a.name.lower() for a in Alarm if raw["alarms"] & a and a in (
         Alarm.EOS, Alarm.MOTOR_STALL, Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
@@ -263,10 +266,9 @@ def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec) -
     return lines
 
 
-def _when(event: dict) -> str:
-    from .status import iso
-
-    return f"at {iso(event['time'])}"
+def _when(event: dict, skew_s: int = 0) -> str:
+    """A log event's time on this computer's calendar."""
+    return f"at {iso(to_calendar(event['time'], skew_s))}"
 
 
 # --- the flows, shared by `ithcli mri ...` and batch plans ----------------------
@@ -432,7 +434,7 @@ def run_verify(app, st: MriState) -> dict:
         raise UsageError(f"no pre-MRI snapshot for {app.serial} in {app.state_path()}: "
                          "run 'ithcli mri checklist' before the scan")
     _, events = st.client.read_whole_log(snapshot["event_count"])
-    lines = verify(snapshot, st.raw, st.program, events, st.spec)
+    lines = verify(snapshot, st.raw, st.program, events, st.spec, st.described["clock_skew_s"])
     result = {"serial_number": st.raw["serial_number"], "model": st.spec.name, "emulated": app.emulated,
               "result": FAIL if any(line.result == FAIL for line in lines) else PASS,
               "lines": [asdict(line) for line in lines], "snapshot_taken_at": snapshot["taken_at"],

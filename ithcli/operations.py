@@ -159,7 +159,8 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
         findings += limits.check_daily_total(entry, new + boluses, _with_boluses(entry, boluses))
     findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=past, origin=origin)
     if visit and summary["daily_volume_nl_per_day"]:
-        findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit)
+        findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit,
+                                state.described["clock_skew_s"])
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
     record_origin(app, state, spasticity_origin)
     expected = _expected_program(state, plan, summary)
@@ -181,7 +182,7 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
         body={"mode": expected["mode"], "drug": raw["drug"], "concentration_ng_per_ml": conc, "steps": plan.steps()},
         expect={"kind": protocol.WriteKind.PROGRAM, "program": expected}, describe=describe,
     )
-    rows += history_rows(past, entry)
+    rows += history_rows(past, entry, state.described["clock_skew_s"])
     return Change("program", request, describe, warnings, rows,
                   f"Program {raw['serial_number']} to {after_view['mode']}, {_q(after_view['daily_dose'])} a day?",
                   dict(overrides or {}), set(confirmed), unit)
@@ -259,20 +260,24 @@ def history_view(past, entry, origin: str | None = None) -> dict:
     return out
 
 
-def history_rows(past, entry) -> list[tuple[str, str, str]]:
-    """An interruption in the last 8 days, shown in the before/after table: from when, how long, why."""
-    from .status import iso
+def history_rows(past, entry, skew_s: int = 0) -> list[tuple[str, str, str]]:
+    """An interruption in the last 8 days, shown in the before/after table: from when, how long, why
+    (its times from the pump's log, shown on this computer's calendar)."""
+    from .calendar import iso, to_calendar
+
+    def when(ts):
+        return iso(to_calendar(ts, skew_s))
 
     if past is None:
         return []
     gap = past.last_interruption_since(past.now - 7 * DAY)
     if gap is None:
         return []
-    begun = f"before {iso(gap.began_before)}" if gap.start is None and gap.began_before else \
-        "unknown" if gap.start is None else iso(gap.start)
+    begun = f"before {when(gap.began_before)}" if gap.start is None and gap.began_before else \
+        "unknown" if gap.start is None else when(gap.start)
     length = gap.at_least(past.now)
     how_long = f"{'at least ' if gap.start is None else ''}{length // 3600} h {length % 3600 // 60} min"
-    until = "still interrupted" if gap.ongoing else f"resumed {iso(gap.end)}"
+    until = "still interrupted" if gap.ongoing else f"resumed {when(gap.end)}"
     return [("Interruption", f"from {begun}, {how_long} ({', '.join(gap.causes)})", until)]
 
 
@@ -295,30 +300,26 @@ def low_alarm_at(raw: dict, volume_ul: int, per_day_nl: int) -> int | None:
     return reaches(raw["pump_time"], volume_ul, raw["low_reservoir_alarm_ul"], per_day_nl)
 
 
-def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int) -> list:
+def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int, skew_s: int) -> list:
     """The reservoir running empty before the next visit needs a confirmation; the low-reservoir
-    alarm coming first is a warning. Both are compared on the calendar, not the pump's clock."""
+    alarm coming first is a warning. Both are compared on the calendar (the pump's dates moved
+    by its measured clock skew), since the visit is a calendar date."""
+    from .calendar import iso, to_calendar
     from .limits import Finding
-    from .status import iso, reaches
+    from .status import reaches
 
-    skew = pump_clock_skew(raw)
-    empty_at = reaches(raw["pump_time"], volume_ul, 0, per_day_nl)
-    if empty_at is not None and empty_at - skew < visit:
+    empty_at = to_calendar(reaches(raw["pump_time"], volume_ul, 0, per_day_nl), skew_s)
+    if empty_at is not None and empty_at < visit:
         return [Finding("confirm", "empty-before-visit",
-                        f"the reservoir runs empty {iso(empty_at - skew)[:10]}, before the next visit "
+                        f"the reservoir runs empty {iso(empty_at)[:10]}, before the next visit "
                         f"{iso(visit)[:10]}: delivery would stop; bring the refill forward",
                         "--confirm-empty-before-visit")]
-    alarm_at = low_alarm_at(raw, volume_ul, per_day_nl)
-    if alarm_at is not None and alarm_at - skew < visit:
+    alarm_at = to_calendar(low_alarm_at(raw, volume_ul, per_day_nl), skew_s)
+    if alarm_at is not None and alarm_at < visit:
         return [Finding("warn", "alarm-before-visit",
-                        f"the low-reservoir alarm comes {iso(alarm_at - skew)[:10]}, before the next visit "
+                        f"the low-reservoir alarm comes {iso(alarm_at)[:10]}, before the next visit "
                         f"{iso(visit)[:10]}: bring the refill forward")]
     return []
-
-
-def pump_clock_skew(raw: dict) -> int:
-    """Seconds the pump's clock runs ahead of this computer's (0 when not measured)."""
-    return int(raw.get("skew_s", 0) or 0)
 
 
 # --- refill ------------------------------------------------------------------
@@ -328,7 +329,8 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     import protocol
 
     from . import dosing, limits
-    from .status import iso, program_view
+    from .calendar import iso, to_calendar
+    from .status import program_view
     from .writes import WriteRequest
 
     raw = state.raw
@@ -368,7 +370,8 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
                                     history=None if changing_drug and not dry else past, origin=origin,
                                     dry_run_suspected=dry)
     if visit:
-        findings += visit_check(raw, volume_ul, summary["daily_volume_nl_per_day"], visit)
+        findings += visit_check(raw, volume_ul, summary["daily_volume_nl_per_day"], visit,
+                                state.described["clock_skew_s"])
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
     record_origin(app, state, spasticity_origin)
     expected = _expected_program(state, plan, summary, protocol.Drug[new_entry.code], conc)
@@ -376,7 +379,8 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     # a drug outside the library is shown in mcg/day, as interrogate shows it
     before_view = program_view(state.program, state.entry.dose_unit if state.entry else "mcg/day")
     after_view = program_view(expected, unit)
-    low_after = iso(low_alarm_at(raw, volume_ul, summary["daily_volume_nl_per_day"]))
+    low_after = iso(to_calendar(low_alarm_at(raw, volume_ul, summary["daily_volume_nl_per_day"]),
+                                state.described["clock_skew_s"]))
     before = state.described
     describe = {"serial_number": raw["serial_number"],
                 "before": {**before_view, "reservoir_ml": before["reservoir_ml"]},
@@ -399,7 +403,7 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     if withdrawn_ul is not None:
         rows.append(("Withdrawn / expected", f"{format(Decimal(withdrawn_ul) / 1000, 'f')} mL",
                      f"{format(before['reservoir_ml'], 'f')} mL expected"))
-    rows += history_rows(past, new_entry)
+    rows += history_rows(past, new_entry, state.described["clock_skew_s"])
     request = WriteRequest(
         kind="REFILL", command=protocol.Command.PREPARE_REFILL,
         body={"drug": protocol.Drug[new_entry.code], "concentration_ng_per_ml": conc, "volume_ul": volume_ul,
@@ -536,7 +540,7 @@ def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_
         from .status import describe
 
         after = describe(readback["status"], app.library(), read_at=state.raw["pump_time"], port=app.port or "",
-                         emulated=app.emulated)
+                         emulated=app.emulated, skew_s=state.described["clock_skew_s"])
         out["after"] |= {"reservoir_ml": after["reservoir_ml"],
                          "projected_low_reservoir_date": after["projected_low_reservoir_date"]}
     if change.command == "empty":

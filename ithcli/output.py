@@ -103,6 +103,38 @@ def fmt_date(text: str | None, *, with_time: bool = True) -> str:
     return text.replace("T", " ").replace("Z", " UTC")
 
 
+def fmt_pump_clock(clock: dict | None) -> str:
+    """The "Pump clock" row: the pump's own time and how far it is from this computer's."""
+    from .calendar import skew_text
+
+    if not clock:
+        return "unknown (not read)"
+    return f"{fmt_date(clock['pump_time'])} (the pump's own clock), {skew_text(clock['skew_s'])}"
+
+
+def fmt_dates_note(clock: dict | None) -> str:
+    """Which calendar the dates shown are on, and whether they were moved."""
+    from .calendar import duration_text
+
+    if not clock:
+        return "the pump's clock (its skew was not measured)"
+    moved = clock["dates_shifted_s"]
+    if moved:
+        return (f"{clock['dates_on']}: moved {duration_text(moved)} {'earlier' if moved < 0 else 'later'} "
+                "than the pump's clock")
+    return (f"{clock['dates_on']}: the pump's clock is within {duration_text(clock['threshold_s'])} of it, "
+            "dates as the pump gives them")
+
+
+def clock_warning_lines(clock: dict | None) -> list[str]:
+    """Rich markup lines for a pump clock past the threshold (none within it)."""
+    from rich.markup import escape
+
+    if not clock or not clock.get("warning"):
+        return []
+    return [f"[bold red]{escape(clock['warning'])}[/]"]
+
+
 def export(renderables, path: str, title: str) -> None:
     """Write rich renderables for a patient's chart: .html, .svg or plain .txt by suffix."""
     import io

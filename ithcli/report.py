@@ -10,6 +10,12 @@ verify-failed / commit-sent / reconciled records with the same txid.
 
 A session is every audit entry from `since` (this computer's clock, UTC) up to
 `until`, for one pump.
+
+Dates: the audit log's own times are this computer's clock. The pump's timestamps
+(its status's dates, a write's applied time, its log's alarms) are moved onto this
+computer's calendar with one skew for the whole report (calendar.py): the one
+measured at the status the report shows (read from the pump now, or the last one in
+the audit log).
 """
 from __future__ import annotations
 
@@ -89,8 +95,13 @@ def session_records(records: list[dict], *, since: int, until: int | None, seria
     return out
 
 
-def build(records: list[dict], *, serial: str, since: int, until: int | None, library) -> dict[str, Any]:
-    """The report's data (JSON-able) for one pump's session; `records` is the whole audit log."""
+def build(records: list[dict], *, serial: str, since: int, until: int | None, library,
+          skew_s: int | None = None) -> dict[str, Any]:
+    """The report's data (JSON-able) for one pump's session; `records` is the whole audit log.
+
+    skew_s: the pump clock's skew for every pump timestamp in the report (a live read's);
+    None: the one measured at the last status in the audit log (none: not moved)."""
+    from .calendar import log_note
     from .status import describe
 
     mine = [(i, r) for i, r in enumerate(records) if r.get("pump_serial") == serial]
@@ -104,8 +115,10 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
     if last_status is not None:
         raw = rehydrate_status(last_status["response"])
         status = describe(raw, library, read_at=entry_time(last_status) or 0, port=last_status.get("port") or "",
-                          emulated=last_status.get("port") == "emulator")
-    changes = [_change(mine, pos, library) for pos, (i, r) in enumerate(mine)
+                          emulated=last_status.get("port") == "emulator", skew_s=skew_s)
+    if skew_s is None and status is not None:
+        skew_s = status["clock_skew_s"]
+    changes = [_change(mine, pos, library, skew_s) for pos, (i, r) in enumerate(mine)
                if _in(r, since, until) and r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS]
     events = []
     checklists = []
@@ -142,6 +155,10 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
         "alarms_seen": sorted(alarms_seen.values(), key=lambda a: (order.index(a["priority"]), a["name"])),
         "checklists": checklists,
         "events": events,
+        # the pump's clock at the status shown (null: no status, pump times not moved)
+        "pump_clock": status["pump_clock"] if status is not None else None,
+        "times_note": log_note(skew_s, what="the pump's times (its status's dates, applied times, its log)",
+                               measured="at the status read shown"),
     }
 
 
@@ -156,8 +173,11 @@ def _iso(ts: int | None) -> str | None:
     return iso(ts)
 
 
-def _change(mine: list[tuple[int, dict]], pos: int, library) -> dict[str, Any]:
-    """One write: what was asked, the pump's state before and after, the outcome."""
+def _change(mine: list[tuple[int, dict]], pos: int, library, skew_s: int | None) -> dict[str, Any]:
+    """One write: what was asked, the pump's state before and after, the outcome (its audit
+    time is this computer's clock; its applied time the pump's, moved by skew_s)."""
+    from .calendar import to_calendar
+
     _, prepare = mine[pos]
     request = prepare.get("request") or {}
     txid = request.get("txid") or prepare.get("txid")
@@ -222,7 +242,7 @@ def _change(mine: list[tuple[int, dict]], pos: int, library) -> dict[str, Any]:
         "command": command,
         "txid": txid,
         "outcome": outcome,
-        "applied_at": _iso((commit or {}).get("applied_at")),
+        "applied_at": _iso(to_calendar((commit or {}).get("applied_at"), skew_s or 0)),
         "request": _request_view(command, request, unit),
         "before": _state_view(before_status, before_program, unit),
         "after": _state_view(after_status, after_program, unit),

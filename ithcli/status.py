@@ -2,22 +2,20 @@
 
 Everything here is derived from one INTERROGATE reply (plain ints from the wire)
 and the drug library's dose unit; nothing is rounded into a float before output.
+
+Every date in the result is on this computer's calendar (calendar.py): the pump's
+timestamps and the projections from its clock, moved by the skew measured at the
+read. Only `pump_time` (and `pump_clock.pump_time`) is the pump's own clock.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from .calendar import clock_view, iso, measure_skew, to_calendar
+
 SECONDS_PER_DAY = 86_400
 ERI_TO_REPLACE_BY_DAYS = 90
-
-
-def iso(ts: int | float | None) -> str | None:
-    """Seconds since the epoch -> ISO 8601 UTC; 0/None (the wire's 'unknown') -> None."""
-    if not ts:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def quantity(base: int, unit: str) -> dict[str, Any]:
@@ -67,8 +65,15 @@ def replace_by_warning(battery: dict) -> str | None:
             "earlier date and report the discrepancy")
 
 
-def describe(status: dict, library, *, read_at: float, port: str, emulated: bool) -> dict[str, Any]:
-    """The interrogate result: the documented JSON object (README, 'interrogate --json')."""
+def describe(status: dict, library, *, read_at: float, port: str, emulated: bool,
+             skew_s: int | None = None) -> dict[str, Any]:
+    """The interrogate result: the documented JSON object (README, 'interrogate --json').
+
+    read_at: this computer's clock when the reply arrived (seconds since the epoch).
+    skew_s: the pump clock's skew to move dates by; None: measured from this reply
+    (pump_time - read_at). Give it to describe a later read of the same session (a
+    write's read-back) with the session's skew.
+    """
     from protocol import ALARM_PRIORITY, Alarm
     from protocol.models import MODELS
 
@@ -84,10 +89,16 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
     ]
     alarms.sort(key=lambda a: ("high", "medium", "low").index(a["priority"]))
     eri_at = status["eri_at"]
+    # the cross-check is the pump's own arithmetic: in pump time, before any date is moved
     replace = replace_by_check(eri_at, status["replace_by"])
     fw = status["firmware"]
     low_at = _projection(status, status["low_reservoir_alarm_ul"])
     empty_at = _projection(status, 0)
+    measured = measure_skew(status["pump_time"], read_at)
+    skew = measured if skew_s is None else int(skew_s)
+
+    def cal(pump_ts: int | None) -> str | None:
+        return iso(to_calendar(pump_ts, skew))
     return {
         "serial_number": status["serial_number"],
         "model": spec.name,
@@ -105,30 +116,43 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
         "reservoir_ml": _ml(status["reservoir_ul"]),
         "reservoir_capacity_ml": _ml(status["capacity_ul"]),
         "low_reservoir_alarm_ml": _ml(status["low_reservoir_alarm_ul"]),
-        "projected_low_reservoir_date": iso(low_at),
-        "projected_empty_date": iso(empty_at),
+        "projected_low_reservoir_date": cal(low_at),
+        "projected_empty_date": cal(empty_at),
         "battery": {
             "state": status["battery_state"].name.lower(),
             "percent": status["battery_percent"],
-            "eri_date": iso(eri_at),
-            "replace_by": iso(status["replace_by"]),
-            "replace_by_computed": iso(replace["computed"]),
+            "eri_date": cal(eri_at),
+            "replace_by": cal(status["replace_by"]),
+            "replace_by_computed": cal(replace["computed"]),
             # a pump whose own figure disagrees with ERI + 90 days is shown, never hidden
             "replace_by_mismatch": replace["mismatch"],
         },
         "alarms": alarms,
         "mri_mode": status["mri_mode"].name.lower(),
-        "mri_auto_exit_at": iso(status["mri_auto_exit_at"]),
+        "mri_auto_exit_at": cal(status["mri_auto_exit_at"]),
         "bolus_remaining": quantity(status["bolus_remaining_ng"], dose_unit.split("/")[0]),
         "last_programming": {
             "txid": status["last_txid"],
-            "at": iso(status["last_programmed_at"]),
+            "at": cal(status["last_programmed_at"]),
         },
         "event_count": status["event_count"],
-        "pump_time": iso(status["pump_time"]),
-        "clock_skew_s": int(status["pump_time"] - read_at),
+        "pump_time": iso(status["pump_time"]),  # the pump's own clock, not moved
+        "clock_skew_s": skew,
         "read_at": iso(read_at),
+        "pump_clock": clock_view(status["pump_time"], int(read_at), skew),
     }
+
+
+def event_view(event: dict, dose_unit: str, skew_s: int | None) -> dict[str, Any]:
+    """One pump log event for people and --json: "time" on this computer's calendar (moved by
+    the session's skew), "pump_time" the pump's own stamp. skew_s None: not measured (no
+    status read), both the same."""
+    from .events import event_record
+
+    record = event_record(event, dose_unit)
+    record["time"] = iso(to_calendar(event["time"], skew_s or 0))
+    record["pump_time"] = iso(event["time"])
+    return record
 
 
 def hhmm(minute: int) -> str:

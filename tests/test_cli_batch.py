@@ -23,12 +23,27 @@ def start_pumps(start_emulator, count, transport="pty", prefix="WARD"):
             for i in range(count)]
 
 
-def write_plan(path: Path, targets, steps: str) -> Path:
+def write_plan(path: Path, targets, steps: str, drug: str | None = "morphine") -> Path:
+    """targets: (port, serial) or (port, serial, drug); drug=None leaves the drug out."""
     text = '[plan]\nversion = 1\nname = "test plan"\n\n'
-    for port, serial in targets:
-        text += f'[[target]]\nport = "{port}"\nserial = "{serial}"\ndrug = "morphine"\n\n'
+    for port, serial, *own in targets:
+        pinned = own[0] if own else drug
+        text += f'[[target]]\nport = "{port}"\nserial = "{serial}"\n'
+        text += (f'drug = "{pinned}"\n' if pinned else "") + "\n"
     path.write_text(text + steps)
     return path
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), start=1) if text in line)
+
+
+def program_of(emu) -> dict:
+    """The program the pump holds, read with the raw protocol (not through ithcli)."""
+    from emulator_harness import RawClient, read_program
+
+    with RawClient(emu.url, keys=emu.keys) as client:
+        return read_program(client)
 
 
 PROGRAM_STEPS = '''[[step]]
@@ -125,6 +140,8 @@ check = "reservoir_ml about 5"
     assert "Traceback" not in result.stderr
     assert f"{plan}:10:" in result.stderr and "unknown action 'progam'" in result.stderr
     assert f"{plan}:18:" in result.stderr and "FIELD OP VALUE" in result.stderr
+    # the unknown action hides nothing: the dose over the hard limit is in the same report
+    assert f"{plan}:14:" in result.stderr and "hard limit" in result.stderr
     validate = cli("batch", "validate", str(plan))
     assert validate.code == 2
     assert applied_txids(emu) == before
@@ -232,3 +249,143 @@ confirm = ["withdrawal-risk"]
     target = result.json()["targets"][0]
     assert target["outcome"] == "preflight-failed" and "Reservoir" in target["detail"]
     assert applied_txids(emu) == []
+
+
+def test_a_plan_that_doses_a_target_without_its_drug_is_refused_at_validate(start_emulator, tmp_path, cli):
+    (emu,) = start_pumps(start_emulator, 1)
+    plan = write_plan(tmp_path / "nodrug.toml", [(emu.url, "WARD-000")], PROGRAM_STEPS, drug=None)
+    validate = cli("batch", "validate", str(plan))
+    assert validate.code == 2, validate.stderr
+    assert "Traceback" not in validate.stderr
+    assert f"{plan}:{line_of(plan, '[[target]]')}: target 1 (WARD-000): no drug" in validate.stderr
+    assert "step 2 (program)" in validate.stderr
+    run = cli("batch", "run", str(plan))
+    assert run.code == 2 and "no drug" in run.stderr
+    assert applied_txids(emu) == []
+    # the same plan naming the drug validates and runs
+    pinned = write_plan(tmp_path / "pinned.toml", [(emu.url, "WARD-000")], PROGRAM_STEPS)
+    assert cli("batch", "validate", str(pinned)).code == 0
+    done = cli("--json", "batch", "run", str(pinned))
+    assert done.code == 0, done.stderr
+    assert dose_of(cli, emu) == {"value": 2.5, "unit": "mg/day"}
+
+
+def test_a_morphine_plan_never_sets_a_hydromorphone_pump(start_emulator, tmp_path, cli):
+    morphine = start_emulator(*FROZEN, *MORPHINE, "--serial", "MOR-1")
+    hydromorphone = start_emulator(*FROZEN, "--drug", "hydromorphone", "--concentration", "10 mg/mL",
+                                   "--flow", "0.2 mL/day", "--serial", "HYD-1")  # 2 mg/day
+    before = program_of(hydromorphone)
+    targets = [(morphine.url, "MOR-1"), (hydromorphone.url, "HYD-1")]
+    plan = write_plan(tmp_path / "morphine.toml", targets, PROGRAM_STEPS)  # both pinned to morphine
+    assert cli("batch", "validate", str(plan)).code == 0  # offline nothing tells: the pump does
+    strict = cli("--json", "batch", "run", str(plan))
+    assert strict.code == 13, strict.stderr
+    outcome = {t["serial_number"]: t for t in strict.json()["targets"]}
+    assert outcome["HYD-1"]["outcome"] == "preflight-failed"
+    assert "holds hydromorphone" in outcome["HYD-1"]["detail"] and "morphine" in outcome["HYD-1"]["detail"]
+    assert outcome["MOR-1"]["outcome"] == "not-run"
+    assert applied_txids(morphine) == [] and applied_txids(hydromorphone) == []
+    # with --continue-on-error the morphine pump is set; the hydromorphone one still is not touched
+    lenient = cli("--json", "batch", "run", str(plan), "--continue-on-error", "--journal", str(tmp_path / "j2.jsonl"))
+    assert lenient.code == 13, lenient.stderr
+    assert dose_of(cli, morphine) == {"value": 2.5, "unit": "mg/day"}
+    assert program_of(hydromorphone) == before and applied_txids(hydromorphone) == []
+    assert dose_of(cli, hydromorphone) == {"value": 2, "unit": "mg/day"}
+    # a plan pinned to the drug the pump holds sets it
+    right = write_plan(tmp_path / "hydromorphone.toml", [(hydromorphone.url, "HYD-1", "hydromorphone")],
+                       PROGRAM_STEPS)
+    done = cli("--json", "batch", "run", str(right))
+    assert done.code == 0, done.stderr
+    assert dose_of(cli, hydromorphone) == {"value": 2.5, "unit": "mg/day"} and len(applied_txids(hydromorphone)) == 1
+
+
+def test_a_misspelt_check_a_30_s_bolus_and_an_unknown_action_are_reported_in_one_validate(
+        start_emulator, tmp_path, cli):
+    (emu,) = start_pumps(start_emulator, 1)
+    steps = """[[step]]
+action = "interrgate"
+
+[[step]]
+action = "bolus"
+dose = "0.1 mg"
+over = "30s"
+
+[[step]]
+action = "assert"
+check = "reservoir_mll >= 5"
+"""
+    plan = write_plan(tmp_path / "three.toml", [(emu.url, "WARD-000")], steps)
+    result = cli("--json", "batch", "validate", str(plan))
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    problems = result.json()["problems"]
+    assert len(problems) == 3, problems
+    assert problems[0].startswith(f"{plan}:{line_of(plan, 'interrgate')}: step 1: unknown action 'interrgate'")
+    assert problems[1].startswith(f"{plan}:{line_of(plan, '30s')}: step 2 (bolus): ") and "1 min to 24 h" in problems[1]
+    assert problems[2].startswith(f"{plan}:{line_of(plan, 'reservoir_mll')}: step 3 (assert): ")
+    assert "no field 'reservoir_mll'" in problems[2]
+    run = cli("batch", "run", str(plan))
+    assert run.code == 2 and run.stderr.count(f"{plan}:") == 3
+    assert applied_txids(emu) == []
+    fixed = write_plan(tmp_path / "fixed.toml", [(emu.url, "WARD-000")],
+                       steps.replace("interrgate", "interrogate").replace("30s", "1 min").replace("_mll", "_ml"))
+    assert cli("batch", "validate", str(fixed)).code == 0
+    done = cli("--json", "batch", "run", str(fixed))
+    assert done.code == 0, done.stderr
+    assert [s["outcome"] for s in done.json()["targets"][0]["steps"]] == ["confirmed"] * 3
+    assert len(applied_txids(emu)) == 1
+
+
+def test_a_plan_overrides_a_soft_limit_only_by_its_name(start_emulator, tmp_path, cli):
+    (emu,) = start_pumps(start_emulator, 1)  # morphine 2 mg/day: +75 % is past its 50 % step
+    bare = write_plan(tmp_path / "bare.toml", [(emu.url, "WARD-000")],
+                      '[[step]]\naction = "program"\ndose = "3.5 mg/day"\noverride_soft_limit = "Dr Smith"\n')
+    refused = cli("batch", "validate", str(bare))
+    assert refused.code == 2
+    assert 'override_soft_limit = { NAME = "Dr Smith" }' in refused.stderr
+    missing = write_plan(tmp_path / "missing.toml", [(emu.url, "WARD-000")],
+                         '[[step]]\naction = "program"\ndose = "3.5 mg/day"\n'
+                         'override_soft_limit = { DAILY_MAX = "not the limit reached" }\n')
+    failed = cli("--json", "batch", "run", str(missing))
+    assert failed.code == 13, failed.stderr
+    detail = failed.json()["targets"][0]["detail"]
+    assert "STEP_PERCENT" in detail and 'override_soft_limit = { STEP_PERCENT = "reason"' in detail  # plan terms
+    assert applied_txids(emu) == []
+    named = write_plan(tmp_path / "named.toml", [(emu.url, "WARD-000")],
+                       '[[step]]\naction = "program"\ndose = "3.5 mg/day"\n'
+                       'override_soft_limit = { step-percent = "pain crisis, Dr Smith", RISE_24H = "same", '
+                       'RISE_7D = "same", HISTORY = "same" }\n')
+    done = cli("--json", "batch", "run", str(named))
+    assert done.code == 0, done.stderr
+    assert dose_of(cli, emu) == {"value": 3.5, "unit": "mg/day"} and len(applied_txids(emu)) == 1
+
+
+def test_a_refill_to_another_drug_then_a_dose_in_its_unit_runs_dry_runs_and_resumes(start_emulator, tmp_path, cli):
+    (emu,) = start_pumps(start_emulator, 1)
+    steps = '''[[step]]
+action = "refill"
+volume = "18 mL"
+concentration = "2000 mcg/mL"
+drug = "baclofen"
+dose = "100 mcg/day"
+confirm = ["withdrawal-risk", "restart"]
+
+[[step]]
+action = "program"
+dose = "110 mcg/day"
+'''
+    plan = write_plan(tmp_path / "switch.toml", [(emu.url, "WARD-000")], steps)  # the pump holds morphine
+    dry = cli("--json", "batch", "run", str(plan), "--dry-run", "--journal", str(tmp_path / "dry.jsonl"))
+    assert dry.code == 0, dry.stderr
+    assert [s["outcome"] for s in dry.json()["targets"][0]["steps"]] == ["dry-run", "dry-run"]
+    assert applied_txids(emu) == []
+    done = cli("--json", "batch", "run", str(plan))
+    assert done.code == 0, done.stderr
+    status = cli("--port", emu.url, "--json", "interrogate").json()
+    assert status["drug"] == "baclofen" and status["daily_dose"] == {"value": 110, "unit": "mcg/day"}
+    assert len(applied_txids(emu)) == 2
+    # the journal says the refill went in: preflight now expects baclofen, and nothing runs twice
+    again = cli("--json", "batch", "run", str(plan))
+    assert again.code == 0, again.stderr
+    assert [s["outcome"] for s in again.json()["targets"][0]["steps"]] == ["skipped", "skipped"]
+    assert len(applied_txids(emu)) == 2

@@ -100,11 +100,16 @@ def test_projected_alarm_date_matches_when_the_emulator_raises_it(start_emulator
     emu = start_emulator("--volume", "5 mL", "--flow", "0.3 mL/day")
     s = run_cli("--port", emu.url, "--json", "interrogate").json()
     projected = _date(s["projected_low_reservoir_date"])
+    assert s["pump_clock"]["dates_shifted_s"] == 0  # a pump in step: its own dates
     emu.control("advance", seconds=20 * 86400)
     log = run_cli("--port", emu.url, "--json", "log", "--type", "alarm_raised").json()
     raised = [e for e in log["events"] if "low reservoir" in e["description"]]
     assert len(raised) == 1
-    assert abs(_date(raised[0]["time"]) - projected) <= timedelta(seconds=2)
+    # the clock jumped 20 days ahead of this computer's since the projection: the log shows the
+    # alarm on the calendar 20 days earlier, and its pump stamp is where the projection put it
+    assert abs(_date(raised[0]["pump_time"]) - projected) <= timedelta(seconds=2)
+    assert abs(_date(raised[0]["pump_time"]) - _date(raised[0]["time"]) - timedelta(days=20)) <= timedelta(
+        seconds=2)
 
 
 def test_battery_at_eri_shows_replace_by_ninety_days_later(start_emulator):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from cli_harness import DEFAULT_KEY_STORE, Cli, assert_one_line_error
 from test_cli_program import BACLOFEN, FROZEN
@@ -36,25 +36,33 @@ def _date(text):
 
 
 
+def _today() -> datetime:
+    now = datetime.now(timezone.utc)
+    return datetime(now.year, now.month, now.day, tzinfo=timezone.utc)
+
+
 def test_forecast_follows_a_flex_schedule_to_the_pumps_actual_alarm(pump, tmp_path):
     emu, cli = pump("--model", "peristaltic-20", "--serial", "BAC-0001", "--drug", "baclofen",
                     "--concentration", "2000 mcg/mL", "--volume", "6 mL", "--flow", "0.25 mL/day",
-                    "--start-time", "2026-03-01T05:00:00Z")
+                    "--start-time", _today().strftime("%Y-%m-%dT05:00:00Z"))
     schedule = tmp_path / "flex.toml"
     schedule.write_text(SCHEDULE)
     programmed = cli("program", "--mode", "flex", "--schedule", str(schedule), "--yes")
     assert programmed.code == 0, programmed.stderr
     emu.control("advance", seconds=86_400 + 12_345)  # part-way through a step, with a part-uL left over
-    result = cli("--json", "forecast", "--next-visit", "2026-06-01")
+    visit = (_today() + timedelta(days=60)).date().isoformat()
+    result = cli("--json", "forecast", "--next-visit", visit)
     assert result.code == 0, result.stderr
     fc = result.json()
     assert fc["mode"] == "flex" and [s["start"] for s in fc["steps"]] == ["00:00", "08:00", "20:00"]
     assert fc["alarm_before_next_visit"] is True and fc["empty_before_next_visit"] is True
     assert any("before the next visit" in w for w in fc["warnings"])
     assert fc["series"][0]["reservoir_ml"] == fc["reservoir_ml"]
-    forecast_alarm = _date(fc["low_reservoir_alarm_date"])
+    # the forecast's dates are on this computer's calendar: back on the pump's clock for the log
+    moved = timedelta(seconds=fc["pump_clock"]["dates_shifted_s"])
+    forecast_alarm = _date(fc["low_reservoir_alarm_date"]) - moved
 
-    human = cli("forecast", "--next-visit", "2026-06-01")
+    human = cli("forecast", "--next-visit", visit)
     assert human.code == 0, human.stderr
     assert "LOW-RESERVOIR ALARM" in human.stdout and "EMPTY" in human.stdout and "WARNING" in human.stdout
 
@@ -62,7 +70,7 @@ def test_forecast_follows_a_flex_schedule_to_the_pumps_actual_alarm(pump, tmp_pa
     log = cli("--json", "log", "--alarms").json()
     raised = [e for e in log["events"] if e["type"] == "alarm_raised" and e["alarm"] == "low_reservoir"]
     assert len(raised) == 1 and raised[0]["priority"] == "medium"
-    actual = _date(raised[0]["time"])
+    actual = _date(raised[0]["pump_time"])  # the pump's own stamp
     # never later than the pump, and well within one step of the schedule (the shortest is 4 h)
     assert forecast_alarm <= actual <= forecast_alarm + timedelta(hours=4)
     assert actual - forecast_alarm <= timedelta(seconds=433)  # at most the time 1 uL takes at 0.2 mL/day
@@ -219,13 +227,19 @@ def test_report_marks_old_settings_stale_and_picks_one_pump_from_a_shared_log(pu
 def test_log_until_and_alarms_with_iec_priorities(start_emulator):
     from cli_harness import run_cli
 
-    emu = start_emulator(*FROZEN, "--volume", "3 mL", "--flow", "1 mL/day", "--start-time", "2026-01-01T00:00:00Z")
+    # the pump's clock starts at today's midnight: the days below are whole calendar days
+    emu = start_emulator(*FROZEN, "--volume", "3 mL", "--flow", "1 mL/day",
+                         "--start-time", _today().isoformat())
     emu.control("advance", seconds=4 * 86_400)  # low alarm on day 1 (medium), empty on day 3 (high)
-    alarms = run_cli("--port", emu.url, "--json", "log", "--alarms").json()["events"]
+    log = run_cli("--port", emu.url, "--json", "log", "--alarms").json()
+    alarms = log["events"]
     assert [(e["alarm"], e["priority"]) for e in alarms] == [("low_reservoir", "medium"),
                                                               ("empty_reservoir", "high")]
-    early = run_cli("--port", emu.url, "--json", "log", "--until", "2026-01-02").json()["events"]
-    assert early and all(e["time"] < "2026-01-03" for e in early)
+    # --until is a date on this computer's calendar, where the log shows the pump's events
+    low_day = alarms[0]["time"][:10]
+    next_day = (_date(alarms[0]["time"]) + timedelta(days=1)).date().isoformat()
+    early = run_cli("--port", emu.url, "--json", "log", "--until", low_day).json()["events"]
+    assert early and all(e["time"] < next_day for e in early)
     assert "reservoir_empty" not in [e["type"] for e in early]
     assert any(e["type"] == "alarm_raised" for e in early)  # a bare date includes that whole day
     human = run_cli("--port", emu.url, "log", "--alarms").stdout

@@ -181,3 +181,18 @@ def test_a_log_that_wrapped_makes_a_rise_need_the_history_override_and_a_cut_doe
     assert cli("program", "--dose", "6 mg/day", "--yes", "--override-soft-limit",
                "HISTORY=chart shows 5 mg/day for a month").code == 0
     assert cli("program", "--dose", "5.5 mg/day", "--yes").code == 0  # a cut needs no history
+
+
+def test_next_visit_is_compared_on_the_calendar_when_the_pump_clock_runs_ahead(pump):
+    from datetime import datetime, timedelta, timezone
+
+    emu, cli = pump(*MORPHINE_10)  # 18 mL at 1 mL/day (11 mg/day: 1.1 mL/day)
+    emu.control("advance", seconds=2 * DAY)  # the pump's clock now runs two days ahead of this computer's
+    status = cli("--json", "interrogate").json()
+    assert status["pump_clock"]["warning"] and "ahead" in status["pump_clock"]["warning"]
+    # on the pump's clock the reservoir empties 18 days on, on the calendar 16: a visit in 17 days is too late
+    visit = (datetime.now(timezone.utc) + timedelta(days=17)).date().isoformat()
+    late = cli("program", "--dose", "10.5 mg/day", "--yes", "--next-visit", visit)
+    assert_one_line_error(late, 6, "runs empty", "--confirm-empty-before-visit")
+    early = (datetime.now(timezone.utc) + timedelta(days=12)).date().isoformat()
+    assert cli("program", "--dose", "10.5 mg/day", "--yes", "--next-visit", early).code == 0

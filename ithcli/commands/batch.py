@@ -19,70 +19,14 @@ def batch():
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
 @click.pass_obj
 def validate(app, plan_path):
-    """Check the plan and every dose against the drug library, offline (no pump is touched)."""
+    """Check the plan offline (no pump is touched): its fields, every value in its target's
+    drug unit against the drug library, the assert checks. Exit 2 listing every problem."""
     from .. import plan as plans
 
-    plan = plans.load(plan_path)
-    problems = offline_problems(app, plan)
-    if problems:
-        plan.problems = problems
-        raise plans.PlanError(plan)
+    plan = plans.load(plan_path, app.library())
     result = {"plan": plan.path, "name": plan.name, "targets": len(plan.targets), "steps": len(plan.steps),
               "ok": True, "problems": []}
     app.emit(result, lambda r: _say(f"Plan {r['plan']} is valid: {r['targets']} target(s), {r['steps']} step(s)."))
-
-
-def offline_problems(app, plan) -> list[str]:
-    """Doses, units, concentrations and hard limits, for targets whose drug the plan names."""
-    from .. import dosing, limits
-    from ..errors import IthcliError as Err
-
-    library = app.library()
-    out = []
-    for target in plan.targets:
-        if not target.drug:
-            continue
-        entry = next((e for e in library.drugs.values() if e.name == target.drug.lower()), None)
-        if entry is None:
-            out.append(f"{plan.path}:{target.line}: target {target.number}: drug {target.drug!r} is not in the "
-                       "drug library")
-            continue
-        for step in plan.steps:
-            line = next((step.line_of(k) for k in ("dose", "schedule", "concentration", "volume")
-                         if k in step.args), step.line)
-            where = f"{plan.path}:{line}: step {step.number} ({step.action}) for target {target.number}"
-            try:
-                if step.action == "program" and "dose" in step.args:
-                    dose = dosing.parse_dose_rate(step.args["dose"], entry, "dose")
-                    for finding in limits.check_daily_total(entry, dose):
-                        if finding.level == "refuse":
-                            out.append(f"{where}: {finding.message}")
-                if step.action == "program" and "schedule" in step.args:
-                    path = Path(step.args["schedule"])
-                    path = path if path.is_absolute() else Path(plan.path).parent / path
-                    sched = dosing.load_schedule(str(path), entry)
-                    total = dosing.plan_summary(sched, entry.concentrations_ng_per_ml[0])["daily_dose_ng_per_day"]
-                    out += [f"{where}: {f.message}" for f in limits.check_daily_total(entry, total)
-                            if f.level == "refuse"]
-                if step.action == "refill":
-                    entry_new = entry
-                    if step.args.get("drug"):
-                        entry_new = next((e for e in library.drugs.values()
-                                          if e.name == step.args["drug"].lower()), None)
-                        if entry_new is None:
-                            out.append(f"{where}: drug {step.args['drug']!r} is not in the drug library")
-                            continue
-                    conc = dosing.parse_concentration(step.args["concentration"], entry_new, "concentration")
-                    out += [f"{where}: {f.message}" for f in limits.check_concentration(entry_new, conc)]
-                    dosing.parse_volume(step.args["volume"], "volume")
-                    if "dose" in step.args:
-                        dosing.parse_dose_rate(step.args["dose"], entry_new, "dose")
-                if step.action == "bolus":
-                    dosing.parse_dose(step.args["dose"], entry, "dose")
-                    dosing.parse_duration(step.args["over"], "over")
-            except Err as exc:
-                out.append(f"{where}: {exc.message}")
-    return out
 
 
 @batch.command()
@@ -97,20 +41,17 @@ def offline_problems(app, plan) -> list[str]:
               help="JSON lines, one per step (default PLAN.results.jsonl).")
 @click.pass_obj
 def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_path):
-    """Preflight every target, then run the steps; resumable, never applying a step twice.
+    """Validate, preflight every target, then run the steps; resumable, never applying a step twice.
 
-    Exit 0: every step succeeded; 8: something is unconfirmed; 13: something failed;
-    130: interrupted (steps in flight settled, the journal written).
+    Exit 0: every step succeeded; 2: the plan has problems (all listed; nothing sent);
+    8: something is unconfirmed; 13: something failed; 130: interrupted (steps in flight
+    settled, the journal written).
     """
     from .. import plan as plans
     from ..batch import Journal, Runner, plan_hash
     from ..output import to_json_line
 
-    plan = plans.load(plan_path)
-    problems = offline_problems(app, plan)
-    if problems:
-        plan.problems = problems
-        raise plans.PlanError(plan)
+    plan = plans.load(plan_path, app.library())  # every problem, or nothing is sent (exit 2)
     stem = str(Path(plan_path).with_suffix(""))
     journal = Journal(journal_path or f"{stem}.journal.jsonl", plan_hash(plan_path))
     results_file = Path(results_path or f"{stem}.results.jsonl")

@@ -8,14 +8,17 @@ from ._params import When
 
 @click.command()
 @click.option("--next-visit", type=When(), metavar="DATE",
-              help="The next refill visit (ISO date, UTC): warns when the low-reservoir alarm comes before it.")
+              help="The next refill visit (ISO date, UTC, this computer's calendar): warns when the "
+                   "low-reservoir alarm comes before it.")
 @click.pass_obj
 def forecast(app, next_visit):
     """Project the reservoir volume day by day, down to the low-reservoir alarm and empty.
 
     Follows the pump's program as it runs (a flex schedule's per-day rates by start
     minute of pump time, UTC) with the pump's own integer rules, from the volume the
-    pump reports. Read-only.
+    pump reports. Dates and days are on this computer's calendar (UTC): a pump clock
+    more than 5 minutes off is warned about and its dates are moved by the skew.
+    Read-only.
     """
     from .. import forecast as fcmod
     from ..status import iso, program_view
@@ -23,7 +26,8 @@ def forecast(app, next_visit):
     status = app.interrogate()
     raw = app.last_raw_status
     program = app.client().read_program()["program"]
-    fc = fcmod.from_pump(raw, program)
+    # every time from here on is on this computer's calendar, as the visit date is
+    fc = fcmod.from_pump(raw, program, skew_s=status["clock_skew_s"])
     unit = status["daily_dose"]["unit"]
     warnings = []
     visit = int(next_visit.timestamp()) if next_visit is not None else None
@@ -67,6 +71,7 @@ def forecast(app, next_visit):
         "series": [{"time": iso(t), "reservoir_ml": fcmod.ml(nl)} for t, nl in fc.series],
         "pump_time": status["pump_time"],
         "read_at": status["read_at"],
+        "pump_clock": status["pump_clock"],
     }
     if app.json:
         for w in warnings:  # the human output shows them in the chart
@@ -78,15 +83,19 @@ def _render(r: dict, fc, visit: int | None) -> None:
     from rich.table import Table
 
     from .. import forecast as fcmod
-    from ..output import console, fmt_date
+    from ..output import clock_warning_lines, console, fmt_date, fmt_dates_note, fmt_pump_clock
     from ..status import iso, replace_by_warning
 
     con = console()
     title = (f"Refill forecast: {r['serial_number']}  {r['drug']}  {r['mode']}"
              + ("  EMULATED" if r["emulated"] else ""))
     con.print(f"[bold]{title}[/]")
-    con.print(f"Now (pump clock {fmt_date(r['pump_time'])}): {format(r['reservoir_ml'], 'f')} mL of "
+    for line in clock_warning_lines(r["pump_clock"]):
+        con.print(line)
+    con.print(f"Now ({fmt_date(r['read_at'])}, this computer's clock): {format(r['reservoir_ml'], 'f')} mL of "
               f"{format(r['reservoir_capacity_ml'], 'f')} mL; alarm at {format(r['low_reservoir_alarm_ml'], 'f')} mL")
+    con.print(f"Pump clock: {fmt_pump_clock(r['pump_clock'])}")
+    con.print(f"Dates: {fmt_dates_note(r['pump_clock'])}")
     if r["low_reservoir_alarm_active"]:
         con.print("[yellow]Low-reservoir alarm: ACTIVE now[/]")
     else:
@@ -101,8 +110,8 @@ def _render(r: dict, fc, visit: int | None) -> None:
     if rows:
         width = max(10, min(40, con.width - 62))  # room for the day, the volume and the notes
         grouped = rows[0]["to"] - rows[0]["from"] > fcmod.DAY if len(rows) > 1 else False
-        table = Table(title="Reservoir at the end of each " + ("period" if grouped else "day") + " (UTC)",
-                      title_justify="left", box=None, pad_edge=False)
+        table = Table(title="Reservoir at the end of each " + ("period" if grouped else "day")
+                      + " (this computer's calendar, UTC)", title_justify="left", box=None, pad_edge=False)
         table.add_column("Day")
         table.add_column("mL", justify="right")
         table.add_column("")

@@ -7,7 +7,11 @@ import click
 @click.command()
 @click.pass_obj
 def interrogate(app):
-    """Read the pump's full status: identity, therapy, reservoir, battery, alarms, MRI mode."""
+    """Read the pump's full status: identity, therapy, reservoir, battery, alarms, MRI mode.
+
+    Dates are on this computer's calendar (UTC): a pump clock more than 5 minutes off
+    is warned about, and its dates are moved by the measured skew.
+    """
     status = app.interrogate()
     app.emit(status, render_status)
 
@@ -16,9 +20,12 @@ def render_status(s: dict) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from ..output import console, fmt_date, fmt_quantity
+    from ..output import clock_warning_lines, console, fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
 
     con = console()
+    # before any date is read: how far the pump's clock is off, and which calendar the dates are on
+    for line in clock_warning_lines(s.get("pump_clock")):
+        con.print(line)
     title = f"Pump {s['serial_number']}  {s['model']}  firmware {s['firmware']}"
     if s["emulated"]:
         title += "  [bold yellow]EMULATED[/]"
@@ -59,8 +66,9 @@ def render_status(s: dict) -> None:
     grid.add_row("MRI mode", mri)
     last = s["last_programming"]
     grid.add_row("Last programming", f"txid {last['txid']} at {fmt_date(last['at'])}" if last["txid"] else "none")
-    grid.add_row("Pump clock", f"{fmt_date(s['pump_time'])}  (skew {s['clock_skew_s']:+d} s)")
-    grid.add_row("Read at", fmt_date(s["read_at"]))
+    grid.add_row("Pump clock", fmt_pump_clock(s.get("pump_clock")))
+    grid.add_row("Read at", f"{fmt_date(s['read_at'])} (this computer's clock)")
+    grid.add_row("Dates", fmt_dates_note(s.get("pump_clock")))
 
     con.print(Panel(grid, title=title, title_align="left"))
     from ..status import replace_by_warning

@@ -10,9 +10,12 @@ PRIORITIES = ("high", "medium", "low", "none")
 
 
 @click.command()
-@click.option("--since", type=When(), help="Only events at or after this pump time (ISO date or date-time, UTC).")
+@click.option("--since", type=When(),
+              help="Only events at or after this time (ISO date or date-time, UTC, this computer's calendar, "
+                   "as the times are shown).")
 @click.option("--until", type=When(end_of_day=True),
-              help="Only events before this pump time (ISO date-time, UTC; a bare date includes that whole day).")
+              help="Only events before this time (ISO date-time, UTC, this computer's calendar; a bare date "
+                   "includes that whole day).")
 @click.option("--alarms", "alarms_only", is_flag=True,
               help="Only alarms (raised and cleared), with their IEC 60601-1-8 priority.")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
@@ -22,7 +25,12 @@ PRIORITIES = ("high", "medium", "low", "none")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N matching events.")
 @click.pass_obj
 def log(app, since, until, alarms_only, types, priority, limit):
-    """Read and decode the pump's event log (alarms, programming, refills, stalls...)."""
+    """Read and decode the pump's event log (alarms, programming, refills, stalls...).
+
+    Event times are on this computer's calendar (UTC): the pump's stamps moved by its
+    clock's skew, measured once at this session's status read ("pump_time": the stamp
+    as logged).
+    """
     from protocol import EventType
 
     known = {t.name.lower() for t in EventType}
@@ -32,16 +40,22 @@ def log(app, since, until, alarms_only, types, priority, limit):
                                      param_hint="--type")
     if since is not None and until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
+    from ..calendar import log_note, to_calendar
+    from ..status import event_view
+
     status = app.interrogate()
     oldest, events = app.client().read_whole_log(0)
     dose_unit = status["daily_dose"]["unit"]
-    from ..events import event_record
+    skew = status["clock_skew_s"]  # one skew for the whole log: measured at this session's read
+
+    def when(e: dict) -> int:
+        return to_calendar(e["time"], skew) or 0
 
     if since is not None:
-        events = [e for e in events if e["time"] >= since.timestamp()]
+        events = [e for e in events if when(e) >= since.timestamp()]
     if until is not None:
-        events = [e for e in events if e["time"] < until.timestamp()]
-    records = [event_record(e, dose_unit) for e in events]
+        events = [e for e in events if when(e) < until.timestamp()]
+    records = [event_view(e, dose_unit, skew) for e in events]
     if types:
         wanted = {t.lower() for t in types}
         records = [r for r in records if r["type"] in wanted]
@@ -58,6 +72,9 @@ def log(app, since, until, alarms_only, types, priority, limit):
         "event_count": status["event_count"],
         "events": records,
         "read_at": status["read_at"],
+        "pump_clock": status["pump_clock"],
+        # what one skew for the whole log cannot know (null: the stamps were not moved)
+        "times_note": log_note(skew),
     }
     app.emit(result, _render)
 
@@ -65,12 +82,16 @@ def log(app, since, until, alarms_only, types, priority, limit):
 def _render(obj: dict) -> None:
     from rich.table import Table
 
-    from ..output import console, fmt_date
+    from ..output import clock_warning_lines, console, fmt_date
 
+    con = console()
+    for line in clock_warning_lines(obj["pump_clock"]):
+        con.print(line)
     title = f"Event log of {obj['serial_number']}" + ("  EMULATED" if obj["emulated"] else "")
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("Pump time")
+    moved = obj["pump_clock"]["dates_shifted_s"]
+    table.add_column("Time (this computer's calendar, UTC)" if moved else "Time (UTC)")
     table.add_column("Priority")
     table.add_column("Event")
     colour = {"high": "bold red", "medium": "yellow", "low": "cyan"}
@@ -79,8 +100,9 @@ def _render(obj: dict) -> None:
         shown = (f"[{colour[r['priority']]}]{r['priority'].upper()}[/]" if r["priority"] in colour
                  else "[dim]-[/]")
         table.add_row(str(r["index"]), fmt_date(r["time"]), shown, r["description"])
-    con = console()
     con.print(table)
+    if obj["times_note"]:
+        con.print(f"Note: {obj['times_note']}.")
     if obj["oldest_index"] > 0:
         con.print(f"Events before #{obj['oldest_index']} have been overwritten in the pump's memory.")
     if not obj["events"]:

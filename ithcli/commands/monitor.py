@@ -85,7 +85,12 @@ class _LineView(_JsonView):
         self.con = con
 
     def show(self, r: dict) -> None:
+        from ..output import clock_warning_lines
+
         self.con.print(_line(r), soft_wrap=True)
+        if r.get("ok"):
+            for line in clock_warning_lines(r.get("pump_clock")):
+                self.con.print(f"  {line}", soft_wrap=True)
         for a in r.get("alarms_raised", []):
             self.con.print(f"  {_prio(a['priority'])} ALARM RAISED: {a['name'].replace('_', ' ')}", soft_wrap=True)
         for name in r.get("alarms_cleared", []):
@@ -161,7 +166,8 @@ def _line(r: dict) -> str:
     step_text = (f" (step {step['index']}/{step['of']} {step['start']}-{step['end']})"
                  if step and step["of"] > 1 else "")
     alarms = ", ".join(f"{_prio(a['priority'])} {a['name'].replace('_', ' ')}" for a in r["alarms"]) or "none"
-    return (f"#{r['reading']} {fmt_date(r['pump_time'])}  reservoir {_ml(r['reservoir_ml'])} mL  rate "
+    when = fmt_date(r.get("read_at") or r["pump_time"])
+    return (f"#{r['reading']} {when}  reservoir {_ml(r['reservoir_ml'])} mL  rate "
             f"{_ml(r['current_rate_ml_per_day'])} mL/day{step_text}, delivery {r['delivery']}  alarms: {alarms}  "
             f"link: {health}  data {_age_text(r['age_s'], r['stale'])}")
 
@@ -173,7 +179,7 @@ def _dashboard(mon, r: dict):
     from rich.table import Table
 
     from ..monitor import age_s
-    from ..output import fmt_date, fmt_quantity
+    from ..output import clock_warning_lines, fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
     from ..status import replace_by_warning
 
     good = mon.last_good
@@ -204,7 +210,7 @@ def _dashboard(mon, r: dict):
     step = good["active_step"]
     rate = f"{_ml(good['current_rate_ml_per_day'])} mL/day"
     if step and step["of"] > 1:
-        rate += (f"  step {step['index']} of {step['of']}, {step['start']}-{step['end']} UTC: "
+        rate += (f"  step {step['index']} of {step['of']}, {step['start']}-{step['end']} pump clock: "
                  f"{fmt_quantity(step['dose'])}")
     grid.add_row("Rate now", rate)
     if good["bolus_remaining"]["value"]:
@@ -216,13 +222,15 @@ def _dashboard(mon, r: dict):
     link = r["link"]
     grid.add_row("Link", f"last round trip {link['round_trip_ms']} ms  corrupt frames {link['corrupt_frames']}  "
                          f"retries {link['retries']}  failed readings {link['failed_readings']}")
-    grid.add_row("Pump clock", f"{fmt_date(good['pump_time'])}  (skew {good['clock_skew_s']:+d} s)")
-    grid.add_row("Data", f"read {fmt_date(good['read_at'])}, {_age_text(age, stale)}")
+    grid.add_row("Pump clock", fmt_pump_clock(good.get("pump_clock")))
+    grid.add_row("Dates", fmt_dates_note(good.get("pump_clock")))
+    grid.add_row("Data", f"read {fmt_date(good['read_at'])} (this computer's clock), {_age_text(age, stale)}")
     title = f"Pump {good['serial_number']}  {good['model']}  {good['drug']}"
     if good["emulated"]:
         title += "  [bold yellow]EMULATED[/]"
     parts.insert(0, Panel(grid, title=title, title_align="left",
                           border_style="red" if stale or not r["ok"] else "green"))
+    parts[1:1] = clock_warning_lines(good.get("pump_clock"))  # right under the panel, before any other
     warning = replace_by_warning(b)
     if warning:
         parts.append(f"[bold red]{warning}[/]")
@@ -233,8 +241,8 @@ def _dashboard(mon, r: dict):
         alarms.add_row(_prio(a["priority"]), a["name"].replace("_", " "))
     parts.append(alarms if good["alarms"] else "No active alarms.")
     if mon.history:
-        hist = Table(title="Alarms while monitoring (pump time)", title_justify="left")
-        hist.add_column("Pump time")
+        hist = Table(title="Alarms while monitoring", title_justify="left")
+        hist.add_column("Time (UTC)")
         hist.add_column("Priority")
         hist.add_column("Event")
         for e in mon.history[-8:]:

@@ -62,24 +62,34 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     records = audit.records()
     session = logic.session_records(records, since=start, until=end, serial=None)
     serial = logic.choose_serial(session, pump_serial, app.serial if app.port else None)
-    data = logic.build(records, serial=serial, since=start, until=end, library=app.library())
+    # one skew for every pump timestamp in the report: the live read's, else the audit log's last
+    data = logic.build(records, serial=serial, since=start, until=end, library=app.library(),
+                       skew_s=live["clock_skew_s"] if live is not None else None)
     data["session"]["rule"] = session_rule
     if live is not None:
-        from ..events import event_record
+        from ..calendar import to_calendar
+        from ..status import event_view
 
         # the session's part of the pump's log: from its index at the session's first read (pump
-        # clocks may be far from this computer's); without one, by pump time against the session
+        # clocks may be far from this computer's); without one, by its time on this computer's
+        # calendar (moved by the skew measured now) against the session
         first = data["first_event_index"]
         skew = live["clock_skew_s"]
-        pump_alarms = [event_record(e, live["daily_dose"]["unit"]) for e in events
-                       if e["type"].name in ("ALARM_RAISED", "ALARM_CLEARED")
-                       and (e["index"] >= first if first is not None else
-                            e["time"] >= start + skew and (end is None or e["time"] < end + skew))]
+
+        def in_session(e: dict) -> bool:
+            if first is not None:
+                return e["index"] >= first
+            when = to_calendar(e["time"], skew) or 0
+            return when >= start and (end is None or when < end)
+
+        pump_alarms = [event_view(e, live["daily_dose"]["unit"], skew) for e in events
+                       if e["type"].name in ("ALARM_RAISED", "ALARM_CLEARED") and in_session(e)]
     data["audit_log"] = {"path": str(audit.path), "entries": entries, "intact": not problems,
                          "problems": problems}
     if live is not None:
         data["status"] = live
         data["status_source"] = {"from": "pump", "read_at": live["read_at"]}
+        data["pump_clock"] = live["pump_clock"]
     source = data["status_source"]
     if source is not None:
         read_at = logic.entry_time({"time": source["read_at"]}) or 0
@@ -114,7 +124,7 @@ _RESULT = {"PASS": "green", "WARN": "yellow", "BLOCK": "bold red", "FAIL": "bold
 def _parts(d: dict) -> list:
     from rich.table import Table
 
-    from ..output import fmt_date, fmt_quantity
+    from ..output import clock_warning_lines, fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
     from ..status import replace_by_warning
 
     parts: list = []
@@ -134,6 +144,10 @@ def _parts(d: dict) -> list:
         parts.append(f"[bold red]AUDIT LOG DAMAGED[/] ({log['path']}): " + "; ".join(log["problems"])
                      + ". This report may be incomplete.")
     parts.append(f"Generated {fmt_date(d['generated_at'])}. Not a cleared medical device: emulated data only.")
+    # the pump's clock, before any of its dates: audit times are this computer's clock already
+    parts.extend(clock_warning_lines(d["pump_clock"]))
+    if d["times_note"]:
+        parts.append(f"Note: {d['times_note']}.")
 
     # --- identity and settings
     if s is None:
@@ -150,6 +164,8 @@ def _parts(d: dict) -> list:
         if src["stale"]:
             where = f"[bold red]STALE ({src['age_s']} s old)[/]: " + where
         grid.add_row("Source", where)
+        grid.add_row("Pump clock", fmt_pump_clock(d["pump_clock"]))
+        grid.add_row("Dates", fmt_dates_note(d["pump_clock"]))
         grid.add_row("Pump", f"{s['serial_number']}  {s['model']} ({s['design']})  firmware {s['firmware']}")
         grid.add_row("Drug", f"{s['drug']}  {fmt_quantity(s['concentration'])}")
         grid.add_row("Mode", s["mode"])
@@ -208,8 +224,8 @@ def _parts(d: dict) -> list:
     # --- alarms
     if d["pump_alarm_log"] is not None:
         if d["pump_alarm_log"]:
-            table = Table(title="Alarms in the pump's log during the session (pump time)", title_justify="left")
-            table.add_column("Pump time")
+            table = Table(title="Alarms in the pump's log during the session", title_justify="left")
+            table.add_column("Time (UTC)")
             table.add_column("Priority")
             table.add_column("Event")
             for e in d["pump_alarm_log"]:
