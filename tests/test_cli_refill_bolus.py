@@ -48,8 +48,8 @@ def test_a_withdrawn_volume_far_from_the_expected_one_needs_confirmation_before_
     assert result.code == 0, result.stderr
     warnings = result.json()["warnings"]
     assert any(w["rule"] == "withdrawn-gap" and "pocket fill" in w["message"] for w in warnings)
-    # within the 1 mL a 20 mL pump allows: no question asked
-    assert cli("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn", "18.5 mL",
+    # within the 1 mL a 20 mL pump allows (it now expects the 20 mL just filled): no question asked
+    assert cli("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn", "19.5 mL",
                "--yes").code == 0
     # more withdrawn than the reservoir can hold is an entry error, refused here rather than by the pump
     assert_one_line_error(cli("refill", "--volume", "20 mL", "--concentration", "2000 mcg/mL", "--withdrawn",
