@@ -85,6 +85,17 @@ class SafetyError(IthcliError):
     exit_code = ExitCode.SAFETY
     kind = "safety"
 
+    @property
+    def refused(self) -> list[dict]:
+        """The hard limits hit: no flag permits these."""
+        return list(self.details.get("refused", []))
+
+    @property
+    def needed(self) -> list[str]:
+        """Every override and confirmation still needed, each as its flag
+        (--override-soft-limit NAME=REASON, --confirm-...)."""
+        return list(self.details.get("needed", []))
+
 
 class VerifyFailed(IthcliError):
     exit_code = ExitCode.VERIFY_FAILED
@@ -94,6 +105,11 @@ class VerifyFailed(IthcliError):
 class Unconfirmed(IthcliError):
     exit_code = ExitCode.UNCONFIRMED
     kind = "unconfirmed"
+
+    @property
+    def txid(self) -> int | None:
+        """The write whose outcome is unknown (None: an earlier one, see details["reconciled"])."""
+        return self.details.get("txid")
 
 
 class Cancelled(IthcliError):

@@ -27,8 +27,10 @@ def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
         return (f"program applied: {Quantity.from_base(a1, dose_unit)} -> "
                 f"{Quantity.from_base(a2, dose_unit)} (24-hour totals)")
     if t == EventType.TX_APPLIED:
-        kinds = {1: "program", 2: "refill", 3: "bolus"}
-        return f"transaction {a1} applied ({kinds.get(a2, f'kind {a2}')})"
+        from protocol import WriteKind
+
+        kind = WriteKind(a2).name.lower().replace("_", " ") if a2 in WriteKind._value2member_map_ else f"kind {a2}"
+        return f"transaction {a1} applied ({kind})"
     if t == EventType.REFILL:
         return f"refilled to {Quantity.from_base(a1, 'mL')} at {Quantity.from_base(a2, mass + '/mL')}"
     if t == EventType.MRI_SAFE_ENTERED:

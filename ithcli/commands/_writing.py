@@ -63,21 +63,20 @@ def confirm(app, yes: bool, question: str) -> None:
         raise Cancelled("not confirmed. Nothing was sent")
 
 
-def run_change(app, state, change, *, title: str, yes: bool, on_echo=None, render_done=None,
+def run_change(app, pump, prepared, *, title: str, yes: bool, on_echo=None, render_done=None,
                render_unchanged=None) -> None:
-    """Show the change, ask, apply, emit: the common tail of every write command."""
-    from ..operations import apply_change
-
+    """Show a change the API checked, ask, apply it through the API, emit: the common tail of
+    every write command (the checks and the write itself live in ithcli/api.py)."""
+    change = prepared.change
     if change.unchanged:
-        result = {"command": change.command, **change.describe, "outcome": "unchanged", "verified": True}
+        result = pump.apply(prepared).data
         app.emit(result, render_unchanged or (lambda r: _say(
             f"No change: {r['serial_number']} already delivers this. Nothing was sent.")))
         return
     if not app.json:
         render_change(title, change.rows, change.warnings, app.emulated)
     confirm(app, yes, change.question)
-    result = apply_change(app, state, change, on_echo=None if app.json else on_echo)
-    app.emit(result, render_done)
+    app.emit(pump.apply(prepared, on_echo=None if app.json else on_echo).data, render_done)
 
 
 def _say(text: str) -> None:

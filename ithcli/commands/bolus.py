@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ._writing import safety_options
+from ..api import Pump
+from ._writing import run_change, safety_choices, safety_options
 
 
 @click.command()
@@ -16,13 +17,10 @@ def bolus(app, dose, duration, yes, **safety):
 
     The hard limit applies to the 24-hour total: the program, the boluses the pump's
     log shows in the last 24 hours, and this one."""
-    from ..operations import bolus_change, read_state
-    from ._writing import run_change, safety_choices
-
     overrides, confirmed = safety_choices(safety)
-    state = read_state(app)
-    change = bolus_change(app, state, dose=dose, duration=duration, overrides=overrides, confirmed=confirmed)
-    run_change(app, state, change, title="Bolus", yes=yes, render_done=_render)
+    pump = Pump(app)
+    prepared = pump.check_bolus(dose=dose, over=duration, overrides=overrides, confirm=confirmed)
+    run_change(app, pump, prepared, title="Bolus", yes=yes, render_done=_render)
 
 
 def _render(r: dict) -> None:

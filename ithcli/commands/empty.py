@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import click
 
+from ..api import Pump
+from ._writing import run_change
+
 
 @click.command()
 @click.option("--withdrawn", metavar="VOLUME", help="Volume withdrawn, compared with what the pump expected.")
@@ -14,14 +17,11 @@ import click
 @click.pass_obj
 def empty(app, withdrawn, confirm_withdrawal_risk, confirm_fill_gap, yes):
     """Record an emptied reservoir: volume 0 and delivery stopped, checked and read back."""
-    from ..operations import empty_change, read_state
-    from ._writing import run_change
-
-    state = read_state(app)
     confirmed = {flag for flag, on in (("--confirm-withdrawal-risk", confirm_withdrawal_risk),
                                        ("--confirm-fill-gap", confirm_fill_gap)) if on}
-    change = empty_change(app, state, withdrawn=withdrawn, confirmed=confirmed)
-    run_change(app, state, change, title="Empty the reservoir", yes=yes, render_done=_print_verified)
+    pump = Pump(app)
+    prepared = pump.check_empty(withdrawn=withdrawn, confirm=confirmed)
+    run_change(app, pump, prepared, title="Empty the reservoir", yes=yes, render_done=_print_verified)
 
 
 def _print_verified(r: dict) -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ._writing import safety_options
+from ..api import Pump
+from ._writing import run_change, safety_choices, safety_options
 
 
 @click.command()
@@ -30,15 +31,13 @@ def program(app, dose, flow, mode, schedule, stop, next_visit, spasticity_origin
     before and after, asks for confirmation unless --yes, and exits 0 only when the
     read-back matches. Everything still needed is listed at once.
     """
-    from ..operations import program_change, read_state
-    from ._writing import run_change, safety_choices
-
     overrides, confirmed = safety_choices(safety)
-    state = read_state(app)
-    change = program_change(app, state, dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop,
-                            next_visit=next_visit, overrides=overrides, confirmed=confirmed,
-                            spasticity_origin=spasticity_origin)
-    run_change(app, state, change, title="Program change", yes=yes, on_echo=lambda e: _print_echo(e, change.unit),
+    pump = Pump(app)
+    prepared = pump.check_program(dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop,
+                                  next_visit=next_visit, overrides=overrides, confirm=confirmed,
+                                  spasticity_origin=spasticity_origin)
+    unit = prepared.change.unit
+    run_change(app, pump, prepared, title="Program change", yes=yes, on_echo=lambda e: _print_echo(e, unit),
                render_done=_print_verified,
                render_unchanged=lambda r: _say(f"No change: {r['serial_number']} already delivers this program. "
                                                "Nothing was sent."))

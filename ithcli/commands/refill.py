@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ._writing import safety_options
+from ..api import Pump
+from ._writing import run_change, safety_choices, safety_options
 
 
 @click.command()
@@ -30,15 +31,12 @@ def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasti
     resumes at or below the usual starting dose unless RESTART is overridden by name.
     Shows the new low-reservoir alarm date.
     """
-    from ..operations import read_state, refill_change
-    from ._writing import run_change, safety_choices
-
     overrides, confirmed = safety_choices(safety)
-    state = read_state(app, allow_unknown_drug=bool(drug))
-    change = refill_change(app, state, volume=volume, concentration=concentration, drug=drug, withdrawn=withdrawn,
-                           dose=dose, next_visit=next_visit, overrides=overrides, confirmed=confirmed,
-                           spasticity_origin=spasticity_origin)
-    run_change(app, state, change, title="Refill", yes=yes, render_done=_print_verified)
+    pump = Pump(app)
+    prepared = pump.check_refill(volume=volume, concentration=concentration, drug=drug, withdrawn=withdrawn,
+                                 dose=dose, next_visit=next_visit, overrides=overrides, confirm=confirmed,
+                                 spasticity_origin=spasticity_origin)
+    run_change(app, pump, prepared, title="Refill", yes=yes, render_done=_print_verified)
 
 
 def _print_verified(r: dict) -> None:

@@ -1,0 +1,347 @@
+"""ithcli as a library: one session with one pump, typed results, typed errors.
+
+The command line stands on this module: `ithcli program` parses its options,
+calls `Pump.check_program` (the same limits), shows the change, asks, and calls
+`Pump.apply`. A script does the same without the prompt:
+
+    from ithcli import api
+
+    with api.open_pump("emulator", operator="dr-roe") as pump:
+        print(pump.status().daily_dose)                  # Quantity(Decimal('2'), 'mg/day')
+        result = pump.set_program(dose="2.2 mg/day")      # checked, two-phase, read back
+        print(result.outcome, result.txid)                # verified 1234567
+
+Every write runs the same drug-library limits, the same two-phase write (PREPARE,
+echo compared, journal, COMMIT once, read-back), the same journal of unconfirmed
+writes and the same audit log as the command line. Overrides and confirmations are
+arguments, never prompts: `overrides={"RISE_24H": "reason"}`, `confirm={"tenfold"}`.
+A refusal raises SafetyError listing everything it hit (`.refused`) or still needs
+(`.needed`); an unknown outcome raises Unconfirmed carrying its `.txid`. Every
+exception is an IthcliError whose `.exit_code` is the command line's exit code.
+docs/api.md is the reference, with examples that the test suite runs.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from protocol import Quantity
+
+from . import mri, operations
+from .app import App
+from .errors import (AuthError, CheckFailed, DeviceRejected, IthcliError, LinkError, PumpProtocolError, SafetyError,
+                     Unconfirmed, UsageError, VerifyFailed)
+from .limits import CONFIRM_FLAGS, Finding, normalise_override, parse_overrides
+
+__all__ = [
+    "open_pump", "Pump", "PreparedChange", "Status", "Program", "Event", "WriteResult", "Checklist", "Finding",
+    "Quantity",
+    "IthcliError", "AuthError", "CheckFailed", "DeviceRejected", "LinkError", "PumpProtocolError", "SafetyError",
+    "Unconfirmed", "UsageError", "VerifyFailed",
+]
+
+
+def _quantity(q: dict | None) -> Quantity | None:
+    return None if q is None else Quantity(Decimal(str(q["value"])), q["unit"])
+
+
+@dataclass(frozen=True)
+class Status:
+    """What INTERROGATE says, with units (the `ithcli --json interrogate` object in `data`).
+    Dates are ISO 8601 strings on this computer's calendar (corrected by the pump clock's skew)."""
+
+    serial_number: str
+    model: str
+    drug: str
+    concentration: Quantity
+    mode: str
+    daily_dose: Quantity
+    flow_ml_per_day: Decimal
+    reservoir_ml: Decimal
+    projected_low_reservoir_date: str | None
+    projected_empty_date: str | None
+    alarms: tuple[str, ...]
+    mri_mode: str
+    bolus_remaining: Quantity
+    clock_skew_s: int
+    emulated: bool
+    data: dict = field(repr=False, compare=False)
+
+    @classmethod
+    def from_described(cls, d: dict) -> "Status":
+        return cls(d["serial_number"], d["model"], d["drug"], _quantity(d["concentration"]), d["mode"],
+                   _quantity(d["daily_dose"]), Decimal(str(d["flow_ml_per_day"])), Decimal(str(d["reservoir_ml"])),
+                   d["projected_low_reservoir_date"], d["projected_empty_date"],
+                   tuple(a["name"] for a in d["alarms"]), d["mri_mode"], _quantity(d["bolus_remaining"]),
+                   d["clock_skew_s"], d["emulated"], d)
+
+
+@dataclass(frozen=True)
+class Program:
+    """The program in force: its mode, drug, the 24-hour total and the steps of a day."""
+
+    mode: str
+    drug: str
+    concentration: Quantity
+    daily_dose: Quantity
+    flow_ml_per_day: Decimal
+    steps: tuple[tuple[str, Quantity], ...]  # (start "HH:MM", dose per day)
+
+    @classmethod
+    def from_view(cls, v: dict) -> "Program":
+        return cls(v["mode"], v["drug"], _quantity(v["concentration"]), _quantity(v["daily_dose"]),
+                   Decimal(str(v["flow_ml_per_day"])), tuple((s["start"], _quantity(s["dose"])) for s in v["steps"]))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the pump's log; `time` on this computer's calendar, `pump_time` as logged."""
+
+    index: int
+    time: str | None
+    pump_time: str | None
+    type: str
+    priority: str
+    description: str
+    arg1: int
+    arg2: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """A write that was verified by read-back ("verified"), or not needed ("unchanged")."""
+
+    command: str
+    serial_number: str
+    outcome: str
+    txid: int | None
+    warnings: tuple[Finding, ...]
+    data: dict = field(repr=False, compare=False)  # the `ithcli --json` result object
+
+    @property
+    def verified(self) -> bool:
+        return self.outcome in ("verified", "unchanged")
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """An MRI checklist: the overall result (PASS, WARN, BLOCK) and each line."""
+
+    result: str
+    lines: tuple[dict, ...]
+    data: dict = field(repr=False, compare=False)
+
+
+def open_pump(port: str, *, operator: str, key_store: str | None = None, state_dir: str | None = None,
+              audit_log: str | None = None, drug_library: str | None = None, timeout: float = 2.0) -> "Pump":
+    """A session with the pump on `port`: a device path, `socket://host:port`, or `emulator`
+    (a private emulated pump started for this session and stopped at close)."""
+    if not operator or not str(operator).strip():
+        raise UsageError("an operator is required: who is programming is recorded with every write")
+    env = os.environ  # the same defaults as the command line's options
+    app = App(port=port, timeout=timeout, json=True, verbose=0,
+              drug_library_path=drug_library or env.get("ITHCLI_DRUG_LIBRARY"), operator=operator,
+              audit_path=audit_log or env.get("ITHCLI_AUDIT_LOG"), state_dir=state_dir or env.get("ITHCLI_STATE_DIR"),
+              key_store_dir=key_store or env.get("ITHCLI_KEY_STORE"))
+    return Pump(app)
+
+
+def confirmation_flags(confirm: Iterable[str]) -> set[str]:
+    """{"tenfold", "--confirm-fill-gap"} -> the flags; UsageError naming an unknown one."""
+    out = set()
+    for name in confirm:
+        flag = name if str(name).startswith("--") else f"--confirm-{name}"
+        if flag not in CONFIRM_FLAGS:
+            known = ", ".join(f.removeprefix("--confirm-") for f in CONFIRM_FLAGS)
+            raise UsageError(f"unknown confirmation {name!r} (known: {known})")
+        out.add(flag)
+    return out
+
+
+def _overrides(given: dict[str, str] | Iterable[str] | None) -> dict[str, str]:
+    if given is None:
+        return {}
+    if isinstance(given, dict):
+        return parse_overrides(f"{normalise_override(k)}={v}" for k, v in given.items())
+    return parse_overrides(given)
+
+
+class Pump:
+    """One session with one pump. Reads open a reader session (or clinician, when that is the
+    only key); the first write upgrades to a clinician session. Close it (or use `with`)."""
+
+    def __init__(self, app: App):
+        self._app = app
+
+    def __enter__(self) -> "Pump":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._app.close()
+
+    @property
+    def serial_number(self) -> str | None:
+        return self._app.serial
+
+    # --- reads --------------------------------------------------------------
+
+    def status(self) -> Status:
+        """Interrogate (settling any unconfirmed write first, as every read does)."""
+        return Status.from_described(self._app.interrogate())
+
+    def program(self) -> Program:
+        from .status import program_view
+
+        described = self._app.interrogate()
+        program = self._app.client().read_program()["program"]
+        unit = described["daily_dose"]["unit"]
+        return Program.from_view(program_view(program, unit))
+
+    def log(self, since_index: int = 0) -> list[Event]:
+        """The pump's log from `since_index` (or the oldest event it still holds)."""
+        from .status import event_view
+
+        described = self._app.interrogate()
+        _, events = self._app.client().read_whole_log(since_index)
+        unit = described["daily_dose"]["unit"]
+        out = []
+        for e in events:
+            v = event_view(e, unit, described["clock_skew_s"])
+            out.append(Event(v["index"], v["time"], v.get("pump_time"), v["type"], v["priority"],
+                             v["description"], v["arg1"], v["arg2"]))
+        return out
+
+    def reconcile(self) -> dict | None:
+        """Settle an unconfirmed write to this pump by asking it; None when there was none."""
+        self._app.client()
+        return self._app.resolve_pending()
+
+    # --- checked changes ----------------------------------------------------
+
+    def check_program(self, *, dose: str | None = None, flow: str | None = None, stop: bool = False,
+                      mode: str | None = None, schedule: str | None = None, next_visit: str | None = None,
+                      overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
+                      spasticity_origin: str | None = None) -> "PreparedChange":
+        """Read the pump and check a program change; raises SafetyError or UsageError, sends nothing.
+        Exactly one of: dose ('450 mcg/day'), flow ('0.5 mL/day'), stop=True, mode="minimum", or
+        mode="flex" with schedule (a TOML file of steps)."""
+        state = self._state()
+        mode = "flex" if schedule and mode is None else mode
+        change = operations.program_change(self._app, state, dose=dose, flow=flow, mode=mode, schedule=schedule,
+                                           stop=stop, next_visit=next_visit, overrides=_overrides(overrides),
+                                           confirmed=confirmation_flags(confirm),
+                                           spasticity_origin=spasticity_origin)
+        return PreparedChange(state, change)
+
+    def check_refill(self, *, volume: str, concentration: str, drug: str | None = None,
+                     withdrawn: str | None = None, dose: str | None = None, next_visit: str | None = None,
+                     overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
+                     spasticity_origin: str | None = None) -> "PreparedChange":
+        state = self._state(allow_unknown_drug=bool(drug))
+        change = operations.refill_change(self._app, state, volume=volume, concentration=concentration, drug=drug,
+                                          withdrawn=withdrawn, dose=dose, next_visit=next_visit,
+                                          overrides=_overrides(overrides), confirmed=confirmation_flags(confirm),
+                                          spasticity_origin=spasticity_origin)
+        return PreparedChange(state, change)
+
+    def check_bolus(self, *, dose: str, over: str, overrides: dict[str, str] | None = None,
+                    confirm: Iterable[str] = ()) -> "PreparedChange":
+        state = self._state()
+        change = operations.bolus_change(self._app, state, dose=dose, duration=over,
+                                         overrides=_overrides(overrides), confirmed=confirmation_flags(confirm))
+        return PreparedChange(state, change)
+
+    def check_empty(self, *, withdrawn: str | None = None, confirm: Iterable[str] = ()) -> "PreparedChange":
+        state = self._state()
+        return PreparedChange(state, operations.empty_change(self._app, state, withdrawn=withdrawn,
+                                                        confirmed=confirmation_flags(confirm)))
+
+    def apply(self, prepared: "PreparedChange", *, on_echo=None) -> WriteResult:
+        """Send a checked change: PREPARE, echo compared, journal, COMMIT once, read back."""
+        change = prepared.change
+        if change.unchanged:
+            data = {"command": change.command, **change.describe, "outcome": "unchanged", "verified": True}
+            return WriteResult(change.command, data["serial_number"], "unchanged", None, tuple(change.warnings), data)
+        data = operations.apply_change(self._app, prepared.state, change, on_echo=on_echo)
+        return WriteResult(change.command, data["serial_number"], data["outcome"], data["txid"],
+                           tuple(change.warnings), data)
+
+    # --- one call per write -------------------------------------------------
+
+    def set_program(self, **kw: Any) -> WriteResult:
+        """check_program(**kw), then apply it."""
+        return self.apply(self.check_program(**kw))
+
+    def refill(self, **kw: Any) -> WriteResult:
+        return self.apply(self.check_refill(**kw))
+
+    def bolus(self, **kw: Any) -> WriteResult:
+        return self.apply(self.check_bolus(**kw))
+
+    def empty(self, **kw: Any) -> WriteResult:
+        return self.apply(self.check_empty(**kw))
+
+    # --- MRI ----------------------------------------------------------------
+
+    def mri_checklist(self, *, field: str | None = None, gradient: float | None = None,
+                      auto_exit: str | int = "4h", save: bool = True) -> Checklist:
+        """The pre-MRI checklist. Without `field`, a model MR conditional at one field only is
+        judged at the strictest field (3 T): pass the scanner's field."""
+        st = mri.read_state(self._app, write=False)
+        result = mri.run_checklist(self._app, st, auto_exit_s=mri.parse_auto_exit(auto_exit), field=field,
+                                   gradient=gradient, save=save)
+        return Checklist(result["result"], tuple(result["lines"]), result)
+
+    def mri_enter(self, *, field: str | None = None, gradient: float | None = None, auto_exit: str | int = "4h",
+                  confirm: Iterable[str] = ()) -> WriteResult:
+        """MRI-safe mode: refused (CheckFailed) while the checklist has a BLOCK; a withdrawal-risk
+        drug needs confirm={"withdrawal-risk"}."""
+        flags = confirmation_flags(confirm)
+        st = mri.read_state(self._app, write=True)
+        request, _ = mri.enter_request(self._app, st, auto_exit_s=mri.parse_auto_exit(auto_exit), field=field,
+                                       gradient=gradient,
+                                       confirm_withdrawal_risk="--confirm-withdrawal-risk" in flags)
+        data = mri.apply_enter(self._app, st, request)
+        return WriteResult("mri enter", data["serial_number"], data["outcome"], data["txid"], (), data)
+
+    def mri_exit(self) -> WriteResult:
+        """Leave MRI-safe mode; the program is compared with the pre-MRI snapshot (VerifyFailed if not)."""
+        st = mri.read_state(self._app, write=True)
+        data = mri.apply_exit(self._app, st)
+        return WriteResult("mri exit", data["serial_number"], data["outcome"], data["txid"], (), data)
+
+    # --- inside ---------------------------------------------------------------
+
+    def _state(self, *, allow_unknown_drug: bool = False) -> operations.PumpState:
+        return operations.read_state(self._app, allow_unknown_drug=allow_unknown_drug)
+
+
+@dataclass(frozen=True)
+class PreparedChange:
+    """A checked change and the pump state it was checked against (apply() sends it against
+    exactly that state: the pump refuses it if anything was written since)."""
+
+    state: operations.PumpState
+    change: operations.Change
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return self.change.warnings
+
+    @property
+    def rows(self) -> list[tuple[str, str, str]]:
+        return self.change.rows
+
+    @property
+    def describe(self) -> dict:
+        return self.change.describe
+
+    @property
+    def unchanged(self) -> bool:
+        return self.change.unchanged
