@@ -1,6 +1,6 @@
 """The pump clock: real time, scaled, plus jumps made over the control channel.
 
-The pump itself never reads a clock (pump.py is pure); the server injects this.
+The pump itself never reads a clock (emulator/pump/ is pure); the server injects this.
 Integer seconds, never going backwards (time.monotonic, not the wall clock).
 """
 from __future__ import annotations

@@ -1,10 +1,22 @@
 """Test-only fault injection, armed over the control channel (never over telemetry).
 
 Each fault is armed for the next N requests it matches and is used up one at a
-time, only by a request it actually acts on. handler.respond() consults them;
-the pump stays pure (a fault only calls ordinary pump methods, or drops a reply).
+time, only by a request it actually acts on. handler.respond() consults them.
+The pump stays pure: a fault calls ordinary pump methods, drops a reply, or (the
+one hook that reaches inside, tamper_pending below) changes the pending write.
 """
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from protocol import InfusionMode, WriteKind
+from protocol.therapy import rate_for_dose
+
+from .program import Program, Step
+
+if TYPE_CHECKING:
+    from .pump import Pump
 
 #: name -> what it does (also the control channel's listing)
 FAULTS = {
@@ -50,3 +62,18 @@ class Faults:
 
     def clear(self) -> None:
         self.armed.clear()
+
+
+def tamper_pending(pump: Pump) -> bool:
+    """mismatch_on_commit: make the pending program's first dose 10 % higher (rate recomputed)
+    while its echo has already gone out. False when there is nothing to tamper with."""
+    transactions = pump.transactions
+    p = transactions.pending
+    if (p is None or p.kind not in (WriteKind.PROGRAM, WriteKind.REFILL)
+            or p.program.mode not in (InfusionMode.CONTINUOUS, InfusionMode.FLEX)):
+        return False
+    first = p.program.steps[0]
+    dose = max(first.dose_ng_per_day * 11 // 10, first.dose_ng_per_day + 1)
+    step = Step(first.start_minute, dose, rate_for_dose(dose, p.concentration_ng_per_ml))
+    transactions.pending = replace(p, program=Program(p.program.mode, (step,) + p.program.steps[1:]))
+    return True

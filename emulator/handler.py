@@ -30,7 +30,7 @@ from protocol.constants import MAX_PAYLOAD
 from protocol.messages import MAX_LOG_PAGE, Event
 from protocol.security import AuthError
 
-from .faults import Faults
+from .faults import Faults, tamper_pending
 from .pump import Pump, Refusal
 from .security_state import Backoff
 from .session import AuthRefusal, NoSession, Session
@@ -211,7 +211,7 @@ def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None, session: S
         if commit_faults is not None and commit_faults.is_armed("mismatch_on_commit"):
             pump.tick()
             pending = pump.pending
-            if pending is not None and pending.txid == message.body["txid"] and pump.tamper_pending():
+            if pending is not None and pending.txid == message.body["txid"] and tamper_pending(pump):
                 commit_faults.take("mismatch_on_commit")
         command, body, response = handle(pump, message)
         return session.seal(command, build_payload(command, body, response=response), frame.seq)

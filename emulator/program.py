@@ -12,7 +12,7 @@ midnight (every schedule starts at 00:00).
 
 Constructors here check only structure (what a saved file could get wrong);
 the clinical checks with their ErrorReasons (model flow range, zero doses,
-drug mismatch) are the pump's, in pump.py.
+drug mismatch) are the pump's, in pump/delivery.py and pump/transactions.py.
 """
 from __future__ import annotations
 

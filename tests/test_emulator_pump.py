@@ -1,4 +1,4 @@
-"""The pump state machine alone (emulator/pump.py), with an injected clock."""
+"""The pump state machine alone (emulator/pump/), with an injected clock."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emulator import faults, store
 from emulator.program import Program
 from emulator.pump import BATTERY_UNIT, ERI_WARNING_S, Pump
 from protocol import Alarm, BatteryState, Drug, EventType, InfusionMode, encode
@@ -110,3 +111,27 @@ def test_persistence_round_trip():
     back = Pump.from_dict(data)
     assert back.to_dict() == pump.to_dict()
     assert back.status() == pump.status()
+
+
+def test_the_pumps_attributes_are_its_parts():
+    pump = make()
+    pump.program = Program.stopped()
+    pump.time += DAY
+    assert pump.delivery.program == Program.stopped() and pump.core.time == T0 + DAY
+    assert pump.battery_charge == pump.battery.charge and pump.log is pump.core.log
+    # one core: an alarm raised by one part is what every part and the status see
+    pump.core.raise_alarm(Alarm.ERI)
+    assert pump.alarms & Alarm.ERI and pump.status()["alarms"] & Alarm.ERI
+
+
+def test_persistence_and_the_tamper_fault_live_outside_the_pump():
+    pump = make()
+    assert store.pump_to_dict(pump) == pump.to_dict()
+    back = store.pump_from_dict(json.loads(json.dumps(store.pump_to_dict(pump))))
+    assert store.pump_to_dict(back) == pump.to_dict()
+    body = {"txid": 1, "based_on_txid": 0, "drug": Drug.MORPHINE, "concentration_ng_per_ml": 10_000_000,
+            "mode": InfusionMode.CONTINUOUS, "steps": [{"start_minute": 0, "dose_ng_per_day": 2_000_000}]}
+    echo = pump.prepare_program(body)
+    assert faults.tamper_pending(pump) is True
+    assert pump.pending.program.steps[0].dose_ng_per_day == 2_200_000
+    assert echo["program"]["steps"][0]["dose_ng_per_day"] == 2_000_000  # the echo already went out
