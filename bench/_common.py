@@ -30,12 +30,12 @@ def median_run(cmd: list[str], runs: int, env: dict | None = None) -> float:
 
 def table(title: str, rows: list[tuple], headers: tuple) -> None:
     print(f"\n{title}")
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths))
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    line = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True))
     print(line)
     print("  ".join("-" * w for w in widths))
     for r in rows:
-        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)))
 
 
 def start_emulator(*args: str, workdir: str | None = None) -> tuple[subprocess.Popen, str, str]:

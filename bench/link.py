@@ -77,8 +77,10 @@ def main() -> None:
     wire_reply = rep * per_byte
     wire_both = (req + rep) * per_byte
     med = statistics.median(times)
-    rows.append((f"wire time of the reply ({rep} B) at {args.baud} baud (baseline)", f"{wire_reply * 1e3:.3f}", "1.00", ""))
-    rows.append((f"wire time of request ({req} B) + reply", f"{wire_both * 1e3:.3f}", f"{wire_both / wire_reply:.2f}", ""))
+    rows.append((f"wire time of the reply ({rep} B) at {args.baud} baud (baseline)", f"{wire_reply * 1e3:.3f}",
+                 "1.00", ""))
+    rows.append((f"wire time of request ({req} B) + reply", f"{wire_both * 1e3:.3f}",
+                 f"{wire_both / wire_reply:.2f}", ""))
     rows.append(("INTERROGATE round trip, emulator paced (median)", f"{med * 1e3:.3f}", f"{med / wire_reply:.2f}",
                  "<= 1.10 x reply wire time"))
     rows.append(("  p90", f"{sorted(times)[int(len(times) * 0.9)] * 1e3:.3f}", "", ""))
@@ -93,7 +95,8 @@ def main() -> None:
     rows.append(("INTERROGATE round trip, no pacing (median)", f"{statistics.median(fast) * 1e3:.3f}", "",
                  "< 0.5 ms"))
     rows.append(("  p90", f"{sorted(fast)[int(len(fast) * 0.9)] * 1e3:.3f}", "", ""))
-    rows.append(("  with the audit log (fsync per exchange), median", f"{statistics.median(audited) * 1e3:.3f}", "", ""))
+    rows.append(("  with the audit log (fsync per exchange), median", f"{statistics.median(audited) * 1e3:.3f}",
+                 "", ""))
     table(f"link over a pty, sealed session ({args.n} round trips; ms; ratio against the reply's wire time)",
           rows, ("what", "ms", "ratio", "goal"))
 

@@ -23,7 +23,7 @@ docs/api.md is the reference, with examples that the test suite runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -32,8 +32,18 @@ from protocol import Quantity
 
 from . import mri, operations
 from .app import App
-from .errors import (AuthError, CheckFailed, DeviceRejected, IthcliError, LinkError, PumpProtocolError, SafetyError,
-                     Unconfirmed, UsageError, VerifyFailed)
+from .errors import (
+    AuthError,
+    CheckFailed,
+    DeviceRejected,
+    IthcliError,
+    LinkError,
+    PumpProtocolError,
+    SafetyError,
+    Unconfirmed,
+    UsageError,
+    VerifyFailed,
+)
 from .limits import CONFIRM_FLAGS, Finding, normalise_override, parse_overrides
 
 __all__ = [
@@ -44,8 +54,9 @@ __all__ = [
 ]
 
 
-def _quantity(q: dict | None) -> Quantity | None:
-    return None if q is None else Quantity(Decimal(str(q["value"])), q["unit"])
+def _quantity(q: dict[str, Any]) -> Quantity:
+    """A {"value", "unit"} object of the JSON views (status.quantity) as a Quantity."""
+    return Quantity(Decimal(str(q["value"])), q["unit"])
 
 
 @dataclass(frozen=True)
@@ -68,10 +79,10 @@ class Status:
     bolus_remaining: Quantity
     clock_skew_s: int
     emulated: bool
-    data: dict = field(repr=False, compare=False)
+    data: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_described(cls, d: dict) -> "Status":
+    def from_described(cls, d: dict[str, Any]) -> Status:
         return cls(d["serial_number"], d["model"], d["drug"], _quantity(d["concentration"]), d["mode"],
                    _quantity(d["daily_dose"]), Decimal(str(d["flow_ml_per_day"])), Decimal(str(d["reservoir_ml"])),
                    d["projected_low_reservoir_date"], d["projected_empty_date"],
@@ -91,7 +102,7 @@ class Program:
     steps: tuple[tuple[str, Quantity], ...]  # (start "HH:MM", dose per day)
 
     @classmethod
-    def from_view(cls, v: dict) -> "Program":
+    def from_view(cls, v: dict[str, Any]) -> Program:
         return cls(v["mode"], v["drug"], _quantity(v["concentration"]), _quantity(v["daily_dose"]),
                    Decimal(str(v["flow_ml_per_day"])), tuple((s["start"], _quantity(s["dose"])) for s in v["steps"]))
 
@@ -119,7 +130,7 @@ class WriteResult:
     outcome: str
     txid: int | None
     warnings: tuple[Finding, ...]
-    data: dict = field(repr=False, compare=False)  # the `ithcli --json` result object
+    data: dict[str, Any] = field(repr=False, compare=False)  # the `ithcli --json` result object
 
     @property
     def verified(self) -> bool:
@@ -131,12 +142,12 @@ class Checklist:
     """An MRI checklist: the overall result (PASS, WARN, BLOCK) and each line."""
 
     result: str
-    lines: tuple[dict, ...]
-    data: dict = field(repr=False, compare=False)
+    lines: tuple[dict[str, Any], ...]
+    data: dict[str, Any] = field(repr=False, compare=False)
 
 
 def open_pump(port: str, *, operator: str, key_store: str | None = None, state_dir: str | None = None,
-              audit_log: str | None = None, drug_library: str | None = None, timeout: float = 2.0) -> "Pump":
+              audit_log: str | None = None, drug_library: str | None = None, timeout: float = 2.0) -> Pump:
     """A session with the pump on `port`: a device path, `socket://host:port`, or `emulator`
     (a private emulated pump started for this session and stopped at close)."""
     if not operator or not str(operator).strip():
@@ -176,7 +187,7 @@ class Pump:
     def __init__(self, app: App):
         self._app = app
 
-    def __enter__(self) -> "Pump":
+    def __enter__(self) -> Pump:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -217,7 +228,7 @@ class Pump:
                              v["description"], v["arg1"], v["arg2"]))
         return out
 
-    def reconcile(self) -> dict | None:
+    def reconcile(self) -> dict[str, Any] | None:
         """Settle an unconfirmed write to this pump by asking it; None when there was none."""
         self._app.client()
         return self._app.resolve_pending()
@@ -227,7 +238,7 @@ class Pump:
     def check_program(self, *, dose: str | None = None, flow: str | None = None, stop: bool = False,
                       mode: str | None = None, schedule: str | None = None, next_visit: str | None = None,
                       overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
-                      spasticity_origin: str | None = None) -> "PreparedChange":
+                      spasticity_origin: str | None = None) -> PreparedChange:
         """Read the pump and check a program change; raises SafetyError or UsageError, sends nothing.
         Exactly one of: dose ('450 mcg/day'), flow ('0.5 mL/day'), stop=True, mode="minimum", or
         mode="flex" with schedule (a TOML file of steps)."""
@@ -242,7 +253,7 @@ class Pump:
     def check_refill(self, *, volume: str, concentration: str, drug: str | None = None,
                      withdrawn: str | None = None, dose: str | None = None, next_visit: str | None = None,
                      overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
-                     spasticity_origin: str | None = None) -> "PreparedChange":
+                     spasticity_origin: str | None = None) -> PreparedChange:
         state = self._state(allow_unknown_drug=bool(drug))
         change = operations.refill_change(self._app, state, volume=volume, concentration=concentration, drug=drug,
                                           withdrawn=withdrawn, dose=dose, next_visit=next_visit,
@@ -251,18 +262,19 @@ class Pump:
         return PreparedChange(state, change)
 
     def check_bolus(self, *, dose: str, over: str, overrides: dict[str, str] | None = None,
-                    confirm: Iterable[str] = ()) -> "PreparedChange":
+                    confirm: Iterable[str] = ()) -> PreparedChange:
         state = self._state()
         change = operations.bolus_change(self._app, state, dose=dose, duration=over,
                                          overrides=_overrides(overrides), confirmed=confirmation_flags(confirm))
         return PreparedChange(state, change)
 
-    def check_empty(self, *, withdrawn: str | None = None, confirm: Iterable[str] = ()) -> "PreparedChange":
+    def check_empty(self, *, withdrawn: str | None = None, confirm: Iterable[str] = ()) -> PreparedChange:
         state = self._state()
         return PreparedChange(state, operations.empty_change(self._app, state, withdrawn=withdrawn,
                                                         confirmed=confirmation_flags(confirm)))
 
-    def apply(self, prepared: "PreparedChange", *, on_echo=None) -> WriteResult:
+    def apply(self, prepared: PreparedChange, *,
+              on_echo: Callable[[dict[str, Any]], None] | None = None) -> WriteResult:
         """Send a checked change: PREPARE, echo compared, journal, COMMIT once, read back."""
         change = prepared.change
         if change.unchanged:
@@ -339,7 +351,7 @@ class PreparedChange:
         return self.change.rows
 
     @property
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return self.change.describe
 
     @property

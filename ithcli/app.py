@@ -4,7 +4,14 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:  # annotations only: each is imported where it is first used (ithcli --help stays light)
+    from .audit import AuditLog
+    from .client import PumpClient
+    from .druglib import DrugLibrary
+    from .keystore import KeyStore
+    from .link import Link
 
 _WRITE_COMMANDS = {"PREPARE_PROGRAM", "PREPARE_REFILL", "PREPARE_BOLUS", "PREPARE_MRI_ENTER",
                    "PREPARE_MRI_EXIT", "COMMIT"}
@@ -23,44 +30,47 @@ class App:
     key_store_dir: str | None = None
     serial: str | None = None  # the pump's, from the key that opened the session
     role: str | None = None  # the session's role: "reader" or "clinician"
-    last_raw_status: dict | None = None  # the last INTERROGATE reply, as decoded
+    last_raw_status: dict[str, Any] | None = None  # the last INTERROGATE reply, as decoded
     #: this computer's clock (s since the epoch, UTC) when that reply arrived
     last_read_at: int | None = None
     #: the pump clock's skew measured from that reply: its pump_time - last_read_at (s; + ahead).
     #: Every date ithcli shows or compares is moved by it (calendar.to_calendar)
     clock_skew_s: int | None = None
-    _link: object = field(default=None, repr=False)
-    _client: object = field(default=None, repr=False)
-    _library: object = field(default=None, repr=False)
-    _audit: object = field(default=None, repr=False)
+    _link: Link | None = field(default=None, repr=False)
+    _client: PumpClient | None = field(default=None, repr=False)
+    _library: DrugLibrary | None = field(default=None, repr=False)
+    _audit: AuditLog | None = field(default=None, repr=False)
     #: a KeyStore shared by many Apps (batch): the store is read once, not per pump
-    shared_keystore: object = field(default=None, repr=False)
+    shared_keystore: KeyStore | None = field(default=None, repr=False)
 
     # --- the pump ---------------------------------------------------------
-    def client(self, *, write: bool = False):
+    def client(self, *, write: bool = False) -> PumpClient:
         """The pump, over an authenticated session with the least privilege that will do.
 
         Reads use the reader key when the store has one (else the clinician key);
         writes need the clinician key. The session is opened once and upgraded when
         a write follows a read.
         """
-        if self._client is None:
+        client = self._client
+        if client is None:
             from .client import PumpClient
             from .link import open_link
 
             self.diag(f"opening {self.port}")
-            self._link = open_link(self.port, verbose=self.verbose)
+            link = self._link = open_link(self.port, verbose=self.verbose)
             # a pty keeps replies nobody read: drop them so they cannot be mistaken for ours
-            self._link.discard_input()
-            self._client = PumpClient(self._link, timeout=self.timeout, verbose=self.verbose)
-            self._client.on_exchange = self._audit_exchange
+            link.discard_input()
+            client = self._client = PumpClient(link, timeout=self.timeout, verbose=self.verbose)
+            client.on_exchange = self._audit_exchange
             # a pump that reset lost our session with its RAM: reads open a new one (same role)
-            self._client.reopen = lambda: self._open_session((self.role,))
+            client.reopen = lambda: self._open_session(
+                client, (self.role,),  # type: ignore[arg-type]  # only a read in a session calls it: role is set
+            )
         if self.role is None or (write and self.role != "clinician"):
-            self._open_session(("clinician",) if write else ("reader", "clinician"))
-        return self._client
+            self._open_session(client, ("clinician",) if write else ("reader", "clinician"))
+        return client
 
-    def _open_session(self, roles: tuple[str, ...]) -> None:
+    def _open_session(self, client: PumpClient, roles: tuple[str, ...]) -> None:
         from .client import NoKey
         from .errors import AuthError
 
@@ -68,12 +78,12 @@ class App:
         reasons = []
         for role in roles:
             try:
-                entry = self._client.open_session(store, role)
+                entry = client.open_session(store, role)
             except NoKey as exc:
                 reasons.append(str(exc))
                 continue
             self.role, self.serial = role, entry.serial
-            self.diag(f"{role} session open with {entry.serial} on {self._link.url}")
+            self.diag(f"{role} session open with {entry.serial} on {client.link.url}")
             return
         need = "a clinician key (writes need one)" if roles == ("clinician",) else "a reader or clinician key"
         raise AuthError(
@@ -81,7 +91,7 @@ class App:
             f"{getattr(store, 'dir', 'the key store')}: pair it with 'ithcli keys pair --from FILE'"
         )
 
-    def keystore(self):
+    def keystore(self) -> KeyStore:
         from .keystore import KeyStore, MemoryKeyStore
 
         if self._link is not None and self._link.emulator_keys is not None:
@@ -107,7 +117,7 @@ class App:
 
         return Path(self.state_dir) if self.state_dir else default_state_dir()
 
-    def audit(self):
+    def audit(self) -> AuditLog:
         """The audit log (one object per App: every exchange appends to it)."""
         if self._audit is None:
             from .audit import AuditLog
@@ -137,12 +147,12 @@ class App:
         self.record("exchange", command=command.name, request=request, response=reply, outcome=outcome,
                     txid=request.get("txid"), durable=command.name in _WRITE_COMMANDS)
 
-    def resolve_pending(self) -> dict | None:
+    def resolve_pending(self) -> dict[str, Any] | None:
         """Any read first settles an unconfirmed write to this pump, by asking the pump."""
         from .writes import resolve_pending
 
         client = self.client()
-        return resolve_pending(self, client, self.serial)
+        return resolve_pending(self, client, self.serial)  # type: ignore[arg-type]  # client() set serial
 
     def interrogate(self, *, resolve: bool = True) -> dict:
         """Read the full status and describe it (units, projections, read time)."""
@@ -166,7 +176,7 @@ class App:
         return describe(raw, self.library(), read_at=received_at, port=self.port or "", emulated=self.emulated,
                         skew_s=self.clock_skew_s)
 
-    def library(self):
+    def library(self) -> DrugLibrary:
         if self._library is None:
             from . import druglib
 

@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import ExitCode, IthcliError
 from .output import jsonable
@@ -103,7 +104,7 @@ class AuditLog:
         os.ftruncate(fd, keep)
         os.fsync(fd)
         prev = self._recover_tail(fd)
-        entry = {"time": _now_iso(), "event": "torn-line-removed", "bytes": len(torn),
+        entry: dict[str, Any] = {"time": _now_iso(), "event": "torn-line-removed", "bytes": len(torn),
                  "saved_to": str(side), "prev": prev}
         entry["hash"] = entry_hash(entry)
         os.lseek(fd, 0, os.SEEK_END)
@@ -139,8 +140,8 @@ class AuditLog:
         prev = GENESIS
         count = 0
         for number, entry, problem in self._entries():
-            if problem:
-                problems.append(problem)
+            if entry is None:  # _entries gives a problem exactly when it gives no entry
+                problems.append(problem or f"line {number} is not an audit entry")
                 break
             count += 1
             body = {k: v for k, v in entry.items() if k != "hash"}

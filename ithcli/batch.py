@@ -13,10 +13,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import IthcliError, LinkError, Unconfirmed
 from .plan import CONFIRMATIONS, Plan, Step, Target, evaluate_check
@@ -262,7 +263,8 @@ class Runner:
                     result = self._step(app, report, step)
                 self._add(report, result)
                 if result.outcome in ("failed", "unconfirmed"):
-                    report.outcome, report.detail = result.outcome, f"step {step.number} ({step.action}): {result.detail}"
+                    report.outcome = result.outcome
+                    report.detail = f"step {step.number} ({step.action}): {result.detail}"
                     if not self.continue_on_error:
                         self.stop.set()
                     break
@@ -283,7 +285,8 @@ class Runner:
         t = report.target
         if prior["state"] in ("confirmed", "unchanged"):
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "skipped",
-                              f"already {prior['state']} in an earlier run (txid {prior.get('txid')})", prior.get("txid"))
+                              f"already {prior['state']} in an earlier run (txid {prior.get('txid')})",
+                              prior.get("txid"))
         if prior["state"] in ("sent", "unconfirmed") and prior.get("txid"):
             client = app.client()
             applied = tx_applied(client, prior["txid"], prior.get("log_index", 0))
@@ -383,7 +386,8 @@ class Runner:
             try:
                 st = mri.read_state(app, write=False)
                 if step.action == "mri-checklist":
-                    result = mri.run_checklist(app, st, auto_exit_s=mri.parse_auto_exit(step.args.get("auto_exit", "4h")),
+                    auto_exit_s = mri.parse_auto_exit(step.args.get("auto_exit", "4h"))
+                    result = mri.run_checklist(app, st, auto_exit_s=auto_exit_s,
                                                field=step.args.get("field"), gradient=step.args.get("gradient"))
                 else:
                     result = mri.run_verify(app, st)

@@ -21,7 +21,7 @@ so whenever they move dates.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 #: A pump clock further than this from this computer's is warned about on every command
 #: that shows dates, and its dates are moved by the skew. Why 5 minutes:
@@ -138,7 +138,15 @@ def iso(ts: int | float | None) -> str | None:
     """Seconds since the epoch -> ISO 8601 UTC; 0/None (the wire's 'unknown') -> None."""
     if not ts:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_known(ts: int | float | None) -> str:
+    """iso() of a time known to be set, for text that slices it; ValueError for 0/None."""
+    text = iso(ts)
+    if text is None:
+        raise ValueError(f"no time: {ts!r}")
+    return text
 
 
 def clock_view(pump_time: int, read_at: int, skew_s: int) -> dict:

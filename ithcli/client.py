@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from protocol import Command, ErrorReason, Role
+from protocol import Command, ErrorReason, ProtocolError, Role
 from protocol import session as wire
 
 from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError, SessionLost
@@ -67,9 +68,11 @@ class PumpClient:
         self.session.close()
 
     # --- requests ---------------------------------------------------------
-    def read(self, command: Command, body: dict | None = None, *, may_reopen: bool = True) -> dict[str, Any]:
+    def read(self, command: Command, body: dict | None = None, *, may_reopen: bool = True) -> Any:
         """A read-only request: retried up to READ_ATTEMPTS times on timeouts and bad frames,
-        and asked once more in a new session if its answer was not authenticated."""
+        and asked once more in a new session if its answer was not authenticated.
+
+        Returns the reply's body (a dict); for HELLO, the session's wire.HelloReply."""
         last: Exception | None = None
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
@@ -223,7 +226,7 @@ class PumpClient:
             if command == Command.AUTH:
                 return s.authenticate(body["key"])
             return s.request(command, body)
-        except wire.ProtocolError as exc:
+        except ProtocolError as exc:
             raise PumpProtocolError(f"cannot build {command.name}: {exc}") from None
 
     def _exchange_once(self, command: Command, body: dict) -> Any:

@@ -23,7 +23,7 @@ class Plan:
     doses: tuple[int, ...] = ()
 
     def steps(self) -> list[dict]:
-        return [{"start_minute": s, "dose_ng_per_day": d} for s, d in zip(self.starts, self.doses)]
+        return [{"start_minute": s, "dose_ng_per_day": d} for s, d in zip(self.starts, self.doses, strict=True)]
 
 
 def _parse(text: str, dimension: str, option: str):
@@ -160,7 +160,7 @@ def expected_steps(plan: Plan, summary: dict) -> list[dict]:
         return [{"start_minute": 0, "dose_ng_per_day": summary["daily_dose_ng_per_day"],
                  "rate_nl_per_day": MINIMUM_RATE_NL_PER_DAY}]
     return [{"start_minute": s, "dose_ng_per_day": d, "rate_nl_per_day": r}
-            for s, d, r in zip(plan.starts, plan.doses, summary["rates"])]
+            for s, d, r in zip(plan.starts, plan.doses, summary["rates"], strict=True)]
 
 
 def plan_from_program(program: dict) -> Plan:

@@ -1,6 +1,7 @@
 """Event-log entries in words: what each type's arg1/arg2 mean (docs/protocol.md)."""
 from __future__ import annotations
 
+from .status import alarm_name as _alarm_name
 from .status import iso
 
 
@@ -13,8 +14,8 @@ def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
 
     def alarm_name(bit: int) -> str:
         try:
-            return Alarm(bit).name.lower().replace("_", " ")
-        except ValueError:
+            return _alarm_name(Alarm(bit)).replace("_", " ")
+        except ValueError:  # Alarm(0) and undefined bits alone have no name
             return f"unknown alarm 0x{bit:x}"
 
     if t == EventType.POWER_ON:

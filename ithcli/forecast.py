@@ -194,6 +194,7 @@ def from_pump(raw: dict, program: dict, *, skew_s: int = 0) -> Forecast:
     from protocol import Alarm, InfusionMode, MriMode
 
     from .calendar import shift_s as calendar_shift
+    from .status import alarm_name
 
     steps = [(s["start_minute"], s["rate_nl_per_day"]) for s in program["steps"]]
     assumptions = ["the reservoir starts at the pump's figure in whole uL (rounded down): dates are never "
@@ -212,7 +213,7 @@ def from_pump(raw: dict, program: dict, *, skew_s: int = 0) -> Forecast:
         assumptions.append("battery at end of service: delivery has stopped")
     elif raw["current_rate_nl_per_day"] == 0 and Schedule(tuple(sorted(steps))).rate_at(now) > 0:
         assumptions.append("delivery is suspended now (" + ", ".join(
-            a.name.lower() for a in Alarm if alarms & a) + "): the forecast assumes it resumes now")
+            alarm_name(a) for a in Alarm if alarms & a) + "): the forecast assumes it resumes now")
     if raw["bolus_remaining_ng"] and raw["concentration_ng_per_ml"]:
         bolus_nl = _ceil_div(raw["bolus_remaining_ng"] * 1_000_000, raw["concentration_ng_per_ml"])
         assumptions.append("a bolus is running: its remaining volume is taken at once (the alarm can only "

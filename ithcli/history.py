@@ -82,7 +82,7 @@ class History:
     # --- reading the log -------------------------------------------------------
 
     @classmethod
-    def from_log(cls, events: list[dict], *, now: int, dose_now: int, complete: bool) -> "History":
+    def from_log(cls, events: list[dict], *, now: int, dose_now: int, complete: bool) -> History:
         """events: the log read back to the horizon, oldest first (protocol Event dicts)."""
         h = cls(now=now, dose_now=dose_now, complete=complete,
                 oldest_time=events[0]["time"] if events else None)

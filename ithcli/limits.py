@@ -358,7 +358,7 @@ def fill_gap(spec, *, withdrawn_ul: int | None, expected_ul: int) -> tuple[int, 
 def dry_run_suspected(spec, *, withdrawn_ul: int | None, expected_ul: int) -> bool:
     """Far less withdrawn than the pump believed it held: it may have run dry without knowing."""
     found = fill_gap(spec, withdrawn_ul=withdrawn_ul, expected_ul=expected_ul)
-    return found is not None and withdrawn_ul < expected_ul
+    return found is not None and withdrawn_ul is not None and withdrawn_ul < expected_ul
 
 
 def check_refill(spec, *, volume_ul: int, withdrawn_ul: int | None, expected_ul: int) -> list[Finding]:
@@ -378,7 +378,7 @@ def check_refill(spec, *, volume_ul: int, withdrawn_ul: int | None, expected_ul:
 
 def check_fill_gap(spec, *, withdrawn_ul: int | None, expected_ul: int) -> list[Finding]:
     found = fill_gap(spec, withdrawn_ul=withdrawn_ul, expected_ul=expected_ul)
-    if found is None:
+    if found is None or withdrawn_ul is None:  # fill_gap finds none without a withdrawn volume
         return []
     gap, limit = found
     return [Finding("confirm", "withdrawn-gap",
@@ -388,7 +388,7 @@ def check_fill_gap(spec, *, withdrawn_ul: int | None, expected_ul: int) -> list[
 
 
 def settle(findings: list[Finding], *, overrides: dict[str, str] | None = None,
-           confirmed: set[str] = frozenset()) -> list[Finding]:
+           confirmed: set[str] | frozenset[str] = frozenset()) -> list[Finding]:
     """Raise SafetyError for anything not allowed; return what to show (soft findings carry
     the reason given for them).
 
@@ -409,7 +409,8 @@ def settle(findings: list[Finding], *, overrides: dict[str, str] | None = None,
             f"needs {len(needs)} more: " + "; ".join(f"{f.message} (pass {f.needs})" for f in missing)
             + ". Nothing was sent",
             details={"needed": needs, "findings": [f.as_dict() for f in missing]})
-    shown = [replace(f, reason=overrides[f.override]) if f.level == "soft" else f
+    # a soft finding's override is one of overrides here: any other was refused as missing above
+    shown = [replace(f, reason=overrides[f.override]) if f.level == "soft" and f.override is not None else f
              for f in findings if f.level in ("warn", "soft", "confirm")]
     used = {f.override for f in findings if f.level == "soft"}
     for name in overrides:

@@ -32,7 +32,7 @@ class Link:
         #: (serial, {role: key}) of the private emulator: its keys live in memory only
         self.emulator_keys = emulator_keys
         self._tmpdir = tmpdir
-        self._poller = None
+        self._poller: select.poll | None = None
 
     @property
     def emulated(self) -> bool:
@@ -42,8 +42,9 @@ class Link:
         import serial
 
         try:
-            if self._fd is not None:
-                self._write_fd(data)
+            fd = self._fd
+            if fd is not None:
+                self._write_fd(fd, data)
             else:
                 self._port.write(data)
                 self._port.flush()
@@ -55,8 +56,9 @@ class Link:
         import serial
 
         try:
-            if self._fd is not None:
-                return self._read_fd(deadline)
+            fd = self._fd
+            if fd is not None:
+                return self._read_fd(fd, deadline)
             while True:
                 waiting = self._port.in_waiting
                 data = self._port.read(waiting or 1)
@@ -76,8 +78,8 @@ class Link:
         fd = getattr(self._port, "fd", None)
         return fd if isinstance(fd, int) and fd >= 0 else None
 
-    def _read_fd(self, deadline: float) -> bytes:
-        fd, poller = self._fd, self._poller
+    def _read_fd(self, fd: int, deadline: float) -> bytes:
+        poller = self._poller
         if poller is None:  # one per port, registered once: a batch reads thousands of times
             poller = self._poller = select.poll()
             poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
@@ -97,14 +99,14 @@ class Link:
             if time.monotonic() >= deadline:
                 return b""
 
-    def _write_fd(self, data: bytes) -> None:
+    def _write_fd(self, fd: int, data: bytes) -> None:
         poller = select.poll()
-        poller.register(self._fd, select.POLLOUT)
+        poller.register(fd, select.POLLOUT)
         deadline = time.monotonic() + 5
         view = memoryview(data)
         while view:
             try:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(fd, view):]
                 continue
             except BlockingIOError:
                 pass
@@ -151,7 +153,9 @@ def _close_port(port) -> None:
 def open_link(url: str | None, *, verbose: int = 0) -> Link:
     if not url:
         raise LinkError("no port given: pass --port URL or set ITHCLI_PORT (try --port emulator)")
-    emulator = keys = tmpdir = None
+    emulator: subprocess.Popen[bytes] | None = None
+    keys: tuple[str, dict[str, bytes]] | None = None
+    tmpdir: tempfile.TemporaryDirectory[str] | None = None
     if url == EMULATOR_PORT:
         emulator, url, keys, tmpdir = _start_emulator(verbose)
     try:
@@ -159,6 +163,7 @@ def open_link(url: str | None, *, verbose: int = 0) -> Link:
     except BaseException:
         if emulator is not None:
             _stop(emulator)
+        if tmpdir is not None:  # set with the emulator
             tmpdir.cleanup()
         raise
     return Link(url, port, emulator, keys, tmpdir)
@@ -185,7 +190,8 @@ class PortInUse(LinkError):
     """Another process holds the device port's lock; nothing was sent."""
 
 
-def _start_emulator(verbose: int):
+def _start_emulator(verbose: int) -> tuple[subprocess.Popen[bytes], str, tuple[str, dict[str, bytes]],
+                                           tempfile.TemporaryDirectory[str]]:
     """Start a private ith-emulator on a pty; its first stdout line is the port URL.
 
     It is provisioned with fresh random keys (it creates its key file in a private
@@ -206,11 +212,12 @@ def _start_emulator(verbose: int):
         tmpdir.cleanup()
         raise LinkError(f"cannot start the emulator: {_why(exc)}") from None
     line = b""
+    stdout = proc.stdout  # a pipe (stdout=PIPE above): never None
     deadline = time.monotonic() + EMULATOR_START_TIMEOUT
-    while not line.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+    while stdout is not None and not line.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([stdout], [], [], 0.1)
         if ready:
-            chunk = os.read(proc.stdout.fileno(), 1)
+            chunk = os.read(stdout.fileno(), 1)
             if not chunk:
                 break
             line += chunk

@@ -26,7 +26,8 @@ def age_s(since_monotonic: float, now: float | None = None) -> Decimal:
 
 def active_step(program: dict, pump_time: int, dose_unit: str) -> dict | None:
     """The step of the program running at pump_time (minute of the UTC day), with its end."""
-    from protocol.therapy import MINUTES_PER_DAY, active_step as index_of
+    from protocol.therapy import MINUTES_PER_DAY
+    from protocol.therapy import active_step as index_of
 
     from .status import quantity
 
@@ -58,8 +59,8 @@ class Monitor:
         self.last_good: dict | None = None
         self.last_good_at: float | None = None  # monotonic
         self.history: list[dict] = []  # alarm events seen while monitoring, oldest first
-        self._program = None
-        self._program_txid = None
+        self._program: dict[str, Any] | None = None  # READ_PROGRAM's, read again when last_txid moves
+        self._program_txid: int | None = None
         self._event_count = None
         self._alarms: set[str] | None = None
         self._client = None
@@ -164,7 +165,8 @@ class Monitor:
             if e.get("alarm") is not None or e["priority"] != "none":
                 self.history.append(e)
         del self.history[:-50]
-        step = active_step(self._program, raw["pump_time"], unit)
+        program = self._program  # _read has read it
+        step = active_step(program, raw["pump_time"], unit) if program is not None else None
         if status["mode"] == "stopped":
             delivery = "stopped"
         elif status["current_rate_ml_per_day"] == 0:

@@ -21,8 +21,15 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .calendar import iso, past_threshold, to_calendar
+
+if TYPE_CHECKING:  # annotations only: the modules are imported where they are used
+    from protocol.models import ModelSpec
+
+    from .client import PumpClient
+    from .druglib import DrugEntry
 
 PASS, WARN, BLOCK, FAIL = "PASS", "WARN", "BLOCK", "FAIL"
 DEFAULT_AUTO_EXIT_S = 4 * 3600
@@ -65,6 +72,8 @@ def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, fiel
     """The checklist lines. `field_tesla` None means no field was given: a model not MR conditional
     at every field is then judged at STRICTEST_FIELD."""
     from protocol import Alarm, BatteryState, MriMode
+
+    from .status import alarm_name
 
     lines: list[Line] = []
     # 1. the model and its MR conditions
@@ -124,9 +133,9 @@ def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, fiel
 
     # 5. alarms, bolus, MRI mode
     active = [a for a in Alarm if raw["alarms"] & a]
-    high = [a.name.lower() for a in active if a in (Alarm.EMPTY_RESERVOIR, Alarm.EOS, Alarm.MOTOR_STALL,
-                                                    Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
-    others = [a.name.lower() for a in active if a.name.lower() not in high]
+    high = [alarm_name(a) for a in active if a in (Alarm.EMPTY_RESERVOIR, Alarm.EOS, Alarm.MOTOR_STALL,
+                                                   Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
+    others = [alarm_name(a) for a in active if alarm_name(a) not in high]
     if spec.mr_must_be_empty and "empty_reservoir" in high:
         high.remove("empty_reservoir")  # emptied on purpose for the scan
     if high:
@@ -221,6 +230,8 @@ def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec, s
     """After the scan: compare with the snapshot and read the log since it."""
     from protocol import Alarm, EventType, MriMode
 
+    from .status import alarm_name
+
     lines: list[Line] = []
     if raw["mri_mode"] == MriMode.SAFE:
         lines.append(Line("MRI mode", FAIL, "MRI-safe mode is still on: nothing is delivered",
@@ -256,7 +267,7 @@ def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec, s
     if auto:
         lines.append(Line("Exit", WARN, f"MRI-safe mode was left by the automatic timer {_when(auto[-1], skew_s)}",
                           "document the forgotten exit"))
-    high = [a.name.lower() for a in Alarm if raw["alarms"] & a and a in (
+    high = [alarm_name(a) for a in Alarm if raw["alarms"] & a and a in (
         Alarm.EOS, Alarm.MOTOR_STALL, Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
     if high:
         lines.append(Line("Alarms", FAIL, ", ".join(high), "resolve before the patient leaves"))
@@ -275,13 +286,13 @@ def _when(event: dict, skew_s: int = 0) -> str:
 
 @dataclass
 class MriState:
-    client: object
+    client: PumpClient
     learnt: dict | None  # an unconfirmed write this read settled, if any
     described: dict
     raw: dict
     program: dict
-    entry: object
-    spec: object
+    entry: DrugEntry | None
+    spec: ModelSpec
 
 
 def read_state(app, *, write: bool) -> MriState:
@@ -402,7 +413,8 @@ def apply_enter(app, st: MriState, request, on_commit_sent=None) -> dict:
     from .writes import execute
 
     result = execute(app, st.client, request, log_index=st.raw["event_count"], based_on_txid=st.raw["last_txid"],
-                     read_program=st.program, dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
+                     read_program=st.program, dose_unit=st.entry.dose_unit if st.entry else "mg/day",
+                     on_commit_sent=on_commit_sent)
     after = app.interrogate(resolve=False)
     return {"command": "mri enter", "serial_number": st.raw["serial_number"], "txid": result["txid"],
             "mri_mode": after["mri_mode"], "mri_auto_exit_at": after["mri_auto_exit_at"],
@@ -416,7 +428,8 @@ def apply_exit(app, st: MriState, on_commit_sent=None) -> dict:
 
     snapshot = load_snapshot(app.state_path(), app.serial)
     result = execute(app, st.client, exit_request(st), log_index=st.raw["event_count"],
-                     based_on_txid=st.raw["last_txid"], read_program=st.program, dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
+                     based_on_txid=st.raw["last_txid"], read_program=st.program,
+                     dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
     diffs = program_differences(snapshot["program"], result["readback"]["program"]["program"]) if snapshot else []
     out = {"command": "mri exit", "serial_number": st.raw["serial_number"], "txid": result["txid"],
            "snapshot_compared": snapshot is not None, "differences": diffs}

@@ -284,13 +284,13 @@ def history_rows(past, entry, skew_s: int = 0) -> list[tuple[str, str, str]]:
 def parse_date(text, option: str):
     if not text:
         return None
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{option} {text!r} is not an ISO date (e.g. 2027-01-15)") from None
-    return int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
 
 
 def low_alarm_at(raw: dict, volume_ul: int, per_day_nl: int) -> int | None:
@@ -304,21 +304,21 @@ def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int, skew_s: 
     """The reservoir running empty before the next visit needs a confirmation; the low-reservoir
     alarm coming first is a warning. Both are compared on the calendar (the pump's dates moved
     by its measured clock skew), since the visit is a calendar date."""
-    from .calendar import iso, to_calendar
+    from .calendar import iso_known, to_calendar
     from .limits import Finding
     from .status import reaches
 
     empty_at = to_calendar(reaches(raw["pump_time"], volume_ul, 0, per_day_nl), skew_s)
     if empty_at is not None and empty_at < visit:
         return [Finding("confirm", "empty-before-visit",
-                        f"the reservoir runs empty {iso(empty_at)[:10]}, before the next visit "
-                        f"{iso(visit)[:10]}: delivery would stop; bring the refill forward",
+                        f"the reservoir runs empty {iso_known(empty_at)[:10]}, before the next visit "
+                        f"{iso_known(visit)[:10]}: delivery would stop; bring the refill forward",
                         "--confirm-empty-before-visit")]
     alarm_at = to_calendar(low_alarm_at(raw, volume_ul, per_day_nl), skew_s)
     if alarm_at is not None and alarm_at < visit:
         return [Finding("warn", "alarm-before-visit",
-                        f"the low-reservoir alarm comes {iso(alarm_at)[:10]}, before the next visit "
-                        f"{iso(visit)[:10]}: bring the refill forward")]
+                        f"the low-reservoir alarm comes {iso_known(alarm_at)[:10]}, before the next visit "
+                        f"{iso_known(visit)[:10]}: bring the refill forward")]
     return []
 
 

@@ -68,7 +68,7 @@ import operator
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,8 @@ CONFIRMATIONS = {flag.removeprefix("--confirm-"): flag for flag in CONFIRM_FLAGS
 #: a bolus runs from 1 min to 24 h (as ithcli bolus / operations.bolus_change refuse otherwise)
 BOLUS_SECONDS = (60, 86_400)
 #: what each field of a step must be, and an example for the message
-_SHAPES = {
+#: field -> (the type(s) it takes, an example)
+_SHAPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "dose": (str, '"450 mcg/day" (a bolus: "50 mcg")'), "flow": (str, '"0.25 mL/day"'),
     "mode": (str, '"minimum" or "flex"'), "schedule": (str, '"flex-schedule.toml"'),
     "stop": (bool, "true"), "volume": (str, '"18 mL"'), "withdrawn": (str, '"2.5 mL"'),
@@ -238,12 +239,12 @@ def _did_you_mean(word: str, choices) -> str:
 def parse_check(text: str) -> tuple[str, str, str] | None:
     """'reservoir_ml >= 5' -> ('reservoir_ml', '>=', '5'); None when it is not FIELD OP VALUE."""
     match = _CHECK.match(text)
-    return match.groups() if match else None
+    return (match[1], match[2], match[3]) if match else None
 
 
 def _date(text: str) -> datetime:
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def check_value(kind: str | None, raw: str) -> Any:
@@ -496,7 +497,7 @@ class _Checker:
                                   line, code))
         return targets
 
-    def _unknown_drug(self, drug) -> str:
+    def _unknown_drug(self, drug) -> str | None:  # a problem text (memoised with the others)
         if not isinstance(drug, str):
             return "drug must be a drug library name such as \"baclofen\""
         return self._memo_call(("unknown drug", drug), lambda: (
@@ -565,12 +566,12 @@ class _Checker:
         action = step.action
         if "override_soft_limit" in args:
             args["override_soft_limit"], problems = parse_overrides(args["override_soft_limit"])
-            for message in problems:
-                say("override_soft_limit", message)
+            for problem in problems:
+                say("override_soft_limit", problem)
         if "confirm" in args:
             args["confirm"], problems = parse_confirmations(args["confirm"], action)
-            for message in problems:
-                say("confirm", message)
+            for problem in problems:
+                say("confirm", problem)
         if action == "assert" and "check" in args:
             message = self._memo_call(("check", args["check"]), lambda: check_problem(args["check"]))
             if message:
@@ -652,7 +653,7 @@ class _Checker:
 
         starts = {t.drug_code for t in plan.targets if t.drug_code}
         for start in sorted(starts):
-            code = start
+            code: str | None = start
             for step in plan.steps:
                 entry = self.library.for_code(code) if code else None
                 if entry is not None and step.carries_dose:

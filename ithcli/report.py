@@ -19,7 +19,7 @@ the audit log).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +37,7 @@ def entry_time(entry: dict) -> int | None:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
 
 
 def rehydrate_status(body: dict) -> dict:
@@ -108,7 +108,7 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
     in_session = [(i, r) for i, r in mine if _in(r, since, until)]
     # the last status read from the pump up to the end of the session, and its age
     last_status = None
-    for i, r in mine:
+    for _, r in mine:
         if _ok(r, "INTERROGATE") and (until is None or (entry_time(r) or 0) < until):
             last_status = r
     status = None
@@ -123,7 +123,7 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
     events = []
     checklists = []
     alarms_seen: dict[str, dict] = {}
-    for i, r in in_session:
+    for _, r in in_session:
         kind = r.get("event")
         if kind in ("mri-checklist", "mri-verify"):
             checklists.append({"time": r.get("time"), "check": kind, "result": r.get("result"),
@@ -134,15 +134,17 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
         elif _ok(r, "INTERROGATE"):
             from protocol import ALARM_PRIORITY, Alarm
 
+            from .status import alarm_name
+
             flags = _alarms(r["response"].get("alarms"))
             for a in Alarm:
                 if flags & a:
-                    name = a.name.lower()
+                    name = alarm_name(a)
                     seen = alarms_seen.setdefault(name, {"name": name, "priority": ALARM_PRIORITY[a].name.lower(),
                                                          "first_seen": r.get("time"), "last_seen": r.get("time")})
                     seen["last_seen"] = r.get("time")
     first_read = next((r for _, r in in_session if _ok(r, "INTERROGATE")), None)
-    operators = sorted({r.get("operator") for _, r in in_session if r.get("operator")})
+    operators = sorted({op for _, r in in_session if (op := r.get("operator"))})
     order = ("high", "medium", "low")
     return {
         "serial_number": serial,

@@ -10,9 +10,12 @@ read. Only `pump_time` (and `pump_clock.pump_time`) is the pump's own clock.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .calendar import clock_view, iso, measure_skew, to_calendar
+
+if TYPE_CHECKING:
+    from protocol import Alarm
 
 SECONDS_PER_DAY = 86_400
 ERI_TO_REPLACE_BY_DAYS = 90
@@ -23,6 +26,17 @@ def quantity(base: int, unit: str) -> dict[str, Any]:
 
     q = Quantity.from_base(base, unit)
     return {"value": q.value, "unit": q.unit}
+
+
+def alarm_name(alarm: Alarm) -> str:
+    """An alarm as output spells it: Alarm.LOW_RESERVOIR -> "low_reservoir".
+
+    ValueError for a value no member names (Alarm(0), or only bits the protocol does not
+    define): those have no name. Members iterated from Alarm always have one."""
+    name = alarm.name
+    if name is None:
+        raise ValueError(f"alarm bits 0x{int(alarm):x} have no name")
+    return name.lower()
 
 
 def _ml(ul: int) -> Decimal:
@@ -83,7 +97,7 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
     conc_unit = entry.concentration_unit if entry else "mcg/mL"
     spec = MODELS[status["model"]]
     alarms = [
-        {"name": a.name.lower(), "priority": ALARM_PRIORITY[a].name.lower()}
+        {"name": alarm_name(a), "priority": ALARM_PRIORITY[a].name.lower()}
         for a in Alarm
         if status["alarms"] & a
     ]

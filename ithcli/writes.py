@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import DeviceRejected, IthcliError, LinkError, SessionLost, Unconfirmed, VerifyFailed
 
@@ -57,10 +58,13 @@ def preflight(app, client, serial: str) -> None:
     if record is None:
         return
     learnt = resolve_pending(app, client, serial, announce=False)  # the refusal says it
-    verdict = "was applied" if learnt["applied"] else "was not applied"
+    if learnt is None:  # another ithcli settled it between the two reads of the journal
+        found = "another ithcli has settled it since"
+    else:
+        found = "the pump now shows it " + ("was applied" if learnt["applied"] else "was not applied")
     raise Unconfirmed(
         f"an earlier {record.get('kind', 'write')} (txid {record['txid']}, {record.get('sent_at')}) "
-        f"was unconfirmed; the pump now shows it {verdict}. Nothing new was sent: "
+        f"was unconfirmed; {found}. Nothing new was sent: "
         "check the pump's state and run the command again if it is still needed",
         details={"reconciled": learnt},
     )
@@ -81,8 +85,9 @@ def _differences(expected: dict, actual: dict, prefix: str = "") -> list[str]:
         got = actual.get(key)
         if isinstance(want, dict) and isinstance(got, dict):
             out += _differences(want, got, f"{prefix}{key}.")
-        elif isinstance(want, list) and isinstance(got, list) and len(want) == len(got) and want and isinstance(want[0], dict):
-            for i, (w, g) in enumerate(zip(want, got)):
+        elif (isinstance(want, list) and isinstance(got, list) and len(want) == len(got) and want
+              and isinstance(want[0], dict)):
+            for i, (w, g) in enumerate(zip(want, got, strict=True)):
                 out += _differences(w, g, f"{prefix}{key}[{i}].")
         elif want != got:
             out.append(f"{prefix}{key}: expected {_show(want)}, pump has {_show(got)}")

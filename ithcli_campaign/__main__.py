@@ -12,8 +12,8 @@ from .runner import run_campaign
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="ith-campaign",
-        description="Run many ithcli write sessions (program, refill, bolus) against emulated pumps under seeded random faults "
-        "(a byte-level proxy and the emulator's own faults) and check every outcome against the pump's "
+        description="Run many ithcli write sessions (program, refill, bolus) against emulated pumps under seeded "
+        "random faults (a byte-level proxy and the emulator's own faults) and check every outcome against the pump's "
         "truth. Exit 0 when no violation was found, 1 otherwise.")
     p.add_argument("--sessions", type=int, default=300, help="random sessions (default 300)")
     p.add_argument("--seed", type=int, default=1, help="campaign seed (default 1)")

@@ -70,7 +70,7 @@ class EmulatorProcess:
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
-    def start(self) -> "EmulatorProcess":
+    def start(self) -> EmulatorProcess:
         cmd = [sys.executable, "-m", "emulator", "--listen", "127.0.0.1:0", "--control", self.control_path,
                "--key-file", str(self.key_file), *self.args]
         if self.state_path:
@@ -193,7 +193,7 @@ class TruthClient:
         while time.monotonic() < deadline:
             try:
                 data = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not data:
                 raise CampaignError("the pump closed the truth connection")

@@ -168,7 +168,7 @@ class Worker:
     truth: TruthClient | None = None
     applied_txids: set = field(default_factory=set)
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir = self.root / "ithcli-state"
         self.key_store = self.root / "keys"
@@ -487,7 +487,7 @@ def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: flo
             except BaseException as exc:  # the campaign's machinery, not a finding
                 errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(w, q)) for w, q in zip(pool, queues)]
+        threads = [threading.Thread(target=work, args=(w, q)) for w, q in zip(pool, queues, strict=True)]
         for t in threads:
             t.start()
         for t in threads:

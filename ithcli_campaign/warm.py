@@ -28,9 +28,9 @@ HUNG = -1  # what WarmCli.run returns for a child that outlived its timeout
 
 
 def _serve() -> None:
-    import ithcli.cli  # noqa: F401  everything a write session needs, imported once
-    import ithcli.commands.program  # noqa: F401
-    import ithcli.commands.reconcile  # noqa: F401
+    import ithcli.cli  # everything a write session needs, imported once
+    import ithcli.commands.program
+    import ithcli.commands.reconcile  # noqa: F401  (imported to load it, as the two above)
     from protocol import codec
 
     codec.warm_up()

@@ -69,14 +69,14 @@ def warm_up() -> None:
     """
     for k in PAYLOADS:
         _compiled(k & 0x7F, bool(k & RESPONSE_BIT))
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401  (imported to load it now)
 
 
 class _StrictStream(io.BytesIO):
     """Compiled Construct reads variable-length data with a bare io.read(n) and accepts a
     short read (a truncated trailing string would parse); this stream refuses one."""
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1, /) -> bytes:
         data = super().read(size)
         if size is not None and 0 <= size != len(data):
             raise c.StreamError(f"wanted {size} bytes, found {len(data)}")
@@ -109,15 +109,17 @@ def _has_bytes(con: c.Construct) -> bool:
     return isinstance(con, c.Struct) and any(_has_bytes(sc) for sc in con.subcons)
 
 
-_FIELD_PLANS: dict[int, tuple] = {}
+#: (struct, its field names, (kind, name, inner) per field _check_fields looks inside)
+_FieldPlan = tuple[c.Construct, frozenset[str], tuple[tuple[str, str, Any], ...]]
+_FIELD_PLANS: dict[int, _FieldPlan] = {}
 
 
-def _field_plan(struct_: c.Construct) -> tuple:
+def _field_plan(struct_: c.Construct) -> _FieldPlan:
     """What _check_fields needs to know of a Struct, worked out once per Struct."""
     plan = _FIELD_PLANS.get(id(struct_))
     if plan is None:
         names = frozenset(sc.name for sc in struct_.subcons if sc.name)
-        nested = []
+        nested: list[tuple[str, str, Any]] = []
         for sc in struct_.subcons:
             inner = sc.subcon if isinstance(sc, c.Renamed) else sc
             if not sc.name:
@@ -135,7 +137,7 @@ def _field_plan(struct_: c.Construct) -> tuple:
     return plan
 
 
-def _check_fields(struct_: c.Construct, body: dict, where: str) -> None:
+def _check_fields(struct_: c.Construct, body: dict[str, Any], where: str) -> None:
     _, names, nested = _field_plan(struct_)
     if body.keys() != names:
         extra = set(body) - names
@@ -161,7 +163,7 @@ def _check_fields(struct_: c.Construct, body: dict, where: str) -> None:
                 _check_fields(inner, entry, f"{where}.{name}[{i}]")
 
 
-def build_payload(command: int, body: dict | None = None, *, response: bool = False) -> bytes:
+def build_payload(command: int, body: dict[str, Any] | None = None, *, response: bool = False) -> bytes:
     """Build a message payload; any missing, unknown or out-of-range field is refused."""
     struct_ = _payload_struct(command, response)
     body = dict(body or {})
@@ -169,14 +171,15 @@ def build_payload(command: int, body: dict | None = None, *, response: bool = Fa
     try:
         # the compiled copy: ~2.5x faster; the Fixed/Code/Flags adapters run inside it,
         # so ranges are refused exactly as in the declarative Struct (tests/test_codec.py)
-        return _compiled(command, response).build(body)
+        built: bytes = _compiled(command, response).build(body)
+        return built
     except Exception as exc:  # Construct, struct and codec errors alike: fail closed
         raise EncodeError(f"{_name(command)}: {_reason(exc)}") from None
 
 
 def encode(
     command: int,
-    body: dict | None = None,
+    body: dict[str, Any] | None = None,
     *,
     seq: int,
     response: bool = False,

@@ -7,8 +7,16 @@ caught. Check value: crc32c(b"123456789") == 0xE3069283.
 
 import struct
 import sys
+from collections.abc import Callable
+from typing import Protocol
 
 _POLY = 0x82F63B78  # 0x1EDC6F41 reflected
+
+
+class Crc32c(Protocol):
+    """The type of every implementation below."""
+
+    def __call__(self, data: bytes, crc: int = 0) -> int: ...
 
 
 def _table() -> tuple[int, ...]:
@@ -85,7 +93,7 @@ def crc32c_python(data: bytes, crc: int = 0) -> int:
     return crc32c_words(data, crc)
 
 
-def _accelerated():
+def _accelerated() -> Crc32c | None:
     """google-crc32c's C implementation when it is installed (optional: `pip install
     ithcli[fast]`); tests check it against the check value and crc32c_pure."""
     try:
@@ -94,7 +102,7 @@ def _accelerated():
         return None
     if getattr(google_crc32c, "implementation", None) != "c":
         return None  # its own pure-Python fallback is slower than ours
-    extend = google_crc32c.extend
+    extend: Callable[[int, bytes], int] = google_crc32c.extend
 
     def crc32c_c(data: bytes, crc: int = 0) -> int:
         """CRC-32C of data; pass a previous result as crc to continue over more data."""
@@ -105,5 +113,5 @@ def _accelerated():
 
 crc32c_c = _accelerated()
 #: CRC-32C of data; pass a previous result as crc to continue over more data
-crc32c = crc32c_c or crc32c_python
+crc32c: Crc32c = crc32c_c or crc32c_python
 IMPLEMENTATION = "c (google-crc32c)" if crc32c_c else "python"

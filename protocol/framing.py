@@ -162,7 +162,7 @@ class FrameDecoder:
         out: list[RawFrame | FrameError] = []
         while self._buffer:
             used, item = parse_frame(self._buffer)
-            if used == 0:
+            if used == 0 or item is None:  # (0, None): wait for more bytes
                 break
             del self._buffer[:used]
             if isinstance(item, FrameError):

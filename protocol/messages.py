@@ -10,6 +10,8 @@ tests/test_codec.py proves both paths agree.
 Field names carry their unit (`_ul`, `_ng_per_day`...): see units.py for scales.
 docs/protocol.md holds the byte tables; tests/test_protocol_docs.py keeps them equal.
 """
+from typing import Any
+
 import construct as c
 
 from .constants import (
@@ -60,7 +62,7 @@ def key(command: int, response: bool) -> int:
     return command | (RESPONSE_BIT if response else 0)
 
 
-def Time(name_unit="s"):
+def Time(name_unit: str = "s") -> Fixed:
     return Fixed(c.Int64ub, name_unit)
 
 
@@ -302,7 +304,7 @@ Header = c.Struct(
 )
 
 
-def _payload_key(this) -> int:
+def _payload_key(this: Any) -> int:
     return key(this.command, bool(this.flags & Flag.RESPONSE))
 
 

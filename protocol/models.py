@@ -10,6 +10,7 @@ rules built on the MR fields: docs/clinical.md#mri-checklist.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from .constants import PumpModel
 
@@ -29,14 +30,23 @@ class ModelSpec:
     mr_behaviour: str  # what the field does to it outside MRI-safe mode
 
 
+class MrConditions(TypedDict):
+    """ModelSpec's MR fields, for a set of them shared by several models."""
+
+    mr_field_tesla: tuple[str, ...]
+    mr_spatial_gradient_t_per_m: int
+    mr_must_be_empty: bool
+    mr_behaviour: str
+
+
 #: SynchroMed II-like MR conditions (docs/clinical.md#pump-models). The 19 T/m gradient
 #: is not confirmed by the sources gathered there: see its "Open questions".
-PERISTALTIC_MR = dict(
-    mr_field_tesla=("1.5", "3"),
-    mr_spatial_gradient_t_per_m=19,
-    mr_must_be_empty=False,
-    mr_behaviour="motor stalls in the field; recovers after the scan (can take up to 24 h)",
-)
+PERISTALTIC_MR: MrConditions = {
+    "mr_field_tesla": ("1.5", "3"),
+    "mr_spatial_gradient_t_per_m": 19,
+    "mr_must_be_empty": False,
+    "mr_behaviour": "motor stalls in the field; recovers after the scan (can take up to 24 h)",
+}
 
 #: peristaltic (SynchroMed II-like): 20 or 40 mL, 0.048-24 mL/day, +/-14.5 %.
 #: valve-gated (Prometra-like): 20 mL, 97 % (acceptance 85-115 %), MR conditional at 1.5 T

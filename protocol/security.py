@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from .constants import AUTH_TRAILER_SIZE, PROTOCOL_VERSION, Flag
 from .errors import ProtocolError
 from .framing import RawFrame, encode_frame, header_bytes
-from .messages import KEY_ID_SIZE, NONCE_SIZE, PROOF_SIZE  # noqa: F401  (re-exported)
+from .messages import KEY_ID_SIZE, NONCE_SIZE
+from .messages import PROOF_SIZE as PROOF_SIZE  # re-exported: every handshake size is here too
 
 KEY_SIZE = 32
 _COUNTER = struct.Struct(">Q")
@@ -134,7 +135,7 @@ class SecureChannel:
     received: int = 0  # highest counter accepted
 
     @classmethod
-    def derive(cls, key: bytes, th3: bytes, role: int, *, pump_side: bool) -> "SecureChannel":
+    def derive(cls, key: bytes, th3: bytes, role: int, *, pump_side: bool) -> SecureChannel:
         to_pump, to_programmer = session_keys(key, th3)
         if pump_side:
             return cls(to_programmer, to_pump, TO_PROGRAMMER, TO_PUMP, role)

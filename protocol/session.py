@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from . import security
 from .codec import build_payload, decode, encode
@@ -113,7 +113,7 @@ class Dropped:
     corrupt: bool
 
 
-Event = Union[HelloReply, SessionOpen, Reply, Refused, Unauthenticated, Invalid, Dropped]
+Event = HelloReply | SessionOpen | Reply | Refused | Unauthenticated | Invalid | Dropped
 
 #: the events that answer the outstanding request for good
 DECISIVE = (HelloReply, SessionOpen, Reply, Refused, Invalid)
@@ -163,7 +163,7 @@ class ClientSession:
         self._key = key
         return self._clear(Command.AUTH, body)
 
-    def request(self, command: Command, body: dict | None = None) -> bytes:
+    def request(self, command: Command, body: dict[str, Any] | None = None) -> bytes:
         """A request: sealed inside a session, in clear before one (only HELLO and AUTH are
         served in clear; an unauthenticated client gets NOT_AUTHENTICATED for the rest)."""
         if self.channel is None:
@@ -172,7 +172,7 @@ class ClientSession:
         self.pending = (seq, Command(command))
         return self.channel.seal(int(command), build_payload(command, body or {}), seq=seq, response=False)
 
-    def _clear(self, command: Command, body: dict) -> bytes:
+    def _clear(self, command: Command, body: dict[str, Any]) -> bytes:
         seq = self._next_seq()
         self.pending = (seq, Command(command))
         return encode(command, body, seq=seq)
@@ -249,7 +249,7 @@ class ClientSession:
             return Unauthenticated(frame.command, message.body["reason"], message.body["detail"])
         return Unauthenticated(frame.command, None, "")
 
-    def _hello_reply(self, frame: RawFrame, body: dict) -> HelloReply:
+    def _hello_reply(self, frame: RawFrame, body: dict[str, Any]) -> HelloReply:
         if body["protocol_version"] != PROTOCOL_VERSION:
             raise VersionMismatch(body["protocol_version"])
         if self._hello_request is None:
@@ -257,7 +257,7 @@ class ClientSession:
         self._transcript = security.transcript_hello(self._hello_request, frame.payload)
         return HelloReply(bytes(body["key_id"]), body["protocol_version"])
 
-    def _auth_reply(self, frame: RawFrame, body: dict) -> SessionOpen:
+    def _auth_reply(self, frame: RawFrame, body: dict[str, Any]) -> SessionOpen:
         if self._transcript is None or self._key is None or self.role is None:
             raise HandshakeError("an AUTH reply without an AUTH")
         expected = security.pump_proof(self._key, self._transcript)

@@ -7,6 +7,8 @@ error). The 24-hour total weighs each step by its length.
 """
 from __future__ import annotations
 
+from itertools import pairwise
+
 MINUTES_PER_DAY = 1440
 NL_PER_ML = 1_000_000
 MAX_STEPS = 13
@@ -28,14 +30,14 @@ def dose_for_rate(rate_nl_per_day: int, concentration_ng_per_ml: int) -> int:
 def step_minutes(starts: list[int]) -> list[int]:
     """Length in minutes of each step, the last running to midnight."""
     ends = list(starts[1:]) + [MINUTES_PER_DAY]
-    return [end - start for start, end in zip(starts, ends)]
+    return [end - start for start, end in zip(starts, ends, strict=True)]
 
 
 def daily_total(starts: list[int], values: list[int]) -> int:
     """24-hour total of per-day values (doses or rates) weighted by step length (floor)."""
     if not starts:
         return 0
-    return sum(v * m for v, m in zip(values, step_minutes(starts))) // MINUTES_PER_DAY
+    return sum(v * m for v, m in zip(values, step_minutes(starts), strict=True)) // MINUTES_PER_DAY
 
 
 def check_schedule(starts: list[int]) -> str | None:
@@ -44,7 +46,7 @@ def check_schedule(starts: list[int]) -> str | None:
         return f"a schedule has 1 to {MAX_STEPS} steps, not {len(starts)}"
     if starts[0] != 0:
         return "the first step must start at 00:00"
-    for a, b in zip(starts, starts[1:]):
+    for a, b in pairwise(starts):
         if b <= a:
             return "step start times must be strictly increasing"
     if starts[-1] >= MINUTES_PER_DAY:

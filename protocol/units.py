@@ -22,26 +22,28 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
+from enum import IntEnum, IntFlag
+from typing import Any
 
 import construct as c
 
 from .errors import UnitError
 
 
-class RangeError(c.ValidationError):
+class RangeError(c.ValidationError):  # type: ignore[misc]  # construct is untyped (Any)
     """Raised inside Construct; the codec turns it into EncodeError/MalformedPayloadError."""
 
 
-class Fixed(c.Adapter):
+class Fixed(c.Adapter):  # type: ignore[misc]  # construct is untyped (Any)
     """An unsigned fixed-point integer in `unit`, valid in [minimum, maximum]."""
 
-    def __init__(self, subcon, unit: str, minimum: int = 0, maximum: int | None = None):
+    def __init__(self, subcon: c.Construct, unit: str, minimum: int = 0, maximum: int | None = None) -> None:
         super().__init__(subcon)
         self.unit = unit
         self.minimum = minimum
         self.maximum = maximum if maximum is not None else 2 ** (8 * subcon.sizeof()) - 1
 
-    def _check(self, value, path):
+    def _check(self, value: object, path: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise RangeError(f"{value!r} is not an integer number of {self.unit}", path=path)
         if not self.minimum <= value <= self.maximum:
@@ -51,13 +53,13 @@ class Fixed(c.Adapter):
             )
         return value
 
-    def _decode(self, obj, context, path):
+    def _decode(self, obj: object, context: Any, path: str) -> int:
         return self._check(obj, path)
 
-    def _encode(self, obj, context, path):
+    def _encode(self, obj: object, context: Any, path: str) -> int:
         return self._check(obj, path)
 
-    def _emitparse(self, code):
+    def _emitparse(self, code: Any) -> str:
         # compiled parsing: one generated range check instead of a linked adapter
         # (several Python calls per field); building keeps the declarative adapter
         name = f"fixed_{id(self)}"
@@ -71,20 +73,20 @@ class Fixed(c.Adapter):
         return f"{name}({self.subcon._compileparse(code)})"
 
 
-class Code(c.Adapter):
+class Code(c.Adapter):  # type: ignore[misc]  # construct is untyped (Any)
     """An IntEnum on the wire; an unknown code fails closed instead of passing through."""
 
-    def __init__(self, subcon, enum):
+    def __init__(self, subcon: c.Construct, enum: type[IntEnum]) -> None:
         super().__init__(subcon)
         self.enum = enum
 
-    def _decode(self, obj, context, path):
+    def _decode(self, obj: int, context: Any, path: str) -> IntEnum:
         try:
             return self.enum(obj)
         except ValueError:
             raise RangeError(f"unknown {self.enum.__name__} code {obj}", path=path) from None
 
-    def _emitparse(self, code):
+    def _emitparse(self, code: Any) -> str:
         name = f"code_{id(self)}"
         enum = self.enum
         code.append(f"""
@@ -99,7 +101,7 @@ class Code(c.Adapter):
         """)
         return f"{name}({self.subcon._compileparse(code)})"
 
-    def _encode(self, obj, context, path):
+    def _encode(self, obj: object, context: Any, path: str) -> int:
         if isinstance(obj, str):
             try:
                 obj = self.enum[obj]
@@ -113,20 +115,20 @@ class Code(c.Adapter):
             raise RangeError(f"unknown {self.enum.__name__} code {obj!r}", path=path) from None
 
 
-class Flags(c.Adapter):
+class Flags(c.Adapter):  # type: ignore[misc]  # construct is untyped (Any)
     """An IntFlag bit set; unknown bits fail closed."""
 
-    def __init__(self, subcon, flag_enum, known):
+    def __init__(self, subcon: c.Construct, flag_enum: type[IntFlag], known: int) -> None:
         super().__init__(subcon)
         self.enum = flag_enum
         self.known = int(known)
 
-    def _decode(self, obj, context, path):
+    def _decode(self, obj: int, context: Any, path: str) -> IntFlag:
         if obj & ~self.known:
             raise RangeError(f"unknown {self.enum.__name__} bits 0x{obj & ~self.known:x}", path=path)
         return self.enum(obj)
 
-    def _emitparse(self, code):
+    def _emitparse(self, code: Any) -> str:
         name = f"flags_{id(self)}"
         enum = self.enum
         code.append(f"""
@@ -139,7 +141,7 @@ class Flags(c.Adapter):
         """)
         return f"{name}({self.subcon._compileparse(code)})"
 
-    def _encode(self, obj, context, path):
+    def _encode(self, obj: object, context: Any, path: str) -> int:
         if not isinstance(obj, int) or isinstance(obj, bool):  # int(1.5) would truncate
             raise RangeError(f"{obj!r} is not a set of {self.enum.__name__} bits", path=path)
         value = int(obj)
@@ -198,7 +200,7 @@ class Quantity:
     unit: str
 
     @classmethod
-    def parse(cls, text: str, dimension: str) -> "Quantity":
+    def parse(cls, text: str, dimension: str) -> Quantity:
         """Parse '450 mcg/day' strictly: a plain non-negative decimal and a known unit."""
         if dimension not in UNITS:
             raise UnitError(f"unknown dimension {dimension!r}")
@@ -220,7 +222,7 @@ class Quantity:
         return cls(Decimal(match["num"]), unit)
 
     @classmethod
-    def from_base(cls, base: int, unit: str) -> "Quantity":
+    def from_base(cls, base: int, unit: str) -> Quantity:
         """Express a wire integer in `unit` exactly (e.g. 450000 ng/day -> 450 mcg/day).
 
         Refuses (UnitError) a value that has no finite decimal form in `unit`
@@ -253,7 +255,7 @@ class Quantity:
             )
         return int(scaled)
 
-    def to(self, unit: str) -> "Quantity":
+    def to(self, unit: str) -> Quantity:
         if _dimension(unit) != self.dimension:
             raise UnitError(f"cannot express {self} in {unit}")
         return Quantity.from_base(self.to_base(), unit)

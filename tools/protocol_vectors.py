@@ -26,14 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from emulator.faults import Faults  # noqa: E402
-from emulator.handler import respond  # noqa: E402
-from emulator.pump import Pump  # noqa: E402
-from emulator.security_state import Backoff  # noqa: E402
-from emulator.session import Session  # noqa: E402
-from protocol import (  # noqa: E402
+from emulator.faults import Faults
+from emulator.handler import respond
+from emulator.pump import Pump
+from emulator.security_state import Backoff
+from emulator.session import Session
+from protocol import (
     PROTOCOL_VERSION,
     Command,
     Drug,
@@ -45,9 +45,9 @@ from protocol import (  # noqa: E402
     encode,
     security,
 )
-from protocol.constants import BatteryState, MriMode, PumpModel  # noqa: E402
-from protocol.framing import FrameDecoder, encode_frame, header_bytes  # noqa: E402
-from protocol.session import ClientSession, HelloReply, Reply, SessionOpen, VersionMismatch  # noqa: E402
+from protocol.constants import BatteryState, MriMode, PumpModel
+from protocol.framing import FrameDecoder, encode_frame, header_bytes
+from protocol.session import ClientSession, HelloReply, Reply, SessionOpen, VersionMismatch
 
 # --- the fixed inputs ----------------------------------------------------------
 

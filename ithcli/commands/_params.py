@@ -1,7 +1,7 @@
 """Click parameter types shared by the commands: dates and date-times in UTC."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -26,7 +26,7 @@ class When(click.ParamType):
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             self.fail(f"{value!r} is not an ISO date or date-time (e.g. 2026-11-01 or 2026-11-01T08:00)", param, ctx)
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
         if self.end_of_day and len(text) == 10:  # a bare YYYY-MM-DD
             when += timedelta(days=1)
         return when

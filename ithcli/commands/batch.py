@@ -4,10 +4,14 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import ExitCode, IthcliError
+
+if TYPE_CHECKING:  # annotations only: rich is imported when a terminal shows progress
+    from rich.live import Live
 
 
 @click.group()
@@ -75,7 +79,7 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
     with open(results_file, "w") as fh:
         for s in steps:
             fh.write(to_json_line(s.as_dict()) + "\n")
-    counts = {}
+    counts: dict[str, int] = {}
     for r in reports:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     unconfirmed = any(s.outcome == "unconfirmed" for s in steps) or any(r.outcome == "unconfirmed" for r in reports)
@@ -123,7 +127,7 @@ class _Progress:
         self.enabled = enabled
         self.lines = {t.number: (t.serial, t.port, "waiting") for t in plan.targets}
         self._lock = threading.Lock()
-        self._live = None
+        self._live: Live | None = None
 
     def _table(self):
         from rich.table import Table

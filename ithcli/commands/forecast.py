@@ -21,6 +21,7 @@ def forecast(app, next_visit):
     Read-only.
     """
     from .. import forecast as fcmod
+    from ..calendar import iso_known
     from ..status import iso, program_view
 
     status = app.interrogate()
@@ -37,12 +38,12 @@ def forecast(app, next_visit):
         empty_before = bool(fc.empty_at is not None and fc.empty_at < visit)
         if empty_before:
             warnings.append(f"the reservoir runs EMPTY {iso(fc.empty_at)}, before the next visit "
-                            f"{iso(visit)[:10]}: therapy stops (withdrawal risk); bring the refill forward")
+                            f"{iso_known(visit)[:10]}: therapy stops (withdrawal risk); bring the refill forward")
         if fc.already_low:
             warnings.append("the low-reservoir alarm is already active: refill before the next visit")
         elif alarm_before:
             warnings.append(f"the low-reservoir alarm comes {iso(fc.low_alarm_at)}, before the next visit "
-                            f"{iso(visit)[:10]}: bring the refill forward")
+                            f"{iso_known(visit)[:10]}: bring the refill forward")
     result = {
         "serial_number": status["serial_number"],
         "emulated": status["emulated"],
@@ -83,8 +84,9 @@ def _render(r: dict, fc, visit: int | None) -> None:
     from rich.table import Table
 
     from .. import forecast as fcmod
+    from ..calendar import iso_known
     from ..output import clock_warning_lines, console, fmt_date, fmt_dates_note, fmt_pump_clock
-    from ..status import iso, replace_by_warning
+    from ..status import replace_by_warning
 
     con = console()
     title = (f"Refill forecast: {r['serial_number']}  {r['drug']}  {r['mode']}"
@@ -122,14 +124,14 @@ def _render(r: dict, fc, visit: int | None) -> None:
             bar = f"[{colour}]{'█' * filled}[/]{'·' * (width - filled)}"
             notes = []
             if row["alarm"]:
-                notes.append(f"[yellow]◀ LOW-RESERVOIR ALARM {iso(fc.low_alarm_at)[11:16]} UTC[/]")
+                notes.append(f"[yellow]◀ LOW-RESERVOIR ALARM {iso_known(fc.low_alarm_at)[11:16]} UTC[/]")
             if row["empty"]:
-                notes.append(f"[bold red]◀ EMPTY {iso(fc.empty_at)[11:16]} UTC[/]")
+                notes.append(f"[bold red]◀ EMPTY {iso_known(fc.empty_at)[11:16]} UTC[/]")
             if visit is not None and row["from"] <= visit < row["to"]:
                 notes.append("[cyan]◀ next visit[/]")
-            day = iso(row["to"] - fcmod.DAY)[:10]
+            day = iso_known(row["to"] - fcmod.DAY)[:10]
             if row["to"] - row["from"] > fcmod.DAY:
-                day = f"{iso(row['from'])[:10]}..{day}"
+                day = f"{iso_known(row['from'])[:10]}..{day}"
             table.add_row(day, format(fcmod.ml(row["end_nl"]), "f"), bar, " ".join(notes))
         con.print(table)
     for w in r["warnings"]:

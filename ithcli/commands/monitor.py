@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import IthcliError
+
+if TYPE_CHECKING:  # annotations only: rich is imported when the dashboard is drawn
+    from rich.console import RenderableType
 
 
 @click.command()
@@ -183,7 +187,7 @@ def _dashboard(mon, r: dict):
     from ..status import replace_by_warning
 
     good = mon.last_good
-    parts = []
+    parts: list[RenderableType] = []
     if not r["ok"]:
         parts.append(f"[bold red]READING FAILED[/] ({r['error']['kind']}): {r['error']['message']}  "
                      f"[{r['link']['consecutive_failures']} of {r['max_failures']} in a row; retrying]")

@@ -141,7 +141,7 @@ def _field(app, st, given: str | None) -> str | None:
     if given is not None or not logic.needs_field(st.spec) or not _interactive(app):
         return given
 
-    def valid(text: str) -> str:
+    def valid(text: str) -> str | None:
         try:
             return logic.parse_field(text)
         except UsageError as exc:

@@ -179,7 +179,8 @@ def _parts(d: dict) -> list:
         if b["replace_by_mismatch"]:
             replace = (f"[bold red]{replace}  MISMATCH: ERI + 90 days is "
                        f"{fmt_date(b['replace_by_computed'], with_time=False)}[/]")
-        grid.add_row("Battery", f"{b['state'].upper()} {b['percent']} %  ERI {fmt_date(b['eri_date'], with_time=False)}")
+        grid.add_row("Battery",
+                     f"{b['state'].upper()} {b['percent']} %  ERI {fmt_date(b['eri_date'], with_time=False)}")
         grid.add_row("Replace by", replace)
         grid.add_row("Alarms now", ", ".join(f"[{_COLOUR[a['priority']]}]{a['priority'].upper()}[/] "
                                              f"{a['name'].replace('_', ' ')}" for a in s["alarms"]) or "none")
