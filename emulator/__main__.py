@@ -14,7 +14,7 @@ import re
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from protocol import Drug, Quantity, UnitError
@@ -113,7 +113,7 @@ def _start_time(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date-time") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)  # the pump clock is UTC
+        when = when.replace(tzinfo=UTC)  # the pump clock is UTC
     seconds = int(when.timestamp())
     if seconds < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is before 1970")

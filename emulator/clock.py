@@ -6,7 +6,7 @@ Integer seconds, never going backwards (time.monotonic, not the wall clock).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class PumpClock:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .clock import PumpClock
 from .faults import FAULTS, MAX_COUNT, Faults

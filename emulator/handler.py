@@ -11,7 +11,7 @@ COMMIT) are the pump's own methods; test-only faults act here, around them.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from protocol import (
     Command,

@@ -45,16 +45,16 @@ class Program:
     # --- constructors: the only ways to make a valid program ---------------
 
     @classmethod
-    def stopped(cls) -> "Program":
+    def stopped(cls) -> Program:
         return cls(InfusionMode.STOPPED, ())
 
     @classmethod
-    def minimum(cls, concentration_ng_per_ml: int) -> "Program":
+    def minimum(cls, concentration_ng_per_ml: int) -> Program:
         rate = MINIMUM_RATE_NL_PER_DAY
         return cls(InfusionMode.MINIMUM, (Step(0, dose_for_rate(rate, concentration_ng_per_ml), rate),))
 
     @classmethod
-    def from_flow(cls, rate_nl_per_day: int, concentration_ng_per_ml: int) -> "Program":
+    def from_flow(cls, rate_nl_per_day: int, concentration_ng_per_ml: int) -> Program:
         """A continuous program at exactly this flow (the emulator's --flow), dose derived."""
         _check_int(rate_nl_per_day, "rate")
         return cls(
@@ -63,7 +63,7 @@ class Program:
         )
 
     @classmethod
-    def from_doses(cls, mode: InfusionMode, steps: list[tuple[int, int]], concentration_ng_per_ml: int) -> "Program":
+    def from_doses(cls, mode: InfusionMode, steps: list[tuple[int, int]], concentration_ng_per_ml: int) -> Program:
         """CONTINUOUS or FLEX from (start_minute, dose_ng_per_day) steps: rates computed here."""
         made = tuple(
             Step(start, dose, rate_for_dose(dose, concentration_ng_per_ml)) for start, dose in steps
@@ -71,7 +71,7 @@ class Program:
         return cls.checked(mode, made)
 
     @classmethod
-    def checked(cls, mode: InfusionMode, steps: tuple[Step, ...]) -> "Program":
+    def checked(cls, mode: InfusionMode, steps: tuple[Step, ...]) -> Program:
         """Structural checks for every mode; raises ValueError."""
         mode = InfusionMode(mode)
         for step in steps:
@@ -160,7 +160,7 @@ class Program:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Program":
+    def from_dict(cls, data: dict) -> Program:
         mode = InfusionMode[data["mode"]]
         steps = []
         for row in data["steps"]:

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from protocol import ErrorReason, Role
 
@@ -128,7 +128,7 @@ class FailureLog(Stream):
         return {**super().to_dict(), "last_reason": self.last_reason}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "FailureLog":
+    def from_dict(cls, data: dict | None) -> FailureLog:
         out = cls()
         if data is None:  # a state file from before the secure link
             return out
@@ -163,7 +163,7 @@ class SessionLog:
         return {role.name: stream.to_dict() for role, stream in self.roles.items()}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "SessionLog":
+    def from_dict(cls, data: dict | None) -> SessionLog:
         out = cls()
         if data is None:  # a state file from before protocol version 3: every session was logged
             return out

@@ -19,11 +19,9 @@ import stat
 import time
 import tty
 from collections import Counter, deque
-from typing import Callable
+from collections.abc import Callable
 
-from protocol import FrameDecoder, FrameError, RawFrame
-
-from protocol import Role
+from protocol import FrameDecoder, FrameError, RawFrame, Role
 
 from . import control, handler
 from .clock import PumpClock
