@@ -191,7 +191,7 @@ def _new_pump(parser: Parser, args, clock: PumpClock) -> Pump:
     for name, default in DEFAULTS.items():
         if values[name] is None:
             action = next(a for a in parser._actions if a.dest == name)
-            values[name] = action.type(default) if action.type else default
+            values[name] = action.type(default) if callable(action.type) else default
     spec = MODELS_BY_NAME[values["model"]]
     if values["volume"] > spec.capacity_ul:
         parser.error(f"--volume {values['volume']} uL exceeds the {spec.name} capacity of {spec.capacity_ul} uL")

@@ -187,7 +187,9 @@ def _handshake(session: Session, pump: Pump, message: Message, payload: bytes) -
     if message.command == Command.HELLO:
         return session.hello(message.body, payload)
     reply = session.auth(message.body, payload)
-    pump.session_opened(session.role)
+    role = session.role
+    if role is not None:  # auth() returned: the session is open, so it has a role
+        pump.session_opened(role)
     return reply
 
 

@@ -95,10 +95,13 @@ class Session:
         return self.channel.open(frame)
 
     def seal(self, command: int, payload: bytes, seq: int) -> bytes:
+        if self.channel is None:
+            raise NoSession()
         return self.channel.seal(command, payload, seq=seq, response=True)
 
     def check_permitted(self, command: Command) -> None:
-        if self.role is Role.CLINICIAN or command in READER_COMMANDS:
+        role = self.role
+        if role is Role.CLINICIAN or command in READER_COMMANDS:
             return
-        raise AuthRefusal(ErrorReason.NOT_PERMITTED,
-                          f"{command.name} needs a CLINICIAN session (this one is {self.role.name})")
+        raise AuthRefusal(ErrorReason.NOT_PERMITTED, f"{command.name} needs a CLINICIAN session "
+                          f"(this one is {role.name if role is not None else 'not open'})")

@@ -265,10 +265,11 @@ def _read_transactions(transactions: Transactions, data: dict) -> None:
 
 
 def _read_log(log: dict) -> EventLog:
-    ring = EventLog(check_uint(log["capacity"], 32) or LOG_CAPACITY)
+    capacity = check_uint(log["capacity"], 32) or LOG_CAPACITY
+    ring = EventLog(capacity)
     events = [LogEvent.from_list(row) for row in log["events"]]
     count = check_uint(log["count"], 32)
-    if len(events) > ring.events.maxlen or count < len(events):
+    if len(events) > capacity or count < len(events):
         raise ValueError("event log does not fit its ring buffer")
     for offset, event in enumerate(events):
         if event.index != count - len(events) + offset:

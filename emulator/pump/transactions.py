@@ -200,7 +200,10 @@ class Transactions:
 
     def prepare_mri_exit(self, body: dict) -> dict:
         self._begin(body, WriteKind.MRI_EXIT)
-        return self._store_pending(self._pending_as_now(body, WriteKind.MRI_EXIT, self.mri.recorded_program))
+        program = self.mri.recorded_program
+        if program is None:  # _begin refuses an exit outside MRI-safe mode, which always records one
+            raise Refusal(ErrorReason.INVALID_STATE, "not in MRI-safe mode")
+        return self._store_pending(self._pending_as_now(body, WriteKind.MRI_EXIT, program))
 
     # --- COMMIT -----------------------------------------------------------------
 
