@@ -337,6 +337,20 @@ def check_bolus(entry, *, dose: int, daily_total: int, volume_nl: int, reservoir
     return out
 
 
+def check_bolus_rate(spec, *, volume_nl: int, seconds: int, program_max_rate_nl_per_day: int) -> list[Finding]:
+    """The mechanism's top speed bounds the program and the bolus together (the pump refuses
+    it too; saying so here names the shortest duration that works)."""
+    bolus_rate = -(-volume_nl * SECONDS_PER_DAY // seconds)
+    room = spec.max_flow_nl_per_day - program_max_rate_nl_per_day
+    if program_max_rate_nl_per_day + bolus_rate <= spec.max_flow_nl_per_day:
+        return []
+    shortest = -(-volume_nl * SECONDS_PER_DAY // room) if room > 0 else None
+    hint = f": give at least {-(-shortest // 60)} min" if shortest else ""
+    return [Finding("refuse", "bolus-rate",
+                    f"the bolus would run at {_ml_day(bolus_rate)} on top of the program, past the "
+                    f"{spec.name}'s top flow of {_ml_day(spec.max_flow_nl_per_day)}{hint}")]
+
+
 def fmt_mass(ng: int, entry) -> str:
     return fmt(ng, entry.mass_unit)
 

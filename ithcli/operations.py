@@ -444,6 +444,9 @@ def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confi
             "overwritten), so the boluses given in that time are unknown", override="HISTORY"))
     findings += limits.check_bolus(entry, dose=dose_ng, daily_total=raw["daily_dose_ng_per_day"],
                                    volume_nl=volume_nl, reservoir_ul=raw["reservoir_ul"], boluses_24h=boluses)
+    top_rate = max((s["rate_nl_per_day"] for s in state.program["steps"]), default=0)
+    findings += limits.check_bolus_rate(state.spec, volume_nl=volume_nl, seconds=seconds,
+                                        program_max_rate_nl_per_day=top_rate)
     if raw["bolus_remaining_ng"]:
         findings.append(limits.Finding("refuse", "bolus-running", "a bolus is already running"))
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
