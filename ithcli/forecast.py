@@ -1,6 +1,6 @@
 """Refill forecast: the reservoir volume over time, following the program step by step.
 
-Pure integer arithmetic mirroring the pump's own rules (emulator/pump.py and
+Pure integer arithmetic mirroring the pump's own rules (emulator/pump/delivery.py and
 protocol/therapy.py): time in whole seconds of pump time (UTC), the reservoir in
 nL, rates in nL/day; delivery carries the sub-nL remainder (nL*s/day) from one
 interval to the next, a threshold is reached at the first whole second at which
