@@ -238,11 +238,12 @@ class Pump:
     def check_program(self, *, dose: str | None = None, flow: str | None = None, stop: bool = False,
                       mode: str | None = None, schedule: str | None = None, next_visit: str | None = None,
                       overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
-                      spasticity_origin: str | None = None) -> PreparedChange:
+                      spasticity_origin: str | None = None, expect_drug: str | None = None) -> PreparedChange:
         """Read the pump and check a program change; raises SafetyError or UsageError, sends nothing.
         Exactly one of: dose ('450 mcg/day'), flow ('0.5 mL/day'), stop=True, mode="minimum", or
-        mode="flex" with schedule (a TOML file of steps)."""
-        state = self._state()
+        mode="flex" with schedule (a TOML file of steps). expect_drug: the drug the dose was
+        written for ("morphine"); a pump holding another is refused before any check."""
+        state = self._state(expect_drug=expect_drug)
         mode = "flex" if schedule and mode is None else mode
         change = operations.program_change(self._app, state, dose=dose, flow=flow, mode=mode, schedule=schedule,
                                            stop=stop, next_visit=next_visit, overrides=_overrides(overrides),
@@ -253,8 +254,10 @@ class Pump:
     def check_refill(self, *, volume: str, concentration: str, drug: str | None = None,
                      withdrawn: str | None = None, dose: str | None = None, next_visit: str | None = None,
                      overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
-                     spasticity_origin: str | None = None) -> PreparedChange:
-        state = self._state(allow_unknown_drug=bool(drug))
+                     spasticity_origin: str | None = None, expect_drug: str | None = None) -> PreparedChange:
+        """Read the pump and check a refill (the same expect_drug as check_program: the drug in the
+        pump before this refill)."""
+        state = self._state(allow_unknown_drug=bool(drug), expect_drug=expect_drug)
         change = operations.refill_change(self._app, state, volume=volume, concentration=concentration, drug=drug,
                                           withdrawn=withdrawn, dose=dose, next_visit=next_visit,
                                           overrides=_overrides(overrides), confirmed=confirmation_flags(confirm),
@@ -262,8 +265,8 @@ class Pump:
         return PreparedChange(state, change)
 
     def check_bolus(self, *, dose: str, over: str, overrides: dict[str, str] | None = None,
-                    confirm: Iterable[str] = ()) -> PreparedChange:
-        state = self._state()
+                    confirm: Iterable[str] = (), expect_drug: str | None = None) -> PreparedChange:
+        state = self._state(expect_drug=expect_drug)
         change = operations.bolus_change(self._app, state, dose=dose, duration=over,
                                          overrides=_overrides(overrides), confirmed=confirmation_flags(confirm))
         return PreparedChange(state, change)
@@ -274,13 +277,17 @@ class Pump:
                                                         confirmed=confirmation_flags(confirm)))
 
     def apply(self, prepared: PreparedChange, *,
-              on_echo: Callable[[dict[str, Any]], None] | None = None) -> WriteResult:
-        """Send a checked change: PREPARE, echo compared, journal, COMMIT once, read back."""
+              on_echo: Callable[[dict[str, Any]], None] | None = None,
+              on_commit_sent: Callable[[int], None] | None = None) -> WriteResult:
+        """Send a checked change: PREPARE, echo compared, journal, COMMIT once, read back.
+        on_commit_sent(txid) runs once the journal entry is written, before COMMIT goes out (a
+        batch's own journal records "sent" there)."""
         change = prepared.change
         if change.unchanged:
             data = {"command": change.command, **change.describe, "outcome": "unchanged", "verified": True}
             return WriteResult(change.command, data["serial_number"], "unchanged", None, tuple(change.warnings), data)
-        data = operations.apply_change(self._app, prepared.state, change, on_echo=on_echo)
+        data = operations.apply_change(self._app, prepared.state, change, on_echo=on_echo,
+                                       on_commit_sent=on_commit_sent)
         return WriteResult(change.command, data["serial_number"], data["outcome"], data["txid"],
                            tuple(change.warnings), data)
 
@@ -330,8 +337,13 @@ class Pump:
 
     # --- inside ---------------------------------------------------------------
 
-    def _state(self, *, allow_unknown_drug: bool = False) -> operations.PumpState:
-        return operations.read_state(self._app, allow_unknown_drug=allow_unknown_drug)
+    def _state(self, *, allow_unknown_drug: bool = False, expect_drug: str | None = None) -> operations.PumpState:
+        state = operations.read_state(self._app, allow_unknown_drug=allow_unknown_drug)
+        holds = state.raw["drug"].name
+        if expect_drug is not None and holds != expect_drug.upper():
+            raise SafetyError(f"the pump holds {holds.lower()}, but this change was written for "
+                              f"{expect_drug.lower()}: nothing was sent (a dose means something only with its drug)")
+        return state
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .api import Pump
 from .errors import IthcliError, LinkError, Unconfirmed
 from .plan import CONFIRMATIONS, Plan, Step, Target, evaluate_check
 
@@ -305,8 +306,6 @@ class Runner:
         base = dict(serial=t.serial, port=t.port, step=step.number, action=step.action)
         if step.action not in WRITE_ACTIONS:
             return self._read_step(app, report, step)
-        from . import operations
-
         self.journal.write(**base, state="created")
         sent: dict[str, Any] = {}
 
@@ -317,17 +316,16 @@ class Runner:
         try:
             if step.action.startswith("mri-"):
                 return self._mri_write(app, report, step, base, journal_sent)
-            state = operations.read_state(app, allow_unknown_drug=bool(step.args.get("drug")))
             expected = self.plan.drug_at(t, step.number)
-            if self.dry_run and expected and expected != t.drug_code and state.raw["drug"].name == t.drug_code:
+            if self.dry_run and expected and expected != t.drug_code:
                 self.journal.write(**base, state="dry-run")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
                                   f"not checked with the pump: it follows the refill to {expected.lower()} that this "
                                   "dry run did not send")
-            if expected and state.raw["drug"].name != expected:  # changed since preflight
-                raise IthcliError(f"the pump now holds {state.raw['drug'].name.lower()}, the plan expects "
-                                  f"{expected.lower()} at this step: nothing sent")
-            change = _change(app, state, step, self.plan)
+            pump = Pump(app)
+            # the drug again, as the pump holds it now (it may have changed since preflight)
+            prepared = _check(pump, step, self.plan, expected)
+            change = prepared.change
             if change.unchanged:
                 self.journal.write(**base, state="unchanged")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "unchanged",
@@ -338,8 +336,8 @@ class Runner:
                                   "checked; nothing sent", data={k: change.describe.get(k)
                                                                   for k in ("before", "requested", "warnings")})
 
-            result = operations.apply_change(app, state, change,
-                                             on_commit_sent=lambda txid: journal_sent(txid, state.raw["event_count"]))
+            log_index = prepared.state.raw["event_count"]
+            result = pump.apply(prepared, on_commit_sent=lambda txid: journal_sent(txid, log_index)).data
             self.journal.write(**base, state="confirmed", txid=result["txid"])
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed",
                               "verified by read-back", result["txid"],
@@ -424,9 +422,8 @@ def _in_plan_terms(exc: IthcliError) -> str:
     return exc.message + (f" In the plan's step: {'; '.join(parts)}" if parts else "")
 
 
-def _change(app, state, step: Step, plan: Plan):
-    from . import operations
-
+def _check(pump: Pump, step: Step, plan: Plan, drug: str | None):
+    """A write step checked through the API (the same limits as the command line)."""
     args = dict(step.args)
     confirmed = {CONFIRMATIONS[c] for c in args.pop("confirm", [])}
     overrides = args.pop("override_soft_limit", None) or None  # {NAME: reason}, names as in limits.OVERRIDE_NAMES
@@ -434,12 +431,12 @@ def _change(app, state, step: Step, plan: Plan):
         schedule = args.get("schedule")
         if schedule and not os.path.isabs(schedule):
             schedule = str(Path(plan.path).parent / schedule)
-        return operations.program_change(app, state, dose=args.get("dose"), flow=args.get("flow"),
-                                         mode=args.get("mode"), schedule=schedule, stop=args.get("stop", False),
-                                         overrides=overrides, confirmed=confirmed)
+        return pump.check_program(dose=args.get("dose"), flow=args.get("flow"), mode=args.get("mode"),
+                                  schedule=schedule, stop=args.get("stop", False), overrides=overrides,
+                                  confirm=confirmed, expect_drug=drug)
     if step.action == "refill":
-        return operations.refill_change(app, state, volume=args["volume"], concentration=args["concentration"],
-                                        drug=args.get("drug"), withdrawn=args.get("withdrawn"),
-                                        dose=args.get("dose"), overrides=overrides, confirmed=confirmed)
-    return operations.bolus_change(app, state, dose=args["dose"], duration=args["over"], overrides=overrides,
-                                   confirmed=confirmed)
+        return pump.check_refill(volume=args["volume"], concentration=args["concentration"], drug=args.get("drug"),
+                                 withdrawn=args.get("withdrawn"), dose=args.get("dose"), overrides=overrides,
+                                 confirm=confirmed, expect_drug=drug)
+    return pump.check_bolus(dose=args["dose"], over=args["over"], overrides=overrides, confirm=confirmed,
+                            expect_drug=drug)

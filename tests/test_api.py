@@ -71,3 +71,10 @@ def test_errors_carry_their_exit_code_and_nothing_is_sent(private_state):
         assert str(pump.status().daily_dose) == "2 mg/day"
     with pytest.raises(api.UsageError):
         api.open_pump("emulator", operator=" ")
+
+
+def test_a_change_written_for_another_drug_is_refused_before_any_check(private_state):
+    with api.open_pump("emulator", operator="dr-roe") as pump:  # morphine
+        with pytest.raises(api.SafetyError, match="holds morphine, but this change was written for hydromorphone"):
+            pump.set_program(dose="0.4 mg/day", expect_drug="hydromorphone")
+        assert pump.set_program(dose="2.2 mg/day", expect_drug="morphine").outcome == "verified"
