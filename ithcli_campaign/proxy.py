@@ -22,13 +22,20 @@ Faults (Fault.kind):
                seq, as a man-in-the-middle would (it needs no key)
     patch      set the byte at `offset` to `value` and recompute the CRC (an attacker
                rewriting a clear HELLO's role or version in flight)
+    hold       keep the frame (and everything after it in that direction, as a line keeps
+               its order) until release() is called: an interleaving that never depends on
+               how fast the machine is (tests/test_lost_update.py, tests/test_race.py)
 
 The proxy runs in threads of the process that starts it (the campaign runner); it
 can also be run alone: `python -m ithcli_campaign.proxy --upstream HOST:PORT`.
+The fault logic itself does no I/O (FaultLine: bytes in, bytes due out, with an
+injectable clock): FaultProxy and PtyFaultProxy move its bytes over sockets and ptys,
+and tests/loopback.py over an in-process link to the emulator's handler.
 """
 from __future__ import annotations
 
 import errno
+import math
 import os
 import select
 import socket
@@ -46,6 +53,9 @@ TO_CLI = "to_cli"
 KINDS = ("flip", "drop", "dup", "reorder", "truncate", "delay", "replay", "cut")
 #: what a man-in-the-middle does (aimed by tests/test_mitm.py; each needs its reason or value)
 ATTACK_KINDS = ("forge", "patch")
+#: what a test does to order two programmers' frames (released by FaultLine.release)
+HOLD_KINDS = ("hold",)
+HELD = math.inf  # the due time of a held frame
 PREPARES = {int(c) for c in (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS,
                              Command.PREPARE_MRI_ENTER, Command.PREPARE_MRI_EXIT)}
 
@@ -85,8 +95,8 @@ class Fault:
 
 @dataclass
 class _Conn:
-    client: "socket.socket | _PtyEnd"
-    upstream: socket.socket
+    client: socket.socket | _PtyEnd | None  # None: an in-process line (FaultLine.open)
+    upstream: socket.socket | None
     buffers: dict = field(default_factory=lambda: {TO_PUMP: bytearray(), TO_CLI: bytearray()})
     #: per direction: [(due time, bytes)] in order
     queues: dict = field(default_factory=lambda: {TO_PUMP: [], TO_CLI: []})
@@ -97,29 +107,23 @@ class _Conn:
     close_after: dict = field(default_factory=dict)  # direction -> index in queue after which to close
 
 
-class _Proxy:
-    """What both links share: arming faults, splitting frames, applying faults, queues."""
+class FaultLine:
+    """The fault logic with no I/O: arming faults, splitting frames, applying faults, queues.
 
-    def __init__(self, upstream: tuple[str, int]):
-        self.upstream = upstream
-        self._lock = threading.Lock()
+    One FaultLine serves any number of connections (open() for an in-process one; the
+    proxies below make one per client). feed(conn, direction, data) takes the bytes one
+    side wrote; take(conn, direction) returns the bytes due at the other side now, and
+    whether a cut closes the line after them. `clock` (time.monotonic unless injected)
+    decides when a delayed frame is due."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._lock = threading.Lock()  # faults and counts: the test's thread arms, the line's applies
+        self._queue_lock = threading.Lock()  # queues: the test's thread releases a hold
         self._faults: list[Fault] = []
         self._seen: dict[tuple[str, str], int] = {}
         self.frames: list[tuple[str, int, int]] = []  # (direction, command, length) since armed
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def _upstream(self) -> socket.socket:
-        upstream = socket.create_connection(self.upstream, timeout=5)
-        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        upstream.settimeout(5)
-        return upstream
-
-    def _start(self, conn: "_Conn") -> threading.Thread:
-        t = threading.Thread(target=self._serve, args=(conn,), daemon=True, name="proxy-conn")
-        self._threads = [x for x in self._threads if x.is_alive()] + [t]
-        t.start()
-        return t
+        self._held: list[list] = []  # the queues holding a frame (Fault kind "hold")
 
     # --- arming ----------------------------------------------------------------
     def arm(self, faults: list[Fault]) -> None:
@@ -133,36 +137,49 @@ class _Proxy:
             faults, self._faults = self._faults, []
             return faults
 
-    def close(self) -> None:
-        self._stop.set()
-        for t in list(self._threads):
-            t.join(timeout=2)
+    def holding(self) -> bool:
+        """A frame is held in the line now (not merely matched: queued and waiting for release())."""
+        with self._queue_lock:
+            return any(due == HELD for queue in self._held for due, _ in queue)
 
-    # --- serving ---------------------------------------------------------------
-    def _serve(self, conn: _Conn) -> None:
-        peers = {conn.client: TO_PUMP, conn.upstream: TO_CLI}
-        try:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                due = [q[0][0] for q in conn.queues.values() if q]
-                wait = max(0.0, min(due) - now) if due else 0.05
-                readable, _, _ = select.select(list(peers), [], [], min(wait, 0.05))
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return  # one side closed: close both
-                    self._feed(conn, peers[sock], data)
-                if self._flush(conn):
-                    return  # a cut fault closed the link
-        except OSError:
-            return
-        finally:
-            for end in (conn.client, conn.upstream):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                end.close()
+    def release(self) -> None:
+        """Let every held frame (and what waits behind it) go on, in order."""
+        with self._queue_lock:
+            now = self.clock()
+            for queue in self._held:
+                queue[:] = [(min(due, now), data) for due, data in queue]
+            self._held.clear()
+
+    # --- the sans-IO interface ---------------------------------------------------
+    def open(self) -> _Conn:
+        """A connection with no sockets: feed() it and take() from it."""
+        return _Conn(None, None)
+
+    def feed(self, conn: _Conn, direction: str, data: bytes) -> None:
+        """Bytes written by the CLI (direction TO_PUMP) or by the pump (TO_CLI)."""
+        self._feed(conn, direction, data)
+
+    def take(self, conn: _Conn, direction: str) -> tuple[bytes, bool]:
+        """The bytes due at the far end of `direction` now, and True when a cut closes the
+        line after them."""
+        out = b""
+        with self._queue_lock:
+            queue = conn.queues[direction]
+            now = self.clock()
+            while queue and queue[0][0] <= now:
+                _, data = queue.pop(0)
+                out += data
+                if direction in conn.close_after:
+                    conn.close_after[direction] -= 1
+                    if conn.close_after[direction] <= 0:
+                        return out, True
+        return out, False
+
+    def next_due(self, conn: _Conn) -> float | None:
+        """When the next queued bytes are due (None: nothing queued; math.inf: held)."""
+        with self._queue_lock:
+            due = [q[0][0] for q in conn.queues.values() if q]
+        return min(due) if due else None
 
     def _feed(self, conn: _Conn, direction: str, data: bytes) -> None:
         buf = conn.buffers[direction]
@@ -239,6 +256,9 @@ class _Proxy:
         elif f.kind == "delay":
             self._enqueue(conn, direction, f.delay, bytes(b))
             return
+        elif f.kind == "hold":
+            self._enqueue(conn, direction, HELD, bytes(b))
+            return
         elif f.kind == "replay":
             b += raw
         elif f.kind == "forge":
@@ -257,29 +277,78 @@ class _Proxy:
             raise ValueError(f"unknown fault {f.kind!r}")
         self._enqueue(conn, direction, 0.0, bytes(b))
 
-    @staticmethod
-    def _enqueue(conn: _Conn, direction: str, delay: float, data: bytes) -> None:
-        queue = conn.queues[direction]
-        due = time.monotonic() + delay
-        if queue:
-            due = max(due, queue[-1][0])  # a line keeps its order: later bytes wait behind a held frame
-        queue.append((due, data))
+    def _enqueue(self, conn: _Conn, direction: str, delay: float, data: bytes) -> None:
+        with self._queue_lock:
+            queue = conn.queues[direction]
+            due = self.clock() + delay
+            if queue:
+                due = max(due, queue[-1][0])  # a line keeps its order: later bytes wait behind a held frame
+            queue.append((due, data))
+            if due == HELD and not any(q is queue for q in self._held):
+                self._held.append(queue)
 
-    @staticmethod
-    def _flush(conn: _Conn) -> bool:
-        now = time.monotonic()
-        for direction, queue in conn.queues.items():
+
+class _Proxy(FaultLine):
+    """A FaultLine between two real ends: a thread per connection moves its bytes."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        super().__init__()
+        self.upstream = upstream
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _upstream(self) -> socket.socket:
+        upstream = socket.create_connection(self.upstream, timeout=5)
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        upstream.settimeout(5)
+        return upstream
+
+    def _start(self, conn: _Conn) -> threading.Thread:
+        t = threading.Thread(target=self._serve, args=(conn,), daemon=True, name="proxy-conn")
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
+        t.start()
+        return t
+
+    def close(self) -> None:
+        self._stop.set()
+        self.release()  # nothing stays held in a closing proxy
+        for t in list(self._threads):
+            t.join(timeout=2)
+
+    # --- serving ---------------------------------------------------------------
+    def _serve(self, conn: _Conn) -> None:
+        peers = {conn.client: TO_PUMP, conn.upstream: TO_CLI}
+        try:
+            while not self._stop.is_set():
+                due = self.next_due(conn)
+                wait = max(0.0, due - self.clock()) if due is not None else 0.05
+                readable, _, _ = select.select(list(peers), [], [], min(wait, 0.05))
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return  # one side closed: close both
+                    self._feed(conn, peers[sock], data)
+                if self._flush(conn):
+                    return  # a cut fault closed the link
+        except OSError:
+            return
+        finally:
+            for end in (conn.client, conn.upstream):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()
+
+    def _flush(self, conn: _Conn) -> bool:
+        """Send what is due; True when a cut closed the link."""
+        for direction in (TO_PUMP, TO_CLI):
             sock = conn.upstream if direction == TO_PUMP else conn.client
-            sent = 0
-            while queue and queue[0][0] <= now:
-                _, data = queue.pop(0)
-                sent += 1
-                if data:
-                    sock.sendall(data)
-                if direction in conn.close_after:
-                    conn.close_after[direction] -= 1
-                    if conn.close_after[direction] <= 0:
-                        return True
+            data, cut = self.take(conn, direction)
+            if data:
+                sock.sendall(data)
+            if cut:
+                return True
         return False
 
 
@@ -308,7 +377,7 @@ class FaultProxy(_Proxy):
         while not self._stop.is_set():
             try:
                 client, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

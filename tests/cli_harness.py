@@ -1,19 +1,33 @@
-"""Run the real `ithcli` as a subprocess, the way a user or a script does."""
+"""Run the real `ithcli` as a separate process, the way a user or a script does.
+
+By default each run is a child forked from a warm ithcli (ithcli_campaign/warm.py: a
+process that has imported ithcli once, as the campaign does): its own process, exit
+code, stdout, stderr and environment, without paying Python's start-up and imports
+each time. ITHCLI_TEST_SPAWN=1 starts a fresh `python -m ithcli` for every run instead
+(so does any run given non-empty stdin); tests that are about the start-up itself, a
+terminal or signals start their own processes.
+"""
 from __future__ import annotations
 
+import atexit
+import itertools
 import json
 import os
-import itertools
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from ithcli_campaign.warm import HUNG, WarmCli
 
 # never touch the real ~/.local/state or ~/.config from tests: throwaway defaults
 _DEFAULT_STATE_DIR = tempfile.mkdtemp(prefix="ithcli-test-state-")
 DEFAULT_KEY_STORE = tempfile.mkdtemp(prefix="ithcli-test-keys-")
 _trusted = itertools.count(1)
+SPAWN = os.environ.get("ITHCLI_TEST_SPAWN", "") == "1"
 
 
 def trust(emu) -> None:
@@ -27,6 +41,14 @@ def trust(emu) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+
+
+def console_script(name: str, module: str) -> list[str]:
+    """The installed console script `name` (beside this interpreter, or on PATH), or else this
+    interpreter running `module` (what the script runs): never a reason to skip a test."""
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    exe = shutil.which(name, path=path)
+    return [exe] if exe else [sys.executable, "-m", module]
 
 
 @dataclass
@@ -49,16 +71,79 @@ def cli_env(env: dict | None = None) -> dict:
     return full_env
 
 
+#: imported once by every warm ithcli besides every module of ithcli itself, so no child
+#: imports (and compiles) them again: what the commands draw, parse and link with
+PRELOAD = ("rich.console", "rich.table", "rich.panel", "rich.live", "rich._emoji_codes",
+           "serial.urlhandler.protocol_socket", "cryptography.hazmat.primitives.ciphers.aead",
+           "tomllib", "importlib.resources", "importlib.readers", "importlib.resources.readers", "zipfile",
+           "secrets", "unicodedata", "encodings.idna", "base64", "shlex")
+_WARM_PREAMBLE = f"""
+import gc, importlib, pkgutil, runpy
+import ithcli
+for info in pkgutil.walk_packages(ithcli.__path__, "ithcli."):
+    if not info.name.endswith("__main__"):
+        importlib.import_module(info.name)
+for name in {PRELOAD!r}:
+    importlib.import_module(name)
+gc.freeze()  # what every child inherits: its collector leaves it alone (no copy-on-write for nothing)
+runpy.run_module("ithcli_campaign.warm", run_name="__main__")
+"""
+
+
+class _WarmCli(WarmCli):
+    """ithcli_campaign.warm.WarmCli whose process has imported all of ithcli and PRELOAD."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / "warm.stderr", "ab") as err:
+            self.proc = subprocess.Popen([sys.executable, "-c", _WARM_PREAMBLE], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err)
+        self._buf = b""
+
+
+# warm ithcli processes not running a command now (one command at a time each)
+_idle: list[WarmCli] = []
+_idle_lock = threading.Lock()
+
+
+def _warm_run(args: list[str], env: dict, timeout: float) -> tuple[int, str, str]:
+    with _idle_lock:
+        warm = _idle.pop() if _idle else None
+    if warm is None:
+        warm = _WarmCli(Path(tempfile.mkdtemp(prefix="ithcli-warm-")))
+    try:
+        code, out, err = warm.run(args, env, timeout)
+    except BaseException:
+        warm.close()
+        raise
+    with _idle_lock:
+        _idle.append(warm)
+    if code == HUNG:
+        raise subprocess.TimeoutExpired(["ithcli", *args], timeout, out, err)
+    return code, out, err
+
+
+@atexit.register
+def _close_warm() -> None:
+    with _idle_lock:
+        while _idle:
+            _idle.pop().close()
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60, input: str | None = None) -> CliResult:
-    proc = subprocess.run(
-        [sys.executable, "-m", "ithcli", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(env),
-        timeout=timeout,
-        input=input,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    if SPAWN or input:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ithcli", *args],
+            capture_output=True,
+            text=True,
+            env=cli_env(env),
+            timeout=timeout,
+            input=input,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    # stdin is at end of file either way: /dev/null for a warm child, an empty pipe for input=""
+    return CliResult(*_warm_run(list(args), cli_env(env), timeout))
 
 
 def assert_one_line_error(result: CliResult, code: int, *fragments: str) -> None:

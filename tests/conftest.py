@@ -1,7 +1,9 @@
 """Shared fixtures: emulator processes on a pty and on TCP, stopped at teardown."""
 from __future__ import annotations
 
+import os
 import signal
+import tempfile
 
 import pytest
 
@@ -12,6 +14,13 @@ import emulator_harness
 # signal stays ignored across exec: every ithcli the tests start would then ignore the
 # Ctrl-C the Ctrl-C tests send. Handling it here gives children the default again.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# The suite starts hundreds of Python processes (emulators, ithcli). With PYTHONDONTWRITEBYTECODE
+# set, each one compiles every module it imports from source (~60 ms of each start-up). They
+# share a bytecode cache instead, outside the source tree (PYTHONPYCACHEPREFIX): nothing is
+# written next to the sources, and what runs is the same code.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), f"ithcli-pycache-{os.getuid()}"))
 
 
 @pytest.fixture

@@ -8,18 +8,31 @@
 
 Every emulator is provisioned with its own fresh random keys (emu.key_file, emu.keys).
 `RawClient(url)` without keys is an unauthenticated raw client: the attacker's view.
+
+Each emulator is a process of its own, on a real pty or TCP socket. By default it is forked
+from the test process, which has imported the emulator once, and runs
+`emulator.__main__.main(args)` (the console script's entry point) with its own stdin, stdout,
+stderr, signals and exit code: the ~0.15 s of a fresh interpreter's start-up and imports is
+not paid ~300 times. ITHCLI_TEST_SPAWN=1 starts every one as `python -m emulator` instead;
+tests about the start-up itself (arguments, the console script) always spawn.
 """
 from __future__ import annotations
 
+import faulthandler
+import gc
+import io
 import itertools
 import json
+import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import serial
@@ -89,6 +102,104 @@ class EmulatorProcess:
     def _close_pipes(self) -> None:
         if self.proc.stdout and not self.proc.stdout.closed:
             self.proc.stdout.close()
+
+
+SPAWN = os.environ.get("ITHCLI_TEST_SPAWN", "") == "1"
+
+
+class ForkedProcess:
+    """What the tests use of subprocess.Popen, for a child forked from this process that runs
+    `target(*args)` and exits with its result (os._exit: nothing of the test process runs in
+    it after the fork). stdin is /dev/null, stdout a pipe (.stdout), stderr the given file; every
+    other descriptor of the test process is closed in the child, its signals are as a fresh
+    interpreter's, and its garbage collector leaves the inherited objects alone."""
+
+    def __init__(self, target, args, *, stderr_path: str, cwd: str):
+        read_end, write_end = os.pipe()
+        err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                gc.freeze()
+                faulthandler.disable()  # the test runner's, on a descriptor closed below
+                for fd, target_fd in ((null, 0), (write_end, 1), (err, 2)):
+                    os.dup2(fd, target_fd)
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+                # as a fresh interpreter has them (SIGPIPE ignored, SIGINT a KeyboardInterrupt)
+                for sig, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
+                                     (signal.SIGPIPE, signal.SIG_IGN), (signal.SIGALRM, signal.SIG_DFL),
+                                     (signal.SIGCHLD, signal.SIG_DFL)):
+                    signal.signal(sig, handler)
+                signal.alarm(0)
+                os.chdir(cwd)
+                sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+                sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+                sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+                logging.root.handlers.clear()  # the emulator's basicConfig, not the test runner's
+                result = target(*args)
+                code = result if isinstance(result, int) else 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:
+                try:
+                    traceback.print_exc()
+                except BaseException:
+                    pass
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        for fd in (write_end, err, null):
+            os.close(fd)
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdout = os.fdopen(read_end, "rb")
+        self.args = args
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _emulator_main(argv: list[str]) -> int:
+    from emulator.__main__ import main
+
+    return main(argv)
+
+
+if not SPAWN:
+    import emulator.__main__
+    import emulator.keys
+    import emulator.store  # noqa: F401
 
 
 def _read_first_line(proc: subprocess.Popen, timeout: float) -> str:
@@ -175,8 +286,11 @@ def start_emulator(tmp_path, *args, transport="pty", state_path=None, time_scale
             key_file = os.path.join(str(tmp_path), f"keys-{n}.json")
             write_key_file(key_file, _serial_for(args, state_path))
         cmd += ["--key-file", str(key_file)]
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO)
+    if SPAWN:
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO)
+    else:  # the same arguments, to the same entry point, in a process forked from this one
+        proc = ForkedProcess(_emulator_main, (cmd[3:],), stderr_path=stderr_path, cwd=str(REPO))
     url = _read_first_line(proc, START_TIMEOUT)
     emu = EmulatorProcess(proc, url, control_path,
                           str(state_path) if state_path is not None else None, stderr_path,
@@ -186,6 +300,40 @@ def start_emulator(tmp_path, *args, transport="pty", state_path=None, time_scale
         raise EmulatorError(f"emulator did not print its URL (exit {proc.returncode}); "
                             f"command {cmd}; stderr: {emu.stderr()}")
     return emu
+
+
+def run_emulator(*args, timeout: float = 20, spawn: bool = False) -> subprocess.CompletedProcess:
+    """`ith-emulator *args` run to its end (a refusal at start, --help): its exit code, stdout and
+    stderr as text. Forked like start_emulator's (spawn=True, or ITHCLI_TEST_SPAWN=1: a fresh
+    `python -m emulator`)."""
+    args = [str(a) for a in args]
+    if spawn or SPAWN:
+        return subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
+    with tempfile.TemporaryDirectory(prefix="ith-emu-run-") as tmp:
+        err_path = os.path.join(tmp, "stderr")
+        proc = ForkedProcess(_emulator_main, (args,), stderr_path=err_path, cwd=str(REPO))
+        try:
+            out = b""
+            deadline = time.monotonic() + timeout
+            fd = proc.stdout.fileno()
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(args, timeout)
+                ready, _, _ = select.select([fd], [], [], left)
+                chunk = os.read(fd, 65536) if ready else b""
+                if ready and not chunk:
+                    break
+                out += chunk
+            code = proc.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        err = Path(err_path).read_text(errors="replace")
+    return subprocess.CompletedProcess(args, code, out.decode(errors="replace"), err)
 
 
 class HandshakeError(AssertionError):
@@ -358,6 +506,30 @@ class RawClient:
             frames += self._read_some()
         return frames
 
+    def frames_before_barrier(self, hello: bool = False) -> list[RawFrame]:
+        """Every good frame that arrives before the answer to a harmless request sent now: an
+        INTERROGATE sealed in the session, or a HELLO without one (or with hello=True: a HELLO
+        is never a failure, even to a pump that lost the session). The pump answers one link's
+        frames in order, so anything it will ever answer among the bytes sent before has been
+        answered by then: "no reply" without a fixed wait. A HELLO ends any session on this
+        connection."""
+        if self.channel is not None and not hello:
+            seq = self.next_seq()
+            self.send_raw(self.seal(Command.INTERROGATE, seq=seq))
+        else:
+            hello = self.session.hello(Role.READER)
+            seq = self.session.seq
+            self.send_raw(hello)
+        frames: list[RawFrame] = []
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            for frame in self._read_some():
+                if frame.seq == seq and frame.is_response:
+                    self.session.forget()
+                    return frames
+                frames.append(frame)
+        raise TimeoutError(f"no answer to the barrier request (seq {seq}) within {self.timeout} s")
+
     def _read_some(self) -> list[RawFrame]:
         data = self.port.read(self.port.in_waiting or 1)
         if data:
@@ -371,13 +543,30 @@ class RawClient:
         return frames
 
     def close(self) -> None:
-        self.port.close()
+        close_port(self.port)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def close_port(port) -> None:
+    """Close a pyserial port. Its socket:// close() sleeps 0.3 s "in case of quick reconnects"
+    after closing: a fixed wait in every TCP test. The socket is closed the same way, without it
+    (as ithcli.link does)."""
+    sock = getattr(port, "_socket", None)
+    if sock is not None and port.is_open:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+        port._socket = None
+        port.is_open = False
+        return
+    port.close()
 
 
 # --- requests every protocol-level test module makes --------------------------------

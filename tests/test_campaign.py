@@ -1,8 +1,17 @@
 """The fault campaign (ithcli_campaign), short enough for CI; docs/reliability.md has the long one.
 
-Real processes only: ith-emulator and ithcli run as subprocesses (ithcli forked from a
-pre-imported process by default, a fresh interpreter in one test), the fault proxy
-sits between them, and a separate fault-free session reads the pump's truth.
+The campaign's own runner and checks (ithcli_campaign.runner: run_campaign, Worker.session,
+classify) run twice:
+
+- in process (tests/loopback.py): the real ithcli (ithcli.cli.main) against the emulator's
+  real handler through the proxy's fault logic, on a virtual clock: 200 seeded sessions and
+  the cut at every byte offset of each kind of write's COMMIT and of its reply, with every
+  fault of the campaign exercised. No process and no waiting, so the matrix is cheap;
+- through real processes: ith-emulator and ithcli as subprocesses (ithcli forked from a
+  pre-imported process, a fresh interpreter in one test), the fault proxy between them on
+  TCP and on ptys, and a separate fault-free session reading the pump's truth: a sample of
+  the same seeded sessions, where timing is real (a delay near the timeout, a pty that
+  carries a held frame into the next session).
 """
 from __future__ import annotations
 
@@ -13,23 +22,58 @@ import time
 
 import pytest
 
+from ithcli_campaign import runner
 from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, PtyFaultProxy
 from ithcli_campaign.pump import EmulatorProcess
-from ithcli_campaign.runner import EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
+from ithcli_campaign.runner import EMULATOR_ARGS, EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
+from loopback import InProcessPump, run_ithcli
 from protocol import PROTOCOL_VERSION, Command, InfusionMode, Role, encode, security
 from protocol.therapy import rate_for_dose
 
-CI_SESSIONS = 200
+CI_SESSIONS = 200  # in process, with the cut sweep
+REAL_SESSIONS = 32  # through real processes, on TCP and ptys
+SPAWNED_SESSIONS = 12  # a fresh `python -m ithcli` per run
 CI_SEED = 20260701
 
 
-@pytest.mark.slow
-def test_short_campaign_finds_no_wrong_verdict(tmp_path):
-    summary = run_campaign(CI_SESSIONS, seed=CI_SEED, workers=4, timeout=0.3, sweep=True, link="mixed")
+class LoopWorker(Worker):
+    """A campaign worker whose pump, proxy and ithcli are in this process (tests/loopback.py):
+    the same Worker.session, with its checks, on an InProcessPump."""
+
+    def start(self) -> LoopWorker:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_dir = self.root / "ithcli-state"
+        self.key_store = self.root / "keys"
+        self.emulator = InProcessPump(*EMULATOR_ARGS)
+        self.emulator.pair(self.key_store)
+        self.proxy = self.emulator.line
+        self.truth = self.emulator.truth()
+        self.warm = None
+        self.link = "in-process"
+        return self
+
+    def stop(self) -> None:
+        if self.emulator:
+            self.emulator.close()
+
+    def cli(self, *args: str):
+        argv = ["--port", self.emulator.url, "--timeout", str(self.timeout), "--json", *args]
+        rc, stdout, stderr = run_ithcli(argv, self.env(), self.emulator.clock)
+        try:
+            out = json.loads(stdout) if stdout.strip() else None
+        except ValueError:
+            out = None
+        return rc, out, stderr
+
+
+def test_campaign_in_process_finds_no_wrong_verdict(monkeypatch):
+    """200 seeded sessions and the cut sweep, every check of the campaign, in process."""
+    monkeypatch.setattr(runner, "Worker", LoopWorker)
+    summary = run_campaign(CI_SESSIONS, seed=CI_SEED, workers=4, timeout=0.3, sweep=True)
     data = summary.as_dict()
     assert data["violations"] == [], data["violations"][:5]
-    assert data["links"]["tcp"] > 200 and data["links"]["pty"] > 200  # sessions on sockets and on ptys
+    assert data["links"] == {"in-process": data["sessions"]}
     # for every kind of write, the cut sweep reached every byte offset of the COMMIT frame
     # and of its reply, and past the end
     for kind in WRITE_KINDS:
@@ -46,13 +90,28 @@ def test_short_campaign_finds_no_wrong_verdict(tmp_path):
 
 
 @pytest.mark.slow
+def test_short_campaign_finds_no_wrong_verdict(tmp_path):
+    """The same seeded sessions through real processes, on sockets and on ptys (no sweep: the
+    in-process test above cuts every byte)."""
+    summary = run_campaign(REAL_SESSIONS, seed=CI_SEED, workers=2, timeout=0.3, sweep=False, link="mixed")
+    data = summary.as_dict()
+    assert data["violations"] == [], data["violations"][:5]
+    assert data["sessions"] == REAL_SESSIONS
+    assert data["links"]["tcp"] and data["links"]["pty"]  # sessions on sockets and on ptys
+    fired = {name.split(":")[0] for name in data["faults_fired"]}
+    assert {"none", "proxy", "emulator"} <= fired, data["faults_fired"]  # both layers of fault, and none
+    assert {0, 8} <= set(data["exits"]) and set(data["exits"]) - {0, 8}
+    assert data["reconciled"].get("applied") and data["reconciled"].get("not applied")
+
+
+@pytest.mark.slow
 def test_spawned_ithcli_agrees_with_the_warm_one(tmp_path):
     """The long campaign forks ithcli from a pre-imported process (warm.py); the same checks
     also hold for a fresh `python -m ithcli` per run, the way a user starts it."""
-    summary = run_campaign(40, seed=CI_SEED, workers=2, timeout=0.3, sweep=False, launch="spawn")
+    summary = run_campaign(SPAWNED_SESSIONS, seed=CI_SEED, workers=2, timeout=0.3, sweep=False, launch="spawn")
     data = summary.as_dict()
     assert data["violations"] == [], data["violations"][:5]
-    assert data["sessions"] == 40 and {0, 8} <= set(data["exits"])
+    assert data["sessions"] == SPAWNED_SESSIONS and {0, 8} <= set(data["exits"])
 
 
 def test_a_warm_ithcli_run_is_a_separate_process_with_its_own_exit_and_output(tmp_path):
@@ -93,8 +152,9 @@ def test_a_commit_held_past_the_timeout_on_a_serial_line_lands_and_reconcile_lea
 
 
 def test_the_checks_catch_a_wrong_verdict(tmp_path):
-    """The campaign is only proof if it fails on a lie: make ithcli's verdict wrong and see."""
-    w = Worker(0, tmp_path / "w", 0.3).start()
+    """The campaign is only proof if it fails on a lie: make ithcli's verdict wrong and see (in
+    process: the checks are Worker.session's, whatever runs the pump and ithcli)."""
+    w = LoopWorker(0, tmp_path / "w", 0.3).start()
     try:
         real_cli = w.cli
         drop = {"layer": "emulator", "name": "drop_commit_reply", "count": 1}

@@ -12,6 +12,7 @@ import pytest
 
 import peers
 from cli_harness import Cli
+from ithcli_campaign.proxy import TO_PUMP, Fault
 from protocol import Command
 from test_cli_program import FROZEN, applied_txids
 
@@ -91,25 +92,29 @@ def test_a_plan_runs_across_twenty_pumps(start_emulator, tmp_path, cli):
 def test_a_link_cut_after_commit_is_unconfirmed_others_finish_and_resume_applies_nothing_twice(
         start_emulator, tmp_path, cli):
     pumps = start_pumps(start_emulator, 3, transport="tcp")
-    proxy = peers.CuttingProxy(pumps[1].url, cut_on=Command.COMMIT)
-    ports = [pumps[0].url, proxy.url, pumps[2].url]
-    plan = write_plan(tmp_path / "cut.toml", [(p, f"WARD-{i:03d}") for i, p in enumerate(ports)], PROGRAM_STEPS)
-    first = cli("--json", "--timeout", "0.5", "batch", "run", str(plan), "--continue-on-error")
-    assert first.code == 8, first.stderr
-    targets = {t["serial_number"]: t for t in first.json()["targets"]}
-    assert targets["WARD-000"]["outcome"] == "ok" and targets["WARD-002"]["outcome"] == "ok"
-    assert targets["WARD-001"]["outcome"] == "unconfirmed"
-    assert proxy.cuts == 1
-    assert len(applied_txids(pumps[1])) == 1  # it did land; only the reply was lost
+    # the link dies right after the pump received the COMMIT: the whole frame through, then closed
+    cut = Fault(kind="cut", direction=TO_PUMP, target="commit", offset=10_000)
+    proxy = peers.proxy_to(pumps[1], cut)
+    try:
+        ports = [pumps[0].url, proxy.url, pumps[2].url]
+        plan = write_plan(tmp_path / "cut.toml", [(p, f"WARD-{i:03d}") for i, p in enumerate(ports)], PROGRAM_STEPS)
+        first = cli("--json", "--timeout", "0.5", "batch", "run", str(plan), "--continue-on-error")
+        assert first.code == 8, first.stderr
+        targets = {t["serial_number"]: t for t in first.json()["targets"]}
+        assert targets["WARD-000"]["outcome"] == "ok" and targets["WARD-002"]["outcome"] == "ok"
+        assert targets["WARD-001"]["outcome"] == "unconfirmed"
+        assert cut.fired and cut.frame_command == Command.COMMIT
+        assert len(applied_txids(pumps[1])) == 1  # it did land; only the reply was lost
 
-    second = cli("--json", "batch", "run", str(plan), "--continue-on-error")
-    assert second.code == 0, second.stderr
-    steps = {t["serial_number"]: [s["outcome"] for s in t["steps"]] for t in second.json()["targets"]}
-    assert steps["WARD-001"][1] == "resumed"
-    assert steps["WARD-000"][1] == "skipped"
-    for emu in pumps:
-        assert len(applied_txids(emu)) == 1
-    proxy.close()
+        second = cli("--json", "batch", "run", str(plan), "--continue-on-error")
+        assert second.code == 0, second.stderr
+        steps = {t["serial_number"]: [s["outcome"] for s in t["steps"]] for t in second.json()["targets"]}
+        assert steps["WARD-001"][1] == "resumed"
+        assert steps["WARD-000"][1] == "skipped"
+        for emu in pumps:
+            assert len(applied_txids(emu)) == 1
+    finally:
+        proxy.close()
 
 
 def test_an_invalid_plan_lists_every_problem_and_touches_no_pump(start_emulator, tmp_path, cli):

@@ -10,6 +10,7 @@ import pytest
 
 import peers
 from cli_harness import assert_one_line_error, cli_env, run_cli
+from ithcli_campaign.proxy import TO_CLI, Fault
 
 
 def test_no_port_names_the_option_and_the_env_var():
@@ -44,7 +45,7 @@ def test_nothing_listening_on_a_tcp_port():
 def test_a_silent_device_is_a_link_error_after_bounded_retries():
     peer = peers.Peer(peers.silent)
     try:
-        result = run_cli("--port", peer.url, "--timeout", "0.3", "interrogate")
+        result = run_cli("--port", peer.url, "--timeout", "0.1", "interrogate")  # a peer that never answers right
     finally:
         peer.close()
     assert_one_line_error(result, 3, "no reply", "3 attempts")
@@ -57,7 +58,7 @@ def test_a_silent_device_is_a_link_error_after_bounded_retries():
 def test_garbage_on_the_wire_is_a_protocol_error():
     peer = peers.Peer(peers.garbage())
     try:
-        result = run_cli("--port", peer.url, "--timeout", "0.3", "interrogate")
+        result = run_cli("--port", peer.url, "--timeout", "0.1", "interrogate")  # a peer that never answers right
     finally:
         peer.close()
     assert_one_line_error(result, 4, "no valid reply")
@@ -76,11 +77,14 @@ def test_an_error_frame_is_reported_as_rejected():
 
 def test_a_corrupted_reply_is_retried_and_the_read_succeeds(start_emulator):
     emu = start_emulator(transport="tcp")
-    proxy = peers.CorruptingProxy(emu.url, corrupt_replies=1)
+    # one bit of the pump's first reply flipped in its payload: the CRC no longer matches
+    flip = Fault(kind="flip", direction=TO_CLI, target="any", index=0, offset=12, bit=4)
+    proxy = peers.proxy_to(emu, flip)
     try:
         result = run_cli("--port", proxy.url, "--timeout", "0.5", "-v", "--json", "interrogate")
     finally:
         proxy.close()
+    assert flip.fired, flip
     assert result.code == 0, result.stderr
     assert "bad-crc" in result.stderr or "CRC" in result.stderr
     assert json.loads(result.stdout)["serial_number"]

@@ -124,18 +124,16 @@ def test_battery_at_eri_shows_replace_by_ninety_days_later(start_emulator):
 
 
 def test_the_installed_console_script_runs(start_emulator, tmp_path):
+    """`ithcli` as installed (beside this interpreter or on PATH; else `python -m ithcli`)."""
     import os
-    import shutil
     import subprocess
 
-    from cli_harness import DEFAULT_KEY_STORE
+    from cli_harness import DEFAULT_KEY_STORE, console_script
 
-    exe = shutil.which("ithcli")
-    if exe is None:
-        pytest.skip("ithcli is not on PATH (package not installed with pip install -e)")
     emu = start_emulator()
-    proc = subprocess.run([exe, "--port", emu.url, "--key-store", DEFAULT_KEY_STORE, "--json", "interrogate"],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "ITHCLI_STATE_DIR": str(tmp_path)})
+    proc = subprocess.run([*console_script("ithcli", "ithcli"), "--port", emu.url, "--key-store", DEFAULT_KEY_STORE,
+                           "--json", "interrogate"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ITHCLI_STATE_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
 
 

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -106,10 +105,10 @@ def _readings(proc: subprocess.Popen, after: int, then) -> tuple[list[dict], str
 
 def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
     emu, cli = pump("--volume", "3 mL", "--flow", "0.5 mL/day")  # alarm at 2 mL: after 2 days
-    proc = _monitor(cli, "--json", "monitor", "--interval", "0.2", "--count", "12")
+    proc = _monitor(cli, "--json", "monitor", "--interval", "0.1", "--count", "8")
     readings, stderr = _readings(proc, 2, lambda: emu.control("advance", seconds=3 * 86_400))
     assert proc.returncode == 0, stderr
-    assert len(readings) == 12 and [r["reading"] for r in readings] == list(range(1, 13))
+    assert len(readings) == 8 and [r["reading"] for r in readings] == list(range(1, 9))
     first = readings[0]
     assert first["ok"] and first["alarms"] == [] and first["stale"] is False and first["age_s"] < 1
     assert first["reservoir_ml"] == 3 and first["active_step"]["start"] == "00:00"
@@ -125,7 +124,7 @@ def test_monitor_streams_json_lines_that_show_the_alarm_when_it_fires(pump):
 
 def test_monitor_carries_on_through_a_pump_reset_in_a_new_session_and_shows_the_reset_alarm(pump):
     emu, cli = pump()
-    proc = _monitor(cli, "--json", "monitor", "--interval", "0.2", "--count", "4")
+    proc = _monitor(cli, "--json", "monitor", "--interval", "0.1", "--count", "4")
     # after the first reading the pump resets: it forgets our session with its RAM
     readings, stderr = _readings(proc, 1, lambda: emu.control("reset"))
     assert proc.returncode == 0, stderr
@@ -253,10 +252,11 @@ def _plain(screen: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
 
 
-def _on_a_terminal(cli: Cli, *args: str, until: bytes = b"", interrupt: bool = False,
+def _on_a_terminal(cli: Cli, *args: str, until: bytes = b"", interrupt: bool = False, then=None,
                    timeout: float = 30) -> tuple[int, str]:
     """Run ithcli with stdout and stderr on a pseudo-terminal (a clinician's terminal): what
-    the terminal showed, and the exit code. With interrupt, Ctrl-C once `until` is on screen."""
+    the terminal showed, and the exit code. Once `until` is on screen: Ctrl-C with interrupt,
+    and `then()` if given."""
     master, slave = pty.openpty()
     os.set_blocking(master, False)
     env = dict(_env(cli), LINES="40", TERM="xterm-256color")
@@ -277,8 +277,11 @@ def _on_a_terminal(cli: Cli, *args: str, until: bytes = b"", interrupt: bool = F
                 chunk = b""
             if chunk:
                 screen += chunk
-            if interrupt and not sent and until in screen:
-                proc.send_signal(signal.SIGINT)
+            if (interrupt or then) and not sent and until in screen:
+                if then:
+                    then()
+                if interrupt:
+                    proc.send_signal(signal.SIGINT)
                 sent = True
             if chunk == b"" or (chunk is None and proc.poll() is not None):
                 break
@@ -309,14 +312,12 @@ def test_monitor_dashboard_marks_data_stale_when_the_pump_stops_answering(pump):
     emu, cli = pump(*BACLOFEN, transport="tcp")
     emu_killed = []
 
-    def kill_soon():
-        time.sleep(1.5)
+    def kill():  # once two readings are on screen
         emu.kill()
         emu_killed.append(True)
 
-    threading.Thread(target=kill_soon, daemon=True).start()
     code, screen = _on_a_terminal(cli, "--timeout", "0.3", "monitor", "--interval", "0.3", "--stale-after", "0.2",
-                                  "--max-failures", "3", timeout=60)
+                                  "--max-failures", "3", until=b"reading 2", then=kill, timeout=60)
     assert emu_killed and code == 3, screen[-2000:]
     text = _plain(screen)
     assert "Pump BAC-0001" in text and "READING FAILED" in text and "STALE" in text

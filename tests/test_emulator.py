@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import signal
 import stat
 import subprocess
-import sys
-import time
 
 import pytest
 
-from emulator_harness import RawClient, _read_first_line, read_keys
+from cli_harness import console_script
+from emulator_harness import RawClient, _read_first_line, read_keys, run_emulator
 from protocol.messages import MAX_LOG_PAGE
 from protocol import (
     Alarm,
@@ -31,6 +29,7 @@ from protocol import (
     InfusionMode,
     Priority,
     PumpModel,
+    RawFrame,
     encode,
     encode_frame,
     security,
@@ -306,23 +305,21 @@ def test_oversized_length_is_dropped_and_next_frame_answered(frozen):
 
 
 def test_truncated_frame_then_good_frame(frozen):
-    # a header that promises 200 bytes of payload, then silence: dropped after the idle gap
+    # a header that promises 200 bytes of payload, then silence: the pump gives up on it after its
+    # idle gap (FrameDecoder.flush_stale; tests/test_framing.py has every case of it in process)
     truncated = SYNC + bytes([1, 0, 0, 30, 3, 0, 200]) + bytes(10)
     with RawClient(frozen.url, keys=frozen.keys, timeout=5.0) as client:
-        good = client.seal(Command.INTERROGATE, seq=31)
-        client.send_raw(truncated)
-        time.sleep(0.4)
-        client.send_raw(good)
-        frames = client.read_frames(1.5)
-        assert [(f.seq, f.command) for f in frames] == [(31, Command.INTERROGATE)]
-        # the same, back to back: the good frame is swallowed by the partial one, then rescued
+        # back to back: the good frame is swallowed by the partial one, then rescued
         client.send_raw(truncated + client.seal(Command.INTERROGATE, seq=32))
-        frames = client.read_frames(1.5)
-        assert [(f.seq, f.command) for f in frames] == [(32, Command.INTERROGATE)]
-        # a frame cut short inside a real request (its counter is skipped: that is allowed)
+        reply = client.wait_reply(32)
+        assert (reply.seq, reply.command) == (32, Command.INTERROGATE)
+        assert [f for f in client.dropped if isinstance(f, RawFrame)] == []  # nothing else answered
+        # a frame cut short inside a real request (its counter is skipped: that is allowed), the
+        # next request right behind it: only the next one is answered
         client.send_raw(client.seal(Command.READ_LOG, {"first_index": 0, "max_count": 1}, seq=33)[:-3])
-        time.sleep(0.4)
         assert client.request(Command.INTERROGATE, seq=34).seq == 34
+        assert [f for f in client.dropped if isinstance(f, RawFrame)] == []
+        assert client.frames_before_barrier() == []
 
 
 def test_bad_crc_gets_no_reply_and_no_change(frozen):
@@ -331,7 +328,7 @@ def test_bad_crc_gets_no_reply_and_no_change(frozen):
     with RawClient(frozen.url, keys=frozen.keys) as client:
         before = status_and_state(frozen, client)
         client.send_raw(bytes(frame))
-        assert client.read_frames(1.0) == []
+        assert client.frames_before_barrier() == []
         assert status_and_state(frozen, client) == before
 
 
@@ -380,7 +377,7 @@ def test_response_flag_on_request_is_refused(frozen):
         # an ERROR frame is never answered (two pumps would argue forever)
         bogus = encode(Command.ERROR, {"request_command": 2, "reason": 1, "detail": "x"}, seq=10, response=True)
         client.send_raw(bogus)
-        assert client.read_frames(0.8) == []
+        assert client.frames_before_barrier() == []
 
 
 # --- process life: signals, state file, arguments -----------------------------------
@@ -431,7 +428,11 @@ def test_events_during_downtime_are_logged_at_their_time(start_emulator, tmp_pat
     emu = start_emulator("--volume", "2.5 mL", "--flow", "24 mL/day", transport="tcp",
                          state_path=state_path, time_scale=FROZEN)
     assert emu.stop() == 0
-    time.sleep(0.6)  # at --time-scale 20000 the restart finds >= 12,000 pump seconds gone by
+    # down for 0.6 s of wall time (the save's own clock, moved back instead of waiting): at
+    # --time-scale 20000 the restart finds >= 12,000 pump seconds gone by
+    saved = json.loads(state_path.read_text())
+    saved["saved_at"] -= 0.6
+    state_path.write_text(json.dumps(saved))
     emu2 = start_emulator(transport="tcp", state_path=state_path, time_scale=20_000)
     with RawClient(emu2.url, keys=emu2.keys) as client:
         events = read_all_log(client)
@@ -448,9 +449,6 @@ def test_events_during_downtime_are_logged_at_their_time(start_emulator, tmp_pat
     assert seen[4][2] >= 12_000
 
 
-def run_emulator(*args, timeout=20):
-    return subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"format": "ith-emulator-state", "version": 1}', ""])
@@ -510,18 +508,17 @@ def test_bad_arguments_exit_2_with_one_line(args):
 
 
 def test_help_lists_models():
-    result = run_emulator("--help")
+    result = run_emulator("--help", spawn=True)  # a fresh interpreter: `python -m emulator`
     assert result.returncode == 0
     for name in ("peristaltic-20", "peristaltic-40", "valve-gated-20"):
         assert name in result.stdout
 
 
 def test_console_script_starts(tmp_path):
-    exe = shutil.which("ith-emulator")
-    if exe is None:
-        pytest.skip("ith-emulator is not on PATH (package not installed)")
+    """`ith-emulator` as installed (beside this interpreter or on PATH; else `python -m emulator`)."""
     key_file = tmp_path / "keys.json"
-    proc = subprocess.Popen([exe, "--listen", "127.0.0.1:0", "--key-file", str(key_file)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*console_script("ith-emulator", "emulator"), "--listen", "127.0.0.1:0",
+                             "--key-file", str(key_file)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path)
     try:
         url = _read_first_line(proc, 15)

@@ -2,12 +2,9 @@
 it does is tested here; how fast is bench/link.py's job (no timing assertions)."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from emulator_harness import RawClient
+from emulator_harness import RawClient, run_emulator
 from protocol import Command
 
 
@@ -23,7 +20,6 @@ def test_a_paced_pump_answers_whole_frames(start_emulator, transport):
 
 @pytest.mark.parametrize("value", ["0", "299", "10000001", "fast", "9600.5"])
 def test_bad_baud_rates_are_refused(tmp_path, value):
-    proc = subprocess.run([sys.executable, "-m", "emulator", "--key-file", str(tmp_path / "k.json"),
-                           "--baud", value], capture_output=True, text=True, timeout=30)
+    proc = run_emulator("--key-file", tmp_path / "k.json", "--baud", value, timeout=30)
     assert proc.returncode == 2
     assert "--baud" in proc.stderr and "Traceback" not in proc.stderr

@@ -306,6 +306,16 @@ def test_bolus_runs_drains_and_refuses_a_second(emu, client):
 # --- faults (control channel) ----------------------------------------------------------
 
 
+def unanswered(emu, command, body=None) -> None:
+    """`command` sent on a connection of its own gets no reply at all: a HELLO sent behind it is
+    answered, and nothing before it (the pump answers a link's frames in order; no fixed wait)."""
+    with RawClient(emu.url, keys=emu.keys) as quick:
+        seq = quick.next_seq()
+        quick.send_raw(quick.seal(command, body, seq=seq))
+        frames = quick.frames_before_barrier(hello=True)
+        assert frames == [], [(f.seq, f.command) for f in frames]
+
+
 def arm(emu, name, count=1):
     reply = emu.control("fault", name=name, count=count)
     assert reply["ok"] and reply["armed"][name] == count, reply
@@ -330,8 +340,7 @@ def test_fault_control_ops(emu):
 def test_drop_commit_reply_applies_and_status_tells(emu, client):
     ok(prepare_program(client, 77, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
     arm(emu, "drop_commit_reply")
-    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
-        commit(quick, 77)
+    unanswered(emu, Command.COMMIT, {"txid": 77})
     assert emu.control("faults")["armed"] == {}
     s = status(client)
     assert s["last_txid"] == 77 and s["daily_dose_ng_per_day"] == 3_000_000
@@ -386,8 +395,7 @@ def test_reset_on_commit_loses_the_transaction(emu, client):
     before = read_program(client)
     ok(prepare_program(client, 79, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
     arm(emu, "reset_on_commit")
-    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
-        commit(quick, 79)
+    unanswered(emu, Command.COMMIT, {"txid": 79})
     lost_session(emu, client)
     s = status(client)
     assert s["last_txid"] == 0 and s["alarms"] & Alarm.RESET
@@ -410,8 +418,7 @@ def test_reset_on_commit_loses_the_transaction(emu, client):
 def test_reset_after_commit_applies_then_resets(emu, client):
     ok(prepare_program(client, 80, InfusionMode.CONTINUOUS, steps((0, 3_000_000))), Command.PREPARE_PROGRAM)
     arm(emu, "reset_after_commit")
-    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
-        commit(quick, 80)
+    unanswered(emu, Command.COMMIT, {"txid": 80})
     lost_session(emu, client)
     s = status(client)
     assert s["last_txid"] == 80 and s["alarms"] & Alarm.RESET and s["daily_dose_ng_per_day"] == 3_000_000
@@ -423,18 +430,18 @@ def test_reset_after_commit_applies_then_resets(emu, client):
 
 def test_drop_prepare_reply_still_stores_the_transaction(emu, client):
     arm(emu, "drop_prepare_reply")
-    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick, pytest.raises(TimeoutError):
-        prepare_program(quick, 81, InfusionMode.CONTINUOUS, steps((0, 3_000_000)))
+    unanswered(emu, Command.PREPARE_PROGRAM, {"txid": 81, "mode": InfusionMode.CONTINUOUS, "drug": Drug.MORPHINE,
+                                              "concentration_ng_per_ml": MORPHINE_10, "steps": steps((0, 3_000_000))})
     assert emu.control("state")["pending"]["txid"] == 81
     assert ok(commit(client, 81), Command.COMMIT)["outcome"] == CommitOutcome.APPLIED
 
 
 def test_drop_reply_drops_one_reply_of_any_kind(emu, client):
     arm(emu, "drop_reply")
-    with RawClient(emu.url, keys=emu.keys, timeout=0.7) as quick:
-        with pytest.raises(TimeoutError):
-            status(quick)
-        assert status(quick)["last_txid"] == 0  # the retry is answered
+    with RawClient(emu.url, keys=emu.keys) as quick:
+        quick.send_raw(quick.seal(Command.INTERROGATE, seq=quick.next_seq()))
+        assert quick.frames_before_barrier() == []  # not answered; the next request is
+        assert status(quick)["last_txid"] == 0  # and the retry is answered
     assert emu.control("faults")["armed"] == {}
 
 
@@ -529,8 +536,9 @@ def test_only_the_last_16_applied_are_remembered():
         pump.prepare_program(based(pump, program_body(txid, 1_000_000 + txid)))
         assert pump.commit(txid)["outcome"] is CommitOutcome.APPLIED
     assert pump.commit(2)["outcome"] is CommitOutcome.ALREADY_APPLIED
-    with pytest.raises(Refusal):
+    with pytest.raises(Refusal) as exc:
         pump.commit(1)  # forgotten: refused, never applied again
+    assert exc.value.reason is ErrorReason.INVALID_STATE and "no prepared transaction 1" in str(exc.value)
     assert sum(e.type is EventType.TX_APPLIED for e in pump.log.events) == APPLIED_HISTORY + 1
 
 
@@ -538,8 +546,9 @@ def test_reset_loses_the_pending_transaction_and_refill_waits_for_a_bolus():
     pump = make()
     pump.prepare_program(based(pump, program_body(5)))
     pump.reset()
-    with pytest.raises(Refusal):
+    with pytest.raises(Refusal) as exc:
         pump.commit(5)
+    assert exc.value.reason is ErrorReason.INVALID_STATE and "no prepared transaction 5" in str(exc.value)
     pump.prepare_bolus(based(pump, bolus_body(6)))
     pump.commit(6)
     with pytest.raises(Refusal) as exc:

@@ -4,16 +4,14 @@ Every PREPARE carries based_on_txid (the last_txid ithcli read); the pump refuse
 CHANGED_SINCE_READ when another write landed in between (docs/protocol.md, "Two-phase
 writes"). Deterministic in process through the real handler, and end to end: a second
 programmer's change slipped between a real ithcli's read and its PREPARE, the PREPARE
-held in the proxy until the other change is verified (HoldingProxy: the order never
-depends on how fast the machine is). tests/test_race.py runs the two at once, many times.
+held in the fault proxy until the other change is verified (a "hold" fault, released by
+the test: the order never depends on how fast the machine is). tests/test_race.py runs the two at once, many times.
 """
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -53,45 +51,11 @@ def test_read_then_another_commit_then_prepare_is_refused_and_a_fresh_read_works
     assert isinstance(_commit(a_link, a, 12), Reply) and pump.program.daily_dose_ng() == 4_000_000
 
 
-HOLD = math.inf  # Fault("delay", delay=HOLD): held by HoldingProxy until release()
-
-
-class HoldingProxy(FaultProxy):
-    """The campaign's fault proxy, plus a hold: Fault("delay", delay=HOLD) keeps that frame (and
-    everything after it on that line) from reaching its peer until release(). A fixed delay would
-    make the interleaving depend on how fast the machine is; a hold does not."""
-
-    def __init__(self, upstream: tuple[str, int]):
-        super().__init__(upstream)
-        self._gate = threading.Lock()
-        self._held: list[list] = []  # queues holding a frame
-
-    def _enqueue(self, conn, direction, delay, data):
-        with self._gate:
-            FaultProxy._enqueue(conn, direction, delay, data)
-            if delay == HOLD:
-                self._held.append(conn.queues[direction])
-
-    def _flush(self, conn):
-        with self._gate:
-            return FaultProxy._flush(conn)
-
-    def holding(self) -> bool:
-        """A held frame is in the proxy now (not merely matched: queued and waiting)."""
-        with self._gate:
-            return bool(self._held)
-
-    def release(self) -> None:
-        with self._gate:
-            now = time.monotonic()
-            for queue in self._held:
-                queue[:] = [(min(due, now), data) for due, data in queue]
-            self._held.clear()
-
-
 def hold_prepare() -> Fault:
-    """Hold this programmer's PREPARE on its way to the pump: it has read the pump, nothing more."""
-    return Fault("delay", direction=TO_PUMP, target="prepare", delay=HOLD)
+    """Hold this programmer's PREPARE on its way to the pump until the proxy's release(): it has read
+    the pump, nothing more. A fixed delay would make the interleaving depend on how fast the
+    machine is; a hold does not."""
+    return Fault("hold", direction=TO_PUMP, target="prepare")
 
 
 def address(emu) -> tuple[str, int]:
@@ -111,7 +75,7 @@ def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start
     second_env = {"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"}
     truth = TruthClient(address(emu), emu.keys["reader"])
     log_start = truth.status()["event_count"]
-    proxy = HoldingProxy(address(emu))
+    proxy = FaultProxy(address(emu))
     first = None
     try:
         # the first programmer has read the pump; its PREPARE is held until the second's change is verified

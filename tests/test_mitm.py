@@ -1,9 +1,13 @@
 """A man-in-the-middle on the link: what the link hardening must show (first built for protocol version 2; the wire is now version 3).
 
-Real processes only: ith-emulator on TCP, the fault proxy (ithcli_campaign/proxy.py) in
-front of it, and the real ithcli forked from a pre-imported process (ithcli_campaign/warm.py)
-so the big matrix stays fast. The pump's truth comes from a separate, direct, authenticated
-connection (ithcli_campaign.pump.TruthClient), never through the proxy.
+The matrices run in process (tests/loopback.py): the real ithcli (ithcli.cli.main) against
+the emulator's real handler, through the fault proxy's own fault logic
+(ithcli_campaign.proxy.FaultLine), on a virtual clock, so a forged reply's UNAUTH_GRACE
+and every timeout cost no real time. A sample of each runs through real processes:
+ith-emulator on TCP, the fault proxy (ithcli_campaign/proxy.py) in front of it, and the
+real ithcli forked from a pre-imported process (ithcli_campaign/warm.py). The pump's truth
+comes from a separate, direct, authenticated connection (ithcli_campaign.pump.TruthClient),
+never through the proxy.
 
 1. A clear ERROR of every ErrorReason forged in place of the pump's reply to COMMIT, for every
    kind of write: ithcli says unconfirmed (8) and that the answer was not authenticated, never
@@ -22,19 +26,17 @@ import json
 import socket
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-import cli_harness
-import emulator_harness
 from cli_harness import cli_env
 from ithcli_campaign.proxy import TO_CLI, TO_PUMP, Fault, FaultProxy
 from ithcli_campaign.pump import TruthClient
 from ithcli_campaign.warm import WarmCli
+from loopback import InProcessPump, run_ithcli
 from protocol import ErrorReason, EventType, Role, WriteKind, security
 from protocol import session as wire
 
@@ -49,7 +51,7 @@ HELLO_VERSION_OFFSET = 9
 HELLO_ROLE_OFFSET = 9 + 1 + 16
 
 
-# --- the rig: one emulator, one proxy, one state dir, the warm ithcli ------------------------------
+# --- the rigs: one pump, its faults, one state dir, ithcli -------------------------------------------
 
 
 @dataclass
@@ -70,29 +72,23 @@ class Run:
         return f"ithcli {' '.join(self.argv)} -> exit {self.code}\nstderr: {self.stderr}\nstdout: {self.stdout[:3000]}"
 
 
-class Rig:
-    def __init__(self, emu, warm: WarmCli, state_dir: Path):
-        self.emu = emu
-        host, _, port = emu.url[len("socket://"):].rpartition(":")
-        self.address = (host, int(port))
-        self.proxy = FaultProxy(self.address)
-        self.warm = warm
-        self.state_dir = Path(state_dir)
-        self.env = cli_env({"ITHCLI_STATE_DIR": str(self.state_dir), "ITHCLI_OPERATOR": "mitm-test"})
-        self.truth = TruthClient(self.address, emu.keys["reader"])
+class _Rig:
+    """What both rigs share: the pump's truth (self.truth, a TruthClient on a connection of its
+    own), ithcli's own state (self.state_dir), and cli() through the faults."""
 
-    def close(self) -> None:
-        self.truth.close()
-        self.proxy.close()
+    emu = truth = proxy = None
+    state_dir: Path
+
+    def _run(self, argv: list[str], env: dict) -> tuple[int, str, str]:
+        raise NotImplementedError
 
     def cli(self, *args: str, faults=(), direct: bool = False, env: dict | None = None) -> Run:
         """ithcli through the proxy with `faults` armed (or straight to the pump); every fault
         must have fired, or the test would prove nothing."""
-        port = self.emu.url if direct else self.proxy.url
+        port = self.emu.url if direct else self.proxy_url
         self.proxy.arm(list(faults))
         try:
-            code, out, err = self.warm.run(["--port", port, "--timeout", TIMEOUT, *args],
-                                           {**self.env, **(env or {})}, 60)
+            code, out, err = self._run(["--port", port, "--timeout", TIMEOUT, *args], {**self.env, **(env or {})})
         finally:
             self.proxy.disarm()
         run = Run(tuple(args), code, out, err)
@@ -141,6 +137,50 @@ class Rig:
         return [e["command"] for e in entries if e.get("event") == "exchange" and e.get("command") in WRITE_COMMANDS]
 
 
+class Rig(_Rig):
+    """Real processes: an emulator on TCP, the fault proxy in front of it, the warm ithcli."""
+
+    def __init__(self, emu, warm: WarmCli, state_dir: Path):
+        self.emu = emu
+        host, _, port = emu.url[len("socket://"):].rpartition(":")
+        self.address = (host, int(port))
+        self.proxy = FaultProxy(self.address)
+        self.proxy_url = self.proxy.url
+        self.warm = warm
+        self.state_dir = Path(state_dir)
+        self.env = cli_env({"ITHCLI_STATE_DIR": str(self.state_dir), "ITHCLI_OPERATOR": "mitm-test"})
+        self.truth = TruthClient(self.address, emu.keys["reader"])
+
+    def _run(self, argv, env):
+        return self.warm.run(argv, env, 60)
+
+    def close(self) -> None:
+        self.truth.close()
+        self.proxy.close()
+
+
+class LoopRig(_Rig):
+    """In process (tests/loopback.py): the same pump, the proxy's fault logic, ithcli.cli.main,
+    a virtual clock."""
+
+    def __init__(self, tmp_path: Path, *emulator_args: str):
+        self.emu = InProcessPump(*FROZEN, *emulator_args)
+        self.proxy = self.emu.line
+        self.proxy_url = self.emu.url
+        self.state_dir = Path(tmp_path) / "state"
+        key_store = Path(tmp_path) / "keys"
+        self.emu.pair(key_store)
+        self.env = cli_env({"ITHCLI_STATE_DIR": str(self.state_dir), "ITHCLI_OPERATOR": "mitm-test",
+                            "ITHCLI_KEY_STORE": str(key_store)})
+        self.truth = self.emu.truth()
+
+    def _run(self, argv, env):
+        return run_ithcli(argv, env, self.emu.clock)
+
+    def close(self) -> None:
+        self.emu.close()
+
+
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory):
     cli = WarmCli(tmp_path_factory.mktemp("warm"))
@@ -150,11 +190,27 @@ def warm(tmp_path_factory):
 
 @pytest.fixture
 def rig(start_emulator, warm, tmp_path):
-    """A default pump (peristaltic-40, morphine 10 mg/mL, 18 mL at 2 mg/day), frozen clock, TCP."""
+    """Real processes: a default pump (peristaltic-40, morphine 10 mg/mL, 18 mL at 2 mg/day),
+    frozen clock, TCP."""
     made = []
 
     def make(*args):
         r = Rig(start_emulator(*FROZEN, *args, transport="tcp"), warm, tmp_path / f"state-{len(made)}")
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def loop_rig(tmp_path):
+    """The same default pump in process."""
+    made = []
+
+    def make(*args):
+        r = LoopRig(tmp_path / f"loop-{len(made)}", *args)
         made.append(r)
         return r
 
@@ -171,25 +227,25 @@ class Kind:
     name: str
     logged_as: WriteKind  # arg2 of the TX_APPLIED it leaves
     argv: Callable[[int], list[str]]  # case i's command
-    setup: Callable[["Rig", int], None] = lambda rig, i: None  # before case i (no fault)
+    setup: Callable[[_Rig, int], None] = lambda rig, i: None  # before case i (no fault)
 
 
-def _bolus_setup(rig: Rig, i: int) -> None:
+def _bolus_setup(rig: _Rig, i: int) -> None:
     if i:
         rig.emu.control("advance", seconds=3600)  # the previous 10-min bolus is over
 
 
-def _refill_after_empty(rig: Rig, i: int) -> None:
+def _refill_after_empty(rig: _Rig, i: int) -> None:
     if i:
         rig.ok("refill", "--volume", "18 mL", "--concentration", "10 mg/mL", "--yes")
 
 
-def _leave_mri(rig: Rig, i: int) -> None:
+def _leave_mri(rig: _Rig, i: int) -> None:
     if i:
         rig.ok("mri", "exit", "--yes")
 
 
-def _enter_mri(rig: Rig, i: int) -> None:
+def _enter_mri(rig: _Rig, i: int) -> None:
     rig.ok("mri", "enter", "--yes", "--confirm-withdrawal-risk")
 
 
@@ -211,19 +267,15 @@ def forge(target: str, reason: ErrorReason, index: int = 0) -> Fault:
     return Fault(kind="forge", direction=TO_CLI, target=target, index=index, reason=int(reason))
 
 
-def sample(k: int, shift: int) -> list[ErrorReason]:
-    """Two reasons for the k-th write kind: over the six kinds every reason comes up."""
-    return [REASONS[(2 * k + shift) % len(REASONS)], REASONS[(2 * k + shift + 1) % len(REASONS)]]
-
-
 # --- 1. a forged reply to COMMIT: every reason, every kind of write --------------------------------
 
 
-def forged_commit_cases(r: Rig, spec: Kind) -> list[str]:
-    """Every ErrorReason forged in clear in place of the COMMIT reply, case after case on one pump.
-    Raises on anything false or unsafe; returns how reruns answered when not as the preflight should."""
+def forged_commit_cases(r: _Rig, spec: Kind, reasons=REASONS) -> list[str]:
+    """Each of `reasons` forged in clear in place of the COMMIT reply, case after case on one pump
+    (even cases: the same command is run again; odd cases: `ithcli reconcile`). Raises on anything
+    false or unsafe; returns how reruns answered when not as the preflight should."""
     rerun_problems: list[str] = []
-    for i, reason in enumerate(REASONS):
+    for i, reason in enumerate(reasons):
         spec.setup(r, i)
         index = r.log_index()
         argv = ["--json", *spec.argv(i)]
@@ -275,73 +327,39 @@ def forged_commit_cases(r: Rig, spec: Kind) -> list[str]:
     return rerun_problems
 
 
-@pytest.fixture(scope="module")
-def forged_commit_matrix(request, tmp_path_factory):
-    """The 6 x 11 matrix, the kinds run side by side (one pump, proxy and warm ithcli each; a
-    forged reply costs ithcli's UNAUTH_GRACE of listening for the genuine one). Per kind:
-    ("ok", rerun problems, seconds) or ("failed", traceback, seconds)."""
-    wanted = [item.callspec.params["kind"] for item in request.session.items
-              if item.originalname == "test_a_forged_commit_reply_is_unconfirmed_applied_once_and_never_resent"]
-    kinds = list(dict.fromkeys(wanted))
-    roots = {kind: tmp_path_factory.mktemp(f"matrix-{kind}") for kind in kinds}  # mktemp is not thread-safe
-    results: dict[str, tuple] = {}
-
-    def run(kind: str) -> None:
-        started = time.monotonic()
-        root = roots[kind]
-        emu = warm = r = None
-        try:
-            emu = emulator_harness.start_emulator(root, *FROZEN, transport="tcp")
-            cli_harness.trust(emu)
-            warm = WarmCli(root / "warm")
-            r = Rig(emu, warm, root / "state")
-            results[kind] = ("ok", forged_commit_cases(r, KINDS[kind]), time.monotonic() - started)
-        except BaseException:  # reported by the kind's own test
-            results[kind] = ("failed", traceback.format_exc(), time.monotonic() - started)
-        finally:
-            for done in (r, warm):
-                if done is not None:
-                    done.close()
-            if emu is not None:
-                emu.stop()
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=run, args=(kind,), name=f"matrix-{kind}") for kind in kinds]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(600)
-    elapsed = time.monotonic() - started
-    print(f"\nforged COMMIT replies: {len(threads)} kinds x {len(REASONS)} reasons in {elapsed:.1f} s "
-          + ", ".join(f"{k} {v[2]:.1f} s" for k, v in results.items()))
-    return results
-
-
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_a_forged_commit_reply_is_unconfirmed_applied_once_and_never_resent(forged_commit_matrix, kind):
-    """Every ErrorReason in clear in place of the COMMIT reply (forged_commit_cases): unconfirmed (8),
-    applied once, the pending record kept; the same command again refused by the preflight (8, "was
-    applied", nothing sent) or `ithcli reconcile` learning it was applied; never applied twice."""
-    outcome, found, _ = forged_commit_matrix.get(kind, ("failed", f"the {kind} cases did not finish", 0))
-    if outcome == "failed":
-        pytest.fail(found, pytrace=False)
+def _no_rerun_problems(kind: str, found: list[str]) -> None:
     assert found == [], (
         f"running `ithcli {' '.join(KINDS[kind].argv(0))}` again after an unconfirmed {kind} was not refused by "
         "the preflight (exit 8, 'was applied', nothing sent):\n" + "\n".join(found))
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_forged_commit_reply_is_unconfirmed_applied_once_and_never_resent(loop_rig, kind):
+    """Every ErrorReason in clear in place of the COMMIT reply (forged_commit_cases), in process:
+    unconfirmed (8), applied once, the pending record kept; the same command again refused by the
+    preflight (8, "was applied", nothing sent) or `ithcli reconcile` learning it was applied; never
+    applied twice."""
+    _no_rerun_problems(kind, forged_commit_cases(loop_rig(), KINDS[kind]))
+
+
+@pytest.mark.parametrize("kind, reasons", [
+    ("program", [ErrorReason.INVALID_STATE, ErrorReason.BUSY]),
+    ("bolus", [ErrorReason.CHANGED_SINCE_READ]),
+])
+def test_a_forged_commit_reply_through_real_processes(rig, kind, reasons):
+    """The sample of the matrix above through the real emulator, proxy and ithcli: both ways of
+    settling it (the rerun, then reconcile) and a second kind of write."""
+    _no_rerun_problems(kind, forged_commit_cases(rig(), KINDS[kind], reasons))
+
+
 # --- 2. a forged reply to PREPARE, and to the read-back after COMMIT ------------------------------
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_a_forged_prepare_reply_commits_nothing_and_a_rerun_applies_once(rig, kind):
+def forged_prepare_cases(r: _Rig, spec: Kind, reasons) -> None:
     """A clear ERROR in place of the PREPARE reply: COMMIT is never sent, ithcli says the answer was
     not authenticated and nothing was applied (11); the pump is unchanged; the same command run
     again, with no forgery, is applied exactly once."""
-    k = list(KINDS).index(kind)
-    spec = KINDS[kind]
-    r = rig()
-    for i, reason in enumerate(sample(k, 0)):
+    for i, reason in enumerate(reasons):
         spec.setup(r, i)
         index = r.log_index()
         before = r.therapy()
@@ -367,16 +385,22 @@ def test_a_forged_prepare_reply_commits_nothing_and_a_rerun_applies_once(rig, ki
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_a_forged_read_back_reply_never_makes_ithcli_report_something_false(rig, kind):
+def test_a_forged_prepare_reply_commits_nothing_and_a_rerun_applies_once(loop_rig, kind):
+    """Every ErrorReason in place of the PREPARE reply, every kind of write, in process."""
+    forged_prepare_cases(loop_rig(), KINDS[kind], REASONS)
+
+
+def test_a_forged_prepare_reply_through_real_processes(rig):
+    forged_prepare_cases(rig(), KINDS["refill"], [ErrorReason.NOT_PERMITTED])
+
+
+def forged_read_back_cases(r: _Rig, spec: Kind, reasons) -> None:
     """After an authenticated COMMIT reply the write is applied: the only true verdicts are
     verified (0: the read-back, asked again in a new session, matched) and unverified (8).
     One forged read-back reply: ithcli opens a new session, asks again, and the genuine sealed
     answer verifies it, saying on stderr that an answer was not authenticated. The re-asked
     reply forged too: the read-back fails and ithcli says the pump acknowledged it, unverified."""
-    k = list(KINDS).index(kind)
-    spec = KINDS[kind]
-    r = rig()
-    for i, reason in enumerate(sample(k, 5)):
+    for i, reason in enumerate(reasons):
         for twice in (False, True):
             case = 2 * i + twice
             spec.setup(r, case)
@@ -400,18 +424,21 @@ def test_a_forged_read_back_reply_never_makes_ithcli_report_something_false(rig,
             assert r.pending() == []  # the COMMIT reply was authenticated: nothing to reconcile
 
 
-@pytest.mark.parametrize("index, reason", [
-    (1, ErrorReason.BUSY),  # the new session's HELLO reply
-    (1, ErrorReason.NOT_PERMITTED),
-    (1, ErrorReason.UNSUPPORTED_VERSION),
-    (2, ErrorReason.AUTH_FAILED),  # the new session's AUTH reply
-    (2, ErrorReason.RATE_LIMITED),
-], ids=["hello-busy", "hello-not-permitted", "hello-unsupported-version", "auth-failed", "auth-rate-limited"])
-def test_a_forged_handshake_in_the_read_backs_new_session_is_not_a_false_verdict(rig, index, reason):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_forged_read_back_reply_never_makes_ithcli_report_something_false(loop_rig, kind):
+    """Every ErrorReason in place of the read-back's reply (and of the one asked again), every kind
+    of write, in process."""
+    forged_read_back_cases(loop_rig(), KINDS[kind], REASONS)
+
+
+def test_a_forged_read_back_reply_through_real_processes(rig):
+    forged_read_back_cases(rig(), KINDS["mri-enter"], [ErrorReason.INVALID_STATE])
+
+
+def forged_handshake_case(r: _Rig, index: int, reason: ErrorReason) -> None:
     """The read-back's reply forged, then the reply to the new session's HELLO or AUTH (in clear by
     design, so anyone can forge it). The write was applied and its COMMIT reply authenticated:
     ithcli must say so, unverified (8), not that the pump refused (5) or has no key (11)."""
-    r = rig()
     index_before = r.log_index()
     run = r.cli("--json", *KINDS["program"].argv(0),
                 faults=[forge("after_commit", ErrorReason.BUSY, 0), forge("after_commit", reason, index)])
@@ -422,10 +449,24 @@ def test_a_forged_handshake_in_the_read_backs_new_session_is_not_a_false_verdict
     assert "acknowledged" in run.error["message"], str(run)
 
 
-def test_after_an_unconfirmed_write_an_mri_write_is_refused_too(rig):
+HANDSHAKE_FORGERIES = [(1, reason) for reason in REASONS] + [(2, reason) for reason in REASONS]
+
+
+@pytest.mark.parametrize("index, reason", HANDSHAKE_FORGERIES,
+                         ids=[f"{'hello' if i == 1 else 'auth'}-{r.name.lower()}" for i, r in HANDSHAKE_FORGERIES])
+def test_a_forged_handshake_in_the_read_backs_new_session_is_not_a_false_verdict(loop_rig, index, reason):
+    """Every ErrorReason in place of the new session's HELLO reply (index 1) or AUTH reply (2), in process."""
+    forged_handshake_case(loop_rig(), index, reason)
+
+
+def test_a_forged_handshake_in_the_read_backs_new_session_through_real_processes(rig):
+    forged_handshake_case(rig(), 2, ErrorReason.RATE_LIMITED)
+
+
+def test_after_an_unconfirmed_write_an_mri_write_is_refused_too(loop_rig):
     """ithcli's own words after an unconfirmed write: "further writes to this pump are refused until
     then". `mri enter` must be refused like `program` is (8, nothing sent), not settle and go on."""
-    r = rig()
+    r = loop_rig()
     index = r.log_index()
     first = r.cli("--json", *KINDS["program"].argv(0), faults=[forge("commit", ErrorReason.BUSY)])
     assert first.code == 8, str(first)
@@ -526,7 +567,7 @@ def test_a_keyless_client_failing_auth_on_its_own_connection_does_not_lock_the_c
 # --- 4. a HELLO rewritten in flight ---------------------------------------------------------------
 
 
-def _sessions_opened(r: Rig) -> dict[str, int]:
+def _sessions_opened(r: _Rig) -> dict[str, int]:
     """Sessions the pump has opened, per role, since it was made (its counters, not its log:
     the log coalesces sessions into one event per role per 10 minutes)."""
     return r.emu.control("state")["sessions_opened"]
@@ -556,9 +597,7 @@ def test_a_hello_whose_role_is_rewritten_opens_no_session(rig, tmp_path, argv, a
     assert (after["reader"] - opened["reader"], after["clinician"] - opened["clinician"]) == (1, 0), after
 
 
-@pytest.mark.parametrize("version, code", [(4, 11), (2, 4), (1, 4), (0xFF, 11)])
-def test_a_hello_whose_version_is_rewritten_opens_no_session(rig, version, code):
-    r = rig()
+def hello_version_case(r: _Rig, version: int, code: int) -> None:
     opened = _sessions_opened(r)
     patch = Fault(kind="patch", direction=TO_PUMP, target="hello", offset=HELLO_VERSION_OFFSET, value=version)
     run = r.cli("--json", "interrogate", faults=[patch])
@@ -568,3 +607,17 @@ def test_a_hello_whose_version_is_rewritten_opens_no_session(rig, version, code)
     assert _sessions_opened(r) == opened, f"a session opened after the HELLO's version became {version}"
     # nothing stays broken: the next run, not tampered with, gets in
     assert r.cli("--json", "interrogate").code == 0
+
+
+VERSIONS = [(4, 11), (2, 4), (1, 4), (0xFF, 11)]
+
+
+@pytest.mark.parametrize("version, code", VERSIONS)
+def test_a_hello_whose_version_is_rewritten_opens_no_session_in_process(loop_rig, version, code):
+    hello_version_case(loop_rig(), version, code)
+
+
+@pytest.mark.parametrize("version, code", [VERSIONS[0], VERSIONS[1]])
+def test_a_hello_whose_version_is_rewritten_opens_no_session(rig, version, code):
+    """Through real processes: a newer version (the pump cannot prove its key: 11) and an older one (4)."""
+    hello_version_case(rig(), version, code)

@@ -412,6 +412,7 @@ def test_version_negotiation_vectors(v):
 def test_the_example_key_file_is_the_vectors_and_both_readers_take_it(doc, v, tmp_path):
     from emulator import keys as pump_keys
     from ithcli import keystore
+    from ithcli.errors import AuthError
     from protocol import Role
 
     example = first_json(section(doc, "Key file format", level=3))
@@ -427,7 +428,7 @@ def test_the_example_key_file_is_the_vectors_and_both_readers_take_it(doc, v, tm
         path.chmod(mode)
         with pytest.raises(pump_keys.KeyFileError):
             pump_keys.load(str(path), SERIAL)
-        with pytest.raises(Exception, match="group or others"):
+        with pytest.raises(AuthError, match="group or others"):
             keystore.read_key_file(path)
 
 

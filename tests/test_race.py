@@ -2,8 +2,8 @@
 
 Two real ithcli processes (forked warm, ithcli_campaign/warm.py) program the same real
 ith-emulator over TCP at the same time with different doses, round after round. Each goes
-through its own proxy (tests/test_lost_update.py's HoldingProxy), which forwards untouched
-unless a round holds a PREPARE. Two kinds of round:
+through its own fault proxy (ithcli_campaign.proxy.FaultProxy), which forwards untouched
+unless a round holds a PREPARE (a "hold" fault, released by the test). Two kinds of round:
 
 - free: both started together at a barrier, nothing held: whatever interleaving the
   machine produces (most rounds overlap: both read the same state);
@@ -28,10 +28,11 @@ from pathlib import Path
 import pytest
 
 from cli_harness import cli_env
+from ithcli_campaign.proxy import FaultProxy
 from ithcli_campaign.pump import TruthClient
 from ithcli_campaign.warm import WarmCli
 from protocol import EventType
-from test_lost_update import HoldingProxy, address, audit, hold_prepare
+from test_lost_update import address, audit, hold_prepare
 
 FROZEN = ("--time-scale", "1e-9")  # the pump clock moves only when a test advances it
 ROUNDS = 30
@@ -43,7 +44,7 @@ TIMEOUT = "30"  # ithcli --timeout: a held PREPARE waits for its reply this long
 class Programmer:
     name: str
     warm: WarmCli
-    proxy: HoldingProxy
+    proxy: FaultProxy
     state_dir: Path
     env: dict = field(default_factory=dict)
 
@@ -92,7 +93,7 @@ def rig(start_emulator, tmp_path):
     try:
         for name in ("alice", "bob"):
             state = tmp_path / name
-            programmers.append(Programmer(name, WarmCli(tmp_path / f"warm-{name}"), HoldingProxy(address(emu)),
+            programmers.append(Programmer(name, WarmCli(tmp_path / f"warm-{name}"), FaultProxy(address(emu)),
                                           state, cli_env({"ITHCLI_STATE_DIR": str(state), "ITHCLI_OPERATOR": name})))
         yield emu, truth, programmers
     finally:

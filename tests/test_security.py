@@ -11,20 +11,21 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import time
 
 import pytest
 
+from emulator.security_state import Backoff
+import emulator_harness
 from emulator_harness import HandshakeError, RawClient, read_log, refused, write_key_file
+from loopback import KEYS, Loopback, VirtualClock, new_pump
 from protocol import PROTOCOL_VERSION, Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
 from protocol.crc import crc32c
 from protocol.framing import parse_frame
+from protocol.session import ClientSession, HelloReply, SessionOpen
 
 FROZEN = 1e-9
 SERIAL = "SECRET-SN-4711"
-QUIET = 0.4  # s to wait for a reply that must not come
 WRITES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS, Command.PREPARE_MRI_ENTER,
           Command.PREPARE_MRI_EXIT, Command.COMMIT)
 
@@ -71,8 +72,10 @@ def auth_failures(emu) -> int:
 
 
 
-def assert_no_reply(client, seconds=QUIET):
-    frames = client.read_frames(seconds)
+def assert_no_reply(client):
+    """Nothing sent so far on this connection is answered any more (RawClient.frames_before_barrier:
+    a harmless request behind it is answered first; no fixed wait)."""
+    frames = client.frames_before_barrier()
     assert frames == [], [(f.seq, f.command) for f in frames]
 
 
@@ -84,8 +87,7 @@ def auth_events(emu, c=None):
 
 
 def run_emulator(*args, timeout=20):
-    return subprocess.run([sys.executable, "-m", "emulator", "--listen", "127.0.0.1:0", *args],
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return emulator_harness.run_emulator("--listen", "127.0.0.1:0", *args, timeout=timeout)
 
 
 def assert_refused_at_start(result, *fragments):
@@ -169,7 +171,8 @@ def test_a_wrong_key_cannot_open_a_session(emu):
 
 def test_brute_force_is_slowed_down_and_the_clinician_still_gets_in(start_emulator):
     """The back-off is per connection (protocol version 2): the guessing connection is slowed
-    down, while a programmer holding the key gets in at once on its own connection."""
+    down, while a programmer holding the key gets in at once on its own connection. (When the
+    wait ends, on the back-off's own clock: test_the_back_off_ends_on_time_and_a_success_resets_it.)"""
     emu = start_emulator("--auth-backoff-cap", "1", transport="tcp", time_scale=FROZEN)
     right = emu.keys["clinician"]
     with RawClient(emu.url) as attacker, RawClient(emu.url) as other:
@@ -177,26 +180,43 @@ def test_brute_force_is_slowed_down_and_the_clinician_still_gets_in(start_emulat
             with pytest.raises(HandshakeError) as exc:
                 attacker.handshake("clinician", security.new_key())
             refused(exc.value.reply, ErrorReason.AUTH_FAILED)
-        last_failure = time.monotonic()
         # now every AUTH on the attacker's connection is refused unchecked, even with the right key
         for key in (security.new_key(), right):
             with pytest.raises(HandshakeError) as exc:
                 attacker.handshake("clinician", key)
             detail = refused(exc.value.reply, ErrorReason.RATE_LIMITED)
-            assert detail.endswith("retry in 1 s"), detail
+            assert detail.endswith("retry in 1 s"), detail  # --auth-backoff-cap 1
         # ... but not on another connection: no keyless lock-out
         other.handshake("clinician", right)
         assert other.request(Command.INTERROGATE).body["auth_failures"] == 5  # counted pump-wide
-        assert time.monotonic() - last_failure < 1.0
-        # the refused attempts did not extend the wait: 1 s after the last wrong proof, it opens
-        time.sleep(max(0.0, last_failure + 1.05 - time.monotonic()))
-        attacker.handshake("clinician", right)
-        # a success resets the count: the next wrong proof is checked, not rate-limited
-        with pytest.raises(HandshakeError) as exc:
-            attacker.handshake("clinician", security.new_key())
-        refused(exc.value.reply, ErrorReason.AUTH_FAILED)
     reasons = [r for _, r in auth_events(emu)]
     assert reasons and set(reasons) <= {ErrorReason.AUTH_FAILED, ErrorReason.RATE_LIMITED}
+
+
+def test_the_back_off_ends_on_time_and_a_success_resets_it():
+    """The back-off's wait, on an injected clock (the emulator's own Session and Backoff, in process:
+    tests/loopback.py): refused attempts do not extend it; `cap` after the last wrong proof the
+    right key opens a session; a success resets the count, so the next wrong proof is checked."""
+    clock = VirtualClock()
+    link = Loopback(new_pump(), backoff=Backoff(cap_s=1, monotonic=clock.monotonic))
+
+    def auth(key: bytes):
+        client = ClientSession()
+        assert isinstance(client.receive_data(link.send(client.hello(Role.CLINICIAN)))[0], HelloReply)
+        return client.receive_data(link.send(client.authenticate(key)))[0]
+
+    for _ in range(3):
+        assert auth(security.new_key()).reason == ErrorReason.AUTH_FAILED
+    last_failure = clock.now
+    clock.sleep(0.5)
+    for key in (security.new_key(), KEYS[Role.CLINICIAN]):  # refused unchecked; the wait not extended
+        answer = auth(key)
+        assert answer.reason == ErrorReason.RATE_LIMITED and answer.detail.endswith("retry in 1 s"), answer
+    clock.sleep(last_failure + 0.99 - clock.now)
+    assert auth(KEYS[Role.CLINICIAN]).reason == ErrorReason.RATE_LIMITED  # not yet
+    clock.sleep(0.01)
+    assert isinstance(auth(KEYS[Role.CLINICIAN]), SessionOpen)  # 1 s after the last wrong proof
+    assert auth(security.new_key()).reason == ErrorReason.AUTH_FAILED  # checked again: the count was reset
 
 
 def test_hello_for_a_role_without_a_key_is_refused(start_emulator, tmp_path):
@@ -314,12 +334,14 @@ def test_every_single_bit_flip_of_a_sealed_frame_is_rejected(emu):
         assert parsed > 200  # most reach the MAC check: seq, command, payload, counter, tag, flags
         for data in flipped:
             c.send_raw(data)
-        assert_no_reply(c, 0.5)  # also lets the pump give up on frames whose length grew
-        assert auth_failures(emu) == before + parsed  # each one that reached the tag check is counted
         # none moved the receive counter: the genuine frame, with the same counter, still opens
+        # (right behind them: the pump gives up on frames whose length grew after its idle gap,
+        # and finds it); and it is the only frame answered
         c.send_raw(good)
         reply = c.open(c.wait_reply(4242))
         assert reply.command == Command.INTERROGATE and reply.body["serial_number"] == SERIAL
+        assert [(f.seq, f.command) for f in c.dropped if not isinstance(f, Exception)] == []
+        assert auth_failures(emu) == before + parsed  # each one that reached the tag check is counted
         assert c.request(Command.READ_PROGRAM).command == Command.READ_PROGRAM  # and the session goes on
         # hundreds of failures, one coalesced event (the first, at once); the rest wait 10 minutes
         events = auth_events(emu, c)

@@ -108,8 +108,10 @@ def _raw_status(**kw) -> dict:
     return raw
 
 
-def test_a_replace_by_mismatch_is_shown_prominently_by_interrogate():
-    from ithcli import druglib
+def test_a_replace_by_mismatch_is_shown_prominently_by_interrogate(monkeypatch):
+    from rich.console import Console
+
+    from ithcli import druglib, output
     from ithcli.commands.interrogate import render_status
 
     raw = _raw_status()
@@ -119,22 +121,11 @@ def test_a_replace_by_mismatch_is_shown_prominently_by_interrogate():
     warning = replace_by_warning(s["battery"])
     assert "REPLACE-BY MISMATCH" in warning and s["battery"]["replace_by_computed"][:10] in warning
 
-    import rich.console
-
+    # what ithcli draws, on a console of the test's own (ithcli.output.console is where every
+    # command gets its console; rich's class itself is cached once ithcli has drawn anything)
     buf = io.StringIO()
-    original = rich.console.Console
-
-    class Captured(original):
-        def __init__(self, *a, **k):
-            k["file"] = buf
-            k["width"] = 160
-            super().__init__(*a, **k)
-
-    rich.console.Console = Captured
-    try:
-        render_status(s)
-    finally:
-        rich.console.Console = original
+    monkeypatch.setattr(output, "console", lambda stderr_=False: Console(file=buf, width=160, highlight=False))
+    render_status(s)
     out = buf.getvalue()
     assert "MISMATCH" in out and "REPLACE-BY MISMATCH" in out
 
