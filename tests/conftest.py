@@ -5,10 +5,9 @@ import os
 import signal
 import tempfile
 
-import pytest
-
 import cli_harness
 import emulator_harness
+import pytest
 
 # A shell starts a background job (`pytest ... &`) with SIGINT ignored, and an ignored
 # signal stays ignored across exec: every ithcli the tests start would then ignore the

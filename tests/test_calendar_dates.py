@@ -9,20 +9,28 @@ this computer's through the control socket (`advance`: the pump's clock only goe
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from datetime import UTC, datetime, timedelta
 
 from cli_harness import Cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_cli_program import BACLOFEN
+
 from emulator.program import Program
 from emulator.pump import Pump
 from ithcli import calendar, druglib, forecast
-from ithcli.calendar import (CLOCK_SKEW_THRESHOLD_S, clock_view, duration_text, measure_skew, shift_s, to_calendar,
-                             to_pump, warning)
+from ithcli.calendar import (
+    CLOCK_SKEW_THRESHOLD_S,
+    clock_view,
+    duration_text,
+    measure_skew,
+    shift_s,
+    to_calendar,
+    to_pump,
+    warning,
+)
 from ithcli.status import describe, event_view
 from protocol import Drug, EventType, InfusionMode, MriMode, Priority
-from test_cli_program import BACLOFEN
 
 DAY = 86_400
 T0 = 1_900_000_000
@@ -141,7 +149,7 @@ def test_a_log_event_keeps_its_pump_stamp_and_shows_its_calendar_time():
        volume=st.integers(2_500, 20_000), shift=st.integers(-5 * DAY, 5 * DAY))
 def test_sampling_at_this_computers_midnights_changes_no_date(starts, doses, volume, shift):
     """The chart's days are the calendar's: samples at its midnights, the pump's delivery unchanged."""
-    steps = list(zip([0] + sorted(starts), doses))
+    steps = list(zip([0] + sorted(starts), doses, strict=True))
     rates = [(m, d // 2) for m, d in steps]  # nL/day at 2 mg/mL
     base = forecast.project(pump_time=T0 + 12_345, reservoir_ul=volume, low_alarm_ul=2_000, steps=rates)
     fc = forecast.project(pump_time=T0 + 12_345, reservoir_ul=volume, low_alarm_ul=2_000, steps=rates,
@@ -253,7 +261,7 @@ def test_a_pump_clock_within_five_minutes_shows_no_warning_and_past_them_it_does
 def test_forecast_compares_the_next_visit_with_calendar_dates_not_the_pumps(pump):
     emu, cli = _two_days_ahead(pump, *SIX_ML)
     # the alarm comes 6 days from now on the calendar: 8 by the pump's clock, after a visit in 7
-    visit = (datetime.now(timezone.utc) + timedelta(days=7)).date().isoformat()
+    visit = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
     fc, stderr = _json(cli, "forecast", "--next-visit", visit)
     skew = _assert_two_days_ahead(fc["pump_clock"])
     alarm = _date(fc["low_reservoir_alarm_date"])

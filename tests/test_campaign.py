@@ -21,13 +21,13 @@ import socket
 import time
 
 import pytest
+from loopback import InProcessPump, run_ithcli
 
 from ithcli_campaign import runner
 from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, PtyFaultProxy
 from ithcli_campaign.pump import EmulatorProcess
 from ithcli_campaign.runner import EMULATOR_ARGS, EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
-from loopback import InProcessPump, run_ithcli
 from protocol import PROTOCOL_VERSION, Command, InfusionMode, Role, encode, security
 from protocol.therapy import rate_for_dose
 

@@ -8,13 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import peers
+import pytest
 from cli_harness import Cli
+from test_cli_program import FROZEN, applied_txids
+
 from ithcli_campaign.proxy import TO_PUMP, Fault
 from protocol import Command
-from test_cli_program import FROZEN, applied_txids
 
 MORPHINE = ("--drug", "morphine", "--concentration", "10 mg/mL", "--flow", "0.2 mL/day")  # 2 mg/day
 
@@ -85,7 +85,8 @@ def test_a_plan_runs_across_twenty_pumps(start_emulator, tmp_path, cli):
     # running the same plan with the same journal applies nothing twice
     again = cli("--json", "batch", "run", str(plan))
     assert again.code == 0, again.stderr
-    assert {s["outcome"] for t in again.json()["targets"] for s in t["steps"] if s["action"] == "program"} == {"skipped"}
+    programs = [s for t in again.json()["targets"] for s in t["steps"] if s["action"] == "program"]
+    assert {s["outcome"] for s in programs} == {"skipped"}
     assert all(len(applied_txids(emu)) == 1 for emu in pumps)
 
 

@@ -6,10 +6,10 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import peers
+import pytest
 from cli_harness import assert_one_line_error, cli_env, run_cli
+
 from ithcli_campaign.proxy import TO_CLI, Fault
 
 

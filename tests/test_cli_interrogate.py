@@ -1,10 +1,9 @@
 """`ithcli interrogate` end to end: a real ith-emulator process, the real CLI process."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from cli_harness import run_cli
 
 BACLOFEN = ("--model", "peristaltic-20", "--serial", "BAC-0042", "--drug", "baclofen",
@@ -141,6 +140,6 @@ def test_timestamps_are_utc_iso(start_emulator):
     emu = start_emulator()
     s = run_cli("--port", emu.url, "--json", "interrogate").json()
     read_at = _date(s["read_at"])
-    assert read_at.tzinfo == timezone.utc
-    assert abs(read_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert read_at.tzinfo == UTC
+    assert abs(read_at - datetime.now(UTC)) < timedelta(minutes=5)
     assert abs(s["clock_skew_s"]) < 300

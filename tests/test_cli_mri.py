@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from cli_harness import Cli, assert_one_line_error, cli_env
 from test_cli_program import FROZEN, applied_txids, status
 

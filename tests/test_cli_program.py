@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from cli_harness import assert_one_line_error
 
 BACLOFEN = ("--model", "peristaltic-20", "--serial", "BAC-0001", "--drug", "baclofen",
@@ -26,6 +25,7 @@ def status(cli):
 def applied_txids(emu):
     """TX_APPLIED events in the pump's own log: what was really applied."""
     from emulator_harness import RawClient
+
     from protocol import Command, EventType
 
     with RawClient(emu.url, keys=emu.keys) as client:
@@ -106,7 +106,8 @@ def test_a_soft_limit_needs_an_override_naming_it_which_is_audited(pump):
     assert_one_line_error(cli("program", "--dose", "16 mg/day", "--yes", "--override-soft-limit", "STEP=palliative"),
                           6, "DAILY_MAX=REASON")
     assert status(cli)["daily_dose"] == before["daily_dose"]
-    accepted = cli("program", "--dose", "16 mg/day", "--yes", "--override-soft-limit", "daily-max=palliative, per Dr Roe")
+    accepted = cli("program", "--dose", "16 mg/day", "--yes",
+                   "--override-soft-limit", "daily-max=palliative, per Dr Roe")
     assert accepted.code == 0, accepted.stderr
     assert status(cli)["daily_dose"] == {"value": 16, "unit": "mg/day"}
     entries = [json.loads(line) for line in open(cli.audit_path)]

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 from cli_harness import assert_one_line_error
 from test_cli_program import BACLOFEN, applied_txids, status
-
-
 
 
 def test_refill_over_capacity_is_refused_and_nothing_changes(pump):

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cli_harness import DEFAULT_KEY_STORE, Cli, assert_one_line_error
 from test_cli_program import BACLOFEN, FROZEN
@@ -36,8 +36,8 @@ def _date(text):
 
 
 def _today() -> datetime:
-    now = datetime.now(timezone.utc)
-    return datetime(now.year, now.month, now.day, tzinfo=timezone.utc)
+    now = datetime.now(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC)
 
 
 def test_forecast_follows_a_flex_schedule_to_the_pumps_actual_alarm(pump, tmp_path):

@@ -8,10 +8,10 @@ versions, and one connection's failed AUTH attempts never lock another connectio
 from __future__ import annotations
 
 import pytest
+from loopback import KEYS, Loopback, new_pump, open_session
 
 import protocol
 from emulator.security_state import Backoff
-from loopback import KEYS, Loopback, new_pump, open_session
 from protocol import Command, ErrorReason, Role, security
 from protocol.crc import crc32c
 from protocol.framing import FrameDecoder, RawFrame, encode_frame, parse_frame

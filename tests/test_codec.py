@@ -6,6 +6,7 @@ so a new field or message is covered without touching this file.
 """
 from __future__ import annotations
 
+import itertools
 import struct
 
 import construct as c
@@ -439,7 +440,7 @@ def receive(data: bytes, cuts: list[int]) -> list:
     decoder = FrameDecoder()
     items = []
     bounds = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         items += decoder.feed(data[a:b])
     return drain(decoder, items)
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 import serial
-
 from cli_harness import Cli
 from emulator_harness import RawClient
+
 from ithcli.audit import AuditLog
 from ithcli.batch import Journal
 from ithcli_campaign.proxy import TO_CLI, TO_PUMP, Fault, FaultProxy
@@ -71,7 +71,8 @@ def test_emulator_killed_at_random_points_loses_nothing_acknowledged(start_emula
         outcome: list = []  # how the writer ended: ("link", when) or ("failed", exception)
         stop = threading.Event()
 
-        def writer(url=emu.url, keys=emu.keys):
+        def writer(url=emu.url, keys=emu.keys, stop=stop, replies=replies, sent=sent, acked=acked,
+                   outcome=outcome):  # this round's lists (the thread is joined before the next)
             nonlocal txid
             try:
                 with RawClient(url, keys=keys, timeout=5.0) as c:

@@ -14,18 +14,17 @@ import stat
 import subprocess
 
 import pytest
-
 from cli_harness import console_script
 from emulator_harness import RawClient, _read_first_line, read_keys, run_emulator
-from protocol.messages import MAX_LOG_PAGE
+
 from protocol import (
+    PROTOCOL_VERSION,
     Alarm,
     BatteryState,
     Command,
     Drug,
     ErrorReason,
     EventType,
-    PROTOCOL_VERSION,
     InfusionMode,
     Priority,
     PumpModel,
@@ -35,6 +34,7 @@ from protocol import (
     security,
 )
 from protocol.constants import SYNC
+from protocol.messages import MAX_LOG_PAGE
 
 DAY = 86_400
 FROZEN = 1e-9  # --time-scale: the clock moves only by control "advance"

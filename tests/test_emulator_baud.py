@@ -3,8 +3,8 @@ it does is tested here; how fast is bench/link.py's job (no timing assertions)."
 from __future__ import annotations
 
 import pytest
-
 from emulator_harness import RawClient, run_emulator
+
 from protocol import Command
 
 

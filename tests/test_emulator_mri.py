@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
+from loopback import based
 
 from emulator import store
 from emulator.pump import Pump, Refusal
-from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
-from loopback import based
 from protocol import (
     Alarm,
     Command,

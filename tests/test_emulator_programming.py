@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
 from loopback import based
+
 from emulator.pump import APPLIED_HISTORY, Pump, Refusal
 from protocol import (
     Alarm,
@@ -155,7 +155,7 @@ def test_minimum_and_stopped_modes(emu, client):
 
 def _refusals():
     C, F, M, S = InfusionMode.CONTINUOUS, InfusionMode.FLEX, InfusionMode.MINIMUM, InfusionMode.STOPPED
-    I, O = ErrorReason.INVALID_STATE, ErrorReason.OUT_OF_RANGE
+    I, O = ErrorReason.INVALID_STATE, ErrorReason.OUT_OF_RANGE  # noqa: E741  (one letter keeps the table readable)
     program = lambda mode, s, **kw: lambda c: prepare_program(c, 100, mode, s, **kw)  # noqa: E731
     refill = lambda *a, **kw: lambda c: prepare_refill(c, 100, *a, **kw)  # noqa: E731
     fourteen = steps(*[(60 * i, 1_000_000) for i in range(14)])
@@ -505,7 +505,8 @@ def bolus_body(txid):
 
 
 def all_prepares(pump):
-    return [lambda: pump.prepare_program(based(pump, program_body(1))), lambda: pump.prepare_refill(based(pump, refill_body(2))),
+    return [lambda: pump.prepare_program(based(pump, program_body(1))),
+            lambda: pump.prepare_refill(based(pump, refill_body(2))),
             lambda: pump.prepare_bolus(based(pump, bolus_body(3)))]
 
 

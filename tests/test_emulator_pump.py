@@ -76,7 +76,8 @@ def test_eri_projection_is_exact_and_eos_follows_90_days_later():
 
 
 def test_battery_drain_rate_depends_on_flow():
-    slow, fast = make(flow_nl_per_day=48_000, reservoir_ul=40_000), make(flow_nl_per_day=24_000_000, reservoir_ul=40_000)
+    slow = make(flow_nl_per_day=48_000, reservoir_ul=40_000)
+    fast = make(flow_nl_per_day=24_000_000, reservoir_ul=40_000)
     slow.advance_to(T0 + DAY)
     fast.advance_to(T0 + DAY)
     used = lambda p: 5 * 365 * DAY * BATTERY_UNIT - p.battery_charge  # noqa: E731

@@ -21,12 +21,19 @@ import re
 from pathlib import Path
 
 import pytest
-
-from emulator.pump import LOG_CAPACITY, Pump
-from emulator.security_state import COALESCE_S, ROUTINE_STREAMS, U32_MAX, FailureLog, SessionLog, Stream, \
-    routine_events_bound
 from emulator_harness import HandshakeError, RawClient, read_log, refused
 from loopback import Loopback, new_pump, open_session
+
+from emulator.pump import LOG_CAPACITY, Pump
+from emulator.security_state import (
+    COALESCE_S,
+    ROUTINE_STREAMS,
+    U32_MAX,
+    FailureLog,
+    SessionLog,
+    Stream,
+    routine_events_bound,
+)
 from protocol import Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
 from protocol.messages import MAX_LOG_PAGE
 from protocol.session import ClientSession, HelloReply, Refused, Reply

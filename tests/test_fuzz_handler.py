@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_codec import BODIES, SAMPLES  # the valid messages, and bodies from the definitions
 
 import protocol
 from emulator.faults import FAULTS, Faults
@@ -26,7 +27,6 @@ from emulator.session import Session
 from protocol import Command, Role, security
 from protocol.framing import RawFrame, encode_frame, parse_frame
 from protocol.session import ClientSession, HelloReply, SessionOpen
-from test_codec import BODIES, SAMPLES  # the valid messages, and bodies from the definitions
 
 REQUEST_KEYS = sorted(k for k in SAMPLES if not k & 0x80)
 HANG_S = 30  # a watchdog for a hang, far above any real example (milliseconds)

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from cli_harness import cli_env, run_cli, trust
+from loopback import Loopback, new_pump, open_session
+
 from ithcli_campaign.proxy import TO_PUMP, Fault, FaultProxy
 from ithcli_campaign.pump import TruthClient
-from loopback import Loopback, new_pump, open_session
 from protocol import Command, ErrorReason, EventType, InfusionMode
 from protocol.session import Refused, Reply
 

@@ -1,4 +1,5 @@
-"""A man-in-the-middle on the link: what the link hardening must show (first built for protocol version 2; the wire is now version 3).
+"""A man-in-the-middle on the link: what the link hardening must show (built for protocol
+version 2; the wire is now version 3).
 
 The matrices run in process (tests/loopback.py): the real ithcli (ithcli.cli.main) against
 the emulator's real handler, through the fault proxy's own fault logic
@@ -26,17 +27,17 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from cli_harness import cli_env
+from loopback import InProcessPump, run_ithcli
+
 from ithcli_campaign.proxy import TO_CLI, TO_PUMP, Fault, FaultProxy
 from ithcli_campaign.pump import TruthClient
 from ithcli_campaign.warm import WarmCli
-from loopback import InProcessPump, run_ithcli
 from protocol import ErrorReason, EventType, Role, WriteKind, security
 from protocol import session as wire
 
@@ -531,7 +532,7 @@ def test_a_keyless_client_failing_auth_on_its_own_connection_does_not_lock_the_c
             while not stop.is_set():
                 try:
                     during.append(attacker.attempt())
-                except Exception as exc:  # noqa: BLE001 - reported below
+                except Exception as exc:
                     during.append(exc)
                     return
                 time.sleep(0.02)

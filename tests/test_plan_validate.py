@@ -418,10 +418,9 @@ def _kinds(view: dict, prefix: str = "") -> dict[str, str | None]:
 
 def test_the_status_fields_a_check_may_name_are_the_ones_interrogate_gives():
     """plan.STATUS_FIELDS against what the runner evaluates checks on: status.describe."""
+    from ithcli.status import describe
     from protocol import BatteryState, Drug, InfusionMode, MriMode
     from protocol.models import PumpModel
-
-    from ithcli.status import describe
 
     now = 1_800_000_000
     raw = {"serial_number": "S-1", "model": PumpModel.PERISTALTIC_40, "firmware": {"major": 1, "minor": 2, "patch": 3},

@@ -152,7 +152,7 @@ def check_struct_table(rows: list[list[str]], struct_: c.Struct, where: str) -> 
     expected = expected_rows(struct_)
     names = [r[2] if len(r) > 2 else "?" for r in rows]
     assert names == [e[2] for e in expected], f"{where}: field names/order differ from the code"
-    for row, (offset, size, name, type_, fixed) in zip(rows, expected):
+    for row, (offset, size, name, type_, fixed) in zip(rows, expected, strict=True):
         assert len(row) == 6, f"{where}.{name}: expected 6 columns, got {row}"
         doc_offset, doc_size, _, doc_type, doc_unit, meaning = row
         assert doc_offset == ("var" if offset is None else str(offset)), f"{where}.{name}: offset"
@@ -250,7 +250,7 @@ def test_frame_table_matches_header_and_constants(tables):
     assert (sync[0], sync[1]) == ("0", str(len(constants.SYNC)))
     assert sync[4] == " ".join(f"0x{b:02X}" for b in constants.SYNC)
     offset = len(constants.SYNC)
-    for row, (name, size, type_) in zip(rows[1:], header):
+    for row, (name, size, type_) in zip(rows[1:], header, strict=True):
         assert (row[0], row[1], row[3]) == (str(offset), str(size), type_), f"header field {name}"
         offset += size
     by_name = {r[2]: r for r in rows}
@@ -295,7 +295,7 @@ def test_units_table_covers_every_wire_unit(tables):
 
 def test_crc_section_states_the_parameters():
     text = DOC.read_text(encoding="utf8")
-    from protocol.crc import CHECK_VALUE, _POLY
+    from protocol.crc import _POLY, CHECK_VALUE
 
     for needle in (f"0x{CHECK_VALUE:08X}", f"0x{_POLY:08X}", "0x1EDC6F41", "0xFFFFFFFF", "123456789"):
         assert needle in text, needle
@@ -336,7 +336,8 @@ def _doc_with(old: str, new: str) -> dict[str, list[list[str]]]:
         # nested arrays of entries: a field of an entry carried inside a nested group,
         # the nested array itself, and a missing entry table
         ("| 6 | 4 | rate_nl_per_day |", "| 6 | 4 | rate_nl_day |", test_every_array_element_has_a_matching_table),
-        ("| 18 | var | program.steps | u8 n + DeliveredStep[n] |", "| 18 | var | program.steps | u8 n + ProgramStep[n] |",
+        ("| 18 | var | program.steps | u8 n + DeliveredStep[n] |",
+         "| 18 | var | program.steps | u8 n + ProgramStep[n] |",
          test_every_payload_has_a_matching_table),
         ("### DeliveredStep entry", "### DeliveredStep", test_every_array_element_has_a_matching_table),
         ("| 14 | var | steps | u8 n + ProgramStep[n] |", "| 14 | 6 | steps | u8 n + ProgramStep[n] |",

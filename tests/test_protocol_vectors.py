@@ -67,7 +67,7 @@ def section(text: str, title: str, level: int = 2) -> str:
     for end in range(start, len(lines)):
         if lines[end].startswith("```"):
             fenced = not fenced
-        elif not fenced and re.match(r"^#{1,%d} " % level, lines[end]):
+        elif not fenced and re.match(rf"^#{{1,{level}}} ", lines[end]):
             return "\n".join(lines[start:end])
     return "\n".join(lines[start:])
 

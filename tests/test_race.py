@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from cli_harness import cli_env
+from test_lost_update import address, audit, hold_prepare
+
 from ithcli_campaign.proxy import FaultProxy
 from ithcli_campaign.pump import TruthClient
 from ithcli_campaign.warm import WarmCli
 from protocol import EventType
-from test_lost_update import address, audit, hold_prepare
 
 FROZEN = ("--time-scale", "1e-9")  # the pump clock moves only when a test advances it
 ROUNDS = 30
@@ -48,7 +48,7 @@ class Programmer:
     state_dir: Path
     env: dict = field(default_factory=dict)
 
-    def program(self, dose: str) -> "Run":
+    def program(self, dose: str) -> Run:
         argv = ["--port", self.proxy.url, "--timeout", TIMEOUT, "--json", "program", "--dose", dose, "--yes"]
         code, out, err = self.warm.run(argv, self.env, 120)
         return Run(self.name, dose, code, out, err)
@@ -69,7 +69,8 @@ class Run:
         return json.loads(self.stdout)
 
     def __str__(self) -> str:
-        return f"{self.who} --dose {self.dose!r} -> exit {self.code}\nstderr: {self.stderr}\nstdout: {self.stdout[:1500]}"
+        return (f"{self.who} --dose {self.dose!r} -> exit {self.code}\nstderr: {self.stderr}\n"
+                f"stdout: {self.stdout[:1500]}")
 
 
 def ng_per_day(dose: str) -> int:
@@ -188,7 +189,7 @@ def check_round(i: int, truth: TruthClient, programmers: list[Programmer], runs:
     assert [s["dose_ng_per_day"] for s in steps] == [ng_per_day(last.dose)], where
 
     # what each programmer's change was checked against, from its own audit log
-    for p, start in zip(programmers, audit_start):
+    for p, start in zip(programmers, audit_start, strict=True):
         records = p.records_since(start)
         mine = next(r for r in runs if r.who == p.name)
         verified = [r["txid"] for r in records if r.get("event") == "verified"]

@@ -13,12 +13,12 @@ import os
 import stat
 import time
 
-import pytest
-
-from emulator.security_state import Backoff
 import emulator_harness
+import pytest
 from emulator_harness import HandshakeError, RawClient, read_log, refused, write_key_file
 from loopback import KEYS, Loopback, VirtualClock, new_pump
+
+from emulator.security_state import Backoff
 from protocol import PROTOCOL_VERSION, Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
 from protocol.crc import crc32c
 from protocol.framing import parse_frame
@@ -298,7 +298,7 @@ def test_recorded_frames_are_rejected_when_replayed(start_emulator, tmp_path):
         c.handshake("clinician", emu.keys["clinician"])  # a new session on the same connection
         replay_rejected(c, emu, failures + 4)  # another session's keys: bad tags
     with RawClient(emu.url) as attacker:  # on a connection of its own: no session at all
-        for frame, seq in zip(recorded, (parse_frame(r)[1].seq for r in recorded)):
+        for frame, seq in zip(recorded, (parse_frame(r)[1].seq for r in recorded), strict=True):
             refused(attacker.exchange(frame, seq), ErrorReason.NOT_AUTHENTICATED)
     assert therapy(emu) == pending_11  # txid 11 still pending, 10 applied once
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC
 
 from cli_harness import assert_one_line_error, cli_env
 
@@ -31,7 +32,8 @@ def test_escalation_by_small_steps_is_stopped_by_the_24_hour_budget(pump):
     soft = cli("program", "--dose", "9 mg/day", "--yes")
     assert_one_line_error(soft, 6, "rise of 80.0 %", "over 24 hours", "5 mg/day", "RISE_24H=REASON")
     assert dose(cli) == {"value": 7, "unit": "mg/day"}
-    assert cli("program", "--dose", "9 mg/day", "--yes", "--override-soft-limit", "RISE_24H=pain crisis, Dr Roe").code == 0
+    assert cli("program", "--dose", "9 mg/day", "--yes",
+               "--override-soft-limit", "RISE_24H=pain crisis, Dr Roe").code == 0
     # past +100 %: refused whatever is overridden
     hard = cli("program", "--dose", "11 mg/day", "--yes", "--override-soft-limit", "RISE_24H=x",
                "--override-soft-limit", "RISE_7D=x")
@@ -185,17 +187,17 @@ def test_a_log_that_wrapped_makes_a_rise_need_the_history_override_and_a_cut_doe
 
 
 def test_next_visit_is_compared_on_the_calendar_when_the_pump_clock_runs_ahead(pump):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     emu, cli = pump(*MORPHINE_10)  # 18 mL at 1 mL/day (11 mg/day: 1.1 mL/day)
     emu.control("advance", seconds=2 * DAY)  # the pump's clock now runs two days ahead of this computer's
     status = cli("--json", "interrogate").json()
     assert status["pump_clock"]["warning"] and "ahead" in status["pump_clock"]["warning"]
     # on the pump's clock the reservoir empties 18 days on, on the calendar 16: a visit in 17 days is too late
-    visit = (datetime.now(timezone.utc) + timedelta(days=17)).date().isoformat()
+    visit = (datetime.now(UTC) + timedelta(days=17)).date().isoformat()
     late = cli("program", "--dose", "10.5 mg/day", "--yes", "--next-visit", visit)
     assert_one_line_error(late, 6, "runs empty", "--confirm-empty-before-visit")
-    early = (datetime.now(timezone.utc) + timedelta(days=12)).date().isoformat()
+    early = (datetime.now(UTC) + timedelta(days=12)).date().isoformat()
     assert cli("program", "--dose", "10.5 mg/day", "--yes", "--next-visit", early).code == 0
 
 

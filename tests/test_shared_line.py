@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 
-import protocol
 from cli_harness import cli_env, run_cli, trust
+
+import protocol
 from protocol import Role, security
 from protocol.session import ClientSession
 

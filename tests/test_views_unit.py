@@ -41,7 +41,7 @@ def _raised(pump: Pump, alarm: Alarm) -> int:
 def test_forecast_alarm_and_empty_match_the_pump_model(starts, doses, volume, offset):
     """Same integer rules as the pump: from the pump's own status (whole uL, unknown
     remainder), never later than the pump and earlier by at most the time 1 uL takes."""
-    steps = list(zip([0] + sorted(starts), doses))
+    steps = list(zip([0] + sorted(starts), doses, strict=True))
     pump = _pump(volume, steps)
     pump.advance_to(T0 + offset)
     if pump.alarms & Alarm.LOW_RESERVOIR:
@@ -131,8 +131,9 @@ def test_a_replace_by_mismatch_is_shown_prominently_by_interrogate(monkeypatch):
 
 
 def test_a_replace_by_mismatch_reaches_the_report_and_the_monitor_line():
-    from ithcli.commands.monitor import _LineView
     from rich.console import Console
+
+    from ithcli.commands.monitor import _LineView
 
     battery = {"state": "eri", "percent": 5, "eri_date": "2030-01-01T00:00:00Z",
                "replace_by": "2030-05-01T00:00:00Z", "replace_by_computed": "2030-04-01T00:00:00Z",
