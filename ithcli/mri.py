@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import write_kinds
 from .calendar import iso, past_threshold, to_calendar
 
 if TYPE_CHECKING:  # annotations only: the modules are imported where they are used
@@ -373,7 +374,6 @@ def blocks(result: dict) -> list[str]:
 def enter_request(app, st: MriState, *, auto_exit_s: int, field=None, gradient=None,
                   confirm_withdrawal_risk: bool = False):
     """Checklist again (refuse on BLOCK), the withdrawal-risk approval, the snapshot, the write."""
-    import protocol
 
     from .errors import CheckFailed, SafetyError
     from .writes import WriteRequest
@@ -390,21 +390,20 @@ def enter_request(app, st: MriState, *, auto_exit_s: int, field=None, gradient=N
     save_snapshot(app.state_path(), app.serial, described=st.described, program=st.program,
                   event_count=raw["event_count"], lines=[Line(**line) for line in result["lines"]])
     request = WriteRequest(
-        kind="MRI_ENTER", command=protocol.Command.PREPARE_MRI_ENTER, body={"auto_exit_s": auto_exit_s},
-        expect={"kind": protocol.WriteKind.MRI_ENTER, "program": st.program, "mri_auto_exit_s": auto_exit_s},
+        kind=write_kinds.MRI_ENTER, body={"auto_exit_s": auto_exit_s},
+        expect={"program": st.program, "mri_auto_exit_s": auto_exit_s},
         describe={"serial_number": raw["serial_number"], "auto_exit_s": auto_exit_s},
     )
     return request, result
 
 
 def exit_request(st: MriState):
-    import protocol
 
     from .writes import WriteRequest
 
     return WriteRequest(
-        kind="MRI_EXIT", command=protocol.Command.PREPARE_MRI_EXIT, body={},
-        expect={"kind": protocol.WriteKind.MRI_EXIT, "program": st.program},
+        kind=write_kinds.MRI_EXIT, body={},
+        expect={"program": st.program},
         describe={"serial_number": st.raw["serial_number"]},
     )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from . import write_kinds
 from .errors import UsageError
 
 
@@ -103,7 +104,6 @@ def _expected_program(state: PumpState, plan, summary, drug=None, conc=None) -> 
 
 def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, schedule=None, stop=False,
                    next_visit=None, overrides=None, confirmed=frozenset(), spasticity_origin=None) -> Change:
-    import protocol
 
     from . import dosing, limits
     from .status import program_view
@@ -178,9 +178,9 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
         ("Concentration", _q(before_view["concentration"]), _q(after_view["concentration"])),
     ]
     request = WriteRequest(
-        kind="PROGRAM", command=protocol.Command.PREPARE_PROGRAM,
+        kind=write_kinds.PROGRAM,
         body={"mode": expected["mode"], "drug": raw["drug"], "concentration_ng_per_ml": conc, "steps": plan.steps()},
-        expect={"kind": protocol.WriteKind.PROGRAM, "program": expected}, describe=describe,
+        expect={"program": expected}, describe=describe,
     )
     rows += history_rows(past, entry, state.described["clock_skew_s"])
     return Change("program", request, describe, warnings, rows,
@@ -405,10 +405,10 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
                      f"{format(before['reservoir_ml'], 'f')} mL expected"))
     rows += history_rows(past, new_entry, state.described["clock_skew_s"])
     request = WriteRequest(
-        kind="REFILL", command=protocol.Command.PREPARE_REFILL,
+        kind=write_kinds.REFILL,
         body={"drug": protocol.Drug[new_entry.code], "concentration_ng_per_ml": conc, "volume_ul": volume_ul,
               "withdrawn_ul": withdrawn_ul or 0, "mode": expected["mode"], "steps": plan.steps()},
-        expect={"kind": protocol.WriteKind.REFILL, "program": expected, "reservoir_ul": volume_ul},
+        expect={"program": expected, "reservoir_ul": volume_ul},
         describe=describe,
     )
     question = (f"Record a refill of {raw['serial_number']} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
@@ -419,7 +419,6 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
 # --- bolus -------------------------------------------------------------------
 
 def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confirmed=frozenset()) -> Change:
-    import protocol
 
     from . import dosing, limits
     from .status import quantity
@@ -461,8 +460,8 @@ def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confi
     if boluses:
         rows.append(("Boluses, last 24 h", _q(quantity(boluses, entry.mass_unit)), "counted in the total"))
     request = WriteRequest(
-        kind="BOLUS", command=protocol.Command.PREPARE_BOLUS, body={"dose_ng": dose_ng, "duration_s": seconds},
-        expect={"kind": protocol.WriteKind.BOLUS, "program": state.program, "bolus_dose_ng": dose_ng,
+        kind=write_kinds.BOLUS, body={"dose_ng": dose_ng, "duration_s": seconds},
+        expect={"program": state.program, "bolus_dose_ng": dose_ng,
                 "bolus_duration_s": seconds, "bolus_volume_nl": volume_nl},
         describe=describe,
     )
@@ -501,10 +500,10 @@ def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()
         rows.append(("Withdrawn / expected", f"{format(Decimal(withdrawn_ul) / 1000, 'f')} mL",
                      f"{format(before['reservoir_ml'], 'f')} mL expected"))
     request = WriteRequest(
-        kind="REFILL", command=protocol.Command.PREPARE_REFILL,
+        kind=write_kinds.EMPTY,
         body={"drug": raw["drug"], "concentration_ng_per_ml": raw["concentration_ng_per_ml"], "volume_ul": 0,
               "withdrawn_ul": withdrawn_ul or 0, "mode": protocol.InfusionMode.STOPPED, "steps": []},
-        expect={"kind": protocol.WriteKind.REFILL, "program": stopped, "reservoir_ul": 0},
+        expect={"program": stopped, "reservoir_ul": 0},
         describe=describe,
     )
     question = (f"Record {raw['serial_number']} as emptied ({format(before['reservoir_ml'], 'f')} mL expected) "
@@ -527,32 +526,12 @@ def record_overrides(app, change: Change) -> None:
 
 def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_sent=None) -> dict:
     """Send a checked change; the verified result for --json (raises on any other outcome)."""
-    from .status import program_view, quantity
     from .writes import execute
 
     record_overrides(app, change)
     result = execute(app, state.client, change.request, log_index=state.raw["event_count"],
                      based_on_txid=state.raw["last_txid"], read_program=state.program,
                      dose_unit=change.unit, on_echo=on_echo, on_commit_sent=on_commit_sent)
-    readback = result["readback"]
     out = {"command": change.command, **change.describe, "txid": result["txid"], "commit": result["commit"],
            "verified": True, "outcome": "verified"}
-    if change.command in ("program", "refill"):
-        out["after"] = program_view(readback["program"]["program"], change.unit)
-    if change.command == "refill":
-        from .status import describe
-
-        after = describe(readback["status"], app.library(), read_at=state.raw["pump_time"], port=app.port or "",
-                         emulated=app.emulated, skew_s=state.described["clock_skew_s"])
-        out["after"] |= {"reservoir_ml": after["reservoir_ml"],
-                         "projected_low_reservoir_date": after["projected_low_reservoir_date"]}
-    if change.command == "empty":
-        status = readback["status"]
-        out["after"] = {"reservoir_ml": Decimal(status["reservoir_ul"]) / 1000, "mode": status["mode"].name.lower()}
-    if change.command == "bolus":
-        mass = change.describe["dose"]["unit"]
-        out["bolus_remaining"] = quantity(readback["status"]["bolus_remaining_ng"], mass)
-        out["before"] = {"daily_dose": change.describe["daily_dose"],
-                         "bolus_remaining": quantity(state.raw["bolus_remaining_ng"], mass)}
-        out["after"] = {"daily_dose": change.describe["daily_dose"], "bolus_remaining": out["bolus_remaining"]}
-    return out
+    return out | change.request.kind.after(app, state, change, result["readback"])

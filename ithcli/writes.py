@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DeviceRejected, IthcliError, LinkError, SessionLost, Unconfirmed, VerifyFailed
+from .write_kinds import WriteKind
 
 
 def new_txid() -> int:
@@ -72,11 +73,14 @@ def preflight(app, client, serial: str) -> None:
 
 @dataclass
 class WriteRequest:
-    kind: str  # WriteKind name
-    command: Any  # protocol.Command
+    kind: WriteKind  # what differs from kind to kind (ithcli/write_kinds.py)
     body: dict  # without txid
-    expect: dict  # the Prepared fields the echo must equal (program sub-dict may be partial)
+    expect: dict  # the Prepared fields the echo must equal besides its kind (program sub-dict may be partial)
     describe: dict = field(default_factory=dict)  # before/after etc. for --json and errors
+
+    @property
+    def command(self) -> Any:
+        return self.kind.command
 
 
 def _differences(expected: dict, actual: dict, prefix: str = "") -> list[str]:
@@ -112,7 +116,7 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
 
     serial = app.serial
     txid = new_txid()
-    details = {"txid": txid, "kind": request.kind.lower(), **request.describe}
+    details = {"txid": txid, "kind": request.kind.name.lower(), **request.describe}
 
     # PREPARE changes nothing on the pump, so a lost reply means nothing was applied
     try:
@@ -127,7 +131,8 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
         if exc.reason == "CHANGED_SINCE_READ":
             raise changed_since_read(client, read_program, based_on_txid, details, dose_unit) from None
         raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason, details) from None
-    differences = _differences(request.expect, echo)
+    expect = {"kind": request.kind.wire, **request.expect}
+    differences = _differences(expect, echo)
     if echo["txid"] != txid:
         differences.append(f"txid: expected {txid}, pump echoed {echo['txid']}")
     if differences:
@@ -141,11 +146,11 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
 
     pending = app.pending()
     pending.put(serial, {
-        "txid": txid, "kind": request.kind, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "txid": txid, "kind": request.kind.name, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "port": app.port, "operator": app.operator, "log_index": log_index,
     })
     try:
-        app.record("commit-sent", txid=txid, kind=request.kind, expect=request.expect)
+        app.record("commit-sent", txid=txid, kind=request.kind.name, expect=expect)
         if on_commit_sent is not None:
             on_commit_sent(txid)  # e.g. the batch journal's "sent" record, before the bytes go out
         committed = client.write_once(protocol.Command.COMMIT, {"txid": txid})
@@ -194,7 +199,7 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
     mismatches = _differences(request.expect["program"], after_program["program"], "program.")
     if after_status["last_txid"] != txid:
         mismatches.append(f"last_txid: expected {txid}, pump has {after_status['last_txid']}")
-    mismatches += _readback_extra(request, echo, committed, after_status)
+    mismatches += request.kind.readback_problems(echo, committed, after_status)
     result = {**details, "commit": outcome, "applied_at": committed["applied_at"],
               "echo": echo, "readback": {"status": after_status, "program": after_program}}
     if mismatches:
@@ -204,7 +209,7 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
             + ". The pump may be delivering something else: interrogate it and correct the program now",
             details={**details, "outcome": "mismatch", "verified": False, "differences": mismatches},
         )
-    app.record("verified", txid=txid, kind=request.kind)
+    app.record("verified", txid=txid, kind=request.kind.name)
     return result
 
 
@@ -254,35 +259,3 @@ def commit_displaced(client, before: dict | None, based_on_txid: int, details: d
         "the pump dropped this one. Nothing was committed and the pump is unchanged. Run the command again",
         refusal.reason, {**details, "outcome": "not-committed", "displaced": True},
     )
-
-
-def _readback_extra(request: WriteRequest, echo: dict, committed: dict, status: dict) -> list[str]:
-    """Kind-specific read-back checks beyond the program."""
-    out = []
-    if request.kind == "REFILL":
-        # the reservoir drains from the fill volume from applied_at on: allow that much, no more
-        elapsed = max(0, status["pump_time"] - committed["applied_at"])
-        drained_ul = echo["program"]["daily_volume_nl_per_day"] * elapsed // 86_400_000 + 1
-        if not echo["reservoir_ul"] - drained_ul <= status["reservoir_ul"] <= echo["reservoir_ul"]:
-            out.append(f"reservoir_ul: expected {echo['reservoir_ul']} (less {drained_ul} delivered since), "
-                       f"pump has {status['reservoir_ul']}")
-    if request.kind == "MRI_ENTER":
-        import protocol
-
-        if status["mri_mode"] != protocol.MriMode.SAFE:
-            out.append(f"mri_mode: expected SAFE, pump has {status['mri_mode'].name}")
-        elif status["mri_auto_exit_at"] != committed["applied_at"] + echo["mri_auto_exit_s"]:
-            out.append(f"mri_auto_exit_at: expected {committed['applied_at'] + echo['mri_auto_exit_s']}, "
-                       f"pump has {status['mri_auto_exit_at']}")
-        if status["current_rate_nl_per_day"] != 0:
-            out.append(f"current_rate_nl_per_day: expected 0 in MRI-safe mode, pump has "
-                       f"{status['current_rate_nl_per_day']}")
-    if request.kind == "MRI_EXIT":
-        import protocol
-
-        if status["mri_mode"] != protocol.MriMode.OFF:
-            out.append(f"mri_mode: expected OFF, pump has {status['mri_mode'].name}")
-    if request.kind == "BOLUS" and status["bolus_remaining_ng"] > echo["bolus_dose_ng"]:
-        out.append(f"bolus_remaining_ng: {status['bolus_remaining_ng']} is more than the "
-                   f"{echo['bolus_dose_ng']} prepared")
-    return out
