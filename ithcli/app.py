@@ -1,6 +1,13 @@
-"""The application object in ctx.obj: settings, the lazily opened pump, output mode."""
+"""The application object in ctx.obj: settings, the lazily opened pump, output mode.
+
+Diagnostics go through `logging`, one logger per module under "ithcli" (issue 17). The
+command line shows them on stderr (cli.py, from -v); a library user sees nothing unless
+they configure logging: the "ithcli" logger has a NullHandler, so Python's last-resort
+handler never prints ithcli's warnings on its own.
+"""
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,6 +19,9 @@ if TYPE_CHECKING:  # annotations only: each is imported where it is first used (
     from .druglib import DrugLibrary
     from .keystore import KeyStore
     from .link import Link
+
+log = logging.getLogger(__name__)
+logging.getLogger("ithcli").addHandler(logging.NullHandler())
 
 _WRITE_COMMANDS = {"PREPARE_PROGRAM", "PREPARE_REFILL", "PREPARE_BOLUS", "PREPARE_MRI_ENTER",
                    "PREPARE_MRI_EXIT", "COMMIT"}
@@ -56,11 +66,11 @@ class App:
             from .client import PumpClient
             from .link import open_link
 
-            self.diag(f"opening {self.port}")
+            log.info("opening %s", self.port)
             link = self._link = open_link(self.port, verbose=self.verbose)
             # a pty keeps replies nobody read: drop them so they cannot be mistaken for ours
             link.discard_input()
-            client = self._client = PumpClient(link, timeout=self.timeout, verbose=self.verbose)
+            client = self._client = PumpClient(link, timeout=self.timeout)
             client.on_exchange = self._audit_exchange
             # a pump that reset lost our session with its RAM: reads open a new one (same role)
             client.reopen = lambda: self._open_session(
@@ -83,7 +93,7 @@ class App:
                 reasons.append(str(exc))
                 continue
             self.role, self.serial = role, entry.serial
-            self.diag(f"{role} session open with {entry.serial} on {client.link.url}")
+            log.info("%s session open with %s on %s", role, entry.serial, client.link.url)
             return
         need = "a clinician key (writes need one)" if roles == ("clinician",) else "a reader or clinician key"
         raise AuthError(
@@ -190,8 +200,12 @@ class App:
 
     # --- output -----------------------------------------------------------
     def diag(self, text: str, level: int = 1) -> None:
-        if self.verbose >= level:
-            print(f"ithcli: {text}", file=sys.stderr, flush=True)
+        """A diagnostic for `-v` * level (0: shown without -v, a warning), logged on the calling
+        module's "ithcli" logger at log_level(level). Logging decides who sees it: the command
+        line shows what `self.verbose` asks for (cli.py configures it from the same count)."""
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        logger = logging.getLogger(caller) if caller.startswith("ithcli.") else log
+        logger.log(log_level(level), "%s", text, stacklevel=2)
 
     def emit(self, obj: dict, render) -> None:
         """JSON on stdout with --json; otherwise call render(obj) for people.
@@ -204,7 +218,18 @@ class App:
 
             clock = obj.get("pump_clock") if isinstance(obj, dict) else None
             if isinstance(clock, dict) and clock.get("warning"):
-                self.diag(f"warning: {clock['warning']}", level=0)
+                log.warning("warning: %s", clock["warning"])
             print_json(obj)
         else:
             render(obj)
+
+
+def log_level(level: int) -> int:
+    """The logging level of a diagnostic shown from `-v` * level: 0 WARNING (shown without -v),
+    1 INFO (-v), 2 DEBUG (-vv), each v more one below (never NOTSET). The command line's
+    threshold is log_level(its -v count), so a diagnostic shows exactly when count >= level."""
+    if level <= 0:
+        return logging.WARNING
+    if level == 1:
+        return logging.INFO
+    return max(1, logging.DEBUG - (level - 2))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -103,10 +104,37 @@ def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audi
     """
     from .app import App
 
+    # registered before App.close: it runs after it (last in, first out), so closing still logs
+    ctx.call_on_close(_diagnostics_on_stderr(verbose))
     ctx.obj = App(port=port, timeout=timeout, json=as_json, verbose=verbose,
                   drug_library_path=drug_library, operator=operator or _default_operator(),
                   audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store)
     ctx.call_on_close(ctx.obj.close)
+
+
+def _diagnostics_on_stderr(verbose: int) -> Callable[[], None]:
+    """Show ithcli's diagnostics (every logger under "ithcli") on stderr as `ithcli: message`
+    lines, never on stdout: warnings always, -v adds info, -vv debug (app.log_level). Returns
+    what undoes it, run when the command ends (an ithcli run in-process leaves logging as it was)."""
+    import logging
+
+    from .app import log_level
+    from .output import DIAGNOSTIC_FORMAT, StderrHandler
+
+    logger = logging.getLogger("ithcli")
+    handler = StderrHandler()
+    handler.setFormatter(logging.Formatter(DIAGNOSTIC_FORMAT))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(log_level(verbose))
+    logger.propagate = False  # shown once, here: not again by a handler on the root logger
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    return undo
 
 
 def _default_operator() -> str:

@@ -17,8 +17,8 @@ ithcli's errors:
 """
 from __future__ import annotations
 
+import logging
 import re
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +37,9 @@ UNAUTH_GRACE = 0.3
 RATE_LIMIT_WAIT_MAX = 30.0
 _RETRY_IN = re.compile(r"retry in (\d+) s")
 
+#: warnings (shown without -v), info (-v: retries, dropped frames), debug (-vv: every frame in hex)
+log = logging.getLogger(__name__)
+
 
 class NoReply(LinkError):
     """No valid reply before the deadline (the request may or may not have arrived)."""
@@ -50,7 +53,7 @@ class PumpClient:
     def __init__(self, link: Link, *, timeout: float = 2.0, verbose: int = 0):
         self.link = link
         self.timeout = timeout
-        self.verbose = verbose
+        self.verbose = verbose  # unused: logging decides what is shown (kept for callers that pass it)
         self.session = wire.ClientSession()
         self.corrupt_frames = 0  # frames dropped for CRC/framing/tag errors, for link-health output
         self.retries = 0  # reads asked again after a timeout or corrupted frames, for link-health output
@@ -91,12 +94,12 @@ class PumpClient:
                     ) from None
                 reset = exc.details.get("reason") == ErrorReason.NOT_AUTHENTICATED.name
                 hint = " (the pump may have reset: a reset loses every session)" if reset else ""
-                self._diag(f"{exc.message}{hint}: opening a new session and asking again", level=0)
+                log.warning("%s%s: opening a new session and asking again", exc.message, hint)
                 self.reopen()
                 return self.read(command, body, may_reopen=False)
             except (NoReply, _Corrupt) as exc:
                 last = exc
-                self._diag(f"attempt {attempt}/{READ_ATTEMPTS} of {command.name} failed: {exc}")
+                log.info("attempt %d/%d of %s failed: %s", attempt, READ_ATTEMPTS, command.name, exc)
                 if attempt < READ_ATTEMPTS:
                     self.retries += 1
         if isinstance(last, _Corrupt):
@@ -159,8 +162,8 @@ class PumpClient:
                 wait = _rate_limit_wait(exc)
                 if wait is None or waited or wait > RATE_LIMIT_WAIT_MAX:
                     raise
-                self._diag(f"the pump asks to retry the handshake in {wait:g} s (failed attempts on this "
-                           f"line); waiting and trying once more", level=0)
+                log.warning("the pump asks to retry the handshake in %s s (failed attempts on this line); "
+                            "waiting and trying once more", format(wait, "g"))
                 waited = True
                 time.sleep(wait)
                 continue
@@ -232,8 +235,8 @@ class PumpClient:
     def _exchange_once(self, command: Command, body: dict) -> Any:
         frame = self._frame_for(command, body)
         seq = self.session.seq
-        if self.verbose >= 2:  # the hex dump is not built for nobody
-            self._diag(f"-> {command.name} seq={seq} {frame.hex()}", level=2)
+        if log.isEnabledFor(logging.DEBUG):  # the hex dump is not built for nobody
+            log.debug("-> %s seq=%s %s", command.name, seq, frame.hex())
         self.link.write(frame)
         deadline = time.monotonic() + self.timeout
         corrupt: list[str] = []
@@ -241,8 +244,8 @@ class PumpClient:
         while True:
             data = self.link.read(deadline)
             if data:
-                if self.verbose >= 2:
-                    self._diag(f"<- {data.hex()}", level=2)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("<- %s", data.hex())
                 try:
                     events = self.session.receive_data(data)
                 except wire.VersionMismatch as exc:
@@ -254,9 +257,9 @@ class PumpClient:
                         if event.corrupt:
                             self.corrupt_frames += 1
                             corrupt.append(event.why)
-                        self._diag(f"<- dropped: {event.why}")
+                        log.info("<- dropped: %s", event.why)
                     elif isinstance(event, wire.Unauthenticated):
-                        self._diag(f"<- not authenticated: {event.describe()}")
+                        log.info("<- not authenticated: %s", event.describe())
                         if clear is None:
                             clear = event
                             deadline = min(deadline, time.monotonic() + UNAUTH_GRACE)
@@ -288,10 +291,6 @@ class PumpClient:
             if reason in (ErrorReason.NOT_AUTHENTICATED, ErrorReason.AUTH_FAILED, ErrorReason.RATE_LIMITED):
                 raise AuthError(text, details={"reason": reason.name, "detail": detail})
         raise DeviceRejected(text, reason=reason.name)
-
-    def _diag(self, text: str, level: int = 1) -> None:
-        if self.verbose >= level:
-            print(f"ithcli: {text}", file=sys.stderr)
 
 
 def _rate_limit_wait(exc: AuthError) -> float | None:

@@ -5,6 +5,7 @@ opens the pty it prints, exactly as a USB serial adapter would be opened.
 """
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shlex
@@ -14,6 +15,8 @@ import tempfile
 import time
 
 from .errors import LinkError
+
+log = logging.getLogger(__name__)
 
 EMULATOR_PORT = "emulator"
 EMULATOR_START_TIMEOUT = 15.0
@@ -243,6 +246,7 @@ def _start_emulator(verbose: int) -> tuple[subprocess.Popen[bytes], str, tuple[s
         _stop(proc)
         tmpdir.cleanup()
         raise
+    log.debug("emulator %s started (pid %d) on %s", data["serial"], proc.pid, url)
     return proc, url, (data["serial"], data["keys"]), tmpdir
 
 

@@ -131,6 +131,9 @@ class Monitor:
             return reading
 
     def _read(self) -> tuple[dict, dict, list, int]:
+        # Not ithcli.api's Pump(app).status(): that settles an unconfirmed write on every call
+        # (app.interrogate() with resolve), where a monitor settles one only before its first
+        # reading, and round_trip_ms would then time the journal look-up too, not INTERROGATE alone
         app = self.app
         client = self._client_now()
         if self.last_good is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from datetime import date, datetime
 from decimal import Decimal
@@ -69,6 +70,23 @@ def print_json_line(obj: Any) -> None:
 
 def stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+#: how the command line shows a diagnostic (a logging record of ithcli's) on stderr
+DIAGNOSTIC_FORMAT = "ithcli: %(message)s"
+
+
+class StderrHandler(logging.StreamHandler):
+    """A StreamHandler on whatever sys.stderr is when a record is written, not when the handler
+    was made (a test harness or Click's runner may swap it in between). Never stdout: that
+    stays clean for --json."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # under the handler's lock: handle() holds it around emit()
+        super().emit(record)
 
 
 def console(stderr_: bool = False):
