@@ -127,120 +127,30 @@ _ENTRY_FIELDS = frozenset({
 
 
 def _parse_entry(fail: Callable[[str, str, str], NoReturn], name: str, entry: object) -> DrugEntry:
-    """One [drugs.NAME] table, checked whole (the caller checks codes across entries)."""
-    from protocol import Drug, Quantity, UnitError
+    """One [drugs.NAME] table, checked whole (the caller checks codes across entries).
 
+    Its fields are checked in a fixed order, so a library with several faults is always
+    refused for the same one."""
     label = f"drugs.{name}"
     if not isinstance(entry, dict):
         fail(label, name, "expected a table")
     for key in entry:
         if key not in _ENTRY_FIELDS:
             fail(label, key, "unknown field (typo?)")
-
-    def need(field, kind):
-        if field not in entry:
-            fail(label, field, "missing")
-        if not isinstance(entry[field], kind) or isinstance(entry[field], bool) and kind is not bool:
-            fail(label, field, f"expected {kind.__name__}, got {entry[field]!r}")
-        return entry[field]
-
-    def qty(field, dimension, text=None, unit=None):
-        text = entry.get(field) if text is None else text
-        if not isinstance(text, str):
-            fail(label, field, f"expected a quantity such as '1 {unit or 'mg/day'}', got {text!r}")
-        try:
-            q = Quantity.parse(text, dimension)
-            value = q.to_base()
-        except UnitError as exc:
-            fail(label, field, str(exc))
-        if unit and q.unit != unit:
-            fail(label, field, f"{text!r} must be in {unit}, the drug's own unit")
-        return value
-
-    code = need("code", str)
-    if code not in Drug.__members__ or code == "NONE":
-        fail(label, "code", f"unknown drug code {code!r}")
-    unit = need("dose_unit", str)
-    if unit not in DOSE_UNITS:
-        fail(label, "dose_unit", f"must be one of {', '.join(DOSE_UNITS)}, got {unit!r}")
-    conc_unit = unit.split("/")[0] + "/mL"
-    concs = need("concentrations", list)
-    if not concs:
-        fail(label, "concentrations", "empty: at least one allowed concentration is required")
-    conc_values = tuple(qty("concentrations", "concentration", c, conc_unit) for c in concs)
-    start = need("usual_start", list)
-    if len(start) != 2:
-        fail(label, "usual_start", "expected [low, high]")
-    start_values = tuple(qty("usual_start", "dose_rate", s, unit) for s in start)
-    soft = qty("soft_max_daily", "dose_rate", unit=unit)
-    hard = qty("hard_max_daily", "dose_rate", unit=unit)
-    if soft > hard:
-        fail(label, "soft_max_daily", "is above hard_max_daily")
-    if hard <= 0:
-        fail(label, "hard_max_daily", "must be above zero")
-    step = qty("max_step_increase", "dose_rate", unit=unit) if "max_step_increase" in entry else None
-    pct = None
-    if "max_step_increase_percent" in entry:
-        raw_pct = entry["max_step_increase_percent"]
-        if isinstance(raw_pct, bool) or not isinstance(raw_pct, (int, float)) or not 0 < raw_pct <= 1000:
-            fail(label, "max_step_increase_percent", f"expected a number in (0, 1000], got {raw_pct!r}")
-        pct = Decimal(str(raw_pct))
-    per_window = entry.get("max_increases_per_window")
-    window = entry.get("window_days")
-    if (per_window is None and "hard_increases_per_window" not in entry) != (window is None):
-        fail(label, "window_days", "max_increases_per_window (or hard_increases_per_window) and window_days "
-             "go together")
-    for key, value in (("max_increases_per_window", per_window), ("window_days", window)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            fail(label, key, f"expected a whole number >= 1, got {value!r}")
-    risk = need("withdrawal_risk", bool)
-    sources = entry.get("sources", [])
+    fields = _EntryFields(fail, label, entry)
+    code, unit = _code_and_unit(fields)
+    conc_values, start_values = _concentrations_and_start(fields, unit)
+    soft, hard = _daily_maxima(fields, unit)
+    step, pct = _step_limits(fields, unit)
+    per_window, window = _increase_window(fields)
+    risk = fields.need("withdrawal_risk", bool)
+    sources = fields.entry.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-        fail(label, "sources", "expected a list of strings")
-    def pair(field, value, parse):
-        if not isinstance(value, list) or len(value) != 2:
-            fail(label, field, f"expected [soft, hard], got {value!r}")
-        soft_v, hard_v = (parse(v) for v in value)
-        if soft_v > hard_v:
-            fail(label, field, "the soft value is above the hard one")
-        return soft_v, hard_v
-
-    def percent(field):
-        def parse(v):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1000:
-                fail(label, field, f"expected percentages in (0, 1000], got {v!r}")
-            return Decimal(str(v))
-        return parse
-
-    rise_percent, rise_absolute = {}, {}
-    for hours, suffix in ((24, "24h"), (168, "7d")):
-        if f"rise_{suffix}_percent" in entry:
-            rise_percent[hours] = pair(f"rise_{suffix}_percent", entry[f"rise_{suffix}_percent"],
-                                       percent(f"rise_{suffix}_percent"))
-        if f"rise_{suffix}" in entry:
-            rise_absolute[hours] = pair(f"rise_{suffix}", entry[f"rise_{suffix}"],
-                                        lambda v, f=f"rise_{suffix}": qty(f, "dose_rate", v, unit))
-    by_origin = {}
-    if "rise_24h_percent_by_origin" in entry:
-        raw_by = entry["rise_24h_percent_by_origin"]
-        if not isinstance(raw_by, dict) or set(raw_by) != {"spinal", "cerebral"}:
-            fail(label, "rise_24h_percent_by_origin", "expected a table with spinal and cerebral")
-        if "rise_24h_percent" in entry:
-            fail(label, "rise_24h_percent", "give either it or rise_24h_percent_by_origin")
-        by_origin = {k: pair("rise_24h_percent_by_origin", v, percent("rise_24h_percent_by_origin"))
-                     for k, v in raw_by.items()}
-    hard_step = (qty("hard_step_increase", "dose_rate", unit=unit) if "hard_step_increase" in entry else None)
-    if hard_step is not None and step is not None and step > hard_step:
-        fail(label, "max_step_increase", "is above hard_step_increase")
-    hard_per_window = entry.get("hard_increases_per_window")
-    interruption = entry.get("interruption_hours")
-    for key, value in (("hard_increases_per_window", hard_per_window), ("interruption_hours", interruption)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            fail(label, key, f"expected a whole number >= 1, got {value!r}")
-    if hard_per_window is not None and window is None:
-        fail(label, "hard_increases_per_window", "needs window_days")
-    if hard_per_window is not None and per_window is not None and per_window > hard_per_window:
-        fail(label, "max_increases_per_window", "is above hard_increases_per_window")
+        fields.fail("sources", "expected a list of strings")
+    rise_percent, rise_absolute = _rise_budgets(fields, unit)
+    by_origin = _rise_by_origin(fields)
+    hard_step, hard_per_window, interruption = _hard_limits(fields, unit, step=step, per_window=per_window,
+                                                            window=window)
     return DrugEntry(
         name=name, code=code, dose_unit=unit, concentrations_ng_per_ml=conc_values,
         usual_start_ng_per_day=start_values, soft_max_ng_per_day=soft, hard_max_ng_per_day=hard,
@@ -250,3 +160,171 @@ def _parse_entry(fail: Callable[[str, str, str], NoReturn], name: str, entry: ob
         rise_24h_percent_by_origin=by_origin, hard_step_increase_ng_per_day=hard_step,
         hard_increases_per_window=hard_per_window, interruption_hours=interruption,
     )
+
+
+class _EntryFields:
+    """One drug entry's fields, read with their checks: any fault refuses the whole library."""
+
+    def __init__(self, fail: Callable[[str, str, str], NoReturn], label: str, entry: dict):
+        self._fail = fail
+        self.label = label  # "drugs.NAME", as the refusal names the entry
+        self.entry = entry
+
+    def fail(self, field: str, why: str) -> NoReturn:
+        self._fail(self.label, field, why)
+
+    def need(self, field, kind):
+        """A required field of this type (a bool is not taken for an int)."""
+        entry = self.entry
+        if field not in entry:
+            self.fail(field, "missing")
+        if not isinstance(entry[field], kind) or isinstance(entry[field], bool) and kind is not bool:
+            self.fail(field, f"expected {kind.__name__}, got {entry[field]!r}")
+        return entry[field]
+
+    def qty(self, field, dimension, text=None, unit=None):
+        """A quantity in base units: the field's own text, or `text` (an item of a list field)."""
+        from protocol import Quantity, UnitError
+
+        text = self.entry.get(field) if text is None else text
+        if not isinstance(text, str):
+            self.fail(field, f"expected a quantity such as '1 {unit or 'mg/day'}', got {text!r}")
+        try:
+            q = Quantity.parse(text, dimension)
+            value = q.to_base()
+        except UnitError as exc:
+            self.fail(field, str(exc))
+        if unit and q.unit != unit:
+            self.fail(field, f"{text!r} must be in {unit}, the drug's own unit")
+        return value
+
+    def pair(self, field, value, parse):
+        """[soft, hard], each read by parse, the soft one not above the hard one."""
+        if not isinstance(value, list) or len(value) != 2:
+            self.fail(field, f"expected [soft, hard], got {value!r}")
+        soft_v, hard_v = (parse(v) for v in value)
+        if soft_v > hard_v:
+            self.fail(field, "the soft value is above the hard one")
+        return soft_v, hard_v
+
+    def percent(self, field):
+        """A reader of one percentage of `field`, in (0, 1000]."""
+        def parse(v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1000:
+                self.fail(field, f"expected percentages in (0, 1000], got {v!r}")
+            return Decimal(str(v))
+        return parse
+
+    def whole(self, field, value) -> None:
+        """A count given (not None) must be a whole number >= 1."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            self.fail(field, f"expected a whole number >= 1, got {value!r}")
+
+
+def _code_and_unit(fields: _EntryFields) -> tuple[str, str]:
+    from protocol import Drug
+
+    code = fields.need("code", str)
+    if code not in Drug.__members__ or code == "NONE":
+        fields.fail("code", f"unknown drug code {code!r}")
+    unit = fields.need("dose_unit", str)
+    if unit not in DOSE_UNITS:
+        fields.fail("dose_unit", f"must be one of {', '.join(DOSE_UNITS)}, got {unit!r}")
+    return code, unit
+
+
+def _concentrations_and_start(fields: _EntryFields, unit: str) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """The allowed concentrations (ng/mL) and the usual starting dose [low, high] (ng/day)."""
+    conc_unit = unit.split("/")[0] + "/mL"
+    concs = fields.need("concentrations", list)
+    if not concs:
+        fields.fail("concentrations", "empty: at least one allowed concentration is required")
+    conc_values = tuple(fields.qty("concentrations", "concentration", c, conc_unit) for c in concs)
+    start = fields.need("usual_start", list)
+    if len(start) != 2:
+        fields.fail("usual_start", "expected [low, high]")
+    low, high = (fields.qty("usual_start", "dose_rate", s, unit) for s in start)
+    return conc_values, (low, high)
+
+
+def _daily_maxima(fields: _EntryFields, unit: str) -> tuple[int, int]:
+    soft = fields.qty("soft_max_daily", "dose_rate", unit=unit)
+    hard = fields.qty("hard_max_daily", "dose_rate", unit=unit)
+    if soft > hard:
+        fields.fail("soft_max_daily", "is above hard_max_daily")
+    if hard <= 0:
+        fields.fail("hard_max_daily", "must be above zero")
+    return soft, hard
+
+
+def _step_limits(fields: _EntryFields, unit: str) -> tuple[int | None, Decimal | None]:
+    """The largest single increase: absolute (ng/day) and as a percent, each optional."""
+    entry = fields.entry
+    step = fields.qty("max_step_increase", "dose_rate", unit=unit) if "max_step_increase" in entry else None
+    pct = None
+    if "max_step_increase_percent" in entry:
+        raw_pct = entry["max_step_increase_percent"]
+        if isinstance(raw_pct, bool) or not isinstance(raw_pct, (int, float)) or not 0 < raw_pct <= 1000:
+            fields.fail("max_step_increase_percent", f"expected a number in (0, 1000], got {raw_pct!r}")
+        pct = Decimal(str(raw_pct))
+    return step, pct
+
+
+def _increase_window(fields: _EntryFields) -> tuple[int | None, int | None]:
+    """The soft limit on increases and the window (days) they are counted over: both or neither."""
+    entry = fields.entry
+    per_window = entry.get("max_increases_per_window")
+    window = entry.get("window_days")
+    if (per_window is None and "hard_increases_per_window" not in entry) != (window is None):
+        fields.fail("window_days", "max_increases_per_window (or hard_increases_per_window) and window_days "
+                    "go together")
+    for key, value in (("max_increases_per_window", per_window), ("window_days", window)):
+        fields.whole(key, value)
+    return per_window, window
+
+
+def _rise_budgets(fields: _EntryFields, unit: str) -> tuple[dict, dict]:
+    """Escalation budgets by window hours: percent ones and absolute ones (ng/day)."""
+    entry = fields.entry
+    rise_percent, rise_absolute = {}, {}
+    for hours, suffix in ((24, "24h"), (168, "7d")):
+        if f"rise_{suffix}_percent" in entry:
+            rise_percent[hours] = fields.pair(f"rise_{suffix}_percent", entry[f"rise_{suffix}_percent"],
+                                              fields.percent(f"rise_{suffix}_percent"))
+        if f"rise_{suffix}" in entry:
+            rise_absolute[hours] = fields.pair(f"rise_{suffix}", entry[f"rise_{suffix}"],
+                                               lambda v, f=f"rise_{suffix}": fields.qty(f, "dose_rate", v, unit))
+    return rise_percent, rise_absolute
+
+
+def _rise_by_origin(fields: _EntryFields) -> dict:
+    """Baclofen's 24-hour percent budget by spasticity origin, instead of rise_24h_percent."""
+    entry = fields.entry
+    if "rise_24h_percent_by_origin" not in entry:
+        return {}
+    raw_by = entry["rise_24h_percent_by_origin"]
+    if not isinstance(raw_by, dict) or set(raw_by) != {"spinal", "cerebral"}:
+        fields.fail("rise_24h_percent_by_origin", "expected a table with spinal and cerebral")
+    if "rise_24h_percent" in entry:
+        fields.fail("rise_24h_percent", "give either it or rise_24h_percent_by_origin")
+    return {k: fields.pair("rise_24h_percent_by_origin", v, fields.percent("rise_24h_percent_by_origin"))
+            for k, v in raw_by.items()}
+
+
+def _hard_limits(fields: _EntryFields, unit: str, *, step: int | None, per_window: int | None,
+                 window: int | None) -> tuple[int | None, int | None, int | None]:
+    """The hard step and increase-count limits (never below their soft ones) and the
+    interruption length after which delivery resumes at the starting dose."""
+    entry = fields.entry
+    hard_step = (fields.qty("hard_step_increase", "dose_rate", unit=unit) if "hard_step_increase" in entry else None)
+    if hard_step is not None and step is not None and step > hard_step:
+        fields.fail("max_step_increase", "is above hard_step_increase")
+    hard_per_window = entry.get("hard_increases_per_window")
+    interruption = entry.get("interruption_hours")
+    for key, value in (("hard_increases_per_window", hard_per_window), ("interruption_hours", interruption)):
+        fields.whole(key, value)
+    if hard_per_window is not None and window is None:
+        fields.fail("hard_increases_per_window", "needs window_days")
+    if hard_per_window is not None and per_window is not None and per_window > hard_per_window:
+        fields.fail("max_increases_per_window", "is above hard_increases_per_window")
+    return hard_step, hard_per_window, interruption

@@ -105,9 +105,6 @@ def project(*, pump_time: int, reservoir_ul: int, low_alarm_ul: int, steps: list
     t = pump_time
     res = max(0, reservoir_ul * NL_PER_UL - bolus_nl)
     low = low_alarm_ul * NL_PER_UL
-    # the pump's sub-nL remainder (nL*s/day) is not reported: take the most it can be, so that
-    # the forecast delivers at least what the pump does and its dates are never later
-    rem = DAY - 1
     end_of_horizon = pump_time + horizon_days * DAY
     fc = Forecast(start=pump_time, start_nl=res, low_alarm_nl=low, low_alarm_at=None, empty_at=None,
                   already_low=low_alarm_active, delivery_from=delivery_from if schedule.steps else None,
@@ -122,11 +119,28 @@ def project(*, pump_time: int, reservoir_ul: int, low_alarm_ul: int, steps: list
         fc.delivery_from = None
         return fc
     if delivery_from is not None and delivery_from > t:
-        # nothing drains until delivery restarts: the volume holds until then
-        while t < delivery_from and t < end_of_horizon:
-            t = min(delivery_from, _next_midnight(t, shift))
-            if _at_midnight(t, shift):
-                fc.series.append((t, res))
+        t = _hold(fc, t, delivery_from, end_of_horizon, shift)
+    _drain(fc, schedule, t, low_pending=low_pending, end_of_horizon=end_of_horizon, shift=shift)
+    return fc
+
+
+def _hold(fc: Forecast, t: int, delivery_from: int, end_of_horizon: int, shift: int) -> int:
+    """Nothing drains until delivery restarts: the volume holds, sampled at each midnight
+    until then; the time the hold ends."""
+    while t < delivery_from and t < end_of_horizon:
+        t = min(delivery_from, _next_midnight(t, shift))
+        if _at_midnight(t, shift):
+            fc.series.append((t, fc.start_nl))
+    return t
+
+
+def _drain(fc: Forecast, schedule: Schedule, t: int, *, low_pending: bool, end_of_horizon: int, shift: int) -> None:
+    """Deliver from t, interval by interval (each ends at a step start, a midnight, or the
+    alarm or empty crossing), recording the alarm, empty and each midnight in fc."""
+    res, low = fc.start_nl, fc.low_alarm_nl
+    # the pump's sub-nL remainder (nL*s/day) is not reported: take the most it can be, so that
+    # the forecast delivers at least what the pump does and its dates are never later
+    rem = DAY - 1
     while t < end_of_horizon and res > 0:
         rate = schedule.rate_at(t)
         end = min(schedule.next_boundary(t, shift), end_of_horizon)
@@ -149,7 +163,6 @@ def project(*, pump_time: int, reservoir_ul: int, low_alarm_ul: int, steps: list
             break
         if _at_midnight(t, shift):
             fc.series.append((t, res))
-    return fc
 
 
 def on_calendar(fc: Forecast, shift: int) -> Forecast:

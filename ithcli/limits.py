@@ -301,7 +301,7 @@ def check_restart(entry, history, *, new: int, dry_run_suspected: bool = False) 
     elif gap is not None and gap.at_least(history.now) >= threshold:
         length = gap.at_least(history.now)
         since = "an unknown time" if gap.start is None and gap.began_before is None else \
-            f"{'at least ' if gap.start is None else ''}{_duration(length)}"
+            f"{'at least ' if gap.start is None else ''}{duration(length)}"
         what = f"delivery has been interrupted for {since} ({', '.join(gap.causes)})"
     else:
         return []
@@ -319,7 +319,8 @@ def check_restart(entry, history, *, new: int, dry_run_suspected: bool = False) 
     return out
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
+    """How long an interruption lasted, as the refusals and the before/after table say it."""
     if seconds >= 2 * SECONDS_PER_DAY:
         return f"{Decimal(seconds) / SECONDS_PER_DAY:.1f} days"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import write_kinds
+from .change_history import history_rows, history_view, patient_origin, read_history, record_origin
 from .errors import UsageError
+from .next_visit import low_alarm_at, parse_date, visit_check
+
+if TYPE_CHECKING:
+    from .dosing import Plan
+    from .writes import WriteRequest
 
 
 @dataclass
@@ -107,8 +113,44 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
 
     from . import dosing, limits
     from .status import program_view
-    from .writes import WriteRequest
 
+    _check_program_options(dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop)
+    visit = parse_date(next_visit, "--next-visit")
+    raw, entry, conc = state.raw, state.entry, state.raw["concentration_ng_per_ml"]
+    plan, findings = _program_plan(state, dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop)
+    unit = entry.dose_unit
+    summary = dosing.plan_summary(plan, conc)
+    current, new = raw["daily_dose_ng_per_day"], summary["daily_dose_ng_per_day"]
+    before_view = program_view(state.program, unit)
+    if plan == dosing.plan_from_program(state.program):
+        return Change("program", None, {"serial_number": raw["serial_number"], "before": before_view,
+                                        "after": before_view}, [], unit=unit)
+    origin = patient_origin(app, state, spasticity_origin)
+    # the log matters for a rise or a restart; a cut or a stop is judged on the program alone
+    past = read_history(state.client, raw) if new > current or new > 0 and current == 0 else None
+    boluses = past.boluses_since(raw["pump_time"] - DAY, conc) if past is not None else 0
+    findings += _dose_checks(state, entry, conc, plan, summary, current=current, boluses=boluses, history=past,
+                             origin=origin)
+    if visit and summary["daily_volume_nl_per_day"]:
+        findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit,
+                                state.described["clock_skew_s"])
+    warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
+    record_origin(app, state, spasticity_origin)
+    expected = _expected_program(state, plan, summary)
+    after_view = program_view(expected, unit)
+    pct = change_percent(new, current)
+    describe = {"serial_number": raw["serial_number"], "before": before_view, "requested": after_view,
+                "change_percent": pct, "warnings": [w.as_dict() for w in warnings],
+                "overrides": dict(overrides or {}), **history_view(past, entry, origin)}
+    request = _program_request(state, plan, expected, describe)
+    rows = _program_rows(before_view, after_view, pct) + history_rows(past, entry, state.described["clock_skew_s"])
+    return Change("program", request, describe, warnings, rows,
+                  f"Program {raw['serial_number']} to {after_view['mode']}, {_q(after_view['daily_dose'])} a day?",
+                  dict(overrides or {}), set(confirmed), unit)
+
+
+def _check_program_options(*, dose, flow, mode, schedule, stop) -> None:
+    """Exactly one way to say the new program, and a --mode that agrees with it."""
     chosen = [name for name, given in (("dose", dose), ("flow", flow), ("stop", stop),
                                        ("schedule", schedule), ("mode minimum", mode == "minimum")) if given]
     if len(chosen) != 1:
@@ -120,8 +162,13 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
         raise UsageError("--mode flex needs --schedule FILE")
     if (dose or flow) and mode not in (None, "continuous"):
         raise UsageError(f"--dose and --flow set a continuous program, not --mode {mode}")
-    visit = parse_date(next_visit, "--next-visit")
-    raw, entry, conc = state.raw, state.entry, state.raw["concentration_ng_per_ml"]
+
+
+def _program_plan(state: PumpState, *, dose, flow, mode, schedule, stop) -> tuple[Plan, list]:
+    """The plan asked for (options already checked), and a warning when --flow is not reachable exactly."""
+    from . import dosing, limits
+
+    entry, conc = state.entry, state.raw["concentration_ng_per_ml"]
     findings: list = []
     if dose:
         plan = dosing.Plan("CONTINUOUS", (0,), (dosing.parse_dose_rate(dose, entry),))
@@ -141,35 +188,39 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
         plan = dosing.Plan("MINIMUM")
     else:
         plan = dosing.load_schedule(schedule, entry)
+    return plan, findings
 
-    unit = entry.dose_unit
-    summary = dosing.plan_summary(plan, conc)
-    current, new = raw["daily_dose_ng_per_day"], summary["daily_dose_ng_per_day"]
-    before_view = program_view(state.program, unit)
-    if plan == dosing.plan_from_program(state.program):
-        return Change("program", None, {"serial_number": raw["serial_number"], "before": before_view,
-                                        "after": before_view}, [], unit=unit)
-    origin = patient_origin(app, state, spasticity_origin)
-    # the log matters for a rise or a restart; a cut or a stop is judged on the program alone
-    past = read_history(state.client, raw) if new > current or new > 0 and current == 0 else None
-    boluses = past.boluses_since(raw["pump_time"] - DAY, conc) if past is not None else 0
-    findings += limits.check_concentration(entry, conc)
+
+def _dose_checks(state: PumpState, entry, conc: int, plan: Plan, summary: dict, *, current: int, boluses: int,
+                 history, origin: str | None, dry_run_suspected: bool = False) -> list:
+    """A new program's checks against the drug: concentration, flow, the 24-hour total with the
+    last 24 hours' boluses, and the change from `current` (titration, history)."""
+    from . import limits
+
+    new = summary["daily_dose_ng_per_day"]
+    findings = limits.check_concentration(entry, conc)
     findings += limits.check_flow(state.spec, summary["rates"], plan.mode)
     if plan.mode != "STOPPED":
         findings += limits.check_daily_total(entry, new + boluses, _with_boluses(entry, boluses))
-    findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=past, origin=origin)
-    if visit and summary["daily_volume_nl_per_day"]:
-        findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit,
-                                state.described["clock_skew_s"])
-    warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
-    record_origin(app, state, spasticity_origin)
-    expected = _expected_program(state, plan, summary)
-    after_view = program_view(expected, unit)
-    pct = change_percent(new, current)
-    describe = {"serial_number": raw["serial_number"], "before": before_view, "requested": after_view,
-                "change_percent": pct, "warnings": [w.as_dict() for w in warnings],
-                "overrides": dict(overrides or {}), **history_view(past, entry, origin)}
-    rows = [
+    findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=history, origin=origin,
+                                    dry_run_suspected=dry_run_suspected)
+    return findings
+
+
+def _program_request(state: PumpState, plan: Plan, expected: dict, describe: dict) -> WriteRequest:
+    from .writes import WriteRequest
+
+    raw = state.raw
+    return WriteRequest(
+        kind=write_kinds.PROGRAM,
+        body={"mode": expected["mode"], "drug": raw["drug"], "concentration_ng_per_ml": raw["concentration_ng_per_ml"],
+              "steps": plan.steps()},
+        expect={"program": expected}, describe=describe,
+    )
+
+
+def _program_rows(before_view: dict, after_view: dict, pct: Decimal | None) -> list[tuple[str, str, str]]:
+    return [
         ("Mode", before_view["mode"], after_view["mode"]),
         ("24-hour total", _q(before_view["daily_dose"]),
          _q(after_view["daily_dose"]) + (f"  ({pct:+} %)" if pct is not None else "")),
@@ -177,44 +228,9 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
         ("Steps (per-day rates)", _steps_text(before_view), _steps_text(after_view)),
         ("Concentration", _q(before_view["concentration"]), _q(after_view["concentration"])),
     ]
-    request = WriteRequest(
-        kind=write_kinds.PROGRAM,
-        body={"mode": expected["mode"], "drug": raw["drug"], "concentration_ng_per_ml": conc, "steps": plan.steps()},
-        expect={"program": expected}, describe=describe,
-    )
-    rows += history_rows(past, entry, state.described["clock_skew_s"])
-    return Change("program", request, describe, warnings, rows,
-                  f"Program {raw['serial_number']} to {after_view['mode']}, {_q(after_view['daily_dose'])} a day?",
-                  dict(overrides or {}), set(confirmed), unit)
 
 
 DAY = 86_400
-
-
-def read_history(client, raw: dict):
-    """The pump's log read back from its newest event to the checks' horizon (8 days), as a
-    History. Only what the status read counted (event_count) is used, so the history and
-    the status describe the same moment."""
-    from protocol.messages import MAX_LOG_PAGE
-
-    from .history import HORIZON_S, History
-
-    horizon = raw["pump_time"] - HORIZON_S
-    end = raw["event_count"]
-    events: list[dict] = []
-    oldest = end
-    index = end
-    while index > 0:
-        first = max(0, index - MAX_LOG_PAGE)
-        page = client.read_log(first, index - first)
-        oldest = page["oldest_index"]
-        batch = [e for e in page["events"] if first <= e["index"] < index]
-        events[:0] = batch
-        if not batch or first <= oldest or batch[0]["time"] < horizon:
-            break
-        index = first
-    complete = oldest == 0 and (not events or events[0]["index"] == 0)
-    return History.from_log(events, now=raw["pump_time"], dose_now=raw["daily_dose_ng_per_day"], complete=complete)
 
 
 def _with_boluses(entry, boluses: int) -> str:
@@ -225,123 +241,14 @@ def _with_boluses(entry, boluses: int) -> str:
     return f"the new 24-hour total with the {fmt_mass(boluses, entry)} of boluses given in the last 24 hours"
 
 
-def patient_origin(app, state: PumpState, given: str | None) -> str | None:
-    """Baclofen's spasticity origin: as given now, else as recorded for this pump."""
-    if given:
-        return given
-    if state.entry is None or not state.entry.rise_24h_percent_by_origin:
-        return None
-    from .state import PumpNotes
-
-    return PumpNotes(app.state_path()).origin(state.raw["serial_number"])
-
-
-def record_origin(app, state: PumpState, given: str | None) -> None:
-    """Keep a newly given spasticity origin for this pump's later changes (audited)."""
-    if not given:
-        return
-    from .state import PumpNotes
-
-    notes = PumpNotes(app.state_path())
-    serial = state.raw["serial_number"]
-    if notes.origin(serial) != given:
-        notes.set_origin(serial, given)
-        app.record("spasticity-origin", origin=given)
-
-
-def history_view(past, entry, origin: str | None = None) -> dict:
-    """What the history showed the checks: for --json."""
-    if past is None:
-        return {}
-    out: dict = {"history": {"log_complete": past.complete, "oldest_event_time": past.oldest_time,
-                             "interruptions": [i.as_dict(past.now) for i in past.interruptions]}}
-    if entry is not None and entry.rise_24h_percent_by_origin:
-        out["spasticity_origin"] = origin
-    return out
-
-
-def history_rows(past, entry, skew_s: int = 0) -> list[tuple[str, str, str]]:
-    """An interruption in the last 8 days, shown in the before/after table: from when, how long, why
-    (its times from the pump's log, shown on this computer's calendar)."""
-    from .calendar import iso, to_calendar
-
-    def when(ts):
-        return iso(to_calendar(ts, skew_s))
-
-    if past is None:
-        return []
-    gap = past.last_interruption_since(past.now - 7 * DAY)
-    if gap is None:
-        return []
-    begun = f"before {when(gap.began_before)}" if gap.start is None and gap.began_before else \
-        "unknown" if gap.start is None else when(gap.start)
-    length = gap.at_least(past.now)
-    how_long = f"{'at least ' if gap.start is None else ''}{length // 3600} h {length % 3600 // 60} min"
-    until = "still interrupted" if gap.ongoing else f"resumed {when(gap.end)}"
-    return [("Interruption", f"from {begun}, {how_long} ({', '.join(gap.causes)})", until)]
-
-
-def parse_date(text, option: str):
-    if not text:
-        return None
-    from datetime import UTC, datetime
-
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is not an ISO date (e.g. 2027-01-15)") from None
-    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
-
-
-def low_alarm_at(raw: dict, volume_ul: int, per_day_nl: int) -> int | None:
-    """When the low-reservoir alarm comes if the reservoir holds volume_ul at per_day_nl."""
-    from .status import reaches
-
-    return reaches(raw["pump_time"], volume_ul, raw["low_reservoir_alarm_ul"], per_day_nl)
-
-
-def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int, skew_s: int) -> list:
-    """The reservoir running empty before the next visit needs a confirmation; the low-reservoir
-    alarm coming first is a warning. Both are compared on the calendar (the pump's dates moved
-    by its measured clock skew), since the visit is a calendar date."""
-    from .calendar import iso_known, to_calendar
-    from .limits import Finding
-    from .status import reaches
-
-    empty_at = to_calendar(reaches(raw["pump_time"], volume_ul, 0, per_day_nl), skew_s)
-    if empty_at is not None and empty_at < visit:
-        return [Finding("confirm", "empty-before-visit",
-                        f"the reservoir runs empty {iso_known(empty_at)[:10]}, before the next visit "
-                        f"{iso_known(visit)[:10]}: delivery would stop; bring the refill forward",
-                        "--confirm-empty-before-visit")]
-    alarm_at = to_calendar(low_alarm_at(raw, volume_ul, per_day_nl), skew_s)
-    if alarm_at is not None and alarm_at < visit:
-        return [Finding("warn", "alarm-before-visit",
-                        f"the low-reservoir alarm comes {iso_known(alarm_at)[:10]}, before the next visit "
-                        f"{iso_known(visit)[:10]}: bring the refill forward")]
-    return []
-
-
 # --- refill ------------------------------------------------------------------
 
 def refill_change(app, state: PumpState, *, volume, concentration, drug=None, withdrawn=None, dose=None,
                   next_visit=None, overrides=None, confirmed=frozenset(), spasticity_origin=None) -> Change:
-    import protocol
-
     from . import dosing, limits
-    from .calendar import iso, to_calendar
-    from .status import program_view
-    from .writes import WriteRequest
 
     raw = state.raw
-    library = app.library()
-    if drug:
-        new_entry = next((e for e in library.drugs.values() if e.name == drug.lower()), None)
-        if new_entry is None:
-            raise UsageError(f"--drug {drug!r} is not in the drug library "
-                             f"({', '.join(e.name for e in library.drugs.values())})")
-    else:
-        new_entry = state.entry
+    new_entry = _refill_entry(app.library(), state, drug)
     changing_drug = new_entry.code != raw["drug"].name
     if changing_drug and not dose:
         raise UsageError(f"changing the drug to {new_entry.name} needs --dose in {new_entry.dose_unit}")
@@ -353,7 +260,6 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
             else dosing.plan_from_program(state.program))  # the dose stays; the flow follows
     summary = dosing.plan_summary(plan, conc)
     current = 0 if changing_drug else raw["daily_dose_ng_per_day"]
-    new = summary["daily_dose_ng_per_day"]
     findings = limits.check_refill(state.spec, volume_ul=volume_ul, withdrawn_ul=withdrawn_ul,
                                    expected_ul=raw["reservoir_ul"])
     dry = limits.dry_run_suspected(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw["reservoir_ul"])
@@ -362,58 +268,97 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     # a new drug's budgets start afresh: its history is not this drug's
     origin = patient_origin(app, state, spasticity_origin)
     boluses = 0 if changing_drug else past.boluses_since(raw["pump_time"] - DAY, conc)
-    findings += limits.check_concentration(new_entry, conc)
-    findings += limits.check_flow(state.spec, summary["rates"], plan.mode)
-    if plan.mode != "STOPPED":
-        findings += limits.check_daily_total(new_entry, new + boluses, _with_boluses(new_entry, boluses))
-    findings += limits.check_change(new_entry, current=current, new=new, mode=plan.mode,
-                                    history=None if changing_drug and not dry else past, origin=origin,
-                                    dry_run_suspected=dry)
+    findings += _dose_checks(state, new_entry, conc, plan, summary, current=current, boluses=boluses,
+                             history=None if changing_drug and not dry else past, origin=origin,
+                             dry_run_suspected=dry)
     if visit:
         findings += visit_check(raw, volume_ul, summary["daily_volume_nl_per_day"], visit,
                                 state.described["clock_skew_s"])
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
     record_origin(app, state, spasticity_origin)
-    expected = _expected_program(state, plan, summary, protocol.Drug[new_entry.code], conc)
-    unit = new_entry.dose_unit
+    fill = _Refill(new_entry, conc, volume_ul, withdrawn_ul, dry, _expected_program(
+        state, plan, summary, _drug(new_entry), conc))
+    describe, rows = _refill_table(state, fill, warnings, overrides, history_view(past, new_entry, origin))
+    rows += history_rows(past, new_entry, state.described["clock_skew_s"])
+    question = (f"Record a refill of {raw['serial_number']} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
+                f"{new_entry.name} {_q(describe['requested']['concentration'])}?")
+    return Change("refill", _refill_request(fill, plan, describe), describe, warnings, rows, question,
+                  dict(overrides or {}), set(confirmed), new_entry.dose_unit)
+
+
+def _refill_entry(library, state: PumpState, drug: str | None):
+    """The library entry of the drug filled: --drug's, else the one the pump holds."""
+    if not drug:
+        return state.entry
+    new_entry = next((e for e in library.drugs.values() if e.name == drug.lower()), None)
+    if new_entry is None:
+        raise UsageError(f"--drug {drug!r} is not in the drug library "
+                         f"({', '.join(e.name for e in library.drugs.values())})")
+    return new_entry
+
+
+def _drug(entry):
+    import protocol
+
+    return protocol.Drug[entry.code]
+
+
+@dataclass
+class _Refill:
+    """What a checked refill puts in the pump."""
+    entry: Any  # the drug library entry of the drug filled
+    conc: int  # ng/mL
+    volume_ul: int
+    withdrawn_ul: int | None  # None: not given
+    dry_run_suspected: bool
+    expected: dict  # the program the pump should run after it
+
+
+def _refill_table(state: PumpState, fill: _Refill, warnings: list, overrides,
+                  history: dict) -> tuple[dict, list[tuple[str, str, str]]]:
+    """The refill's --json result and its before/after table (without the history's rows)."""
+    from .calendar import iso, to_calendar
+    from .output import fmt_date
+    from .status import program_view
+
+    raw, before = state.raw, state.described
     # a drug outside the library is shown in mcg/day, as interrogate shows it
     before_view = program_view(state.program, state.entry.dose_unit if state.entry else "mcg/day")
-    after_view = program_view(expected, unit)
-    low_after = iso(to_calendar(low_alarm_at(raw, volume_ul, summary["daily_volume_nl_per_day"]),
-                                state.described["clock_skew_s"]))
-    before = state.described
+    after_view = program_view(fill.expected, fill.entry.dose_unit)
+    low_after = iso(to_calendar(low_alarm_at(raw, fill.volume_ul, fill.expected["daily_volume_nl_per_day"]),
+                                before["clock_skew_s"]))
+    volume_ml = Decimal(fill.volume_ul) / 1000
+    withdrawn_ml = Decimal(fill.withdrawn_ul) / 1000 if fill.withdrawn_ul is not None else None
     describe = {"serial_number": raw["serial_number"],
                 "before": {**before_view, "reservoir_ml": before["reservoir_ml"]},
-                "requested": {**after_view, "reservoir_ml": Decimal(volume_ul) / 1000,
-                              "projected_low_reservoir_date": low_after},
-                "withdrawn_ml": Decimal(withdrawn_ul) / 1000 if withdrawn_ul is not None else None,
-                "expected_remaining_ml": before["reservoir_ml"], "possible_dry_run": dry,
-                "warnings": [w.as_dict() for w in warnings], "overrides": dict(overrides or {}),
-                **history_view(past, new_entry, origin)}
-    from .output import fmt_date
-
+                "requested": {**after_view, "reservoir_ml": volume_ml, "projected_low_reservoir_date": low_after},
+                "withdrawn_ml": withdrawn_ml,
+                "expected_remaining_ml": before["reservoir_ml"], "possible_dry_run": fill.dry_run_suspected,
+                "warnings": [w.as_dict() for w in warnings], "overrides": dict(overrides or {}), **history}
     rows = [
         ("Drug", before_view["drug"], after_view["drug"]),
         ("Concentration", _q(before_view["concentration"]), _q(after_view["concentration"])),
-        ("Reservoir", f"{format(before['reservoir_ml'], 'f')} mL", f"{format(Decimal(volume_ul) / 1000, 'f')} mL"),
+        ("Reservoir", f"{format(before['reservoir_ml'], 'f')} mL", f"{format(volume_ml, 'f')} mL"),
         ("24-hour total", _q(before_view["daily_dose"]), _q(after_view["daily_dose"])),
         ("Flow (24-hour)", _ml_day(before_view["flow_ml_per_day"]), _ml_day(after_view["flow_ml_per_day"])),
         ("Low-reservoir alarm", fmt_date(before["projected_low_reservoir_date"]), fmt_date(low_after)),
     ]
-    if withdrawn_ul is not None:
-        rows.append(("Withdrawn / expected", f"{format(Decimal(withdrawn_ul) / 1000, 'f')} mL",
+    if withdrawn_ml is not None:
+        rows.append(("Withdrawn / expected", f"{format(withdrawn_ml, 'f')} mL",
                      f"{format(before['reservoir_ml'], 'f')} mL expected"))
-    rows += history_rows(past, new_entry, state.described["clock_skew_s"])
-    request = WriteRequest(
+    return describe, rows
+
+
+def _refill_request(fill: _Refill, plan: Plan, describe: dict) -> WriteRequest:
+    from .writes import WriteRequest
+
+    return WriteRequest(
         kind=write_kinds.REFILL,
-        body={"drug": protocol.Drug[new_entry.code], "concentration_ng_per_ml": conc, "volume_ul": volume_ul,
-              "withdrawn_ul": withdrawn_ul or 0, "mode": expected["mode"], "steps": plan.steps()},
-        expect={"program": expected, "reservoir_ul": volume_ul},
+        body={"drug": _drug(fill.entry), "concentration_ng_per_ml": fill.conc, "volume_ul": fill.volume_ul,
+              "withdrawn_ul": fill.withdrawn_ul or 0, "mode": fill.expected["mode"], "steps": plan.steps()},
+        expect={"program": fill.expected, "reservoir_ul": fill.volume_ul},
         describe=describe,
     )
-    question = (f"Record a refill of {raw['serial_number']} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
-                f"{new_entry.name} {_q(after_view['concentration'])}?")
-    return Change("refill", request, describe, warnings, rows, question, dict(overrides or {}), set(confirmed), unit)
 
 
 # --- bolus -------------------------------------------------------------------

@@ -19,6 +19,7 @@ the audit log).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -106,11 +107,7 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
 
     mine = [(i, r) for i, r in enumerate(records) if r.get("pump_serial") == serial]
     in_session = [(i, r) for i, r in mine if _in(r, since, until)]
-    # the last status read from the pump up to the end of the session, and its age
-    last_status = None
-    for _, r in mine:
-        if _ok(r, "INTERROGATE") and (until is None or (entry_time(r) or 0) < until):
-            last_status = r
+    last_status = _last_status(mine, until)
     status = None
     if last_status is not None:
         raw = rehydrate_status(last_status["response"])
@@ -120,32 +117,9 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
         skew_s = status["clock_skew_s"]
     changes = [_change(mine, pos, library, skew_s) for pos, (i, r) in enumerate(mine)
                if _in(r, since, until) and r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS]
-    events = []
-    checklists = []
-    alarms_seen: dict[str, dict] = {}
-    for _, r in in_session:
-        kind = r.get("event")
-        if kind in ("mri-checklist", "mri-verify"):
-            checklists.append({"time": r.get("time"), "check": kind, "result": r.get("result"),
-                               "operator": r.get("operator"), "lines": r.get("lines") or []})
-        elif kind in ("reconciled", "verify-failed", "torn-line-removed"):
-            events.append({"time": r.get("time"), "event": kind, "operator": r.get("operator"),
-                           **{k: r[k] for k in ("txid", "kind", "applied", "differences") if k in r}})
-        elif _ok(r, "INTERROGATE"):
-            from protocol import ALARM_PRIORITY, Alarm
-
-            from .status import alarm_name
-
-            flags = _alarms(r["response"].get("alarms"))
-            for a in Alarm:
-                if flags & a:
-                    name = alarm_name(a)
-                    seen = alarms_seen.setdefault(name, {"name": name, "priority": ALARM_PRIORITY[a].name.lower(),
-                                                         "first_seen": r.get("time"), "last_seen": r.get("time")})
-                    seen["last_seen"] = r.get("time")
-    first_read = next((r for _, r in in_session if _ok(r, "INTERROGATE")), None)
-    operators = sorted({op for _, r in in_session if (op := r.get("operator"))})
-    order = ("high", "medium", "low")
+    session = [r for _, r in in_session]
+    first_read = next((r for r in session if _ok(r, "INTERROGATE")), None)
+    operators = sorted({op for r in session if (op := r.get("operator"))})
     return {
         "serial_number": serial,
         "session": {"since": _iso(since), "until": _iso(until), "entries": len(in_session), "operators": operators},
@@ -154,14 +128,58 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
         "first_event_index": first_read["response"].get("event_count") if first_read else None,
         "status_source": None if last_status is None else {"from": "audit log", "read_at": last_status.get("time")},
         "changes": changes,
-        "alarms_seen": sorted(alarms_seen.values(), key=lambda a: (order.index(a["priority"]), a["name"])),
-        "checklists": checklists,
-        "events": events,
+        "alarms_seen": _alarms_seen(session),
+        "checklists": _checklists(session),
+        "events": _events(session),
         # the pump's clock at the status shown (null: no status, pump times not moved)
         "pump_clock": status["pump_clock"] if status is not None else None,
         "times_note": log_note(skew_s, what="the pump's times (its status's dates, applied times, its log)",
                                measured="at the status read shown"),
     }
+
+
+def _last_status(mine: list[tuple[int, dict]], until: int | None) -> dict | None:
+    """The last status read from the pump up to the end of the session."""
+    last_status = None
+    for _, r in mine:
+        if _ok(r, "INTERROGATE") and (until is None or (entry_time(r) or 0) < until):
+            last_status = r
+    return last_status
+
+
+def _checklists(session: list[dict]) -> list[dict]:
+    return [{"time": r.get("time"), "check": r.get("event"), "result": r.get("result"),
+             "operator": r.get("operator"), "lines": r.get("lines") or []}
+            for r in session if r.get("event") in ("mri-checklist", "mri-verify")]
+
+
+def _events(session: list[dict]) -> list[dict]:
+    """Reconciliations, failed verifications and repaired audit lines, as they happened."""
+    return [{"time": r.get("time"), "event": r.get("event"), "operator": r.get("operator"),
+             **{k: r[k] for k in ("txid", "kind", "applied", "differences") if k in r}}
+            for r in session if r.get("event") in ("reconciled", "verify-failed", "torn-line-removed")]
+
+
+def _alarms_seen(session: list[dict]) -> list[dict]:
+    """Each alarm active at a status read in the session, when first and last seen; the highest
+    priority first."""
+    from protocol import ALARM_PRIORITY, Alarm
+
+    from .status import alarm_name
+
+    seen: dict[str, dict] = {}
+    for r in session:
+        if not _ok(r, "INTERROGATE"):
+            continue
+        flags = _alarms(r["response"].get("alarms"))
+        for a in Alarm:
+            if flags & a:
+                name = alarm_name(a)
+                alarm = seen.setdefault(name, {"name": name, "priority": ALARM_PRIORITY[a].name.lower(),
+                                               "first_seen": r.get("time"), "last_seen": r.get("time")})
+                alarm["last_seen"] = r.get("time")
+    order = ("high", "medium", "low")
+    return sorted(seen.values(), key=lambda a: (order.index(a["priority"]), a["name"]))
 
 
 def _in(r: dict, since: int, until: int | None) -> bool:
@@ -184,6 +202,29 @@ def _change(mine: list[tuple[int, dict]], pos: int, library, skew_s: int | None)
     request = prepare.get("request") or {}
     txid = request.get("txid") or prepare.get("txid")
     command = WRITE_COMMANDS[prepare["command"]]
+    before_status, before_program, notes = _before_write(mine, pos)
+    after = _after_write(mine, pos, prepare, txid)
+    drug = (before_status or after.status or {}).get("drug")
+    entry = library.for_code(drug.name) if drug is not None else None
+    unit = entry.dose_unit if entry else "mcg/day"
+    return {
+        "time": prepare.get("time"),
+        "operator": prepare.get("operator"),
+        "command": command,
+        "txid": txid,
+        "outcome": after.outcome,
+        "applied_at": _iso(to_calendar((after.commit or {}).get("applied_at"), skew_s or 0)),
+        "request": _request_view(command, request, unit),
+        "before": _state_view(before_status, before_program, unit),
+        "after": _state_view(after.status, after.program, unit),
+        "overrides": notes,
+        "differences": after.differences,
+    }
+
+
+def _before_write(mine: list[tuple[int, dict]], pos: int) -> tuple[dict | None, dict | None, list[dict]]:
+    """The status and program read before the write at pos, and the overrides and
+    confirmations given for it (the newest first)."""
     before_status = before_program = None
     notes = []
     for _, r in reversed(mine[:pos]):
@@ -200,57 +241,57 @@ def _change(mine: list[tuple[int, dict]], pos: int, library, skew_s: int | None)
             notes.append({"event": "confirmation-flags", "flags": r.get("flags"), "findings": r.get("findings")})
         if before_status is not None and before_program is not None and r.get("command") == "HELLO":
             break
-    outcome = "not committed" if prepare.get("outcome") == "ok" else f"refused ({prepare.get('outcome')})"
-    commit = None
-    after_status = after_program = None
-    differences = None
+    return before_status, before_program, notes
+
+
+@dataclass
+class _AfterWrite:
+    """What the audit log holds after a write's PREPARE, up to the next write."""
+    outcome: str
+    commit: dict | None = None  # the COMMIT reply, when it was accepted
+    status: dict | None = None  # the read-back
+    program: dict | None = None
+    differences: list | None = None  # a failed verification's
+
+
+def _after_write(mine: list[tuple[int, dict]], pos: int, prepare: dict, txid) -> _AfterWrite:
+    after = _AfterWrite("not committed" if prepare.get("outcome") == "ok" else f"refused ({prepare.get('outcome')})")
     committed_seen = False
     for _, r in mine[pos + 1:]:
         if r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS:
             break
         if r.get("event") == "commit-sent" and r.get("txid") == txid:
-            outcome = "unconfirmed"
+            after.outcome = "unconfirmed"
         elif r.get("event") == "exchange" and r.get("command") == "COMMIT" and (r.get("request") or {}).get(
                 "txid") == txid:
             committed_seen = True
             if r.get("outcome") == "ok":
-                commit = r.get("response")
-                outcome = "applied, not verified"
+                after.commit = r.get("response")
+                after.outcome = "applied, not verified"
             elif r.get("outcome") == "rejected":
-                outcome = "rejected"
-        elif committed_seen and after_status is None and _ok(r, "INTERROGATE"):
-            after_status = rehydrate_status(r["response"])
-        elif committed_seen and after_program is None and _ok(r, "READ_PROGRAM"):
-            after_program = rehydrate_program(r["response"]["program"])
+                after.outcome = "rejected"
+        elif committed_seen and after.status is None and _ok(r, "INTERROGATE"):
+            after.status = rehydrate_status(r["response"])
+        elif committed_seen and after.program is None and _ok(r, "READ_PROGRAM"):
+            after.program = rehydrate_program(r["response"]["program"])
         elif r.get("event") == "verified" and r.get("txid") == txid:
-            outcome = "verified"
+            after.outcome = "verified"
             break
         elif r.get("event") == "verify-failed" and r.get("txid") == txid:
-            outcome = "verify FAILED"
-            differences = r.get("differences")
+            after.outcome = "verify FAILED"
+            after.differences = r.get("differences")
             break
-    # an unconfirmed write settled later by a read
-    if outcome == "unconfirmed":
-        for _, r in mine[pos + 1:]:
-            if r.get("event") == "reconciled" and r.get("txid") == txid:
-                outcome = "unconfirmed, then found " + ("APPLIED" if r.get("applied") else "NOT applied")
-                break
-    drug = (before_status or after_status or {}).get("drug")
-    entry = library.for_code(drug.name) if drug is not None else None
-    unit = entry.dose_unit if entry else "mcg/day"
-    return {
-        "time": prepare.get("time"),
-        "operator": prepare.get("operator"),
-        "command": command,
-        "txid": txid,
-        "outcome": outcome,
-        "applied_at": _iso(to_calendar((commit or {}).get("applied_at"), skew_s or 0)),
-        "request": _request_view(command, request, unit),
-        "before": _state_view(before_status, before_program, unit),
-        "after": _state_view(after_status, after_program, unit),
-        "overrides": notes,
-        "differences": differences,
-    }
+    if after.outcome == "unconfirmed":
+        after.outcome = _settled(mine, pos, txid)
+    return after
+
+
+def _settled(mine: list[tuple[int, dict]], pos: int, txid) -> str:
+    """An unconfirmed write's outcome, settled later by a read when it was."""
+    for _, r in mine[pos + 1:]:
+        if r.get("event") == "reconciled" and r.get("txid") == txid:
+            return "unconfirmed, then found " + ("APPLIED" if r.get("applied") else "NOT applied")
+    return "unconfirmed"
 
 
 def _request_view(command: str, request: dict, unit: str) -> dict:

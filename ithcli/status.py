@@ -9,6 +9,7 @@ read. Only `pump_time` (and `pump_clock.pump_time`) is the pump's own clock.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,6 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
     (pump_time - read_at). Give it to describe a later read of the same session (a
     write's read-back) with the session's skew.
     """
-    from protocol import ALARM_PRIORITY, Alarm
     from protocol.models import MODELS
 
     drug_code = status["drug"].name
@@ -96,18 +96,7 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
     dose_unit = entry.dose_unit if entry else "mcg/day"
     conc_unit = entry.concentration_unit if entry else "mcg/mL"
     spec = MODELS[status["model"]]
-    alarms = [
-        {"name": alarm_name(a), "priority": ALARM_PRIORITY[a].name.lower()}
-        for a in Alarm
-        if status["alarms"] & a
-    ]
-    alarms.sort(key=lambda a: ("high", "medium", "low").index(a["priority"]))
-    eri_at = status["eri_at"]
-    # the cross-check is the pump's own arithmetic: in pump time, before any date is moved
-    replace = replace_by_check(eri_at, status["replace_by"])
     fw = status["firmware"]
-    low_at = _projection(status, status["low_reservoir_alarm_ul"])
-    empty_at = _projection(status, 0)
     measured = measure_skew(status["pump_time"], read_at)
     skew = measured if skew_s is None else int(skew_s)
 
@@ -127,21 +116,9 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
         "daily_dose": quantity(status["daily_dose_ng_per_day"], dose_unit),
         "flow_ml_per_day": Decimal(status["daily_volume_nl_per_day"]) / 1_000_000,
         "current_rate_ml_per_day": Decimal(status["current_rate_nl_per_day"]) / 1_000_000,
-        "reservoir_ml": _ml(status["reservoir_ul"]),
-        "reservoir_capacity_ml": _ml(status["capacity_ul"]),
-        "low_reservoir_alarm_ml": _ml(status["low_reservoir_alarm_ul"]),
-        "projected_low_reservoir_date": cal(low_at),
-        "projected_empty_date": cal(empty_at),
-        "battery": {
-            "state": status["battery_state"].name.lower(),
-            "percent": status["battery_percent"],
-            "eri_date": cal(eri_at),
-            "replace_by": cal(status["replace_by"]),
-            "replace_by_computed": cal(replace["computed"]),
-            # a pump whose own figure disagrees with ERI + 90 days is shown, never hidden
-            "replace_by_mismatch": replace["mismatch"],
-        },
-        "alarms": alarms,
+        **_reservoir_view(status, cal),
+        "battery": _battery_view(status, cal),
+        "alarms": _alarms_view(status["alarms"]),
         "mri_mode": status["mri_mode"].name.lower(),
         "mri_auto_exit_at": cal(status["mri_auto_exit_at"]),
         "bolus_remaining": quantity(status["bolus_remaining_ng"], dose_unit.split("/")[0]),
@@ -155,6 +132,45 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
         "read_at": iso(read_at),
         "pump_clock": clock_view(status["pump_time"], int(read_at), skew),
     }
+
+
+def _reservoir_view(status: dict, cal: Callable[[int | None], str | None]) -> dict[str, Any]:
+    """The reservoir now and when it alarms and empties at the 24-hour average flow (dates by cal)."""
+    return {
+        "reservoir_ml": _ml(status["reservoir_ul"]),
+        "reservoir_capacity_ml": _ml(status["capacity_ul"]),
+        "low_reservoir_alarm_ml": _ml(status["low_reservoir_alarm_ul"]),
+        "projected_low_reservoir_date": cal(_projection(status, status["low_reservoir_alarm_ul"])),
+        "projected_empty_date": cal(_projection(status, 0)),
+    }
+
+
+def _battery_view(status: dict, cal: Callable[[int | None], str | None]) -> dict[str, Any]:
+    eri_at = status["eri_at"]
+    # the cross-check is the pump's own arithmetic: in pump time, before any date is moved
+    replace = replace_by_check(eri_at, status["replace_by"])
+    return {
+        "state": status["battery_state"].name.lower(),
+        "percent": status["battery_percent"],
+        "eri_date": cal(eri_at),
+        "replace_by": cal(status["replace_by"]),
+        "replace_by_computed": cal(replace["computed"]),
+        # a pump whose own figure disagrees with ERI + 90 days is shown, never hidden
+        "replace_by_mismatch": replace["mismatch"],
+    }
+
+
+def _alarms_view(flags: Alarm) -> list[dict[str, str]]:
+    """The active alarms by name and priority, the highest priority first."""
+    from protocol import ALARM_PRIORITY, Alarm
+
+    alarms = [
+        {"name": alarm_name(a), "priority": ALARM_PRIORITY[a].name.lower()}
+        for a in Alarm
+        if flags & a
+    ]
+    alarms.sort(key=lambda a: ("high", "medium", "low").index(a["priority"]))
+    return alarms
 
 
 def event_view(event: dict, dose_unit: str, skew_s: int | None) -> dict[str, Any]:

@@ -112,105 +112,170 @@ def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid
     pump refuses the PREPARE (CHANGED_SINCE_READ) if another write was applied since,
     so a change is never checked against one state and applied to another. `read_program`
     (the program read with it) lets that refusal say what changed."""
-    import protocol
-
-    serial = app.serial
-    txid = new_txid()
-    details = {"txid": txid, "kind": request.kind.name.lower(), **request.describe}
-
-    # PREPARE changes nothing on the pump, so a lost reply means nothing was applied
-    try:
-        echo = client.write_once(request.command, {"txid": txid, "based_on_txid": based_on_txid, **request.body})
-    except LinkError as exc:
-        raise LinkError(f"{exc}; nothing was applied (PREPARE only)") from None
-    except SessionLost as exc:
-        # an answer in clear decides nothing, but COMMIT was not sent, so nothing was applied
-        raise SessionLost(f"{exc.message}. COMMIT was not sent, so nothing was applied: run the command again",
-                          {**details, "outcome": "not-committed", "unauthenticated": True}) from None
-    except DeviceRejected as exc:
-        if exc.reason == "CHANGED_SINCE_READ":
-            raise changed_since_read(client, read_program, based_on_txid, details, dose_unit) from None
-        raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason, details) from None
-    expect = {"kind": request.kind.wire, **request.expect}
-    differences = _differences(expect, echo)
-    if echo["txid"] != txid:
-        differences.append(f"txid: expected {txid}, pump echoed {echo['txid']}")
-    if differences:
-        raise VerifyFailed(
-            "the pump's echo differs from what was meant, so it was NOT committed: "
-            + "; ".join(differences) + ". Nothing was applied",
-            details={**details, "outcome": "not-committed", "differences": differences},
-        )
+    flow = WriteFlow(app, client, request, log_index=log_index, based_on_txid=based_on_txid,
+                     read_program=read_program, dose_unit=dose_unit)
+    echo = flow.prepare()
     if on_echo is not None:
         on_echo(echo)
+    committed = flow.commit(on_commit_sent)
+    return flow.read_back(echo, committed)
 
-    pending = app.pending()
-    pending.put(serial, {
-        "txid": txid, "kind": request.kind.name, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "port": app.port, "operator": app.operator, "log_index": log_index,
-    })
-    try:
-        app.record("commit-sent", txid=txid, kind=request.kind.name, expect=expect)
-        if on_commit_sent is not None:
-            on_commit_sent(txid)  # e.g. the batch journal's "sent" record, before the bytes go out
-        committed = client.write_once(protocol.Command.COMMIT, {"txid": txid})
-    except KeyboardInterrupt:
+
+@dataclass
+class WriteFlow:
+    """One write's steps, in the order they must run (execute() runs them all):
+
+        flow = WriteFlow(app, client, request, log_index=..., based_on_txid=...)
+        echo = flow.prepare()                  # PREPARE; raises when nothing was applied
+        committed = flow.commit()              # journal, then COMMIT sent once
+        result = flow.read_back(echo, committed)   # read again and compared; the verified result
+    """
+
+    app: Any
+    client: Any
+    request: WriteRequest
+    log_index: int  # the pump's event count before the write: reconcile reads TX_APPLIED from here
+    based_on_txid: int
+    read_program: dict | None = None
+    dose_unit: str = "mg/day"
+    serial: str = field(init=False)  # the pump the journal entry is kept for
+    txid: int = field(init=False)
+    details: dict = field(init=False)  # what every outcome's error details start with
+    expect: dict = field(init=False)  # the Prepared fields the echo must equal, its kind included
+
+    def __post_init__(self) -> None:
+        self.serial = self.app.serial
+        self.txid = new_txid()
+        self.details = {"txid": self.txid, "kind": self.request.kind.name.lower(), **self.request.describe}
+        self.expect = {"kind": self.request.kind.wire, **self.request.expect}
+
+    # --- PREPARE -------------------------------------------------------------------
+
+    def prepare(self) -> dict:
+        """Send PREPARE and compare the echo with what was meant; the echo, or raise (nothing applied)."""
+        echo = self._send_prepare()
+        differences = _differences(self.expect, echo)
+        if echo["txid"] != self.txid:
+            differences.append(f"txid: expected {self.txid}, pump echoed {echo['txid']}")
+        if differences:
+            raise VerifyFailed(
+                "the pump's echo differs from what was meant, so it was NOT committed: "
+                + "; ".join(differences) + ". Nothing was applied",
+                details={**self.details, "outcome": "not-committed", "differences": differences},
+            )
+        return echo
+
+    def _send_prepare(self) -> dict:
+        # PREPARE changes nothing on the pump, so a lost reply means nothing was applied
+        body = {"txid": self.txid, "based_on_txid": self.based_on_txid, **self.request.body}
+        try:
+            return self.client.write_once(self.request.command, body)
+        except LinkError as exc:
+            raise LinkError(f"{exc}; nothing was applied (PREPARE only)") from None
+        except SessionLost as exc:
+            # an answer in clear decides nothing, but COMMIT was not sent, so nothing was applied
+            raise SessionLost(f"{exc.message}. COMMIT was not sent, so nothing was applied: run the command again",
+                              {**self.details, "outcome": "not-committed", "unauthenticated": True}) from None
+        except DeviceRejected as exc:
+            if exc.reason == "CHANGED_SINCE_READ":
+                raise changed_since_read(self.client, self.read_program, self.based_on_txid, self.details,
+                                         self.dose_unit) from None
+            raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason, self.details) from None
+
+    # --- journal and COMMIT ----------------------------------------------------------
+
+    def commit(self, on_commit_sent: Callable[[int], None] | None = None) -> dict:
+        """Journal the pending write, then send COMMIT once; the pump's reply, or raise.
+
+        on_commit_sent(txid) runs after the audit record and before the bytes go out."""
+        import protocol
+
+        pending = self.app.pending()
+        pending.put(self.serial, {
+            "txid": self.txid, "kind": self.request.kind.name,
+            "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "port": self.app.port, "operator": self.app.operator, "log_index": self.log_index,
+        })
+        try:
+            self.app.record("commit-sent", txid=self.txid, kind=self.request.kind.name, expect=self.expect)
+            if on_commit_sent is not None:
+                on_commit_sent(self.txid)  # e.g. the batch journal's "sent" record, before the bytes go out
+            committed = self.client.write_once(protocol.Command.COMMIT, {"txid": self.txid})
+        except KeyboardInterrupt:
+            raise self._commit_interrupted() from None
+        except (LinkError, SessionLost) as exc:
+            raise self._commit_unknown(exc) from None
+        except DeviceRejected as exc:  # a sealed, authenticated refusal: nothing was applied
+            pending.clear(self.serial)
+            raise self._commit_refused(exc) from None
+        pending.clear(self.serial)
+        return committed
+
+    def _commit_interrupted(self) -> Unconfirmed:
         # Ctrl-C once COMMIT may be on the wire: the write may be applied, so it is not "interrupted"
-        raise Unconfirmed(
-            f"interrupted after COMMIT of txid {txid} was sent: the pump may have applied it. It was NOT "
+        return Unconfirmed(
+            f"interrupted after COMMIT of txid {self.txid} was sent: the pump may have applied it. It was NOT "
             "re-sent. Run 'ithcli reconcile' (or any read) to learn from the pump whether it was applied; "
             "further writes to this pump are refused until then",
-            details={**details, "outcome": "unconfirmed", "verified": False, "interrupted": True},
-        ) from None
-    except (LinkError, SessionLost) as exc:
+            details={**self.details, "outcome": "unconfirmed", "verified": False, "interrupted": True},
+        )
+
+    def _commit_unknown(self, exc: LinkError | SessionLost) -> Unconfirmed:
         # SessionLost: an answer in clear (any ERROR reason: a pump that reset after PREPARE says
         # NOT_AUTHENTICATED, a forger says whatever it likes) proves nothing: only a read can tell
-        raise Unconfirmed(
-            f"COMMIT of txid {txid} was sent but its outcome is unknown ({exc.message}). It was NOT re-sent. "
+        return Unconfirmed(
+            f"COMMIT of txid {self.txid} was sent but its outcome is unknown ({exc.message}). It was NOT re-sent. "
             "Run 'ithcli reconcile' (or any read) to learn from the pump whether it was applied; "
             "further writes to this pump are refused until then",
-            details={**details, "outcome": "unconfirmed", "verified": False},
-        ) from None
-    except DeviceRejected as exc:  # a sealed, authenticated refusal: nothing was applied
-        pending.clear(serial)
+            details={**self.details, "outcome": "unconfirmed", "verified": False},
+        )
+
+    def _commit_refused(self, exc: DeviceRejected) -> DeviceRejected:
         if exc.reason == "INVALID_STATE":
             # the pump holds one prepared write: a PREPARE from another programmer replaced ours
-            raise commit_displaced(client, read_program, based_on_txid, details, dose_unit, exc) from None
-        raise DeviceRejected(f"{exc.message}; nothing was applied", exc.reason,
-                             {**details, "outcome": "rejected", "verified": False}) from None
-    pending.clear(serial)
-    outcome = committed["outcome"].name.lower()
+            return commit_displaced(self.client, self.read_program, self.based_on_txid, self.details,
+                                    self.dose_unit, exc)
+        return DeviceRejected(f"{exc.message}; nothing was applied", exc.reason,
+                              {**self.details, "outcome": "rejected", "verified": False})
 
-    try:
-        after_status = client.interrogate()
-        after_program = client.read_program()
-    except KeyboardInterrupt:
-        raise Unconfirmed(
-            f"the pump acknowledged txid {txid} ({outcome}) but the read-back was interrupted: "
-            "interrogate the pump to verify what it delivers",
-            details={**details, "outcome": "unverified", "verified": False, "interrupted": True},
-        ) from None
-    except IthcliError as exc:  # a dead link, or a new session the read-back could not open
-        raise Unconfirmed(
-            f"the pump acknowledged txid {txid} ({outcome}) but the read-back failed ({exc}): "
-            "interrogate the pump to verify what it delivers",
-            details={**details, "outcome": "unverified", "verified": False},
-        ) from None
-    mismatches = _differences(request.expect["program"], after_program["program"], "program.")
-    if after_status["last_txid"] != txid:
-        mismatches.append(f"last_txid: expected {txid}, pump has {after_status['last_txid']}")
-    mismatches += request.kind.readback_problems(echo, committed, after_status)
-    result = {**details, "commit": outcome, "applied_at": committed["applied_at"],
-              "echo": echo, "readback": {"status": after_status, "program": after_program}}
-    if mismatches:
-        app.record("verify-failed", txid=txid, differences=mismatches)
-        raise VerifyFailed(
-            "read-back does not match what the pump echoed: " + "; ".join(mismatches)
-            + ". The pump may be delivering something else: interrogate it and correct the program now",
-            details={**details, "outcome": "mismatch", "verified": False, "differences": mismatches},
-        )
-    app.record("verified", txid=txid, kind=request.kind.name)
-    return result
+    # --- read-back -------------------------------------------------------------------
+
+    def read_back(self, echo: dict, committed: dict) -> dict:
+        """Read status and program again and compare them field by field; the verified result."""
+        outcome = committed["outcome"].name.lower()
+        after_status, after_program = self._read_pump(outcome)
+        mismatches = _differences(self.request.expect["program"], after_program["program"], "program.")
+        if after_status["last_txid"] != self.txid:
+            mismatches.append(f"last_txid: expected {self.txid}, pump has {after_status['last_txid']}")
+        mismatches += self.request.kind.readback_problems(echo, committed, after_status)
+        result = {**self.details, "commit": outcome, "applied_at": committed["applied_at"],
+                  "echo": echo, "readback": {"status": after_status, "program": after_program}}
+        if mismatches:
+            self.app.record("verify-failed", txid=self.txid, differences=mismatches)
+            raise VerifyFailed(
+                "read-back does not match what the pump echoed: " + "; ".join(mismatches)
+                + ". The pump may be delivering something else: interrogate it and correct the program now",
+                details={**self.details, "outcome": "mismatch", "verified": False, "differences": mismatches},
+            )
+        self.app.record("verified", txid=self.txid, kind=self.request.kind.name)
+        return result
+
+    def _read_pump(self, outcome: str) -> tuple[dict, dict]:
+        """The status and program after COMMIT; a read that fails leaves the write unverified."""
+        try:
+            return self.client.interrogate(), self.client.read_program()
+        except KeyboardInterrupt:
+            raise Unconfirmed(
+                f"the pump acknowledged txid {self.txid} ({outcome}) but the read-back was interrupted: "
+                "interrogate the pump to verify what it delivers",
+                details={**self.details, "outcome": "unverified", "verified": False, "interrupted": True},
+            ) from None
+        except IthcliError as exc:  # a dead link, or a new session the read-back could not open
+            raise Unconfirmed(
+                f"the pump acknowledged txid {self.txid} ({outcome}) but the read-back failed ({exc}): "
+                "interrogate the pump to verify what it delivers",
+                details={**self.details, "outcome": "unverified", "verified": False},
+            ) from None
 
 
 def _program_changes(before: dict, now: dict, dose_unit: str) -> list[str]:

@@ -18,9 +18,9 @@ def interrogate(app):
 
 def render_status(s: dict) -> None:
     from rich.panel import Panel
-    from rich.table import Table
 
-    from ..output import clock_warning_lines, console, fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
+    from ..output import clock_warning_lines, console
+    from ..status import replace_by_warning
 
     con = console()
     # before any date is read: how far the pump's clock is off, and which calendar the dates are on
@@ -29,6 +29,21 @@ def render_status(s: dict) -> None:
     title = f"Pump {s['serial_number']}  {s['model']}  firmware {s['firmware']}"
     if s["emulated"]:
         title += "  [bold yellow]EMULATED[/]"
+    con.print(Panel(_status_grid(s), title=title, title_align="left"))
+    warning = replace_by_warning(s["battery"])
+    if warning:
+        con.print(f"[bold red]{warning}[/]")
+    if s["alarms"]:
+        con.print(_alarms_table(s["alarms"]))
+    else:
+        con.print("No active alarms.")
+
+
+def _status_grid(s: dict):
+    """The status, one labelled row a line: therapy, reservoir, battery, MRI mode, clocks."""
+    from rich.table import Table
+
+    from ..output import fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -69,20 +84,16 @@ def render_status(s: dict) -> None:
     grid.add_row("Pump clock", fmt_pump_clock(s.get("pump_clock")))
     grid.add_row("Read at", f"{fmt_date(s['read_at'])} (this computer's clock)")
     grid.add_row("Dates", fmt_dates_note(s.get("pump_clock")))
+    return grid
 
-    con.print(Panel(grid, title=title, title_align="left"))
-    from ..status import replace_by_warning
 
-    warning = replace_by_warning(b)
-    if warning:
-        con.print(f"[bold red]{warning}[/]")
-    if s["alarms"]:
-        alarms = Table(title="Active alarms", title_justify="left")
-        alarms.add_column("Priority")
-        alarms.add_column("Alarm")
-        colour = {"high": "bold red", "medium": "yellow", "low": "cyan"}
-        for a in s["alarms"]:
-            alarms.add_row(f"[{colour[a['priority']]}]{a['priority'].upper()}[/]", a["name"].replace("_", " "))
-        con.print(alarms)
-    else:
-        con.print("No active alarms.")
+def _alarms_table(alarms: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="Active alarms", title_justify="left")
+    table.add_column("Priority")
+    table.add_column("Alarm")
+    colour = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+    for a in alarms:
+        table.add_row(f"[{colour[a['priority']]}]{a['priority'].upper()}[/]", a["name"].replace("_", " "))
+    return table

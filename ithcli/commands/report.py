@@ -34,24 +34,9 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
 
     if export_path and not export_path.lower().endswith((".html", ".svg", ".txt")):
         raise UsageError(f"--export {export_path!r}: the file must end in .html, .svg or .txt")
-    if since is not None and hours is not None:
-        raise UsageError("give --since or --hours, not both")
     now = time.time()
-    if hours is not None:
-        start = int(now - hours * 3600)
-        session_rule = f"the last {hours:g} h"
-    elif since is not None:
-        start = int(since.timestamp())
-        session_rule = f"since {iso(start)}"
-    else:
-        start = int(now - now % 86_400)
-        session_rule = "today (UTC)"
-    end = int(until.timestamp()) if until is not None else None
-    if end is not None and end <= start:
-        raise UsageError("--until must be after the session start")
-
-    live = None
-    pump_alarms = None
+    start, end, session_rule = _session_span(now, since, hours, until)
+    live = events = None
     if app.port:
         live = app.interrogate()
         if pump_serial and pump_serial != app.serial:
@@ -66,24 +51,7 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     data = logic.build(records, serial=serial, since=start, until=end, library=app.library(),
                        skew_s=live["clock_skew_s"] if live is not None else None)
     data["session"]["rule"] = session_rule
-    if live is not None:
-        from ..calendar import to_calendar
-        from ..status import event_view
-
-        # the session's part of the pump's log: from its index at the session's first read (pump
-        # clocks may be far from this computer's); without one, by its time on this computer's
-        # calendar (moved by the skew measured now) against the session
-        first = data["first_event_index"]
-        skew = live["clock_skew_s"]
-
-        def in_session(e: dict) -> bool:
-            if first is not None:
-                return e["index"] >= first
-            when = to_calendar(e["time"], skew) or 0
-            return when >= start and (end is None or when < end)
-
-        pump_alarms = [event_view(e, live["daily_dose"]["unit"], skew) for e in events
-                       if e["type"].name in ("ALARM_RAISED", "ALARM_CLEARED") and in_session(e)]
+    pump_alarms = _pump_alarms(live, events, data["first_event_index"], start, end) if live is not None else None
     data["audit_log"] = {"path": str(audit.path), "entries": entries, "intact": not problems,
                          "problems": problems}
     if live is not None:
@@ -101,6 +69,47 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
         _export(data, export_path)
         data["exported_to"] = export_path
     app.emit(data, _show)
+
+
+def _session_span(now: float, since, hours, until) -> tuple[int, int | None, str]:
+    """The session's start and end (None: now) on this computer's clock, and how it was chosen."""
+    from ..status import iso
+
+    if since is not None and hours is not None:
+        raise UsageError("give --since or --hours, not both")
+    if hours is not None:
+        start = int(now - hours * 3600)
+        session_rule = f"the last {hours:g} h"
+    elif since is not None:
+        start = int(since.timestamp())
+        session_rule = f"since {iso(start)}"
+    else:
+        start = int(now - now % 86_400)
+        session_rule = "today (UTC)"
+    end = int(until.timestamp()) if until is not None else None
+    if end is not None and end <= start:
+        raise UsageError("--until must be after the session start")
+    return start, end, session_rule
+
+
+def _pump_alarms(live: dict, events, first: int | None, start: int, end: int | None) -> list[dict]:
+    """The alarms raised and cleared in the session's part of the pump's log."""
+    from ..calendar import to_calendar
+    from ..status import event_view
+
+    # the session's part of the pump's log: from its index at the session's first read (pump
+    # clocks may be far from this computer's); without one, by its time on this computer's
+    # calendar (moved by the skew measured now) against the session
+    skew = live["clock_skew_s"]
+
+    def in_session(e: dict) -> bool:
+        if first is not None:
+            return e["index"] >= first
+        when = to_calendar(e["time"], skew) or 0
+        return when >= start and (end is None or when < end)
+
+    return [event_view(e, live["daily_dose"]["unit"], skew) for e in events
+            if e["type"].name in ("ALARM_RAISED", "ALARM_CLEARED") and in_session(e)]
 
 
 def _show(data: dict) -> None:
@@ -122,10 +131,13 @@ _RESULT = {"PASS": "green", "WARN": "yellow", "BLOCK": "bold red", "FAIL": "bold
 
 
 def _parts(d: dict) -> list:
-    from rich.table import Table
+    """The report for people, in order: what it covers, the settings, the changes, the alarms,
+    the checklists and other events."""
+    return _header(d) + _settings(d) + _changes(d) + _alarms(d) + _checklists_and_events(d)
 
-    from ..output import clock_warning_lines, fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
-    from ..status import replace_by_warning
+
+def _header(d: dict) -> list:
+    from ..output import clock_warning_lines, fmt_date
 
     parts: list = []
     s = d["status"]
@@ -148,69 +160,72 @@ def _parts(d: dict) -> list:
     parts.extend(clock_warning_lines(d["pump_clock"]))
     if d["times_note"]:
         parts.append(f"Note: {d['times_note']}.")
+    return parts
 
-    # --- identity and settings
+
+def _settings(d: dict) -> list:
+    """Identity and settings: the status shown, where it came from, and the replace-by warning."""
+    from ..status import replace_by_warning
+
+    s = d["status"]
     if s is None:
-        parts.append("[bold red]Settings: no status read from this pump in the audit log[/]; run with --port.")
-    else:
-        src = d["status_source"]
-        grid = Table(title="Identity and settings", title_justify="left", show_header=False)
-        grid.add_column(style="bold")
-        grid.add_column()
-        if src["from"] == "pump":
-            where = f"read from the pump at {fmt_date(src['read_at'])}"
-        else:
-            where = f"last status in the audit log, read at {fmt_date(src['read_at'])}"
-        if src["stale"]:
-            where = f"[bold red]STALE ({src['age_s']} s old)[/]: " + where
-        grid.add_row("Source", where)
-        grid.add_row("Pump clock", fmt_pump_clock(d["pump_clock"]))
-        grid.add_row("Dates", fmt_dates_note(d["pump_clock"]))
-        grid.add_row("Pump", f"{s['serial_number']}  {s['model']} ({s['design']})  firmware {s['firmware']}")
-        grid.add_row("Drug", f"{s['drug']}  {fmt_quantity(s['concentration'])}")
-        grid.add_row("Mode", s["mode"])
-        grid.add_row("Daily dose", f"{fmt_quantity(s['daily_dose'])} (24-hour total), "
-                                   f"{format(s['flow_ml_per_day'], 'f')} mL/day")
-        grid.add_row("Reservoir", f"{format(s['reservoir_ml'], 'f')} mL of {format(s['reservoir_capacity_ml'], 'f')} "
-                                  f"mL (alarm at {format(s['low_reservoir_alarm_ml'], 'f')} mL)")
-        grid.add_row("Low-reservoir alarm", f"{fmt_date(s['projected_low_reservoir_date'])} (24-hour average flow)")
-        b = s["battery"]
-        replace = fmt_date(b["replace_by"], with_time=False)
-        if b["replace_by_mismatch"]:
-            replace = (f"[bold red]{replace}  MISMATCH: ERI + 90 days is "
-                       f"{fmt_date(b['replace_by_computed'], with_time=False)}[/]")
-        grid.add_row("Battery",
-                     f"{b['state'].upper()} {b['percent']} %  ERI {fmt_date(b['eri_date'], with_time=False)}")
-        grid.add_row("Replace by", replace)
-        grid.add_row("Alarms now", ", ".join(f"[{_COLOUR[a['priority']]}]{a['priority'].upper()}[/] "
-                                             f"{a['name'].replace('_', ' ')}" for a in s["alarms"]) or "none")
-        grid.add_row("MRI mode", s["mri_mode"].upper())
-        last = s["last_programming"]
-        grid.add_row("Last programming", f"txid {last['txid']} at {fmt_date(last['at'])}" if last["txid"] else "none")
-        parts.append(grid)
-        warning = replace_by_warning(b)
-        if warning:
-            parts.append(f"[bold red]{warning}[/]")
+        return ["[bold red]Settings: no status read from this pump in the audit log[/]; run with --port."]
+    parts: list = [_settings_grid(d)]
+    warning = replace_by_warning(s["battery"])
+    if warning:
+        parts.append(f"[bold red]{warning}[/]")
+    return parts
 
-    # --- changes
+
+def _settings_grid(d: dict):
+    from rich.table import Table
+
+    from ..output import fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
+
+    s, src = d["status"], d["status_source"]
+    grid = Table(title="Identity and settings", title_justify="left", show_header=False)
+    grid.add_column(style="bold")
+    grid.add_column()
+    if src["from"] == "pump":
+        where = f"read from the pump at {fmt_date(src['read_at'])}"
+    else:
+        where = f"last status in the audit log, read at {fmt_date(src['read_at'])}"
+    if src["stale"]:
+        where = f"[bold red]STALE ({src['age_s']} s old)[/]: " + where
+    grid.add_row("Source", where)
+    grid.add_row("Pump clock", fmt_pump_clock(d["pump_clock"]))
+    grid.add_row("Dates", fmt_dates_note(d["pump_clock"]))
+    grid.add_row("Pump", f"{s['serial_number']}  {s['model']} ({s['design']})  firmware {s['firmware']}")
+    grid.add_row("Drug", f"{s['drug']}  {fmt_quantity(s['concentration'])}")
+    grid.add_row("Mode", s["mode"])
+    grid.add_row("Daily dose", f"{fmt_quantity(s['daily_dose'])} (24-hour total), "
+                               f"{format(s['flow_ml_per_day'], 'f')} mL/day")
+    grid.add_row("Reservoir", f"{format(s['reservoir_ml'], 'f')} mL of {format(s['reservoir_capacity_ml'], 'f')} "
+                              f"mL (alarm at {format(s['low_reservoir_alarm_ml'], 'f')} mL)")
+    grid.add_row("Low-reservoir alarm", f"{fmt_date(s['projected_low_reservoir_date'])} (24-hour average flow)")
+    b = s["battery"]
+    replace = fmt_date(b["replace_by"], with_time=False)
+    if b["replace_by_mismatch"]:
+        replace = (f"[bold red]{replace}  MISMATCH: ERI + 90 days is "
+                   f"{fmt_date(b['replace_by_computed'], with_time=False)}[/]")
+    grid.add_row("Battery",
+                 f"{b['state'].upper()} {b['percent']} %  ERI {fmt_date(b['eri_date'], with_time=False)}")
+    grid.add_row("Replace by", replace)
+    grid.add_row("Alarms now", ", ".join(f"[{_COLOUR[a['priority']]}]{a['priority'].upper()}[/] "
+                                         f"{a['name'].replace('_', ' ')}" for a in s["alarms"]) or "none")
+    grid.add_row("MRI mode", s["mri_mode"].upper())
+    last = s["last_programming"]
+    grid.add_row("Last programming", f"txid {last['txid']} at {fmt_date(last['at'])}" if last["txid"] else "none")
+    return grid
+
+
+def _changes(d: dict) -> list:
+    """Each change: its before/after table, what was asked, overrides, read-back differences."""
     if not d["changes"]:
-        parts.append("Changes in this session: none.")
+        return ["Changes in this session: none."]
+    parts: list = []
     for n, c in enumerate(d["changes"], start=1):
-        colour = "green" if c["outcome"] == "verified" else "bold red"
-        table = Table(title=f"Change {n}: {c['command']} at {fmt_date(c['time'])} by {c['operator']}, txid "
-                            f"{c['txid']}: [{colour}]{c['outcome'].upper()}[/]", title_justify="left")
-        table.add_column("")
-        table.add_column("Before")
-        table.add_column("After")
-        for label, key in (("Mode", "mode"), ("Drug", "drug"), ("Concentration", "concentration"),
-                           ("24-hour total", "daily_dose"), ("Flow", "flow_ml_per_day"), ("Steps", "steps"),
-                           ("Reservoir", "reservoir_ml"), ("Bolus running", "bolus_remaining"),
-                           ("MRI mode", "mri_mode")):
-            before, after = _field(c["before"], key), _field(c["after"], key)
-            if before == "-" and after == "-":
-                continue
-            table.add_row(label, before, f"[bold]{after}[/]" if after != before else after)
-        parts.append(table)
+        parts.append(_change_table(n, c))
         req = c["request"]
         if req:
             parts.append("  Requested: " + ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in req.items()))
@@ -221,8 +236,38 @@ def _parts(d: dict) -> list:
                 parts.append(f"  [red]Confirmed[/]: {', '.join(note.get('flags') or [])}")
         if c["differences"]:
             parts.append("  [bold red]Read-back differences[/]: " + "; ".join(c["differences"]))
+    return parts
 
-    # --- alarms
+
+def _change_table(n: int, c: dict):
+    from rich.table import Table
+
+    from ..output import fmt_date
+
+    colour = "green" if c["outcome"] == "verified" else "bold red"
+    table = Table(title=f"Change {n}: {c['command']} at {fmt_date(c['time'])} by {c['operator']}, txid "
+                        f"{c['txid']}: [{colour}]{c['outcome'].upper()}[/]", title_justify="left")
+    table.add_column("")
+    table.add_column("Before")
+    table.add_column("After")
+    for label, key in (("Mode", "mode"), ("Drug", "drug"), ("Concentration", "concentration"),
+                       ("24-hour total", "daily_dose"), ("Flow", "flow_ml_per_day"), ("Steps", "steps"),
+                       ("Reservoir", "reservoir_ml"), ("Bolus running", "bolus_remaining"),
+                       ("MRI mode", "mri_mode")):
+        before, after = _field(c["before"], key), _field(c["after"], key)
+        if before == "-" and after == "-":
+            continue
+        table.add_row(label, before, f"[bold]{after}[/]" if after != before else after)
+    return table
+
+
+def _alarms(d: dict) -> list:
+    """The alarms in the pump's log (read live), and those active at the status reads (audit log)."""
+    from rich.table import Table
+
+    from ..output import fmt_date
+
+    parts: list = []
     if d["pump_alarm_log"] is not None:
         if d["pump_alarm_log"]:
             table = Table(title="Alarms in the pump's log during the session", title_justify="left")
@@ -247,8 +292,15 @@ def _parts(d: dict) -> list:
         parts.append(table)
     elif d["pump_alarm_log"] is None:
         parts.append("Alarms active when the pump was read in this session: none.")
+    return parts
 
-    # --- checklists and other events
+
+def _checklists_and_events(d: dict) -> list:
+    from rich.table import Table
+
+    from ..output import fmt_date
+
+    parts: list = []
     for c in d["checklists"]:
         name = "Pre-MRI checklist" if c["check"] == "mri-checklist" else "Post-MRI verification"
         table = Table(title=f"{name} at {fmt_date(c['time'])} by {c['operator']}: "

@@ -1,0 +1,100 @@
+"""The pump's history as a change's checks read it and its before/after table shows it.
+
+read_history() reads the pump's log back to the checks' horizon (history.py works it out
+without I/O); patient_origin() and record_origin() keep baclofen's spasticity origin for
+a pump, which picks the 24-hour budget the history is measured against. history_view()
+and history_rows() show what the history told the checks.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .history import History
+    from .operations import PumpState
+
+DAY = 86_400
+
+
+def read_history(client, raw: dict) -> History:
+    """The pump's log read back from its newest event to the checks' horizon (8 days), as a
+    History. Only what the status read counted (event_count) is used, so the history and
+    the status describe the same moment."""
+    from protocol.messages import MAX_LOG_PAGE
+
+    from .history import HORIZON_S, History
+
+    horizon = raw["pump_time"] - HORIZON_S
+    end = raw["event_count"]
+    events: list[dict] = []
+    oldest = end
+    index = end
+    while index > 0:
+        first = max(0, index - MAX_LOG_PAGE)
+        page = client.read_log(first, index - first)
+        oldest = page["oldest_index"]
+        batch = [e for e in page["events"] if first <= e["index"] < index]
+        events[:0] = batch
+        if not batch or first <= oldest or batch[0]["time"] < horizon:
+            break
+        index = first
+    complete = oldest == 0 and (not events or events[0]["index"] == 0)
+    return History.from_log(events, now=raw["pump_time"], dose_now=raw["daily_dose_ng_per_day"], complete=complete)
+
+
+def patient_origin(app, state: PumpState, given: str | None) -> str | None:
+    """Baclofen's spasticity origin: as given now, else as recorded for this pump."""
+    if given:
+        return given
+    if state.entry is None or not state.entry.rise_24h_percent_by_origin:
+        return None
+    from .state import PumpNotes
+
+    return PumpNotes(app.state_path()).origin(state.raw["serial_number"])
+
+
+def record_origin(app, state: PumpState, given: str | None) -> None:
+    """Keep a newly given spasticity origin for this pump's later changes (audited)."""
+    if not given:
+        return
+    from .state import PumpNotes
+
+    notes = PumpNotes(app.state_path())
+    serial = state.raw["serial_number"]
+    if notes.origin(serial) != given:
+        notes.set_origin(serial, given)
+        app.record("spasticity-origin", origin=given)
+
+
+def history_view(past, entry, origin: str | None = None) -> dict:
+    """What the history showed the checks: for --json."""
+    if past is None:
+        return {}
+    out: dict = {"history": {"log_complete": past.complete, "oldest_event_time": past.oldest_time,
+                             "interruptions": [i.as_dict(past.now) for i in past.interruptions]}}
+    if entry is not None and entry.rise_24h_percent_by_origin:
+        out["spasticity_origin"] = origin
+    return out
+
+
+def history_rows(past, entry, skew_s: int = 0) -> list[tuple[str, str, str]]:
+    """An interruption in the last 8 days, shown in the before/after table: from when, how long, why
+    (its times from the pump's log, shown on this computer's calendar)."""
+    from .calendar import iso, to_calendar
+    from .limits import duration
+    from .output import fmt_date
+
+    def when(ts):
+        return fmt_date(iso(to_calendar(ts, skew_s)))
+
+    if past is None:
+        return []
+    gap = past.last_interruption_since(past.now - 7 * DAY)
+    if gap is None:
+        return []
+    begun = f"before {when(gap.began_before)}" if gap.start is None and gap.began_before else \
+        "unknown" if gap.start is None else when(gap.start)
+    length = gap.at_least(past.now)
+    how_long = f"{'at least ' if gap.start is None else ''}{duration(length)}"
+    until = "still interrupted" if gap.ongoing else f"resumed {when(gap.end)}"
+    return [("Interruption", f"from {begun}, {how_long} ({', '.join(gap.causes)})", until)]
