@@ -47,7 +47,8 @@ from .errors import (
 from .limits import CONFIRM_FLAGS, Finding, normalise_override, parse_overrides
 
 __all__ = [
-    "open_pump", "Pump", "PreparedChange", "Status", "Program", "Event", "WriteResult", "Checklist", "Finding",
+    "open_pump", "Pump", "PreparedChange", "PreparedMri", "FieldFor", "Status", "Program", "Event", "WriteResult",
+    "Checklist", "Finding",
     "Quantity",
     "IthcliError", "AuthError", "CheckFailed", "DeviceRejected", "LinkError", "PumpProtocolError", "SafetyError",
     "Unconfirmed", "UsageError", "VerifyFailed",
@@ -309,31 +310,56 @@ class Pump:
     # --- MRI ----------------------------------------------------------------
 
     def mri_checklist(self, *, field: str | None = None, gradient: float | None = None,
-                      auto_exit: str | int = "4h", save: bool = True) -> Checklist:
-        """The pre-MRI checklist. Without `field`, a model MR conditional at one field only is
-        judged at the strictest field (3 T): pass the scanner's field."""
+                      auto_exit: str | int = "4h", save: bool = True, field_for: FieldFor | None = None) -> Checklist:
+        """The pre-MRI checklist (saved as the snapshot `mri_verify` compares with). Without `field`,
+        a model MR conditional at one field only is judged at the strictest field (3 T): pass the
+        scanner's field, or `field_for(model spec)` to be asked for it only when it matters."""
+        field = mri.parse_field(field)
         st = mri.read_state(self._app, write=False)
-        result = mri.run_checklist(self._app, st, auto_exit_s=mri.parse_auto_exit(auto_exit), field=field,
-                                   gradient=gradient, save=save)
+        result = mri.run_checklist(self._app, st, auto_exit_s=mri.parse_auto_exit(auto_exit),
+                                   field=_field(st, field, field_for), gradient=gradient, save=save)
         return Checklist(result["result"], tuple(result["lines"]), result)
 
-    def mri_enter(self, *, field: str | None = None, gradient: float | None = None, auto_exit: str | int = "4h",
-                  confirm: Iterable[str] = ()) -> WriteResult:
-        """MRI-safe mode: refused (CheckFailed) while the checklist has a BLOCK; a withdrawal-risk
-        drug needs confirm={"withdrawal-risk"}."""
+    def check_mri_enter(self, *, field: str | None = None, gradient: float | None = None,
+                        auto_exit: str | int = "4h", confirm: Iterable[str] = (),
+                        field_for: FieldFor | None = None) -> PreparedMri:
+        """The checklist again (CheckFailed on a BLOCK) and the withdrawal-risk approval
+        (confirm={"withdrawal-risk"}); nothing is sent."""
         flags = confirmation_flags(confirm)
+        field = mri.parse_field(field)
+        auto_exit_s = mri.parse_auto_exit(auto_exit)
         st = mri.read_state(self._app, write=True)
-        request, _ = mri.enter_request(self._app, st, auto_exit_s=mri.parse_auto_exit(auto_exit), field=field,
-                                       gradient=gradient,
-                                       confirm_withdrawal_risk="--confirm-withdrawal-risk" in flags)
-        data = mri.apply_enter(self._app, st, request)
-        return WriteResult("mri enter", data["serial_number"], data["outcome"], data["txid"], (), data)
+        request, checked = mri.enter_request(self._app, st, auto_exit_s=auto_exit_s,
+                                             field=_field(st, field, field_for), gradient=gradient,
+                                             confirm_withdrawal_risk="--confirm-withdrawal-risk" in flags)
+        return PreparedMri("enter", st, request, checked)
+
+    def check_mri_exit(self) -> PreparedMri:
+        st = mri.read_state(self._app, write=True)  # refused while a write is unconfirmed
+        return PreparedMri("exit", st, mri.exit_request(st), None)
+
+    def apply_mri(self, prepared: PreparedMri) -> WriteResult:
+        """MRI-safe mode on (read back: delivery suspended, the automatic exit armed), or off (the
+        program compared with the pre-MRI snapshot: VerifyFailed if it differs)."""
+        if prepared.which == "enter":
+            data = mri.apply_enter(self._app, prepared.state, prepared.request)
+        else:
+            data = mri.apply_exit(self._app, prepared.state)
+        return WriteResult(data["command"], data["serial_number"], data["outcome"], data["txid"], (), data)
+
+    def mri_enter(self, **kw: Any) -> WriteResult:
+        """check_mri_enter(**kw), then apply it."""
+        return self.apply_mri(self.check_mri_enter(**kw))
 
     def mri_exit(self) -> WriteResult:
         """Leave MRI-safe mode; the program is compared with the pre-MRI snapshot (VerifyFailed if not)."""
-        st = mri.read_state(self._app, write=True)
-        data = mri.apply_exit(self._app, st)
-        return WriteResult("mri exit", data["serial_number"], data["outcome"], data["txid"], (), data)
+        return self.apply_mri(self.check_mri_exit())
+
+    def mri_verify(self) -> Checklist:
+        """After the scan: the snapshot compared and the log read since it (FAIL lines say what)."""
+        st = mri.read_state(self._app, write=False)
+        result = mri.run_verify(self._app, st)
+        return Checklist(result["result"], tuple(result["lines"]), result)
 
     # --- inside ---------------------------------------------------------------
 
@@ -344,6 +370,27 @@ class Pump:
             raise SafetyError(f"the pump holds {holds.lower()}, but this change was written for "
                               f"{expect_drug.lower()}: nothing was sent (a dose means something only with its drug)")
         return state
+
+
+#: asked for the scanner's field when the model is MR conditional at one field only (the CLI
+#: asks at a terminal); returns "1.5" or "3", or None to judge at the strictest field
+FieldFor = Callable[[Any], "str | None"]
+
+
+def _field(st: mri.MriState, given: str | None, field_for: FieldFor | None) -> str | None:
+    if given is not None or field_for is None or not mri.needs_field(st.spec):
+        return given
+    return mri.parse_field(field_for(st.spec))
+
+
+@dataclass(frozen=True)
+class PreparedMri:
+    """An MRI-safe mode change checked against the pump state read for it."""
+
+    which: str  # "enter" or "exit"
+    state: mri.MriState
+    request: Any  # writes.WriteRequest
+    checklist: dict[str, Any] | None  # the pre-MRI checklist (enter)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from ..api import Pump
 from ..errors import Cancelled, CheckFailed, UsageError
 
 
@@ -58,10 +59,8 @@ def checklist(app, field_text, gradient, auto_exit, export_path):
 
     if export_path and not export_path.lower().endswith((".html", ".svg", ".txt")):
         raise UsageError(f"--export {export_path!r}: the file must end in .html, .svg or .txt")
-    field_text = logic.parse_field(field_text)  # a bad value is refused before the pump is read
-    st = logic.read_state(app, write=False)
-    field_text = _field(app, st, field_text)
-    result = logic.run_checklist(app, st, auto_exit_s=auto_exit, field=field_text, gradient=gradient)
+    result = Pump(app).mri_checklist(field=field_text, gradient=gradient, auto_exit=auto_exit,
+                                     field_for=_field_asker(app)).data
     if export_path:
         _export(result, export_path)
         result["exported_to"] = export_path
@@ -82,16 +81,17 @@ def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
     from .. import mri as logic
     from ._writing import confirm
 
-    field_text = logic.parse_field(field_text)  # a bad value is refused before the pump is read
-    st = logic.read_state(app, write=True)  # refused while a write is unconfirmed
-    field_text = _field(app, st, field_text)
-    request, checked = logic.enter_request(app, st, auto_exit_s=auto_exit, field=field_text, gradient=gradient,
-                                           confirm_withdrawal_risk=confirm_withdrawal_risk)
+    pump = Pump(app)
+    # a bad --field is refused before the pump is read; a write is refused while one is unconfirmed
+    prepared = pump.check_mri_enter(field=field_text, gradient=gradient, auto_exit=auto_exit,
+                                    confirm={"withdrawal-risk"} if confirm_withdrawal_risk else (),
+                                    field_for=_field_asker(app))
+    checked = prepared.checklist or {}
     if not app.json:
         _render_lines(checked, "Pre-MRI checklist")
     confirm(app, yes, f"Put {checked['serial_number']} in MRI-safe mode (delivery stops; automatic exit after "
                       f"{logic._hours(auto_exit)})?")
-    out = logic.apply_enter(app, st, request)
+    out = pump.apply_mri(prepared).data
     app.emit(out, lambda r: _say(f"[bold green]VERIFIED[/]: {r['serial_number']} is in MRI-safe mode; delivery "
                                  f"suspended; automatic exit at {r['mri_auto_exit_at']} (txid {r['txid']})."))
 
@@ -101,12 +101,12 @@ def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
 @click.pass_obj
 def exit_(app, yes):
     """Leave MRI-safe mode; read back and confirm the program equals the pre-MRI snapshot."""
-    from .. import mri as logic
     from ._writing import confirm
 
-    st = logic.read_state(app, write=True)  # refused while a write is unconfirmed
-    confirm(app, yes, f"Take {st.raw['serial_number']} out of MRI-safe mode and restore delivery?")
-    out = logic.apply_exit(app, st)
+    pump = Pump(app)
+    prepared = pump.check_mri_exit()  # refused while a write is unconfirmed
+    confirm(app, yes, f"Take {prepared.state.raw['serial_number']} out of MRI-safe mode and restore delivery?")
+    out = pump.apply_mri(prepared).data
 
     def render(r):
         note = "equals the pre-MRI snapshot" if r["snapshot_compared"] else "(no pre-MRI snapshot to compare)"
@@ -122,8 +122,7 @@ def verify_(app):
     """After the scan: compare with the snapshot and read the log since it. Exit 12 on FAIL."""
     from .. import mri as logic
 
-    st = logic.read_state(app, write=False)
-    result = logic.run_verify(app, st)
+    result = Pump(app).mri_verify().data
     _finish(app, result, "Post-MRI verification", failed=logic.FAIL,
             failure=f"post-MRI verification of {result['serial_number']}: FAIL: ")
 
@@ -133,13 +132,14 @@ def _interactive(app) -> bool:
     return not app.json and sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def _field(app, st, given: str | None) -> str | None:
-    """The field to judge at: as given; asked for on a terminal when the model is not MR
-    conditional at every field; otherwise None (the checklist then judges at the strictest)."""
-    from .. import mri as logic
+def _field_asker(app):
+    """Asks for the field on a terminal when the model is not MR conditional at every field;
+    otherwise none (the checklist then judges at the strictest field)."""
+    return (lambda spec: _ask_field(app, spec)) if _interactive(app) else None
 
-    if given is not None or not logic.needs_field(st.spec) or not _interactive(app):
-        return given
+
+def _ask_field(app, spec) -> str | None:
+    from .. import mri as logic
 
     def valid(text: str) -> str | None:
         try:
@@ -147,7 +147,6 @@ def _field(app, st, given: str | None) -> str | None:
         except UsageError as exc:
             raise click.BadParameter(exc.message) from None  # click.prompt says it and asks again
 
-    spec = st.spec
     click.echo(f"{spec.name} is MR conditional at {logic.fields_text(spec, ' or ')} only: the scanner's field "
                "strength decides whether it may be scanned (--field skips this question).", err=True)
     try:
