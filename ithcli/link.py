@@ -125,7 +125,7 @@ class Link:
 
     def close(self) -> None:
         try:
-            _close_port(self._port)
+            close_port(self._port)
         finally:
             if self._emulator is not None:
                 _stop(self._emulator)
@@ -135,7 +135,7 @@ class Link:
                 self._tmpdir = None
 
 
-def _close_port(port) -> None:
+def close_port(port) -> None:
     """Close a port. pyserial's socket:// close() sleeps 0.3 s "for quick reconnects"
     (a third of a CLI command's run time): close that socket ourselves, without it."""
     sock = getattr(port, "_socket", None)

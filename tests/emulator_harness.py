@@ -27,7 +27,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import serial
 
 import protocol
+from ithcli.link import close_port  # pyserial's socket:// close sleeps 0.3 s; ithcli closes it without
 from ithcli_campaign.pump import control_request
 from protocol import Command, FrameDecoder, RawFrame, Role, security
 from protocol.session import ClientSession, SessionOpen
@@ -550,23 +550,6 @@ class RawClient:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def close_port(port) -> None:
-    """Close a pyserial port. Its socket:// close() sleeps 0.3 s "in case of quick reconnects"
-    after closing: a fixed wait in every TCP test. The socket is closed the same way, without it
-    (as ithcli.link does)."""
-    sock = getattr(port, "_socket", None)
-    if sock is not None and port.is_open:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        sock.close()
-        port._socket = None
-        port.is_open = False
-        return
-    port.close()
 
 
 # --- requests every protocol-level test module makes --------------------------------
