@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, AnyStr
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,11 +45,12 @@ def start_emulator(*args: str, workdir: str | None = None) -> tuple[subprocess.P
     key_file = os.path.join(workdir, f"keys-{time.monotonic_ns()}.json")
     proc = subprocess.Popen([sys.executable, "-m", "emulator", "--key-file", key_file, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    stdout = piped(proc.stdout)
     line = b""
     deadline = time.monotonic() + 20
     while not line.endswith(b"\n") and time.monotonic() < deadline:
-        if select.select([proc.stdout], [], [], 0.1)[0]:
-            chunk = os.read(proc.stdout.fileno(), 256)
+        if select.select([stdout], [], [], 0.1)[0]:
+            chunk = os.read(stdout.fileno(), 256)
             if not chunk:
                 break
             line += chunk
@@ -66,7 +68,13 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    proc.stdout.close()
+    piped(proc.stdout).close()
+
+
+def piped(stream: IO[AnyStr] | None) -> IO[AnyStr]:
+    """A Popen stream opened with PIPE: never None then, though Popen's types cannot say so."""
+    assert stream is not None, "not opened with PIPE"
+    return stream
 
 
 def pair(key_file: str, key_store: str) -> None:

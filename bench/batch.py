@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from _common import pair, stop, table
+from _common import pair, piped, stop, table
 
 
 def start_many(n: int, workdir: str) -> list[tuple[subprocess.Popen, str, str, str]]:
@@ -35,10 +35,11 @@ def start_many(n: int, workdir: str) -> list[tuple[subprocess.Popen, str, str, s
     out = []
     deadline = time.monotonic() + 120
     for p, serial, key_file in procs:
+        stdout = piped(p.stdout)
         line = b""
         while not line.endswith(b"\n") and time.monotonic() < deadline:
-            if select.select([p.stdout], [], [], 0.2)[0]:
-                chunk = os.read(p.stdout.fileno(), 256)
+            if select.select([stdout], [], [], 0.2)[0]:
+                chunk = os.read(stdout.fileno(), 256)
                 if not chunk:
                     break
                 line += chunk

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from _common import table
+from _common import piped, table
 
 ECHO = """
 import os, select, tty
@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     servers = [subprocess.Popen([sys.executable, "-c", ECHO], stdout=subprocess.PIPE) for _ in range(args.pumps)]
     try:
-        paths = [p.stdout.readline().decode().strip() for p in servers]
+        paths = [piped(p.stdout).readline().decode().strip() for p in servers]
         rows = []
         for n in (1, args.pumps):
             loop, whole = [], []
@@ -85,7 +85,7 @@ def main() -> None:
         for p in servers:
             p.kill()
             p.wait()
-            p.stdout.close()
+            piped(p.stdout).close()
     table(f"bare wire floor: 4 round trips on each pty (median of {args.runs}; ms)", rows,
           ("ptys", "open + 4 round trips each", "whole client process"))
 

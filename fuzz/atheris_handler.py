@@ -35,8 +35,12 @@ def one_input(data: bytes) -> None:
                     low_reservoir_alarm_ul=2_000, battery_seconds=5 * 365 * 86_400, start_time=1_900_000_000)
     session = Session(KEYS, Backoff())
     client = ClientSession(seq=0)  # the handshake is protocol.session's, as for every programmer
-    client.receive_data(respond(pump, _frame(client.hello(Role.CLINICIAN)), Faults(), session))
-    client.receive_data(respond(pump, _frame(client.authenticate(KEYS[Role.CLINICIAN])), Faults(), session))
+    hello_reply = respond(pump, _frame(client.hello(Role.CLINICIAN)), Faults(), session)
+    assert hello_reply is not None, "the pump did not answer HELLO"
+    client.receive_data(hello_reply)
+    auth_reply = respond(pump, _frame(client.authenticate(KEYS[Role.CLINICIAN])), Faults(), session)
+    assert auth_reply is not None, "the pump did not answer AUTH"
+    client.receive_data(auth_reply)
     channel = client.channel
     assert channel is not None, "the handshake did not open a session"
     fdp = atheris.FuzzedDataProvider(data)

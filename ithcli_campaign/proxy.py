@@ -317,7 +317,9 @@ class _Proxy(FaultLine):
 
     # --- serving ---------------------------------------------------------------
     def _serve(self, conn: _Conn) -> None:
-        peers = {conn.client: TO_PUMP, conn.upstream: TO_CLI}
+        client, upstream = conn.client, conn.upstream
+        assert client is not None and upstream is not None  # only FaultLine.open's in-process lines have None
+        peers: dict[socket.socket | _PtyEnd, str] = {client: TO_PUMP, upstream: TO_CLI}
         try:
             while not self._stop.is_set():
                 due = self.next_due(conn)
@@ -333,7 +335,7 @@ class _Proxy(FaultLine):
         except OSError:
             return
         finally:
-            for end in (conn.client, conn.upstream):
+            for end in (client, upstream):
                 try:
                     end.shutdown(socket.SHUT_RDWR)
                 except OSError:
@@ -344,6 +346,7 @@ class _Proxy(FaultLine):
         """Send what is due; True when a cut closed the link."""
         for direction in (TO_PUMP, TO_CLI):
             sock = conn.upstream if direction == TO_PUMP else conn.client
+            assert sock is not None  # only _serve's connections come here: both ends set
             data, cut = self.take(conn, direction)
             if data:
                 sock.sendall(data)

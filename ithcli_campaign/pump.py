@@ -80,6 +80,7 @@ class EmulatorProcess:
         err.close()
         line = b""
         deadline = time.monotonic() + START_TIMEOUT
+        assert self.proc.stdout is not None  # stdout=PIPE
         fd = self.proc.stdout.fileno()
         while not line.endswith(b"\n") and time.monotonic() < deadline:
             ready, _, _ = select.select([fd], [], [], 0.1)
@@ -128,6 +129,7 @@ class EmulatorProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             wait_or_kill(self.proc)
+        assert self.proc.stdout is not None  # start() opens it with PIPE
         self.proc.stdout.close()
         return self.proc.returncode
 
@@ -138,6 +140,7 @@ class EmulatorProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        assert self.proc.stdout is not None  # start() opens it with PIPE
         self.proc.stdout.close()
 
     def cleanup(self) -> None:
@@ -210,7 +213,7 @@ class TruthClient:
         return self._request(Command.READ_PROGRAM)
 
     def events_since(self, index: int) -> list[dict]:
-        events = []
+        events: list[dict] = []
         while True:
             page = self._request(Command.READ_LOG, {"first_index": index, "max_count": MAX_LOG_PAGE})
             if page["oldest_index"] > index and not events:

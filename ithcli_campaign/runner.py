@@ -45,6 +45,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from protocol import Command, EventType, InfusionMode
 from protocol.therapy import rate_for_dose
@@ -164,7 +165,7 @@ class Worker:
     launch: str = "warm"  # "warm": a forked, pre-imported ithcli (warm.py); "spawn": a fresh interpreter
     link: str = "tcp"  # "tcp": ithcli on a socket:// URL; "pty": ithcli on a device path (proxy.PtyFaultProxy)
     emulator: EmulatorProcess | None = None
-    proxy: FaultProxy | None = None
+    proxy: FaultProxy | PtyFaultProxy | None = None
     truth: TruthClient | None = None
     applied_txids: set = field(default_factory=set)
 
@@ -182,8 +183,9 @@ class Worker:
     def stop(self) -> None:
         if self.truth:
             self.truth.close()
-        if getattr(self, "warm", None):
-            self.warm.close()
+        warm = getattr(self, "warm", None)  # unset when start() failed before it
+        if warm:
+            warm.close()
         if self.proxy:
             self.proxy.close()
         if self.emulator:
@@ -197,6 +199,7 @@ class Worker:
         return env
 
     def cli(self, *args: str) -> tuple[int, dict | None, str]:
+        assert self.proxy is not None, "Worker.start() first"
         argv = ["--port", self.proxy.url, "--timeout", str(self.timeout), "--json", *args]
         if self.warm is not None:
             rc, stdout, stderr = self.warm.run(argv, self.env(), CLI_TIMEOUT_S)
@@ -221,6 +224,7 @@ class Worker:
     # --- one session ------------------------------------------------------------
     def session(self, number: int, seed: int, plan: dict | None = None) -> dict:
         rng = random.Random(f"{seed}:{number}")
+        assert self.emulator is not None and self.proxy is not None and self.truth is not None, "Worker.start() first"
         before_status = self.truth.status()
         before = self.truth.program()["program"]
         serial = before_status["serial_number"]
@@ -255,9 +259,10 @@ class Worker:
         txid = (out or {}).get("txid")
         state = classify(write, (before_status, before), (after_status, after))
 
-        result = {"session": number, "worker": self.wid, "link": self.link, "seed": seed, "write": write.as_dict(),
-                  "fault": plan, "exit": rc, "txid": txid, "outcome": (out or {}).get("outcome"),
-                  "truth": state, "applied": applied, "seconds": round(elapsed, 3), "violations": []}
+        result: dict[str, Any] = {
+            "session": number, "worker": self.wid, "link": self.link, "seed": seed, "write": write.as_dict(),
+            "fault": plan, "exit": rc, "txid": txid, "outcome": (out or {}).get("outcome"),
+            "truth": state, "applied": applied, "seconds": round(elapsed, 3), "violations": []}
         # the plan as it ran: each proxy fault with whether it fired, each emulator fault whether used
         proxy_ran = iter(proxy_faults)
         ran = []
@@ -297,6 +302,7 @@ class Worker:
             if txid is None or txid not in applied:
                 v.append(f"exit 0 (verified) but txid {txid} is not in the pump's log {applied}")
         elif rc == 8:
+            assert settled is not None  # reconcile ran: rc == 8
             result["reconcile"] = self._check_reconcile(settled, result, serial, txid, applied, state, lying)
         else:  # failed for certain
             if rc == 7 and lying:
@@ -462,9 +468,11 @@ def run_campaign(sessions: int, *, seed: int = 1, workers: int = 2, timeout: flo
             # of write, fault-free; then cut each kind's COMMIT and its reply at every offset
             base = sessions
             for number, kind in enumerate(WRITE_KINDS, start=1):
-                pool[0].proxy.arm([])
+                proxy = pool[0].proxy
+                assert proxy is not None  # started above
+                proxy.arm([])
                 probe = pool[0].session(-number, seed, {"layer": "none", "write": kind})
-                lengths = _commit_lengths(pool[0].proxy.frames)
+                lengths = _commit_lengths(proxy.frames)
                 summary.commit_frame_len[kind] = lengths
                 if probe["violations"]:
                     summary.add(probe)

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from .pump import CampaignError, wait_or_kill
 
@@ -93,11 +94,22 @@ class WarmCli:
                                          stdout=subprocess.PIPE, stderr=err)
         self._buf = b""
 
+    # properties, not attributes set here: a subclass may start its own process (tests/cli_harness.py)
+    @property
+    def _stdin(self) -> IO[bytes]:
+        assert self.proc.stdin is not None  # opened with PIPE
+        return self.proc.stdin
+
+    @property
+    def _stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None  # opened with PIPE
+        return self.proc.stdout
+
     def run(self, argv: list[str], env: dict, timeout: float) -> tuple[int, str, str]:
         out, err = self.workdir / "cli.stdout", self.workdir / "cli.stderr"
         req = {"argv": argv, "env": env, "stdout": str(out), "stderr": str(err)}
-        self.proc.stdin.write(json.dumps(req).encode() + b"\n")
-        self.proc.stdin.flush()
+        self._stdin.write(json.dumps(req).encode() + b"\n")
+        self._stdin.flush()
         pid = self._reply(60.0)["pid"]
         try:
             code = self._reply(timeout)["exit"]
@@ -109,7 +121,7 @@ class WarmCli:
 
     def _reply(self, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
+        fd = self._stdout.fileno()
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -125,9 +137,9 @@ class WarmCli:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.stdin.close()  # end of requests: it exits
+            self._stdin.close()  # end of requests: it exits
             wait_or_kill(self.proc)
-        self.proc.stdout.close()
+        self._stdout.close()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from protocol import (
     security,
 )
 from protocol.constants import BatteryState, MriMode, PumpModel
-from protocol.framing import FrameDecoder, encode_frame, header_bytes
+from protocol.framing import FrameDecoder, RawFrame, encode_frame, header_bytes
 from protocol.session import ClientSession, HelloReply, Reply, SessionOpen, VersionMismatch
 
 # --- the fixed inputs ----------------------------------------------------------
@@ -64,7 +64,7 @@ V = PROTOCOL_VERSION
 OLD_VERSION = PROTOCOL_VERSION - 1
 
 #: the pump's status in the sealed INTERROGATE reply (a made-up but valid pump)
-STATUS = {
+STATUS: dict[str, int | str | dict[str, int]] = {
     "serial_number": SERIAL,
     "model": PumpModel.PERISTALTIC_40,
     "firmware": {"major": 2, "minor": 1, "patch": 0},
@@ -130,7 +130,10 @@ def main() -> None:
 
     def pump_answer(frame: bytes) -> bytes:
         [raw] = FrameDecoder().feed(frame)
-        return respond(pump_model, raw, Faults(), pump)
+        assert isinstance(raw, RawFrame), raw
+        reply = respond(pump_model, raw, Faults(), pump)
+        assert reply is not None, "the pump left a request unanswered"
+        return reply
 
     real_new_nonce = security.new_nonce
     security.new_nonce = lambda: PUMP_NONCE
@@ -165,6 +168,7 @@ def main() -> None:
           encode_frame(Command.AUTH, auth_response, seq=FIRST_SEQ + 1, response=True))
     [event] = client.receive_data(auth_response_frame)
     assert isinstance(event, SessionOpen), event
+    assert client.channel is not None and pump.channel is not None  # both sides have a session now
     th3 = security.transcript_add(th2, auth_response)
     prk = hmac.new(th3, K_CLINICIAN, hashlib.sha256).digest()
     okm = security.hkdf_sha256(K_CLINICIAN, th3, security.SESSION_KEYS_INFO, 64)
@@ -182,6 +186,7 @@ def main() -> None:
     req_nonce = security.gcm_nonce(security.TO_PUMP, 1)
     req_aad = header_bytes(V, 0x02, req_seq, Command.INTERROGATE, len(req_plain)) + req_counter
     [raw] = FrameDecoder().feed(req_frame)
+    assert isinstance(raw, RawFrame), raw
     opened = pump.open(raw)
     assert opened.payload == req_plain
     req_tag = req_frame[-20:-4]
@@ -203,8 +208,10 @@ def main() -> None:
     old_hello_request = bytes([OLD_VERSION]) + CLIENT_NONCE + bytes([ROLE])
     old_hello_request_frame = encode_frame(Command.HELLO, old_hello_request, seq=OLD_SEQ, version=1)
     [raw] = FrameDecoder().feed(old_hello_request_frame)
+    assert isinstance(raw, RawFrame), raw
     refusing = Session({Role.CLINICIAN: K_CLINICIAN}, Backoff())
     old_refusal_frame = respond(pump_model, raw, Faults(), refusing)
+    assert old_refusal_frame is not None, "the pump did not refuse the old HELLO"
     refusal = decode_bytes(old_refusal_frame)
     assert refusal.body["reason"] == ErrorReason.UNSUPPORTED_VERSION and old_refusal_frame[2] == 1, refusal
     detail = refusal.body["detail"]
