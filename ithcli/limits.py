@@ -304,7 +304,7 @@ def check_restart(entry, history, *, new: int, dry_run_suspected: bool = False) 
             f"{'at least ' if gap.start is None else ''}{duration(length)}"
         what = f"delivery has been interrupted for {since} ({', '.join(gap.causes)})"
     else:
-        return []
+        return _resumed_high(entry, history, threshold) if history is not None else []
     if entry.withdrawal_risk and entry.code == "BACLOFEN":
         out.append(Finding("warn", "withdrawal", f"{what}: the patient may be in baclofen withdrawal, "
                                                  "which can be life-threatening: assess before resuming"))
@@ -317,6 +317,23 @@ def check_restart(entry, history, *, new: int, dry_run_suspected: bool = False) 
         out.append(Finding("warn", "restart-after-interruption",
                            f"{what}: resuming at {fmt(new, unit)}, within the usual starting dose"))
     return out
+
+
+def _resumed_high(entry, history, threshold: int) -> list[Finding]:
+    """A long interruption that ended (in the last 7 days) at more than the usual starting dose,
+    whoever or whatever resumed it (a stall that recovered by itself does): say so, since the
+    patient may have been restarted without tolerance."""
+    since = history.now - 7 * SECONDS_PER_DAY
+    long_ones = [i for i in history.interruptions if i.end is not None and i.end > since
+                 and i.at_least(history.now) >= threshold]
+    if not long_ones or (long_ones[-1].restart_dose or 0) <= entry.usual_start_ng_per_day[1]:
+        return []
+    gap = long_ones[-1]
+    return [Finding("warn", "resumed-after-interruption",
+                    f"delivery resumed at {fmt(gap.restart_dose or 0, entry.dose_unit)} after "
+                    f"{'at least ' if gap.start is None else ''}{duration(gap.at_least(history.now))} without "
+                    f"it ({', '.join(gap.causes)}), above the usual starting dose: tolerance may have been lost; "
+                    "watch for overdose")]
 
 
 def duration(seconds: int) -> str:

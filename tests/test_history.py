@@ -155,3 +155,16 @@ def test_overrides_must_name_a_known_limit_once_with_a_reason(given, fragment):
 def test_override_names_are_read_in_any_case_and_with_dashes():
     assert limits.parse_overrides(["rise-24h=per Dr Roe", "Daily_Max = a b"]) == {
         "RISE_24H": "per Dr Roe", "DAILY_MAX": "a b"}
+
+
+def test_a_long_interruption_that_ended_at_full_dose_is_flagged_on_the_next_change():
+    stalled = History.from_log(log((NOW - 3 * DAY, EventType.DELIVERY_STOPPED, int(Alarm.MOTOR_STALL)),
+                                   (NOW - DAY, EventType.DELIVERY_RESUMED)),
+                               now=NOW, dose_now=10 * MG, complete=True)
+    found = limits.check_restart(MORPHINE, stalled, new=11 * MG)
+    assert [(f.level, f.rule) for f in found] == [("warn", "resumed-after-interruption")]
+    assert "10 mg/day after 2.0 days" in found[0].message and "motor stall" in found[0].message
+    short = History.from_log(log((NOW - 30 * HOUR, EventType.DELIVERY_STOPPED, int(Alarm.MOTOR_STALL)),
+                                 (NOW - 20 * HOUR, EventType.DELIVERY_RESUMED)),
+                             now=NOW, dose_now=10 * MG, complete=True)
+    assert limits.check_restart(MORPHINE, short, new=11 * MG) == []

@@ -206,3 +206,15 @@ def test_a_bolus_too_fast_for_the_mechanism_is_refused_before_sending_with_the_s
     fast = cli("bolus", "--dose", "4 mg", "--over", "10 min", "--yes")  # 0.4 mL in 10 min: 57.6 mL/day
     assert_one_line_error(fast, 6, "top flow", "at least 26 min")
     assert cli("bolus", "--dose", "4 mg", "--over", "26 min", "--yes").code == 0
+
+
+def test_a_stall_that_recovered_by_itself_after_a_day_and_more_is_flagged_on_the_next_change(pump):
+    emu, cli = pump(*MORPHINE_10, "--stall-recovery", str(24 * HOUR))
+    emu.control("field", tesla=3)  # in the scanner for 2 h: the motor stalls
+    emu.control("advance", seconds=2 * HOUR)
+    emu.control("field", tesla=0)  # out of it: the motor restarts by itself 24 h later
+    emu.control("advance", seconds=25 * HOUR)
+    result = cli("--json", "program", "--dose", "11 mg/day", "--yes")
+    assert result.code == 0, result.stderr
+    warned = [w for w in result.json()["warnings"] if w["rule"] == "resumed-after-interruption"]
+    assert warned and "motor stall" in warned[0]["message"] and "watch for overdose" in warned[0]["message"]
