@@ -72,12 +72,20 @@ def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, fiel
               gradient: float | None, learnt: dict | None, pending: dict | None) -> list[Line]:
     """The checklist lines. `field_tesla` None means no field was given: a model not MR conditional
     at every field is then judged at STRICTEST_FIELD."""
-    from protocol import Alarm, BatteryState, MriMode
+    # the order of the groups is the order the operator reads them in: keep it
+    return [*_model_lines(spec, field_tesla, gradient),
+            *_drug_lines(raw, described, entry),
+            *_time_without_therapy_lines(raw, spec, auto_exit_s),
+            *_reservoir_lines(raw, described, spec),
+            *_alarm_lines(raw, spec),
+            *_unconfirmed_lines(learnt, pending),
+            *_clock_lines(described),
+            *_battery_lines(raw, described)]
 
-    from .status import alarm_name
 
+def _model_lines(spec, field_tesla: str | None, gradient: float | None) -> list[Line]:
+    """1. the model and its MR conditions at the given field and gradient."""
     lines: list[Line] = []
-    # 1. the model and its MR conditions
     conditions = (f"MR conditional at {fields_text(spec)}, spatial gradient "
                   f"<= {spec.mr_spatial_gradient_t_per_m} T/m; {spec.mr_behaviour}")
     if field_tesla is None and needs_field(spec):
@@ -104,35 +112,49 @@ def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, fiel
         lines.append(Line("Valve-gated model identity", WARN,
                           "the first generation of valve-gated pumps was relabelled MR unsafe (2019)",
                           "confirm the exact model and generation from the implant record"))
+    return lines
 
-    # 2. the drug and its withdrawal risk; 3. time without therapy
+
+def _drug_lines(raw: dict, described: dict, entry) -> list[Line]:
+    """2. the drug and its withdrawal risk (a risk only while it is being delivered)."""
     drug = described["drug"]
+    if entry is not None and entry.withdrawal_risk and raw["daily_dose_ng_per_day"] > 0:
+        risk = "abrupt withdrawal can be life-threatening" if entry.code == "BACLOFEN" else "withdrawal risk"
+        return [Line("Drug and withdrawal risk", WARN,
+                     f"{drug}, {described['daily_dose']['value']} {described['daily_dose']['unit']}: {risk}",
+                     "the managing clinician must approve the interruption and arrange an alternative "
+                     "(enter needs --confirm-withdrawal-risk)")]
+    return [Line("Drug and withdrawal risk", PASS, f"{drug}: no withdrawal risk listed"
+                 if entry is not None else f"{drug}: not in the drug library")]
+
+
+def _time_without_therapy_lines(raw: dict, spec, auto_exit_s: int) -> list[Line]:
+    """3. how long delivery may stop: the MRI-safe window, and a stall's recovery for peristaltic pumps."""
     without = (f"up to {_hours(auto_exit_s)} (MRI-safe mode, automatic exit)"
                + (f"; a stall outside MRI-safe mode can take up to {STALL_RECOVERY_UP_TO_H} h to recover"
                   if spec.design == "peristaltic" else ""))
-    if entry is not None and entry.withdrawal_risk and raw["daily_dose_ng_per_day"] > 0:
-        risk = "abrupt withdrawal can be life-threatening" if entry.code == "BACLOFEN" else "withdrawal risk"
-        lines.append(Line("Drug and withdrawal risk", WARN,
-                          f"{drug}, {described['daily_dose']['value']} {described['daily_dose']['unit']}: {risk}",
-                          "the managing clinician must approve the interruption and arrange an alternative "
-                          "(enter needs --confirm-withdrawal-risk)"))
-    else:
-        lines.append(Line("Drug and withdrawal risk", PASS, f"{drug}: no withdrawal risk listed"
-                          if entry is not None else f"{drug}: not in the drug library"))
-    lines.append(Line("Time without therapy", WARN if raw["daily_dose_ng_per_day"] else PASS, without,
-                      "plan the scan inside this window" if raw["daily_dose_ng_per_day"] else ""))
+    return [Line("Time without therapy", WARN if raw["daily_dose_ng_per_day"] else PASS, without,
+                 "plan the scan inside this window" if raw["daily_dose_ng_per_day"] else "")]
 
-    # 4. the reservoir
+
+def _reservoir_lines(raw: dict, described: dict, spec) -> list[Line]:
+    """4. the reservoir: a model that must be scanned empty BLOCKs while it holds drug."""
     ml = described["reservoir_ml"]
     if spec.mr_must_be_empty and raw["reservoir_ul"] > 0:
-        lines.append(Line("Reservoir", BLOCK, f"{ml} mL in a valve-gated pump: the field can open the valve "
-                          "and dump it", "empty the reservoir first (ithcli empty)"))
-    elif spec.mr_must_be_empty:
-        lines.append(Line("Reservoir", PASS, "empty"))
-    else:
-        lines.append(Line("Reservoir", PASS, f"{ml} mL"))
+        return [Line("Reservoir", BLOCK, f"{ml} mL in a valve-gated pump: the field can open the valve "
+                     "and dump it", "empty the reservoir first (ithcli empty)")]
+    if spec.mr_must_be_empty:
+        return [Line("Reservoir", PASS, "empty")]
+    return [Line("Reservoir", PASS, f"{ml} mL")]
 
-    # 5. alarms, bolus, MRI mode
+
+def _alarm_lines(raw: dict, spec) -> list[Line]:
+    """5. active alarms, a running bolus, and MRI mode already on."""
+    from protocol import Alarm, MriMode
+
+    from .status import alarm_name
+
+    lines: list[Line] = []
     active = [a for a in Alarm if raw["alarms"] & a]
     high = [alarm_name(a) for a in active if a in (Alarm.EMPTY_RESERVOIR, Alarm.EOS, Alarm.MOTOR_STALL,
                                                    Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
@@ -150,33 +172,41 @@ def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, fiel
         lines.append(Line("Bolus", BLOCK, "a bolus is running", "wait for it to finish"))
     if raw["mri_mode"] == MriMode.SAFE:
         lines.append(Line("MRI mode", WARN, "already in MRI-safe mode", "exit and re-enter to restart the timer"))
+    return lines
 
-    # 6. unconfirmed commands
+
+def _unconfirmed_lines(learnt: dict | None, pending: dict | None) -> list[Line]:
+    """6. writes not yet confirmed: one still pending BLOCKs, one this read settled WARNs."""
     if pending is not None:
-        lines.append(Line("Unconfirmed commands", BLOCK, f"txid {pending['txid']} unconfirmed",
-                          "run ithcli reconcile"))
-    elif learnt is not None:
+        return [Line("Unconfirmed commands", BLOCK, f"txid {pending['txid']} unconfirmed",
+                     "run ithcli reconcile")]
+    if learnt is not None:
         verdict = "was applied" if learnt["applied"] else "was not applied"
-        lines.append(Line("Unconfirmed commands", WARN, f"an earlier {learnt.get('kind', 'write').lower()} "
-                          f"(txid {learnt['txid']}) {verdict}: settled by this read", "check the program"))
-    else:
-        lines.append(Line("Unconfirmed commands", PASS, "none"))
+        return [Line("Unconfirmed commands", WARN, f"an earlier {learnt.get('kind', 'write').lower()} "
+                     f"(txid {learnt['txid']}) {verdict}: settled by this read", "check the program")]
+    return [Line("Unconfirmed commands", PASS, "none")]
 
-    # 7. clock skew; 8. battery
+
+def _clock_lines(described: dict) -> list[Line]:
+    """7. the pump clock's skew from this computer's."""
     skew = described["clock_skew_s"]
     off = past_threshold(skew)
-    lines.append(Line("Clock skew", WARN if off else PASS, f"{skew:+d} s",
-                      "ithcli shows every date on this computer's calendar, but the pump's own display, "
-                      "schedules and records run on its clock: set it after the scan" if off else ""))
+    return [Line("Clock skew", WARN if off else PASS, f"{skew:+d} s",
+                 "ithcli shows every date on this computer's calendar, but the pump's own display, "
+                 "schedules and records run on its clock: set it after the scan" if off else "")]
+
+
+def _battery_lines(raw: dict, described: dict) -> list[Line]:
+    """8. the battery: end of service BLOCKs, the replacement indicator WARNs."""
+    from protocol import BatteryState
+
     state = raw["battery_state"]
     if state == BatteryState.EOS:
-        lines.append(Line("Battery", BLOCK, "end of service: delivery has stopped", "replace the pump"))
-    elif state == BatteryState.ERI:
-        lines.append(Line("Battery", WARN, f"ERI, replace by {described['battery']['replace_by']}",
-                          "schedule replacement"))
-    else:
-        lines.append(Line("Battery", PASS, f"{described['battery']['percent']} %"))
-    return lines
+        return [Line("Battery", BLOCK, "end of service: delivery has stopped", "replace the pump")]
+    if state == BatteryState.ERI:
+        return [Line("Battery", WARN, f"ERI, replace by {described['battery']['replace_by']}",
+                     "schedule replacement")]
+    return [Line("Battery", PASS, f"{described['battery']['percent']} %")]
 
 
 def has_block(lines: list[Line]) -> bool:

@@ -179,11 +179,9 @@ def _line(r: dict) -> str:
 def _dashboard(mon, r: dict):
     from rich.console import Group
     from rich.panel import Panel
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
 
     from ..monitor import age_s
-    from ..output import clock_warning_lines, fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
+    from ..output import clock_warning_lines
     from ..status import replace_by_warning
 
     good = mon.last_good
@@ -196,9 +194,28 @@ def _dashboard(mon, r: dict):
         return Panel(Group(*parts), title="ithcli monitor")
     age = age_s(mon.last_good_at)
     stale = age > good["stale_after_s"]
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    title = f"Pump {good['serial_number']}  {good['model']}  {good['drug']}"
+    if good["emulated"]:
+        title += "  [bold yellow]EMULATED[/]"
+    # the pump panel goes first, above the failure line of a failed reading
+    parts.insert(0, Panel(_status_grid(good, r["link"], age, stale), title=title, title_align="left",
+                          border_style="red" if stale or not r["ok"] else "green"))
+    parts[1:1] = clock_warning_lines(good.get("pump_clock"))  # right under the panel, before any other
+    warning = replace_by_warning(good["battery"])
+    if warning:
+        parts.append(f"[bold red]{warning}[/]")
+    parts.append(_alarm_table(good["alarms"]) if good["alarms"] else "No active alarms.")
+    if mon.history:
+        parts.append(_history_table(mon.history))
+    parts.append(f"[dim]reading {r['reading']}; Ctrl-C to stop[/]")
+    return Group(*parts)
+
+
+def _reservoir_gauge(good: dict):
+    """The reservoir bar, red once at or below the low-reservoir alarm, with its volumes beside it."""
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
     capacity = good["reservoir_capacity_ml"]
     gauge = Table.grid(padding=(0, 1))
     gauge.add_row(ProgressBar(total=float(capacity), completed=float(good["reservoir_ml"]), width=40,
@@ -206,7 +223,19 @@ def _dashboard(mon, r: dict):
                               else "green"),
                   f"{_ml(good['reservoir_ml'])} mL of {_ml(capacity)} mL (alarm at "
                   f"{_ml(good['low_reservoir_alarm_ml'])} mL)")
-    grid.add_row("Reservoir", gauge)
+    return gauge
+
+
+def _status_grid(good: dict, link: dict, age, stale: bool):
+    """The panel's rows: the last good reading, with the link health of the latest attempt."""
+    from rich.table import Table
+
+    from ..output import fmt_date, fmt_dates_note, fmt_pump_clock, fmt_quantity
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Reservoir", _reservoir_gauge(good))
     grid.add_row("Low-reservoir alarm", f"{fmt_date(good['projected_low_reservoir_date'])}  (24-hour average flow; "
                                         "see 'ithcli forecast')")
     grid.add_row("Mode", f"{good['mode']}  delivery {good['delivery'].upper()}")
@@ -223,34 +252,35 @@ def _dashboard(mon, r: dict):
     grid.add_row("Battery", f"{b['state'].upper()} {b['percent']} %  replace by "
                             f"{fmt_date(b['replace_by'], with_time=False)}")
     grid.add_row("MRI mode", good["mri_mode"].upper())
-    link = r["link"]
     grid.add_row("Link", f"last round trip {link['round_trip_ms']} ms  corrupt frames {link['corrupt_frames']}  "
                          f"retries {link['retries']}  failed readings {link['failed_readings']}")
     grid.add_row("Pump clock", fmt_pump_clock(good.get("pump_clock")))
     grid.add_row("Dates", fmt_dates_note(good.get("pump_clock")))
     grid.add_row("Data", f"read {fmt_date(good['read_at'])} (this computer's clock), {_age_text(age, stale)}")
-    title = f"Pump {good['serial_number']}  {good['model']}  {good['drug']}"
-    if good["emulated"]:
-        title += "  [bold yellow]EMULATED[/]"
-    parts.insert(0, Panel(grid, title=title, title_align="left",
-                          border_style="red" if stale or not r["ok"] else "green"))
-    parts[1:1] = clock_warning_lines(good.get("pump_clock"))  # right under the panel, before any other
-    warning = replace_by_warning(b)
-    if warning:
-        parts.append(f"[bold red]{warning}[/]")
-    alarms = Table(title="Active alarms (IEC 60601-1-8)", title_justify="left")
-    alarms.add_column("Priority")
-    alarms.add_column("Alarm")
-    for a in good["alarms"]:
-        alarms.add_row(_prio(a["priority"]), a["name"].replace("_", " "))
-    parts.append(alarms if good["alarms"] else "No active alarms.")
-    if mon.history:
-        hist = Table(title="Alarms while monitoring", title_justify="left")
-        hist.add_column("Time (UTC)")
-        hist.add_column("Priority")
-        hist.add_column("Event")
-        for e in mon.history[-8:]:
-            hist.add_row(fmt_date(e["time"]), _prio(e["priority"]), e["description"])
-        parts.append(hist)
-    parts.append(f"[dim]reading {r['reading']}; Ctrl-C to stop[/]")
-    return Group(*parts)
+    return grid
+
+
+def _alarm_table(alarms: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="Active alarms (IEC 60601-1-8)", title_justify="left")
+    table.add_column("Priority")
+    table.add_column("Alarm")
+    for a in alarms:
+        table.add_row(_prio(a["priority"]), a["name"].replace("_", " "))
+    return table
+
+
+def _history_table(history: list[dict]):
+    """The last 8 alarm events seen while monitoring."""
+    from rich.table import Table
+
+    from ..output import fmt_date
+
+    hist = Table(title="Alarms while monitoring", title_justify="left")
+    hist.add_column("Time (UTC)")
+    hist.add_column("Priority")
+    hist.add_column("Event")
+    for e in history[-8:]:
+        hist.add_row(fmt_date(e["time"]), _prio(e["priority"]), e["description"])
+    return hist
