@@ -131,6 +131,7 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
     boluses = past.boluses_since(raw["pump_time"] - DAY, conc) if past is not None else 0
     findings += _dose_checks(state, entry, conc, plan, summary, current=current, boluses=boluses, history=past,
                              origin=origin)
+    findings += flex_clock_check(plan, state.described["clock_skew_s"])
     if visit and summary["daily_volume_nl_per_day"]:
         findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit,
                                 state.described["clock_skew_s"])
@@ -239,6 +240,22 @@ def _with_boluses(entry, boluses: int) -> str:
     if not boluses:
         return "the new 24-hour total"
     return f"the new 24-hour total with the {fmt_mass(boluses, entry)} of boluses given in the last 24 hours"
+
+
+def flex_clock_check(plan, skew_s: int) -> list:
+    """A flex schedule's steps start by the pump's clock: on a pump whose clock is off, each
+    starts that much earlier or later by the calendar (a night step by day). Setting the
+    pump's clock is its own write (the catheter/clock issue); until then, say it."""
+    from .calendar import duration_text, past_threshold, skew_text
+    from .limits import Finding
+
+    if plan.mode != "FLEX" or not past_threshold(skew_s):
+        return []
+    when = "earlier" if skew_s > 0 else "later"
+    return [Finding("warn", "flex-on-skewed-clock",
+                    f"the schedule's step times run on the pump's clock, which is {skew_text(skew_s)}: each step "
+                    f"starts {duration_text(skew_s)} {when} by this computer's clock; check the times, or set "
+                    "the pump's clock")]
 
 
 # --- refill ------------------------------------------------------------------

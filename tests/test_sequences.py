@@ -218,3 +218,20 @@ def test_a_stall_that_recovered_by_itself_after_a_day_and_more_is_flagged_on_the
     assert result.code == 0, result.stderr
     warned = [w for w in result.json()["warnings"] if w["rule"] == "resumed-after-interruption"]
     assert warned and "motor stall" in warned[0]["message"] and "watch for overdose" in warned[0]["message"]
+
+
+def test_a_flex_schedule_on_a_pump_whose_clock_is_off_warns_that_its_steps_move(pump, tmp_path):
+    emu, cli = pump(*MORPHINE_10)
+    schedule = tmp_path / "flex.toml"
+    schedule.write_text('[[step]]\nstart = "00:00"\ndose = "10 mg/day"\n\n'
+                        '[[step]]\nstart = "08:00"\ndose = "11 mg/day"\n')
+    in_step = cli("--json", "program", "--mode", "flex", "--schedule", str(schedule), "--yes")
+    assert in_step.code == 0, in_step.stderr
+    assert "flex-on-skewed-clock" not in {w["rule"] for w in in_step.json()["warnings"]}
+    emu.control("advance", seconds=3 * HOUR)  # the pump's clock now runs 3 h ahead of this computer's
+    schedule.write_text('[[step]]\nstart = "00:00"\ndose = "10 mg/day"\n\n'
+                        '[[step]]\nstart = "09:00"\ndose = "11 mg/day"\n')
+    skewed = cli("--json", "program", "--mode", "flex", "--schedule", str(schedule), "--yes")
+    assert skewed.code == 0, skewed.stderr
+    warned = [w for w in skewed.json()["warnings"] if w["rule"] == "flex-on-skewed-clock"]
+    assert warned and "3 h" in warned[0]["message"] and "earlier" in warned[0]["message"]
