@@ -210,7 +210,8 @@ def _window_text(hours: int) -> str:
     return "24 hours" if hours == 24 else f"{hours // 24} days" if hours % 24 == 0 else f"{hours} hours"
 
 
-def _history_unknown(entry, history, since: int, what: str) -> Finding:
+def history_unknown(entry, history, what: str) -> Finding:
+    """The HISTORY override: the log read does not reach back over `what` (a window a check needs)."""
     from .history import HOUR
 
     reach = ("the log read holds no events" if history.oldest_time is None else
@@ -226,7 +227,7 @@ def _check_frequency(entry, history) -> list[Finding]:
     since = history.now - entry.window_days * SECONDS_PER_DAY
     window = _window_text(entry.window_days * 24)
     if not history.covers(since):
-        return [_history_unknown(entry, history, since, f"the last {window} (increases are counted there)")]
+        return [history_unknown(entry, history, f"the last {window} (increases are counted there)")]
     done = history.increases_since(since)
     hard, soft = entry.hard_increases_per_window, entry.max_increases_per_window
     text = f"this would be increase {done + 1} within {window}"
@@ -278,7 +279,7 @@ def check_escalation(entry, history, *, new: int, origin: str | None = None) -> 
                            f"against {against} {fmt(base, unit)}{suffix}",
                            override=name if level == "soft" else None))
     if unknown:
-        out.append(_history_unknown(entry, history, 0, "the last " + " and ".join(unknown)
+        out.append(history_unknown(entry, history, "the last " + " and ".join(unknown)
                                     + " (the escalation budgets are measured there)"))
     return out
 

@@ -400,9 +400,7 @@ def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confi
         boluses = past.boluses_since(raw["pump_time"] - DAY, conc)
     else:
         boluses = 0
-        findings.append(limits.Finding(
-            "soft", "history-unknown", "the pump's log does not reach back 24 hours (older events were "
-            "overwritten), so the boluses given in that time are unknown", override="HISTORY"))
+        findings.append(limits.history_unknown(entry, past, "the last 24 hours (boluses are counted there)"))
     findings += limits.check_bolus(entry, dose=dose_ng, daily_total=raw["daily_dose_ng_per_day"],
                                    volume_nl=volume_nl, reservoir_ul=raw["reservoir_ul"], boluses_24h=boluses)
     top_rate = max((s["rate_nl_per_day"] for s in state.program["steps"]), default=0)
