@@ -189,3 +189,40 @@ class Role(IntEnum):
 
     READER = 1  # interrogate, read the log and the program (MRI checklist)
     CLINICIAN = 2  # everything, including PREPARE_* and COMMIT
+
+
+class CatheterModel(IntEnum):
+    """The implanted catheter: its volume per cm is in protocol/catheter.py."""
+
+    NONE = 0  # no catheter recorded
+    STANDARD = 1  # the common intrathecal catheter, 0.0026 mL/cm
+
+
+class CatheterAction(IntEnum):
+    """What a PREPARE_CATHETER records (docs/clinical.md#catheter)."""
+
+    NONE = 0  # nothing recorded yet (status only)
+    IMPLANT = 1  # a new catheter: tubing and whole catheter to prime
+    REVISION = 2  # a segment replaced: that segment to prime
+    CORRECTION = 3  # the record was mistyped: corrected, priming not re-armed
+
+
+class BolusPurpose(IntEnum):
+    """Why a bolus runs: each is counted in the 24-hour total its own way."""
+
+    CLINICIAN = 0  # a dose given on purpose (on top of the program)
+    PRIMING = 1  # fills a new catheter or segment with drug (volume from the catheter record)
+    BRIDGE = 2  # moves the old drug out at the old rate after a refill (the program waits)
+    PATIENT = 3  # activated by the patient within the clinician's limits
+
+
+class PtmRefusal(IntEnum):
+    """Why the pump refused a patient activation (PTM_REFUSED.arg1)."""
+
+    DISABLED = 1  # patient boluses are off
+    LOCKOUT = 2  # too soon after the last granted one
+    DAILY_MAX = 3  # the most a day already given (rolling 24 hours)
+    BOLUS_RUNNING = 4  # another bolus is running
+    NOT_DELIVERING = 5  # delivery is stopped (empty, stalled, MRI-safe, end of service)
+    RESERVOIR = 6  # the reservoir cannot carry the dose
+
