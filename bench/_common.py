@@ -6,14 +6,15 @@ never in tests). Every figure is reported with a baseline measured in the same r
 from __future__ import annotations
 
 import os
-import select
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import IO, AnyStr
+
+from ithcli import emulator_process
+from ithcli.emulator_process import EmulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,36 +40,16 @@ def table(title: str, rows: list[tuple], headers: tuple) -> None:
         print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)))
 
 
-def start_emulator(*args: str, workdir: str | None = None) -> tuple[subprocess.Popen, str, str]:
-    """(process, URL, key file) of a new ith-emulator with fresh keys."""
+def start_emulator(*args: str, workdir: str | None = None) -> tuple[EmulatorProcess, str, str]:
+    """(emulator, URL, key file) of a new ith-emulator with fresh keys (ithcli's launcher)."""
     workdir = workdir or tempfile.mkdtemp(prefix="ith-bench-")
     key_file = os.path.join(workdir, f"keys-{time.monotonic_ns()}.json")
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "--key-file", key_file, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    stdout = piped(proc.stdout)
-    line = b""
-    deadline = time.monotonic() + 20
-    while not line.endswith(b"\n") and time.monotonic() < deadline:
-        if select.select([stdout], [], [], 0.1)[0]:
-            chunk = os.read(stdout.fileno(), 256)
-            if not chunk:
-                break
-            line += chunk
-    url = line.decode().strip()
-    if not url:
-        proc.kill()
-        raise RuntimeError("the emulator did not start")
-    return proc, url, key_file
+    emu = emulator_process.start(args, key_file=key_file)
+    return emu, emu.url, key_file
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    piped(proc.stdout).close()
+def stop(emu: EmulatorProcess) -> None:
+    emu.stop()
 
 
 def piped(stream: IO[AnyStr] | None) -> IO[AnyStr]:

@@ -13,40 +13,32 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import select
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from _common import pair, piped, stop, table
+from _common import pair, stop, table
+
+from ithcli import emulator_process
+from ithcli.emulator_process import EmulatorProcess
 
 
-def start_many(n: int, workdir: str) -> list[tuple[subprocess.Popen, str, str, str]]:
-    procs = []
+def start_many(n: int, workdir: str) -> list[tuple[EmulatorProcess, str, str, str]]:
+    # all launched first, then each waited for: they start in parallel
+    pending = []
     for i in range(n):
         serial = f"BENCH-{i:04d}"
         key_file = os.path.join(workdir, f"keys-{serial}.json")
-        p = subprocess.Popen([sys.executable, "-m", "emulator", "--pty", "--time-scale", "1e-9",
-                              "--serial", serial, "--key-file", key_file],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        procs.append((p, serial, key_file))
-    out = []
-    deadline = time.monotonic() + 120
-    for p, serial, key_file in procs:
-        stdout = piped(p.stdout)
-        line = b""
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
-            if select.select([stdout], [], [], 0.2)[0]:
-                chunk = os.read(stdout.fileno(), 256)
-                if not chunk:
-                    break
-                line += chunk
-        if not line.strip():
-            raise RuntimeError(f"emulator {serial} did not start")
-        out.append((p, line.decode().strip(), serial, key_file))
-    return out
+        emu = emulator_process.launch(["--pty", "--time-scale", "1e-9", "--serial", serial], key_file=key_file)
+        pending.append((emu, serial, key_file))
+    try:
+        return [(emu.wait_ready(120), emu.url, serial, key_file) for emu, serial, key_file in pending]
+    except BaseException:
+        for emu, *_ in pending:
+            emu.stop()
+        raise
 
 
 def plan(path: str, pumps) -> None:

@@ -15,18 +15,16 @@ import timeit
 
 from _common import table
 
-from protocol import Command, EventType, codec, crc, framing
+from protocol import Command, EventType, Priority, bodies, codec, crc, framing
 from protocol.framing import RawFrame, parse_frame
 
-STEPS = [{"start_minute": 0, "dose_ng_per_day": 1_000_000, "rate_nl_per_day": 100_000},
-         {"start_minute": 480, "dose_ng_per_day": 2_000_000, "rate_nl_per_day": 200_000}]
 
-
-def frame() -> tuple[int, dict, bool, bytes]:
+def frame() -> tuple[int, bodies.ReadLogResponse, bool, bytes]:
     """READ_LOG reply with three events: a fixed-layout frame of 88 bytes (the nearest
     realistic message to 80 bytes; PREPARE_PROGRAM's reply with 2 steps is 73)."""
-    event = dict(index=0, time=1_700_000_000, type=EventType.REFILL, priority=0, arg1=20_000, arg2=25_000_000)
-    body = dict(oldest_index=0, event_count=3, events=[dict(event, index=i) for i in range(3)])
+    events = tuple(bodies.Event(i, 1_700_000_000, EventType.REFILL, Priority.NONE, 20_000, 25_000_000)
+                   for i in range(3))
+    body = bodies.ReadLogResponse(oldest_index=0, event_count=3, events=events)
     return Command.READ_LOG, body, True, codec.encode(Command.READ_LOG, body, seq=1, response=True)
 
 
@@ -75,8 +73,9 @@ def main() -> None:
         ("decode (all)", "codec.decode(raw)"),
         ("  compiled body parse, BytesIO", "compiled.parse_stream(io.BytesIO(raw.payload))"),
         ("  compiled body parse, strict stream", "compiled.parse_stream(codec._StrictStream(raw.payload))"),
-        ("  plain() conversion", "codec.plain(parsed)"),
+        ("  body dataclass from the parsed fields", "bodies.ReadLogResponse._parsed(parsed)"),
         ("build_payload", "codec.build_payload(command, body, response=True)"),
+        ("  body dataclass to the Struct's fields", "codec._fields_of(codec._payload_struct(command, True), body, '')"),
         ("hand-written struct.unpack of the body (floor)", "hand.unpack(raw.payload)"),
     ]
     if crc.crc32c_c:

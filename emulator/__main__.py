@@ -1,7 +1,11 @@
 """ith-emulator: an implanted pump on a pty or TCP port, for ithcli and its tests.
 
-The first line on stdout is the pyserial URL to connect to (a /dev/pts path or
-socket://127.0.0.1:PORT), flushed at once; nothing else goes to stdout.
+The ready line: the first line on stdout is the pyserial URL to connect to (a /dev/pts
+path or socket://HOST:PORT), printed and flushed once the pump serves: its key file exists
+(created with fresh keys if it was missing), its --state file is saved, its control socket
+listens. Nothing else ever goes to stdout. A pump that cannot start prints nothing there,
+one line on stderr, and exits 1 (2: bad arguments or an unusable key file). ithcli/emulator_process.py is the one
+reader of this contract (for `ithcli --port emulator`, the campaign, the tests, bench/).
 Diagnostics go to stderr. Runs until SIGTERM/SIGINT, saves state, exits 0.
 """
 from __future__ import annotations
@@ -277,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     from protocol.codec import warm_up
 
     warm_up()  # a pump answers its first request as fast as its hundredth
-    print(url, flush=True)
+    print(url, flush=True)  # the ready line (see the docstring): last, once everything above is done
     log.info("serving %s %s on %s", pump.spec.name, pump.serial, url)
     try:
         server.serve()

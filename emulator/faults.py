@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from protocol import InfusionMode, WriteKind
+from protocol import InfusionMode
 from protocol.therapy import rate_for_dose
 
 from .program import Program, Step
@@ -69,7 +69,7 @@ def tamper_pending(pump: Pump) -> bool:
     while its echo has already gone out. False when there is nothing to tamper with."""
     transactions = pump.transactions
     p = transactions.pending
-    if (p is None or p.kind not in (WriteKind.PROGRAM, WriteKind.REFILL)
+    if (p is None or not p.write.sets_program
             or p.program.mode not in (InfusionMode.CONTINUOUS, InfusionMode.FLEX)):
         return False
     first = p.program.steps[0]

@@ -4,14 +4,17 @@
 session)` is the whole path from a checked RawFrame to the reply's bytes (or None
 for no reply): the connection's secure session first (session.py: the handshake
 in clear, every other frame sealed, roles), then the request, turning every
-refusal into an ERROR frame that echoes the request's seq. Adding a command means
-adding one function to HANDLERS. The therapy writes (PREPARE_*,
-COMMIT) are the pump's own methods; test-only faults act here, around them.
+refusal into an ERROR frame that echoes the request's seq. Bodies are the typed
+dataclasses of protocol/bodies.py both ways. Adding a command means adding one
+function to HANDLERS, keyed by its request class. The therapy writes (PREPARE_*,
+COMMIT) are the pump's own (pump/write_kinds.py holds one object per write kind);
+test-only faults act here, around them.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from protocol import (
     Command,
@@ -22,6 +25,7 @@ from protocol import (
     ProtocolError,
     RawFrame,
     UnknownCommandError,
+    bodies,
     build_payload,
     decode,
     encode,
@@ -32,6 +36,7 @@ from protocol.security import AuthError
 
 from .faults import Faults, tamper_pending
 from .pump import Pump, Refusal
+from .pump.write_kinds import PREPARES, WRITES, PrepareRequest
 from .security_state import Backoff
 from .session import AuthRefusal, NoSession, Session
 
@@ -44,82 +49,57 @@ READ_LOG_HEADER = 9  # oldest_index, event_count, array length
 
 #: a request the pump understood and refuses: becomes an ERROR reply
 Refused = Refusal
-PREPARES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS,
-            Command.PREPARE_MRI_ENTER, Command.PREPARE_MRI_EXIT)
 #: the handshake: the only requests served, and answered, in clear
 CLEAR_COMMANDS = (Command.HELLO, Command.AUTH)
 
 
-def _interrogate(pump: Pump, body: dict) -> dict:
+def _interrogate(pump: Pump, body: bodies.InterrogateRequest) -> bodies.Status:
     pump.interrogated()  # a stalled pump that was alarming restarts only when interrogated
     return pump.status()
 
 
-def _read_log(pump: Pump, body: dict) -> dict:
+def _read_log(pump: Pump, body: bodies.ReadLogRequest) -> bodies.ReadLogResponse:
     fits = (MAX_PAYLOAD - READ_LOG_HEADER) // EVENT_SIZE
-    count = min(body["max_count"], MAX_LOG_PAGE, fits)
-    events = pump.log.read(body["first_index"], count)
-    return {
-        "oldest_index": pump.log.oldest_index,
-        "event_count": pump.log.count,
-        "events": [e.body() for e in events],
-    }
+    count = min(body.max_count, MAX_LOG_PAGE, fits)
+    events = pump.log.read(body.first_index, count)
+    return bodies.ReadLogResponse(pump.log.oldest_index, pump.log.count, tuple(e.body() for e in events))
 
 
-def _read_program(pump: Pump, body: dict) -> dict:
-    return {"last_txid": pump.last_txid, "program": pump.program_body()}
+def _read_program(pump: Pump, body: bodies.ReadProgramRequest) -> bodies.ReadProgramResponse:
+    return bodies.ReadProgramResponse(pump.last_txid, pump.program_body())
 
 
-def _prepare_program(pump: Pump, body: dict) -> dict:
-    return pump.prepare_program(body)
+def _prepare(pump: Pump, body: PrepareRequest) -> bodies.Prepared:
+    return pump.prepare(body)  # the write kind's object checks it (pump/write_kinds.py)
 
 
-def _prepare_refill(pump: Pump, body: dict) -> dict:
-    return pump.prepare_refill(body)
+def _commit(pump: Pump, body: bodies.CommitRequest) -> bodies.Committed:
+    return pump.commit(body.txid)
 
 
-def _prepare_bolus(pump: Pump, body: dict) -> dict:
-    return pump.prepare_bolus(body)
-
-
-def _prepare_mri_enter(pump: Pump, body: dict) -> dict:
-    return pump.prepare_mri_enter(body)
-
-
-def _prepare_mri_exit(pump: Pump, body: dict) -> dict:
-    return pump.prepare_mri_exit(body)
-
-
-def _commit(pump: Pump, body: dict) -> dict:
-    return pump.commit(body["txid"])
-
-
-HANDLERS: dict[Command, Callable[[Pump, dict], dict]] = {
-    Command.INTERROGATE: _interrogate,
-    Command.READ_LOG: _read_log,
-    Command.READ_PROGRAM: _read_program,
-    Command.PREPARE_PROGRAM: _prepare_program,
-    Command.PREPARE_REFILL: _prepare_refill,
-    Command.PREPARE_BOLUS: _prepare_bolus,
-    Command.PREPARE_MRI_ENTER: _prepare_mri_enter,
-    Command.PREPARE_MRI_EXIT: _prepare_mri_exit,
-    Command.COMMIT: _commit,
+#: request body class -> its handler (every PREPARE_* goes to the pump's one prepare())
+HANDLERS: dict[type[bodies.Body], Callable[[Pump, Any], bodies.Body]] = {
+    bodies.InterrogateRequest: _interrogate,
+    bodies.ReadLogRequest: _read_log,
+    bodies.ReadProgramRequest: _read_program,
+    **{write.request: _prepare for write in WRITES},
+    bodies.CommitRequest: _commit,
 }
 
 
-def handle(pump: Pump, message: Message) -> tuple[Command, dict, bool]:
+def handle(pump: Pump, message: Message) -> tuple[Command, bodies.Body, bool]:
     """Answer one decoded request: (command, body, response flag)."""
     pump.tick()  # answer with the pump as it is now
     if message.response:
         raise Refused(ErrorReason.NOT_PERMITTED, "a response frame was sent to the pump")
-    handler = HANDLERS.get(message.command)
+    handler = HANDLERS.get(type(message.body))
     if handler is None:
         raise Refused(ErrorReason.UNKNOWN_COMMAND, f"command {message.command.name} is not a request")
     return message.command, handler(pump, message.body), True
 
 
-def error_body(request_command: int, reason: ErrorReason, detail: str) -> dict:
-    return {"request_command": request_command & 0xFF, "reason": reason, "detail": detail[:DETAIL_MAX]}
+def error_body(request_command: int, reason: ErrorReason, detail: str) -> bodies.ErrorResponse:
+    return bodies.ErrorResponse(request_command & 0xFF, reason, detail[:DETAIL_MAX])
 
 
 def respond(pump: Pump, frame: RawFrame, faults: Faults | None = None,
@@ -183,10 +163,10 @@ def _clear_error(frame: RawFrame, reason: ErrorReason, detail: str) -> bytes:
                   version=frame.version)
 
 
-def _handshake(session: Session, pump: Pump, message: Message, payload: bytes) -> dict:
+def _handshake(session: Session, pump: Pump, message: Message, payload: bytes) -> bodies.Body:
     if message.command == Command.HELLO:
-        return session.hello(message.body, payload)
-    reply = session.auth(message.body, payload)
+        return session.hello(bodies.expect(message.body, bodies.HelloRequest), payload)
+    reply = session.auth(bodies.expect(message.body, bodies.AuthRequest), payload)
     role = session.role
     if role is not None:  # auth() returned: the session is open, so it has a role
         pump.session_opened(role)
@@ -213,7 +193,8 @@ def _reply(pump: Pump, frame: RawFrame, commit_faults: Faults | None, session: S
         if commit_faults is not None and commit_faults.is_armed("mismatch_on_commit"):
             pump.tick()
             pending = pump.pending
-            if pending is not None and pending.txid == message.body["txid"] and tamper_pending(pump):
+            commit = bodies.expect(message.body, bodies.CommitRequest)
+            if pending is not None and pending.txid == commit.txid and tamper_pending(pump):
                 commit_faults.take("mismatch_on_commit")
         command, body, response = handle(pump, message)
         return session.seal(command, build_payload(command, body, response=response), frame.seq)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol import Drug, InfusionMode
+from protocol import Drug, InfusionMode, bodies
 from protocol.models import MINIMUM_RATE_NL_PER_DAY
 from protocol.therapy import check_schedule, daily_total, dose_for_rate, rate_for_dose
 
@@ -136,20 +136,17 @@ class Program:
 
     # --- the wire -------------------------------------------------------------
 
-    def body(self, drug: Drug, concentration_ng_per_ml: int) -> dict:
+    def body(self, drug: Drug, concentration_ng_per_ml: int) -> bodies.Program:
         """The protocol's Program struct."""
-        return {
-            "mode": self.mode,
-            "drug": drug,
-            "concentration_ng_per_ml": concentration_ng_per_ml,
-            "daily_dose_ng_per_day": self.daily_dose_ng(),
-            "daily_volume_nl_per_day": self.daily_volume_nl(),
-            "steps": [
-                {"start_minute": s.start_minute, "dose_ng_per_day": s.dose_ng_per_day,
-                 "rate_nl_per_day": s.rate_nl_per_day}
-                for s in self.steps
-            ],
-        }
+        return bodies.Program(
+            mode=self.mode,
+            drug=drug,
+            concentration_ng_per_ml=concentration_ng_per_ml,
+            daily_dose_ng_per_day=self.daily_dose_ng(),
+            daily_volume_nl_per_day=self.daily_volume_nl(),
+            steps=tuple(bodies.DeliveredStep(s.start_minute, s.dose_ng_per_day, s.rate_nl_per_day)
+                        for s in self.steps),
+        )
 
     # --- persistence --------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """One connection's handshake and secure channel (protocol/security.py), pump side.
 
-    HELLO {version, client_nonce, role} -> {version, pump_nonce (fresh), key_id}  ends any session
-    AUTH  {role, client_proof}          -> {pump_proof}                          opens one (in clear)
+    HELLO HelloRequest(version, client_nonce, role) -> HelloResponse(version, pump_nonce (fresh), key_id)
+          ends any session
+    AUTH  AuthRequest(role, client_proof)            -> AuthResponse(pump_proof): opens one (in clear)
     then every frame both ways is sealed by the SecureChannel.
 
 The proofs and the session keys cover the transcript of both HELLOs and the AUTH
@@ -14,7 +15,7 @@ one out of its own connection (docs/security.md, "Back-off").
 """
 from __future__ import annotations
 
-from protocol import PROTOCOL_VERSION, Command, ErrorReason, RawFrame, Role, build_payload, security
+from protocol import PROTOCOL_VERSION, Command, ErrorReason, RawFrame, Role, bodies, build_payload, security
 
 from .pump import Refusal
 from .security_state import Backoff
@@ -46,25 +47,24 @@ class Session:
         self._hello = None
         self.channel = None
 
-    def hello(self, body: dict, payload: bytes) -> dict:
+    def hello(self, body: bodies.HelloRequest, payload: bytes) -> bodies.HelloResponse:
         """First half of the handshake: always a new one (any session on this connection ends)."""
         self.end()
-        if body["protocol_version"] < PROTOCOL_VERSION:  # an older programmer: not an auth failure
+        if body.protocol_version < PROTOCOL_VERSION:  # an older programmer: not an auth failure
             raise Refusal(ErrorReason.UNSUPPORTED_VERSION,
                           f"this pump speaks protocol version {PROTOCOL_VERSION}; the programmer's highest is "
-                          f"{body['protocol_version']}")
-        role = Role(body["role"])
+                          f"{body.protocol_version}")
+        role = Role(body.role)
         key = self.keys.get(role)
         if key is None:
             raise AuthRefusal(ErrorReason.NOT_PERMITTED, f"this pump holds no {role.name} key")
-        reply = {"protocol_version": PROTOCOL_VERSION, "pump_nonce": security.new_nonce(),
-                 "key_id": security.key_id(key)}
+        reply = bodies.HelloResponse(PROTOCOL_VERSION, security.new_nonce(), security.key_id(key))
         # the transcript is over the payloads exactly as sent and received
         th1 = security.transcript_hello(payload, build_payload(Command.HELLO, reply, response=True))
         self._hello = (th1, role)
         return reply
 
-    def auth(self, body: dict, payload: bytes) -> dict:
+    def auth(self, body: bodies.AuthRequest, payload: bytes) -> bodies.AuthResponse:
         """Second half: check the programmer's proof, prove ours, open the channel."""
         self.channel = None  # an AUTH restarts the handshake too
         if self._hello is None:
@@ -77,13 +77,13 @@ class Session:
         key = self.keys[role]
         expected = security.client_proof(key, th1)
         # compare the proof even when the role differs, so timing tells nothing either
-        good = security.proofs_equal(bytes(body["proof"]), expected)
-        if not good or Role(body["role"]) != role:
+        good = security.proofs_equal(bytes(body.proof), expected)
+        if not good or Role(body.role) != role:
             self.backoff.failed()
             raise AuthRefusal(ErrorReason.AUTH_FAILED, "authentication failed")
         self.backoff.succeeded()
         th2 = security.transcript_add(th1, payload)
-        reply = {"proof": security.pump_proof(key, th2)}
+        reply = bodies.AuthResponse(security.pump_proof(key, th2))
         th3 = security.transcript_add(th2, build_payload(Command.AUTH, reply, response=True))
         self.channel = security.SecureChannel.derive(key, th3, role, pump_side=True)
         return reply

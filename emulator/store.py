@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from protocol import Alarm, BatteryState, Drug, MriMode, WriteKind
+from protocol import Alarm, BatteryState, Drug, MriMode, WriteKind, bodies
 from protocol.models import MODELS_BY_NAME
 
 from .program import DAY, Program
@@ -117,7 +117,7 @@ def pump_to_dict(pump: Pump) -> dict:
     return {
         "model": pump.spec.name,
         "serial": pump.serial,
-        "firmware": dict(pump.firmware),
+        "firmware": bodies.as_dict(pump.firmware),
         "drug": delivery.drug.name,
         "concentration_ng_per_ml": delivery.concentration_ng_per_ml,
         "program": delivery.program.to_dict(),
@@ -168,7 +168,8 @@ def pump_from_dict(data: dict, clock: Callable[[], int] | None = None) -> Pump:
     if not isinstance(serial, str) or not valid_serial(serial):
         raise ValueError(f"bad serial {serial!r}")
     pump = Pump(spec, serial, clock)
-    pump.firmware = {k: check_uint(data["firmware"][k], 8) for k in ("major", "minor", "patch")}
+    firmware = data["firmware"]
+    pump.firmware = bodies.Firmware(*(check_uint(firmware[k], 8) for k in ("major", "minor", "patch")))
     _read_delivery(pump.delivery, data)
     _read_battery(pump.battery, data)
     _read_core(pump.core, data)

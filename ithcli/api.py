@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from protocol import Quantity
+from protocol import Quantity, bodies
 
 from . import mri, operations
 from .app import App
@@ -211,7 +211,7 @@ class Pump:
         from .status import program_view
 
         described = self._app.interrogate()
-        program = self._app.client().read_program()["program"]
+        program = self._app.client().read_program().program
         unit = described["daily_dose"]["unit"]
         return Program.from_view(program_view(program, unit))
 
@@ -278,7 +278,7 @@ class Pump:
                                                         confirmed=confirmation_flags(confirm)))
 
     def apply(self, prepared: PreparedChange, *,
-              on_echo: Callable[[dict[str, Any]], None] | None = None,
+              on_echo: Callable[[bodies.Prepared], None] | None = None,
               on_commit_sent: Callable[[int], None] | None = None) -> WriteResult:
         """Send a checked change: PREPARE, echo compared, journal, COMMIT once, read back.
         on_commit_sent(txid) runs once the journal entry is written, before COMMIT goes out (a
@@ -365,7 +365,7 @@ class Pump:
 
     def _state(self, *, allow_unknown_drug: bool = False, expect_drug: str | None = None) -> operations.PumpState:
         state = operations.read_state(self._app, allow_unknown_drug=allow_unknown_drug)
-        holds = state.raw["drug"].name
+        holds = state.raw.drug.name
         if expect_drug is not None and holds != expect_drug.upper():
             raise SafetyError(f"the pump holds {holds.lower()}, but this change was written for "
                               f"{expect_drug.lower()}: nothing was sent (a dose means something only with its drug)")

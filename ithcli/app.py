@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: each is imported where it is first used (ithcli --help stays light)
+    from protocol import Command
+    from protocol.bodies import Body, Status
+
     from .audit import AuditLog
     from .client import PumpClient
     from .druglib import DrugLibrary
@@ -40,7 +43,7 @@ class App:
     key_store_dir: str | None = None
     serial: str | None = None  # the pump's, from the key that opened the session
     role: str | None = None  # the session's role: "reader" or "clinician"
-    last_raw_status: dict[str, Any] | None = None  # the last INTERROGATE reply, as decoded
+    last_raw_status: Status | None = None  # the last INTERROGATE reply, as decoded
     #: this computer's clock (s since the epoch, UTC) when that reply arrived
     last_read_at: int | None = None
     #: the pump clock's skew measured from that reply: its pump_time - last_read_at (s; + ahead).
@@ -147,15 +150,22 @@ class App:
             "pump_serial": self.serial, **fields,
         }, durable=durable)
 
-    def _audit_exchange(self, command, request, reply, outcome) -> None:
+    def _audit_exchange(self, command: Command, request: Body | None, reply: Body | None, outcome: str) -> None:
+        """One exchange in the audit log: the one place where bodies become plain data."""
+        from protocol.bodies import as_dict
+
         if command.name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
-            request = {"role": request.get("role")}
-            reply = None if reply is None else {}
-        if reply is not None and command.name == "READ_LOG":
-            reply = {k: v for k, v in reply.items() if k != "events"} | {"events": len(reply["events"])}
+            session = self._client.session if self._client is not None else None
+            fields: dict[str, Any] = {"role": session.role if session is not None else None}
+            response: dict[str, Any] | None = {} if outcome == "ok" else None
+        else:
+            fields = as_dict(request) if request is not None else {}
+            response = as_dict(reply) if reply is not None else None
+        if response is not None and command.name == "READ_LOG":
+            response = {k: v for k, v in response.items() if k != "events"} | {"events": len(response["events"])}
         # what changes the pump is on disk before anything else happens; reads ride along
-        self.record("exchange", command=command.name, request=request, response=reply, outcome=outcome,
-                    txid=request.get("txid"), durable=command.name in _WRITE_COMMANDS)
+        self.record("exchange", command=command.name, request=fields, response=response, outcome=outcome,
+                    txid=fields.get("txid"), durable=command.name in _WRITE_COMMANDS)
 
     def resolve_pending(self) -> dict[str, Any] | None:
         """Any read first settles an unconfirmed write to this pump, by asking the pump."""
@@ -174,15 +184,15 @@ class App:
         raw = self.last_raw_status = client.interrogate()
         # the moment the reply arrived, before anything else takes time: the skew is measured here
         received_at = int(time.time())
-        if raw["serial_number"] != self.serial:
+        if raw.serial_number != self.serial:
             from .errors import AuthError
 
-            raise AuthError(f"the pump reports serial {raw['serial_number']} but the key that opened the "
+            raise AuthError(f"the pump reports serial {raw.serial_number} but the key that opened the "
                             f"session is paired to {self.serial}: check the key store")
         from .calendar import measure_skew
 
         self.last_read_at = received_at
-        self.clock_skew_s = measure_skew(raw["pump_time"], received_at)
+        self.clock_skew_s = measure_skew(raw.pump_time, received_at)
         return describe(raw, self.library(), read_at=received_at, port=self.port or "", emulated=self.emulated,
                         skew_s=self.clock_skew_s)
 

@@ -336,7 +336,7 @@ class Runner:
                                   "checked; nothing sent", data={k: change.describe.get(k)
                                                                   for k in ("before", "requested", "warnings")})
 
-            log_index = prepared.state.raw["event_count"]
+            log_index = prepared.state.raw.event_count
             result = pump.apply(prepared, on_commit_sent=lambda txid: journal_sent(txid, log_index)).data
             self.journal.write(**base, state="confirmed", txid=result["txid"])
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed",
@@ -367,7 +367,7 @@ class Runner:
         if self.dry_run:
             self.journal.write(**base, state="dry-run")
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", "checked; nothing sent")
-        log_index = st.raw["event_count"]
+        log_index = st.raw.event_count
         if step.action == "mri-enter":
             out = mri.apply_enter(app, st, request, on_commit_sent=lambda txid: journal_sent(txid, log_index))
         else:

@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from protocol.bodies import Event, Status
+
     from .history import History
     from .operations import PumpState
 
 DAY = 86_400
 
 
-def read_history(client, raw: dict) -> History:
+def read_history(client, raw: Status) -> History:
     """The pump's log read back from its newest event to the checks' horizon (8 days), as a
     History. Only what the status read counted (event_count) is used, so the history and
     the status describe the same moment."""
@@ -24,22 +26,22 @@ def read_history(client, raw: dict) -> History:
 
     from .history import HORIZON_S, History
 
-    horizon = raw["pump_time"] - HORIZON_S
-    end = raw["event_count"]
-    events: list[dict] = []
+    horizon = raw.pump_time - HORIZON_S
+    end = raw.event_count
+    events: list[Event] = []
     oldest = end
     index = end
     while index > 0:
         first = max(0, index - MAX_LOG_PAGE)
         page = client.read_log(first, index - first)
-        oldest = page["oldest_index"]
-        batch = [e for e in page["events"] if first <= e["index"] < index]
+        oldest = page.oldest_index
+        batch = [e for e in page.events if first <= e.index < index]
         events[:0] = batch
-        if not batch or first <= oldest or batch[0]["time"] < horizon:
+        if not batch or first <= oldest or batch[0].time < horizon:
             break
         index = first
-    complete = oldest == 0 and (not events or events[0]["index"] == 0)
-    return History.from_log(events, now=raw["pump_time"], dose_now=raw["daily_dose_ng_per_day"], complete=complete)
+    complete = oldest == 0 and (not events or events[0].index == 0)
+    return History.from_log(events, now=raw.pump_time, dose_now=raw.daily_dose_ng_per_day, complete=complete)
 
 
 def patient_origin(app, state: PumpState, given: str | None) -> str | None:
@@ -50,7 +52,7 @@ def patient_origin(app, state: PumpState, given: str | None) -> str | None:
         return None
     from .state import PumpNotes
 
-    return PumpNotes(app.state_path()).origin(state.raw["serial_number"])
+    return PumpNotes(app.state_path()).origin(state.raw.serial_number)
 
 
 def record_origin(app, state: PumpState, given: str | None) -> None:
@@ -60,7 +62,7 @@ def record_origin(app, state: PumpState, given: str | None) -> None:
     from .state import PumpNotes
 
     notes = PumpNotes(app.state_path())
-    serial = state.raw["serial_number"]
+    serial = state.raw.serial_number
     if notes.origin(serial) != given:
         notes.set_origin(serial, given)
         app.record("spasticity-origin", origin=given)

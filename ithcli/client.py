@@ -21,9 +21,10 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from protocol import Command, ErrorReason, ProtocolError, Role
+from protocol import Command, ErrorReason, ProtocolError, Role, bodies
 from protocol import session as wire
 
 from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError, SessionLost
@@ -39,6 +40,28 @@ _RETRY_IN = re.compile(r"retry in (\d+) s")
 
 #: warnings (shown without -v), info (-v: retries, dropped frames), debug (-vv: every frame in hex)
 log = logging.getLogger(__name__)
+
+
+R = TypeVar("R", bound=bodies.Body)
+
+
+@dataclass(frozen=True)
+class _Hello:
+    """The handshake's first step, as a request to _exchange (ClientSession builds the body)."""
+
+    role: str
+    COMMAND = Command.HELLO
+
+
+@dataclass(frozen=True)
+class _Auth:
+    """The handshake's second step: the proof of `key` over the transcript (never logged)."""
+
+    key: bytes
+    COMMAND = Command.AUTH
+
+
+_Ask = bodies.Request[Any] | _Hello | _Auth
 
 
 class NoReply(LinkError):
@@ -57,8 +80,9 @@ class PumpClient:
         self.session = wire.ClientSession()
         self.corrupt_frames = 0  # frames dropped for CRC/framing/tag errors, for link-health output
         self.retries = 0  # reads asked again after a timeout or corrupted frames, for link-health output
-        #: called as on_exchange(command, request_body, reply_body_or_None, outcome) for the audit log
-        self.on_exchange: Callable[[Command, dict, dict | None, str], None] | None = None
+        #: called as on_exchange(command, request_body, reply_body_or_None, outcome) for the audit log;
+        #: HELLO and AUTH pass None for both bodies (nonces and proofs are never logged)
+        self.on_exchange: Callable[[Command, bodies.Body | None, bodies.Body | None, str], None] | None = None
         #: called to open a new session when the pump's answer was not authenticated (set by ithcli.app.App)
         self.reopen: Callable[[], None] | None = None
 
@@ -71,15 +95,19 @@ class PumpClient:
         self.session.close()
 
     # --- requests ---------------------------------------------------------
-    def read(self, command: Command, body: dict | None = None, *, may_reopen: bool = True) -> Any:
+    def read(self, request: bodies.Request[R], *, may_reopen: bool = True) -> R:
         """A read-only request: retried up to READ_ATTEMPTS times on timeouts and bad frames,
         and asked once more in a new session if its answer was not authenticated.
 
-        Returns the reply's body (a dict); for HELLO, the session's wire.HelloReply."""
+        Returns the reply's body, typed by the request (an InterrogateRequest gets a Status)."""
+        return bodies.reply_to(request, self._read(request, may_reopen=may_reopen))
+
+    def _read(self, request: _Ask, *, may_reopen: bool = True) -> Any:
+        command = request.COMMAND
         last: Exception | None = None
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                return self._exchange(command, body)
+                return self._exchange(request)
             except SessionLost as exc:
                 # the pump reset, another programmer took the connection over, or someone on
                 # the line answered for it: asking again changes nothing, so a read opens a new
@@ -96,7 +124,7 @@ class PumpClient:
                 hint = " (the pump may have reset: a reset loses every session)" if reset else ""
                 log.warning("%s%s: opening a new session and asking again", exc.message, hint)
                 self.reopen()
-                return self.read(command, body, may_reopen=False)
+                return self._read(request, may_reopen=False)
             except (NoReply, _Corrupt) as exc:
                 last = exc
                 log.info("attempt %d/%d of %s failed: %s", attempt, READ_ATTEMPTS, command.name, exc)
@@ -111,7 +139,7 @@ class PumpClient:
             f"after {READ_ATTEMPTS} attempts of {self.timeout:g} s"
         )
 
-    def write_once(self, command: Command, body: dict) -> dict[str, Any]:
+    def write_once(self, request: bodies.Request[R]) -> R:
         """A request that may change the pump: sent exactly once, never retried here.
 
         No reply (or only corrupted ones) raises ReplyLost, an answer in clear SessionLost:
@@ -119,9 +147,10 @@ class PumpClient:
         sending again.
         """
         try:
-            return self._exchange(command, body)
+            reply = self._exchange(request)
         except (NoReply, _Corrupt) as exc:
-            raise ReplyLost(f"no valid reply to {command.name}: {exc}") from None
+            raise ReplyLost(f"no valid reply to {request.COMMAND.name}: {exc}") from None
+        return bodies.reply_to(request, reply)
 
     def open_session(self, keystore, role: str):
         """HELLO + AUTH as `role`, and only as `role`: prove we hold its key, make the pump
@@ -136,7 +165,7 @@ class PumpClient:
         waited = False
         for _ in range(READ_ATTEMPTS):
             try:
-                hello = self.read(Command.HELLO, {"role": role}, may_reopen=False)
+                hello = self._read(_Hello(role), may_reopen=False)
             except DeviceRejected as exc:
                 if exc.reason == "NOT_PERMITTED":
                     raise NoKey(f"the pump has no {role} key") from None
@@ -154,7 +183,7 @@ class PumpClient:
                 raise NoKey(f"no {role} key with id {hello.key_id.hex()} in the key store")
             try:
                 # sent once: a lost reply restarts the handshake with fresh nonces
-                self._exchange(Command.AUTH, {"key": entry.key})
+                self._exchange(_Auth(entry.key))
             except (NoReply, _Corrupt) as exc:
                 last = exc
                 continue
@@ -170,70 +199,72 @@ class PumpClient:
             return entry
         raise LinkError(f"could not open a session with the pump on {self.link.url}: {last}")
 
-    def interrogate(self) -> dict[str, Any]:
-        return self.read(Command.INTERROGATE)
+    def interrogate(self) -> bodies.Status:
+        return self.read(bodies.InterrogateRequest())
 
-    def read_program(self) -> dict[str, Any]:
-        return self.read(Command.READ_PROGRAM)
+    def read_program(self) -> bodies.ReadProgramResponse:
+        return self.read(bodies.ReadProgramRequest())
 
-    def read_log(self, first_index: int = 0, max_count: int = 28) -> dict[str, Any]:
-        return self.read(Command.READ_LOG, {"first_index": first_index, "max_count": max_count})
+    def read_log(self, first_index: int = 0, max_count: int = 28) -> bodies.ReadLogResponse:
+        return self.read(bodies.ReadLogRequest(first_index, max_count))
 
-    def read_whole_log(self, since_index: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    def read_whole_log(self, since_index: int = 0) -> tuple[int, list[bodies.Event]]:
         """Every event from since_index (or the oldest still held) to the end, paged."""
         from protocol.messages import MAX_LOG_PAGE
 
-        events: list[dict[str, Any]] = []
+        events: list[bodies.Event] = []
         index = since_index
         oldest = None
         while True:
             page = self.read_log(index, MAX_LOG_PAGE)
             if oldest is None:
-                oldest = page["oldest_index"]
-            batch = page["events"]
+                oldest = page.oldest_index
+            batch = page.events
             for event in batch:
-                if event["index"] < index:
+                if event.index < index:
                     raise PumpProtocolError(
-                        f"event log page out of order: got event {event['index']} when asking from {index}"
+                        f"event log page out of order: got event {event.index} when asking from {index}"
                     )
             events.extend(batch)
             if not batch:
                 break
-            index = batch[-1]["index"] + 1
-            if index >= page["event_count"]:
+            index = batch[-1].index + 1
+            if index >= page.event_count:
                 break
         return oldest, events
 
     # --- one exchange -----------------------------------------------------
-    def _exchange(self, command: Command, body: dict | None) -> Any:
+    def _exchange(self, request: _Ask) -> Any:
         try:
-            reply = self._exchange_once(command, body or {})
+            reply = self._exchange_once(request)
         except Exception as exc:
             outcome = "unauthenticated" if isinstance(exc, SessionLost) else getattr(exc, "kind", type(exc).__name__)
-            self._record(command, body, None, outcome)
+            self._record(request, None, outcome)
             raise
-        self._record(command, body, reply if isinstance(reply, dict) else {}, "ok")
+        self._record(request, reply if isinstance(reply, bodies.Body) else None, "ok")
         return reply
 
-    def _record(self, command, body, reply, outcome) -> None:
+    def _record(self, request: _Ask, reply: bodies.Body | None, outcome: str) -> None:
         if self.on_exchange is not None:
-            if command in (Command.HELLO, Command.AUTH):  # never the key, nonces or proofs
-                body = {"role": self.session.role}
-            self.on_exchange(command, body or {}, reply, outcome)
+            if isinstance(request, (_Hello, _Auth)):  # never the key, nonces or proofs
+                self.on_exchange(request.COMMAND, None, None, outcome)
+            else:
+                self.on_exchange(request.COMMAND, request, reply, outcome)
 
-    def _frame_for(self, command: Command, body: dict) -> bytes:
+    def _frame_for(self, request: _Ask) -> bytes:
         s = self.session
         try:
-            if command == Command.HELLO:
-                return s.hello(Role[body["role"].upper()])
-            if command == Command.AUTH:
-                return s.authenticate(body["key"])
-            return s.request(command, body)
+            if isinstance(request, _Hello):
+                return s.hello(Role[request.role.upper()])
+            if isinstance(request, _Auth):
+                return s.authenticate(request.key)
+            return s.request(request)
         except ProtocolError as exc:
-            raise PumpProtocolError(f"cannot build {command.name}: {exc}") from None
+            raise PumpProtocolError(f"cannot build {request.COMMAND.name}: {exc}") from None
 
-    def _exchange_once(self, command: Command, body: dict) -> Any:
-        frame = self._frame_for(command, body)
+    def _exchange_once(self, request: _Ask) -> Any:
+        command = request.COMMAND
+        frame = self._frame_for(request)
         seq = self.session.seq
         if log.isEnabledFor(logging.DEBUG):  # the hex dump is not built for nobody
             log.debug("-> %s seq=%s %s", command.name, seq, frame.hex())

@@ -10,8 +10,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import SafetyError, UsageError
+
+if TYPE_CHECKING:
+    from protocol.bodies import DeliveredStep, Program, ProgramStep
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,11 @@ class Plan:
     starts: tuple[int, ...] = ()
     doses: tuple[int, ...] = ()
 
-    def steps(self) -> list[dict]:
-        return [{"start_minute": s, "dose_ng_per_day": d} for s, d in zip(self.starts, self.doses, strict=True)]
+    def steps(self) -> tuple[ProgramStep, ...]:
+        """The steps of its PREPARE request."""
+        from protocol.bodies import ProgramStep
+
+        return tuple(ProgramStep(s, d) for s, d in zip(self.starts, self.doses, strict=True))
 
 
 def _parse(text: str, dimension: str, option: str):
@@ -150,23 +157,22 @@ def plan_summary(plan: Plan, concentration_ng_per_ml: int) -> dict:
     }
 
 
-def expected_steps(plan: Plan, summary: dict) -> list[dict]:
+def expected_steps(plan: Plan, summary: dict) -> tuple[DeliveredStep, ...]:
     """The steps the pump should echo and read back for plan (doses and computed rates)."""
+    from protocol.bodies import DeliveredStep
     from protocol.models import MINIMUM_RATE_NL_PER_DAY
 
     if plan.mode == "STOPPED":
-        return []
+        return ()
     if plan.mode == "MINIMUM":
-        return [{"start_minute": 0, "dose_ng_per_day": summary["daily_dose_ng_per_day"],
-                 "rate_nl_per_day": MINIMUM_RATE_NL_PER_DAY}]
-    return [{"start_minute": s, "dose_ng_per_day": d, "rate_nl_per_day": r}
-            for s, d, r in zip(plan.starts, plan.doses, summary["rates"], strict=True)]
+        return (DeliveredStep(0, summary["daily_dose_ng_per_day"], MINIMUM_RATE_NL_PER_DAY),)
+    return tuple(DeliveredStep(s, d, r) for s, d, r in zip(plan.starts, plan.doses, summary["rates"], strict=True))
 
 
-def plan_from_program(program: dict) -> Plan:
+def plan_from_program(program: Program) -> Plan:
     """The plan that reproduces a program read from the pump (doses, not rates)."""
-    mode = program["mode"].name
+    mode = program.mode.name
     if mode in ("STOPPED", "MINIMUM"):
         return Plan(mode)
-    steps = program["steps"]
-    return Plan(mode, tuple(s["start_minute"] for s in steps), tuple(s["dose_ng_per_day"] for s in steps))
+    steps = program.steps
+    return Plan(mode, tuple(s.start_minute for s in steps), tuple(s.dose_ng_per_day for s in steps))

@@ -1,15 +1,20 @@
 """Event-log entries in words: what each type's arg1/arg2 mean (docs/protocol.md)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .status import alarm_name as _alarm_name
 from .status import iso
 
+if TYPE_CHECKING:
+    from protocol.bodies import Event
 
-def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
+
+def describe_event(event: Event, dose_unit: str = "mcg/day") -> str:
     from protocol import Alarm, EventType, Quantity
 
-    t = event["type"]
-    a1, a2 = event["arg1"], event["arg2"]
+    t = event.type
+    a1, a2 = event.arg1, event.arg2
     mass = dose_unit.split("/")[0]
 
     def alarm_name(bit: int) -> str:
@@ -56,28 +61,28 @@ def describe_event(event: dict, dose_unit: str = "mcg/day") -> str:
     return t.name.lower().replace("_", " ")
 
 
-def event_record(event: dict, dose_unit: str) -> dict:
+def event_record(event: Event, dose_unit: str) -> dict:
     from protocol import ALARM_PRIORITY, Alarm, EventType
 
-    record = {
-        "index": event["index"],
-        "time": iso(event["time"]),
-        "type": event["type"].name.lower(),
-        "priority": event["priority"].name.lower(),
-        "arg1": event["arg1"],
-        "arg2": event["arg2"],
+    record: dict[str, Any] = {
+        "index": event.index,
+        "time": iso(event.time),
+        "type": event.type.name.lower(),
+        "priority": event.priority.name.lower(),
+        "arg1": event.arg1,
+        "arg2": event.arg2,
         "description": describe_event(event, dose_unit),
     }
-    if event["type"] in (EventType.ALARM_RAISED, EventType.ALARM_CLEARED):
+    if event.type in (EventType.ALARM_RAISED, EventType.ALARM_CLEARED):
         try:
-            alarm = Alarm(event["arg1"])
+            alarm = Alarm(event.arg1)
             expected = ALARM_PRIORITY.get(alarm)
         except ValueError:
             alarm, expected = None, None
         record["alarm"] = alarm.name.lower() if alarm is not None and alarm.name else None
         # the pump's priority is shown as logged; one that differs from the IEC 60601-1-8
         # classification ithcli holds for the alarm is pointed out, never silently replaced
-        if expected is not None and expected != event["priority"]:
-            record["description"] += (f" (the pump logged priority {event['priority'].name.lower()}; ithcli "
+        if expected is not None and expected != event.priority:
+            record["description"] += (f" (the pump logged priority {event.priority.name.lower()}; ithcli "
                                       f"classifies it {expected.name.lower()})")
     return record

@@ -25,6 +25,10 @@ pump's; they are earlier by at most the time one uL takes at the rate then runni
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from protocol.bodies import Program, Status
 
 DAY = 86_400
 MINUTE = 60
@@ -200,7 +204,7 @@ def daily_rows(fc: Forecast, *, max_rows: int = 62) -> list[dict]:
     return rows
 
 
-def from_pump(raw: dict, program: dict, *, skew_s: int = 0) -> Forecast:
+def from_pump(raw: Status, program: Program, *, skew_s: int = 0) -> Forecast:
     """The forecast for what the pump reported: INTERROGATE (raw) and READ_PROGRAM's program,
     on this computer's calendar for a pump clock skew_s seconds ahead (calendar.py: moved
     only past its threshold; 0: the pump's own times)."""
@@ -209,30 +213,30 @@ def from_pump(raw: dict, program: dict, *, skew_s: int = 0) -> Forecast:
     from .calendar import shift_s as calendar_shift
     from .status import alarm_name
 
-    steps = [(s["start_minute"], s["rate_nl_per_day"]) for s in program["steps"]]
+    steps = [(s.start_minute, s.rate_nl_per_day) for s in program.steps]
     assumptions = ["the reservoir starts at the pump's figure in whole uL (rounded down): dates are never "
                    "later than the pump's, by at most the time 1 uL takes"]
-    now = raw["pump_time"]
+    now = raw.pump_time
     delivery_from = None
     bolus_nl = 0
-    alarms = raw["alarms"]
-    if program["mode"] == InfusionMode.STOPPED or not steps:
+    alarms = raw.alarms
+    if program.mode == InfusionMode.STOPPED or not steps:
         assumptions.append("delivery is stopped: the reservoir does not drain")
-    elif raw["mri_mode"] == MriMode.SAFE:
-        delivery_from = raw["mri_auto_exit_at"] or now
+    elif raw.mri_mode == MriMode.SAFE:
+        delivery_from = raw.mri_auto_exit_at or now
         assumptions.append("MRI-safe mode: delivery is assumed to restart at the automatic exit")
     elif alarms & Alarm.EOS:
         steps = []
         assumptions.append("battery at end of service: delivery has stopped")
-    elif raw["current_rate_nl_per_day"] == 0 and Schedule(tuple(sorted(steps))).rate_at(now) > 0:
+    elif raw.current_rate_nl_per_day == 0 and Schedule(tuple(sorted(steps))).rate_at(now) > 0:
         assumptions.append("delivery is suspended now (" + ", ".join(
             alarm_name(a) for a in Alarm if alarms & a) + "): the forecast assumes it resumes now")
-    if raw["bolus_remaining_ng"] and raw["concentration_ng_per_ml"]:
-        bolus_nl = _ceil_div(raw["bolus_remaining_ng"] * 1_000_000, raw["concentration_ng_per_ml"])
+    if raw.bolus_remaining_ng and raw.concentration_ng_per_ml:
+        bolus_nl = _ceil_div(raw.bolus_remaining_ng * 1_000_000, raw.concentration_ng_per_ml)
         assumptions.append("a bolus is running: its remaining volume is taken at once (the alarm can only "
                            "come later than forecast)")
     shift = calendar_shift(skew_s)
-    fc = project(pump_time=now, reservoir_ul=raw["reservoir_ul"], low_alarm_ul=raw["low_reservoir_alarm_ul"],
+    fc = project(pump_time=now, reservoir_ul=raw.reservoir_ul, low_alarm_ul=raw.low_reservoir_alarm_ul,
                  steps=steps, low_alarm_active=bool(alarms & Alarm.LOW_RESERVOIR), delivery_from=delivery_from,
                  bolus_nl=bolus_nl, midnight_shift_s=shift)
     if shift:

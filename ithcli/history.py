@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from protocol import Alarm, EventType
+from protocol.bodies import Event
 
 HOUR = 3600
 DAY = 86_400
@@ -82,20 +83,20 @@ class History:
     # --- reading the log -------------------------------------------------------
 
     @classmethod
-    def from_log(cls, events: list[dict], *, now: int, dose_now: int, complete: bool) -> History:
+    def from_log(cls, events: list[Event], *, now: int, dose_now: int, complete: bool) -> History:
         """events: the log read back to the horizon, oldest first (protocol Event dicts)."""
         h = cls(now=now, dose_now=dose_now, complete=complete,
-                oldest_time=events[0]["time"] if events else None)
+                oldest_time=events[0].time if events else None)
         # the dose before the first change read is that change's "before"; with no change, today's
-        first_change = next((e for e in events if e["type"] == EventType.PROGRAM_CHANGED), None)
-        dose = first_change["arg1"] if first_change else dose_now
+        first_change = next((e for e in events if e.type == EventType.PROGRAM_CHANGED), None)
+        dose = first_change.arg1 if first_change else dose_now
         mri_at: int | None = None
         # an interruption under way when the oldest event read was logged
-        first_suspension = next((e for e in events if e["type"] in (EventType.DELIVERY_STOPPED,
+        first_suspension = next((e for e in events if e.type in (EventType.DELIVERY_STOPPED,
                                                                     EventType.DELIVERY_RESUMED)), None)
-        unknown_start = first_suspension is not None and first_suspension["type"] == EventType.DELIVERY_RESUMED
+        unknown_start = first_suspension is not None and first_suspension.type == EventType.DELIVERY_RESUMED
         # suspended since before the oldest event read: resumed with no stop read before it
-        suspended_at: int | None = events[0]["time"] if unknown_start else None
+        suspended_at: int | None = events[0].time if unknown_start else None
         suspend_cause = "delivery suspended"
         open_start: int | None = None  # when the current interruption began
         open_causes: list[str] = []
@@ -104,14 +105,14 @@ class History:
             open_unknown = True
             open_causes = ["delivery was already stopped when the oldest event read was logged"]
         for e in events:
-            t, kind = e["time"], e["type"]
+            t, kind = e.time, e.type
             was_running = not open_unknown and open_start is None
             if kind == EventType.PROGRAM_CHANGED:
-                h.changes.append((t, e["arg1"], e["arg2"]))
-                dose = e["arg2"]
+                h.changes.append((t, e.arg1, e.arg2))
+                dose = e.arg2
             elif kind == EventType.DELIVERY_STOPPED:
                 suspended_at = t
-                suspend_cause = _STOP_CAUSES.get(e["arg1"], "")
+                suspend_cause = _STOP_CAUSES.get(e.arg1, "")
                 if not suspend_cause:
                     suspend_cause = "MRI-safe mode" if mri_at == t else "delivery suspended"
             elif kind == EventType.DELIVERY_RESUMED:
@@ -119,12 +120,12 @@ class History:
             elif kind == EventType.MRI_SAFE_ENTERED:
                 mri_at = t
             elif kind == EventType.BOLUS_STARTED:
-                h.boluses.append(Bolus(t, e["arg1"], e["arg2"]))
+                h.boluses.append(Bolus(t, e.arg1, e.arg2))
             elif kind == EventType.BOLUS_FINISHED and h.boluses:
                 last = h.boluses[-1]
-                h.boluses[-1] = Bolus(last.time, max(0, last.dose_ng - e["arg1"]), last.duration_s)
+                h.boluses[-1] = Bolus(last.time, max(0, last.dose_ng - e.arg1), last.duration_s)
             elif kind == EventType.UNCONTROLLED_BOLUS:
-                h.dumped_ul.append((t, e["arg1"]))
+                h.dumped_ul.append((t, e.arg1))
             running = suspended_at is None and dose > 0
             if was_running and not running:
                 open_start = t

@@ -1,7 +1,8 @@
 """The link: bytes to and from a pump over any pyserial URL. Knows nothing of frames.
 
-`open_link("emulator")` starts a private ith-emulator on a pseudo-terminal and
-opens the pty it prints, exactly as a USB serial adapter would be opened.
+`open_link("emulator")` starts a private ith-emulator on a pseudo-terminal
+(ithcli/emulator_process.py) and opens the pty it prints, exactly as a USB serial
+adapter would be opened.
 """
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ import logging
 import os
 import select
 import shlex
-import subprocess
-import sys
-import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from .errors import LinkError
+
+if TYPE_CHECKING:
+    from .emulator_process import EmulatorProcess
 
 log = logging.getLogger(__name__)
 
 EMULATOR_PORT = "emulator"
-EMULATOR_START_TIMEOUT = 15.0
 # how long one read call may block; reads loop on it until their own deadline
 _POLL = 0.05
 
@@ -27,14 +28,12 @@ _POLL = 0.05
 class Link:
     """One open port. `read(deadline)` returns whatever bytes arrive before deadline."""
 
-    def __init__(self, url: str, serial_port, emulator: subprocess.Popen | None = None,
-                 emulator_keys: tuple[str, dict[str, bytes]] | None = None, tmpdir=None):
+    def __init__(self, url: str, serial_port, emulator: EmulatorProcess | None = None):
         self.url = url
         self._port = serial_port
         self._emulator = emulator
         #: (serial, {role: key}) of the private emulator: its keys live in memory only
-        self.emulator_keys = emulator_keys
-        self._tmpdir = tmpdir
+        self.emulator_keys = (emulator.serial, emulator.keys) if emulator is not None else None
         self._poller: select.poll | None = None
 
     @property
@@ -128,11 +127,8 @@ class Link:
             close_port(self._port)
         finally:
             if self._emulator is not None:
-                _stop(self._emulator)
+                self._emulator.stop(timeout=5)  # a command's end should not wait long on a hung one
                 self._emulator = None
-            if self._tmpdir is not None:
-                self._tmpdir.cleanup()
-                self._tmpdir = None
 
 
 def close_port(port) -> None:
@@ -156,20 +152,17 @@ def close_port(port) -> None:
 def open_link(url: str | None, *, verbose: int = 0) -> Link:
     if not url:
         raise LinkError("no port given: pass --port URL or set ITHCLI_PORT (try --port emulator)")
-    emulator: subprocess.Popen[bytes] | None = None
-    keys: tuple[str, dict[str, bytes]] | None = None
-    tmpdir: tempfile.TemporaryDirectory[str] | None = None
+    emulator: EmulatorProcess | None = None
     if url == EMULATOR_PORT:
-        emulator, url, keys, tmpdir = _start_emulator(verbose)
+        emulator = _start_emulator(verbose)
+        url = emulator.url
     try:
         port = _open_serial(url)
     except BaseException:
         if emulator is not None:
-            _stop(emulator)
-        if tmpdir is not None:  # set with the emulator
-            tmpdir.cleanup()
+            emulator.stop()
         raise
-    return Link(url, port, emulator, keys, tmpdir)
+    return Link(url, port, emulator)
 
 
 def _open_serial(url: str):
@@ -193,74 +186,16 @@ class PortInUse(LinkError):
     """Another process holds the device port's lock; nothing was sent."""
 
 
-def _start_emulator(verbose: int) -> tuple[subprocess.Popen[bytes], str, tuple[str, dict[str, bytes]],
-                                           tempfile.TemporaryDirectory[str]]:
-    """Start a private ith-emulator on a pty; its first stdout line is the port URL.
+def _start_emulator(verbose: int) -> EmulatorProcess:
+    """A private ith-emulator on a pty, provisioned with fresh random keys (its key file is
+    created in the launcher's private directory, read into memory, and goes when it stops)."""
+    from .emulator_process import start  # only for --port emulator: no cost to a real port
 
-    It is provisioned with fresh random keys (it creates its key file in a private
-    temporary directory); ithcli reads them into memory and the directory goes
-    when the link closes.
-    """
     extra = shlex.split(os.environ.get("ITHCLI_EMULATOR_ARGS", ""))
-    tmpdir = tempfile.TemporaryDirectory(prefix="ithcli-emulator-")
-    key_file = os.path.join(tmpdir.name, "pump-keys.json")
-    cmd = [sys.executable, "-m", "emulator", "--pty", "--key-file", key_file, *extra]
-    # stderr to a file, not a pipe: nobody reads it while we run, and a full pipe blocks
-    errfile = None if verbose else tempfile.TemporaryFile()
-    try:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile
-        )
-    except OSError as exc:
-        tmpdir.cleanup()
-        raise LinkError(f"cannot start the emulator: {_why(exc)}") from None
-    line = b""
-    stdout = proc.stdout  # a pipe (stdout=PIPE above): never None
-    deadline = time.monotonic() + EMULATOR_START_TIMEOUT
-    while stdout is not None and not line.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([stdout], [], [], 0.1)
-        if ready:
-            chunk = os.read(stdout.fileno(), 1)
-            if not chunk:
-                break
-            line += chunk
-    url = line.decode(errors="replace").strip()
-    if errfile is not None and url:
-        errfile.close()
-    if not url:
-        _stop(proc)
-        tmpdir.cleanup()
-        err = b""
-        if errfile is not None:
-            errfile.seek(0)
-            err = errfile.read()
-        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no URL printed"]
-        raise LinkError(f"the emulator did not start: {last[0]}")
-    from pathlib import Path
-
-    from .keystore import read_key_file
-
-    try:
-        data = read_key_file(Path(key_file))
-    except Exception:
-        _stop(proc)
-        tmpdir.cleanup()
-        raise
-    log.debug("emulator %s started (pid %d) on %s", data["serial"], proc.pid, url)
-    return proc, url, (data["serial"], data["keys"]), tmpdir
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
+    # with -v its stderr is ours, so its warnings show; else a file quoted if it fails to start
+    emulator = start(["--pty", *extra], show_stderr=bool(verbose))
+    log.debug("emulator %s started (pid %d) on %s", emulator.serial, emulator.pid, emulator.url)
+    return emulator
 
 
 def _why(exc: BaseException) -> str:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError
 from .status import hhmm, iso
+
+if TYPE_CHECKING:
+    from protocol.bodies import Program, Status
 
 #: errors a monitor shows and retries (up to --max-failures in a row); anything else ends it
 RETRIED = (LinkError, PumpProtocolError, DeviceRejected, AuthError)
@@ -24,25 +27,25 @@ def age_s(since_monotonic: float, now: float | None = None) -> Decimal:
     return Decimal(max(0, int((now - since_monotonic) * 10))) / 10
 
 
-def active_step(program: dict, pump_time: int, dose_unit: str) -> dict | None:
+def active_step(program: Program, pump_time: int, dose_unit: str) -> dict | None:
     """The step of the program running at pump_time (minute of the UTC day), with its end."""
     from protocol.therapy import MINUTES_PER_DAY
     from protocol.therapy import active_step as index_of
 
     from .status import quantity
 
-    steps = program["steps"]
+    steps = program.steps
     if not steps:
         return None
-    starts = [s["start_minute"] for s in steps]
+    starts = [s.start_minute for s in steps]
     minute = pump_time % 86_400 // 60
     i = index_of(starts, minute)
     end = starts[i + 1] if i + 1 < len(starts) else MINUTES_PER_DAY
     step = steps[i]
-    return {"index": i + 1, "of": len(steps), "start": hhmm(step["start_minute"]),
+    return {"index": i + 1, "of": len(steps), "start": hhmm(step.start_minute),
             "end": "24:00" if end == MINUTES_PER_DAY else hhmm(end),
-            "dose": quantity(step["dose_ng_per_day"], dose_unit),
-            "rate_ml_per_day": Decimal(step["rate_nl_per_day"]) / 1_000_000}
+            "dose": quantity(step.dose_ng_per_day, dose_unit),
+            "rate_ml_per_day": Decimal(step.rate_nl_per_day) / 1_000_000}
 
 
 class Monitor:
@@ -59,7 +62,7 @@ class Monitor:
         self.last_good: dict | None = None
         self.last_good_at: float | None = None  # monotonic
         self.history: list[dict] = []  # alarm events seen while monitoring, oldest first
-        self._program: dict[str, Any] | None = None  # READ_PROGRAM's, read again when last_txid moves
+        self._program: Program | None = None  # READ_PROGRAM's, read again when last_txid moves
         self._program_txid: int | None = None
         self._event_count = None
         self._alarms: set[str] | None = None
@@ -130,7 +133,7 @@ class Monitor:
             reading["link"] = self.link()
             return reading
 
-    def _read(self) -> tuple[dict, dict, list, int]:
+    def _read(self) -> tuple[dict, Status, list, int]:
         # Not ithcli.api's Pump(app).status(): that settles an unconfirmed write on every call
         # (app.interrogate() with resolve), where a monitor settles one only before its first
         # reading, and round_trip_ms would then time the journal look-up too, not INTERROGATE alone
@@ -142,17 +145,17 @@ class Monitor:
         status = app.interrogate(resolve=False)
         rtt_ms = int((time.monotonic() - started) * 1000)
         raw = app.last_raw_status
-        if self._program is None or raw["last_txid"] != self._program_txid:
-            self._program = client.read_program()["program"]
-            self._program_txid = raw["last_txid"]
+        if self._program is None or raw.last_txid != self._program_txid:
+            self._program = client.read_program().program
+            self._program_txid = raw.last_txid
         events: list = []
-        if self._event_count is not None and raw["event_count"] > self._event_count:
+        if self._event_count is not None and raw.event_count > self._event_count:
             from .status import event_view
 
             _, new = client.read_whole_log(self._event_count)
             # on the calendar by the skew measured at this reading, as its other dates are
             events = [event_view(e, status["daily_dose"]["unit"], status["clock_skew_s"]) for e in new]
-        self._event_count = raw["event_count"]
+        self._event_count = raw.event_count
         return status, raw, events, rtt_ms
 
     def _good(self, read) -> dict[str, Any]:
@@ -169,7 +172,7 @@ class Monitor:
                 self.history.append(e)
         del self.history[:-50]
         program = self._program  # _read has read it
-        step = active_step(program, raw["pump_time"], unit) if program is not None else None
+        step = active_step(program, raw.pump_time, unit) if program is not None else None
         if status["mode"] == "stopped":
             delivery = "stopped"
         elif status["current_rate_ml_per_day"] == 0:

@@ -20,6 +20,7 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from . import write_kinds
 from .calendar import iso, past_threshold, to_calendar
 
 if TYPE_CHECKING:  # annotations only: the modules are imported where they are used
+    from protocol.bodies import Event, Program, Status
     from protocol.models import ModelSpec
 
     from .client import PumpClient
@@ -68,7 +70,7 @@ def fields_text(spec, joiner: str = " and ") -> str:
     return joiner.join(t + " T" for t in spec.mr_field_tesla)
 
 
-def checklist(raw: dict, described: dict, spec, entry, *, auto_exit_s: int, field_tesla: str | None,
+def checklist(raw: Status, described: dict, spec, entry, *, auto_exit_s: int, field_tesla: str | None,
               gradient: float | None, learnt: dict | None, pending: dict | None) -> list[Line]:
     """The checklist lines. `field_tesla` None means no field was given: a model not MR conditional
     at every field is then judged at STRICTEST_FIELD."""
@@ -115,10 +117,10 @@ def _model_lines(spec, field_tesla: str | None, gradient: float | None) -> list[
     return lines
 
 
-def _drug_lines(raw: dict, described: dict, entry) -> list[Line]:
+def _drug_lines(raw: Status, described: dict, entry) -> list[Line]:
     """2. the drug and its withdrawal risk (a risk only while it is being delivered)."""
     drug = described["drug"]
-    if entry is not None and entry.withdrawal_risk and raw["daily_dose_ng_per_day"] > 0:
+    if entry is not None and entry.withdrawal_risk and raw.daily_dose_ng_per_day > 0:
         risk = "abrupt withdrawal can be life-threatening" if entry.code == "BACLOFEN" else "withdrawal risk"
         return [Line("Drug and withdrawal risk", WARN,
                      f"{drug}, {described['daily_dose']['value']} {described['daily_dose']['unit']}: {risk}",
@@ -128,19 +130,19 @@ def _drug_lines(raw: dict, described: dict, entry) -> list[Line]:
                  if entry is not None else f"{drug}: not in the drug library")]
 
 
-def _time_without_therapy_lines(raw: dict, spec, auto_exit_s: int) -> list[Line]:
+def _time_without_therapy_lines(raw: Status, spec, auto_exit_s: int) -> list[Line]:
     """3. how long delivery may stop: the MRI-safe window, and a stall's recovery for peristaltic pumps."""
     without = (f"up to {_hours(auto_exit_s)} (MRI-safe mode, automatic exit)"
                + (f"; a stall outside MRI-safe mode can take up to {STALL_RECOVERY_UP_TO_H} h to recover"
                   if spec.design == "peristaltic" else ""))
-    return [Line("Time without therapy", WARN if raw["daily_dose_ng_per_day"] else PASS, without,
-                 "plan the scan inside this window" if raw["daily_dose_ng_per_day"] else "")]
+    return [Line("Time without therapy", WARN if raw.daily_dose_ng_per_day else PASS, without,
+                 "plan the scan inside this window" if raw.daily_dose_ng_per_day else "")]
 
 
-def _reservoir_lines(raw: dict, described: dict, spec) -> list[Line]:
+def _reservoir_lines(raw: Status, described: dict, spec) -> list[Line]:
     """4. the reservoir: a model that must be scanned empty BLOCKs while it holds drug."""
     ml = described["reservoir_ml"]
-    if spec.mr_must_be_empty and raw["reservoir_ul"] > 0:
+    if spec.mr_must_be_empty and raw.reservoir_ul > 0:
         return [Line("Reservoir", BLOCK, f"{ml} mL in a valve-gated pump: the field can open the valve "
                      "and dump it", "empty the reservoir first (ithcli empty)")]
     if spec.mr_must_be_empty:
@@ -148,14 +150,14 @@ def _reservoir_lines(raw: dict, described: dict, spec) -> list[Line]:
     return [Line("Reservoir", PASS, f"{ml} mL")]
 
 
-def _alarm_lines(raw: dict, spec) -> list[Line]:
+def _alarm_lines(raw: Status, spec) -> list[Line]:
     """5. active alarms, a running bolus, and MRI mode already on."""
     from protocol import Alarm, MriMode
 
     from .status import alarm_name
 
     lines: list[Line] = []
-    active = [a for a in Alarm if raw["alarms"] & a]
+    active = [a for a in Alarm if raw.alarms & a]
     high = [alarm_name(a) for a in active if a in (Alarm.EMPTY_RESERVOIR, Alarm.EOS, Alarm.MOTOR_STALL,
                                                    Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
     others = [alarm_name(a) for a in active if alarm_name(a) not in high]
@@ -168,9 +170,9 @@ def _alarm_lines(raw: dict, spec) -> list[Line]:
                           "an alarming pump may not restart after a stall until interrogated"))
     else:
         lines.append(Line("Active alarms", PASS, "none"))
-    if raw["bolus_remaining_ng"]:
+    if raw.bolus_remaining_ng:
         lines.append(Line("Bolus", BLOCK, "a bolus is running", "wait for it to finish"))
-    if raw["mri_mode"] == MriMode.SAFE:
+    if raw.mri_mode == MriMode.SAFE:
         lines.append(Line("MRI mode", WARN, "already in MRI-safe mode", "exit and re-enter to restart the timer"))
     return lines
 
@@ -196,11 +198,11 @@ def _clock_lines(described: dict) -> list[Line]:
                  "schedules and records run on its clock: set it after the scan" if off else "")]
 
 
-def _battery_lines(raw: dict, described: dict) -> list[Line]:
+def _battery_lines(raw: Status, described: dict) -> list[Line]:
     """8. the battery: end of service BLOCKs, the replacement indicator WARNs."""
     from protocol import BatteryState
 
-    state = raw["battery_state"]
+    state = raw.battery_state
     if state == BatteryState.EOS:
         return [Line("Battery", BLOCK, "end of service: delivery has stopped", "replace the pump")]
     if state == BatteryState.ERI:
@@ -220,7 +222,7 @@ def snapshot_path(state_dir: Path, serial: str) -> Path:
     return Path(state_dir) / "mri" / f"{safe}.json"
 
 
-def save_snapshot(state_dir: Path, serial: str, *, described: dict, program: dict, event_count: int,
+def save_snapshot(state_dir: Path, serial: str, *, described: dict, program: Program, event_count: int,
                   lines: list[Line]) -> Path:
     from .output import jsonable, to_json
     from .state import atomic_write
@@ -245,7 +247,8 @@ def load_snapshot(state_dir: Path, serial: str) -> dict | None:
         raise UsageError(f"the pre-MRI snapshot {path} is unreadable: {exc}") from None
 
 
-def program_differences(snapshot_program: dict, program: dict) -> list[str]:
+def program_differences(snapshot_program: dict, program: Program) -> list[str]:
+    """The snapshot's program (as saved, plain JSON) against the pump's, field by field."""
     from .output import jsonable
 
     now = jsonable(program)
@@ -257,14 +260,14 @@ def program_differences(snapshot_program: dict, program: dict) -> list[str]:
     return out
 
 
-def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec, skew_s: int = 0) -> list[Line]:
+def verify(snapshot: dict, raw: Status, program: Program, events: list[Event], spec, skew_s: int = 0) -> list[Line]:
     """After the scan: compare with the snapshot and read the log since it."""
     from protocol import Alarm, EventType, MriMode
 
     from .status import alarm_name
 
     lines: list[Line] = []
-    if raw["mri_mode"] == MriMode.SAFE:
+    if raw.mri_mode == MriMode.SAFE:
         lines.append(Line("MRI mode", FAIL, "MRI-safe mode is still on: nothing is delivered",
                           "run ithcli mri exit"))
     else:
@@ -275,11 +278,11 @@ def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec, s
                           "reprogram to the intended prescription and find out why it changed"))
     else:
         lines.append(Line("Program", PASS, "equals the pre-MRI snapshot"))
-    stalls = [e for e in events if e["type"] == EventType.MOTOR_STALL]
-    recoveries = [e for e in events if e["type"] == EventType.STALL_RECOVERY]
+    stalls = [e for e in events if e.type == EventType.MOTOR_STALL]
+    recoveries = [e for e in events if e.type == EventType.STALL_RECOVERY]
     if stalls:
-        last_stall = stalls[-1]["index"]
-        recovered = [e for e in recoveries if e["index"] > last_stall]
+        last_stall = stalls[-1].index
+        recovered = [e for e in recoveries if e.index > last_stall]
         if not recovered:
             lines.append(Line("Motor", FAIL, f"motor stall logged {_when(stalls[-1], skew_s)} with no stall recovery: "
                               "delivery has stopped", "interrogate again later (recovery can take up to 24 h); "
@@ -289,16 +292,16 @@ def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec, s
                               f"{_when(recovered[0], skew_s)}: no drug between", "watch for underdose or withdrawal"))
     else:
         lines.append(Line("Motor", PASS, "no stall logged since the snapshot"))
-    dumps = [e for e in events if e["type"] == EventType.UNCONTROLLED_BOLUS]
+    dumps = [e for e in events if e.type == EventType.UNCONTROLLED_BOLUS]
     if dumps:
-        total = sum(e["arg1"] for e in dumps)
+        total = sum(e.arg1 for e in dumps)
         lines.append(Line("Uncontrolled bolus", FAIL, f"{total / 1000:g} mL delivered uncontrolled "
                           f"{_when(dumps[0], skew_s)}", "overdose risk: assess the patient now"))
-    auto = [e for e in events if e["type"] == EventType.MRI_SAFE_EXITED and e["arg1"] == 1]
+    auto = [e for e in events if e.type == EventType.MRI_SAFE_EXITED and e.arg1 == 1]
     if auto:
         lines.append(Line("Exit", WARN, f"MRI-safe mode was left by the automatic timer {_when(auto[-1], skew_s)}",
                           "document the forgotten exit"))
-    high = [alarm_name(a) for a in Alarm if raw["alarms"] & a and a in (
+    high = [alarm_name(a) for a in Alarm if raw.alarms & a and a in (
         Alarm.EOS, Alarm.MOTOR_STALL, Alarm.MEMORY_ERROR, Alarm.UNCONTROLLED_BOLUS)]
     if high:
         lines.append(Line("Alarms", FAIL, ", ".join(high), "resolve before the patient leaves"))
@@ -308,9 +311,9 @@ def verify(snapshot: dict, raw: dict, program: dict, events: list[dict], spec, s
     return lines
 
 
-def _when(event: dict, skew_s: int = 0) -> str:
+def _when(event: Event, skew_s: int = 0) -> str:
     """A log event's time on this computer's calendar."""
-    return f"at {iso(to_calendar(event['time'], skew_s))}"
+    return f"at {iso(to_calendar(event.time, skew_s))}"
 
 
 # --- the flows, shared by `ithcli mri ...` and batch plans ----------------------
@@ -320,8 +323,8 @@ class MriState:
     client: PumpClient
     learnt: dict | None  # an unconfirmed write this read settled, if any
     described: dict
-    raw: dict
-    program: dict
+    raw: Status
+    program: Program
     entry: DrugEntry | None
     spec: ModelSpec
 
@@ -339,9 +342,9 @@ def read_state(app, *, write: bool) -> MriState:
     learnt = app.resolve_pending()
     described = app.interrogate(resolve=False)
     raw = app.last_raw_status
-    program = client.read_program()["program"]
-    entry = app.library().for_code(raw["drug"].name)
-    return MriState(client, learnt, described, raw, program, entry, MODELS[raw["model"]])
+    program = client.read_program().program
+    entry = app.library().for_code(raw.drug.name)
+    return MriState(client, learnt, described, raw, program, entry, MODELS[raw.model])
 
 
 def parse_field(text: str | None) -> str | None:
@@ -378,11 +381,11 @@ def run_checklist(app, st: MriState, *, auto_exit_s: int, field=None, gradient=N
     """The checklist result (for --json and the chart); saves the snapshot unless told not to."""
     lines = checklist(st.raw, st.described, st.spec, st.entry, auto_exit_s=auto_exit_s,
                       field_tesla=parse_field(field), gradient=gradient, learnt=st.learnt, pending=None)
-    result = {"serial_number": st.raw["serial_number"], "model": st.spec.name, "emulated": app.emulated,
+    result = {"serial_number": st.raw.serial_number, "model": st.spec.name, "emulated": app.emulated,
               "result": overall(lines), "lines": [asdict(line) for line in lines], "status": st.described}
     if save:
         path = save_snapshot(app.state_path(), app.serial, described=st.described, program=st.program,
-                             event_count=st.raw["event_count"], lines=lines)
+                             event_count=st.raw.event_count, lines=lines)
         result["snapshot"] = str(path)
         app.record("mri-checklist", result=result["result"], lines=result["lines"])
     return result
@@ -405,47 +408,50 @@ def enter_request(app, st: MriState, *, auto_exit_s: int, field=None, gradient=N
                   confirm_withdrawal_risk: bool = False):
     """Checklist again (refuse on BLOCK), the withdrawal-risk approval, the snapshot, the write."""
 
+    from protocol import bodies
+
     from .errors import CheckFailed, SafetyError
-    from .writes import WriteRequest
+    from .writes import Expect, WriteRequest
 
     result = run_checklist(app, st, auto_exit_s=auto_exit_s, field=field, gradient=gradient, save=False)
     if result["result"] == BLOCK:
         raise CheckFailed("MRI-safe mode refused: the checklist has a BLOCK: " + "; ".join(blocks(result))
                           + ". Nothing was sent", details=result)
     entry, raw = st.entry, st.raw
-    if entry is not None and entry.withdrawal_risk and raw["daily_dose_ng_per_day"] and not confirm_withdrawal_risk:
+    if entry is not None and entry.withdrawal_risk and raw.daily_dose_ng_per_day and not confirm_withdrawal_risk:
         raise SafetyError(f"{entry.name} carries a withdrawal risk and delivery stops for up to "
                           f"{_hours(auto_exit_s)}: the managing clinician must approve "
                           "(pass --confirm-withdrawal-risk). Nothing was sent")
     save_snapshot(app.state_path(), app.serial, described=st.described, program=st.program,
-                  event_count=raw["event_count"], lines=[Line(**line) for line in result["lines"]])
+                  event_count=raw.event_count, lines=[Line(**line) for line in result["lines"]])
     request = WriteRequest(
-        kind=write_kinds.MRI_ENTER, body={"auto_exit_s": auto_exit_s},
-        expect={"program": st.program, "mri_auto_exit_s": auto_exit_s},
-        describe={"serial_number": raw["serial_number"], "auto_exit_s": auto_exit_s},
+        kind=write_kinds.MRI_ENTER, prepare=partial(bodies.PrepareMriEnterRequest, auto_exit_s=auto_exit_s),
+        expect=Expect(program=st.program, mri_auto_exit_s=auto_exit_s),
+        describe={"serial_number": raw.serial_number, "auto_exit_s": auto_exit_s},
     )
     return request, result
 
 
 def exit_request(st: MriState):
+    from protocol import bodies
 
-    from .writes import WriteRequest
+    from .writes import Expect, WriteRequest
 
     return WriteRequest(
-        kind=write_kinds.MRI_EXIT, body={},
-        expect={"program": st.program},
-        describe={"serial_number": st.raw["serial_number"]},
+        kind=write_kinds.MRI_EXIT, prepare=bodies.PrepareMriExitRequest,
+        expect=Expect(program=st.program),
+        describe={"serial_number": st.raw.serial_number},
     )
 
 
 def apply_enter(app, st: MriState, request, on_commit_sent=None) -> dict:
     from .writes import execute
 
-    result = execute(app, st.client, request, log_index=st.raw["event_count"], based_on_txid=st.raw["last_txid"],
+    result = execute(app, st.client, request, log_index=st.raw.event_count, based_on_txid=st.raw.last_txid,
                      read_program=st.program, dose_unit=st.entry.dose_unit if st.entry else "mg/day",
                      on_commit_sent=on_commit_sent)
     after = app.interrogate(resolve=False)
-    return {"command": "mri enter", "serial_number": st.raw["serial_number"], "txid": result["txid"],
+    return {"command": "mri enter", "serial_number": st.raw.serial_number, "txid": result.txid,
             "mri_mode": after["mri_mode"], "mri_auto_exit_at": after["mri_auto_exit_at"],
             "current_rate_ml_per_day": after["current_rate_ml_per_day"], "verified": True, "outcome": "verified"}
 
@@ -456,11 +462,11 @@ def apply_exit(app, st: MriState, on_commit_sent=None) -> dict:
     from .writes import execute
 
     snapshot = load_snapshot(app.state_path(), app.serial)
-    result = execute(app, st.client, exit_request(st), log_index=st.raw["event_count"],
-                     based_on_txid=st.raw["last_txid"], read_program=st.program,
+    result = execute(app, st.client, exit_request(st), log_index=st.raw.event_count,
+                     based_on_txid=st.raw.last_txid, read_program=st.program,
                      dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
-    diffs = program_differences(snapshot["program"], result["readback"]["program"]["program"]) if snapshot else []
-    out = {"command": "mri exit", "serial_number": st.raw["serial_number"], "txid": result["txid"],
+    diffs = program_differences(snapshot["program"], result.program.program) if snapshot else []
+    out = {"command": "mri exit", "serial_number": st.raw.serial_number, "txid": result.txid,
            "snapshot_compared": snapshot is not None, "differences": diffs}
     if diffs:
         raise VerifyFailed("MRI-safe mode is off but the program differs from the pre-MRI snapshot: "
@@ -477,7 +483,7 @@ def run_verify(app, st: MriState) -> dict:
                          "run 'ithcli mri checklist' before the scan")
     _, events = st.client.read_whole_log(snapshot["event_count"])
     lines = verify(snapshot, st.raw, st.program, events, st.spec, st.described["clock_skew_s"])
-    result = {"serial_number": st.raw["serial_number"], "model": st.spec.name, "emulated": app.emulated,
+    result = {"serial_number": st.raw.serial_number, "model": st.spec.name, "emulated": app.emulated,
               "result": FAIL if any(line.result == FAIL for line in lines) else PASS,
               "lines": [asdict(line) for line in lines], "snapshot_taken_at": snapshot["taken_at"],
               "status": st.described}

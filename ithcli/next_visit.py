@@ -5,7 +5,12 @@ by the clock skew measured at the read (calendar.py) before they are compared.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from protocol.bodies import Status
 
 
 def parse_date(text, option: str):
@@ -21,14 +26,14 @@ def parse_date(text, option: str):
     return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
 
 
-def low_alarm_at(raw: dict, volume_ul: int, per_day_nl: int) -> int | None:
+def low_alarm_at(raw: Status, volume_ul: int, per_day_nl: int) -> int | None:
     """When the low-reservoir alarm comes if the reservoir holds volume_ul at per_day_nl."""
     from .status import reaches
 
-    return reaches(raw["pump_time"], volume_ul, raw["low_reservoir_alarm_ul"], per_day_nl)
+    return reaches(raw.pump_time, volume_ul, raw.low_reservoir_alarm_ul, per_day_nl)
 
 
-def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int, skew_s: int) -> list:
+def visit_check(raw: Status, volume_ul: int, per_day_nl: int, visit: int, skew_s: int) -> list:
     """The reservoir running empty before the next visit needs a confirmation; the low-reservoir
     alarm coming first is a warning. Both are compared on the calendar (the pump's dates moved
     by its measured clock skew), since the visit is a calendar date."""
@@ -36,7 +41,7 @@ def visit_check(raw: dict, volume_ul: int, per_day_nl: int, visit: int, skew_s: 
     from .limits import Finding
     from .status import reaches
 
-    empty_at = to_calendar(reaches(raw["pump_time"], volume_ul, 0, per_day_nl), skew_s)
+    empty_at = to_calendar(reaches(raw.pump_time, volume_ul, 0, per_day_nl), skew_s)
     if empty_at is not None and empty_at < visit:
         return [Finding("confirm", "empty-before-visit",
                         f"the reservoir runs empty {iso_known(empty_at)[:10]}, before the next visit "

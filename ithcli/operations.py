@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
+
+import protocol
+from protocol import bodies
 
 from . import write_kinds
 from .change_history import history_rows, history_view, patient_origin, read_history, record_origin
@@ -24,9 +28,9 @@ if TYPE_CHECKING:
 @dataclass
 class PumpState:
     client: Any
-    raw: dict  # INTERROGATE, decoded
+    raw: bodies.Status  # INTERROGATE, decoded
     described: dict  # interrogate, with units
-    program: dict  # READ_PROGRAM's program
+    program: bodies.Program  # READ_PROGRAM's program
     entry: Any  # drug library entry (None only for a refill that replaces the drug)
     spec: Any  # protocol.models.ModelSpec
 
@@ -59,14 +63,14 @@ def read_state(app, *, allow_unknown_drug: bool = False) -> PumpState:
     preflight(app, client, app.serial)
     described = app.interrogate(resolve=False)
     raw = app.last_raw_status
-    program = client.read_program()["program"]
-    entry = app.library().for_code(raw["drug"].name)
+    program = client.read_program().program
+    entry = app.library().for_code(raw.drug.name)
     if entry is None and not allow_unknown_drug:
         raise SafetyError(
-            f"the pump holds {raw['drug'].name.lower()}, which is not in the drug library "
+            f"the pump holds {raw.drug.name.lower()}, which is not in the drug library "
             f"({app.library().path}): writes are refused"
         )
-    return PumpState(client, raw, described, program, entry, MODELS[raw["model"]])
+    return PumpState(client, raw, described, program, entry, MODELS[raw.model])
 
 
 def _q(q: dict) -> str:
@@ -91,19 +95,18 @@ def _steps_text(view: dict) -> str:
     return ", ".join(f"{s['start']} {_q(s['dose'])}" for s in view["steps"])
 
 
-def _expected_program(state: PumpState, plan, summary, drug=None, conc=None) -> dict:
-    import protocol
-
+def _expected_program(state: PumpState, plan, summary, drug=None, conc=None) -> bodies.Program:
+    """The program the pump should echo and read back for plan."""
     from . import dosing
 
-    return {
-        "mode": protocol.InfusionMode[plan.mode],
-        "drug": drug if drug is not None else state.raw["drug"],
-        "concentration_ng_per_ml": conc if conc is not None else state.raw["concentration_ng_per_ml"],
-        "daily_dose_ng_per_day": summary["daily_dose_ng_per_day"],
-        "daily_volume_nl_per_day": summary["daily_volume_nl_per_day"],
-        "steps": dosing.expected_steps(plan, summary),
-    }
+    return bodies.Program(
+        mode=protocol.InfusionMode[plan.mode],
+        drug=drug if drug is not None else state.raw.drug,
+        concentration_ng_per_ml=conc if conc is not None else state.raw.concentration_ng_per_ml,
+        daily_dose_ng_per_day=summary["daily_dose_ng_per_day"],
+        daily_volume_nl_per_day=summary["daily_volume_nl_per_day"],
+        steps=dosing.expected_steps(plan, summary),
+    )
 
 
 # --- program -----------------------------------------------------------------
@@ -116,37 +119,37 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
 
     _check_program_options(dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop)
     visit = parse_date(next_visit, "--next-visit")
-    raw, entry, conc = state.raw, state.entry, state.raw["concentration_ng_per_ml"]
+    raw, entry, conc = state.raw, state.entry, state.raw.concentration_ng_per_ml
     plan, findings = _program_plan(state, dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop)
     unit = entry.dose_unit
     summary = dosing.plan_summary(plan, conc)
-    current, new = raw["daily_dose_ng_per_day"], summary["daily_dose_ng_per_day"]
+    current, new = raw.daily_dose_ng_per_day, summary["daily_dose_ng_per_day"]
     before_view = program_view(state.program, unit)
     if plan == dosing.plan_from_program(state.program):
-        return Change("program", None, {"serial_number": raw["serial_number"], "before": before_view,
+        return Change("program", None, {"serial_number": raw.serial_number, "before": before_view,
                                         "after": before_view}, [], unit=unit)
     origin = patient_origin(app, state, spasticity_origin)
     # the log matters for a rise or a restart; a cut or a stop is judged on the program alone
     past = read_history(state.client, raw) if new > current or new > 0 and current == 0 else None
-    boluses = past.boluses_since(raw["pump_time"] - DAY, conc) if past is not None else 0
+    boluses = past.boluses_since(raw.pump_time - DAY, conc) if past is not None else 0
     findings += _dose_checks(state, entry, conc, plan, summary, current=current, boluses=boluses, history=past,
                              origin=origin)
     findings += flex_clock_check(plan, state.described["clock_skew_s"])
     if visit and summary["daily_volume_nl_per_day"]:
-        findings += visit_check(raw, raw["reservoir_ul"], summary["daily_volume_nl_per_day"], visit,
+        findings += visit_check(raw, raw.reservoir_ul, summary["daily_volume_nl_per_day"], visit,
                                 state.described["clock_skew_s"])
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
     record_origin(app, state, spasticity_origin)
     expected = _expected_program(state, plan, summary)
     after_view = program_view(expected, unit)
     pct = change_percent(new, current)
-    describe = {"serial_number": raw["serial_number"], "before": before_view, "requested": after_view,
+    describe = {"serial_number": raw.serial_number, "before": before_view, "requested": after_view,
                 "change_percent": pct, "warnings": [w.as_dict() for w in warnings],
                 "overrides": dict(overrides or {}), **history_view(past, entry, origin)}
     request = _program_request(state, plan, expected, describe)
     rows = _program_rows(before_view, after_view, pct) + history_rows(past, entry, state.described["clock_skew_s"])
     return Change("program", request, describe, warnings, rows,
-                  f"Program {raw['serial_number']} to {after_view['mode']}, {_q(after_view['daily_dose'])} a day?",
+                  f"Program {raw.serial_number} to {after_view['mode']}, {_q(after_view['daily_dose'])} a day?",
                   dict(overrides or {}), set(confirmed), unit)
 
 
@@ -169,7 +172,7 @@ def _program_plan(state: PumpState, *, dose, flow, mode, schedule, stop) -> tupl
     """The plan asked for (options already checked), and a warning when --flow is not reachable exactly."""
     from . import dosing, limits
 
-    entry, conc = state.entry, state.raw["concentration_ng_per_ml"]
+    entry, conc = state.entry, state.raw.concentration_ng_per_ml
     findings: list = []
     if dose:
         plan = dosing.Plan("CONTINUOUS", (0,), (dosing.parse_dose_rate(dose, entry),))
@@ -208,15 +211,15 @@ def _dose_checks(state: PumpState, entry, conc: int, plan: Plan, summary: dict, 
     return findings
 
 
-def _program_request(state: PumpState, plan: Plan, expected: dict, describe: dict) -> WriteRequest:
-    from .writes import WriteRequest
+def _program_request(state: PumpState, plan: Plan, expected: bodies.Program, describe: dict) -> WriteRequest:
+    from .writes import Expect, WriteRequest
 
     raw = state.raw
     return WriteRequest(
         kind=write_kinds.PROGRAM,
-        body={"mode": expected["mode"], "drug": raw["drug"], "concentration_ng_per_ml": raw["concentration_ng_per_ml"],
-              "steps": plan.steps()},
-        expect={"program": expected}, describe=describe,
+        prepare=partial(bodies.PrepareProgramRequest, mode=expected.mode, drug=raw.drug,
+                        concentration_ng_per_ml=raw.concentration_ng_per_ml, steps=plan.steps()),
+        expect=Expect(program=expected), describe=describe,
     )
 
 
@@ -266,7 +269,7 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
 
     raw = state.raw
     new_entry = _refill_entry(app.library(), state, drug)
-    changing_drug = new_entry.code != raw["drug"].name
+    changing_drug = new_entry.code != raw.drug.name
     if changing_drug and not dose:
         raise UsageError(f"changing the drug to {new_entry.name} needs --dose in {new_entry.dose_unit}")
     conc = dosing.parse_concentration(concentration, new_entry)
@@ -276,15 +279,15 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     plan = (dosing.Plan("CONTINUOUS", (0,), (dosing.parse_dose_rate(dose, new_entry),)) if dose
             else dosing.plan_from_program(state.program))  # the dose stays; the flow follows
     summary = dosing.plan_summary(plan, conc)
-    current = 0 if changing_drug else raw["daily_dose_ng_per_day"]
+    current = 0 if changing_drug else raw.daily_dose_ng_per_day
     findings = limits.check_refill(state.spec, volume_ul=volume_ul, withdrawn_ul=withdrawn_ul,
-                                   expected_ul=raw["reservoir_ul"])
-    dry = limits.dry_run_suspected(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw["reservoir_ul"])
+                                   expected_ul=raw.reservoir_ul)
+    dry = limits.dry_run_suspected(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw.reservoir_ul)
     # a refill resumes delivery after an empty reservoir: the log says for how long it was stopped
     past = read_history(state.client, raw)
     # a new drug's budgets start afresh: its history is not this drug's
     origin = patient_origin(app, state, spasticity_origin)
-    boluses = 0 if changing_drug else past.boluses_since(raw["pump_time"] - DAY, conc)
+    boluses = 0 if changing_drug else past.boluses_since(raw.pump_time - DAY, conc)
     findings += _dose_checks(state, new_entry, conc, plan, summary, current=current, boluses=boluses,
                              history=None if changing_drug and not dry else past, origin=origin,
                              dry_run_suspected=dry)
@@ -297,7 +300,7 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
         state, plan, summary, _drug(new_entry), conc))
     describe, rows = _refill_table(state, fill, warnings, overrides, history_view(past, new_entry, origin))
     rows += history_rows(past, new_entry, state.described["clock_skew_s"])
-    question = (f"Record a refill of {raw['serial_number']} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
+    question = (f"Record a refill of {raw.serial_number} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
                 f"{new_entry.name} {_q(describe['requested']['concentration'])}?")
     return Change("refill", _refill_request(fill, plan, describe), describe, warnings, rows, question,
                   dict(overrides or {}), set(confirmed), new_entry.dose_unit)
@@ -315,8 +318,6 @@ def _refill_entry(library, state: PumpState, drug: str | None):
 
 
 def _drug(entry):
-    import protocol
-
     return protocol.Drug[entry.code]
 
 
@@ -328,7 +329,7 @@ class _Refill:
     volume_ul: int
     withdrawn_ul: int | None  # None: not given
     dry_run_suspected: bool
-    expected: dict  # the program the pump should run after it
+    expected: bodies.Program  # the program the pump should run after it
 
 
 def _refill_table(state: PumpState, fill: _Refill, warnings: list, overrides,
@@ -342,11 +343,11 @@ def _refill_table(state: PumpState, fill: _Refill, warnings: list, overrides,
     # a drug outside the library is shown in mcg/day, as interrogate shows it
     before_view = program_view(state.program, state.entry.dose_unit if state.entry else "mcg/day")
     after_view = program_view(fill.expected, fill.entry.dose_unit)
-    low_after = iso(to_calendar(low_alarm_at(raw, fill.volume_ul, fill.expected["daily_volume_nl_per_day"]),
+    low_after = iso(to_calendar(low_alarm_at(raw, fill.volume_ul, fill.expected.daily_volume_nl_per_day),
                                 before["clock_skew_s"]))
     volume_ml = Decimal(fill.volume_ul) / 1000
     withdrawn_ml = Decimal(fill.withdrawn_ul) / 1000 if fill.withdrawn_ul is not None else None
-    describe = {"serial_number": raw["serial_number"],
+    describe = {"serial_number": raw.serial_number,
                 "before": {**before_view, "reservoir_ml": before["reservoir_ml"]},
                 "requested": {**after_view, "reservoir_ml": volume_ml, "projected_low_reservoir_date": low_after},
                 "withdrawn_ml": withdrawn_ml,
@@ -367,13 +368,14 @@ def _refill_table(state: PumpState, fill: _Refill, warnings: list, overrides,
 
 
 def _refill_request(fill: _Refill, plan: Plan, describe: dict) -> WriteRequest:
-    from .writes import WriteRequest
+    from .writes import Expect, WriteRequest
 
     return WriteRequest(
         kind=write_kinds.REFILL,
-        body={"drug": _drug(fill.entry), "concentration_ng_per_ml": fill.conc, "volume_ul": fill.volume_ul,
-              "withdrawn_ul": fill.withdrawn_ul or 0, "mode": fill.expected["mode"], "steps": plan.steps()},
-        expect={"program": fill.expected, "reservoir_ul": fill.volume_ul},
+        prepare=partial(bodies.PrepareRefillRequest, drug=_drug(fill.entry), concentration_ng_per_ml=fill.conc,
+                        volume_ul=fill.volume_ul, withdrawn_ul=fill.withdrawn_ul or 0, mode=fill.expected.mode,
+                        steps=plan.steps()),
+        expect=Expect(program=fill.expected, reservoir_ul=fill.volume_ul),
         describe=describe,
     )
 
@@ -384,34 +386,34 @@ def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confi
 
     from . import dosing, limits
     from .status import quantity
-    from .writes import WriteRequest
+    from .writes import Expect, WriteRequest
 
     raw, entry = state.raw, state.entry
     dose_ng = dosing.parse_dose(dose, entry)
     seconds = dosing.parse_duration(duration, "--over")
     if not 60 <= seconds <= 86_400:
         raise UsageError(f"--over {duration!r}: a bolus runs from 1 min to 24 h")
-    conc = raw["concentration_ng_per_ml"]
+    conc = raw.concentration_ng_per_ml
     volume_nl = -(-dose_ng * 1_000_000 // conc)  # rounded up: never under-state the volume
     # the boluses of the last 24 hours count in the total the hard limit applies to
     past = read_history(state.client, raw)
     findings = limits.check_concentration(entry, conc)
-    if past.covers(raw["pump_time"] - DAY):
-        boluses = past.boluses_since(raw["pump_time"] - DAY, conc)
+    if past.covers(raw.pump_time - DAY):
+        boluses = past.boluses_since(raw.pump_time - DAY, conc)
     else:
         boluses = 0
         findings.append(limits.history_unknown(entry, past, "the last 24 hours (boluses are counted there)"))
-    findings += limits.check_bolus(entry, dose=dose_ng, daily_total=raw["daily_dose_ng_per_day"],
-                                   volume_nl=volume_nl, reservoir_ul=raw["reservoir_ul"], boluses_24h=boluses)
-    top_rate = max((s["rate_nl_per_day"] for s in state.program["steps"]), default=0)
+    findings += limits.check_bolus(entry, dose=dose_ng, daily_total=raw.daily_dose_ng_per_day,
+                                   volume_nl=volume_nl, reservoir_ul=raw.reservoir_ul, boluses_24h=boluses)
+    top_rate = max((s.rate_nl_per_day for s in state.program.steps), default=0)
     findings += limits.check_bolus_rate(state.spec, volume_nl=volume_nl, seconds=seconds,
                                         program_max_rate_nl_per_day=top_rate)
-    if raw["bolus_remaining_ng"]:
+    if raw.bolus_remaining_ng:
         findings.append(limits.Finding("refuse", "bolus-running", "a bolus is already running"))
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
     dose_q = quantity(dose_ng, entry.mass_unit)
     volume_ml = Decimal(volume_nl) / 1_000_000
-    describe = {"serial_number": raw["serial_number"], "dose": dose_q, "duration_s": seconds, "volume_ml": volume_ml,
+    describe = {"serial_number": raw.serial_number, "dose": dose_q, "duration_s": seconds, "volume_ml": volume_ml,
                 "daily_dose": state.described["daily_dose"], "boluses_last_24h": quantity(boluses, entry.mass_unit),
                 "warnings": [w.as_dict() for w in warnings], "overrides": dict(overrides or {})}
     rows = [("Bolus", "-", f"{_q(dose_q)} over {duration}"),
@@ -420,12 +422,12 @@ def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confi
     if boluses:
         rows.append(("Boluses, last 24 h", _q(quantity(boluses, entry.mass_unit)), "counted in the total"))
     request = WriteRequest(
-        kind=write_kinds.BOLUS, body={"dose_ng": dose_ng, "duration_s": seconds},
-        expect={"program": state.program, "bolus_dose_ng": dose_ng,
-                "bolus_duration_s": seconds, "bolus_volume_nl": volume_nl},
+        kind=write_kinds.BOLUS, prepare=partial(bodies.PrepareBolusRequest, dose_ng=dose_ng, duration_s=seconds),
+        expect=Expect(program=state.program, bolus_dose_ng=dose_ng, bolus_duration_s=seconds,
+                      bolus_volume_nl=volume_nl),
         describe=describe,
     )
-    question = f"Deliver {dose_q['value']} {dose_q['unit']} over {duration} to {raw['serial_number']}?"
+    question = f"Deliver {dose_q['value']} {dose_q['unit']} over {duration} to {raw.serial_number}?"
     return Change("bolus", request, describe, warnings, rows, question, dict(overrides or {}), set(confirmed),
                   entry.dose_unit)
 
@@ -436,21 +438,19 @@ def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()
     """Record an emptied reservoir (a valve-gated pump before an MRI): volume 0 and
     delivery stopped, as a refill of nothing. Stopping is checked like any stop (a drug
     with a withdrawal risk needs --confirm-withdrawal-risk)."""
-    import protocol
-
     from . import dosing, limits
-    from .writes import WriteRequest
+    from .writes import Expect, WriteRequest
 
     raw, before = state.raw, state.described
     withdrawn_ul = dosing.parse_volume(withdrawn, "--withdrawn") if withdrawn else None
-    findings = limits.check_change(state.entry, current=raw["daily_dose_ng_per_day"], new=0, mode="STOPPED")
+    findings = limits.check_change(state.entry, current=raw.daily_dose_ng_per_day, new=0, mode="STOPPED")
     # only the withdrawn-versus-expected check of a refill applies
-    findings += limits.check_fill_gap(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw["reservoir_ul"])
+    findings += limits.check_fill_gap(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw.reservoir_ul)
     warnings = limits.settle(findings, confirmed=set(confirmed))
-    stopped = {"mode": protocol.InfusionMode.STOPPED, "drug": raw["drug"],
-               "concentration_ng_per_ml": raw["concentration_ng_per_ml"], "daily_dose_ng_per_day": 0,
-               "daily_volume_nl_per_day": 0, "steps": []}
-    describe = {"serial_number": raw["serial_number"],
+    stopped = bodies.Program(mode=protocol.InfusionMode.STOPPED, drug=raw.drug,
+                             concentration_ng_per_ml=raw.concentration_ng_per_ml, daily_dose_ng_per_day=0,
+                             daily_volume_nl_per_day=0, steps=())
+    describe = {"serial_number": raw.serial_number,
                 "before": {"reservoir_ml": before["reservoir_ml"], "mode": before["mode"]},
                 "withdrawn_ml": Decimal(withdrawn_ul) / 1000 if withdrawn_ul is not None else None,
                 "expected_remaining_ml": before["reservoir_ml"], "warnings": [w.as_dict() for w in warnings]}
@@ -461,12 +461,12 @@ def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()
                      f"{format(before['reservoir_ml'], 'f')} mL expected"))
     request = WriteRequest(
         kind=write_kinds.EMPTY,
-        body={"drug": raw["drug"], "concentration_ng_per_ml": raw["concentration_ng_per_ml"], "volume_ul": 0,
-              "withdrawn_ul": withdrawn_ul or 0, "mode": protocol.InfusionMode.STOPPED, "steps": []},
-        expect={"program": stopped, "reservoir_ul": 0},
+        prepare=partial(bodies.PrepareRefillRequest, drug=raw.drug, concentration_ng_per_ml=raw.concentration_ng_per_ml,
+                        volume_ul=0, withdrawn_ul=withdrawn_ul or 0, mode=protocol.InfusionMode.STOPPED, steps=()),
+        expect=Expect(program=stopped, reservoir_ul=0),
         describe=describe,
     )
-    question = (f"Record {raw['serial_number']} as emptied ({format(before['reservoir_ml'], 'f')} mL expected) "
+    question = (f"Record {raw.serial_number} as emptied ({format(before['reservoir_ml'], 'f')} mL expected) "
                 "and stop delivery?")
     return Change("empty", request, describe, warnings, rows, question, {}, set(confirmed),
                   state.entry.dose_unit if state.entry else "mcg/day")
@@ -489,9 +489,9 @@ def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_
     from .writes import execute
 
     record_overrides(app, change)
-    result = execute(app, state.client, change.request, log_index=state.raw["event_count"],
-                     based_on_txid=state.raw["last_txid"], read_program=state.program,
+    result = execute(app, state.client, change.request, log_index=state.raw.event_count,
+                     based_on_txid=state.raw.last_txid, read_program=state.program,
                      dose_unit=change.unit, on_echo=on_echo, on_commit_sent=on_commit_sent)
-    out = {"command": change.command, **change.describe, "txid": result["txid"], "commit": result["commit"],
+    out = {"command": change.command, **change.describe, "txid": result.txid, "commit": result.commit,
            "verified": True, "outcome": "verified"}
-    return out | change.request.kind.after(app, state, change, result["readback"])
+    return out | change.request.kind.after(app, state, change, result)

@@ -31,11 +31,25 @@ def _default(value: Any):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
+    body = _body_dict(value)
+    if body is not None:
+        return body
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _body_dict(value: Any) -> dict[str, Any] | None:
+    """A protocol body (protocol/bodies.py) as the plain dict it stands for; None for anything else.
+    Only once protocol.bodies is loaded can a value be one (no import for --help)."""
+    module = sys.modules.get("protocol.bodies")
+    if module is not None and isinstance(value, module.Fields):
+        as_dict: Any = module.as_dict(value)
+        return as_dict
+    return None
+
+
 def jsonable(value: Any) -> Any:
-    """Enums by name, bytes as hex, containers recursively: stable JSON for files and hashes."""
+    """Enums by name, bytes as hex, protocol bodies as dicts, containers recursively: stable
+    JSON for files and hashes (the audit log's and the pre-MRI snapshot's)."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -44,6 +58,9 @@ def jsonable(value: Any) -> Any:
         return value.name
     if isinstance(value, bytes):
         return value.hex()
+    body = _body_dict(value)
+    if body is not None:
+        return jsonable(body)
     return value
 
 

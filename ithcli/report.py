@@ -22,9 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from protocol.bodies import Program, Status
 
 WRITE_COMMANDS = {"PREPARE_PROGRAM": "program", "PREPARE_REFILL": "refill", "PREPARE_BOLUS": "bolus",
                   "PREPARE_MRI_ENTER": "mri enter", "PREPARE_MRI_EXIT": "mri exit"}
@@ -41,16 +44,26 @@ def entry_time(entry: dict) -> int | None:
     return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
 
 
-def rehydrate_status(body: dict) -> dict:
+def rehydrate_status(body: dict) -> Status:
     """An INTERROGATE response as the audit log stored it (enum names) -> as decoded (enums)."""
     import protocol
+    from protocol.bodies import Firmware, Status
 
     out = dict(body)
     for key, enum in (("model", protocol.PumpModel), ("drug", protocol.Drug), ("mode", protocol.InfusionMode),
                       ("battery_state", protocol.BatteryState), ("mri_mode", protocol.MriMode)):
         out[key] = enum[body[key]] if isinstance(body[key], str) else enum(body[key])
     out["alarms"] = _alarms(body.get("alarms"))
-    return out
+    out["firmware"] = Firmware(**body["firmware"])
+    return Status(**_fields_of(Status, out))
+
+
+def _fields_of(cls, data: dict) -> dict:
+    """The fields of body class `cls` from an audit record's object (KeyError names a missing one;
+    fields a later protocol version added to the record are not this class's)."""
+    import dataclasses
+
+    return {f.name: data[f.name] for f in dataclasses.fields(cls)}
 
 
 def _alarms(value) -> Any:
@@ -66,13 +79,16 @@ def _alarms(value) -> Any:
     return flags
 
 
-def rehydrate_program(body: dict) -> dict:
+def rehydrate_program(body: dict) -> Program:
+    """A READ_PROGRAM response's program as the audit log stored it -> as decoded."""
     import protocol
+    from protocol.bodies import DeliveredStep, Program
 
     out = dict(body)
     out["mode"] = protocol.InfusionMode[body["mode"]] if isinstance(body["mode"], str) else body["mode"]
     out["drug"] = protocol.Drug[body["drug"]] if isinstance(body["drug"], str) else body["drug"]
-    return out
+    out["steps"] = tuple(DeliveredStep(**_fields_of(DeliveredStep, step)) for step in body["steps"])
+    return Program(**_fields_of(Program, out))
 
 
 def _ok(entry: dict, command: str) -> bool:
@@ -204,7 +220,8 @@ def _change(mine: list[tuple[int, dict]], pos: int, library, skew_s: int | None)
     command = WRITE_COMMANDS[prepare["command"]]
     before_status, before_program, notes = _before_write(mine, pos)
     after = _after_write(mine, pos, prepare, txid)
-    drug = (before_status or after.status or {}).get("drug")
+    known = before_status or after.status
+    drug = known.drug if known is not None else None
     entry = library.for_code(drug.name) if drug is not None else None
     unit = entry.dose_unit if entry else "mcg/day"
     return {
@@ -222,7 +239,7 @@ def _change(mine: list[tuple[int, dict]], pos: int, library, skew_s: int | None)
     }
 
 
-def _before_write(mine: list[tuple[int, dict]], pos: int) -> tuple[dict | None, dict | None, list[dict]]:
+def _before_write(mine: list[tuple[int, dict]], pos: int) -> tuple[Status | None, Program | None, list[dict]]:
     """The status and program read before the write at pos, and the overrides and
     confirmations given for it (the newest first)."""
     before_status = before_program = None
@@ -249,8 +266,8 @@ class _AfterWrite:
     """What the audit log holds after a write's PREPARE, up to the next write."""
     outcome: str
     commit: dict | None = None  # the COMMIT reply, when it was accepted
-    status: dict | None = None  # the read-back
-    program: dict | None = None
+    status: Status | None = None  # the read-back
+    program: Program | None = None
     differences: list | None = None  # a failed verification's
 
 
@@ -310,7 +327,7 @@ def _request_view(command: str, request: dict, unit: str) -> dict:
     return out
 
 
-def _state_view(status: dict | None, program: dict | None, unit: str) -> dict | None:
+def _state_view(status: Status | None, program: Program | None, unit: str) -> dict | None:
     from .status import program_view, quantity
 
     if status is None and program is None:
@@ -322,14 +339,14 @@ def _state_view(status: dict | None, program: dict | None, unit: str) -> dict | 
                 "daily_dose": view["daily_dose"], "flow_ml_per_day": view["flow_ml_per_day"],
                 "steps": view["steps"]}
     if status is not None:
-        out |= {"reservoir_ml": Decimal(status["reservoir_ul"]) / 1000,
-                "bolus_remaining": quantity(status["bolus_remaining_ng"], unit.split("/")[0]),
-                "mri_mode": status["mri_mode"].name.lower(),
-                "last_txid": status["last_txid"]}
+        out |= {"reservoir_ml": Decimal(status.reservoir_ul) / 1000,
+                "bolus_remaining": quantity(status.bolus_remaining_ng, unit.split("/")[0]),
+                "mri_mode": status.mri_mode.name.lower(),
+                "last_txid": status.last_txid}
         if program is None:
-            out |= {"mode": status["mode"].name.lower(), "drug": status["drug"].name.lower(),
-                    "daily_dose": quantity(status["daily_dose_ng_per_day"], unit),
-                    "flow_ml_per_day": Decimal(status["daily_volume_nl_per_day"]) / 1_000_000}
+            out |= {"mode": status.mode.name.lower(), "drug": status.drug.name.lower(),
+                    "daily_dose": quantity(status.daily_dose_ng_per_day, unit),
+                    "flow_ml_per_day": Decimal(status.daily_volume_nl_per_day) / 1_000_000}
     return out
 
 

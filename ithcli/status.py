@@ -17,6 +17,7 @@ from .calendar import clock_view, iso, measure_skew, to_calendar
 
 if TYPE_CHECKING:
     from protocol import Alarm
+    from protocol.bodies import Event, Program, Status
 
 SECONDS_PER_DAY = 86_400
 ERI_TO_REPLACE_BY_DAYS = 90
@@ -51,11 +52,11 @@ def reaches(pump_time: int, volume_ul: int, threshold_ul: int, per_day_nl: int) 
     return pump_time + max(0, volume_ul - threshold_ul) * 1000 * SECONDS_PER_DAY // per_day_nl
 
 
-def _projection(status: dict, threshold_ul: int) -> int | None:
+def _projection(status: Status, threshold_ul: int) -> int | None:
     """Pump time at which the reservoir reaches threshold at the 24-hour average flow."""
-    if status["mode"].name == "STOPPED":
+    if status.mode.name == "STOPPED":
         return None
-    return reaches(status["pump_time"], status["reservoir_ul"], threshold_ul, status["daily_volume_nl_per_day"])
+    return reaches(status.pump_time, status.reservoir_ul, threshold_ul, status.daily_volume_nl_per_day)
 
 
 def replace_by_check(eri_at: int, pump_replace_by: int) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def replace_by_warning(battery: dict) -> str | None:
             "earlier date and report the discrepancy")
 
 
-def describe(status: dict, library, *, read_at: float, port: str, emulated: bool,
+def describe(status: Status, library, *, read_at: float, port: str, emulated: bool,
              skew_s: int | None = None) -> dict[str, Any]:
     """The interrogate result: the documented JSON object (README, 'interrogate --json').
 
@@ -91,69 +92,69 @@ def describe(status: dict, library, *, read_at: float, port: str, emulated: bool
     """
     from protocol.models import MODELS
 
-    drug_code = status["drug"].name
+    drug_code = status.drug.name
     entry = library.for_code(drug_code)
     dose_unit = entry.dose_unit if entry else "mcg/day"
     conc_unit = entry.concentration_unit if entry else "mcg/mL"
-    spec = MODELS[status["model"]]
-    fw = status["firmware"]
-    measured = measure_skew(status["pump_time"], read_at)
+    spec = MODELS[status.model]
+    fw = status.firmware
+    measured = measure_skew(status.pump_time, read_at)
     skew = measured if skew_s is None else int(skew_s)
 
     def cal(pump_ts: int | None) -> str | None:
         return iso(to_calendar(pump_ts, skew))
     return {
-        "serial_number": status["serial_number"],
+        "serial_number": status.serial_number,
         "model": spec.name,
         "design": spec.design,
-        "firmware": f"{fw['major']}.{fw['minor']}.{fw['patch']}",
+        "firmware": f"{fw.major}.{fw.minor}.{fw.patch}",
         "emulated": emulated,
         "port": port,
         "drug": drug_code.lower(),
         "drug_in_library": entry is not None,
-        "concentration": quantity(status["concentration_ng_per_ml"], conc_unit),
-        "mode": status["mode"].name.lower(),
-        "daily_dose": quantity(status["daily_dose_ng_per_day"], dose_unit),
-        "flow_ml_per_day": Decimal(status["daily_volume_nl_per_day"]) / 1_000_000,
-        "current_rate_ml_per_day": Decimal(status["current_rate_nl_per_day"]) / 1_000_000,
+        "concentration": quantity(status.concentration_ng_per_ml, conc_unit),
+        "mode": status.mode.name.lower(),
+        "daily_dose": quantity(status.daily_dose_ng_per_day, dose_unit),
+        "flow_ml_per_day": Decimal(status.daily_volume_nl_per_day) / 1_000_000,
+        "current_rate_ml_per_day": Decimal(status.current_rate_nl_per_day) / 1_000_000,
         **_reservoir_view(status, cal),
         "battery": _battery_view(status, cal),
-        "alarms": _alarms_view(status["alarms"]),
-        "mri_mode": status["mri_mode"].name.lower(),
-        "mri_auto_exit_at": cal(status["mri_auto_exit_at"]),
-        "bolus_remaining": quantity(status["bolus_remaining_ng"], dose_unit.split("/")[0]),
+        "alarms": _alarms_view(status.alarms),
+        "mri_mode": status.mri_mode.name.lower(),
+        "mri_auto_exit_at": cal(status.mri_auto_exit_at),
+        "bolus_remaining": quantity(status.bolus_remaining_ng, dose_unit.split("/")[0]),
         "last_programming": {
-            "txid": status["last_txid"],
-            "at": cal(status["last_programmed_at"]),
+            "txid": status.last_txid,
+            "at": cal(status.last_programmed_at),
         },
-        "event_count": status["event_count"],
-        "pump_time": iso(status["pump_time"]),  # the pump's own clock, not moved
+        "event_count": status.event_count,
+        "pump_time": iso(status.pump_time),  # the pump's own clock, not moved
         "clock_skew_s": skew,
         "read_at": iso(read_at),
-        "pump_clock": clock_view(status["pump_time"], int(read_at), skew),
+        "pump_clock": clock_view(status.pump_time, int(read_at), skew),
     }
 
 
-def _reservoir_view(status: dict, cal: Callable[[int | None], str | None]) -> dict[str, Any]:
+def _reservoir_view(status: Status, cal: Callable[[int | None], str | None]) -> dict[str, Any]:
     """The reservoir now and when it alarms and empties at the 24-hour average flow (dates by cal)."""
     return {
-        "reservoir_ml": _ml(status["reservoir_ul"]),
-        "reservoir_capacity_ml": _ml(status["capacity_ul"]),
-        "low_reservoir_alarm_ml": _ml(status["low_reservoir_alarm_ul"]),
-        "projected_low_reservoir_date": cal(_projection(status, status["low_reservoir_alarm_ul"])),
+        "reservoir_ml": _ml(status.reservoir_ul),
+        "reservoir_capacity_ml": _ml(status.capacity_ul),
+        "low_reservoir_alarm_ml": _ml(status.low_reservoir_alarm_ul),
+        "projected_low_reservoir_date": cal(_projection(status, status.low_reservoir_alarm_ul)),
         "projected_empty_date": cal(_projection(status, 0)),
     }
 
 
-def _battery_view(status: dict, cal: Callable[[int | None], str | None]) -> dict[str, Any]:
-    eri_at = status["eri_at"]
+def _battery_view(status: Status, cal: Callable[[int | None], str | None]) -> dict[str, Any]:
+    eri_at = status.eri_at
     # the cross-check is the pump's own arithmetic: in pump time, before any date is moved
-    replace = replace_by_check(eri_at, status["replace_by"])
+    replace = replace_by_check(eri_at, status.replace_by)
     return {
-        "state": status["battery_state"].name.lower(),
-        "percent": status["battery_percent"],
+        "state": status.battery_state.name.lower(),
+        "percent": status.battery_percent,
         "eri_date": cal(eri_at),
-        "replace_by": cal(status["replace_by"]),
+        "replace_by": cal(status.replace_by),
         "replace_by_computed": cal(replace["computed"]),
         # a pump whose own figure disagrees with ERI + 90 days is shown, never hidden
         "replace_by_mismatch": replace["mismatch"],
@@ -173,15 +174,15 @@ def _alarms_view(flags: Alarm) -> list[dict[str, str]]:
     return alarms
 
 
-def event_view(event: dict, dose_unit: str, skew_s: int | None) -> dict[str, Any]:
+def event_view(event: Event, dose_unit: str, skew_s: int | None) -> dict[str, Any]:
     """One pump log event for people and --json: "time" on this computer's calendar (moved by
     the session's skew), "pump_time" the pump's own stamp. skew_s None: not measured (no
     status read), both the same."""
     from .events import event_record
 
     record = event_record(event, dose_unit)
-    record["time"] = iso(to_calendar(event["time"], skew_s or 0))
-    record["pump_time"] = iso(event["time"])
+    record["time"] = iso(to_calendar(event.time, skew_s or 0))
+    record["pump_time"] = iso(event.time)
     return record
 
 
@@ -189,21 +190,21 @@ def hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-def program_view(program: dict, dose_unit: str) -> dict[str, Any]:
+def program_view(program: Program, dose_unit: str) -> dict[str, Any]:
     """A program (READ_PROGRAM / PREPARE echo) with units, for people and --json."""
     conc_unit = dose_unit.split("/")[0] + "/mL"
     return {
-        "mode": program["mode"].name.lower(),
-        "drug": program["drug"].name.lower(),
-        "concentration": quantity(program["concentration_ng_per_ml"], conc_unit),
-        "daily_dose": quantity(program["daily_dose_ng_per_day"], dose_unit),
-        "flow_ml_per_day": Decimal(program["daily_volume_nl_per_day"]) / 1_000_000,
+        "mode": program.mode.name.lower(),
+        "drug": program.drug.name.lower(),
+        "concentration": quantity(program.concentration_ng_per_ml, conc_unit),
+        "daily_dose": quantity(program.daily_dose_ng_per_day, dose_unit),
+        "flow_ml_per_day": Decimal(program.daily_volume_nl_per_day) / 1_000_000,
         "steps": [
             {
-                "start": hhmm(s["start_minute"]),
-                "dose": quantity(s["dose_ng_per_day"], dose_unit),
-                "rate_ml_per_day": Decimal(s["rate_nl_per_day"]) / 1_000_000,
+                "start": hhmm(s.start_minute),
+                "dose": quantity(s.dose_ng_per_day, dose_unit),
+                "rate_ml_per_day": Decimal(s.rate_nl_per_day) / 1_000_000,
             }
-            for s in program["steps"]
+            for s in program.steps
         ],
     }

@@ -11,9 +11,13 @@ more class here and one function that builds its request and checks its limits.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import protocol
+from protocol.bodies import Committed, Prepared, Status
+
+if TYPE_CHECKING:
+    from .writes import Verified
 
 DAY_NL_DIVISOR = 86_400_000  # nL/day * s -> uL
 
@@ -28,13 +32,12 @@ class WriteKind:
     #: what the pump's echo calls it (an emptied reservoir is a refill of nothing on the wire)
     wire: protocol.WriteKind
 
-    def readback_problems(self, echo: dict[str, Any], committed: dict[str, Any],
-                          status: dict[str, Any]) -> list[str]:
+    def readback_problems(self, echo: Prepared, committed: Committed, status: Status) -> list[str]:
         """What the status read back shows against this kind's echo (the program is compared
         for every kind by writes.execute)."""
         return []
 
-    def after(self, app: Any, state: Any, change: Any, readback: dict[str, Any]) -> dict[str, Any]:
+    def after(self, app: Any, state: Any, change: Any, readback: Verified) -> dict[str, Any]:
         """The verified result's fields beyond the common ones (command, txid, before...)."""
         return {}
 
@@ -48,7 +51,7 @@ class Program(WriteKind):
     def after(self, app, state, change, readback):
         from .status import program_view
 
-        return {"after": program_view(readback["program"]["program"], change.unit)}
+        return {"after": program_view(readback.program.program, change.unit)}
 
 
 class Refill(WriteKind):
@@ -56,19 +59,19 @@ class Refill(WriteKind):
 
     def readback_problems(self, echo, committed, status):
         # the reservoir drains from the fill volume from applied_at on: allow that much, no more
-        elapsed = max(0, status["pump_time"] - committed["applied_at"])
-        drained_ul = echo["program"]["daily_volume_nl_per_day"] * elapsed // DAY_NL_DIVISOR + 1
-        if echo["reservoir_ul"] - drained_ul <= status["reservoir_ul"] <= echo["reservoir_ul"]:
+        elapsed = max(0, status.pump_time - committed.applied_at)
+        drained_ul = echo.program.daily_volume_nl_per_day * elapsed // DAY_NL_DIVISOR + 1
+        if echo.reservoir_ul - drained_ul <= status.reservoir_ul <= echo.reservoir_ul:
             return []
-        return [f"reservoir_ul: expected {echo['reservoir_ul']} (less {drained_ul} delivered since), "
-                f"pump has {status['reservoir_ul']}"]
+        return [f"reservoir_ul: expected {echo.reservoir_ul} (less {drained_ul} delivered since), "
+                f"pump has {status.reservoir_ul}"]
 
     def after(self, app, state, change, readback):
         from .status import describe, program_view
 
-        now = describe(readback["status"], app.library(), read_at=state.raw["pump_time"], port=app.port or "",
+        now = describe(readback.status, app.library(), read_at=state.raw.pump_time, port=app.port or "",
                        emulated=app.emulated, skew_s=state.described["clock_skew_s"])
-        return {"after": program_view(readback["program"]["program"], change.unit)
+        return {"after": program_view(readback.program.program, change.unit)
                 | {"reservoir_ml": now["reservoir_ml"],
                    "projected_low_reservoir_date": now["projected_low_reservoir_date"]}}
 
@@ -79,28 +82,28 @@ class Empty(Refill):
     name = "EMPTY"
 
     def after(self, app, state, change, readback):
-        status = readback["status"]
-        return {"after": {"reservoir_ml": Decimal(status["reservoir_ul"]) / 1000,
-                          "mode": status["mode"].name.lower()}}
+        status = readback.status
+        return {"after": {"reservoir_ml": Decimal(status.reservoir_ul) / 1000,
+                          "mode": status.mode.name.lower()}}
 
 
 class Bolus(WriteKind):
     name, command, wire = "BOLUS", protocol.Command.PREPARE_BOLUS, protocol.WriteKind.BOLUS
 
     def readback_problems(self, echo, committed, status):
-        if status["bolus_remaining_ng"] > echo["bolus_dose_ng"]:
-            return [f"bolus_remaining_ng: {status['bolus_remaining_ng']} is more than the "
-                    f"{echo['bolus_dose_ng']} prepared"]
+        if status.bolus_remaining_ng > echo.bolus_dose_ng:
+            return [f"bolus_remaining_ng: {status.bolus_remaining_ng} is more than the "
+                    f"{echo.bolus_dose_ng} prepared"]
         return []
 
     def after(self, app, state, change, readback):
         from .status import quantity
 
         mass = change.describe["dose"]["unit"]
-        remaining = quantity(readback["status"]["bolus_remaining_ng"], mass)
+        remaining = quantity(readback.status.bolus_remaining_ng, mass)
         daily = change.describe["daily_dose"]
         return {"bolus_remaining": remaining,
-                "before": {"daily_dose": daily, "bolus_remaining": quantity(state.raw["bolus_remaining_ng"], mass)},
+                "before": {"daily_dose": daily, "bolus_remaining": quantity(state.raw.bolus_remaining_ng, mass)},
                 "after": {"daily_dose": daily, "bolus_remaining": remaining}}
 
 
@@ -109,14 +112,14 @@ class MriEnter(WriteKind):
 
     def readback_problems(self, echo, committed, status):
         out = []
-        if status["mri_mode"] != protocol.MriMode.SAFE:
-            out.append(f"mri_mode: expected SAFE, pump has {status['mri_mode'].name}")
-        elif status["mri_auto_exit_at"] != committed["applied_at"] + echo["mri_auto_exit_s"]:
-            out.append(f"mri_auto_exit_at: expected {committed['applied_at'] + echo['mri_auto_exit_s']}, "
-                       f"pump has {status['mri_auto_exit_at']}")
-        if status["current_rate_nl_per_day"] != 0:
+        if status.mri_mode != protocol.MriMode.SAFE:
+            out.append(f"mri_mode: expected SAFE, pump has {status.mri_mode.name}")
+        elif status.mri_auto_exit_at != committed.applied_at + echo.mri_auto_exit_s:
+            out.append(f"mri_auto_exit_at: expected {committed.applied_at + echo.mri_auto_exit_s}, "
+                       f"pump has {status.mri_auto_exit_at}")
+        if status.current_rate_nl_per_day != 0:
             out.append(f"current_rate_nl_per_day: expected 0 in MRI-safe mode, pump has "
-                       f"{status['current_rate_nl_per_day']}")
+                       f"{status.current_rate_nl_per_day}")
         return out
 
 
@@ -124,8 +127,8 @@ class MriExit(WriteKind):
     name, command, wire = "MRI_EXIT", protocol.Command.PREPARE_MRI_EXIT, protocol.WriteKind.MRI_EXIT
 
     def readback_problems(self, echo, committed, status):
-        if status["mri_mode"] != protocol.MriMode.OFF:
-            return [f"mri_mode: expected OFF, pump has {status['mri_mode'].name}"]
+        if status.mri_mode != protocol.MriMode.OFF:
+            return [f"mri_mode: expected OFF, pump has {status.mri_mode.name}"]
         return []
 
 

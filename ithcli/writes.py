@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol import bodies
+from protocol.bodies import as_dict
+
 from .errors import DeviceRejected, IthcliError, LinkError, SessionLost, Unconfirmed, VerifyFailed
 from .write_kinds import WriteKind
 
@@ -47,10 +50,10 @@ def tx_applied(client, txid: int, log_index: int) -> bool:
     """Whether the pump applied txid: its last applied txid, or a TX_APPLIED event since log_index."""
     import protocol
 
-    if client.interrogate()["last_txid"] == txid:
+    if client.interrogate().last_txid == txid:
         return True
     _, events = client.read_whole_log(log_index)
-    return any(e["type"] == protocol.EventType.TX_APPLIED and e["arg1"] == txid for e in events)
+    return any(e.type == protocol.EventType.TX_APPLIED and e.arg1 == txid for e in events)
 
 
 def preflight(app, client, serial: str) -> None:
@@ -71,11 +74,36 @@ def preflight(app, client, serial: str) -> None:
     )
 
 
+#: (txid, based_on_txid) -> the PREPARE_* body: a functools.partial of its class with every
+#: other field given, so the request is whole only once its txid is drawn
+Prepare = Callable[..., bodies.Request[bodies.Prepared]]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What the echo (bodies.Prepared) must say besides its txid and kind; None: not compared."""
+
+    program: bodies.Program
+    reservoir_ul: int | None = None
+    bolus_dose_ng: int | None = None
+    bolus_duration_s: int | None = None
+    bolus_volume_nl: int | None = None
+    mri_auto_exit_s: int | None = None
+
+    def fields(self, kind: Any) -> dict[str, Any]:
+        """As plain data, in the echo's field order, the kind first: what _differences compares
+        with the echo (as_dict) and what the audit log records."""
+        given = {"kind": kind, "program": as_dict(self.program), "reservoir_ul": self.reservoir_ul,
+                 "bolus_dose_ng": self.bolus_dose_ng, "bolus_duration_s": self.bolus_duration_s,
+                 "bolus_volume_nl": self.bolus_volume_nl, "mri_auto_exit_s": self.mri_auto_exit_s}
+        return {name: value for name, value in given.items() if value is not None}
+
+
 @dataclass
 class WriteRequest:
     kind: WriteKind  # what differs from kind to kind (ithcli/write_kinds.py)
-    body: dict  # without txid
-    expect: dict  # the Prepared fields the echo must equal besides its kind (program sub-dict may be partial)
+    prepare: Prepare  # builds the PREPARE body once the txids are known
+    expect: Expect
     describe: dict = field(default_factory=dict)  # before/after etc. for --json and errors
 
     @property
@@ -83,7 +111,20 @@ class WriteRequest:
         return self.kind.command
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A write the pump applied and the read-back confirmed."""
+
+    txid: int
+    commit: str  # "applied" or "already_applied"
+    applied_at: int
+    echo: bodies.Prepared
+    status: bodies.Status  # read back after COMMIT
+    program: bodies.ReadProgramResponse
+
+
 def _differences(expected: dict, actual: dict, prefix: str = "") -> list[str]:
+    """Field by field, on plain data (bodies.as_dict): the texts name the fields as the wire does."""
     out = []
     for key, want in expected.items():
         got = actual.get(key)
@@ -104,8 +145,9 @@ def _show(value) -> str:
 
 
 def execute(app, client, request: WriteRequest, *, log_index: int, based_on_txid: int,
-            read_program: dict | None = None, dose_unit: str = "mg/day", on_echo: Callable[[dict], None] | None = None,
-            on_commit_sent: Callable[[int], None] | None = None) -> dict:
+            read_program: bodies.Program | None = None, dose_unit: str = "mg/day",
+            on_echo: Callable[[bodies.Prepared], None] | None = None,
+            on_commit_sent: Callable[[int], None] | None = None) -> Verified:
     """Run one write end to end; return the verified result or raise with the outcome.
 
     `based_on_txid` is the last_txid of the status the change was checked against: the
@@ -136,27 +178,27 @@ class WriteFlow:
     request: WriteRequest
     log_index: int  # the pump's event count before the write: reconcile reads TX_APPLIED from here
     based_on_txid: int
-    read_program: dict | None = None
+    read_program: bodies.Program | None = None
     dose_unit: str = "mg/day"
     serial: str = field(init=False)  # the pump the journal entry is kept for
     txid: int = field(init=False)
     details: dict = field(init=False)  # what every outcome's error details start with
-    expect: dict = field(init=False)  # the Prepared fields the echo must equal, its kind included
+    expect: dict = field(init=False)  # the Prepared fields the echo must equal, its kind included (plain data)
 
     def __post_init__(self) -> None:
         self.serial = self.app.serial
         self.txid = new_txid()
         self.details = {"txid": self.txid, "kind": self.request.kind.name.lower(), **self.request.describe}
-        self.expect = {"kind": self.request.kind.wire, **self.request.expect}
+        self.expect = self.request.expect.fields(self.request.kind.wire)
 
     # --- PREPARE -------------------------------------------------------------------
 
-    def prepare(self) -> dict:
+    def prepare(self) -> bodies.Prepared:
         """Send PREPARE and compare the echo with what was meant; the echo, or raise (nothing applied)."""
         echo = self._send_prepare()
-        differences = _differences(self.expect, echo)
-        if echo["txid"] != self.txid:
-            differences.append(f"txid: expected {self.txid}, pump echoed {echo['txid']}")
+        differences = _differences(self.expect, as_dict(echo))
+        if echo.txid != self.txid:
+            differences.append(f"txid: expected {self.txid}, pump echoed {echo.txid}")
         if differences:
             raise VerifyFailed(
                 "the pump's echo differs from what was meant, so it was NOT committed: "
@@ -165,11 +207,12 @@ class WriteFlow:
             )
         return echo
 
-    def _send_prepare(self) -> dict:
+    def _send_prepare(self) -> bodies.Prepared:
         # PREPARE changes nothing on the pump, so a lost reply means nothing was applied
-        body = {"txid": self.txid, "based_on_txid": self.based_on_txid, **self.request.body}
+        body = self.request.prepare(txid=self.txid, based_on_txid=self.based_on_txid)
         try:
-            return self.client.write_once(self.request.command, body)
+            prepared: bodies.Prepared = self.client.write_once(body)
+            return prepared
         except LinkError as exc:
             raise LinkError(f"{exc}; nothing was applied (PREPARE only)") from None
         except SessionLost as exc:
@@ -184,12 +227,10 @@ class WriteFlow:
 
     # --- journal and COMMIT ----------------------------------------------------------
 
-    def commit(self, on_commit_sent: Callable[[int], None] | None = None) -> dict:
+    def commit(self, on_commit_sent: Callable[[int], None] | None = None) -> bodies.Committed:
         """Journal the pending write, then send COMMIT once; the pump's reply, or raise.
 
         on_commit_sent(txid) runs after the audit record and before the bytes go out."""
-        import protocol
-
         pending = self.app.pending()
         pending.put(self.serial, {
             "txid": self.txid, "kind": self.request.kind.name,
@@ -200,7 +241,7 @@ class WriteFlow:
             self.app.record("commit-sent", txid=self.txid, kind=self.request.kind.name, expect=self.expect)
             if on_commit_sent is not None:
                 on_commit_sent(self.txid)  # e.g. the batch journal's "sent" record, before the bytes go out
-            committed = self.client.write_once(protocol.Command.COMMIT, {"txid": self.txid})
+            committed: bodies.Committed = self.client.write_once(bodies.CommitRequest(self.txid))
         except KeyboardInterrupt:
             raise self._commit_interrupted() from None
         except (LinkError, SessionLost) as exc:
@@ -240,16 +281,15 @@ class WriteFlow:
 
     # --- read-back -------------------------------------------------------------------
 
-    def read_back(self, echo: dict, committed: dict) -> dict:
+    def read_back(self, echo: bodies.Prepared, committed: bodies.Committed) -> Verified:
         """Read status and program again and compare them field by field; the verified result."""
-        outcome = committed["outcome"].name.lower()
+        outcome = committed.outcome.name.lower()
         after_status, after_program = self._read_pump(outcome)
-        mismatches = _differences(self.request.expect["program"], after_program["program"], "program.")
-        if after_status["last_txid"] != self.txid:
-            mismatches.append(f"last_txid: expected {self.txid}, pump has {after_status['last_txid']}")
+        mismatches = _differences(self.expect["program"], as_dict(after_program.program), "program.")
+        if after_status.last_txid != self.txid:
+            mismatches.append(f"last_txid: expected {self.txid}, pump has {after_status.last_txid}")
         mismatches += self.request.kind.readback_problems(echo, committed, after_status)
-        result = {**self.details, "commit": outcome, "applied_at": committed["applied_at"],
-                  "echo": echo, "readback": {"status": after_status, "program": after_program}}
+        result = Verified(self.txid, outcome, committed.applied_at, echo, after_status, after_program)
         if mismatches:
             self.app.record("verify-failed", txid=self.txid, differences=mismatches)
             raise VerifyFailed(
@@ -260,7 +300,7 @@ class WriteFlow:
         self.app.record("verified", txid=self.txid, kind=self.request.kind.name)
         return result
 
-    def _read_pump(self, outcome: str) -> tuple[dict, dict]:
+    def _read_pump(self, outcome: str) -> tuple[bodies.Status, bodies.ReadProgramResponse]:
         """The status and program after COMMIT; a read that fails leaves the write unverified."""
         try:
             return self.client.interrogate(), self.client.read_program()
@@ -278,7 +318,7 @@ class WriteFlow:
             ) from None
 
 
-def _program_changes(before: dict, now: dict, dose_unit: str) -> list[str]:
+def _program_changes(before: bodies.Program, now: bodies.Program, dose_unit: str) -> list[str]:
     """What differs between two programs, in the clinician's units."""
     from .output import fmt_quantity
     from .status import program_view
@@ -293,28 +333,28 @@ def _program_changes(before: dict, now: dict, dose_unit: str) -> list[str]:
     return out
 
 
-def changed_since_read(client, before: dict | None, based_on_txid: int, details: dict,
+def changed_since_read(client, before: bodies.Program | None, based_on_txid: int, details: dict,
                        dose_unit: str = "mg/day") -> DeviceRejected:
     """Someone else's write landed between our read and our PREPARE: say what changed."""
     now = client.read_program()
-    changed = _program_changes(before, now["program"], dose_unit) if before else []
+    changed = _program_changes(before, now.program, dose_unit) if before else []
     what = ("; ".join(changed) if changed else
             "the program is the same, but another write (a refill, a bolus, MRI mode) was applied")
     return DeviceRejected(
-        f"the pump was changed by someone else since ithcli read it (txid {now['last_txid']} applied after "
+        f"the pump was changed by someone else since ithcli read it (txid {now.last_txid} applied after "
         f"txid {based_on_txid}, which ithcli's checks were based on): {what}. Nothing was committed. "
         "Run the command again to check it against the pump as it is now",
         "CHANGED_SINCE_READ",
-        {**details, "outcome": "not-committed", "changed_since_read": True, "pump_last_txid": now["last_txid"],
+        {**details, "outcome": "not-committed", "changed_since_read": True, "pump_last_txid": now.last_txid,
          "changes": changed},
     )
 
 
-def commit_displaced(client, before: dict | None, based_on_txid: int, details: dict, dose_unit: str,
+def commit_displaced(client, before: bodies.Program | None, based_on_txid: int, details: dict, dose_unit: str,
                      refusal: DeviceRejected) -> DeviceRejected:
     """COMMIT refused because the pump no longer holds our PREPARE: say why, in the user's terms."""
     try:
-        last = client.interrogate()["last_txid"]
+        last = client.interrogate().last_txid
     except IthcliError:
         last = based_on_txid
     if last != based_on_txid:

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from .pump import CampaignError
 from .runner import run_campaign
 
 
@@ -14,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="ith-campaign",
         description="Run many ithcli write sessions (program, refill, bolus) against emulated pumps under seeded "
         "random faults (a byte-level proxy and the emulator's own faults) and check every outcome against the pump's "
-        "truth. Exit 0 when no violation was found, 1 otherwise.")
+        "truth. Exit 0 when no violation was found, 1 otherwise, 2 when the campaign itself could not run "
+        "(e.g. an emulator did not start).")
     p.add_argument("--sessions", type=int, default=300, help="random sessions (default 300)")
     p.add_argument("--seed", type=int, default=1, help="campaign seed (default 1)")
     p.add_argument("--workers", type=int, default=2, help="emulators run in parallel (default 2)")
@@ -41,9 +43,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\r{summary.sessions} sessions, {len(summary.violations)} violations", end="",
                   file=sys.stderr, flush=True)
 
-    summary = run_campaign(args.sessions, seed=args.seed, workers=args.workers, timeout=args.timeout,
-                           sweep=args.sweep, out=args.out, workdir=args.workdir, progress=progress,
-                           launch=args.launch, link=args.link)
+    try:
+        summary = run_campaign(args.sessions, seed=args.seed, workers=args.workers, timeout=args.timeout,
+                               sweep=args.sweep, out=args.out, workdir=args.workdir, progress=progress,
+                               launch=args.launch, link=args.link)
+    except CampaignError as exc:  # its machinery, not a finding: one line, as ithcli reports
+        print(f"ith-campaign: error: {exc}", file=sys.stderr)
+        return 2
     if sys.stderr.isatty():
         print(file=sys.stderr)
     data = summary.as_dict()
@@ -51,25 +57,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(data, indent=1, default=str))
     else:
-        print(f"ith-campaign: {data['sessions']} sessions (seed {args.seed}, {args.workers} workers, "
-              f"timeout {args.timeout} s, {args.launch} ithcli, {args.link} link) in {data['seconds']} s")
-        print(f"  exit codes:   {dict(sorted(data['exits'].items()))}")
-        print(f"  pump truth:   {data['truths']}")
-        print(f"  reconciled:   {data['reconciled']}")
-        print(f"  writes:       {data['writes']}")
-        print(f"  links:        {data['links']}")
-        for kind, cuts in data["cut_offsets"].items():
-            lengths = data["commit_frame_len"].get(kind, {})
-            print(f"  cut sweep:    {kind:8} COMMIT {len(cuts['to_pump'])} offsets (frame {lengths.get('to_pump')} "
-                  f"bytes), reply {len(cuts['to_cli'])} offsets (frame {lengths.get('to_cli')} bytes)")
-        print(f"  two faults:   {data['double_faults']} sessions (each fault also counted below)")
-        print("  faults (armed/fired):")
-        for name, n in data["faults"].items():
-            print(f"    {name:40} {n:6} {data['faults_fired'].get(name, 0):6}")
-        print(f"  violations:   {len(data['violations'])}")
-        for v in data["violations"][:50]:
-            print(f"    session {v['session']} exit {v['exit']} {json.dumps(v['fault'])}: {v['problem']}")
+        _report(data, args)
     return 1 if data["violations"] else 0
+
+
+def _report(data: dict, args: argparse.Namespace) -> None:
+    """The summary as text."""
+    print(f"ith-campaign: {data['sessions']} sessions (seed {args.seed}, {args.workers} workers, "
+          f"timeout {args.timeout} s, {args.launch} ithcli, {args.link} link) in {data['seconds']} s")
+    print(f"  exit codes:   {dict(sorted(data['exits'].items()))}")
+    print(f"  pump truth:   {data['truths']}")
+    print(f"  reconciled:   {data['reconciled']}")
+    print(f"  writes:       {data['writes']}")
+    print(f"  links:        {data['links']}")
+    for kind, cuts in data["cut_offsets"].items():
+        lengths = data["commit_frame_len"].get(kind, {})
+        print(f"  cut sweep:    {kind:8} COMMIT {len(cuts['to_pump'])} offsets (frame {lengths.get('to_pump')} "
+              f"bytes), reply {len(cuts['to_cli'])} offsets (frame {lengths.get('to_cli')} bytes)")
+    print(f"  two faults:   {data['double_faults']} sessions (each fault also counted below)")
+    print("  faults (armed/fired):")
+    for name, n in data["faults"].items():
+        print(f"    {name:40} {n:6} {data['faults_fired'].get(name, 0):6}")
+    print(f"  violations:   {len(data['violations'])}")
+    for v in data["violations"][:50]:
+        print(f"    session {v['session']} exit {v['exit']} {json.dumps(v['fault'])}: {v['problem']}")
 
 
 if __name__ == "__main__":

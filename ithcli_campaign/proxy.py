@@ -45,6 +45,7 @@ import tty
 from dataclasses import asdict, dataclass, field
 
 from protocol import Command, ErrorReason, RawFrame, encode, parse_frame
+from protocol.bodies import ErrorResponse
 from protocol.crc import crc32c
 
 TO_PUMP = "to_pump"
@@ -262,8 +263,8 @@ class FaultLine:
         elif f.kind == "replay":
             b += raw
         elif f.kind == "forge":
-            body = {"request_command": frame_command(raw) & 0x7F, "reason": ErrorReason(f.reason),
-                    "detail": "forged in clear by a man-in-the-middle"}
+            body = ErrorResponse(frame_command(raw) & 0x7F, ErrorReason(f.reason),
+                                 "forged in clear by a man-in-the-middle")
             b = bytearray(encode(Command.ERROR, body, seq=frame_seq(raw), response=True))
         elif f.kind == "patch":
             b[o % n] = f.value & 0xFF

@@ -1,108 +1,68 @@
 """An ith-emulator process and a fault-free view of its truth.
 
-`EmulatorProcess.start(workdir)` runs `python -m emulator` on TCP with a control
-socket (the test-only channel for the emulator's own faults). `TruthClient` is a
+`EmulatorProcess(workdir, args).start()` runs `python -m emulator` on TCP with a control
+socket (the test-only channel for the emulator's own faults), through ithcli's emulator
+launcher (ithcli/emulator_process.py, the one `--port emulator` uses). `TruthClient` is a
 separate, direct, authenticated connection to the pump (not through the fault
 proxy): HELLO + AUTH, then sealed INTERROGATE, READ_PROGRAM, READ_LOG. It is what
 the campaign believes; ithcli's own output is what it checks.
 """
 from __future__ import annotations
 
-import json
 import os
-import select
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import TypeVar
 
-from protocol import Command, ErrorReason, Role, security
+from ithcli import emulator_process
+from protocol import Command, ErrorReason, Role, bodies, security
 from protocol import session as wire
 from protocol.messages import MAX_LOG_PAGE
 
-START_TIMEOUT = 15.0
+R = TypeVar("R", bound=bodies.Body)
 
 
 class CampaignError(RuntimeError):
     """The campaign's own machinery failed (not a finding about ithcli)."""
 
 
-def control_request(path: str, op: str, **kw) -> dict:
-    """One JSON request on an emulator's control socket, one JSON reply (EOFError when the
-    socket closes first). The test harness uses it too."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(30.0)
-        sock.connect(path)
-        sock.sendall(json.dumps({"op": op, **kw}).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"control socket {path} closed before its reply")
-            data += chunk
-    return json.loads(data)
-
-
-def wait_or_kill(proc: subprocess.Popen, seconds: float = 10) -> None:
-    """Wait for a process asked to stop; kill it if it has not within `seconds`."""
-    try:
-        proc.wait(seconds)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class EmulatorProcess:
+    """The campaign's pump: its files in `workdir` (key file, stderr, state with state=True)."""
+
     def __init__(self, workdir: Path, args: list[str], state: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.key_file = self.workdir / "pump-keys.json"
-        self.control_path = str(self.workdir / "ctl.sock")
-        if len(self.control_path) > 100:
-            import tempfile
-
-            self.control_path = os.path.join(tempfile.mkdtemp(prefix="ithc-"), "ctl.sock")
         self.state_path = str(self.workdir / "pump-state.json") if state else None
         self.args = list(args)
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
+        self.process: emulator_process.EmulatorProcess | None = None
 
     def start(self) -> EmulatorProcess:
-        cmd = [sys.executable, "-m", "emulator", "--listen", "127.0.0.1:0", "--control", self.control_path,
-               "--key-file", str(self.key_file), *self.args]
+        args = ["--listen", "127.0.0.1:0", *self.args]
         if self.state_path:
-            cmd += ["--state", self.state_path]
-        err = open(self.workdir / "emulator.stderr", "ab")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
-        err.close()
-        line = b""
-        deadline = time.monotonic() + START_TIMEOUT
-        assert self.proc.stdout is not None  # stdout=PIPE
-        fd = self.proc.stdout.fileno()
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(fd, 256)
-                if not chunk:
-                    break
-                line += chunk
-        self.url = line.decode().strip()
-        if not self.url.startswith("socket://"):
-            self.kill()
-            raise CampaignError(f"the emulator did not start: {(self.workdir / 'emulator.stderr').read_text()[-500:]}")
+            args += ["--state", self.state_path]
+        control = str(self.workdir / "ctl.sock")  # a UNIX socket path must stay under ~104 bytes
+        try:
+            self.process = emulator_process.start(args, key_file=str(self.key_file),
+                                                  control=control if len(control) <= 100 else True,
+                                                  stderr=str(self.workdir / "emulator.stderr"))
+        except emulator_process.EmulatorError as exc:
+            raise CampaignError(str(exc)) from None
         return self
 
     @property
+    def url(self) -> str:
+        return self.process.url if self.process else ""
+
+    @property
     def address(self) -> tuple[str, int]:
-        host, _, port = self.url[len("socket://"):].rpartition(":")
-        return host, int(port)
+        assert self.process is not None, "start() first"
+        return self.process.address
 
     def keys(self) -> dict[str, bytes]:
-        data = json.loads(self.key_file.read_text())
-        return {role: bytes.fromhex(k) for role, k in data["keys"].items()}
+        assert self.process is not None, "start() first"
+        return self.process.keys
 
     def pair(self, key_store: Path) -> None:
         """Put the pump's key file into an ithcli key store (owner-only)."""
@@ -115,36 +75,25 @@ class EmulatorProcess:
                 fh.write(self.key_file.read_bytes())
 
     def control(self, op: str, **kw) -> dict:
+        assert self.process is not None, "start() first"
         try:
-            reply = control_request(self.control_path, op, **kw)
-        except EOFError:
-            raise CampaignError("the control socket closed") from None
+            reply = self.process.control(op, **kw)
+        except emulator_process.EmulatorError as exc:
+            raise CampaignError(str(exc)) from None
         if not reply.get("ok", True):
             raise CampaignError(f"control {op}: {reply}")
         return reply
 
     def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            wait_or_kill(self.proc)
-        assert self.proc.stdout is not None  # start() opens it with PIPE
-        self.proc.stdout.close()
-        return self.proc.returncode
+        return self.process.stop() if self.process else None
 
     def kill(self) -> None:
         """kill -9: no clean shutdown, no last save."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        assert self.proc.stdout is not None  # start() opens it with PIPE
-        self.proc.stdout.close()
+        if self.process:
+            self.process.kill()
 
     def cleanup(self) -> None:
-        shutil.rmtree(os.path.dirname(self.control_path), ignore_errors=True) if "ithc-" in self.control_path else None
+        """Nothing left to remove: stop() removed the launcher's private files."""
 
 
 class TruthClient:
@@ -177,15 +126,15 @@ class TruthClient:
             raise CampaignError(f"the truth client could not open a session: {exc}") from None
         raise CampaignError(f"the truth client could not open a session: {_describe(hello)}")
 
-    def _request(self, command, body=None, *, may_reopen: bool = True) -> dict:
-        event = self._exchange(self.session.request(command, body), command)
+    def _request(self, request: bodies.Request[R], *, may_reopen: bool = True) -> R:
+        event = self._exchange(self.session.request(request), request.COMMAND)
         if (isinstance(event, wire.Unauthenticated) and may_reopen
                 and event.reason == ErrorReason.NOT_AUTHENTICATED):
             self._open_session()  # the pump reset: sessions die with its RAM
-            return self._request(command, body, may_reopen=False)
+            return self._request(request, may_reopen=False)
         if not isinstance(event, wire.Reply):
-            raise CampaignError(f"the pump answered {Command(command).name} with {_describe(event)}")
-        return event.body
+            raise CampaignError(f"the pump answered {request.COMMAND.name} with {_describe(event)}")
+        return bodies.reply_to(request, event.body)
 
     def _exchange(self, request: bytes, command) -> wire.Event:
         """Send one request built by the session; its answer: a decisive event, or an
@@ -206,24 +155,24 @@ class TruthClient:
         self.session.forget()
         raise CampaignError(f"no reply to the truth client's {Command(command).name}")
 
-    def status(self) -> dict:
-        return self._request(Command.INTERROGATE)
+    def status(self) -> bodies.Status:
+        return self._request(bodies.InterrogateRequest())
 
-    def program(self) -> dict:
-        return self._request(Command.READ_PROGRAM)
+    def program(self) -> bodies.ReadProgramResponse:
+        return self._request(bodies.ReadProgramRequest())
 
-    def events_since(self, index: int) -> list[dict]:
-        events: list[dict] = []
+    def events_since(self, index: int) -> list[bodies.Event]:
+        events: list[bodies.Event] = []
         while True:
-            page = self._request(Command.READ_LOG, {"first_index": index, "max_count": MAX_LOG_PAGE})
-            if page["oldest_index"] > index and not events:
-                index = page["oldest_index"]
-            batch = page["events"]
+            page = self._request(bodies.ReadLogRequest(index, MAX_LOG_PAGE))
+            if page.oldest_index > index and not events:
+                index = page.oldest_index
+            batch = page.events
             events += batch
             if not batch:
                 return events
-            index = batch[-1]["index"] + 1
-            if index >= page["event_count"]:
+            index = batch[-1].index + 1
+            if index >= page.event_count:
                 return events
 
     def close(self) -> None:

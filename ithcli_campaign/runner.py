@@ -47,7 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from protocol import Command, EventType, InfusionMode
+from protocol import Command, Drug, EventType, InfusionMode, bodies
 from protocol.therapy import rate_for_dose
 
 from .proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy, PtyFaultProxy
@@ -93,18 +93,19 @@ class Write:
         return {"kind": self.kind, "args": list(self.args)}
 
 
-def choose_write(rng: random.Random, status: dict, program: dict, kind: str | None = None) -> Write:
+def choose_write(rng: random.Random, status: bodies.Status, program: bodies.Program,
+                 kind: str | None = None) -> Write:
     """A seeded write of `kind` (default: drawn by WRITE_WEIGHTS) that the drug library
     and the pump accept when nothing goes wrong."""
     if kind is None:
         kind = rng.choices(WRITE_KINDS, weights=WRITE_WEIGHTS)[0]
-        if status["reservoir_ul"] < LOW_RESERVOIR_UL:
+        if status.reservoir_ul < LOW_RESERVOIR_UL:
             kind = "refill"
     if kind == "program":
-        dose = choose_dose(rng, program["daily_dose_ng_per_day"])
+        dose = choose_dose(rng, program.daily_dose_ng_per_day)
         return Write("program", ("program", "--dose", f"{dose} mg/day", "--yes"), dose_ng=int(dose * NG_PER_MG))
     if kind == "refill":
-        volumes = [v for v in range(20, 41) if v * 1000 != status["reservoir_ul"]]
+        volumes = [v for v in range(20, 41) if v * 1000 != status.reservoir_ul]
         volume = rng.choice(volumes)
         conc = rng.choice(REFILL_CONCENTRATIONS_MG_PER_ML)
         return Write("refill", ("refill", "--volume", f"{volume} mL", "--concentration", f"{conc} mg/mL", "--yes"),
@@ -226,9 +227,9 @@ class Worker:
         rng = random.Random(f"{seed}:{number}")
         assert self.emulator is not None and self.proxy is not None and self.truth is not None, "Worker.start() first"
         before_status = self.truth.status()
-        before = self.truth.program()["program"]
-        serial = before_status["serial_number"]
-        log_from = before_status["event_count"]
+        before = self.truth.program().program
+        serial = before_status.serial_number
+        log_from = before_status.event_count
         write = choose_write(rng, before_status, before, (plan or {}).get("write"))
         plan = plan if plan is not None else choose_fault(rng, self.timeout)
 
@@ -253,9 +254,9 @@ class Worker:
         settled = self.cli("reconcile") if rc == 8 else None
 
         after_status = self.truth.status()
-        after = self.truth.program()["program"]
+        after = self.truth.program().program
         events = self.truth.events_since(log_from)
-        applied = [e["arg1"] for e in events if e["type"] == EventType.TX_APPLIED]
+        applied = [e.arg1 for e in events if e.type == EventType.TX_APPLIED]
         txid = (out or {}).get("txid")
         state = classify(write, (before_status, before), (after_status, after))
 
@@ -288,8 +289,8 @@ class Worker:
             if t in self.applied_txids:
                 v.append(f"txid {t} applied twice")
             self.applied_txids.add(t)
-        if after_status["last_txid"] != (applied[-1] if applied else before_status["last_txid"]):
-            v.append(f"last_txid {after_status['last_txid']} disagrees with the log {applied}")
+        if after_status.last_txid != (applied[-1] if applied else before_status.last_txid):
+            v.append(f"last_txid {after_status.last_txid} disagrees with the log {applied}")
         if rc == HUNG:
             v.append(stderr)
         elif rc < 0:
@@ -314,7 +315,7 @@ class Worker:
             v.append(f"exit {rc} left an unconfirmed-write journal entry behind")
         if v:
             result["stderr"] = stderr.strip()[-500:]
-        if after_status["bolus_remaining_ng"]:
+        if after_status.bolus_remaining_ng:
             # the clock is frozen: let the bolus finish, or the next bolus or refill is refused
             self.emulator.control("advance", seconds=BOLUS_SECONDS + 60)
         return result
@@ -344,43 +345,40 @@ class Worker:
         return info
 
 
-def classify(write: Write, before: tuple[dict, dict], after: tuple[dict, dict]) -> str:
+def classify(write: Write, before: tuple[bodies.Status, bodies.Program],
+             after: tuple[bodies.Status, bodies.Program]) -> str:
     """"old" (nothing changed), "new" (exactly the write applied) or "other", from the
     pump's status and program before and after the session."""
     (status0, program0), (status1, program1) = before, after
-    therapy0 = (program0, status0["reservoir_ul"], status0["bolus_remaining_ng"])
-    therapy1 = (program1, status1["reservoir_ul"], status1["bolus_remaining_ng"])
+    therapy0 = (program0, status0.reservoir_ul, status0.bolus_remaining_ng)
+    therapy1 = (program1, status1.reservoir_ul, status1.bolus_remaining_ng)
     if therapy1 == therapy0:
         return "old"
     if write.kind == "program":
-        expected = (_continuous(program0, program0["concentration_ng_per_ml"], write.dose_ng), therapy0[1], therapy0[2])
+        expected = (_continuous(program0, program0.concentration_ng_per_ml, write.dose_ng), therapy0[1], therapy0[2])
     elif write.kind == "refill":  # the daily dose is kept; the flow follows the concentration
-        expected = (_continuous(program0, write.concentration_ng_per_ml, program0["daily_dose_ng_per_day"]),
+        expected = (_continuous(program0, write.concentration_ng_per_ml, program0.daily_dose_ng_per_day),
                     write.reservoir_ul, therapy0[2])
     else:  # bolus: on top of the program, nothing else changes (the clock is frozen)
-        expected = (program0, therapy0[1], therapy0[2] + write.dose_ng)
-    return "new" if _same_therapy(therapy1, expected) else "other"
+        expected = (_therapy(program0), therapy0[1], therapy0[2] + write.dose_ng)
+    return "new" if (_therapy(program1), therapy1[1], therapy1[2]) == expected else "other"
 
 
-def _continuous(program: dict, concentration: int, dose: int) -> dict:
+#: what classify compares of a program: mode, drug, concentration, daily dose and each
+#: step's (start, dose, rate); not the 24-hour volume, which follows from them
+_Therapy = tuple[InfusionMode, Drug, int, int, tuple[tuple[int, int, int], ...]]
+
+
+def _therapy(program: bodies.Program) -> _Therapy:
+    return (program.mode, program.drug, program.concentration_ng_per_ml, program.daily_dose_ng_per_day,
+            tuple((st.start_minute, st.dose_ng_per_day, st.rate_nl_per_day) for st in program.steps))
+
+
+def _continuous(program: bodies.Program, concentration: int, dose: int) -> _Therapy:
     """The continuous program ithcli asks for: one step from midnight, at the rate that
     delivers the dose at that concentration (protocol/therapy.py's rounding)."""
-    return {"mode": InfusionMode.CONTINUOUS, "drug": program["drug"], "concentration_ng_per_ml": concentration,
-            "daily_dose_ng_per_day": dose, "steps": [{"start_minute": 0, "dose_ng_per_day": dose,
-                                                      "rate_nl_per_day": rate_for_dose(dose, concentration)}]}
-
-
-def _same_therapy(actual: tuple, expected: tuple) -> bool:
-    program, reservoir, bolus = actual
-    want, want_reservoir, want_bolus = expected
-    if (reservoir, bolus) != (want_reservoir, want_bolus):
-        return False
-    steps = program["steps"]
-    return (program["mode"] == want["mode"] and program["drug"] == want["drug"]
-            and program["concentration_ng_per_ml"] == want["concentration_ng_per_ml"]
-            and program["daily_dose_ng_per_day"] == want["daily_dose_ng_per_day"]
-            and [(st["start_minute"], st["dose_ng_per_day"], st["rate_nl_per_day"]) for st in steps]
-            == [(st["start_minute"], st["dose_ng_per_day"], st["rate_nl_per_day"]) for st in want["steps"]])
+    return (InfusionMode.CONTINUOUS, program.drug, concentration, dose,
+            ((0, dose, rate_for_dose(dose, concentration)),))
 
 
 # --- the cut sweep -------------------------------------------------------------------

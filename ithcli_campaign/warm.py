@@ -5,8 +5,8 @@ run takes, which is what limits a long campaign (100,000 sessions). This is the
 forkserver pattern: `python -m ithcli_campaign.warm` imports ithcli once, then for
 each request forks a child that runs `ithcli.cli.main(argv)` with its own stdout and
 stderr files, environment and exit code, exactly as the console script would after
-its imports. The campaign runner itself still imports nothing of ithcli: it talks
-to this process over a pipe, one JSON line each way.
+its imports. The campaign runner itself imports nothing of ithcli but its emulator
+launcher: it talks to this process over a pipe, one JSON line each way.
 
 Request (stdin):  {"argv": [...], "env": {...}, "stdout": PATH, "stderr": PATH}
 Replies (stdout): {"pid": N}  then  {"exit": CODE}   (CODE < 0: killed by signal -CODE)
@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from .pump import CampaignError, wait_or_kill
+from ithcli.emulator_process import stop_process
+
+from .pump import CampaignError
 
 HUNG = -1  # what WarmCli.run returns for a child that outlived its timeout
 
@@ -138,7 +140,7 @@ class WarmCli:
     def close(self) -> None:
         if self.proc.poll() is None:
             self._stdin.close()  # end of requests: it exits
-            wait_or_kill(self.proc)
+            stop_process(self.proc)  # killed if it has not within STOP_TIMEOUT
         self._stdout.close()
 
 

@@ -1,13 +1,25 @@
 """ithcli's telemetry protocol: frames, messages, units, CRC. Imports nothing of ours.
 
 Public API:
-    encode(command, body, seq=..., response=...) -> bytes
+    encode(command, body, seq=..., response=...) -> bytes   (body: a bodies.* dataclass)
     FrameDecoder().feed(bytes) -> [RawFrame | FrameError]
-    decode(RawFrame) -> Message
+    decode(RawFrame) -> Message                               (Message.body: a bodies.* dataclass)
+    bodies.expect(message.body, bodies.Status) -> bodies.Status
     Quantity.parse("450 mcg/day", "dose_rate").to_base() -> 450000  (ng/day)
-Message layouts: protocol/messages.py. Codes: protocol/constants.py.
+Message layouts: protocol/messages.py (bodies.py is generated from it). Codes: protocol/constants.py.
 """
-from .codec import Message, build_payload, decode, decode_bytes, decode_declarative, encode
+from . import bodies
+from .codec import (
+    Message,
+    build_fields,
+    build_payload,
+    decode,
+    decode_bytes,
+    decode_declarative,
+    encode,
+    encode_fields,
+    from_fields,
+)
 from .constants import (
     ALARM_PRIORITY,
     HELLO_FRAME_VERSION,
@@ -44,8 +56,12 @@ from .units import Quantity
 
 # the public names, listed (ruff and mypy read an explicit __all__ as the re-exports)
 __all__ = [
+    "bodies",
     "Message",
+    "build_fields",
     "build_payload",
+    "encode_fields",
+    "from_fields",
     "decode",
     "decode_bytes",
     "decode_declarative",

@@ -1,19 +1,26 @@
-"""Messages <-> frames: build a payload from a dict, parse a RawFrame into a Message.
+"""Messages <-> frames: build a payload from a typed body, parse a RawFrame into a Message.
 
-The fast path: framing.py has already checked sync, length and CRC in plain
-Python; here the payload is parsed with a compiled copy of the declarative Struct
-(compiled lazily, once per message, so importing stays cheap).
+Bodies are the dataclasses of bodies.py (generated from messages.py): encode takes
+one, decode gives one. The fast path: framing.py has already checked sync, length
+and CRC in plain Python; here the payload is parsed with a compiled copy of the
+declarative Struct (compiled lazily, once per message, so importing stays cheap)
+and its fields handed to the body class's generated constructor.
 `decode_declarative` parses a whole frame with messages.Frame instead; the tests
 require both to agree on every message.
+
+`build_fields`/`encode_fields` build from a plain dict of field values, as the
+Struct sees them: for tests and fuzzers that build wrong payloads on purpose.
 """
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import construct as c
 
+from . import messages
+from .bodies import ALL, BODIES, Body, Fields
 from .constants import Command
 from .errors import EncodeError, MalformedPayloadError, ProtocolError, UnknownCommandError
 from .framing import RawFrame, encode_frame, parse_frame
@@ -25,21 +32,8 @@ class Message:
     command: Command
     response: bool
     seq: int
-    body: dict[str, Any] = field(default_factory=dict)
+    body: Body  # the class BODIES names for (command, response): bodies.expect() narrows it
     auth: bytes | None = None
-
-
-def plain(value: Any) -> Any:
-    """Construct containers -> plain dicts and lists (dropping Construct's _io).
-
-    On the decode hot path: leaves are returned without a call of their own
-    (measured: about half the time of one recursive call per value)."""
-    nested = (dict, list)
-    if isinstance(value, dict):
-        return {k: plain(v) if isinstance(v, nested) else v for k, v in value.items() if k[:1] != "_"}
-    if isinstance(value, list):
-        return [plain(v) if isinstance(v, nested) else v for v in value]
-    return value
 
 
 def _payload_struct(command: int, response: bool) -> c.Construct:
@@ -109,16 +103,18 @@ def _has_bytes(con: c.Construct) -> bool:
     return isinstance(con, c.Struct) and any(_has_bytes(sc) for sc in con.subcons)
 
 
-#: (struct, its field names, (kind, name, inner) per field _check_fields looks inside)
-_FieldPlan = tuple[c.Construct, frozenset[str], tuple[tuple[str, str, Any], ...]]
+#: (its field names in wire order, the same as a set, (kind, name, inner) per field to look inside)
+_FieldPlan = tuple[tuple[str, ...], frozenset[str], tuple[tuple[str, str, Any], ...]]
 _FIELD_PLANS: dict[int, _FieldPlan] = {}
+#: id(Struct) -> its generated body class (bodies.py)
+_CLASSES: dict[int, type[Fields]] = {id(getattr(messages, cls.STRUCT)): cls for cls in ALL}
 
 
 def _field_plan(struct_: c.Construct) -> _FieldPlan:
-    """What _check_fields needs to know of a Struct, worked out once per Struct."""
+    """What _check_fields and _fields_of need to know of a Struct, worked out once per Struct."""
     plan = _FIELD_PLANS.get(id(struct_))
     if plan is None:
-        names = frozenset(sc.name for sc in struct_.subcons if sc.name)
+        names = tuple(sc.name for sc in struct_.subcons if sc.name)
         nested: list[tuple[str, str, Any]] = []
         for sc in struct_.subcons:
             inner = sc.subcon if isinstance(sc, c.Renamed) else sc
@@ -133,7 +129,7 @@ def _field_plan(struct_: c.Construct) -> _FieldPlan:
                 element = inner.subcons[-1].subcon.subcon  # Renamed("items") -> Array -> element
                 if isinstance(element, c.Struct):
                     nested.append(("list", sc.name, element))
-        plan = _FIELD_PLANS[id(struct_)] = (struct_, names, tuple(nested))
+        plan = _FIELD_PLANS[id(struct_)] = (names, frozenset(names), tuple(nested))
     return plan
 
 
@@ -163,15 +159,57 @@ def _check_fields(struct_: c.Construct, body: dict[str, Any], where: str) -> Non
                 _check_fields(inner, entry, f"{where}.{name}[{i}]")
 
 
-def build_payload(command: int, body: dict[str, Any] | None = None, *, response: bool = False) -> bytes:
-    """Build a message payload; any missing, unknown or out-of-range field is refused."""
+def _fields_of(struct_: c.Construct, body: object, where: str) -> dict[str, Any]:
+    """A body as the Struct builds it: a dict of its fields, groups as dicts, arrays as lists.
+    Its class (and each group's) must be exactly the one generated for that Struct, and
+    raw byte fields exactly their size (compiled Construct does not check that)."""
+    cls = _CLASSES[id(struct_)]
+    if type(body) is not cls:
+        raise EncodeError(f"{where}: expected a {cls.__name__}, got {type(body).__name__}")
+    fields = body._fields()  # the names are the class's own: only values need checks
+    for kind, name, inner in _field_plan(struct_)[2]:
+        value = fields[name]
+        if kind == "group":
+            fields[name] = _fields_of(inner, value, f"{where}.{name}")
+        elif kind == "bytes":
+            if not isinstance(value, bytes) or len(value) != inner:
+                raise EncodeError(f"{where}.{name}: expected exactly {inner} bytes")
+        else:
+            if not isinstance(value, tuple):  # a list would make the body unhashable and unequal
+                raise EncodeError(f"{where}.{name}: expected a tuple, got {type(value).__name__}")
+            fields[name] = _elements(inner, value, f"{where}.{name}")
+    return fields
+
+
+def _elements(struct_: c.Construct, value: tuple[object, ...], where: str) -> list[dict[str, Any]]:
+    """An array's entries as _fields_of gives them; the entries' paths are worked out only for
+    an error (an event log page has up to 28 of them)."""
+    cls = _CLASSES[id(struct_)]
+    if _field_plan(struct_)[2] or any(type(v) is not cls for v in value):
+        return [_fields_of(struct_, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return [v._fields() for v in value]  # type: ignore[attr-defined]  # each is a cls: checked above
+
+
+def build_payload(command: int, body: Body, *, response: bool = False) -> bytes:
+    """Build a message payload from its body (the class bodies.BODIES names for the message);
+    another class, or any out-of-range value, is refused (EncodeError)."""
     struct_ = _payload_struct(command, response)
-    body = dict(body or {})
-    _check_fields(struct_, body, _name(command))
+    return _build(command, response, _fields_of(struct_, body, _name(command)))
+
+
+def build_fields(command: int, fields: dict[str, Any], *, response: bool = False) -> bytes:
+    """Build a payload from a plain dict of field values (groups as dicts, arrays as lists):
+    for tests and fuzzers. Any missing, unknown or out-of-range field is refused."""
+    fields = dict(fields)
+    _check_fields(_payload_struct(command, response), fields, _name(command))
+    return _build(command, response, fields)
+
+
+def _build(command: int, response: bool, fields: dict[str, Any]) -> bytes:
     try:
         # the compiled copy: ~2.5x faster; the Fixed/Code/Flags adapters run inside it,
         # so ranges are refused exactly as in the declarative Struct (tests/test_codec.py)
-        built: bytes = _compiled(command, response).build(body)
+        built: bytes = _compiled(command, response).build(fields)
         return built
     except Exception as exc:  # Construct, struct and codec errors alike: fail closed
         raise EncodeError(f"{_name(command)}: {_reason(exc)}") from None
@@ -179,7 +217,7 @@ def build_payload(command: int, body: dict[str, Any] | None = None, *, response:
 
 def encode(
     command: int,
-    body: dict[str, Any] | None = None,
+    body: Body,
     *,
     seq: int,
     response: bool = False,
@@ -191,17 +229,30 @@ def encode(
     return encode_frame(int(command), payload, seq=seq, response=response, auth=auth, version=version)
 
 
-_DECODERS: dict[int, tuple[c.Construct, bool]] = {}
+def encode_fields(command: int, fields: dict[str, Any], *, seq: int, response: bool = False,
+                  auth: bytes | None = None, version: int | None = None) -> bytes:
+    """encode() from a plain dict of field values (build_fields): for tests and fuzzers."""
+    payload = build_fields(command, fields, response=response)
+    return encode_frame(int(command), payload, seq=seq, response=response, auth=auth, version=version)
 
 
-def _decoder(command: int, response: bool) -> tuple[c.Construct, bool]:
-    """(compiled payload Struct, needs the strict stream), cached per message key."""
+def from_fields(command: int, fields: dict[str, Any], *, response: bool = False) -> Body:
+    """The body a plain dict of field values stands for: built (every check) and parsed back,
+    so enum names become members and lists tuples. For tests and tools."""
+    return _parse_body(int(command), response, build_fields(command, fields, response=response), b"")
+
+
+_DECODERS: dict[int, tuple[c.Construct, bool, type[Body]]] = {}
+
+
+def _decoder(command: int, response: bool) -> tuple[c.Construct, bool, type[Body]]:
+    """(compiled payload Struct, needs the strict stream, body class), cached per message key."""
     k = key(command, response)
     found = _DECODERS.get(k)
     if found is None:
         _payload_struct(command, response)  # unknown -> UnknownCommandError
         found = _DECODERS[k] = (_compiled(command, response),
-                                type(_stream(command, response, b"")) is _StrictStream)
+                                type(_stream(command, response, b"")) is _StrictStream, BODIES[k])
     return found
 
 
@@ -210,18 +261,22 @@ _COMMANDS = {int(c): c for c in Command}  # Command(n) costs ~0.3 us a frame; a 
 
 def decode(frame: RawFrame) -> Message:
     """Parse a checked frame's payload; unknown commands and bad payloads raise."""
-    struct_, strict = _decoder(frame.command, frame.is_response)
-    stream = _StrictStream(frame.payload) if strict else io.BytesIO(frame.payload)
+    body = _parse_body(frame.command, frame.is_response, frame.payload, frame.raw)
+    return Message(_COMMANDS[frame.command], frame.is_response, frame.seq, body, frame.auth)
+
+
+def _parse_body(command: int, response: bool, payload: bytes, raw: bytes) -> Body:
+    struct_, strict, cls = _decoder(command, response)
+    stream = _StrictStream(payload) if strict else io.BytesIO(payload)
     try:
-        body = struct_.parse_stream(stream)
+        fields = struct_.parse_stream(stream)
     except Exception as exc:  # fail closed: whatever Construct raises becomes ours
-        raise MalformedPayloadError(f"{_name(frame.command)}: {_reason(exc)}", frame.raw) from None
-    if stream.tell() != len(frame.payload):
+        raise MalformedPayloadError(f"{_name(command)}: {_reason(exc)}", raw) from None
+    if stream.tell() != len(payload):
         raise MalformedPayloadError(
-            f"{_name(frame.command)}: {len(frame.payload) - stream.tell()} unexpected trailing bytes",
-            frame.raw,
-        )
-    return Message(_COMMANDS[frame.command], frame.is_response, frame.seq, plain(body), frame.auth)
+            f"{_name(command)}: {len(payload) - stream.tell()} unexpected trailing bytes", raw)
+    # the generated constructor reads each field by name (Construct's _io is left behind)
+    return cls._parsed(fields)
 
 
 def decode_bytes(data: bytes) -> Message:
@@ -242,7 +297,8 @@ def decode_declarative(data: bytes) -> Message:
         raise MalformedPayloadError(f"declarative parse failed: {_reason(exc)}", data) from None
     checked = parsed.checked.value
     response = bool(checked.flags & 0x01)
-    return Message(Command(checked.command), response, checked.seq, plain(checked.payload), checked.auth)
+    body = BODIES[key(checked.command, response)]._parsed(checked.payload)
+    return Message(Command(checked.command), response, checked.seq, body, checked.auth)
 
 
 def _name(command: int) -> str:

@@ -5,7 +5,7 @@
     for event in s.receive_data(port.read()):        # ... until a HelloReply
     port.write(s.authenticate(key))                  # AUTH: the proof over the transcript
     for event in s.receive_data(port.read()):        # ... until SessionOpen (pump's proof checked)
-    port.write(s.request(Command.INTERROGATE))       # sealed from now on
+    port.write(s.request(InterrogateRequest()))      # sealed from now on
     for event in s.receive_data(port.read()):        # ... until Reply or Refused
 
 It never touches a transport, a clock or a key store: ithcli, the campaign, the
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import security
+from .bodies import AuthRequest, AuthResponse, Body, ErrorResponse, HelloRequest, HelloResponse, Request, expect
 from .codec import build_payload, decode, encode
 from .constants import PROTOCOL_VERSION, Command, ErrorReason, Flag, Role
 from .errors import FrameError, ProtocolError
@@ -71,7 +72,7 @@ class Reply:
     """The authenticated answer to the outstanding request (sealed inside a session)."""
 
     command: Command
-    body: dict[str, Any]
+    body: Body  # the reply class of the request (bodies.reply_to narrows it)
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,9 @@ class ClientSession:
         self.channel = None
         self.role = Role(role)
         self._transcript = self._key = None
-        body = {"protocol_version": PROTOCOL_VERSION,
-                "client_nonce": security.new_nonce() if nonce is None else nonce, "role": self.role}
+        body = HelloRequest(PROTOCOL_VERSION, security.new_nonce() if nonce is None else nonce, self.role)
         self._hello_request = build_payload(Command.HELLO, body)
-        return self._clear(Command.HELLO, body)
+        return self._clear(body)
 
     def authenticate(self, key: bytes) -> bytes:
         """The AUTH request proving `key`, once a HelloReply came. The pump's answer is
@@ -158,23 +158,26 @@ class ClientSession:
         if self._transcript is None or self.role is None:
             raise HandshakeError("AUTH before the pump's HELLO reply")
         proof = security.client_proof(key, self._transcript)
-        body = {"role": self.role, "proof": proof}
+        body = AuthRequest(self.role, proof)
         self._transcript = security.transcript_add(self._transcript, build_payload(Command.AUTH, body))
         self._key = key
-        return self._clear(Command.AUTH, body)
+        return self._clear(body)
 
-    def request(self, command: Command, body: dict[str, Any] | None = None) -> bytes:
-        """A request: sealed inside a session, in clear before one (only HELLO and AUTH are
-        served in clear; an unauthenticated client gets NOT_AUTHENTICATED for the rest)."""
+    def request(self, body: Request[Any]) -> bytes:
+        """A request (its command is its body's): sealed inside a session, in clear before one
+        (only HELLO and AUTH are served in clear; an unauthenticated client gets
+        NOT_AUTHENTICATED for the rest)."""
         if self.channel is None:
-            return self._clear(command, body or {})
+            return self._clear(body)
+        command = body.COMMAND
         seq = self._next_seq()
-        self.pending = (seq, Command(command))
-        return self.channel.seal(int(command), build_payload(command, body or {}), seq=seq, response=False)
+        self.pending = (seq, command)
+        return self.channel.seal(int(command), build_payload(command, body), seq=seq, response=False)
 
-    def _clear(self, command: Command, body: dict[str, Any]) -> bytes:
+    def _clear(self, body: Request[Any]) -> bytes:
+        command = body.COMMAND
         seq = self._next_seq()
-        self.pending = (seq, Command(command))
+        self.pending = (seq, command)
         return encode(command, body, seq=seq)
 
     def _next_seq(self) -> int:
@@ -231,13 +234,14 @@ class ClientSession:
         if message.command == Command.ERROR:
             if command in (Command.HELLO, Command.AUTH):
                 self._hello_request = self._transcript = self._key = None
-            return Refused(message.body["reason"], message.body["detail"], authenticated=sealed)
+            error = expect(message.body, ErrorResponse)
+            return Refused(error.reason, error.detail, authenticated=sealed)
         if message.command != command:
             return Invalid(f"the pump answered {command.name} with {message.command.name}")
         if command == Command.HELLO and self.channel is None:
-            return self._hello_reply(frame, message.body)
+            return self._hello_reply(frame, expect(message.body, HelloResponse))
         if command == Command.AUTH and self.channel is None:
-            return self._auth_reply(frame, message.body)
+            return self._auth_reply(frame, expect(message.body, AuthResponse))
         return Reply(command, message.body)
 
     def _unauthenticated(self, frame: RawFrame) -> Unauthenticated:
@@ -246,22 +250,23 @@ class ClientSession:
         except ProtocolError:
             return Unauthenticated(frame.command, None, "")
         if message.command == Command.ERROR:
-            return Unauthenticated(frame.command, message.body["reason"], message.body["detail"])
+            error = expect(message.body, ErrorResponse)
+            return Unauthenticated(frame.command, error.reason, error.detail)
         return Unauthenticated(frame.command, None, "")
 
-    def _hello_reply(self, frame: RawFrame, body: dict[str, Any]) -> HelloReply:
-        if body["protocol_version"] != PROTOCOL_VERSION:
-            raise VersionMismatch(body["protocol_version"])
+    def _hello_reply(self, frame: RawFrame, body: HelloResponse) -> HelloReply:
+        if body.protocol_version != PROTOCOL_VERSION:
+            raise VersionMismatch(body.protocol_version)
         if self._hello_request is None:
             raise HandshakeError("a HELLO reply without a HELLO")
         self._transcript = security.transcript_hello(self._hello_request, frame.payload)
-        return HelloReply(bytes(body["key_id"]), body["protocol_version"])
+        return HelloReply(bytes(body.key_id), body.protocol_version)
 
-    def _auth_reply(self, frame: RawFrame, body: dict[str, Any]) -> SessionOpen:
+    def _auth_reply(self, frame: RawFrame, body: AuthResponse) -> SessionOpen:
         if self._transcript is None or self._key is None or self.role is None:
             raise HandshakeError("an AUTH reply without an AUTH")
         expected = security.pump_proof(self._key, self._transcript)
-        if not security.proofs_equal(bytes(body["proof"]), expected):
+        if not security.proofs_equal(bytes(body.proof), expected):
             self._transcript = self._key = None
             raise HandshakeError("the pump did not prove it holds the key: it may be an impostor")
         th3 = security.transcript_add(self._transcript, frame.payload)

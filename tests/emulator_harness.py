@@ -9,8 +9,10 @@
 Every emulator is provisioned with its own fresh random keys (emu.key_file, emu.keys).
 `RawClient(url)` without keys is an unauthenticated raw client: the attacker's view.
 
-Each emulator is a process of its own, on a real pty or TCP socket. By default it is forked
-from the test process, which has imported the emulator once, and runs
+Each emulator is a process of its own, on a real pty or TCP socket, started by ithcli's
+launcher (ithcli/emulator_process.py: the ready line, timeouts, errors and stop() are the
+ones `--port emulator` and the campaign use). The tests give it their own starter: by default
+the emulator is forked from the test process, which has imported the emulator once, and runs
 `emulator.__main__.main(args)` (the console script's entry point) with its own stdin, stdout,
 stderr, signals and exit code: the ~0.15 s of a fresh interpreter's start-up and imports is
 not paid ~300 times. ITHCLI_TEST_SPAWN=1 starts every one as `python -m emulator` instead;
@@ -37,71 +39,19 @@ from pathlib import Path
 import serial
 
 import protocol
+from ithcli import emulator_process
+from ithcli.emulator_process import EmulatorError, EmulatorProcess  # noqa: F401  (the tests' names)
 from ithcli.link import close_port  # pyserial's socket:// close sleeps 0.3 s; ithcli closes it without
-from ithcli_campaign.pump import control_request
-from protocol import Command, FrameDecoder, RawFrame, Role, security
+from protocol import Command, FrameDecoder, RawFrame, Role, bodies, security
+from protocol.framing import encode_frame
 from protocol.session import ClientSession, SessionOpen
 from protocol.session import HandshakeError as SessionHandshakeError
 
-DEFAULT_SERIAL = "EMU00001"  # the emulator's default --serial
 ROLES = {"reader": Role.READER, "clinician": Role.CLINICIAN}
 
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
 REPO = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
-
-
-class EmulatorError(RuntimeError):
-    pass
-
-
-class EmulatorProcess:
-    def __init__(self, proc: subprocess.Popen, url: str, control_path: str,
-                 state_path: str | None, stderr_path: str, key_file: str | None = None):
-        self.proc = proc
-        self.url = url
-        self.control_path = control_path
-        self.state_path = state_path
-        self.stderr_path = stderr_path
-        #: the pump's key file and its keys (role name -> key), read back after start
-        self.key_file = key_file
-        self.keys: dict[str, bytes] = read_keys(key_file) if key_file and os.path.exists(key_file) else {}
-
-    def control(self, op: str, **kw) -> dict:
-        """Send one JSON request on the control socket; return the reply dict."""
-        try:
-            return control_request(self.control_path, op, **kw)
-        except EOFError:
-            raise EmulatorError(f"control socket closed; stderr: {self.stderr()}") from None
-
-    def stderr(self) -> str:
-        try:
-            return Path(self.stderr_path).read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> int:
-        """SIGTERM, wait, return the exit code (SIGKILL if it does not stop)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._close_pipes()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self._close_pipes()
-
-    def _close_pipes(self) -> None:
-        if self.proc.stdout and not self.proc.stdout.closed:
-            self.proc.stdout.close()
 
 
 SPAWN = os.environ.get("ITHCLI_TEST_SPAWN", "") == "1"
@@ -114,9 +64,8 @@ class ForkedProcess:
     other descriptor of the test process is closed in the child, its signals are as a fresh
     interpreter's, and its garbage collector leaves the inherited objects alone."""
 
-    def __init__(self, target, args, *, stderr_path: str, cwd: str):
+    def __init__(self, target, args, *, stderr: int | None, cwd: str | None):
         read_end, write_end = os.pipe()
-        err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -126,8 +75,9 @@ class ForkedProcess:
             try:
                 gc.freeze()
                 faulthandler.disable()  # the test runner's, on a descriptor closed below
-                for fd, target_fd in ((null, 0), (write_end, 1), (err, 2)):
-                    os.dup2(fd, target_fd)
+                for fd, target_fd in ((null, 0), (write_end, 1), (stderr, 2)):
+                    if fd is not None:  # stderr None: the test process's own
+                        os.dup2(fd, target_fd)
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 # as a fresh interpreter has them (SIGPIPE ignored, SIGINT a KeyboardInterrupt)
                 for sig, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
@@ -135,7 +85,8 @@ class ForkedProcess:
                                      (signal.SIGCHLD, signal.SIG_DFL)):
                     signal.signal(sig, handler)
                 signal.alarm(0)
-                os.chdir(cwd)
+                if cwd is not None:
+                    os.chdir(cwd)
                 sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
                 sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
                 sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
@@ -155,7 +106,7 @@ class ForkedProcess:
                     sys.stderr.flush()
                 finally:
                     os._exit(code)
-        for fd in (write_end, err, null):
+        for fd in (write_end, null):  # stderr is the caller's to close
             os.close(fd)
         self.pid = pid
         self.returncode: int | None = None
@@ -196,28 +147,21 @@ def _emulator_main(argv: list[str]) -> int:
     return main(argv)
 
 
+def fork_emulator(args: list[str], *, stderr: int | None, cwd: str | None) -> ForkedProcess:
+    """ithcli.emulator_process's starter for the tests: `emulator.__main__.main(args)` in a child
+    forked from this process (which has imported the emulator) instead of a fresh interpreter."""
+    return ForkedProcess(_emulator_main, (args,), stderr=stderr, cwd=cwd)
+
+
+STARTER = emulator_process.spawn if SPAWN else fork_emulator
 if not SPAWN:
     import emulator.__main__
     import emulator.keys
     import emulator.store  # noqa: F401
 
 
-def _read_first_line(proc: subprocess.Popen, timeout: float) -> str:
-    fd = proc.stdout.fileno()
-    data = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").partition("\n")[0].strip() if b"\n" in data else ""
+def _read_first_line(proc, timeout: float) -> str:
+    return emulator_process.read_first_line(proc.stdout, timeout) or ""
 
 
 def _short_dir(tmp_path) -> str:
@@ -243,63 +187,30 @@ def read_keys(path) -> dict[str, bytes]:
     return {role: bytes.fromhex(text) for role, text in data["keys"].items()}
 
 
-def _serial_for(args, state_path) -> str:
-    args = [str(a) for a in args]
-    if state_path is not None and os.path.exists(state_path):
-        try:  # a restored pump keeps its serial whatever the command line says
-            return json.loads(Path(state_path).read_text())["pump"]["serial"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    for i, arg in enumerate(args):
-        if arg == "--serial" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--serial="):
-            return arg.partition("=")[2]
-    return DEFAULT_SERIAL
-
-
 def start_emulator(tmp_path, *args, transport="pty", state_path=None, time_scale=None,
                    key_file=None) -> EmulatorProcess:
-    """Start one emulator. Unless `--key-file` is in args, it gets `key_file` (created by the
-    emulator if missing: pass the previous process's to restart the same pump) or else a new
-    tmp_path/keys-N.json with fresh keys for the serial in args (or in the state file)."""
+    """Start one emulator (ithcli.emulator_process, forked: see STARTER). Unless `--key-file` is
+    in args, it gets `key_file` (created by the emulator if missing: pass the previous
+    process's to restart the same pump) or else a new tmp_path/keys-N.json, which the
+    emulator creates with fresh keys for its serial."""
     n = next(_counter)
-    control_path = os.path.join(_short_dir(tmp_path), f"ctl-{n}.sock")
-    stderr_path = os.path.join(str(tmp_path), f"emulator-{n}.stderr")
-    if transport == "pty":
-        where = ["--pty"]
-    elif transport == "tcp":
-        where = ["--listen", "127.0.0.1:0"]
-    else:
+    if transport not in ("pty", "tcp"):
         raise ValueError(f"unknown transport {transport!r}")
-    cmd = [sys.executable, "-m", "emulator", *where, "--control", control_path]
+    argv = ["--pty"] if transport == "pty" else ["--listen", "127.0.0.1:0"]
     if state_path is not None:
-        cmd += ["--state", str(state_path)]
+        argv += ["--state", str(state_path)]
     if time_scale is not None:
-        cmd += ["--time-scale", str(time_scale)]
-    cmd += [str(a) for a in args]
-    if "--key-file" in cmd or any(a.startswith("--key-file=") for a in cmd):
-        given = [a for a in cmd if a.startswith("--key-file=")]
-        key_file = given[0].partition("=")[2] if given else cmd[cmd.index("--key-file") + 1]
-    else:
-        if key_file is None:
-            key_file = os.path.join(str(tmp_path), f"keys-{n}.json")
-            write_key_file(key_file, _serial_for(args, state_path))
-        cmd += ["--key-file", str(key_file)]
-    if SPAWN:
-        with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO)
-    else:  # the same arguments, to the same entry point, in a process forked from this one
-        proc = ForkedProcess(_emulator_main, (cmd[3:],), stderr_path=stderr_path, cwd=str(REPO))
-    url = _read_first_line(proc, START_TIMEOUT)
-    emu = EmulatorProcess(proc, url, control_path,
-                          str(state_path) if state_path is not None else None, stderr_path,
-                          str(key_file) if url else None)
-    if not url:
-        emu.kill()
-        raise EmulatorError(f"emulator did not print its URL (exit {proc.returncode}); "
-                            f"command {cmd}; stderr: {emu.stderr()}")
-    return emu
+        argv += ["--time-scale", str(time_scale)]
+    argv += [str(a) for a in args]
+    try:
+        return emulator_process.start(
+            argv, timeout=START_TIMEOUT, starter=STARTER, cwd=str(REPO),
+            key_file=str(key_file or os.path.join(str(tmp_path), f"keys-{n}.json")),
+            control=os.path.join(_short_dir(tmp_path), f"ctl-{n}.sock"),
+            stderr=os.path.join(str(tmp_path), f"emulator-{n}.stderr"))
+    except emulator_process.EmulatorStartError as exc:  # the whole stderr, for the failing test
+        raise emulator_process.EmulatorStartError(f"{exc}; arguments {argv}; stderr: {exc.stderr}",
+                                                  exc.stderr) from None
 
 
 def run_emulator(*args, timeout: float = 20, spawn: bool = False) -> subprocess.CompletedProcess:
@@ -312,7 +223,11 @@ def run_emulator(*args, timeout: float = 20, spawn: bool = False) -> subprocess.
                               timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
     with tempfile.TemporaryDirectory(prefix="ith-emu-run-") as tmp:
         err_path = os.path.join(tmp, "stderr")
-        proc = ForkedProcess(_emulator_main, (args,), stderr_path=err_path, cwd=str(REPO))
+        err = os.open(err_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            proc = fork_emulator(args, stderr=err, cwd=str(REPO))
+        finally:
+            os.close(err)
         try:
             out = b""
             deadline = time.monotonic() + timeout
@@ -436,16 +351,16 @@ class RawClient:
     # --- requests -----------------------------------------------------------------
 
     def based_on_current(self, command, body):
-        if Command(command) not in PREPARES or body is None or "based_on_txid" in body:
+        if Command(command) not in PREPARES or not isinstance(body, dict) or "based_on_txid" in body:
             return body
-        last = self.request(Command.READ_PROGRAM).body["last_txid"] if self.channel is not None else 0
+        last = self.request(Command.READ_PROGRAM).body.last_txid if self.channel is not None else 0
         return {**body, "based_on_txid": last}
 
     def seal(self, command, body=None, seq=None) -> bytes:
         """A sealed request frame (not sent): for capture, replay and tampering tests."""
         body = self.based_on_current(command, body)
         seq = self.next_seq() if seq is None else seq
-        return self.seal_payload(command, protocol.build_payload(command, body or {}), seq)
+        return self.seal_payload(command, _payload(command, body), seq)
 
     def seal_payload(self, command, payload: bytes, seq: int) -> bytes:
         """A sealed frame around any payload bytes (even malformed ones)."""
@@ -466,10 +381,10 @@ class RawClient:
 
     def request_clear(self, command, body=None, seq=None) -> protocol.Message:
         """A request in clear, whatever the session (an attacker's frame, or a HELLO of any version)."""
-        if Command(command) in PREPARES and body is not None and "based_on_txid" not in body:
+        if Command(command) in PREPARES and isinstance(body, dict) and "based_on_txid" not in body:
             body = {**body, "based_on_txid": 0}  # an attacker's guess: it is refused before that matters
         seq = self.next_seq() if seq is None else seq
-        return self.exchange(protocol.encode(command, body or {}, seq=seq), seq,
+        return self.exchange(encode_frame(command, _payload(command, body), seq=seq), seq,
                              f"{Command(command).name} seq={seq}")
 
     def exchange(self, data: bytes, seq: int, what: str = "request") -> protocol.Message:
@@ -552,31 +467,40 @@ class RawClient:
         self.close()
 
 
+def _payload(command, body) -> bytes:
+    """A request's payload: from its typed body (protocol.bodies), or, this being a raw client,
+    from a plain dict of field values (protocol.build_fields: every field still checked)."""
+    if isinstance(body, bodies.Body):
+        return protocol.build_payload(command, body)
+    return protocol.build_fields(command, body or {})
+
+
 # --- requests every protocol-level test module makes --------------------------------
 
 def commit(client, txid):
-    return client.request(Command.COMMIT, {"txid": txid})
+    return client.request(Command.COMMIT, bodies.CommitRequest(txid))
 
 
-def status(client):
-    return client.request(Command.INTERROGATE).body
+def status(client) -> bodies.Status:
+    return bodies.expect(client.request(Command.INTERROGATE).body, bodies.Status)
 
 
-def read_program(client):
-    return client.request(Command.READ_PROGRAM).body
+def read_program(client) -> bodies.ReadProgramResponse:
+    return bodies.expect(client.request(Command.READ_PROGRAM).body, bodies.ReadProgramResponse)
 
 
-def read_log(client, first=0):
+def read_log(client, first=0) -> list[bodies.Event]:
     """Every event from index `first` to the end, page by page."""
     from protocol.messages import MAX_LOG_PAGE
 
-    events = []
+    events: list[bodies.Event] = []
     while True:
-        page = client.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
-        if not page["events"]:
+        page = bodies.expect(client.request(Command.READ_LOG, bodies.ReadLogRequest(first, MAX_LOG_PAGE)).body,
+                             bodies.ReadLogResponse)
+        if not page.events:
             return events
-        events += page["events"]
-        first = page["events"][-1]["index"] + 1
+        events += page.events
+        first = page.events[-1].index + 1
 
 
 def ok(message, command):
@@ -588,6 +512,7 @@ def ok(message, command):
 def refused(message, reason):
     """The reply is an ERROR with `reason` and a non-empty detail; the detail."""
     assert message.command == Command.ERROR, f"expected a refusal, got {message.body}"
-    assert message.body["reason"] == reason, message.body
-    assert message.body["detail"]
-    return message.body["detail"]
+    error = bodies.expect(message.body, bodies.ErrorResponse)
+    assert error.reason == reason, message.body
+    assert error.detail
+    return error.detail

@@ -23,6 +23,7 @@ Two levels:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import itertools
 import json
@@ -32,6 +33,7 @@ import threading
 import time
 import types
 from pathlib import Path
+from typing import TypeVar
 
 import serial
 from serial.serialutil import SerialBase, SerialException
@@ -47,11 +49,12 @@ from emulator.server import STALE_GAP
 from emulator.session import Session
 from ithcli_campaign.proxy import TO_CLI, TO_PUMP, FaultLine
 from ithcli_campaign.pump import TruthClient
-from protocol import Role, security
+from protocol import Role, bodies, security
 from protocol.framing import FrameDecoder, RawFrame
 from protocol.session import ClientSession, HelloReply, SessionOpen
 
 KEYS = {Role.READER: bytes(range(32)), Role.CLINICIAN: bytes(range(32, 64))}
+B = TypeVar("B", bound=bodies.Body)
 
 
 def new_pump(serial: str = "LOOP1") -> Pump:
@@ -60,9 +63,9 @@ def new_pump(serial: str = "LOOP1") -> Pump:
                     low_reservoir_alarm_ul=2_000, battery_seconds=5 * 365 * 86_400, start_time=1_900_000_000)
 
 
-def based(pump, body: dict) -> dict:
+def based(pump, body: B) -> B:
     """A PREPARE body checked against the pump as it is now (compare-and-set: its last_txid)."""
-    return {**body, "based_on_txid": pump.last_txid}
+    return dataclasses.replace(body, based_on_txid=pump.last_txid)
 
 
 class Loopback:

@@ -86,7 +86,7 @@ def rejecting(reason=protocol.ErrorReason.NOT_PERMITTED, detail="refused by test
             if isinstance(item, protocol.RawFrame):
                 out += protocol.encode(
                     protocol.Command.ERROR,
-                    {"request_command": item.command, "reason": reason, "detail": detail},
+                    protocol.bodies.ErrorResponse(item.command, reason, detail),
                     seq=item.seq,
                     response=True,
                 )

@@ -8,6 +8,7 @@ this computer's through the control socket (`advance`: the pump's clock only goe
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +31,7 @@ from ithcli.calendar import (
     warning,
 )
 from ithcli.status import describe, event_view
-from protocol import Drug, EventType, InfusionMode, MriMode, Priority
+from protocol import Drug, EventType, InfusionMode, MriMode, Priority, bodies
 
 DAY = 86_400
 T0 = 1_900_000_000
@@ -105,16 +106,14 @@ def _pump(volume_ul: int = 10_000, steps=((0, 400_000),), battery_days: int = 5 
     return pump
 
 
-def _raw(**kw) -> dict:
-    raw = _pump(battery_days=30).status()
-    raw.update(kw)
-    return raw
+def _raw(**kw) -> bodies.Status:
+    return dataclasses.replace(_pump(battery_days=30).status(), **kw)
 
 
 def test_describe_moves_every_pump_date_and_keeps_the_pumps_clock_and_cross_check():
     lib = druglib.load(None)
     raw = _raw(mri_mode=MriMode.SAFE, mri_auto_exit_at=T0 + 4 * 3600, last_txid=7, last_programmed_at=T0 - 3600)
-    raw["replace_by"] = raw["eri_at"] + 120 * DAY  # the pump's own figure is 30 days late
+    raw = dataclasses.replace(raw, replace_by=raw.eri_at + 120 * DAY)  # the pump's own figure is 30 days late
     own = describe(raw, lib, read_at=T0, port="p", emulated=False)  # in step
     ahead = describe(raw, lib, read_at=T0 - TWO_DAYS, port="p", emulated=False)  # pump two days ahead
     assert own["clock_skew_s"] == 0 and ahead["clock_skew_s"] == TWO_DAYS
@@ -136,8 +135,8 @@ def test_describe_moves_every_pump_date_and_keeps_the_pumps_clock_and_cross_chec
 
 
 def test_a_log_event_keeps_its_pump_stamp_and_shows_its_calendar_time():
-    event = {"index": 3, "time": T0 + TWO_DAYS, "type": EventType.REFILL, "priority": Priority.NONE,
-             "arg1": 20_000, "arg2": 2_000_000}
+    event = bodies.Event(index=3, time=T0 + TWO_DAYS, type=EventType.REFILL, priority=Priority.NONE,
+                         arg1=20_000, arg2=2_000_000)
     view = event_view(event, "mcg/day", TWO_DAYS)
     assert view["time"] == calendar.iso(T0) and view["pump_time"] == calendar.iso(T0 + TWO_DAYS)
     assert event_view(event, "mcg/day", 60)["time"] == calendar.iso(T0 + TWO_DAYS)  # within 5 min: as stamped

@@ -15,6 +15,7 @@ classify) run twice:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -28,7 +29,20 @@ from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, PtyFaultProxy
 from ithcli_campaign.pump import EmulatorProcess
 from ithcli_campaign.runner import EMULATOR_ARGS, EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
-from protocol import PROTOCOL_VERSION, Command, InfusionMode, Role, encode, security
+from protocol import (
+    PROTOCOL_VERSION,
+    Alarm,
+    BatteryState,
+    Command,
+    Drug,
+    InfusionMode,
+    MriMode,
+    PumpModel,
+    Role,
+    bodies,
+    encode,
+    security,
+)
 from protocol.therapy import rate_for_dose
 
 CI_SESSIONS = 200  # in process, with the cut sweep
@@ -177,12 +191,22 @@ def test_the_checks_catch_a_wrong_verdict(tmp_path):
         w.stop()
 
 
+#: what classify reads of a status (the reservoir and the bolus) on top of any valid one
+STATUS = bodies.Status(
+    serial_number="C1", model=PumpModel.PERISTALTIC_40, firmware=bodies.Firmware(1, 0, 0), pump_time=0,
+    drug=Drug(1), concentration_ng_per_ml=10_000_000, mode=InfusionMode.CONTINUOUS,
+    daily_dose_ng_per_day=2_000_000, daily_volume_nl_per_day=200_000, current_rate_nl_per_day=200_000,
+    reservoir_ul=30_000, capacity_ul=40_000, low_reservoir_alarm_ul=2_000, battery_state=BatteryState.OK,
+    battery_percent=90, eri_at=0, replace_by=0, alarms=Alarm(0), mri_mode=MriMode.OFF, mri_auto_exit_at=0,
+    last_txid=0, last_programmed_at=0, bolus_remaining_ng=0, event_count=0, auth_failures=0)
+
+
 def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0, rate=None):
     rate = rate_for_dose(dose, conc) if rate is None else rate
-    program = {"mode": InfusionMode.CONTINUOUS, "drug": 1, "concentration_ng_per_ml": conc,
-               "daily_dose_ng_per_day": dose, "daily_volume_nl_per_day": rate,
-               "steps": [{"start_minute": start, "dose_ng_per_day": dose, "rate_nl_per_day": rate}]}
-    return {"reservoir_ul": reservoir, "bolus_remaining_ng": bolus}, program
+    program = bodies.Program(mode=InfusionMode.CONTINUOUS, drug=Drug(1), concentration_ng_per_ml=conc,
+                             daily_dose_ng_per_day=dose, daily_volume_nl_per_day=rate,
+                             steps=(bodies.DeliveredStep(start, dose, rate),))
+    return dataclasses.replace(STATUS, reservoir_ul=reservoir, bolus_remaining_ng=bolus), program
 
 
 @pytest.mark.parametrize("write, after, expected", [
@@ -227,8 +251,8 @@ def test_after_a_cut_the_pty_proxy_never_hands_out_the_dead_device_path(tmp_path
         first = proxy.url
         proxy.arm([Fault(kind="cut", direction="to_pump", target="any", offset=3)])
         fd = os.open(first, os.O_RDWR | os.O_NOCTTY)
-        os.write(fd, encode(Command.HELLO, {"protocol_version": PROTOCOL_VERSION, "client_nonce": security.new_nonce(),
-                                            "role": Role.READER}, seq=1))
+        os.write(fd, encode(Command.HELLO, bodies.HelloRequest(PROTOCOL_VERSION, security.new_nonce(), Role.READER),
+                            seq=1))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # the cut: the line hangs up
             try:

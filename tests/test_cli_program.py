@@ -24,20 +24,14 @@ def status(cli):
 
 def applied_txids(emu):
     """TX_APPLIED events in the pump's own log: what was really applied."""
-    from emulator_harness import RawClient
+    from emulator_harness import RawClient, read_log
+    from emulator_harness import status as pump_status
 
-    from protocol import Command, EventType
+    from protocol import EventType
 
     with RawClient(emu.url, keys=emu.keys) as client:
-        total = client.request(Command.INTERROGATE).body["event_count"]
-        txids, first = [], 0
-        while first < total:
-            page = client.request(Command.READ_LOG, {"first_index": first, "max_count": 28}).body
-            txids += [e["arg1"] for e in page["events"] if e["type"] == EventType.TX_APPLIED]
-            if not page["events"]:
-                break
-            first = page["events"][-1]["index"] + 1
-    return txids
+        total = pump_status(client).event_count
+        return [e.arg1 for e in read_log(client) if e.type == EventType.TX_APPLIED and e.index < total]
 
 
 def unchanged(emu, cli, before):

@@ -12,7 +12,7 @@ from loopback import KEYS, Loopback, new_pump, open_session
 
 import protocol
 from emulator.security_state import Backoff
-from protocol import Command, ErrorReason, Role, security
+from protocol import Command, ErrorReason, Role, bodies, security
 from protocol.crc import crc32c
 from protocol.framing import FrameDecoder, RawFrame, encode_frame, parse_frame
 from protocol.session import (
@@ -47,8 +47,8 @@ def only(events, kind):
 def test_a_session_opens_and_sealed_replies_count():
     link = Loopback(new_pump())
     client = open_session(link, Role.READER)
-    reply = only(client.receive_data(link.send(client.request(Command.INTERROGATE))), Reply)
-    assert reply.command == Command.INTERROGATE and reply.body["serial_number"] == "LOOP1"
+    reply = only(client.receive_data(link.send(client.request(bodies.InterrogateRequest()))), Reply)
+    assert reply.command == Command.INTERROGATE and reply.body.serial_number == "LOOP1"
     assert client.pending is None
 
 
@@ -56,20 +56,20 @@ def test_a_session_opens_and_sealed_replies_count():
 def test_a_clear_error_inside_a_session_decides_nothing_and_the_sealed_reply_still_wins(reason):
     link = Loopback(new_pump())
     client = open_session(link)
-    request = client.request(Command.INTERROGATE)
-    forged = protocol.encode(Command.ERROR, {"request_command": Command.INTERROGATE, "reason": reason,
-                                             "detail": "forged"}, seq=client.seq, response=True)
+    request = client.request(bodies.InterrogateRequest())
+    forged = protocol.encode(Command.ERROR, bodies.ErrorResponse(Command.INTERROGATE, reason, "forged"),
+                             seq=client.seq, response=True)
     event = only(client.receive_data(forged), Unauthenticated)
     assert event.reason == reason and "in clear" in event.describe()
     assert client.pending is not None  # still waiting for the genuine answer
-    assert only(client.receive_data(link.send(request)), Reply).body["serial_number"] == "LOOP1"
+    assert only(client.receive_data(link.send(request)), Reply).body.serial_number == "LOOP1"
 
 
 def test_a_clear_reply_of_any_command_inside_a_session_is_unauthenticated():
     link = Loopback(new_pump())
     client = open_session(link)
-    client.request(Command.READ_PROGRAM)
-    forged = protocol.encode(Command.READ_PROGRAM, {"last_txid": 7, "program": link.pump.program_body()},
+    client.request(bodies.ReadProgramRequest())
+    forged = protocol.encode(Command.READ_PROGRAM, bodies.ReadProgramResponse(7, link.pump.program_body()),
                              seq=client.seq, response=True)
     assert only(client.receive_data(forged), Unauthenticated).reason is None
 
@@ -77,12 +77,12 @@ def test_a_clear_reply_of_any_command_inside_a_session_is_unauthenticated():
 def test_frames_for_other_seqs_and_bad_tags_are_dropped():
     link = Loopback(new_pump())
     client = open_session(link)
-    sealed_reply = link.send(client.request(Command.INTERROGATE))
+    sealed_reply = link.send(client.request(bodies.InterrogateRequest()))
     client.forget()
-    client.request(Command.INTERROGATE)  # a new seq: the old reply answers nothing now
+    client.request(bodies.InterrogateRequest())  # a new seq: the old reply answers nothing now
     stray = only(client.receive_data(sealed_reply), Dropped)
     assert not stray.corrupt
-    tampered = bytearray(link.send(client.request(Command.INTERROGATE)))
+    tampered = bytearray(link.send(client.request(bodies.InterrogateRequest())))
     tampered[12] ^= 0x01  # a payload bit; CRC recomputed so only the tag can catch it
     tampered[-4:] = crc32c(bytes(tampered[2:-4])).to_bytes(4, "big")
     bad = only(client.receive_data(bytes(tampered)), Dropped)
@@ -137,8 +137,9 @@ def test_an_older_programmer_is_told_both_versions_in_a_frame_it_can_read(old):
     assert answer[2] == 1  # header version 1
     used, frame = parse_frame(answer)
     message = protocol.decode(frame)
-    assert message.command == Command.ERROR and message.body["reason"] == ErrorReason.UNSUPPORTED_VERSION
-    assert message.body["detail"] == f"this pump speaks protocol version 3; the programmer's highest is {old}"
+    error = bodies.expect(message.body, bodies.ErrorResponse)
+    assert message.command == Command.ERROR and error.reason == ErrorReason.UNSUPPORTED_VERSION
+    assert error.detail == f"this pump speaks protocol version 3; the programmer's highest is {old}"
     assert pump.auth.total == 0  # an old programmer is not an attacker
     assert pump.log.count == 1  # nor a session: nothing but POWER_ON in the log
 
@@ -163,10 +164,10 @@ def test_only_hello_and_error_frames_may_carry_the_old_header_version():
     assert isinstance(decoder.feed(old_interrogate)[0], protocol.FrameError)
     v2_interrogate = encode_frame(Command.INTERROGATE, b"", seq=1, version=2)  # a version-2 programmer's
     assert isinstance(decoder.feed(v2_interrogate)[0], protocol.FrameError)
-    old_error = protocol.encode(Command.ERROR, {"request_command": 1, "reason": ErrorReason.BUSY, "detail": ""},
+    old_error = protocol.encode(Command.ERROR, bodies.ErrorResponse(1, ErrorReason.BUSY, ""),
                                 seq=1, response=True, version=1)
     assert isinstance(decoder.feed(old_error)[0], RawFrame)
-    assert protocol.encode(Command.INTERROGATE, {}, seq=1)[2] == protocol.PROTOCOL_VERSION
+    assert protocol.encode(Command.INTERROGATE, bodies.InterrogateRequest(), seq=1)[2] == protocol.PROTOCOL_VERSION
 
 
 def test_a_pump_that_cannot_prove_the_key_is_refused():
@@ -174,7 +175,7 @@ def test_a_pump_that_cannot_prove_the_key_is_refused():
     client = ClientSession()
     only(client.receive_data(link.send(client.hello(Role.CLINICIAN))), HelloReply)
     client.authenticate(KEYS[Role.CLINICIAN])
-    impostor = protocol.encode(Command.AUTH, {"proof": bytes(32)}, seq=client.seq, response=True)
+    impostor = protocol.encode(Command.AUTH, bodies.AuthResponse(bytes(32)), seq=client.seq, response=True)
     with pytest.raises(HandshakeError, match="did not prove"):
         client.receive_data(impostor)
     assert not client.is_open
@@ -193,6 +194,6 @@ def test_failed_auth_on_one_connection_never_locks_out_another():
     assert reasons[-1].reason == ErrorReason.RATE_LIMITED and "retry in" in reasons[-1].detail
     own_link = Loopback(pump)  # another connection: its own back-off
     clinician = open_session(own_link)
-    reply = only(clinician.receive_data(own_link.send(clinician.request(Command.INTERROGATE))), Reply)
-    assert reply.body["auth_failures"] == 8
+    reply = only(clinician.receive_data(own_link.send(clinician.request(bodies.InterrogateRequest()))), Reply)
+    assert reply.body.auth_failures == 8
     assert pump.auth.total == 8  # every attempt counted pump-wide

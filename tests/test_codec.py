@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import protocol
-from protocol import codec, messages
+from protocol import bodies, codec, messages
 from protocol.constants import AUTH_TRAILER_SIZE, MAX_PAYLOAD, Alarm, Command, EventType
 from protocol.errors import (
     EncodeError,
@@ -84,7 +84,7 @@ def messages_(draw):
 
 
 def encode(m) -> bytes:
-    return codec.encode(m["command"], m["body"], seq=m["seq"], response=m["response"], auth=m["auth"])
+    return codec.encode_fields(m["command"], m["body"], seq=m["seq"], response=m["response"], auth=m["auth"])
 
 
 def raw_frame(data: bytes) -> RawFrame:
@@ -166,7 +166,7 @@ def test_samples_cover_every_key():
 
 
 def sample_frame(k, seq=1, auth=None) -> bytes:
-    return codec.encode(k & 0x7F, SAMPLES[k], seq=seq, response=bool(k & 0x80), auth=auth)
+    return codec.encode_fields(k & 0x7F, SAMPLES[k], seq=seq, response=bool(k & 0x80), auth=auth)
 
 
 def _fields(struct_, prefix=()):
@@ -207,7 +207,9 @@ def test_encode_then_decode_gives_the_same_message(m):
     assert decoded.response == m["response"]
     assert decoded.seq == m["seq"]
     assert decoded.auth == m["auth"]
-    assert decoded.body == m["body"]
+    assert bodies.as_dict(decoded.body) == m["body"]
+    assert type(decoded.body) is bodies.BODIES[messages.key(m["command"], m["response"])]
+    assert codec.from_fields(m["command"], m["body"], response=m["response"]) == decoded.body
     assert codec.decode_bytes(data) == decoded
     # building again from the decoded body gives the same bytes
     assert codec.encode(decoded.command, decoded.body, seq=decoded.seq, response=decoded.response,
@@ -237,11 +239,12 @@ def test_compiled_fast_path_equals_declarative(m):
 
 def test_decoded_codes_are_enum_members():
     msg = codec.decode_bytes(sample_frame(0x82))
-    assert msg.body["drug"] is protocol.Drug.MORPHINE
-    assert msg.body["alarms"] == Alarm.LOW_RESERVOIR | Alarm.RESET
-    assert isinstance(msg.body["alarms"], Alarm)
-    log = codec.decode_bytes(sample_frame(0x83))
-    assert log.body["events"][0]["type"] is EventType.REFILL
+    status = bodies.expect(msg.body, bodies.Status)
+    assert status.drug is protocol.Drug.MORPHINE
+    assert status.alarms == Alarm.LOW_RESERVOIR | Alarm.RESET
+    assert isinstance(status.alarms, Alarm)
+    log = bodies.expect(codec.decode_bytes(sample_frame(0x83)).body, bodies.ReadLogResponse)
+    assert log.events[0].type is EventType.REFILL
 
 
 @pytest.mark.parametrize("k", KEYS, ids=lambda k: f"{k:02x}")
@@ -259,9 +262,9 @@ def test_every_sample_round_trips_with_and_without_auth(k):
 def test_build_refuses_out_of_range_fixed(k, path, con):
     for value in (con.minimum - 1, con.maximum + 1):
         with pytest.raises(EncodeError):
-            codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
+            codec.build_fields(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
     for value in (con.minimum, con.maximum):  # the bounds themselves are fine
-        codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
+        codec.build_fields(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
 
 
 @pytest.mark.parametrize("k, path, con", list(_leaf_cases(Code)))
@@ -270,15 +273,15 @@ def test_build_refuses_unknown_enum_codes(k, path, con):
     unknown = [v for v in range(256) if v not in known][:3] + [256, -1, "NOT_A_MEMBER", "1", None]
     for value in unknown:
         with pytest.raises(EncodeError):
-            codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
+            codec.build_fields(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
     # member names are accepted
-    codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, list(con.enum)[-1].name), response=bool(k & 0x80))
+    codec.build_fields(k & 0x7F, _with(SAMPLES[k], path, list(con.enum)[-1].name), response=bool(k & 0x80))
 
 
 @pytest.mark.parametrize("value", [0x0100, 0x8000, 0xFFFF, 0x10000, -1, Alarm.RESET | 0x0200])
 def test_build_refuses_unknown_alarm_bits(value):
     with pytest.raises(EncodeError):
-        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("alarms",), value), response=True)
+        codec.build_fields(Command.INTERROGATE, _with(STATUS, ("alarms",), value), response=True)
 
 
 @pytest.mark.parametrize("k, path, con", list(_leaf_cases((Fixed, Code, Flags, c.FormatField))))
@@ -286,13 +289,13 @@ def test_build_refuses_non_integers(k, path, con):
     # 1.0 == 1 in Python: floats must be refused, not truncated or looked up as codes
     for value in (1.0, 0.0, 2.5, float("nan"), b"\x01", [1], None):
         with pytest.raises(EncodeError):
-            codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
+            codec.build_fields(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
 
 
 @pytest.mark.parametrize("k, path, con", list(_leaf_cases((Fixed, Code, Flags))))
 def test_build_refuses_booleans_for_typed_fields(k, path, con):
     with pytest.raises(EncodeError):
-        codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, True), response=bool(k & 0x80))
+        codec.build_fields(k & 0x7F, _with(SAMPLES[k], path, True), response=bool(k & 0x80))
 
 
 @pytest.mark.parametrize("k", KEYS, ids=lambda k: f"{k:02x}")
@@ -300,19 +303,19 @@ def test_build_refuses_missing_and_unknown_fields(k):
     body = SAMPLES[k]
     for name in body:
         with pytest.raises(EncodeError, match="missing"):
-            codec.build_payload(k & 0x7F, {n: v for n, v in body.items() if n != name}, response=bool(k & 0x80))
+            codec.build_fields(k & 0x7F, {n: v for n, v in body.items() if n != name}, response=bool(k & 0x80))
     with pytest.raises(EncodeError, match="unknown"):
-        codec.build_payload(k & 0x7F, dict(body, surprise=1), response=bool(k & 0x80))
+        codec.build_fields(k & 0x7F, dict(body, surprise=1), response=bool(k & 0x80))
 
 
 def test_build_refuses_bad_nested_groups():
     with pytest.raises(EncodeError, match="missing"):
-        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("firmware",), dict(major=1, minor=0)), response=True)
+        codec.build_fields(Command.INTERROGATE, _with(STATUS, ("firmware",), dict(major=1, minor=0)), response=True)
     with pytest.raises(EncodeError, match="unknown"):
-        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("firmware",), dict(major=1, minor=0, patch=0, build=1)),
+        codec.build_fields(Command.INTERROGATE, _with(STATUS, ("firmware",), dict(major=1, minor=0, patch=0, build=1)),
                             response=True)
     with pytest.raises(EncodeError):
-        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("firmware",), "1.0.0"), response=True)
+        codec.build_fields(Command.INTERROGATE, _with(STATUS, ("firmware",), "1.0.0"), response=True)
 
 
 @pytest.mark.parametrize("k, path, con", list(_leaf_cases(c.Bytes)))
@@ -321,8 +324,8 @@ def test_build_and_parse_refuse_wrong_sized_bytes(k, path, con):
     size = con.sizeof()
     for value in (b"", bytes(size - 1), bytes(size + 1), "x" * size, None):
         with pytest.raises(EncodeError):
-            codec.build_payload(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
-    payload = codec.build_payload(k & 0x7F, SAMPLES[k], response=bool(k & 0x80))
+            codec.build_fields(k & 0x7F, _with(SAMPLES[k], path, value), response=bool(k & 0x80))
+    payload = codec.build_fields(k & 0x7F, SAMPLES[k], response=bool(k & 0x80))
     for cut in (payload[:-1], payload + b"\x00"):
         data = encode_frame(k & 0x7F, cut, seq=1, response=bool(k & 0x80))
         with pytest.raises(MalformedPayloadError):
@@ -332,26 +335,28 @@ def test_build_and_parse_refuse_wrong_sized_bytes(k, path, con):
 @pytest.mark.parametrize("serial", ["X" * 17, "Pümp", "\u2603", 12345])
 def test_build_refuses_bad_serials(serial):
     with pytest.raises(EncodeError):
-        codec.build_payload(Command.INTERROGATE, _with(STATUS, ("serial_number",), serial), response=True)
+        codec.build_fields(Command.INTERROGATE, _with(STATUS, ("serial_number",), serial), response=True)
 
 
 def test_build_refuses_too_long_texts_and_lists():
     with pytest.raises(EncodeError):
-        codec.build_payload(Command.ERROR, dict(SAMPLES[0xFF], detail="x" * 256), response=True)
-    codec.build_payload(Command.ERROR, dict(SAMPLES[0xFF], detail="x" * 255), response=True)
+        codec.build_fields(Command.ERROR, dict(SAMPLES[0xFF], detail="x" * 256), response=True)
+    codec.build_fields(Command.ERROR, dict(SAMPLES[0xFF], detail="x" * 255), response=True)
     with pytest.raises(EncodeError):  # 256 events do not fit the u8 count
-        codec.build_payload(Command.READ_LOG, dict(SAMPLES[0x83], events=[EVENT] * 256), response=True)
+        codec.build_fields(Command.READ_LOG, dict(SAMPLES[0x83], events=[EVENT] * 256), response=True)
     with pytest.raises(EncodeError):  # 47 events exceed MAX_PAYLOAD
-        codec.encode(Command.READ_LOG, dict(SAMPLES[0x83], events=[EVENT] * 47), seq=1, response=True)
+        codec.encode_fields(Command.READ_LOG, dict(SAMPLES[0x83], events=[EVENT] * 47), seq=1, response=True)
     with pytest.raises(EncodeError):
-        codec.build_payload(Command.READ_LOG, dict(SAMPLES[0x83], events=[dict(EVENT, arg3=0)]), response=True)
+        codec.build_fields(Command.READ_LOG, dict(SAMPLES[0x83], events=[dict(EVENT, arg3=0)]), response=True)
 
 
 def test_build_refuses_unknown_commands():
     with pytest.raises(UnknownCommandError):
-        codec.build_payload(0x20, {})  # 0x10 is PREPARE_PROGRAM now
+        codec.build_fields(0x20, {})  # 0x10 is PREPARE_PROGRAM now
+    with pytest.raises(UnknownCommandError):
+        codec.build_payload(0x20, bodies.InterrogateRequest())
     with pytest.raises(UnknownCommandError):  # ERROR exists only as a response
-        codec.build_payload(Command.ERROR, SAMPLES[0xFF], response=False)
+        codec.build_fields(Command.ERROR, SAMPLES[0xFF], response=False)
 
 
 # --- decoding fails closed ------------------------------------------------------
@@ -369,7 +374,7 @@ def test_decode_unknown_command(command, response):
 
 @pytest.mark.parametrize("k", KEYS, ids=lambda k: f"{k:02x}")
 def test_decode_refuses_trailing_and_truncated_payloads(k):
-    payload = codec.build_payload(k & 0x7F, SAMPLES[k], response=bool(k & 0x80))
+    payload = codec.build_fields(k & 0x7F, SAMPLES[k], response=bool(k & 0x80))
     for extra in (b"\x00", b"\xff" * 5):
         data = encode_frame(k & 0x7F, payload + extra, seq=1, response=bool(k & 0x80))
         with pytest.raises(MalformedPayloadError):
@@ -381,7 +386,7 @@ def test_decode_refuses_trailing_and_truncated_payloads(k):
 
 
 def _status_payload_with(offset: int, raw: bytes) -> bytes:
-    payload = bytearray(codec.build_payload(Command.INTERROGATE, STATUS, response=True))
+    payload = bytearray(codec.build_fields(Command.INTERROGATE, STATUS, response=True))
     payload[offset : offset + len(raw)] = raw
     return bytes(payload)
 

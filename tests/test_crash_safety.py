@@ -47,11 +47,11 @@ def _tx_applied(c, since=0):
     found, index = [], since
     while True:
         page = c.request(Command.READ_LOG, {"first_index": index, "max_count": 28}).body
-        found += [e["arg1"] for e in page["events"] if e["type"] == EventType.TX_APPLIED]
-        if not page["events"]:
+        found += [e.arg1 for e in page.events if e.type == EventType.TX_APPLIED]
+        if not page.events:
             return found
-        index = page["events"][-1]["index"] + 1
-        if index >= page["event_count"]:
+        index = page.events[-1].index + 1
+        if index >= page.event_count:
             return found
 
 
@@ -126,11 +126,11 @@ def test_emulator_killed_at_random_points_loses_nothing_acknowledged(start_emula
         in_flight = sent[-1] if sent else None
         allowed = {x for x in (last_acked, in_flight) if x is not None}
         assert allowed, f"round {round_}: no write was sent"
-        assert (status["last_txid"], program["program"]["daily_dose_ng_per_day"]) in allowed, (round_, status)
+        assert (status.last_txid, program.program.daily_dose_ng_per_day) in allowed, (round_, status)
         # nothing acknowledged was lost, and nothing was applied twice
         assert {t for t, _ in acked} <= set(applied)
         assert len(applied) == len(set(applied))
-        assert applied[-1] == status["last_txid"]
+        assert applied[-1] == status.last_txid
     assert acked, "no write was ever acknowledged"
     assert emu.stop() == 0
 
@@ -221,7 +221,7 @@ def test_ithcli_killed_while_its_commit_is_in_flight(start_emulator, tmp_path, w
         assert again.json()["reconciled"]["txid"] == pending["txid"]
         with RawClient(emu.url, keys=emu.keys, role="reader") as c:
             status = _status(c)
-            assert (status["last_txid"] == pending["txid"]) is applied
+            assert (status.last_txid == pending["txid"]) is applied
             assert _tx_applied(c).count(pending["txid"]) == (1 if applied else 0)
         assert not (Path(cli.state_dir) / "pending" / "EMU00001.json").exists()
         assert AuditLog(cli.audit_path).verify()[1] == []

@@ -29,6 +29,7 @@ from protocol import (
     Priority,
     PumpModel,
     RawFrame,
+    bodies,
     encode,
     encode_frame,
     security,
@@ -66,16 +67,16 @@ def read_all_log(client):
     events, first = [], 0
     while True:
         page = client.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
-        if not page["events"]:
+        if not page.events:
             return events
-        events += page["events"]
-        first = page["events"][-1]["index"] + 1
+        events += page.events
+        first = page.events[-1].index + 1
 
 
 def power_on_time(client):
-    first = client.request(Command.READ_LOG, {"first_index": 0, "max_count": 1}).body["events"][0]
-    assert first["type"] == EventType.POWER_ON
-    return first["time"]
+    first = client.request(Command.READ_LOG, {"first_index": 0, "max_count": 1}).body.events[0]
+    assert first.type == EventType.POWER_ON
+    return first.time
 
 
 # --- identity ---------------------------------------------------------------
@@ -85,24 +86,24 @@ def test_url_hello_and_interrogate_defaults(emulator):
     with RawClient(emulator.url) as client:
         hello, _ = client.hello("clinician")
         assert hello.response and hello.command == Command.HELLO
-        assert hello.body["protocol_version"] == PROTOCOL_VERSION == 3
-        assert hello.body["key_id"] == security.key_id(emulator.keys["clinician"])
+        assert hello.body.protocol_version == PROTOCOL_VERSION == 3
+        assert hello.body.key_id == security.key_id(emulator.keys["clinician"])
     with RawClient(emulator.url, keys=emulator.keys) as client:
         status = interrogate(client)
-    assert status["serial_number"] == "EMU00001"
-    assert status["model"] == PumpModel.PERISTALTIC_40
-    assert status["drug"] == Drug.MORPHINE
-    assert status["concentration_ng_per_ml"] == 10_000_000
-    assert status["capacity_ul"] == 40_000
-    assert 17_990 <= status["reservoir_ul"] <= 18_000
-    assert status["mode"] == InfusionMode.CONTINUOUS
-    assert status["daily_volume_nl_per_day"] == status["current_rate_nl_per_day"] == 200_000
-    assert status["daily_dose_ng_per_day"] == 2_000_000  # 0.2 mL/day * 10 mg/mL
-    assert status["low_reservoir_alarm_ul"] == 2_000
-    assert status["alarms"] == 0 and status["battery_state"] == BatteryState.OK
-    assert status["replace_by"] == status["eri_at"] + 90 * DAY
-    assert status["last_txid"] == 0 and status["auth_failures"] == 0
-    assert status["event_count"] == 2  # POWER_ON, SESSION_OPENED
+    assert status.serial_number == "EMU00001"
+    assert status.model == PumpModel.PERISTALTIC_40
+    assert status.drug == Drug.MORPHINE
+    assert status.concentration_ng_per_ml == 10_000_000
+    assert status.capacity_ul == 40_000
+    assert 17_990 <= status.reservoir_ul <= 18_000
+    assert status.mode == InfusionMode.CONTINUOUS
+    assert status.daily_volume_nl_per_day == status.current_rate_nl_per_day == 200_000
+    assert status.daily_dose_ng_per_day == 2_000_000  # 0.2 mL/day * 10 mg/mL
+    assert status.low_reservoir_alarm_ul == 2_000
+    assert status.alarms == 0 and status.battery_state == BatteryState.OK
+    assert status.replace_by == status.eri_at + 90 * DAY
+    assert status.last_txid == 0 and status.auth_failures == 0
+    assert status.event_count == 2  # POWER_ON, SESSION_OPENED
 
 
 def test_interrogate_reports_command_line(start_emulator, transport):
@@ -114,15 +115,15 @@ def test_interrogate_reports_command_line(start_emulator, transport):
     )
     with RawClient(emu.url, keys=emu.keys) as client:
         status = interrogate(client)
-    assert status["serial_number"] == "VG-0042"
-    assert status["model"] == PumpModel.VALVE_GATED_20
-    assert status["pump_time"] == 1893553445
-    assert status["drug"] == Drug.BACLOFEN
-    assert status["concentration_ng_per_ml"] == 500_000
-    assert status["reservoir_ul"] == 19_500 and status["capacity_ul"] == 20_000
-    assert status["current_rate_nl_per_day"] == 500_000
-    assert status["daily_dose_ng_per_day"] == 250_000  # 250 mcg/day
-    assert status["low_reservoir_alarm_ul"] == 4_000
+    assert status.serial_number == "VG-0042"
+    assert status.model == PumpModel.VALVE_GATED_20
+    assert status.pump_time == 1893553445
+    assert status.drug == Drug.BACLOFEN
+    assert status.concentration_ng_per_ml == 500_000
+    assert status.reservoir_ul == 19_500 and status.capacity_ul == 20_000
+    assert status.current_rate_nl_per_day == 500_000
+    assert status.daily_dose_ng_per_day == 250_000  # 250 mcg/day
+    assert status.low_reservoir_alarm_ul == 4_000
 
 
 def test_several_tcp_clients_at_once(start_emulator):
@@ -154,34 +155,34 @@ def test_reservoir_drains_at_programmed_flow(emulator):
         assert state["reservoir_nl"] == 18_000_000 - state["delivered_nl"]
         assert state["delivered_nl"] - 2_000_000 < 1_000  # 10 days = 2 mL (+ the test's own seconds)
         status = interrogate(client)
-        assert status["reservoir_ul"] == (18_000_000 - status_delivered(status, start)) // 1000
+        assert status.reservoir_ul == (18_000_000 - status_delivered(status, start)) // 1000
 
 
 def status_delivered(status, start):
-    return (status["pump_time"] - start) * 200_000 // DAY
+    return (status.pump_time - start) * 200_000 // DAY
 
 
 def test_exact_drain_with_frozen_clock(frozen):
     state = frozen.control("advance", seconds=10 * DAY)
     assert state["reservoir_nl"] == 16_000_000 and state["delivery_remainder"] == 0
     with RawClient(frozen.url, keys=frozen.keys) as client:
-        assert interrogate(client)["reservoir_ul"] == 16_000
+        assert interrogate(client).reservoir_ul == 16_000
 
 
 def test_low_reservoir_alarm_at_threshold(emulator):
     with RawClient(emulator.url, keys=emulator.keys) as client:
         start = power_on_time(client)
         emulator.control("advance", seconds=79 * DAY)
-        assert not interrogate(client)["alarms"] & Alarm.LOW_RESERVOIR
+        assert not interrogate(client).alarms & Alarm.LOW_RESERVOIR
         emulator.control("advance", seconds=2 * DAY)
         status = interrogate(client)
-        assert status["alarms"] & Alarm.LOW_RESERVOIR
+        assert status.alarms & Alarm.LOW_RESERVOIR
         events = read_all_log(client)
-    raised = [e for e in events if e["type"] == EventType.ALARM_RAISED and e["arg1"] == Alarm.LOW_RESERVOIR]
+    raised = [e for e in events if e.type == EventType.ALARM_RAISED and e.arg1 == Alarm.LOW_RESERVOIR]
     assert len(raised) == 1
     # 16 mL to deliver at 0.2 mL/day: exactly 80 days after power-on
-    assert raised[0]["time"] == start + ceil_div((18_000_000 - 2_000_000) * DAY, 200_000) == start + 80 * DAY
-    assert raised[0]["priority"] == Priority.MEDIUM
+    assert raised[0].time == start + ceil_div((18_000_000 - 2_000_000) * DAY, 200_000) == start + 80 * DAY
+    assert raised[0].priority == Priority.MEDIUM
 
 
 def test_empty_reservoir_stops_delivery(emulator):
@@ -191,15 +192,15 @@ def test_empty_reservoir_stops_delivery(emulator):
         assert state["reservoir_nl"] == 0 and state["delivered_nl"] == 18_000_000
         assert not state["delivering"] and "EMPTY_RESERVOIR" in state["alarms"]
         status = interrogate(client)
-        assert status["reservoir_ul"] == 0 and status["current_rate_nl_per_day"] == 0
-        assert status["mode"] == InfusionMode.CONTINUOUS  # the program stays; delivery stopped
-        assert status["alarms"] & Alarm.EMPTY_RESERVOIR
+        assert status.reservoir_ul == 0 and status.current_rate_nl_per_day == 0
+        assert status.mode == InfusionMode.CONTINUOUS  # the program stays; delivery stopped
+        assert status.alarms & Alarm.EMPTY_RESERVOIR
         events = read_all_log(client)
-    by_type = {e["type"]: e for e in events}
-    assert by_type[EventType.RESERVOIR_EMPTY]["time"] == start + 90 * DAY
-    assert by_type[EventType.DELIVERY_STOPPED]["time"] == start + 90 * DAY
-    empty_alarm = [e for e in events if e["type"] == EventType.ALARM_RAISED and e["arg1"] == Alarm.EMPTY_RESERVOIR]
-    assert empty_alarm[0]["priority"] == Priority.HIGH
+    by_type = {e.type: e for e in events}
+    assert by_type[EventType.RESERVOIR_EMPTY].time == start + 90 * DAY
+    assert by_type[EventType.DELIVERY_STOPPED].time == start + 90 * DAY
+    empty_alarm = [e for e in events if e.type == EventType.ALARM_RAISED and e.arg1 == Alarm.EMPTY_RESERVOIR]
+    assert empty_alarm[0].priority == Priority.HIGH
     assert emulator.control("advance", seconds=DAY)["delivered_nl"] == 18_000_000
 
 
@@ -214,26 +215,26 @@ def test_battery_eri_then_eos(start_emulator, transport):
         expected_eri = start + ceil_div(charge - eri_level, drain)
         expected_eos = start + ceil_div(charge, drain)
         status = interrogate(client)
-        assert status["eri_at"] == expected_eri  # projected
-        assert status["replace_by"] == expected_eri + 90 * DAY
+        assert status.eri_at == expected_eri  # projected
+        assert status.replace_by == expected_eri + 90 * DAY
 
-        emu.control("advance", seconds=expected_eri - status["pump_time"] + 60)
+        emu.control("advance", seconds=expected_eri - status.pump_time + 60)
         status = interrogate(client)
-        assert status["battery_state"] == BatteryState.ERI
-        assert status["alarms"] & Alarm.ERI
-        assert status["eri_at"] == expected_eri  # actual
-        assert status["replace_by"] == expected_eri + 90 * DAY
-        assert status["current_rate_nl_per_day"] == 200_000  # still delivering
+        assert status.battery_state == BatteryState.ERI
+        assert status.alarms & Alarm.ERI
+        assert status.eri_at == expected_eri  # actual
+        assert status.replace_by == expected_eri + 90 * DAY
+        assert status.current_rate_nl_per_day == 200_000  # still delivering
 
-        emu.control("advance", seconds=expected_eos - status["pump_time"] + 60)
+        emu.control("advance", seconds=expected_eos - status.pump_time + 60)
         status = interrogate(client)
-        assert status["battery_state"] == BatteryState.EOS
-        assert status["alarms"] & Alarm.EOS
-        assert status["battery_percent"] == 0
-        assert status["current_rate_nl_per_day"] == 0
-        assert status["replace_by"] == expected_eri + 90 * DAY
+        assert status.battery_state == BatteryState.EOS
+        assert status.alarms & Alarm.EOS
+        assert status.battery_percent == 0
+        assert status.current_rate_nl_per_day == 0
+        assert status.replace_by == expected_eri + 90 * DAY
         events = read_all_log(client)
-    times = {e["type"]: e["time"] for e in events}
+    times = {e.type: e.time for e in events}
     assert times[EventType.BATTERY_ERI] == expected_eri
     assert times[EventType.BATTERY_EOS] == expected_eos
     assert times[EventType.DELIVERY_STOPPED] == expected_eos
@@ -247,22 +248,22 @@ def test_read_log_paging(frozen):
     for _ in range(40):
         assert frozen.control("reset")["ok"]
     with RawClient(frozen.url, keys=frozen.keys) as client:
-        total = interrogate(client)["event_count"]
+        total = interrogate(client).event_count
         assert total == 1 + 40 + 1 + 1  # first POWER_ON, 40 resets, one RESET alarm, SESSION_OPENED
         page = client.request(Command.READ_LOG, {"first_index": 0, "max_count": MAX_LOG_PAGE}).body
-        assert page["oldest_index"] == 0 and page["event_count"] == total
-        assert [e["index"] for e in page["events"]] == list(range(MAX_LOG_PAGE))
+        assert page.oldest_index == 0 and page.event_count == total
+        assert [e.index for e in page.events] == list(range(MAX_LOG_PAGE))
         page = client.request(Command.READ_LOG, {"first_index": MAX_LOG_PAGE, "max_count": MAX_LOG_PAGE}).body
-        assert [e["index"] for e in page["events"]] == list(range(MAX_LOG_PAGE, total))
+        assert [e.index for e in page.events] == list(range(MAX_LOG_PAGE, total))
         page = client.request(Command.READ_LOG, {"first_index": 5, "max_count": 3}).body
-        assert [e["index"] for e in page["events"]] == [5, 6, 7]
-        assert client.request(Command.READ_LOG, {"first_index": total, "max_count": 5}).body["events"] == []
+        assert [e.index for e in page.events] == [5, 6, 7]
+        assert client.request(Command.READ_LOG, {"first_index": total, "max_count": 5}).body.events == ()
         far = client.request(Command.READ_LOG, {"first_index": 2**32 - 1, "max_count": MAX_LOG_PAGE}).body
-        assert far["events"] == [] and far["event_count"] == total
+        assert far.events == () and far.event_count == total
         events = read_all_log(client)
-    assert events[1]["type"] == EventType.POWER_ON
-    assert events[2]["type"] == EventType.ALARM_RAISED and events[2]["arg1"] == Alarm.RESET
-    assert events[2]["priority"] == Priority.LOW
+    assert events[1].type == EventType.POWER_ON
+    assert events[2].type == EventType.ALARM_RAISED and events[2].arg1 == Alarm.RESET
+    assert events[2].priority == Priority.LOW
 
 
 # --- robustness: nothing on the wire can crash it or change it --------------------------
@@ -323,7 +324,7 @@ def test_truncated_frame_then_good_frame(frozen):
 
 
 def test_bad_crc_gets_no_reply_and_no_change(frozen):
-    frame = bytearray(encode(Command.INTERROGATE, {}, seq=77))
+    frame = bytearray(encode(Command.INTERROGATE, bodies.InterrogateRequest(), seq=77))
     frame[-1] ^= 0x01
     with RawClient(frozen.url, keys=frozen.keys) as client:
         before = status_and_state(frozen, client)
@@ -342,8 +343,8 @@ def test_unknown_command_gets_error_with_same_seq(emulator):
         reply = error_reply(client, client.seal_payload(0x55, b"\x01\x02", seq=0xBEEF), 0xBEEF)
     assert reply.auth is not None  # answered inside the session
     assert reply.command == Command.ERROR and reply.response
-    assert reply.body["request_command"] == 0x55
-    assert reply.body["reason"] == ErrorReason.UNKNOWN_COMMAND
+    assert reply.body.request_command == 0x55
+    assert reply.body.reason == ErrorReason.UNKNOWN_COMMAND
 
 
 @pytest.mark.parametrize(
@@ -364,18 +365,18 @@ def test_malformed_payload_gets_error(frozen, command, payload):
             raw = client.seal_payload(command, payload, seq=555)
         reply = error_reply(client, raw, 555)
         assert reply.command == Command.ERROR
-        assert reply.body["request_command"] == command
-        assert reply.body["reason"] == ErrorReason.MALFORMED_PAYLOAD
-        assert reply.body["detail"]
+        assert reply.body.request_command == command
+        assert reply.body.reason == ErrorReason.MALFORMED_PAYLOAD
+        assert reply.body.detail
         assert status_and_state(frozen, client) == before
 
 
 def test_response_flag_on_request_is_refused(frozen):
     with RawClient(frozen.url, keys=frozen.keys) as client:
         reply = error_reply(client, encode_frame(Command.INTERROGATE, b"", seq=9, response=True), 9)
-        assert reply.body["reason"] == ErrorReason.NOT_PERMITTED
+        assert reply.body.reason == ErrorReason.NOT_PERMITTED
         # an ERROR frame is never answered (two pumps would argue forever)
-        bogus = encode(Command.ERROR, {"request_command": 2, "reason": 1, "detail": "x"}, seq=10, response=True)
+        bogus = encode(Command.ERROR, bodies.ErrorResponse(2, ErrorReason(1), "x"), seq=10, response=True)
         client.send_raw(bogus)
         assert client.frames_before_barrier() == []
 
@@ -411,14 +412,14 @@ def test_state_survives_kill_9(start_emulator, transport, tmp_path):
         status = interrogate(client)
         log_after = read_all_log(client)
     state = emu2.control("state")
-    assert status["serial_number"] == "KEEP-1"
-    assert status["pump_time"] >= advanced["pump_time"]
+    assert status.serial_number == "KEEP-1"
+    assert status.pump_time >= advanced["pump_time"]
     # the pump kept delivering while the emulator was down; exactly, nothing lost or doubled
     assert state["delivered_nl"] == (state["pump_time"] - start) * 200_000 // DAY
     assert state["reservoir_nl"] == 18_000_000 - state["delivered_nl"]
     assert log_after[: len(log_before)] == log_before
     new = log_after[len(log_before) :]
-    assert [(e["type"], e["arg1"]) for e in new] == [(EventType.POWER_ON, 1), (EventType.SESSION_OPENED, 2)]
+    assert [(e.type, e.arg1) for e in new] == [(EventType.POWER_ON, 1), (EventType.SESSION_OPENED, 2)]
     assert emu2.stop() == 0
 
 
@@ -436,9 +437,9 @@ def test_events_during_downtime_are_logged_at_their_time(start_emulator, tmp_pat
     emu2 = start_emulator(transport="tcp", state_path=state_path, time_scale=20_000)
     with RawClient(emu2.url, keys=emu2.keys) as client:
         events = read_all_log(client)
-    t0 = events[0]["time"]
-    assert (events[0]["type"], events[0]["arg1"]) == (EventType.POWER_ON, 0)
-    seen = [(e["type"], e["arg1"], e["time"] - t0) for e in events[1:]]
+    t0 = events[0].time
+    assert (events[0].type, events[0].arg1) == (EventType.POWER_ON, 0)
+    seen = [(e.type, e.arg1, e.time - t0) for e in events[1:]]
     assert seen[:5] == [
         (EventType.ALARM_RAISED, Alarm.LOW_RESERVOIR, 1800),
         (EventType.RESERVOIR_EMPTY, 0, 9000),
@@ -525,7 +526,7 @@ def test_console_script_starts(tmp_path):
         assert url.startswith("socket://127.0.0.1:"), proc.stderr.read1() if proc.poll() is not None else url
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # created, for the default serial
         with RawClient(url, keys=read_keys(key_file)) as client:
-            assert client.request(Command.INTERROGATE).body["serial_number"] == "EMU00001"
+            assert client.request(Command.INTERROGATE).body.serial_number == "EMU00001"
     finally:
         proc.terminate()
         assert proc.wait(10) == 0

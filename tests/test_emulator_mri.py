@@ -29,6 +29,7 @@ from protocol import (
     MriMode,
     Priority,
     WriteKind,
+    bodies,
     encode,
 )
 
@@ -58,7 +59,7 @@ def leave(c, txid):
 
 
 def summary(events):
-    return [(e["type"], e["arg1"], e["time"]) for e in events]
+    return [(e.type, e.arg1, e.time) for e in events]
 
 
 def empty_reservoir(c, txid):
@@ -84,20 +85,21 @@ def test_peristaltic_enter_and_exit(start_emulator):
     with RawClient(emu.url, keys=emu.keys) as c:
         program, before = read_program(c), status(c)
         echo = ok(enter(c, 1, 4 * 3600), Command.PREPARE_MRI_ENTER)
-        assert echo == {"txid": 1, "kind": WriteKind.MRI_ENTER, "program": program["program"],
-                        "reservoir_ul": 18_000, "bolus_dose_ng": 0, "bolus_duration_s": 0,
-                        "bolus_volume_nl": 0, "mri_auto_exit_s": 14_400}
+        assert echo == bodies.Prepared(txid=1, kind=WriteKind.MRI_ENTER, program=program.program,
+                                       reservoir_ul=18_000, bolus_dose_ng=0, bolus_duration_s=0,
+                                       bolus_volume_nl=0, mri_auto_exit_s=14_400)
         assert status(c) == before  # prepared, not applied
         emu.control("advance", seconds=600)
-        n = status(c)["event_count"]
+        n = status(c).event_count
         done = ok(commit(c, 1), Command.COMMIT)
-        assert done == {"txid": 1, "outcome": CommitOutcome.APPLIED, "kind": WriteKind.MRI_ENTER,
-                        "applied_at": T0 + 600}
+        assert done == bodies.Committed(txid=1, outcome=CommitOutcome.APPLIED, kind=WriteKind.MRI_ENTER,
+                                        applied_at=T0 + 600)
         s = status(c)
-        assert (s["mri_mode"], s["mri_auto_exit_at"], s["current_rate_nl_per_day"]) == (
+        assert (s.mri_mode, s.mri_auto_exit_at, s.current_rate_nl_per_day) == (
             MriMode.SAFE, T0 + 600 + 14_400, 0)
-        assert (s["last_txid"], s["mode"], s["daily_dose_ng_per_day"]) == (1, InfusionMode.CONTINUOUS, 2_000_000)
-        assert read_program(c) == {"last_txid": 1, "program": program["program"]}  # the program itself unchanged
+        assert (s.last_txid, s.mode, s.daily_dose_ng_per_day) == (1, InfusionMode.CONTINUOUS, 2_000_000)
+        # the program itself unchanged
+        assert read_program(c) == bodies.ReadProgramResponse(last_txid=1, program=program.program)
         state = emu.control("state")
         assert state["motor"] == "parked" and state["mri_program"] == state["program"]
         held = state["reservoir_nl"]
@@ -109,13 +111,13 @@ def test_peristaltic_enter_and_exit(start_emulator):
                 ErrorReason.INVALID_STATE)
 
         echo = ok(leave(c, 4), Command.PREPARE_MRI_EXIT)
-        assert echo["kind"] == WriteKind.MRI_EXIT and echo["program"] == program["program"]
-        assert echo["mri_auto_exit_s"] == 0 and echo["reservoir_ul"] == held // 1000
-        assert ok(commit(c, 4), Command.COMMIT)["applied_at"] == T0 + 4200
+        assert echo.kind == WriteKind.MRI_EXIT and echo.program == program.program
+        assert echo.mri_auto_exit_s == 0 and echo.reservoir_ul == held // 1000
+        assert ok(commit(c, 4), Command.COMMIT).applied_at == T0 + 4200
         s = status(c)
-        assert (s["mri_mode"], s["mri_auto_exit_at"], s["current_rate_nl_per_day"], s["last_txid"]) == (
+        assert (s.mri_mode, s.mri_auto_exit_at, s.current_rate_nl_per_day, s.last_txid) == (
             MriMode.OFF, 0, RATE, 4)
-        assert read_program(c)["program"] == program["program"]
+        assert read_program(c).program == program.program
         assert emu.control("advance", seconds=DAY)["reservoir_nl"] == held - RATE  # drains again
         assert summary(read_log(c, n)) == [
             (EventType.MRI_SAFE_ENTERED, 14_400, T0 + 600),
@@ -126,7 +128,7 @@ def test_peristaltic_enter_and_exit(start_emulator):
             (EventType.TX_APPLIED, 4, T0 + 4200),
         ]
         again = ok(commit(c, 4), Command.COMMIT)
-        assert again["outcome"] == CommitOutcome.ALREADY_APPLIED and again["kind"] == WriteKind.MRI_EXIT
+        assert again.outcome == CommitOutcome.ALREADY_APPLIED and again.kind == WriteKind.MRI_EXIT
         assert "not in MRI-safe mode" in refused(leave(c, 5), ErrorReason.INVALID_STATE)
 
 
@@ -135,25 +137,25 @@ def test_valve_gated_emptied_enters_and_the_field_does_nothing(start_emulator):
     with RawClient(emu.url, keys=emu.keys) as c:
         empty_reservoir(c, 1)
         s = status(c)
-        assert s["reservoir_ul"] == 0 and s["mode"] == InfusionMode.STOPPED
-        program = read_program(c)["program"]
+        assert s.reservoir_ul == 0 and s.mode == InfusionMode.STOPPED
+        program = read_program(c).program
         ok(enter(c, 2, 3600 * 6), Command.PREPARE_MRI_ENTER)
         ok(commit(c, 2), Command.COMMIT)
         s = status(c)
-        assert s["mri_mode"] == MriMode.SAFE and s["mri_auto_exit_at"] == T0 + 6 * 3600
+        assert s.mri_mode == MriMode.SAFE and s.mri_auto_exit_at == T0 + 6 * 3600
         assert emu.control("state")["valves"] == "closed"
-        n = s["event_count"]
-        alarms = s["alarms"]
+        n = s.event_count
+        alarms = s.alarms
         for tesla in (1.5, 3):  # 3 T is beyond this model's conditions: still nothing in the mode
             state = field(emu, tesla, gradient_t_per_m=15)
             assert state["in_field"] == tesla and state["reservoir_nl"] == 0
         assert state["field_within_mr_conditions"] is False
         emu.control("advance", seconds=3600)
         field(emu, 0)
-        assert status(c)["event_count"] == n and status(c)["alarms"] == alarms
+        assert status(c).event_count == n and status(c).alarms == alarms
         ok(leave(c, 3), Command.PREPARE_MRI_EXIT)
         ok(commit(c, 3), Command.COMMIT)
-        assert read_program(c)["program"] == program
+        assert read_program(c).program == program
         assert summary(read_log(c, n)) == [(EventType.MRI_SAFE_EXITED, 0, T0 + 3600),
                                            (EventType.TX_APPLIED, 3, T0 + 3600)]
         assert emu.control("state")["valves"] == "gated"
@@ -175,23 +177,23 @@ def test_a_forgotten_exit_ends_by_itself_at_the_exact_second(start_emulator, mod
         if model is VALVE_GATED:
             empty_reservoir(c, txid)
             txid += 1
-        program = read_program(c)["program"]
+        program = read_program(c).program
         ok(enter(c, txid, 3600), Command.PREPARE_MRI_ENTER)
         ok(commit(c, txid), Command.COMMIT)
-        n = status(c)["event_count"]
+        n = status(c).event_count
         held = emu.control("state")["reservoir_nl"]
         assert emu.control("advance", seconds=3599)["mri_mode"] == "SAFE"
         state = emu.control("advance", seconds=3601)  # across the exit, 2 h after entering
         assert state["mri_mode"] == "OFF" and state["mri_auto_exit_at"] == 0
         s = status(c)
-        assert (s["mri_mode"], s["mri_auto_exit_at"], s["last_txid"]) == (MriMode.OFF, 0, txid)
-        assert read_program(c)["program"] == program
+        assert (s.mri_mode, s.mri_auto_exit_at, s.last_txid) == (MriMode.OFF, 0, txid)
+        assert read_program(c).program == program
         new = summary(read_log(c, n))
         if model is PERISTALTIC:
             # delivery resumed at exactly T0 + 3600: one hour's worth left by T0 + 7200
             assert new == [(EventType.MRI_SAFE_EXITED, 1, T0 + 3600), (EventType.DELIVERY_RESUMED, 0, T0 + 3600)]
             assert state["reservoir_nl"] == held - RATE * 3600 // DAY
-            assert s["current_rate_nl_per_day"] == RATE
+            assert s.current_rate_nl_per_day == RATE
         else:
             assert new == [(EventType.MRI_SAFE_EXITED, 1, T0 + 3600)]  # still empty: nothing to resume
             assert state["valves"] == "gated"
@@ -210,7 +212,7 @@ def test_reader_cannot_enter_or_exit(start_emulator):
     with RawClient(emu.url, keys=emu.keys, role="reader") as reader:
         refused(commit(reader, 4), ErrorReason.NOT_PERMITTED)
         refused(leave(reader, 5), ErrorReason.NOT_PERMITTED)
-        assert status(reader)["mri_mode"] == MriMode.SAFE
+        assert status(reader).mri_mode == MriMode.SAFE
     assert emu.control("state")["pending"]["txid"] == 4
 
 
@@ -234,7 +236,7 @@ def test_entering_while_a_bolus_runs_is_refused(start_emulator):
            Command.PREPARE_BOLUS)
         ok(commit(c, 1), Command.COMMIT)
         assert "bolus" in refused(enter(c, 2), ErrorReason.INVALID_STATE)
-        assert status(c)["mri_mode"] == MriMode.OFF
+        assert status(c).mri_mode == MriMode.OFF
         emu.control("advance", seconds=3600)  # finished: now it may
         ok(enter(c, 2), Command.PREPARE_MRI_ENTER)
 
@@ -245,22 +247,22 @@ def test_entering_while_a_bolus_runs_is_refused(start_emulator):
 def test_a_scan_without_safe_mode_stalls_the_motor_until_recovery(start_emulator):
     emu = start(start_emulator, *PERISTALTIC)
     with RawClient(emu.url, keys=emu.keys) as c:
-        n = status(c)["event_count"]
+        n = status(c).event_count
         state = field(emu, 1.5)
         assert state["motor"] == "stalled" and state["in_field"] == 1.5
         assert state["stall"] == {"stalled": True, "recovery_at": None, "needs_interrogation": False}
         s = status(c)
-        assert s["alarms"] & Alarm.MOTOR_STALL and s["current_rate_nl_per_day"] == 0
+        assert s.alarms & Alarm.MOTOR_STALL and s.current_rate_nl_per_day == 0
         held = state["reservoir_nl"]
         emu.control("advance", seconds=3600)  # an hour in the scanner
         state = field(emu, 0)
         assert state["stall"]["recovery_at"] == T0 + 3600 + 7200  # the default --stall-recovery
         assert emu.control("advance", seconds=7199)["motor"] == "stalled"
-        assert status(c)["alarms"] & Alarm.MOTOR_STALL
+        assert status(c).alarms & Alarm.MOTOR_STALL
         state = emu.control("advance", seconds=1)
         assert state["motor"] == "running" and state["reservoir_nl"] == held  # nothing delivered while stalled
         s = status(c)
-        assert not s["alarms"] & Alarm.MOTOR_STALL and s["current_rate_nl_per_day"] == RATE
+        assert not s.alarms & Alarm.MOTOR_STALL and s.current_rate_nl_per_day == RATE
         events = read_log(c, n)
         assert summary(events) == [
             (EventType.MOTOR_STALL, 0, T0),
@@ -270,14 +272,14 @@ def test_a_scan_without_safe_mode_stalls_the_motor_until_recovery(start_emulator
             (EventType.ALARM_CLEARED, Alarm.MOTOR_STALL, T0 + 10_800),
             (EventType.DELIVERY_RESUMED, 0, T0 + 10_800),
         ]
-        assert events[1]["priority"] == Priority.HIGH
+        assert events[1].priority == Priority.HIGH
         assert emu.control("advance", seconds=DAY)["reservoir_nl"] == held - RATE
 
 
 def test_a_scenario_is_played_exactly_by_advance(start_emulator):
     emu = start(start_emulator, *PERISTALTIC, "--stall-recovery", "3600")
     with RawClient(emu.url, keys=emu.keys) as c:
-        n = status(c)["event_count"]
+        n = status(c).event_count
         reply = emu.control("scenario", events=[{"after_s": 2400, "op": "field", "tesla": 0},
                                                 {"after_s": 600, "op": "field", "tesla": 3,
                                                  "gradient_t_per_m": 5}])
@@ -295,18 +297,18 @@ def test_a_pump_that_was_alarming_restarts_only_when_interrogated(start_emulator
     # 1.5 mL: the low-reservoir alarm (2 mL) is active before the scan
     emu = start(start_emulator, *PERISTALTIC, "--volume", "1.5 mL", "--stall-recovery", "3600")
     with RawClient(emu.url, keys=emu.keys) as c:
-        assert status(c)["alarms"] & Alarm.LOW_RESERVOIR
+        assert status(c).alarms & Alarm.LOW_RESERVOIR
         assert field(emu, 3)["stall"]["needs_interrogation"] is True
-        assert status(c)["alarms"] & Alarm.MOTOR_STALL  # an interrogation in the field changes nothing
+        assert status(c).alarms & Alarm.MOTOR_STALL  # an interrogation in the field changes nothing
         emu.control("advance", seconds=1800)
         field(emu, 0)
         emu.control("advance", seconds=1800)
-        assert status(c)["alarms"] & Alarm.MOTOR_STALL  # before the recovery time: still stalled
+        assert status(c).alarms & Alarm.MOTOR_STALL  # before the recovery time: still stalled
         state = emu.control("advance", seconds=DAY)  # long past it: waits for an interrogation
         assert state["motor"] == "stalled" and state["reservoir_nl"] == 1_500_000
         n = state["event_count"]
         s = status(c)
-        assert not s["alarms"] & Alarm.MOTOR_STALL and s["current_rate_nl_per_day"] == RATE
+        assert not s.alarms & Alarm.MOTOR_STALL and s.current_rate_nl_per_day == RATE
         at = T0 + 3600 + DAY
         assert summary(read_log(c, n)) == [(EventType.STALL_RECOVERY, 0, at),
                                            (EventType.ALARM_CLEARED, Alarm.MOTOR_STALL, at),
@@ -317,11 +319,11 @@ def test_a_pump_that_was_alarming_restarts_only_when_interrogated(start_emulator
 def test_valve_gated_holding_drug_in_the_field_dumps_the_reservoir(start_emulator, tesla):
     emu = start(start_emulator, *VALVE_GATED)
     with RawClient(emu.url, keys=emu.keys) as c:
-        n = status(c)["event_count"]
+        n = status(c).event_count
         state = field(emu, tesla)
         assert state["reservoir_nl"] == 0 and state["delivered_nl"] == 18_000_000
         s = status(c)
-        assert s["reservoir_ul"] == 0 and s["alarms"] & Alarm.UNCONTROLLED_BOLUS and s["current_rate_nl_per_day"] == 0
+        assert s.reservoir_ul == 0 and s.alarms & Alarm.UNCONTROLLED_BOLUS and s.current_rate_nl_per_day == 0
         events = read_log(c, n)
         assert summary(events) == [
             (EventType.UNCONTROLLED_BOLUS, 18_000, T0),
@@ -331,9 +333,9 @@ def test_valve_gated_holding_drug_in_the_field_dumps_the_reservoir(start_emulato
             (EventType.ALARM_RAISED, Alarm.EMPTY_RESERVOIR, T0),
             (EventType.DELIVERY_STOPPED, Alarm.EMPTY_RESERVOIR, T0),
         ]
-        assert events[1]["priority"] == Priority.HIGH
+        assert events[1].priority == Priority.HIGH
         field(emu, 0)
-        assert status(c)["event_count"] == n + len(events)  # leaving the field logs nothing
+        assert status(c).event_count == n + len(events)  # leaving the field logs nothing
 
 
 def test_in_safe_mode_the_field_does_not_stall_but_leaving_the_mode_in_it_does(start_emulator):
@@ -341,17 +343,17 @@ def test_in_safe_mode_the_field_does_not_stall_but_leaving_the_mode_in_it_does(s
     with RawClient(emu.url, keys=emu.keys) as c:
         ok(enter(c, 1), Command.PREPARE_MRI_ENTER)
         ok(commit(c, 1), Command.COMMIT)
-        n = status(c)["event_count"]
+        n = status(c).event_count
         state = field(emu, 3)
         assert state["motor"] == "parked" and not state["stall"]["stalled"]
         emu.control("advance", seconds=1800)
-        assert status(c)["event_count"] == n and not status(c)["alarms"] & Alarm.MOTOR_STALL
+        assert status(c).event_count == n and not status(c).alarms & Alarm.MOTOR_STALL
         ok(leave(c, 2), Command.PREPARE_MRI_EXIT)
         ok(commit(c, 2), Command.COMMIT)  # still in the scanner: the motor stalls at once
         assert emu.control("state")["motor"] == "stalled"
         field(emu, 0)
         assert emu.control("advance", seconds=600)["motor"] == "running"
-        types = [e["type"] for e in read_log(c, n)]
+        types = [e.type for e in read_log(c, n)]
         assert types == [EventType.MRI_SAFE_EXITED, EventType.DELIVERY_RESUMED, EventType.TX_APPLIED,
                          EventType.MOTOR_STALL, EventType.ALARM_RAISED, EventType.DELIVERY_STOPPED,
                          EventType.STALL_RECOVERY, EventType.ALARM_CLEARED, EventType.DELIVERY_RESUMED]
@@ -392,18 +394,18 @@ def test_safe_mode_and_the_field_survive_kill_9(start_emulator, tmp_path):
     with RawClient(emu2.url, keys=emu2.keys) as c:
         after = status(c)
         for name in ("mri_mode", "mri_auto_exit_at", "current_rate_nl_per_day", "reservoir_ul", "last_txid", "alarms"):
-            assert after[name] == before[name], name
-        assert after["mri_auto_exit_at"] == T0 + 5 * 3600
+            assert getattr(after, name) == getattr(before, name), name
+        assert after.mri_auto_exit_at == T0 + 5 * 3600
         state = emu2.control("state")
         assert (state["in_field"], state["field_gradient_t_per_m"], state["motor"]) == (1.5, 12, "parked")
-        assert read_program(c) == {"last_txid": 1, "program": program["program"]}
-        assert ok(commit(c, 1), Command.COMMIT)["outcome"] == CommitOutcome.ALREADY_APPLIED
+        assert read_program(c) == bodies.ReadProgramResponse(last_txid=1, program=program.program)
+        assert ok(commit(c, 1), Command.COMMIT).outcome == CommitOutcome.ALREADY_APPLIED
         field(emu2, 0)
         # the automatic exit still fires at its time after the restart
         state = emu2.control("advance", seconds=5 * 3600)
         assert state["mri_mode"] == "OFF" and state["motor"] == "running"
-        exits = [e for e in read_log(c) if e["type"] == EventType.MRI_SAFE_EXITED]
-        assert [(e["arg1"], e["time"]) for e in exits] == [(1, T0 + 5 * 3600)]
+        exits = [e for e in read_log(c) if e.type == EventType.MRI_SAFE_EXITED]
+        assert [(e.arg1, e.time) for e in exits] == [(1, T0 + 5 * 3600)]
     assert emu2.stop() == 0
 
 
@@ -421,7 +423,7 @@ def make(model="peristaltic-40", **kw) -> Pump:
 def test_time_cut_any_way_gives_the_same_log_and_reservoir():
     def setup() -> Pump:
         pump = make(stall_recovery_s=1000)
-        pump.prepare_mri_enter(based(pump, {"txid": 1, "auto_exit_s": 3600}))
+        pump.prepare(based(pump, bodies.PrepareMriEnterRequest(txid=1, based_on_txid=0, auto_exit_s=3600)))
         pump.commit(1)
         # in the scanner during the mode, still in it when the mode ends by itself, out, back in
         # before the motor recovered (recovery postponed), out again
@@ -451,21 +453,21 @@ def test_time_cut_any_way_gives_the_same_log_and_reservoir():
 def test_refusals_and_echoes():
     pump = make()
     with pytest.raises(Refusal) as exc:
-        pump.prepare_mri_exit(based(pump, {"txid": 1}))
+        pump.prepare(based(pump, bodies.PrepareMriExitRequest(txid=1, based_on_txid=0)))
     assert exc.value.reason is ErrorReason.INVALID_STATE
     with pytest.raises(Refusal) as exc:
-        pump.prepare_mri_enter(based(pump, {"txid": 1, "auto_exit_s": 60}))
+        pump.prepare(based(pump, bodies.PrepareMriEnterRequest(txid=1, based_on_txid=0, auto_exit_s=60)))
     assert exc.value.reason is ErrorReason.OUT_OF_RANGE and pump.pending is None
-    body = pump.prepare_mri_enter(based(pump, {"txid": 2, "auto_exit_s": 7200}))
+    body = pump.prepare(based(pump, bodies.PrepareMriEnterRequest(txid=2, based_on_txid=0, auto_exit_s=7200)))
     encode(Command.PREPARE_MRI_ENTER, body, seq=1, response=True)  # valid on the wire
     assert pump.tamper_pending() is False  # the mismatch fault leaves MRI transactions alone
     pump.commit(2)
-    body = pump.prepare_mri_exit(based(pump, {"txid": 3}))
+    body = pump.prepare(based(pump, bodies.PrepareMriExitRequest(txid=3, based_on_txid=0)))
     encode(Command.PREPARE_MRI_EXIT, body, seq=1, response=True)
     encode(Command.INTERROGATE, pump.status(), seq=1, response=True)
     # at EOS, in the mode: the timer still brings the program back
     pump = make(battery_seconds=DAY)
-    pump.prepare_mri_enter(based(pump, {"txid": 1, "auto_exit_s": 86_400}))
+    pump.prepare(based(pump, bodies.PrepareMriEnterRequest(txid=1, based_on_txid=0, auto_exit_s=86_400)))
     pump.commit(1)
     pump.advance_to(T0 + 2 * DAY)
     assert pump.mri_mode is MriMode.OFF and pump.program.mode is InfusionMode.CONTINUOUS
@@ -473,7 +475,8 @@ def test_refusals_and_echoes():
 
 def test_a_stall_cuts_a_running_bolus_short():
     pump = make()
-    pump.prepare_bolus(based(pump, {"txid": 1, "dose_ng": 1_000_000, "duration_s": 3600}))
+    pump.prepare(based(pump, bodies.PrepareBolusRequest(txid=1, based_on_txid=0, dose_ng=1_000_000,
+                                                        duration_s=3600)))
     pump.commit(1)
     pump.advance_to(T0 + 1800)
     pump.set_field(1.5)
@@ -494,7 +497,7 @@ def test_persistence_round_trip_and_consistency_checks(tmp_path):
     assert back.to_dict() == pump.to_dict()
 
     safe = make()
-    safe.prepare_mri_enter(based(safe, {"txid": 1, "auto_exit_s": 3600}))
+    safe.prepare(based(safe, bodies.PrepareMriEnterRequest(txid=1, based_on_txid=0, auto_exit_s=3600)))
     safe.commit(1)
     good = safe.to_dict()
     assert Pump.from_dict(json.loads(json.dumps(good))).to_dict() == good

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from emulator import faults, store
 from emulator.program import Program
 from emulator.pump import BATTERY_UNIT, ERI_WARNING_S, Pump
-from protocol import Alarm, BatteryState, Drug, EventType, InfusionMode, encode
+from protocol import Alarm, BatteryState, Drug, EventType, InfusionMode, bodies, encode
 
 DAY = 86_400
 T0 = 1_900_000_000
@@ -71,7 +71,7 @@ def test_eri_projection_is_exact_and_eos_follows_90_days_later():
     assert pump.battery_state is BatteryState.EOS
     assert pump.eri_time == projected
     assert pump.eos_time >= pump.eri_time + ERI_WARNING_S
-    assert pump.status()["replace_by"] == pump.eri_time + ERI_WARNING_S
+    assert pump.status().replace_by == pump.eri_time + ERI_WARNING_S
     assert pump.battery_charge == 0 and pump.battery_percent == 0
 
 
@@ -122,7 +122,7 @@ def test_the_pumps_attributes_are_its_parts():
     assert pump.battery_charge == pump.battery.charge and pump.log is pump.core.log
     # one core: an alarm raised by one part is what every part and the status see
     pump.core.raise_alarm(Alarm.ERI)
-    assert pump.alarms & Alarm.ERI and pump.status()["alarms"] & Alarm.ERI
+    assert pump.alarms & Alarm.ERI and pump.status().alarms & Alarm.ERI
 
 
 def test_persistence_and_the_tamper_fault_live_outside_the_pump():
@@ -130,9 +130,10 @@ def test_persistence_and_the_tamper_fault_live_outside_the_pump():
     assert store.pump_to_dict(pump) == pump.to_dict()
     back = store.pump_from_dict(json.loads(json.dumps(store.pump_to_dict(pump))))
     assert store.pump_to_dict(back) == pump.to_dict()
-    body = {"txid": 1, "based_on_txid": 0, "drug": Drug.MORPHINE, "concentration_ng_per_ml": 10_000_000,
-            "mode": InfusionMode.CONTINUOUS, "steps": [{"start_minute": 0, "dose_ng_per_day": 2_000_000}]}
-    echo = pump.prepare_program(body)
+    body = bodies.PrepareProgramRequest(txid=1, based_on_txid=0, drug=Drug.MORPHINE,
+                                        concentration_ng_per_ml=10_000_000, mode=InfusionMode.CONTINUOUS,
+                                        steps=(bodies.ProgramStep(0, 2_000_000),))
+    echo = pump.prepare(body)
     assert faults.tamper_pending(pump) is True
     assert pump.pending.program.steps[0].dose_ng_per_day == 2_200_000
-    assert echo["program"]["steps"][0]["dose_ng_per_day"] == 2_000_000  # the echo already went out
+    assert echo.program.steps[0].dose_ng_per_day == 2_000_000  # the echo already went out

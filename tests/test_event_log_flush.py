@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from emulator_harness import HandshakeError, RawClient, read_log, refused
-from loopback import Loopback, new_pump, open_session
+from loopback import Loopback, based, new_pump, open_session
 
 from emulator.pump import LOG_CAPACITY, Pump
 from emulator.security_state import (
@@ -34,7 +34,7 @@ from emulator.security_state import (
     Stream,
     routine_events_bound,
 )
-from protocol import Command, ErrorReason, EventType, InfusionMode, Role, WriteKind, encode, security
+from protocol import Command, Drug, ErrorReason, EventType, InfusionMode, Role, WriteKind, bodies, encode, security
 from protocol.messages import MAX_LOG_PAGE
 from protocol.session import ClientSession, HelloReply, Refused, Reply
 
@@ -66,20 +66,20 @@ def clocked_pump() -> tuple[Pump, Clock]:
     return pump, clock
 
 
-def ask(link: Loopback, client: ClientSession, command: Command, body: dict | None = None):
-    [event] = client.receive_data(link.send(client.request(command, body)))
+def ask(link: Loopback, client: ClientSession, request: bodies.Request):
+    [event] = client.receive_data(link.send(client.request(request)))
     return event
 
 
-def ok(event) -> dict:
+def ok(event) -> bodies.Body:
     assert isinstance(event, Reply), event
     return event.body
 
 
-def monitor_reading(pump: Pump, role: Role = Role.READER) -> dict:
+def monitor_reading(pump: Pump, role: Role = Role.READER) -> bodies.Status:
     """A new connection, a session, one INTERROGATE: what a monitor or a read command does."""
     link = Loopback(pump)
-    return ok(ask(link, open_session(link, role), Command.INTERROGATE))
+    return ok(ask(link, open_session(link, role), bodies.InterrogateRequest()))
 
 
 def failed_auth(pump: Pump) -> None:
@@ -93,59 +93,59 @@ def failed_auth(pump: Pump) -> None:
 def clear_request(pump: Pump) -> None:
     """A keyless attacker: an INTERROGATE in clear."""
     client = ClientSession()
-    [answer] = client.receive_data(Loopback(pump).send(client.request(Command.INTERROGATE)))
+    [answer] = client.receive_data(Loopback(pump).send(client.request(bodies.InterrogateRequest())))
     assert isinstance(answer, Refused) and answer.reason == ErrorReason.NOT_AUTHENTICATED, answer
 
 
-def write(pump: Pump, command: Command, body: dict) -> None:
+def write(pump: Pump, body: bodies.Request) -> None:
     """A clinician's PREPARE and COMMIT in a session of its own."""
     link = Loopback(pump)
     client = open_session(link, Role.CLINICIAN)
-    echo = ok(ask(link, client, command, {**body, "based_on_txid": pump.last_txid}))
-    assert ok(ask(link, client, Command.COMMIT, {"txid": echo["txid"]}))["txid"] == body["txid"]
+    echo = ok(ask(link, client, based(pump, body)))
+    assert ok(ask(link, client, bodies.CommitRequest(echo.txid))).txid == body.txid
 
 
-def program_body(txid: int, dose: int) -> dict:
-    return {"txid": txid, "mode": InfusionMode.CONTINUOUS, "drug": "MORPHINE",
-            "concentration_ng_per_ml": 10_000_000, "steps": [{"start_minute": 0, "dose_ng_per_day": dose}]}
+def program_body(txid: int, dose: int) -> bodies.PrepareProgramRequest:
+    return bodies.PrepareProgramRequest(txid=txid, based_on_txid=0, mode=InfusionMode.CONTINUOUS, drug=Drug.MORPHINE,
+                                        concentration_ng_per_ml=10_000_000, steps=(bodies.ProgramStep(0, dose),))
 
 
-def wire_log(pump: Pump) -> tuple[int, list[dict]]:
+def wire_log(pump: Pump) -> tuple[int, list[bodies.Event]]:
     """(oldest_index, every event) read over the wire, page by page, in a reader session."""
     link = Loopback(pump)
     client = open_session(link, Role.READER)
     first, events = 0, []
     while True:
-        page = ok(ask(link, client, Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}))
-        if not page["events"]:
-            return page["oldest_index"], events
-        events += page["events"]
-        first = page["events"][-1]["index"] + 1
+        page = ok(ask(link, client, bodies.ReadLogRequest(first, MAX_LOG_PAGE)))
+        if not page.events:
+            return page.oldest_index, events
+        events += page.events
+        first = page.events[-1].index + 1
 
 
-def stream_of(event: dict) -> tuple:
-    return (event["type"],) if event["type"] == EventType.AUTH_FAILURE else (event["type"], event["arg1"])
+def stream_of(event: bodies.Event) -> tuple:
+    return (event.type,) if event.type == EventType.AUTH_FAILURE else (event.type, event.arg1)
 
 
-def assert_coalesced(events: list[dict]) -> None:
+def assert_coalesced(events: list[bodies.Event]) -> None:
     """No routine stream logs twice within COALESCE_S; every event counts at least one."""
     last: dict[tuple, int] = {}
     for e in events:
-        if e["type"] not in ROUTINE:
+        if e.type not in ROUTINE:
             continue
         key = stream_of(e)
-        assert key not in last or e["time"] - last[key] >= COALESCE_S, (e, last[key])
-        last[key] = e["time"]
-        assert (e["arg1"] if e["type"] == EventType.AUTH_FAILURE else e["arg2"]) >= 1, e
+        assert key not in last or e.time - last[key] >= COALESCE_S, (e, last[key])
+        last[key] = e.time
+        assert (e.arg1 if e.type == EventType.AUTH_FAILURE else e.arg2) >= 1, e
 
 
-def counted(events: list[dict]) -> tuple[int, dict[int, int]]:
+def counted(events: list[bodies.Event]) -> tuple[int, dict[int, int]]:
     """(failures, {role: sessions}) as the coalesced events count them."""
-    failures = sum(e["arg1"] for e in events if e["type"] == EventType.AUTH_FAILURE)
+    failures = sum(e.arg1 for e in events if e.type == EventType.AUTH_FAILURE)
     sessions: dict[int, int] = {}
     for e in events:
-        if e["type"] == EventType.SESSION_OPENED:
-            sessions[e["arg1"]] = sessions.get(e["arg1"], 0) + e["arg2"]
+        if e.type == EventType.SESSION_OPENED:
+            sessions[e.arg1] = sessions.get(e.arg1, 0) + e.arg2
     return failures, sessions
 
 
@@ -153,7 +153,7 @@ def counted(events: list[dict]) -> tuple[int, dict[int, int]]:
 def test_eight_days_of_sessions_and_failures_at_full_rate_leave_the_program_change_in_the_log():
     pump, clock = clocked_pump()
     start = pump.time
-    write(pump, Command.PREPARE_PROGRAM, program_body(1, 3_000_000))  # the history to keep
+    write(pump, program_body(1, 3_000_000))  # the history to keep
     [changed] = [e for e in pump.log.events if e.type == EventType.PROGRAM_CHANGED]
     assert (changed.arg1, changed.arg2) == (2_000_000, 3_000_000)
 
@@ -164,10 +164,10 @@ def test_eight_days_of_sessions_and_failures_at_full_rate_leave_the_program_chan
     for n in range(WINDOW // step):
         clock.now = start + n * step
         if n == 3 * DAY // step:
-            write(pump, Command.PREPARE_BOLUS, {"txid": 2, "dose_ng": 100_000, "duration_s": 3600})
+            write(pump, bodies.PrepareBolusRequest(txid=2, based_on_txid=0, dose_ng=100_000, duration_s=3600))
         status = monitor_reading(pump)
         sessions[Role.READER] += 1
-        assert status["auth_failures"] == failures
+        assert status.auth_failures == failures
         if n % 2 == 0:
             monitor_reading(pump, Role.CLINICIAN)
             sessions[Role.CLINICIAN] += 1
@@ -183,8 +183,8 @@ def test_eight_days_of_sessions_and_failures_at_full_rate_leave_the_program_chan
     sessions[Role.READER] += 1  # wire_log's own
 
     assert oldest == 0  # the ring never wrapped: nothing at all was lost
-    assert [e for e in events if e["index"] == changed.index] == [changed.body()]
-    therapy = [(e["type"], e["arg1"], e["arg2"]) for e in events if e["type"] not in ROUTINE]
+    assert [e for e in events if e.index == changed.index] == [changed.body()]
+    therapy = [(e.type, e.arg1, e.arg2) for e in events if e.type not in ROUTINE]
     assert therapy == [
         (EventType.POWER_ON, 0, 0),
         (EventType.PROGRAM_CHANGED, 2_000_000, 3_000_000), (EventType.TX_APPLIED, 1, WriteKind.PROGRAM),
@@ -193,8 +193,8 @@ def test_eight_days_of_sessions_and_failures_at_full_rate_leave_the_program_chan
     ]
 
     # the test drove the worst case, and the log stayed within the documented bound
-    routine = [e for e in events if e["type"] in ROUTINE]
-    span = events[-1]["time"] - start
+    routine = [e for e in events if e.type in ROUTINE]
+    span = events[-1].time - start
     assert len(routine) <= routine_events_bound(span)
     assert len(routine) >= routine_events_bound(WINDOW) - ROUTINE_STREAMS
     assert_coalesced(events)
@@ -205,9 +205,9 @@ def test_eight_days_of_sessions_and_failures_at_full_rate_leave_the_program_chan
     unlogged = {role: pump.sessions.roles[role].unlogged for role in Role}
     assert unlogged[Role.READER] == 1 and unlogged[Role.CLINICIAN] == 0  # wire_log's own, 10 minutes to go
     assert {Role(r): n + unlogged[Role(r)] for r, n in logged_sessions.items()} == sessions
-    reasons = [e["arg2"] for e in routine if e["type"] == EventType.AUTH_FAILURE]  # the latest refusal's
+    reasons = [e.arg2 for e in routine if e.type == EventType.AUTH_FAILURE]  # the latest refusal's
     assert reasons[0] == ErrorReason.AUTH_FAILED and set(reasons[1:]) == {ErrorReason.NOT_AUTHENTICATED}
-    assert monitor_reading(pump)["auth_failures"] == failures
+    assert monitor_reading(pump).auth_failures == failures
 
 
 def test_the_worst_case_is_the_documented_one():
@@ -288,19 +288,19 @@ def test_a_state_file_from_before_version_3_loads_and_keeps_its_counts():
 
 
 def log_tail(client: RawClient, since: int) -> list[tuple[int, int, int]]:
-    return [(e["type"], e["arg1"], e["arg2"]) for e in read_log(client, since)]
+    return [(e.type, e.arg1, e.arg2) for e in read_log(client, since)]
 
 
 def test_a_lone_session_is_logged_at_once_and_a_burst_in_one_event_per_role(start_emulator):
     emu = start_emulator(transport="tcp", time_scale=FROZEN)
     with RawClient(emu.url, keys=emu.keys) as watcher:  # a CLINICIAN session: logged at once
         t0 = emu.control("state")["pump_time"]
-        start = watcher.request(Command.INTERROGATE).body["event_count"] - 1
+        start = watcher.request(Command.INTERROGATE).body.event_count - 1
         assert log_tail(watcher, start) == [(EventType.SESSION_OPENED, Role.CLINICIAN, 1)]
         with RawClient(emu.url, keys=emu.keys, role="reader"):  # a lone READER session: at once too
             pass
         [event] = read_log(watcher, start + 1)
-        assert (event["type"], event["arg1"], event["arg2"], event["time"]) == \
+        assert (event.type, event.arg1, event.arg2, event.time) == \
             (EventType.SESSION_OPENED, Role.READER, 1, t0)
 
         # a burst: 40 reader sessions and 10 clinician ones on one connection, 25 failed AUTHs
@@ -327,12 +327,12 @@ def test_a_lone_session_is_logged_at_once_and_a_burst_in_one_event_per_role(star
         assert log_tail(watcher, count + 1) == []
         emu.control("advance", seconds=1)
         events = read_log(watcher, count + 1)
-        assert [(e["type"], e["arg1"], e["arg2"], e["time"]) for e in events] == [
+        assert [(e.type, e.arg1, e.arg2, e.time) for e in events] == [
             (EventType.AUTH_FAILURE, 24, ErrorReason.RATE_LIMITED, t0 + COALESCE_S),
             (EventType.SESSION_OPENED, Role.READER, 40, t0 + COALESCE_S),
             (EventType.SESSION_OPENED, Role.CLINICIAN, 10, t0 + COALESCE_S),
         ]
-        assert watcher.request(Command.INTERROGATE).body["auth_failures"] == 25
+        assert watcher.request(Command.INTERROGATE).body.auth_failures == 25
         every = read_log(watcher)
         assert counted(every) == (25, {Role.READER: 41, Role.CLINICIAN: 11})
 
@@ -350,8 +350,8 @@ def test_a_day_through_the_real_emulator_keeps_the_program_change(start_emulator
     with RawClient(emu.url, keys=emu.keys) as clinician:
         assert clinician.request(Command.PREPARE_PROGRAM, program_body(7, 3_000_000)).command == \
             Command.PREPARE_PROGRAM
-        assert clinician.request(Command.COMMIT, {"txid": 7}).body["kind"] == WriteKind.PROGRAM
-        [changed] = [e for e in read_log(clinician) if e["type"] == EventType.PROGRAM_CHANGED]
+        assert clinician.request(Command.COMMIT, {"txid": 7}).body.kind == WriteKind.PROGRAM
+        [changed] = [e for e in read_log(clinician) if e.type == EventType.PROGRAM_CHANGED]
     # A monitor re-opening its READER session every 590 s (under 10 minutes: every window has
     # one), an attacker sending a request in clear as often, for a day of pump time.
     step = COALESCE_S - 10
@@ -360,18 +360,19 @@ def test_a_day_through_the_real_emulator_keeps_the_program_change(start_emulator
         for n in range(steps):
             emu.control("advance", seconds=step)
             monitor.handshake("reader", emu.keys["reader"])
-            refused(attacker.exchange(encode(Command.INTERROGATE, {}, seq=n & 0xFFFF), n & 0xFFFF),
+            refused(attacker.exchange(encode(Command.INTERROGATE, bodies.InterrogateRequest(), seq=n & 0xFFFF),
+                                      n & 0xFFFF),
                     ErrorReason.NOT_AUTHENTICATED)
         emu.control("advance", seconds=COALESCE_S)
         events = read_log(monitor)
         page = monitor.request(Command.READ_LOG, {"first_index": 0, "max_count": 1}).body
     state = emu.control("state")
-    assert page["oldest_index"] == 0 and changed in events
-    assert [e["type"] for e in events if e["type"] not in ROUTINE] == [
+    assert page.oldest_index == 0 and changed in events
+    assert [e.type for e in events if e.type not in ROUTINE] == [
         EventType.POWER_ON, EventType.PROGRAM_CHANGED, EventType.TX_APPLIED]
     assert_coalesced(events)
-    routine = [e for e in events if e["type"] in ROUTINE]
-    assert len(routine) <= routine_events_bound(events[-1]["time"] - events[0]["time"])
+    routine = [e for e in events if e.type in ROUTINE]
+    assert len(routine) <= routine_events_bound(events[-1].time - events[0].time)
     assert counted(events) == (steps, {Role.READER: steps + 1, Role.CLINICIAN: 1})
     assert state["auth_failures"] == steps and state["sessions_opened"] == {"reader": steps + 1, "clinician": 1}
 
@@ -398,7 +399,7 @@ def test_counts_not_yet_logged_survive_a_kill_9(start_emulator, tmp_path):
     emu2.control("advance", seconds=COALESCE_S)
     with RawClient(emu2.url, keys=emu2.keys) as c:
         events = read_log(c)
-        assert c.request(Command.INTERROGATE).body["auth_failures"] == 3
+        assert c.request(Command.INTERROGATE).body.auth_failures == 3
     assert counted(events) == (3, {Role.READER: 12, Role.CLINICIAN: 1})
-    assert [(e["type"], e["arg1"]) for e in events if e["type"] not in ROUTINE] == [
+    assert [(e.type, e.arg1) for e in events if e.type not in ROUTINE] == [
         (EventType.POWER_ON, 0), (EventType.POWER_ON, 1)]

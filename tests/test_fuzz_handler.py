@@ -115,7 +115,7 @@ def requests(draw):
         body = draw(BODIES[k])
     ops = draw(OPS) if draw(st.integers(0, 2)) == 0 else []  # two in three stay valid
     command = k if draw(st.integers(0, 9)) else draw(st.integers(0, 255))
-    return command, body if not ops else None, protocol.build_payload(k, body), ops, \
+    return command, body if not ops else None, protocol.build_fields(k, body), ops, \
         draw(st.integers(0, 5)) > 0, draw(st.integers(0, 19)) == 0
 
 
@@ -133,7 +133,7 @@ def test_respond_never_raises_or_hangs_and_always_answers_well_formed(reqs, faul
         for command, body, payload, ops, sealed, response in reqs:
             seq += 1
             if body is not None and command == Command.COMMIT and prepared is not None:
-                payload = protocol.build_payload(command, {"txid": prepared})  # commit what was prepared
+                payload = protocol.build_fields(command, {"txid": prepared})  # commit what was prepared
             elif body is not None and "txid" in body:
                 prepared = body["txid"]
             payload = mutate(payload, ops)
@@ -171,6 +171,6 @@ def test_every_valid_request_is_answered():
     for seq, k in enumerate(REQUEST_KEYS, start=100):
         if k in (Command.HELLO, Command.AUTH):
             continue
-        data = p.channel.seal(k, protocol.build_payload(k, SAMPLES[k]), seq=seq, response=False)
+        data = p.channel.seal(k, protocol.build_fields(k, SAMPLES[k]), seq=seq, response=False)
         message = p.decode(respond(p.pump, _frame(data), p.faults, p.session))
         assert message.seq == seq and message.command in (Command(k), Command.ERROR)

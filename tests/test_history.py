@@ -7,7 +7,7 @@ import pytest
 from ithcli import druglib, limits
 from ithcli.errors import SafetyError, UsageError
 from ithcli.history import DAY, HOUR, History
-from protocol import Alarm, EventType
+from protocol import Alarm, EventType, Priority, bodies
 
 LIB = druglib.load()
 MORPHINE = LIB.drugs["MORPHINE"]
@@ -17,8 +17,8 @@ MG = 1_000_000  # ng
 NOW = 100 * DAY
 
 
-def ev(index, time, kind, arg1=0, arg2=0):
-    return {"index": index, "time": time, "type": kind, "priority": 0, "arg1": arg1, "arg2": arg2}
+def ev(index, time, kind, arg1=0, arg2=0) -> bodies.Event:
+    return bodies.Event(index=index, time=time, type=kind, priority=Priority.NONE, arg1=arg1, arg2=arg2)
 
 
 def log(*rows, first_index=0):

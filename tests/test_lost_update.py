@@ -20,28 +20,29 @@ from loopback import Loopback, new_pump, open_session
 
 from ithcli_campaign.proxy import TO_PUMP, Fault, FaultProxy
 from ithcli_campaign.pump import TruthClient
-from protocol import Command, ErrorReason, EventType, InfusionMode
+from protocol import ErrorReason, EventType, InfusionMode, bodies
 from protocol.session import Refused, Reply
 
 FROZEN = 1e-9
 
 
 def _prepare(pump_link, client, txid, based_on, dose):
-    body = {"txid": txid, "based_on_txid": based_on, "mode": InfusionMode.CONTINUOUS,
-            "drug": pump_link.pump.drug, "concentration_ng_per_ml": pump_link.pump.concentration_ng_per_ml,
-            "steps": [{"start_minute": 0, "dose_ng_per_day": dose}]}
-    return client.receive_data(pump_link.send(client.request(Command.PREPARE_PROGRAM, body)))[0]
+    body = bodies.PrepareProgramRequest(txid=txid, based_on_txid=based_on, mode=InfusionMode.CONTINUOUS,
+                                        drug=pump_link.pump.drug,
+                                        concentration_ng_per_ml=pump_link.pump.concentration_ng_per_ml,
+                                        steps=(bodies.ProgramStep(0, dose),))
+    return client.receive_data(pump_link.send(client.request(body)))[0]
 
 
 def _commit(pump_link, client, txid):
-    return client.receive_data(pump_link.send(client.request(Command.COMMIT, {"txid": txid})))[0]
+    return client.receive_data(pump_link.send(client.request(bodies.CommitRequest(txid))))[0]
 
 
 def test_read_then_another_commit_then_prepare_is_refused_and_a_fresh_read_works():
     pump = new_pump()
     a_link, b_link = Loopback(pump), Loopback(pump)
     a, b = open_session(a_link), open_session(b_link)
-    read = a.receive_data(a_link.send(a.request(Command.INTERROGATE)))[0].body["last_txid"]  # A reads
+    read = a.receive_data(a_link.send(a.request(bodies.InterrogateRequest())))[0].body.last_txid  # A reads
     assert isinstance(_prepare(b_link, b, 10, read, 3_000_000), Reply)  # B changes the pump
     assert isinstance(_commit(b_link, b, 10), Reply)
     refused = _prepare(a_link, a, 11, read, 4_000_000)  # A's change, checked against the old state
@@ -75,7 +76,7 @@ def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start
     first_env = cli_env({"ITHCLI_STATE_DIR": str(tmp_path / "first"), "ITHCLI_OPERATOR": "first"})
     second_env = {"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"}
     truth = TruthClient(address(emu), emu.keys["reader"])
-    log_start = truth.status()["event_count"]
+    log_start = truth.status().event_count
     proxy = FaultProxy(address(emu))
     first = None
     try:
@@ -106,7 +107,7 @@ def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start
     assert "Nothing was committed" in error["message"] and "daily dose 2 mg/day -> 2.5 mg/day" in error["message"]
     assert json.loads(out)["outcome"] == "not-committed"
     # the pump: only the second change was applied, and it stands
-    applied = [e["arg1"] for e in truth.events_since(log_start) if e["type"] == EventType.TX_APPLIED]
+    applied = [e.arg1 for e in truth.events_since(log_start) if e.type == EventType.TX_APPLIED]
     assert applied == [second.json()["txid"]]
     after = run_cli("--port", emu.url, "--json", "interrogate", env=second_env).json()
     assert after["daily_dose"] == {"value": 2.5, "unit": "mg/day"}

@@ -38,7 +38,7 @@ from loopback import InProcessPump, run_ithcli
 from ithcli_campaign.proxy import TO_CLI, TO_PUMP, Fault, FaultProxy
 from ithcli_campaign.pump import TruthClient
 from ithcli_campaign.warm import WarmCli
-from protocol import ErrorReason, EventType, Role, WriteKind, security
+from protocol import ErrorReason, EventType, Role, WriteKind, bodies, security
 from protocol import session as wire
 
 FROZEN = ("--time-scale", "1e-9")  # the pump clock moves only when a test advances it
@@ -103,25 +103,25 @@ class _Rig:
         return run
 
     # --- the pump's truth, over the direct connection ---
-    def status(self) -> dict:
+    def status(self) -> bodies.Status:
         return self.truth.status()
 
     def log_index(self) -> int:
-        return self.status()["event_count"]
+        return self.status().event_count
 
-    def events_since(self, index: int, type_: EventType) -> list[dict]:
-        return [e for e in self.truth.events_since(index) if e["type"] == type_]
+    def events_since(self, index: int, type_: EventType) -> list[bodies.Event]:
+        return [e for e in self.truth.events_since(index) if e.type == type_]
 
     def applied_since(self, index: int) -> list[tuple[int, int]]:
         """(txid, WriteKind) of every TX_APPLIED the pump logged from `index` on."""
-        return [(e["arg1"], e["arg2"]) for e in self.events_since(index, EventType.TX_APPLIED)]
+        return [(e.arg1, e.arg2) for e in self.events_since(index, EventType.TX_APPLIED)]
 
     def therapy(self) -> dict:
         """What the pump delivers and holds: all a write can change."""
         s = self.status()
         keys = ("last_txid", "mode", "drug", "concentration_ng_per_ml", "daily_dose_ng_per_day",
                 "daily_volume_nl_per_day", "reservoir_ul", "mri_mode", "mri_auto_exit_at", "bolus_remaining_ng")
-        return {k: s[k] for k in keys} | {"program": self.truth.program()["program"]}
+        return {k: getattr(s, k) for k in keys} | {"program": self.truth.program().program}
 
     # --- ithcli's own state ---
     def pending(self) -> list[dict]:
@@ -294,7 +294,7 @@ def forged_commit_cases(r: _Rig, spec: Kind, reasons=REASONS) -> list[str]:
 
         # the pump did apply it, once; ithcli kept the pending record
         assert r.applied_since(index) == [(txid, spec.logged_as)], f"{reason.name}: {first}"
-        assert r.status()["last_txid"] == txid
+        assert r.status().last_txid == txid
         assert [p["txid"] for p in r.pending()] == [txid], reason.name
 
         audited = r.audit_lines()
@@ -382,7 +382,7 @@ def forged_prepare_cases(r: _Rig, spec: Kind, reasons) -> None:
         assert again.json()["outcome"] == "verified", str(again)
         txid = again.json()["txid"]
         assert r.applied_since(index) == [(txid, spec.logged_as)], reason.name
-        assert r.status()["last_txid"] == txid
+        assert r.status().last_txid == txid
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -421,7 +421,7 @@ def forged_read_back_cases(r: _Rig, spec: Kind, reasons) -> None:
                 assert run.json()["outcome"] == "verified", what
             txid = run.json()["txid"]
             assert r.applied_since(index) == [(txid, spec.logged_as)], what
-            assert r.status()["last_txid"] == txid
+            assert r.status().last_txid == txid
             assert r.pending() == []  # the COMMIT reply was authenticated: nothing to reconcile
 
 
@@ -476,7 +476,7 @@ def test_after_an_unconfirmed_write_an_mri_write_is_refused_too(loop_rig):
     enter = r.cli("--json", *KINDS["mri-enter"].argv(0))
     assert r.applied_since(index)[0] == (txid, WriteKind.PROGRAM)
     sent = r.writes_sent_since(audited)
-    mode = r.status()["mri_mode"]
+    mode = r.status().mri_mode
     assert (enter.code, sent) == (8, []), f"sent {sent}, the pump's MRI mode is now {mode!r}: {enter}"
     assert "was applied" in enter.error["message"], str(enter)
 
@@ -513,7 +513,7 @@ class KeylessClient:
 
 def test_a_keyless_client_failing_auth_on_its_own_connection_does_not_lock_the_clinician_out(rig):
     r = rig()
-    failures_before = r.status()["auth_failures"]
+    failures_before = r.status().auth_failures
     index = r.log_index()
     attacker = KeylessClient(r.address)
     try:
@@ -556,9 +556,9 @@ def test_a_keyless_client_failing_auth_on_its_own_connection_does_not_lock_the_c
         attacker.close()
 
     assert r.applied_since(index) == [(program.json()["txid"], WriteKind.PROGRAM)]
-    assert r.status()["daily_dose_ng_per_day"] == 2_200_000
+    assert r.status().daily_dose_ng_per_day == 2_200_000
     # every refused guess counted pump-wide (ithcli's own handshakes added none)...
-    assert r.status()["auth_failures"] == failures_before + attempts
+    assert r.status().auth_failures == failures_before + attempts
     # ...and the clinician can see them in the pump's log
     logged = r.cli("--json", "log", "--type", "auth_failure", direct=True)
     assert logged.code == 0, str(logged)

@@ -419,18 +419,19 @@ def _kinds(view: dict, prefix: str = "") -> dict[str, str | None]:
 def test_the_status_fields_a_check_may_name_are_the_ones_interrogate_gives():
     """plan.STATUS_FIELDS against what the runner evaluates checks on: status.describe."""
     from ithcli.status import describe
-    from protocol import BatteryState, Drug, InfusionMode, MriMode
+    from protocol import Alarm, BatteryState, Drug, InfusionMode, MriMode, bodies
     from protocol.models import PumpModel
 
     now = 1_800_000_000
-    raw = {"serial_number": "S-1", "model": PumpModel.PERISTALTIC_40, "firmware": {"major": 1, "minor": 2, "patch": 3},
-           "pump_time": now, "drug": Drug.MORPHINE, "concentration_ng_per_ml": 10_000_000,
-           "mode": InfusionMode.CONTINUOUS, "daily_dose_ng_per_day": 2_000_000, "daily_volume_nl_per_day": 200_000,
-           "current_rate_nl_per_day": 200_000, "reservoir_ul": 18_000, "capacity_ul": 40_000,
-           "low_reservoir_alarm_ul": 2_000, "battery_state": BatteryState.OK, "battery_percent": 80,
-           "eri_at": now + 400 * 86_400, "replace_by": now + 490 * 86_400, "alarms": 0, "mri_mode": MriMode.OFF,
-           "mri_auto_exit_at": now + 3600, "last_txid": 7, "last_programmed_at": now - 86_400,
-           "bolus_remaining_ng": 0, "event_count": 3, "auth_failures": 0}
+    raw = bodies.Status(
+        serial_number="S-1", model=PumpModel.PERISTALTIC_40, firmware=bodies.Firmware(major=1, minor=2, patch=3),
+        pump_time=now, drug=Drug.MORPHINE, concentration_ng_per_ml=10_000_000,
+        mode=InfusionMode.CONTINUOUS, daily_dose_ng_per_day=2_000_000, daily_volume_nl_per_day=200_000,
+        current_rate_nl_per_day=200_000, reservoir_ul=18_000, capacity_ul=40_000,
+        low_reservoir_alarm_ul=2_000, battery_state=BatteryState.OK, battery_percent=80,
+        eri_at=now + 400 * 86_400, replace_by=now + 490 * 86_400, alarms=Alarm(0), mri_mode=MriMode.OFF,
+        mri_auto_exit_at=now + 3600, last_txid=7, last_programmed_at=now - 86_400,
+        bolus_remaining_ng=0, event_count=3, auth_failures=0)
     kinds = _kinds(describe(raw, LIBRARY, read_at=now, port="/dev/x", emulated=True))
     assert set(kinds) == set(plans.STATUS_FIELDS)
     assert {p: k for p, k in kinds.items() if k} == {p: plans.STATUS_FIELDS[p] for p, k in kinds.items() if k}

@@ -215,21 +215,21 @@ def test_key_ids(v):
 
 
 def test_handshake_payloads_and_frames_are_the_codec(v):
-    from protocol import Command, Role, build_payload, decode_bytes, encode, security
+    from protocol import Command, Role, bodies, build_payload, decode_bytes, encode, security
     from protocol.framing import encode_frame
 
     seq = int.from_bytes(v["hello_seq"], "big")
     role = Role(v["role"][0])
-    hello = {"protocol_version": VERSION, "client_nonce": v["client_nonce"], "role": role}
+    hello = bodies.HelloRequest(protocol_version=VERSION, client_nonce=v["client_nonce"], role=role)
     assert build_payload(Command.HELLO, hello) == v["hello_request"]
     assert encode(Command.HELLO, hello, seq=seq) == v["hello_request_frame"]
-    reply = {"protocol_version": VERSION, "pump_nonce": v["pump_nonce"], "key_id": v["key_id_clinician"]}
+    reply = bodies.HelloResponse(protocol_version=VERSION, pump_nonce=v["pump_nonce"], key_id=v["key_id_clinician"])
     assert build_payload(Command.HELLO, reply, response=True) == v["hello_response"]
     assert encode(Command.HELLO, reply, seq=seq, response=True) == v["hello_response_frame"]
-    auth = {"role": role, "proof": v["client_proof"]}
+    auth = bodies.AuthRequest(role=role, proof=v["client_proof"])
     assert build_payload(Command.AUTH, auth) == v["auth_request"]
     assert encode(Command.AUTH, auth, seq=seq + 1) == v["auth_request_frame"]
-    proof = {"proof": v["pump_proof"]}
+    proof = bodies.AuthResponse(proof=v["pump_proof"])
     assert build_payload(Command.AUTH, proof, response=True) == v["auth_response"]
     assert encode(Command.AUTH, proof, seq=seq + 1, response=True) == v["auth_response_frame"]
     # HELLO frames at header version 1 whatever the protocol version; the rest at the protocol's
@@ -237,9 +237,8 @@ def test_handshake_payloads_and_frames_are_the_codec(v):
                               "auth_response_frame", "req_frame", "resp_frame")] == [1, 1] + [VERSION] * 4
     assert encode_frame(Command.AUTH, v["auth_response"], seq=seq + 1, response=True) == v["auth_response_frame"]
     message = decode_bytes(v["hello_response_frame"])
-    assert message.body == {"protocol_version": VERSION, "pump_nonce": v["pump_nonce"],
-                            "key_id": v["key_id_clinician"]}
-    assert security.key_id(v["k_clinician"]) == message.body["key_id"]
+    assert message.body == reply
+    assert security.key_id(v["k_clinician"]) == bodies.expect(message.body, bodies.HelloResponse).key_id
 
 
 def test_transcript_proofs_and_keys_are_protocol_security(v):
@@ -301,17 +300,17 @@ def test_sealed_frames_are_the_secure_channel(v):
 
 
 def test_the_status_plaintext_is_the_documented_status(v, status):
-    from protocol import Command, codec
+    from protocol import Command, bodies, codec
     from protocol.framing import RawFrame
 
     frame = RawFrame(VERSION, 0x01, 0, int(Command.INTERROGATE), v["resp_plaintext"], None, b"")
     body = codec.decode(frame).body
-    assert json.loads(json.dumps(body, default=int)) == status
+    assert json.loads(json.dumps(bodies.as_dict(body), default=int)) == status
     assert status["serial_number"] == SERIAL
 
 
 def test_client_session_reproduces_the_vectors(v, status):
-    from protocol import Command, Role
+    from protocol import Role, bodies
     from protocol.session import ClientSession, HelloReply, Reply, SessionOpen
 
     seq = int.from_bytes(v["hello_seq"], "big")
@@ -320,9 +319,9 @@ def test_client_session_reproduces_the_vectors(v, status):
     assert client.receive_data(v["hello_response_frame"]) == [HelloReply(v["key_id_clinician"], VERSION)]
     assert client.authenticate(v["k_clinician"]) == v["auth_request_frame"]
     assert client.receive_data(v["auth_response_frame"]) == [SessionOpen(Role.CLINICIAN)]
-    assert client.request(Command.INTERROGATE) == v["req_frame"]
+    assert client.request(bodies.InterrogateRequest()) == v["req_frame"]
     [reply] = client.receive_data(v["resp_frame"])
-    assert isinstance(reply, Reply) and json.loads(json.dumps(reply.body, default=int)) == status
+    assert isinstance(reply, Reply) and json.loads(json.dumps(bodies.as_dict(reply.body), default=int)) == status
 
 
 def _vector_pump():
@@ -364,7 +363,7 @@ def test_version_negotiation_vectors(v):
     from emulator.handler import respond
     from emulator.security_state import Backoff
     from emulator.session import Session
-    from protocol import Command, ErrorReason, Role, decode_bytes, parse_frame
+    from protocol import Command, ErrorReason, Role, bodies, decode_bytes, parse_frame
     from protocol.errors import VersionError
     from protocol.framing import encode_frame
     from protocol.session import ClientSession, VersionMismatch
@@ -378,8 +377,9 @@ def test_version_negotiation_vectors(v):
     assert pump.auth.total == 0  # an old programmer is not an authentication failure
     refusal = decode_bytes(v["old_refusal_frame"])
     assert v["old_refusal_frame"][2] == 1 and refusal.response and refusal.command == Command.ERROR
-    assert refusal.body["reason"] == ErrorReason.UNSUPPORTED_VERSION and refusal.body["request_command"] == 1
-    assert refusal.body["detail"] == f"this pump speaks protocol version {VERSION}; the programmer's highest is {OLD}"
+    error = bodies.expect(refusal.body, bodies.ErrorResponse)
+    assert error.reason == ErrorReason.UNSUPPORTED_VERSION and error.request_command == 1
+    assert error.detail == f"this pump speaks protocol version {VERSION}; the programmer's highest is {OLD}"
 
     old_reply = bytes([OLD]) + v["pump_nonce"] + v["key_id_clinician"]
     hello_seq = int.from_bytes(v["hello_seq"], "big")

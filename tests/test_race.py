@@ -179,14 +179,14 @@ def check_round(i: int, truth: TruthClient, programmers: list[Programmer], runs:
     lost = {run.who: lost_the_race(run) for run in runs if run.code != 0}
 
     # the pump's own log: a TX_APPLIED for exactly the verified changes, once each
-    applied = [e["arg1"] for e in truth.events_since(log_start) if e["type"] == EventType.TX_APPLIED]
+    applied = [e.arg1 for e in truth.events_since(log_start) if e.type == EventType.TX_APPLIED]
     assert sorted(applied) == sorted(txid_of), f"applied {applied}, verified {sorted(txid_of)}: {where}"
     last = txid_of[applied[-1]]
     status = truth.status()
-    assert status["last_txid"] == applied[-1], where
-    assert status["daily_dose_ng_per_day"] == ng_per_day(last.dose), f"the pump delivers the wrong dose: {where}"
-    steps = truth.program()["program"]["steps"]
-    assert [s["dose_ng_per_day"] for s in steps] == [ng_per_day(last.dose)], where
+    assert status.last_txid == applied[-1], where
+    assert status.daily_dose_ng_per_day == ng_per_day(last.dose), f"the pump delivers the wrong dose: {where}"
+    steps = truth.program().program.steps
+    assert [s.dose_ng_per_day for s in steps] == [ng_per_day(last.dose)], where
 
     # what each programmer's change was checked against, from its own audit log
     for p, start in zip(programmers, audit_start, strict=True):
@@ -217,7 +217,7 @@ def test_two_programmers_at_once_many_times_never_lose_an_update(rig):
         is_forced = i % FORCED_EVERY == FORCED_EVERY - 1
         winner = (i // FORCED_EVERY) % 2 if is_forced else None  # alice and bob win forced rounds in turn
         runs = run_together(a, b, dose_a, dose_b, forced_winner=winner)
-        lost = check_round(i, truth, programmers, runs, start["event_count"], start["last_txid"], audit_start)
+        lost = check_round(i, truth, programmers, runs, start.event_count, start.last_txid, audit_start)
         outcomes.append((i, "forced" if is_forced else "free", [r.code for r in runs], lost))
         if is_forced:
             # both read the same state; one was applied first: the other is refused compare-and-set
@@ -233,7 +233,7 @@ def test_two_programmers_at_once_many_times_never_lose_an_update(rig):
     for p in programmers:
         verified = [r["txid"] for r in audit(p.state_dir) if r.get("event") == "verified"]
         assert len(verified) == len(set(verified))
-    applied = [e["arg1"] for e in truth.events_since(0) if e["type"] == EventType.TX_APPLIED]
+    applied = [e.arg1 for e in truth.events_since(0) if e.type == EventType.TX_APPLIED]
     told = [r["txid"] for p in programmers for r in audit(p.state_dir) if r.get("event") == "verified"]
     assert sorted(applied) == sorted(told)
     for p in programmers:  # and each audit log is intact

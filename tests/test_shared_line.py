@@ -33,8 +33,8 @@ def inject_wrong_auths(pty_path: str, n: int) -> None:
             attacker = ClientSession()
             os.write(fd, attacker.hello(Role.CLINICIAN))
             # no HELLO reply was read, so no transcript: a keyless attacker sends any 32 bytes
-            os.write(fd, protocol.encode(protocol.Command.AUTH, {"role": Role.CLINICIAN,
-                                                                 "proof": security.new_nonce() * 2},
+            os.write(fd, protocol.encode(protocol.Command.AUTH,
+                                         protocol.bodies.AuthRequest(Role.CLINICIAN, security.new_nonce() * 2),
                                          seq=(attacker.seq + 1) % 0x10000))  # seq wraps at 16 bits
     finally:
         os.close(fd)

@@ -2,6 +2,7 @@
 the replace-by cross-check, staleness, and the report's reconstruction from audit entries."""
 from __future__ import annotations
 
+import dataclasses
 import io
 
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from emulator.program import Program
 from emulator.pump import Pump
 from ithcli import forecast
 from ithcli.status import describe, replace_by_check, replace_by_warning
-from protocol import Alarm, Drug, EventType, InfusionMode
+from protocol import Alarm, Drug, EventType, InfusionMode, bodies
 
 DAY = 86_400
 T0 = 1_900_000_000
@@ -101,11 +102,9 @@ def test_replace_by_check():
     assert replace_by_check(0, 0) == {"computed": None, "mismatch": False}  # ERI not known: nothing to check
 
 
-def _raw_status(**kw) -> dict:
+def _raw_status(**kw) -> bodies.Status:
     pump = _pump(10_000, [(0, 400_000)])
-    raw = pump.status()
-    raw.update(kw)
-    return raw
+    return dataclasses.replace(pump.status(), **kw)
 
 
 def test_a_replace_by_mismatch_is_shown_prominently_by_interrogate(monkeypatch):
@@ -115,7 +114,7 @@ def test_a_replace_by_mismatch_is_shown_prominently_by_interrogate(monkeypatch):
     from ithcli.commands.interrogate import render_status
 
     raw = _raw_status()
-    raw["replace_by"] = raw["eri_at"] + 120 * DAY  # the pump's own figure is 30 days late
+    raw = dataclasses.replace(raw, replace_by=raw.eri_at + 120 * DAY)  # the pump's own figure is 30 days late
     s = describe(raw, druglib.load(None), read_at=T0, port="x", emulated=False)
     assert s["battery"]["replace_by_mismatch"] is True
     warning = replace_by_warning(s["battery"])
@@ -159,7 +158,8 @@ def test_report_statuses_survive_the_audit_logs_json():
     again = rehydrate_status(stored)
     assert describe(again, lib, read_at=T0, port="p", emulated=False) == describe(
         raw, lib, read_at=T0, port="p", emulated=False)
-    assert rehydrate_status(jsonable(_raw_status()))["alarms"] == Alarm(0)
+    assert again == raw
+    assert rehydrate_status(jsonable(_raw_status())).alarms == Alarm(0)
 
 
 def test_monitor_marks_old_data_stale():

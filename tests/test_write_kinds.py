@@ -2,12 +2,39 @@
 the wire uses for it, and judges its own read-back (pure; end to end in the CLI tests)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import protocol
 from ithcli import write_kinds as kinds
+from protocol import bodies
 
 ALL = [kinds.PROGRAM, kinds.REFILL, kinds.EMPTY, kinds.BOLUS, kinds.MRI_ENTER, kinds.MRI_EXIT]
+
+PROGRAM = bodies.Program(protocol.InfusionMode.CONTINUOUS, protocol.Drug.MORPHINE, 10_000_000, 10_000_000,
+                         1_000_000, (bodies.DeliveredStep(0, 10_000_000, 1_000_000),))  # 1 mL/day
+STATUS = bodies.Status(
+    serial_number="K1", model=protocol.PumpModel.PERISTALTIC_40, firmware=bodies.Firmware(1, 0, 0), pump_time=0,
+    drug=protocol.Drug.MORPHINE, concentration_ng_per_ml=10_000_000, mode=protocol.InfusionMode.CONTINUOUS,
+    daily_dose_ng_per_day=10_000_000, daily_volume_nl_per_day=1_000_000, current_rate_nl_per_day=1_000_000,
+    reservoir_ul=20_000, capacity_ul=40_000, low_reservoir_alarm_ul=2_000, battery_state=protocol.BatteryState.OK,
+    battery_percent=90, eri_at=0, replace_by=0, alarms=protocol.Alarm(0), mri_mode=protocol.MriMode.OFF,
+    mri_auto_exit_at=0, last_txid=1, last_programmed_at=0, bolus_remaining_ng=0, event_count=1, auth_failures=0)
+
+
+def echo(**kw) -> bodies.Prepared:
+    base = bodies.Prepared(txid=1, kind=protocol.WriteKind.PROGRAM, program=PROGRAM, reservoir_ul=20_000,
+                           bolus_dose_ng=0, bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0)
+    return dataclasses.replace(base, **kw)
+
+
+def committed(applied_at: int) -> bodies.Committed:
+    return bodies.Committed(1, protocol.CommitOutcome.APPLIED, protocol.WriteKind.PROGRAM, applied_at)
+
+
+def status(**kw) -> bodies.Status:
+    return dataclasses.replace(STATUS, **kw)
 
 
 @pytest.mark.parametrize("kind", ALL, ids=lambda k: k.name)
@@ -21,19 +48,46 @@ def test_names_are_distinct_so_the_journal_tells_an_emptied_reservoir_from_a_ref
 
 
 def test_a_refill_read_back_allows_what_was_delivered_since_and_nothing_more():
-    echo = {"reservoir_ul": 20_000, "program": {"daily_volume_nl_per_day": 1_000_000}}  # 1 mL/day
-    committed = {"applied_at": 1000}
-    day_later = {"pump_time": 1000 + 86_400}
-    assert kinds.REFILL.readback_problems(echo, committed, day_later | {"reservoir_ul": 19_000}) == []
-    assert kinds.REFILL.readback_problems(echo, committed, day_later | {"reservoir_ul": 18_000})
-    assert kinds.REFILL.readback_problems(echo, committed, day_later | {"reservoir_ul": 20_001})
+    filled, at = echo(reservoir_ul=20_000), committed(1000)  # the program runs 1 mL/day
+    day_later = 1000 + 86_400
+    assert kinds.REFILL.readback_problems(filled, at, status(pump_time=day_later, reservoir_ul=19_000)) == []
+    assert kinds.REFILL.readback_problems(filled, at, status(pump_time=day_later, reservoir_ul=18_000))
+    assert kinds.REFILL.readback_problems(filled, at, status(pump_time=day_later, reservoir_ul=20_001))
 
 
 def test_mri_kinds_judge_the_mode_the_pump_reports():
-    echo, committed = {"mri_auto_exit_s": 3600}, {"applied_at": 50}
-    safe = {"mri_mode": protocol.MriMode.SAFE, "mri_auto_exit_at": 3650, "current_rate_nl_per_day": 0}
-    assert kinds.MRI_ENTER.readback_problems(echo, committed, safe) == []
-    assert kinds.MRI_ENTER.readback_problems(echo, committed, safe | {"current_rate_nl_per_day": 5})
-    assert kinds.MRI_ENTER.readback_problems(echo, committed, safe | {"mri_auto_exit_at": 3651})
-    assert kinds.MRI_EXIT.readback_problems(echo, committed, safe)
-    assert kinds.MRI_EXIT.readback_problems(echo, committed, {"mri_mode": protocol.MriMode.OFF}) == []
+    entered, at = echo(kind=protocol.WriteKind.MRI_ENTER, mri_auto_exit_s=3600), committed(50)
+    safe = status(mri_mode=protocol.MriMode.SAFE, mri_auto_exit_at=3650, current_rate_nl_per_day=0)
+    assert kinds.MRI_ENTER.readback_problems(entered, at, safe) == []
+    assert kinds.MRI_ENTER.readback_problems(entered, at, dataclasses.replace(safe, current_rate_nl_per_day=5))
+    assert kinds.MRI_ENTER.readback_problems(entered, at, dataclasses.replace(safe, mri_auto_exit_at=3651))
+    assert kinds.MRI_EXIT.readback_problems(entered, at, safe)
+    assert kinds.MRI_EXIT.readback_problems(entered, at, status(mri_mode=protocol.MriMode.OFF)) == []
+
+
+# --- the pump's side: one object per write kind too (emulator/pump/write_kinds.py) ---------------
+
+
+def test_the_pump_has_one_write_object_per_prepare_request_and_wire_kind():
+    from emulator.handler import CLEAR_COMMANDS, HANDLERS
+    from emulator.pump import write_kinds as pump_kinds
+
+    requests = [cls for cls in bodies.ALL if issubclass(cls, bodies.Request)]
+    prepares = {cls for cls in requests if cls.COMMAND.name.startswith("PREPARE_")}
+    assert set(pump_kinds.BY_REQUEST) == prepares
+    assert set(pump_kinds.BY_KIND) == set(protocol.WriteKind)
+    for write in pump_kinds.WRITES:
+        assert write.request.COMMAND is write.command and write.command.name == f"PREPARE_{write.kind.name}"
+        assert write.request.REPLY is bodies.Prepared
+    # every request the pump serves inside a session has a handler, keyed by its body class
+    assert set(HANDLERS) == {cls for cls in requests if cls.COMMAND not in CLEAR_COMMANDS}
+    # and every kind ithcli writes is one the pump knows
+    assert {k.wire for k in ALL} <= set(pump_kinds.BY_KIND)
+    assert {k.command for k in ALL} == {w.command for w in pump_kinds.WRITES}
+
+
+def test_only_the_kinds_that_set_a_program_can_be_tampered_with():
+    from emulator.pump import write_kinds as pump_kinds
+
+    assert {w.kind for w in pump_kinds.WRITES if w.sets_program} == {protocol.WriteKind.PROGRAM,
+                                                                    protocol.WriteKind.REFILL}

@@ -40,12 +40,13 @@ from protocol import (
     ErrorReason,
     InfusionMode,
     Role,
+    bodies,
     build_payload,
     decode_bytes,
     encode,
     security,
 )
-from protocol.constants import BatteryState, MriMode, PumpModel
+from protocol.constants import Alarm, BatteryState, MriMode, PumpModel
 from protocol.framing import FrameDecoder, RawFrame, encode_frame, header_bytes
 from protocol.session import ClientSession, HelloReply, Reply, SessionOpen, VersionMismatch
 
@@ -64,33 +65,33 @@ V = PROTOCOL_VERSION
 OLD_VERSION = PROTOCOL_VERSION - 1
 
 #: the pump's status in the sealed INTERROGATE reply (a made-up but valid pump)
-STATUS: dict[str, int | str | dict[str, int]] = {
-    "serial_number": SERIAL,
-    "model": PumpModel.PERISTALTIC_40,
-    "firmware": {"major": 2, "minor": 1, "patch": 0},
-    "pump_time": 1_767_225_600,  # 2026-01-01T00:00:00Z
-    "drug": Drug.MORPHINE,
-    "concentration_ng_per_ml": 10_000_000,  # 10 mg/mL
-    "mode": InfusionMode.CONTINUOUS,
-    "daily_dose_ng_per_day": 1_000_000,  # 1 mg/day
-    "daily_volume_nl_per_day": 100_000,  # 0.1 mL/day
-    "current_rate_nl_per_day": 100_000,
-    "reservoir_ul": 20_000,
-    "capacity_ul": 40_000,
-    "low_reservoir_alarm_ul": 2_000,
-    "battery_state": BatteryState.OK,
-    "battery_percent": 87,
-    "eri_at": 1_861_920_000,
-    "replace_by": 1_869_696_000,
-    "alarms": 0,
-    "mri_mode": MriMode.OFF,
-    "mri_auto_exit_at": 0,
-    "last_txid": 7,
-    "last_programmed_at": 1_767_139_200,
-    "bolus_remaining_ng": 0,
-    "event_count": 42,
-    "auth_failures": 0,
-}
+STATUS = bodies.Status(
+    serial_number=SERIAL,
+    model=PumpModel.PERISTALTIC_40,
+    firmware=bodies.Firmware(major=2, minor=1, patch=0),
+    pump_time=1_767_225_600,  # 2026-01-01T00:00:00Z
+    drug=Drug.MORPHINE,
+    concentration_ng_per_ml=10_000_000,  # 10 mg/mL
+    mode=InfusionMode.CONTINUOUS,
+    daily_dose_ng_per_day=1_000_000,  # 1 mg/day
+    daily_volume_nl_per_day=100_000,  # 0.1 mL/day
+    current_rate_nl_per_day=100_000,
+    reservoir_ul=20_000,
+    capacity_ul=40_000,
+    low_reservoir_alarm_ul=2_000,
+    battery_state=BatteryState.OK,
+    battery_percent=87,
+    eri_at=1_861_920_000,
+    replace_by=1_869_696_000,
+    alarms=Alarm(0),
+    mri_mode=MriMode.OFF,
+    mri_auto_exit_at=0,
+    last_txid=7,
+    last_programmed_at=1_767_139_200,
+    bolus_remaining_ng=0,
+    event_count=42,
+    auth_failures=0,
+)
 
 
 def check(name: str, *values: bytes) -> bytes:
@@ -141,8 +142,9 @@ def main() -> None:
         hello_response_frame = pump_answer(hello_request_frame)
     finally:
         security.new_nonce = real_new_nonce
-    hello_body = {"protocol_version": V, "client_nonce": CLIENT_NONCE, "role": ROLE}
-    hello_reply_body = {"protocol_version": V, "pump_nonce": PUMP_NONCE, "key_id": security.key_id(K_CLINICIAN)}
+    hello_body = bodies.HelloRequest(protocol_version=V, client_nonce=CLIENT_NONCE, role=ROLE)
+    hello_reply_body = bodies.HelloResponse(protocol_version=V, pump_nonce=PUMP_NONCE,
+                                            key_id=security.key_id(K_CLINICIAN))
     hello_request = check("hello_request", build_payload(Command.HELLO, hello_body),
                           bytes([V]) + CLIENT_NONCE + bytes([ROLE]))
     hello_response = check("hello_response", build_payload(Command.HELLO, hello_reply_body, response=True),
@@ -157,13 +159,14 @@ def main() -> None:
     th1 = security.transcript_hello(hello_request, hello_response)
     cproof = security.client_proof(K_CLINICIAN, th1)
     auth_request_frame = client.authenticate(K_CLINICIAN)
-    auth_body = {"role": ROLE, "proof": cproof}
+    auth_body = bodies.AuthRequest(role=ROLE, proof=cproof)
     auth_request = check("auth_request", build_payload(Command.AUTH, auth_body), bytes([ROLE]) + cproof)
     check("auth_request_frame", auth_request_frame, encode(Command.AUTH, auth_body, seq=FIRST_SEQ + 1))
     th2 = security.transcript_add(th1, auth_request)
     pproof = security.pump_proof(K_CLINICIAN, th2)
     auth_response_frame = pump_answer(auth_request_frame)
-    auth_response = check("auth_response", build_payload(Command.AUTH, {"proof": pproof}, response=True), pproof)
+    auth_response = check("auth_response", build_payload(Command.AUTH, bodies.AuthResponse(pproof), response=True),
+                          pproof)
     check("auth_response_frame", auth_response_frame,
           encode_frame(Command.AUTH, auth_response, seq=FIRST_SEQ + 1, response=True))
     [event] = client.receive_data(auth_response_frame)
@@ -179,9 +182,9 @@ def main() -> None:
 
     # --- the sealed INTERROGATE and its reply ------------------------------------
     req_seq = FIRST_SEQ + 2
-    req_frame = client.request(Command.INTERROGATE)
+    req_frame = client.request(bodies.InterrogateRequest())
     assert client.seq == req_seq
-    req_plain = build_payload(Command.INTERROGATE, {})
+    req_plain = build_payload(Command.INTERROGATE, bodies.InterrogateRequest())
     req_counter = (1).to_bytes(8, "big")
     req_nonce = security.gcm_nonce(security.TO_PUMP, 1)
     req_aad = header_bytes(V, 0x02, req_seq, Command.INTERROGATE, len(req_plain)) + req_counter
@@ -198,7 +201,7 @@ def main() -> None:
     resp_nonce = security.gcm_nonce(security.TO_PROGRAMMER, 1)
     resp_aad = header_bytes(V, 0x03, req_seq, Command.INTERROGATE, len(resp_plain)) + resp_counter
     [event] = client.receive_data(resp_frame)
-    assert isinstance(event, Reply) and event.body["serial_number"] == SERIAL, event
+    assert isinstance(event, Reply) and bodies.expect(event.body, bodies.Status).serial_number == SERIAL, event
     resp_ct = resp_frame[9:9 + len(resp_plain)]
     resp_tag = resp_frame[9 + len(resp_plain) + 8:9 + len(resp_plain) + 24]
     check("req_sealed", AESGCM(to_pump).encrypt(req_nonce, req_plain, req_aad), req_ct + req_tag)
@@ -212,9 +215,9 @@ def main() -> None:
     refusing = Session({Role.CLINICIAN: K_CLINICIAN}, Backoff())
     old_refusal_frame = respond(pump_model, raw, Faults(), refusing)
     assert old_refusal_frame is not None, "the pump did not refuse the old HELLO"
-    refusal = decode_bytes(old_refusal_frame)
-    assert refusal.body["reason"] == ErrorReason.UNSUPPORTED_VERSION and old_refusal_frame[2] == 1, refusal
-    detail = refusal.body["detail"]
+    refusal = bodies.expect(decode_bytes(old_refusal_frame).body, bodies.ErrorResponse)
+    assert refusal.reason == ErrorReason.UNSUPPORTED_VERSION and old_refusal_frame[2] == 1, refusal
+    detail = refusal.detail
     assert f"version {V}" in detail and f"is {OLD_VERSION}" in detail, detail
     old_hello_response = bytes([OLD_VERSION]) + PUMP_NONCE + security.key_id(K_CLINICIAN)
     old_hello_response_frame = encode_frame(Command.HELLO, old_hello_response, seq=FIRST_SEQ,
@@ -293,7 +296,8 @@ def main() -> None:
     emit("```")
     emit("")
     emit("```json")
-    emit(json.dumps({k: (int(v) if not isinstance(v, (dict, str)) else v) for k, v in STATUS.items()}, indent=1))
+    status = bodies.as_dict(STATUS)
+    emit(json.dumps({k: (int(v) if not isinstance(v, (dict, str)) else v) for k, v in status.items()}, indent=1))
     emit("```")
     emit("")
     emit("```text")

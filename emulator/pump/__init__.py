@@ -6,6 +6,7 @@ One Pump (pump.py) composed of parts with one job each:
   battery.py       the charge, ERI and EOS
   mri.py           MRI-safe mode, the static field, the motor's stall
   transactions.py  PREPARE_* / COMMIT, txids, the pending transaction
+  write_kinds.py   one object per write kind: its PREPARE's checks, its Pending, its COMMIT
   routine.py       AUTH_FAILURE and SESSION_OPENED, counted and coalesced
   log.py           the event log ring (LogEvent, EventLog)
   core.py          what the parts share: pump time, the log, alarms, suspensions;

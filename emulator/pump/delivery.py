@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol import Alarm, Drug, ErrorReason, EventType, InfusionMode
+from protocol import Alarm, Drug, ErrorReason, EventType, InfusionMode, bodies
 from protocol.models import ModelSpec
 
 from ..program import DAY, Program
@@ -105,7 +105,7 @@ class Delivery:
     def bolus_remaining_ng(self) -> int:
         return self.bolus.remaining_ng(self.concentration_ng_per_ml) if self.bolus else 0
 
-    def program_body(self) -> dict:
+    def program_body(self) -> bodies.Program:
         """The protocol's Program struct for what runs now."""
         return self.program.body(self.drug, self.concentration_ng_per_ml)
 
@@ -215,7 +215,8 @@ class Delivery:
 
     # --- checks for a write (Refusal) -----------------------------------------
 
-    def build_program(self, mode: InfusionMode, steps: list[dict], concentration_ng_per_ml: int) -> Program:
+    def build_program(self, mode: InfusionMode, steps: tuple[bodies.ProgramStep, ...],
+                      concentration_ng_per_ml: int) -> Program:
         """The program a request asks for, as the pump would run it, or OUT_OF_RANGE."""
         mode = InfusionMode(mode)
         if mode in (InfusionMode.STOPPED, InfusionMode.MINIMUM):
@@ -225,7 +226,7 @@ class Delivery:
             if mode is InfusionMode.STOPPED:
                 return Program.stopped()
             return Program.minimum(concentration_ng_per_ml)
-        pairs = [(s["start_minute"], s["dose_ng_per_day"]) for s in steps]
+        pairs = [(s.start_minute, s.dose_ng_per_day) for s in steps]
         if mode is InfusionMode.CONTINUOUS and (len(pairs) != 1 or pairs[0][0] != 0):
             raise Refusal(ErrorReason.OUT_OF_RANGE,
                           f"a CONTINUOUS program has exactly one step, at 00:00 (got {len(pairs)})")

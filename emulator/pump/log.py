@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from protocol import EventType, Priority
+from protocol import EventType, Priority, bodies
 
 from .integers import check_uint
 
@@ -24,16 +24,9 @@ class LogEvent:
     arg1: int = 0
     arg2: int = 0
 
-    def body(self) -> dict:
+    def body(self) -> bodies.Event:
         """The protocol's Event struct."""
-        return {
-            "index": self.index,
-            "time": self.time,
-            "type": self.type,
-            "priority": self.priority,
-            "arg1": self.arg1,
-            "arg2": self.arg2,
-        }
+        return bodies.Event(self.index, self.time, self.type, self.priority, self.arg1, self.arg2)
 
     def to_list(self) -> list:
         """The event as a row of the state file."""

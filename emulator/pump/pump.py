@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from protocol import Alarm, CommitOutcome, Drug, ErrorReason, EventType, Role
+from protocol import Alarm, CommitOutcome, Drug, ErrorReason, EventType, Role, bodies
 from protocol.messages import SERIAL_LEN
 from protocol.models import MODELS_BY_NAME, ModelSpec
 
@@ -32,8 +32,9 @@ from .mri import (
 )
 from .routine import RoutineEvents
 from .transactions import Transactions
+from .write_kinds import PrepareRequest
 
-FIRMWARE = {"major": 1, "minor": 0, "patch": 0}
+FIRMWARE = bodies.Firmware(major=1, minor=0, patch=0)
 SERIAL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
 
@@ -66,7 +67,7 @@ class Pump:
     def __init__(self, spec: ModelSpec, serial: str, clock: Callable[[], int] | None = None) -> None:
         self.spec = spec
         self.serial = serial
-        self.firmware = dict(FIRMWARE)
+        self.firmware = FIRMWARE
         self.core = PumpCore()
         self.delivery = Delivery(self.core, spec)
         self.battery = Battery(self.core, spec)
@@ -259,33 +260,22 @@ class Pump:
         self.core.log_event(EventType.POWER_ON, arg1=0)
         self.core.raise_alarm(Alarm.RESET)
 
-    # --- two-phase writes (transactions.py) ----------------------------------------------
+    # --- two-phase writes (transactions.py, write_kinds.py) ------------------------------
 
-    def prepare_program(self, body: dict) -> dict:
-        return self.transactions.prepare_program(body)
+    def prepare(self, body: PrepareRequest) -> bodies.Prepared:
+        """Any PREPARE_* request: the pending transaction's echo, or Refusal."""
+        return self.transactions.prepare(body)
 
-    def prepare_refill(self, body: dict) -> dict:
-        return self.transactions.prepare_refill(body)
-
-    def prepare_bolus(self, body: dict) -> dict:
-        return self.transactions.prepare_bolus(body)
-
-    def prepare_mri_enter(self, body: dict) -> dict:
-        return self.transactions.prepare_mri_enter(body)
-
-    def prepare_mri_exit(self, body: dict) -> dict:
-        return self.transactions.prepare_mri_exit(body)
-
-    def commit(self, txid: int) -> dict:
+    def commit(self, txid: int) -> bodies.Committed:
         """Apply the pending transaction txid now; ALREADY_APPLIED for a recent one."""
         reply = self.transactions.commit(txid)
-        if reply["outcome"] is CommitOutcome.APPLIED:
+        if reply.outcome is CommitOutcome.APPLIED:
             self._check_thresholds()  # what the write made true is logged before the reply
         return reply
 
     # --- views (views.py) -------------------------------------------------------------
 
-    def program_body(self) -> dict:
+    def program_body(self) -> bodies.Program:
         """The protocol's Program struct for what runs now."""
         return self.delivery.program_body()
 
@@ -293,7 +283,7 @@ class Pump:
         """ERI time: actual once reached, else projected at the programmed 24-hour volume."""
         return self.battery.projected_eri(*self.delivery.programmed_flow())
 
-    def status(self) -> dict:
+    def status(self) -> bodies.Status:
         """The protocol's Status struct (protocol/messages.py)."""
         return views.status(self)
 

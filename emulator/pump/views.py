@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from protocol import Alarm
+from protocol import Alarm, bodies
 
 from .battery import BATTERY_UNIT, ERI_WARNING_S
 from .delivery import NL_PER_UL
@@ -12,38 +12,38 @@ if TYPE_CHECKING:
     from .pump import Pump
 
 
-def status(pump: Pump) -> dict:
+def status(pump: Pump) -> bodies.Status:
     """The protocol's Status struct (protocol/messages.py)."""
     delivery, battery, mri = pump.delivery, pump.battery, pump.mri
     eri_at = pump.projected_eri()
-    return {
-        "serial_number": pump.serial,
-        "model": pump.spec.code,
-        "firmware": dict(pump.firmware),
-        "pump_time": pump.core.time,
-        "drug": delivery.drug,
-        "concentration_ng_per_ml": delivery.concentration_ng_per_ml,
-        "mode": delivery.program.mode,
-        "daily_dose_ng_per_day": delivery.program.daily_dose_ng(),
-        "daily_volume_nl_per_day": delivery.program.daily_volume_nl(),
-        "current_rate_nl_per_day": delivery.current_rate_nl_per_day,
+    return bodies.Status(
+        serial_number=pump.serial,
+        model=pump.spec.code,
+        firmware=pump.firmware,
+        pump_time=pump.core.time,
+        drug=delivery.drug,
+        concentration_ng_per_ml=delivery.concentration_ng_per_ml,
+        mode=delivery.program.mode,
+        daily_dose_ng_per_day=delivery.program.daily_dose_ng(),
+        daily_volume_nl_per_day=delivery.program.daily_volume_nl(),
+        current_rate_nl_per_day=delivery.current_rate_nl_per_day,
         # calculated volume, rounded down: never report drug that is not there
-        "reservoir_ul": delivery.reservoir_nl // NL_PER_UL,
-        "capacity_ul": pump.spec.capacity_ul,
-        "low_reservoir_alarm_ul": delivery.low_reservoir_alarm_ul,
-        "battery_state": battery.state,
-        "battery_percent": battery.percent,
-        "eri_at": eri_at,
-        "replace_by": eri_at + ERI_WARNING_S,
-        "alarms": pump.core.alarms,
-        "mri_mode": mri.mode,
-        "mri_auto_exit_at": mri.auto_exit_at,
-        "last_txid": pump.transactions.last_txid,
-        "last_programmed_at": pump.transactions.last_programmed_at,
-        "bolus_remaining_ng": delivery.bolus_remaining_ng,
-        "event_count": pump.core.log.count,
-        "auth_failures": pump.routine.auth.total,
-    }
+        reservoir_ul=delivery.reservoir_nl // NL_PER_UL,
+        capacity_ul=pump.spec.capacity_ul,
+        low_reservoir_alarm_ul=delivery.low_reservoir_alarm_ul,
+        battery_state=battery.state,
+        battery_percent=battery.percent,
+        eri_at=eri_at,
+        replace_by=eri_at + ERI_WARNING_S,
+        alarms=pump.core.alarms,
+        mri_mode=mri.mode,
+        mri_auto_exit_at=mri.auto_exit_at,
+        last_txid=pump.transactions.last_txid,
+        last_programmed_at=pump.transactions.last_programmed_at,
+        bolus_remaining_ng=delivery.bolus_remaining_ng,
+        event_count=pump.core.log.count,
+        auth_failures=pump.routine.auth.total,
+    )
 
 
 def describe(pump: Pump) -> dict:

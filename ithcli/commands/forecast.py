@@ -1,9 +1,14 @@
 """`ithcli forecast`: when this pump will alarm and run dry, following its schedule step by step."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._params import When
+
+if TYPE_CHECKING:
+    from protocol.bodies import Program
 
 
 @click.command()
@@ -24,7 +29,7 @@ def forecast(app, next_visit):
 
     status = app.interrogate()
     raw = app.last_raw_status
-    program = app.client().read_program()["program"]
+    program = app.client().read_program().program
     # every time from here on is on this computer's calendar, as the visit date is
     fc = fcmod.from_pump(raw, program, skew_s=status["clock_skew_s"])
     visit = int(next_visit.timestamp()) if next_visit is not None else None
@@ -56,7 +61,7 @@ def _visit_warnings(fc, visit: int | None) -> tuple[bool | None, bool | None, li
     return alarm_before, empty_before, warnings
 
 
-def _result(status: dict, program: dict, fc, visit: int | None) -> dict:
+def _result(status: dict, program: Program, fc, visit: int | None) -> dict:
     """The forecast for --json: the status it starts from, its dates, the visit's warnings."""
     from .. import forecast as fcmod
     from ..status import iso, program_view

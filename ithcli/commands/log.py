@@ -1,9 +1,14 @@
 """`ithcli log`: the pump's event log, decoded and filtered."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._params import When
+
+if TYPE_CHECKING:
+    from protocol.bodies import Event
 
 ALARM_TYPES = ("alarm_raised", "alarm_cleared")
 PRIORITIES = ("high", "medium", "low", "none")
@@ -48,8 +53,8 @@ def log(app, since, until, alarms_only, types, priority, limit):
     dose_unit = status["daily_dose"]["unit"]
     skew = status["clock_skew_s"]  # one skew for the whole log: measured at this session's read
 
-    def when(e: dict) -> int:
-        return to_calendar(e["time"], skew) or 0
+    def when(e: Event) -> int:
+        return to_calendar(e.time, skew) or 0
 
     if since is not None:
         events = [e for e in events if when(e) >= since.timestamp()]

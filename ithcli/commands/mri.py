@@ -105,7 +105,7 @@ def exit_(app, yes):
 
     pump = Pump(app)
     prepared = pump.check_mri_exit()  # refused while a write is unconfirmed
-    confirm(app, yes, f"Take {prepared.state.raw['serial_number']} out of MRI-safe mode and restore delivery?")
+    confirm(app, yes, f"Take {prepared.state.raw.serial_number} out of MRI-safe mode and restore delivery?")
     out = pump.apply_mri(prepared).data
 
     def render(r):

@@ -1,10 +1,15 @@
 """`ithcli program`: change the dose, rate or mode, checked, confirmed, verified."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..api import Pump
 from ._writing import run_change, safety_choices, safety_options
+
+if TYPE_CHECKING:
+    from protocol.bodies import Prepared
 
 
 @click.command()
@@ -49,11 +54,11 @@ def _q(q: dict) -> str:
     return fmt_quantity(q)
 
 
-def _print_echo(echo: dict, unit: str) -> None:
+def _print_echo(echo: Prepared, unit: str) -> None:
     from ..status import program_view
 
-    view = program_view(echo["program"], unit)
-    _say(f"Pump echoed txid {echo['txid']}: {view['mode']}, {_q(view['daily_dose'])} (24-hour total), "
+    view = program_view(echo.program, unit)
+    _say(f"Pump echoed txid {echo.txid}: {view['mode']}, {_q(view['daily_dose'])} (24-hour total), "
          f"{format(view['flow_ml_per_day'], 'f')} mL/day. Committing.")
 
 

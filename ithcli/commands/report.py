@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import UsageError
 from ._params import When
+
+if TYPE_CHECKING:
+    from protocol.bodies import Event
 
 
 @click.command()
@@ -102,14 +106,14 @@ def _pump_alarms(live: dict, events, first: int | None, start: int, end: int | N
     # calendar (moved by the skew measured now) against the session
     skew = live["clock_skew_s"]
 
-    def in_session(e: dict) -> bool:
+    def in_session(e: Event) -> bool:
         if first is not None:
-            return e["index"] >= first
-        when = to_calendar(e["time"], skew) or 0
+            return e.index >= first
+        when = to_calendar(e.time, skew) or 0
         return when >= start and (end is None or when < end)
 
     return [event_view(e, live["daily_dose"]["unit"], skew) for e in events
-            if e["type"].name in ("ALARM_RAISED", "ALARM_CLEARED") and in_session(e)]
+            if e.type.name in ("ALARM_RAISED", "ALARM_CLEARED") and in_session(e)]
 
 
 def _show(data: dict) -> None:
