@@ -21,11 +21,12 @@ from _common import pair, start_emulator, stop, table
 
 
 def measure(url: str, key_store: str, n: int, audit: bool) -> tuple[list[float], int, int]:
-    from ithcli.app import App
+    from ithcli.app import PumpSession, Records, Settings
 
     tmp = tempfile.mkdtemp(prefix="ith-bench-link-")
-    app = App(port=url, timeout=5, json=True, verbose=0, audit_path=os.path.join(tmp, "audit.jsonl"),
-              state_dir=tmp, key_store_dir=key_store, operator="bench")
+    settings = Settings(port=url, timeout=5, json=True, verbose=0, audit_path=os.path.join(tmp, "audit.jsonl"),
+                        state_dir=tmp, key_store_dir=key_store, operator="bench")
+    app = PumpSession(settings, Records.from_settings(settings))
     client = app.client()
     if not audit:
         client.on_exchange = None

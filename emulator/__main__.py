@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from protocol import Drug, Quantity, UnitError
+from protocol.messages import MAX_CATHETER_MM
 from protocol.models import MODELS_BY_NAME
 
 from . import keys as keyfile
@@ -32,6 +33,8 @@ from .security_state import DEFAULT_BACKOFF_CAP_S
 from .server import Server
 
 PROG = "ith-emulator"
+#: a new pump's catheter, implanted and primed (the common kit is 110 cm before trimming)
+DEFAULT_CATHETER_MM = 800
 DEFAULTS = {
     "model": "peristaltic-40",
     "serial": "EMU00001",
@@ -42,6 +45,7 @@ DEFAULTS = {
     "low_alarm": "2 mL",
     "battery_days": str(5 * 365),
     "stall_recovery": str(DEFAULT_STALL_RECOVERY_S),
+    "catheter_mm": str(DEFAULT_CATHETER_MM),
 }
 # the pump's identity and settings: taken from --state when it exists
 PUMP_OPTIONS = tuple(DEFAULTS) + ("start_time",)
@@ -89,6 +93,16 @@ def _stall_recovery(text: str) -> int:
     if not 0 <= seconds <= MAX_STALL_RECOVERY_S:
         raise argparse.ArgumentTypeError(f"{text!r}: give 0..{MAX_STALL_RECOVERY_S} seconds")
     return seconds
+
+
+def _catheter_mm(text: str) -> int:
+    try:
+        length = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of mm") from None
+    if not 0 <= length <= MAX_CATHETER_MM:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0..{MAX_CATHETER_MM} mm (0: no catheter recorded)")
+    return length
 
 
 def _time_scale(text: str) -> float:
@@ -170,6 +184,9 @@ def build_parser() -> Parser:
                    help="pump time a peristaltic motor stalled by an MRI field takes to recover after the "
                    f"field ends (0..{MAX_STALL_RECOVERY_S}; default {DEFAULTS['stall_recovery']}); "
                    "a pump that was alarming waits for an INTERROGATE after that")
+    p.add_argument("--catheter-mm", type=_catheter_mm, metavar="N",
+                   help="a new pump's STANDARD catheter, implanted and primed with the reservoir's drug: its "
+                   f"length in mm (0..{MAX_CATHETER_MM}; 0: no catheter recorded; default {DEFAULTS['catheter_mm']})")
     p.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="N",
                    help="the pump clock runs N times faster than real time (default 1)")
     p.add_argument("--start-time", type=_start_time, metavar="ISO8601",
@@ -220,6 +237,7 @@ def _new_pump(parser: Parser, args, clock: PumpClock) -> Pump:
         start_time=clock.start,
         clock=clock,
         stall_recovery_s=values["stall_recovery"],
+        catheter_mm=values["catheter_mm"],
     )
 
 
@@ -228,11 +246,13 @@ def _restore(args, log: logging.Logger) -> tuple[Pump, PumpClock]:
     ignored = [f"--{n.replace('_', '-')}" for n in PUMP_OPTIONS if getattr(args, n) is not None]
     if ignored:
         log.warning("restoring %s: ignoring %s", args.state, " ".join(ignored))
-    # the pump kept running while the emulator was down
+    # the pump kept running while the emulator was down; pump time is the clock plus the step
+    # a clinician set (emulator/pump/clock_step.py)
     down = max(0.0, time.time() - saved_at)
-    clock = PumpClock(pump.time + int(down * args.time_scale), args.time_scale)
+    step = pump.clock_step.step_s
+    clock = PumpClock(pump.time - step + int(down * args.time_scale), args.time_scale)
     pump.clock = clock
-    pump.advance_to(clock.start)
+    pump.advance_to(clock.start + step)
     pump.power_on(restored=True)
     return pump, clock
 

@@ -3,7 +3,8 @@
 Never part of the telemetry link: it reaches into the pump to do what a test
 needs (jump the clock, read internal state, cause a reset, arm faults: see
 faults.py for their names; ops "fault", "faults", "clear_faults"; put the pump
-in an MRI scanner's static field now, "field", or on a schedule, "scenario"). One request per
+in an MRI scanner's static field now, "field", or on a schedule, "scenario"; a patient's press
+of the handheld, "activate"). One request per
 line, one reply per line: {"op": NAME, ...} -> {"ok": true, ...} or
 {"ok": false, "error": "..."}. Add an op by decorating a function with @op(NAME);
 it gets the Context and the request dict and returns the reply's fields.
@@ -115,6 +116,21 @@ def _scenario(ctx: Context, request: dict) -> dict:
     except ValueError as exc:
         raise ControlError(str(exc)) from None
     return ctx.pump.describe()
+
+
+@op("activate")
+def _activate(ctx: Context, request: dict) -> dict:
+    """The patient presses the handheld now: granted (a PATIENT bolus starts) or refused by the
+    pump's rules, logged either way. The reply says which, why, and the use in the last 24 hours."""
+    outcome = ctx.pump.activate()
+    return {
+        "outcome": "granted" if outcome.granted else "refused",
+        "reason": outcome.refusal.name if outcome.refusal is not None else None,
+        "detail": outcome.detail,
+        "lockout_left_s": outcome.lockout_left_s,
+        "ptm": ctx.pump.ptm.describe(),
+        "bolus": ctx.pump.delivery.bolus.to_dict() if ctx.pump.delivery.bolus else None,
+    }
 
 
 @op("fault")

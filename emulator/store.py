@@ -32,10 +32,13 @@ from .pump.transactions import APPLIED_HISTORY, Applied, Transactions
 from .security_state import FailureLog, SessionLog
 
 FORMAT = "ith-emulator-state"
-VERSION = 3  # 2: dose-based program steps, applied-transaction history, running bolus
+VERSION = 4  # 2: dose-based program steps, applied-transaction history, running bolus
 #            3: MRI-safe mode's recorded program, the static field, the motor's stall
+#            4: the catheter record and its column, patient-bolus limits and activations, the clock step
 #: older versions read by filling in what they could not hold (version 1 is refused)
 MIGRATE_FROM = 2
+#: what version 4 added: absent from an older file (no catheter recorded, PTM off, step 0), required since
+ADDED_IN_4 = ("catheter", "ptm", "clock_step_s")
 
 
 class StateError(Exception):
@@ -82,7 +85,7 @@ def load(path: str, clock=None) -> tuple[Pump, float]:
         raise StateError(f"state file {path} is corrupt (not JSON: {exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise StateError(f"{path} is not an ith-emulator state file")
-    if data.get("version") not in (VERSION, MIGRATE_FROM) or isinstance(data.get("version"), bool):
+    if data.get("version") not in range(MIGRATE_FROM, VERSION + 1) or isinstance(data.get("version"), bool):
         raise StateError(f"state file {path} has version {data.get('version')!r}, expected {VERSION}")
     saved_at = data.get("saved_at")
     if not isinstance(saved_at, (int, float)) or isinstance(saved_at, bool):
@@ -90,6 +93,9 @@ def load(path: str, clock=None) -> tuple[Pump, float]:
     try:
         if data["version"] == MIGRATE_FROM:
             _migrate_2(data["pump"])
+        missing = [name for name in ADDED_IN_4 if name not in data["pump"]]
+        if data["version"] == VERSION and missing:
+            raise KeyError(missing[0])  # a version-4 file without them is corrupt
         pump = pump_from_dict(data["pump"], clock=clock)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -148,6 +154,9 @@ def pump_to_dict(pump: Pump) -> dict:
         "bolus": delivery.bolus.to_dict() if delivery.bolus else None,
         "auth": routine.auth.to_dict(),
         "sessions": routine.sessions.to_dict(),
+        "catheter": pump.catheter.to_dict(),
+        "ptm": pump.ptm.to_dict(),
+        "clock_step_s": pump.clock_step.step_s,
         "log": {
             "capacity": core.log.events.maxlen,
             "count": core.log.count,
@@ -179,6 +188,10 @@ def pump_from_dict(data: dict, clock: Callable[[], int] | None = None) -> Pump:
     pump.delivery.bolus = Bolus.from_dict(data["bolus"]) if data["bolus"] is not None else None
     pump.routine.auth = FailureLog.from_dict(data.get("auth"))  # absent in files from before the secure link
     pump.routine.sessions = SessionLog.from_dict(data.get("sessions"))  # absent before protocol version 3
+    # absent before protocol version 4: no catheter recorded, patient boluses off, no clock step
+    pump.catheter.load(data.get("catheter"))
+    pump.ptm.load(data.get("ptm"))
+    pump.clock_step.load(data.get("clock_step_s"))
     pump.core.log = _read_log(data["log"])
     return pump
 

@@ -29,9 +29,12 @@ from decimal import Decimal
 from typing import Any
 
 from protocol import Quantity, bodies
+from protocol.models import ModelSpec
 
 from . import mri, operations
-from .app import App
+from .api_clock_ptm import ClockAndPatientBoluses
+from .app import PumpSession, Records, Settings
+from .clock import ClockReading
 from .errors import (
     AuthError,
     CheckFailed,
@@ -45,10 +48,14 @@ from .errors import (
     VerifyFailed,
 )
 from .limits import CONFIRM_FLAGS, Finding, normalise_override, parse_overrides
+from .ptm import PatientBoluses
+from .status import event_view, program_view
+from .writes import WriteRequest
 
 __all__ = [
-    "open_pump", "Pump", "PreparedChange", "PreparedMri", "FieldFor", "Status", "Program", "Event", "WriteResult",
-    "Checklist", "Finding",
+    "open_pump", "Pump", "PreparedChange", "PreparedMri", "FieldFor", "Status", "Program", "Event", "LinkStats",
+    "WriteResult", "Catheter",
+    "Checklist", "Finding", "ClockReading", "PatientBoluses",
     "Quantity",
     "IthcliError", "AuthError", "CheckFailed", "DeviceRejected", "LinkError", "PumpProtocolError", "SafetyError",
     "Unconfirmed", "UsageError", "VerifyFailed",
@@ -80,15 +87,18 @@ class Status:
     bolus_remaining: Quantity
     clock_skew_s: int
     emulated: bool
+    last_txid: int  # the last write the pump applied
+    event_count: int  # the pump's log holds events up to this index: log(since_index=...) reads on from it
     data: dict[str, Any] = field(repr=False, compare=False)
+    raw: bodies.Status = field(repr=False, compare=False)  # the INTERROGATE reply as decoded
 
     @classmethod
-    def from_described(cls, d: dict[str, Any]) -> Status:
+    def from_read(cls, raw: bodies.Status, d: dict[str, Any]) -> Status:
         return cls(d["serial_number"], d["model"], d["drug"], _quantity(d["concentration"]), d["mode"],
                    _quantity(d["daily_dose"]), Decimal(str(d["flow_ml_per_day"])), Decimal(str(d["reservoir_ml"])),
                    d["projected_low_reservoir_date"], d["projected_empty_date"],
                    tuple(a["name"] for a in d["alarms"]), d["mri_mode"], _quantity(d["bolus_remaining"]),
-                   d["clock_skew_s"], d["emulated"], d)
+                   d["clock_skew_s"], d["emulated"], raw.last_txid, raw.event_count, d, raw)
 
 
 @dataclass(frozen=True)
@@ -101,11 +111,13 @@ class Program:
     daily_dose: Quantity
     flow_ml_per_day: Decimal
     steps: tuple[tuple[str, Quantity], ...]  # (start "HH:MM", dose per day)
+    raw: bodies.Program = field(repr=False, compare=False)  # READ_PROGRAM's program as decoded
 
     @classmethod
-    def from_view(cls, v: dict[str, Any]) -> Program:
+    def from_view(cls, v: dict[str, Any], raw: bodies.Program) -> Program:
         return cls(v["mode"], v["drug"], _quantity(v["concentration"]), _quantity(v["daily_dose"]),
-                   Decimal(str(v["flow_ml_per_day"])), tuple((s["start"], _quantity(s["dose"])) for s in v["steps"]))
+                   Decimal(str(v["flow_ml_per_day"])), tuple((s["start"], _quantity(s["dose"])) for s in v["steps"]),
+                   raw)
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,21 @@ class Event:
     description: str
     arg1: int
     arg2: int
+    data: dict[str, Any] = field(repr=False, compare=False)  # the `ithcli --json log` event object
+
+    @classmethod
+    def from_view(cls, v: dict[str, Any]) -> Event:
+        return cls(v["index"], v["time"], v.get("pump_time"), v["type"], v["priority"], v["description"],
+                   v["arg1"], v["arg2"], v)
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """The link's health over the session (every link it opened): frames dropped as corrupt and
+    reads asked again."""
+
+    corrupt_frames: int
+    retries: int
 
 
 @dataclass(frozen=True)
@@ -138,6 +165,34 @@ class WriteResult:
         return self.outcome in ("verified", "unchanged")
 
 
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class Catheter:
+    """The pump's catheter record: lengths in cm, volumes in mL (no record: recorded False)."""
+
+    recorded: bool
+    action: str | None  # "implant" or "revision": the last one recorded
+    model: str | None
+    length_cm: Decimal | None
+    replaced_cm: Decimal | None  # the segment the last revision replaced
+    dead_space_ml: Decimal
+    priming_due_ml: Decimal  # 0: primed
+    recorded_at: str | None
+
+    @property
+    def primed(self) -> bool:
+        return self.recorded and self.priming_due_ml == 0
+
+    @classmethod
+    def from_view(cls, v: dict[str, Any]) -> Catheter:
+        return cls(v["recorded"], v["action"], v["model"], _decimal(v["length_cm"]), _decimal(v["replaced_cm"]),
+                   Decimal(str(v["dead_space_ml"])),
+                   Decimal(str(v["priming_due_ml"])), v["recorded_at"])
+
+
 @dataclass(frozen=True)
 class Checklist:
     """An MRI checklist: the overall result (PASS, WARN, BLOCK) and each line."""
@@ -154,11 +209,12 @@ def open_pump(port: str, *, operator: str, key_store: str | None = None, state_d
     if not operator or not str(operator).strip():
         raise UsageError("an operator is required: who is programming is recorded with every write")
     env = os.environ  # the same defaults as the command line's options
-    app = App(port=port, timeout=timeout, json=True, verbose=0,
-              drug_library_path=drug_library or env.get("ITHCLI_DRUG_LIBRARY"), operator=operator,
-              audit_path=audit_log or env.get("ITHCLI_AUDIT_LOG"), state_dir=state_dir or env.get("ITHCLI_STATE_DIR"),
-              key_store_dir=key_store or env.get("ITHCLI_KEY_STORE"))
-    return Pump(app)
+    settings = Settings(port=port, timeout=timeout, json=True, verbose=0,
+                        drug_library_path=drug_library or env.get("ITHCLI_DRUG_LIBRARY"), operator=operator,
+                        audit_path=audit_log or env.get("ITHCLI_AUDIT_LOG"),
+                        state_dir=state_dir or env.get("ITHCLI_STATE_DIR"),
+                        key_store_dir=key_store or env.get("ITHCLI_KEY_STORE"))
+    return Pump(PumpSession(settings, Records.from_settings(settings)))
 
 
 def confirmation_flags(confirm: Iterable[str]) -> set[str]:
@@ -181,12 +237,12 @@ def _overrides(given: dict[str, str] | Iterable[str] | None) -> dict[str, str]:
     return parse_overrides(given)
 
 
-class Pump:
+class Pump(ClockAndPatientBoluses):
     """One session with one pump. Reads open a reader session (or clinician, when that is the
     only key); the first write upgrades to a clinician session. Close it (or use `with`)."""
 
-    def __init__(self, app: App):
-        self._app = app
+    def __init__(self, session: PumpSession):
+        self._session = session
 
     def __enter__(self) -> Pump:
         return self
@@ -195,44 +251,55 @@ class Pump:
         self.close()
 
     def close(self) -> None:
-        self._app.close()
+        self._session.close()
 
     @property
     def serial_number(self) -> str | None:
-        return self._app.serial
+        return self._session.serial
 
     # --- reads --------------------------------------------------------------
 
-    def status(self) -> Status:
-        """Interrogate (settling any unconfirmed write first, as every read does)."""
-        return Status.from_described(self._app.interrogate())
+    def status(self, *, settle: bool = True) -> Status:
+        """Interrogate, settling any unconfirmed write first as every read does; settle=False
+        leaves the journal alone (a monitor settles once, with reconcile(), before its first
+        reading, then times INTERROGATE alone)."""
+        return Status.from_read(*self._session.read(settle=settle))
 
-    def program(self) -> Program:
-        from .status import program_view
+    def program(self, *, reading: Status | None = None) -> Program:
+        """The program in force, in the drug's units: those of `reading` (a status just read),
+        else of a status read first (and settling, as status() does)."""
+        if reading is None:
+            reading = self.status()
+        program = self._session.client().read_program().program
+        return Program.from_view(program_view(program, reading.daily_dose.unit), program)
 
-        described = self._app.interrogate()
-        program = self._app.client().read_program().program
-        unit = described["daily_dose"]["unit"]
-        return Program.from_view(program_view(program, unit))
-
-    def log(self, since_index: int = 0) -> list[Event]:
-        """The pump's log from `since_index` (or the oldest event it still holds)."""
-        from .status import event_view
-
-        described = self._app.interrogate()
-        _, events = self._app.client().read_whole_log(since_index)
-        unit = described["daily_dose"]["unit"]
-        out = []
-        for e in events:
-            v = event_view(e, unit, described["clock_skew_s"])
-            out.append(Event(v["index"], v["time"], v.get("pump_time"), v["type"], v["priority"],
-                             v["description"], v["arg1"], v["arg2"]))
-        return out
+    def log(self, since_index: int = 0, *, reading: Status | None = None) -> list[Event]:
+        """The pump's log from `since_index` (or the oldest event it still holds), on the calendar
+        and in the units of `reading` (a status just read), else of a status read first. With
+        since_index=reading.event_count of an earlier reading: the events logged since it."""
+        if reading is None:
+            reading = self.status()
+        _, events = self._session.client().read_whole_log(since_index)
+        return [Event.from_view(event_view(e, reading.daily_dose.unit, reading.clock_skew_s)) for e in events]
 
     def reconcile(self) -> dict[str, Any] | None:
         """Settle an unconfirmed write to this pump by asking it; None when there was none."""
-        self._app.client()
-        return self._app.resolve_pending()
+        return self._session.resolve_pending()
+
+    # --- the link -----------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the link and a reader session now (reads open them on first use): a missing port or
+        key is then known at once."""
+        self._session.client()
+
+    def disconnect(self) -> None:
+        """End the session and close the port (the private emulator's is kept: closing it would stop
+        the pump); the next read opens them again. A monitor does this after a failed reading."""
+        self._session.drop()
+
+    def link_stats(self) -> LinkStats:
+        return LinkStats(*self._session.link_counts())
 
     # --- checked changes ----------------------------------------------------
 
@@ -246,7 +313,7 @@ class Pump:
         written for ("morphine"); a pump holding another is refused before any check."""
         state = self._state(expect_drug=expect_drug)
         mode = "flex" if schedule and mode is None else mode
-        change = operations.program_change(self._app, state, dose=dose, flow=flow, mode=mode, schedule=schedule,
+        change = operations.program_change(self._session, state, dose=dose, flow=flow, mode=mode, schedule=schedule,
                                            stop=stop, next_visit=next_visit, overrides=_overrides(overrides),
                                            confirmed=confirmation_flags(confirm),
                                            spasticity_origin=spasticity_origin)
@@ -255,26 +322,29 @@ class Pump:
     def check_refill(self, *, volume: str, concentration: str, drug: str | None = None,
                      withdrawn: str | None = None, dose: str | None = None, next_visit: str | None = None,
                      overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
-                     spasticity_origin: str | None = None, expect_drug: str | None = None) -> PreparedChange:
+                     spasticity_origin: str | None = None, expect_drug: str | None = None,
+                     bridge: bool | None = None) -> PreparedChange:
         """Read the pump and check a refill (the same expect_drug as check_program: the drug in the
-        pump before this refill)."""
+        pump before this refill). A refill that changes the drug or the concentration of a pump with a
+        catheter recorded needs bridge=True (a bridge bolus) or bridge=False (none): the projections of
+        both are in `.describe["bridge"]`."""
         state = self._state(allow_unknown_drug=bool(drug), expect_drug=expect_drug)
-        change = operations.refill_change(self._app, state, volume=volume, concentration=concentration, drug=drug,
+        change = operations.refill_change(self._session, state, volume=volume, concentration=concentration, drug=drug,
                                           withdrawn=withdrawn, dose=dose, next_visit=next_visit,
                                           overrides=_overrides(overrides), confirmed=confirmation_flags(confirm),
-                                          spasticity_origin=spasticity_origin)
+                                          spasticity_origin=spasticity_origin, bridge=bridge)
         return PreparedChange(state, change)
 
     def check_bolus(self, *, dose: str, over: str, overrides: dict[str, str] | None = None,
                     confirm: Iterable[str] = (), expect_drug: str | None = None) -> PreparedChange:
         state = self._state(expect_drug=expect_drug)
-        change = operations.bolus_change(self._app, state, dose=dose, duration=over,
+        change = operations.bolus_change(state, dose=dose, duration=over,
                                          overrides=_overrides(overrides), confirmed=confirmation_flags(confirm))
         return PreparedChange(state, change)
 
     def check_empty(self, *, withdrawn: str | None = None, confirm: Iterable[str] = ()) -> PreparedChange:
         state = self._state()
-        return PreparedChange(state, operations.empty_change(self._app, state, withdrawn=withdrawn,
+        return PreparedChange(state, operations.empty_change(state, withdrawn=withdrawn,
                                                         confirmed=confirmation_flags(confirm)))
 
     def apply(self, prepared: PreparedChange, *,
@@ -287,7 +357,7 @@ class Pump:
         if change.unchanged:
             data = {"command": change.command, **change.describe, "outcome": "unchanged", "verified": True}
             return WriteResult(change.command, data["serial_number"], "unchanged", None, tuple(change.warnings), data)
-        data = operations.apply_change(self._app, prepared.state, change, on_echo=on_echo,
+        data = operations.apply_change(self._session, prepared.state, change, on_echo=on_echo,
                                        on_commit_sent=on_commit_sent)
         return WriteResult(change.command, data["serial_number"], data["outcome"], data["txid"],
                            tuple(change.warnings), data)
@@ -307,6 +377,49 @@ class Pump:
     def empty(self, **kw: Any) -> WriteResult:
         return self.apply(self.check_empty(**kw))
 
+    # --- the catheter and the priming bolus ---------------------------------
+
+    def catheter(self, *, reading: Status | None = None) -> Catheter:
+        """The pump's catheter record (of `reading`, else of a status read now)."""
+        reading = reading or self.status()
+        return Catheter.from_view(reading.data["catheter"])
+
+    def check_catheter(self, action: str, *, model: str, length: str, replaced: str | None = None,
+                       confirm: Iterable[str] = ()) -> PreparedChange:
+        """Read the pump and check a catheter record: action "implant" (arms priming of the tubing and
+        the whole catheter), "revision" (with `replaced`: arms priming of that segment only) or
+        "correction" (a mistyped record; priming is NOT re-armed). Lengths with their unit: "80 cm"."""
+        from protocol.constants import CatheterAction
+
+        from .catheter_ops import catheter_change
+
+        actions = {"implant": CatheterAction.IMPLANT, "revision": CatheterAction.REVISION,
+                   "correction": CatheterAction.CORRECTION}
+        if action not in actions:
+            raise UsageError(f"catheter action {action!r}: give one of {', '.join(actions)}")
+        state = self._state(allow_unknown_drug=True)
+        return PreparedChange(state, catheter_change(state, action=actions[action], model=model, length=length,
+                                                     replaced=replaced, confirmed=confirmation_flags(confirm)))
+
+    def record_catheter(self, action: str, **kw: Any) -> WriteResult:
+        """check_catheter(action, **kw), then apply it."""
+        return self.apply(self.check_catheter(action, **kw))
+
+    def check_priming(self, *, duration: str | None = None, overrides: dict[str, str] | None = None,
+                      confirm: Iterable[str] = (), expect_drug: str | None = None) -> PreparedChange:
+        """Read the pump and check a priming bolus of what its record says is due (refused when
+        nothing is: SafetyError). Needs confirm={"monitoring"}; duration: the shortest the mechanism
+        allows unless given ("30 min")."""
+        from .catheter_ops import priming_change
+
+        state = self._state(expect_drug=expect_drug)
+        return PreparedChange(state, priming_change(state, duration=duration, overrides=_overrides(overrides),
+                                                    confirmed=confirmation_flags(confirm)))
+
+    def priming_bolus(self, **kw: Any) -> WriteResult:
+        """check_priming(**kw), then apply it."""
+        return self.apply(self.check_priming(**kw))
+
     # --- MRI ----------------------------------------------------------------
 
     def mri_checklist(self, *, field: str | None = None, gradient: float | None = None,
@@ -315,8 +428,8 @@ class Pump:
         a model MR conditional at one field only is judged at the strictest field (3 T): pass the
         scanner's field, or `field_for(model spec)` to be asked for it only when it matters."""
         field = mri.parse_field(field)
-        st = mri.read_state(self._app, write=False)
-        result = mri.run_checklist(self._app, st, auto_exit_s=mri.parse_auto_exit(auto_exit),
+        st = mri.read_state(self._session, write=False)
+        result = mri.run_checklist(self._session, st, auto_exit_s=mri.parse_auto_exit(auto_exit),
                                    field=_field(st, field, field_for), gradient=gradient, save=save)
         return Checklist(result["result"], tuple(result["lines"]), result)
 
@@ -328,23 +441,23 @@ class Pump:
         flags = confirmation_flags(confirm)
         field = mri.parse_field(field)
         auto_exit_s = mri.parse_auto_exit(auto_exit)
-        st = mri.read_state(self._app, write=True)
-        request, checked = mri.enter_request(self._app, st, auto_exit_s=auto_exit_s,
+        st = mri.read_state(self._session, write=True)
+        request, checked = mri.enter_request(self._session, st, auto_exit_s=auto_exit_s,
                                              field=_field(st, field, field_for), gradient=gradient,
                                              confirm_withdrawal_risk="--confirm-withdrawal-risk" in flags)
         return PreparedMri("enter", st, request, checked)
 
     def check_mri_exit(self) -> PreparedMri:
-        st = mri.read_state(self._app, write=True)  # refused while a write is unconfirmed
+        st = mri.read_state(self._session, write=True)  # refused while a write is unconfirmed
         return PreparedMri("exit", st, mri.exit_request(st), None)
 
     def apply_mri(self, prepared: PreparedMri) -> WriteResult:
         """MRI-safe mode on (read back: delivery suspended, the automatic exit armed), or off (the
         program compared with the pre-MRI snapshot: VerifyFailed if it differs)."""
         if prepared.which == "enter":
-            data = mri.apply_enter(self._app, prepared.state, prepared.request)
+            data = mri.apply_enter(self._session, prepared.state, prepared.request)
         else:
-            data = mri.apply_exit(self._app, prepared.state)
+            data = mri.apply_exit(self._session, prepared.state)
         return WriteResult(data["command"], data["serial_number"], data["outcome"], data["txid"], (), data)
 
     def mri_enter(self, **kw: Any) -> WriteResult:
@@ -357,14 +470,14 @@ class Pump:
 
     def mri_verify(self) -> Checklist:
         """After the scan: the snapshot compared and the log read since it (FAIL lines say what)."""
-        st = mri.read_state(self._app, write=False)
-        result = mri.run_verify(self._app, st)
+        st = mri.read_state(self._session, write=False)
+        result = mri.run_verify(self._session, st)
         return Checklist(result["result"], tuple(result["lines"]), result)
 
     # --- inside ---------------------------------------------------------------
 
     def _state(self, *, allow_unknown_drug: bool = False, expect_drug: str | None = None) -> operations.PumpState:
-        state = operations.read_state(self._app, allow_unknown_drug=allow_unknown_drug)
+        state = operations.read_state(self._session, allow_unknown_drug=allow_unknown_drug)
         holds = state.raw.drug.name
         if expect_drug is not None and holds != expect_drug.upper():
             raise SafetyError(f"the pump holds {holds.lower()}, but this change was written for "
@@ -374,7 +487,7 @@ class Pump:
 
 #: asked for the scanner's field when the model is MR conditional at one field only (the CLI
 #: asks at a terminal); returns "1.5" or "3", or None to judge at the strictest field
-FieldFor = Callable[[Any], "str | None"]
+FieldFor = Callable[[ModelSpec], "str | None"]
 
 
 def _field(st: mri.MriState, given: str | None, field_for: FieldFor | None) -> str | None:
@@ -389,7 +502,7 @@ class PreparedMri:
 
     which: str  # "enter" or "exit"
     state: mri.MriState
-    request: Any  # writes.WriteRequest
+    request: WriteRequest
     checklist: dict[str, Any] | None  # the pre-MRI checklist (enter)
 
 

@@ -1,4 +1,16 @@
-"""The application object in ctx.obj: settings, the lazily opened pump, output mode.
+"""The command line's objects: its settings, the local records, one session per pump, and the App.
+
+    Settings      the global options (port, timeout, --json, operator, paths): plain values
+    Records       this computer's records: the audit log, the journal of unconfirmed
+                  writes and the per-pump notes, under one state directory
+    PumpSession   one pump over one link: the client, the session's role, the pump's
+                  serial, the last status read and its clock skew; the audit trail of
+                  what is said to it (who, where, which pump)
+    App           the CLI's application object in ctx.obj: it holds the Settings and
+                  builds the Records and the PumpSession a command asks for
+
+Below the commands nothing reaches for an App: operations, writes, mri and the API take
+the PumpSession (or the Records) they use as a parameter.
 
 Diagnostics go through `logging`, one logger per module under "ithcli" (issue 17). The
 command line shows them on stderr (cli.py, from -v); a library user sees nothing unless
@@ -10,10 +22,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # annotations only: each is imported where it is first used (ithcli --help stays light)
+# imported where first used (this module is on every command's start-up path: --help stays light)
+if TYPE_CHECKING:
     from protocol import Command
     from protocol.bodies import Body, Status
 
@@ -22,6 +37,7 @@ if TYPE_CHECKING:  # annotations only: each is imported where it is first used (
     from .druglib import DrugLibrary
     from .keystore import KeyStore
     from .link import Link
+    from .state import PendingWrites, PumpNotes
 
 log = logging.getLogger(__name__)
 logging.getLogger("ithcli").addHandler(logging.NullHandler())
@@ -30,57 +46,138 @@ _WRITE_COMMANDS = {"PREPARE_PROGRAM", "PREPARE_REFILL", "PREPARE_BOLUS", "PREPAR
                    "PREPARE_MRI_EXIT", "COMMIT"}
 
 
-@dataclass
-class App:
+@dataclass(frozen=True)
+class Settings:
+    """The command line's global options (the API's open_pump arguments): values, no I/O."""
+
     port: str | None
-    timeout: float
-    json: bool
-    verbose: int
+    timeout: float = 2.0
+    json: bool = False
+    verbose: int = 0
     drug_library_path: str | None = None
     operator: str | None = None
     audit_path: str | None = None
     state_dir: str | None = None
     key_store_dir: str | None = None
-    serial: str | None = None  # the pump's, from the key that opened the session
-    role: str | None = None  # the session's role: "reader" or "clinician"
-    last_raw_status: Status | None = None  # the last INTERROGATE reply, as decoded
-    #: this computer's clock (s since the epoch, UTC) when that reply arrived
-    last_read_at: int | None = None
-    #: the pump clock's skew measured from that reply: its pump_time - last_read_at (s; + ahead).
-    #: Every date ithcli shows or compares is moved by it (calendar.to_calendar)
-    clock_skew_s: int | None = None
-    _link: Link | None = field(default=None, repr=False)
-    _client: PumpClient | None = field(default=None, repr=False)
-    _library: DrugLibrary | None = field(default=None, repr=False)
-    _audit: AuditLog | None = field(default=None, repr=False)
-    #: a KeyStore shared by many Apps (batch): the store is read once, not per pump
-    shared_keystore: KeyStore | None = field(default=None, repr=False)
 
-    # --- the pump ---------------------------------------------------------
+
+class Records:
+    """This computer's records: the audit log, the journal of unconfirmed writes and the notes
+    kept per pump, all under one state directory (the audit log may live elsewhere)."""
+
+    def __init__(self, state_dir: Path, audit_path: Path | None = None):
+        self.state_dir = state_dir
+        self.audit_path = audit_path or state_dir / "audit.jsonl"
+        self._audit: AuditLog | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Records:
+        from .state import default_state_dir
+
+        state_dir = Path(settings.state_dir) if settings.state_dir else default_state_dir()
+        return cls(state_dir, Path(settings.audit_path) if settings.audit_path else None)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log (one object: every exchange appends to it)."""
+        if self._audit is None:
+            from .audit import AuditLog
+
+            self._audit = AuditLog(self.audit_path)
+        return self._audit
+
+    @property
+    def pending(self) -> PendingWrites:
+        """The journal of writes whose outcome is not yet known, one entry per pump."""
+        from .state import PendingWrites
+
+        return PendingWrites(self.state_dir)
+
+    @property
+    def notes(self) -> PumpNotes:
+        from .state import PumpNotes
+
+        return PumpNotes(self.state_dir)
+
+
+class PumpSession:
+    """One pump over one link, opened on first use with the least privilege that will do.
+
+    Reads use the reader key when the store has one (else the clinician key); writes need
+    the clinician key. Every exchange is audited in `records`, with the operator, the port
+    and the pump's serial. `library` and `keystore` may be shared by many sessions (batch)."""
+
+    def __init__(self, settings: Settings, records: Records, *, library: DrugLibrary | None = None,
+                 keystore: KeyStore | None = None):
+        self.settings = settings
+        self.records = records
+        self.serial: str | None = None  # the pump's, from the key that opened the session
+        self.role: str | None = None  # the session's role: "reader" or "clinician"
+        self.last_status: Status | None = None  # the last INTERROGATE reply, as decoded
+        #: this computer's clock (s since the epoch, UTC) when that reply arrived
+        self.last_read_at: int | None = None
+        #: the pump clock's skew measured from that reply: its pump_time - last_read_at (s; + ahead).
+        #: Every date ithcli shows or compares is moved by it (calendar.to_calendar)
+        self.clock_skew_s: int | None = None
+        self._library = library
+        self._keystore = keystore
+        self._link: Link | None = None
+        self._client: PumpClient | None = None
+        self._closed_counts = (0, 0)  # corrupt frames and retries of the clients closed before
+
+    @property
+    def port(self) -> str | None:
+        return self.settings.port
+
+    @property
+    def operator(self) -> str | None:
+        return self.settings.operator
+
+    @property
+    def serial_number(self) -> str:
+        """The pump's serial number, once a session is open (client() opens one)."""
+        if self.serial is None:
+            raise RuntimeError("no session with the pump is open yet: client() opens one")
+        return self.serial
+
+    @property
+    def library(self) -> DrugLibrary:
+        if self._library is None:
+            from . import druglib
+
+            self._library = druglib.load(self.settings.drug_library_path)
+        return self._library
+
+    @property
+    def pending(self) -> PendingWrites:
+        return self.records.pending
+
+    @property
+    def emulated(self) -> bool:
+        return bool(self._link is not None and self._link.emulated)
+
+    # --- the link and the session ----------------------------------------------------
     def client(self, *, write: bool = False) -> PumpClient:
-        """The pump, over an authenticated session with the least privilege that will do.
-
-        Reads use the reader key when the store has one (else the clinician key);
-        writes need the clinician key. The session is opened once and upgraded when
-        a write follows a read.
-        """
+        """The pump, over an authenticated session: opened once, upgraded when a write follows a read."""
         client = self._client
         if client is None:
-            from .client import PumpClient
-            from .link import open_link
-
-            log.info("opening %s", self.port)
-            link = self._link = open_link(self.port, verbose=self.verbose)
-            # a pty keeps replies nobody read: drop them so they cannot be mistaken for ours
-            link.discard_input()
-            client = self._client = PumpClient(link, timeout=self.timeout)
-            client.on_exchange = self._audit_exchange
-            # a pump that reset lost our session with its RAM: reads open a new one (same role)
-            client.reopen = lambda: self._open_session(
-                client, (self.role,),  # type: ignore[arg-type]  # only a read in a session calls it: role is set
-            )
+            client = self._client = self._connect()
         if self.role is None or (write and self.role != "clinician"):
             self._open_session(client, ("clinician",) if write else ("reader", "clinician"))
+        return client
+
+    def _connect(self) -> PumpClient:
+        from .client import PumpClient
+        from .link import open_link
+
+        log.info("opening %s", self.port)
+        link = self._link = open_link(self.port, verbose=self.settings.verbose)
+        # a pty keeps replies nobody read: drop them so they cannot be mistaken for ours
+        link.discard_input()
+        client = PumpClient(link, timeout=self.settings.timeout)
+        client.on_exchange = self.audit_exchange
+        # a pump that reset lost our session with its RAM: reads open a new one (same role)
+        client.reopen = lambda: self._open_session(client, (self.role,) if self.role else ("reader", "clinician"))
         return client
 
     def _open_session(self, client: PumpClient, roles: tuple[str, ...]) -> None:
@@ -110,47 +207,76 @@ class App:
         if self._link is not None and self._link.emulator_keys is not None:
             serial, keys = self._link.emulator_keys
             return MemoryKeyStore(serial, keys)
-        if self.shared_keystore is not None:
-            return self.shared_keystore
-        return KeyStore(self.key_store_dir)
+        if self._keystore is not None:
+            return self._keystore
+        return KeyStore(self.settings.key_store_dir)
 
-    @property
-    def emulated(self) -> bool:
-        return bool(self._link is not None and self._link.emulated)
+    def link_counts(self) -> tuple[int, int]:
+        """Corrupt frames dropped and reads asked again, over every link this session opened."""
+        corrupt, retries = self._closed_counts
+        if self._client is not None:
+            corrupt, retries = corrupt + self._client.corrupt_frames, retries + self._client.retries
+        return corrupt, retries
 
-    @property
-    def link_url(self) -> str | None:
-        return self._link.url if self._link is not None else None
+    def drop(self) -> None:
+        """After a failure: a new session on the next use, and a new link, except to the private
+        emulator (closing it would stop it)."""
+        from .link import EMULATOR_PORT
 
-    # --- local state: audit log and unconfirmed writes ------------------------
-    def state_path(self):
-        from pathlib import Path
+        if self.port != EMULATOR_PORT:
+            self.close()
+        elif self._client is not None:
+            self._client.end_session()
+        self.role = None
 
-        from .state import default_state_dir
+    def close(self) -> None:
+        if self._link is not None:
+            self._closed_counts = self.link_counts()
+            link, self._link, self._client = self._link, None, None
+            link.close()
 
-        return Path(self.state_dir) if self.state_dir else default_state_dir()
+    # --- reads ---------------------------------------------------------------------
+    def resolve_pending(self) -> dict[str, Any] | None:
+        """Any read first settles an unconfirmed write to this pump, by asking the pump."""
+        from .writes import resolve_pending
 
-    def audit(self) -> AuditLog:
-        """The audit log (one object per App: every exchange appends to it)."""
-        if self._audit is None:
-            from .audit import AuditLog
+        client = self.client()
+        return resolve_pending(self, client, self.serial_number)
 
-            self._audit = AuditLog(self.audit_path or self.state_path() / "audit.jsonl")
-        return self._audit
+    def read(self, *, settle: bool = True) -> tuple[Status, dict[str, Any]]:
+        """INTERROGATE (after settling an unconfirmed write, unless told not to): the reply as
+        decoded and described (units, projections, read time); the clock skew measured from it."""
+        from .calendar import measure_skew
+        from .errors import AuthError
+        from .status import describe
 
-    def pending(self):
-        from .state import PendingWrites
+        client = self.client()
+        if settle:
+            self.resolve_pending()
+        raw = self.last_status = client.interrogate()
+        # the moment the reply arrived, before anything else takes time: the skew is measured here
+        received_at = int(time.time())
+        if raw.serial_number != self.serial:
+            raise AuthError(f"the pump reports serial {raw.serial_number} but the key that opened the "
+                            f"session is paired to {self.serial}: check the key store")
+        self.last_read_at = received_at
+        self.clock_skew_s = measure_skew(raw.pump_time, received_at)
+        return raw, describe(raw, self.library, read_at=received_at, port=self.port or "",
+                             emulated=self.emulated, skew_s=self.clock_skew_s)
 
-        return PendingWrites(self.state_path())
+    def interrogate(self, *, resolve: bool = True) -> dict[str, Any]:
+        """The full status, described (what `ithcli interrogate --json` shows)."""
+        return self.read(settle=resolve)[1]
 
-    def record(self, event: str, *, durable: bool = True, **fields) -> None:
+    # --- the audit trail -----------------------------------------------------------
+    def record(self, event: str, *, durable: bool = True, **fields: Any) -> None:
         """Append to the audit log with who, where and which pump."""
-        self.audit().append({
+        self.records.audit.append({
             "event": event, "operator": self.operator, "port": self.port,
             "pump_serial": self.serial, **fields,
         }, durable=durable)
 
-    def _audit_exchange(self, command: Command, request: Body | None, reply: Body | None, outcome: str) -> None:
+    def audit_exchange(self, command: Command, request: Body | None, reply: Body | None, outcome: str) -> None:
         """One exchange in the audit log: the one place where bodies become plain data."""
         from protocol.bodies import as_dict
 
@@ -167,57 +293,59 @@ class App:
         self.record("exchange", command=command.name, request=fields, response=response, outcome=outcome,
                     txid=fields.get("txid"), durable=command.name in _WRITE_COMMANDS)
 
-    def resolve_pending(self) -> dict[str, Any] | None:
-        """Any read first settles an unconfirmed write to this pump, by asking the pump."""
-        from .writes import resolve_pending
 
-        client = self.client()
-        return resolve_pending(self, client, self.serial)  # type: ignore[arg-type]  # client() set serial
+class App:
+    """The command line's application object (ctx.obj): its settings, and the records and the
+    pump session it builds on first use for the command that runs."""
 
-    def interrogate(self, *, resolve: bool = True) -> dict:
-        """Read the full status and describe it (units, projections, read time)."""
-        from .status import describe
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._records: Records | None = None
+        self._session: PumpSession | None = None
 
-        client = self.client()
-        if resolve:
-            self.resolve_pending()
-        raw = self.last_raw_status = client.interrogate()
-        # the moment the reply arrived, before anything else takes time: the skew is measured here
-        received_at = int(time.time())
-        if raw.serial_number != self.serial:
-            from .errors import AuthError
+    @property
+    def port(self) -> str | None:
+        return self.settings.port
 
-            raise AuthError(f"the pump reports serial {raw.serial_number} but the key that opened the "
-                            f"session is paired to {self.serial}: check the key store")
-        from .calendar import measure_skew
+    @property
+    def json(self) -> bool:
+        return self.settings.json
 
-        self.last_read_at = received_at
-        self.clock_skew_s = measure_skew(raw.pump_time, received_at)
-        return describe(raw, self.library(), read_at=received_at, port=self.port or "", emulated=self.emulated,
-                        skew_s=self.clock_skew_s)
+    @property
+    def records(self) -> Records:
+        if self._records is None:
+            self._records = Records.from_settings(self.settings)
+        return self._records
 
-    def library(self) -> DrugLibrary:
-        if self._library is None:
-            from . import druglib
+    def session(self) -> PumpSession:
+        """The session with the pump on --port (the link opens when it is first used)."""
+        if self._session is None:
+            self._session = PumpSession(self.settings, self.records)
+        return self._session
 
-            self._library = druglib.load(self.drug_library_path)
-        return self._library
+    def session_for(self, port: str, *, library: DrugLibrary, keystore: KeyStore) -> PumpSession:
+        """A session with another pump under the same settings (batch: one per target), sharing
+        the drug library and the key store read once for all."""
+        return PumpSession(replace(self.settings, port=port), self.records, library=library, keystore=keystore)
+
+    def record(self, event: str, **fields: Any) -> None:
+        """An audit entry for a command that needs no pump (keys): who and where."""
+        self.session().record(event, **fields)
 
     def close(self) -> None:
-        if self._link is not None:
-            link, self._link, self._client = self._link, None, None
-            link.close()
+        if self._session is not None:
+            self._session.close()
 
     # --- output -----------------------------------------------------------
     def diag(self, text: str, level: int = 1) -> None:
         """A diagnostic for `-v` * level (0: shown without -v, a warning), logged on the calling
         module's "ithcli" logger at log_level(level). Logging decides who sees it: the command
-        line shows what `self.verbose` asks for (cli.py configures it from the same count)."""
+        line shows what --verbose asks for (cli.py configures it from the same count)."""
         caller = sys._getframe(1).f_globals.get("__name__", "")
         logger = logging.getLogger(caller) if caller.startswith("ithcli.") else log
         logger.log(log_level(level), "%s", text, stacklevel=2)
 
-    def emit(self, obj: dict, render) -> None:
+    def emit(self, obj: dict[str, Any], render: Callable[[dict[str, Any]], None]) -> None:
         """JSON on stdout with --json; otherwise call render(obj) for people.
 
         A result carrying a pump clock past the skew threshold ("pump_clock": {"warning"})

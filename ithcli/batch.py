@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import Pump
+from .app import PumpSession
 from .errors import IthcliError, LinkError, Unconfirmed
 from .plan import CONFIRMATIONS, Plan, Step, Target, evaluate_check
 
@@ -122,9 +123,9 @@ class TargetReport:
 
 
 class Runner:
-    def __init__(self, app_factory: Callable[[str], Any], plan: Plan, *, journal: Journal, jobs: int,
+    def __init__(self, session_factory: Callable[[str], PumpSession], plan: Plan, *, journal: Journal, jobs: int,
                  continue_on_error: bool, dry_run: bool, on_update: Callable[[TargetReport, str], None]):
-        self.app_factory = app_factory
+        self.session_factory = session_factory
         self.plan = plan
         self.journal = journal
         self.jobs = jobs
@@ -134,7 +135,7 @@ class Runner:
         self.stop = threading.Event()
         self.reports = [TargetReport(t) for t in plan.targets]
         # the session preflight opened is kept for the run: one handshake per pump, not two
-        self._apps: dict[int, Any] = {}
+        self._sessions: dict[int, PumpSession] = {}
         self._states: dict | None = None
         self._states_lock = threading.Lock()
 
@@ -144,8 +145,8 @@ class Runner:
         self._parallel(self._preflight)
         failed = [r for r in self.reports if r.outcome == "preflight-failed"]
         if failed and not self.continue_on_error:
-            for app in self._apps.values():
-                app.close()
+            for session in self._sessions.values():
+                session.close()
             for r in self.reports:
                 if r.outcome != "preflight-failed":
                     r.outcome, r.detail = "not-run", "another target failed preflight (see --continue-on-error)"
@@ -154,8 +155,8 @@ class Runner:
         try:
             self._parallel(self._run_target, only=lambda r: r.outcome == "ready")
         finally:
-            for app in self._apps.values():
-                app.close()
+            for session in self._sessions.values():
+                session.close()
         return self.reports
 
     def _parallel(self, fn, only=lambda r: True) -> None:
@@ -193,9 +194,9 @@ class Runner:
     def _preflight(self, report: TargetReport) -> None:
         t = report.target
         self.on_update(report, "preflight")
-        app = self.app_factory(t.port)
+        session = self.session_factory(t.port)
         try:
-            status = app.interrogate(resolve=False)
+            status = session.interrogate(resolve=False)
             if status["serial_number"] != t.serial:
                 raise IthcliError(f"serial number is {status['serial_number']}, the plan expects {t.serial}")
             states = self._journal_states()
@@ -203,7 +204,7 @@ class Runner:
             if expected and status["drug"].upper() not in expected:
                 raise IthcliError(f"the pump holds {status['drug']}, the plan is for "
                                   f"{' or '.join(sorted(c.lower() for c in expected))}: nothing is sent to it")
-            pending = app.pending().get(t.serial)
+            pending = session.pending.get(t.serial)
             journal_open = [s for (serial, _), s in states.items() if serial == t.serial and s["state"] in
                             ("sent", "unconfirmed")]
             if pending is not None and not journal_open:
@@ -212,7 +213,7 @@ class Runner:
             if enter is not None and not any(s.action in WRITE_ACTIONS for s in self.plan.steps[:enter.number - 1]):
                 from . import mri
 
-                checked = mri.run_checklist(app, mri.read_state(app, write=False),
+                checked = mri.run_checklist(session, mri.read_state(session, write=False),
                                             auto_exit_s=mri.parse_auto_exit(enter.args.get("auto_exit", "4h")),
                                             field=enter.args.get("field"), gradient=enter.args.get("gradient"),
                                             save=False)
@@ -220,14 +221,14 @@ class Runner:
                     raise IthcliError("pre-MRI checklist BLOCK: " + "; ".join(mri.blocks(checked)))
             report.before = status
             report.outcome = "ready"
-            self._apps[t.number] = app
+            self._sessions[t.number] = session
             self.on_update(report, "ready")
         except IthcliError as exc:
             report.outcome, report.detail = "preflight-failed", exc.message
             self.on_update(report, f"preflight failed: {exc.message}")
         finally:
-            if t.number not in self._apps:
-                app.close()
+            if t.number not in self._sessions:
+                session.close()
 
     def _expected_drugs(self, t: Target, states: dict) -> set[str]:
         """The drug codes the pump may hold at preflight: the target's, or after a refill
@@ -248,7 +249,7 @@ class Runner:
     # --- one target, its steps in order -------------------------------------------
     def _run_target(self, report: TargetReport) -> None:
         t = report.target
-        app = self._apps.pop(t.number, None) or self.app_factory(t.port)
+        session = self._sessions.pop(t.number, None) or self.session_factory(t.port)
         try:
             states = self._journal_states()
             for step in self.plan.steps:
@@ -259,9 +260,9 @@ class Runner:
                                                  "interrupted: not sent"))
                     continue
                 prior = states.get((t.serial, step.number))
-                result = self._resume(app, report, step, prior) if prior else None
+                result = self._resume(session, report, step, prior) if prior else None
                 if result is None:
-                    result = self._step(app, report, step)
+                    result = self._step(session, report, step)
                 self._add(report, result)
                 if result.outcome in ("failed", "unconfirmed"):
                     report.outcome = result.outcome
@@ -273,13 +274,13 @@ class Runner:
                 report.outcome = "ok"
             self.on_update(report, report.outcome)
         finally:
-            app.close()
+            session.close()
 
     def _add(self, report: TargetReport, result: StepResult) -> None:
         report.steps.append(result)
         self.on_update(report, f"step {result.step} {result.action}: {result.outcome}")
 
-    def _resume(self, app, report: TargetReport, step: Step, prior: dict) -> StepResult | None:
+    def _resume(self, session: PumpSession, report: TargetReport, step: Step, prior: dict) -> StepResult | None:
         """A step this journal has seen before: skip it, settle it, or (never sent) run it."""
         from .writes import tx_applied
 
@@ -289,9 +290,9 @@ class Runner:
                               f"already {prior['state']} in an earlier run (txid {prior.get('txid')})",
                               prior.get("txid"))
         if prior["state"] in ("sent", "unconfirmed") and prior.get("txid"):
-            client = app.client()
+            client = session.client()
             applied = tx_applied(client, prior["txid"], prior.get("log_index", 0))
-            app.pending().clear(t.serial)
+            session.pending.clear(t.serial)
             state = "confirmed" if applied else "failed"
             self.journal.write(serial=t.serial, port=t.port, step=step.number, action=step.action, state=state,
                                txid=prior["txid"], detail="settled by reading the pump on resume")
@@ -301,11 +302,11 @@ class Runner:
             return None  # never applied: running it now applies it once
         return None  # created or failed before: nothing reached the pump, run it
 
-    def _step(self, app, report: TargetReport, step: Step) -> StepResult:
+    def _step(self, session: PumpSession, report: TargetReport, step: Step) -> StepResult:
         t = report.target
         base = dict(serial=t.serial, port=t.port, step=step.number, action=step.action)
         if step.action not in WRITE_ACTIONS:
-            return self._read_step(app, report, step)
+            return self._read_step(session, report, step)
         self.journal.write(**base, state="created")
         sent: dict[str, Any] = {}
 
@@ -315,14 +316,14 @@ class Runner:
 
         try:
             if step.action.startswith("mri-"):
-                return self._mri_write(app, report, step, base, journal_sent)
+                return self._mri_write(session, report, step, base, journal_sent)
             expected = self.plan.drug_at(t, step.number)
             if self.dry_run and expected and expected != t.drug_code:
                 self.journal.write(**base, state="dry-run")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
                                   f"not checked with the pump: it follows the refill to {expected.lower()} that this "
                                   "dry run did not send")
-            pump = Pump(app)
+            pump = Pump(session)
             # the drug again, as the pump holds it now (it may have changed since preflight)
             prepared = _check(pump, step, self.plan, expected)
             change = prepared.change
@@ -354,14 +355,15 @@ class Runner:
             return StepResult(t.number, t.serial, t.port, step.number, step.action, outcome, detail,
                               sent.get("txid"))
 
-    def _mri_write(self, app, report: TargetReport, step: Step, base: dict, journal_sent) -> StepResult:
+    def _mri_write(self, session: PumpSession, report: TargetReport, step: Step, base: dict,
+                   journal_sent) -> StepResult:
         from . import mri
 
         t = report.target
-        st = mri.read_state(app, write=True)  # refused while a write is unconfirmed
+        st = mri.read_state(session, write=True)  # refused while a write is unconfirmed
         if step.action == "mri-enter":
             auto_exit = mri.parse_auto_exit(step.args.get("auto_exit", "4h"))
-            request, _ = mri.enter_request(app, st, auto_exit_s=auto_exit, field=step.args.get("field"),
+            request, _ = mri.enter_request(session, st, auto_exit_s=auto_exit, field=step.args.get("field"),
                                            gradient=step.args.get("gradient"),
                                            confirm_withdrawal_risk="withdrawal-risk" in step.args.get("confirm", []))
         if self.dry_run:
@@ -369,33 +371,33 @@ class Runner:
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", "checked; nothing sent")
         log_index = st.raw.event_count
         if step.action == "mri-enter":
-            out = mri.apply_enter(app, st, request, on_commit_sent=lambda txid: journal_sent(txid, log_index))
+            out = mri.apply_enter(session, st, request, on_commit_sent=lambda txid: journal_sent(txid, log_index))
         else:
-            out = mri.apply_exit(app, st, on_commit_sent=lambda txid: journal_sent(txid, log_index))
+            out = mri.apply_exit(session, st, on_commit_sent=lambda txid: journal_sent(txid, log_index))
         self.journal.write(**base, state="confirmed", txid=out["txid"])
         return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed", "verified by read-back",
                           out["txid"])
 
-    def _read_step(self, app, report: TargetReport, step: Step) -> StepResult:
+    def _read_step(self, session: PumpSession, report: TargetReport, step: Step) -> StepResult:
         t = report.target
         if step.action in ("mri-checklist", "mri-verify"):
             from . import mri
 
             try:
-                st = mri.read_state(app, write=False)
+                st = mri.read_state(session, write=False)
                 if step.action == "mri-checklist":
                     auto_exit_s = mri.parse_auto_exit(step.args.get("auto_exit", "4h"))
-                    result = mri.run_checklist(app, st, auto_exit_s=auto_exit_s,
+                    result = mri.run_checklist(session, st, auto_exit_s=auto_exit_s,
                                                field=step.args.get("field"), gradient=step.args.get("gradient"))
                 else:
-                    result = mri.run_verify(app, st)
+                    result = mri.run_verify(session, st)
             except IthcliError as exc:
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
             bad = mri.blocks(result)
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed" if bad else "confirmed",
                               "; ".join(bad) or result["result"], data={"lines": result["lines"]})
         try:
-            status = app.interrogate(resolve=False)
+            status = session.interrogate(resolve=False)
         except IthcliError as exc:
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
         if step.action == "interrogate":

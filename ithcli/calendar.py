@@ -14,9 +14,10 @@ out two days late: the unsafe direction (domain hazard 13). So:
     calendar time = pump time - skew_s      (to_calendar)
 
 measured once per session (one INTERROGATE) and applied to every pump timestamp of
-that session. Nothing in the pump's log says when its clock was set, so a stamp
-written before a clock change is moved by today's skew all the same: the views say
-so whenever they move dates.
+that session. Since protocol version 4 the pump logs every clock set (CLOCK_SET), so
+a stamp written before one is first moved by that set's step (history.on_current_clock)
+and then by today's skew; a clock that drifted on its own is not logged, and the views
+say so whenever they move dates.
 """
 from __future__ import annotations
 
@@ -122,16 +123,17 @@ def warning(skew_s: int | None) -> str | None:
     direction = "earlier" if skew_s > 0 else "later"
     state = "AHEAD" if skew_s > 0 else "BEHIND"
     return (f"PUMP CLOCK {state}: the pump's clock is {skew_text(skew_s)}. Every date here is on "
-            f"{ON_CALENDAR}: {duration_text(skew_s)} {direction} than the pump's clock puts it. Have the "
-            f"pump's clock set; until then, read dates from ithcli, not from the pump's own clock")
+            f"{ON_CALENDAR}: {duration_text(skew_s)} {direction} than the pump's clock puts it. Set the "
+            f"pump's clock ('ithcli clock set'); until then, read dates from ithcli, not from the pump's own clock")
 
 
 def log_note(skew_s: int | None, *, what: str = "event times", measured: str = "in this session") -> str | None:
     """What moving the pump's stamps by one skew cannot know (None when nothing is moved)."""
     if skew_s is None or not past_threshold(skew_s):
         return None
-    return (f"{what} are the pump's stamps moved by one skew, measured {measured}; the pump does not record "
-            "when its clock was set, so a time stamped before its clock last changed is off by that change")
+    return (f"{what} are the pump's stamps moved by one skew, measured {measured} (stamps before a clock "
+            "set the pump logged are first moved by its step); the pump does not record how its clock drifted, "
+            "so a stamp from before the drift is off by it")
 
 
 def iso(ts: int | float | None) -> str | None:

@@ -12,19 +12,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from protocol.bodies import Event, Status
 
+    from .app import PumpSession
+    from .client import PumpClient
     from .history import History
     from .operations import PumpState
 
 DAY = 86_400
 
 
-def read_history(client, raw: Status) -> History:
+def read_history(client: PumpClient, raw: Status) -> History:
     """The pump's log read back from its newest event to the checks' horizon (8 days), as a
     History. Only what the status read counted (event_count) is used, so the history and
     the status describe the same moment."""
     from protocol.messages import MAX_LOG_PAGE
 
-    from .history import HORIZON_S, History
+    from .history import HORIZON_S, History, on_current_clock
 
     horizon = raw.pump_time - HORIZON_S
     end = raw.event_count
@@ -37,35 +39,32 @@ def read_history(client, raw: Status) -> History:
         oldest = page.oldest_index
         batch = [e for e in page.events if first <= e.index < index]
         events[:0] = batch
-        if not batch or first <= oldest or batch[0].time < horizon:
+        # read on the pump's clock as it is now: a clock set back or forward moved older events
+        if not batch or first <= oldest or on_current_clock(events)[0].time < horizon:
             break
         index = first
     complete = oldest == 0 and (not events or events[0].index == 0)
     return History.from_log(events, now=raw.pump_time, dose_now=raw.daily_dose_ng_per_day, complete=complete)
 
 
-def patient_origin(app, state: PumpState, given: str | None) -> str | None:
+def patient_origin(session: PumpSession, state: PumpState, given: str | None) -> str | None:
     """Baclofen's spasticity origin: as given now, else as recorded for this pump."""
     if given:
         return given
     if state.entry is None or not state.entry.rise_24h_percent_by_origin:
         return None
-    from .state import PumpNotes
-
-    return PumpNotes(app.state_path()).origin(state.raw.serial_number)
+    return session.records.notes.origin(state.raw.serial_number)
 
 
-def record_origin(app, state: PumpState, given: str | None) -> None:
+def record_origin(session: PumpSession, state: PumpState, given: str | None) -> None:
     """Keep a newly given spasticity origin for this pump's later changes (audited)."""
     if not given:
         return
-    from .state import PumpNotes
-
-    notes = PumpNotes(app.state_path())
+    notes = session.records.notes
     serial = state.raw.serial_number
     if notes.origin(serial) != given:
         notes.set_origin(serial, given)
-        app.record("spasticity-origin", origin=given)
+        session.record("spasticity-origin", origin=given)
 
 
 def history_view(past, entry, origin: str | None = None) -> dict:

@@ -27,8 +27,11 @@ COMMANDS = {
     "program": ("program", "program", 'Change what the pump delivers: PREPARE, check the...'),
     "refill": ("refill", "refill", 'Refill the reservoir: keeps the daily dose (the flow...'),
     "bolus": ("bolus", "bolus", 'Deliver a clinician bolus on top of the program...'),
+    "catheter": ("catheter", "catheter", 'Catheter record: implant, revision (each arms...'),
     "empty": ("empty", "empty", 'Record an emptied reservoir: volume 0 and delivery...'),
     "mri": ("mri", "mri", 'MRI: checklist before the scan, MRI-safe mode,...'),
+    "clock": ("clock", "clock", "The pump's clock: show it against this computer's,..."),
+    "ptm": ("ptm", "ptm", 'Patient-activated boluses: show the limits and use,...'),
     "reconcile": ("reconcile", "reconcile", 'Learn from the pump whether an unconfirmed write was...'),
     "batch": ("batch", "batch", 'Run a plan (TOML) of steps across many pumps:...'),
     "keys": ("keys", "keys", 'Per-pump keys: one reader and one clinician key per...'),
@@ -102,13 +105,13 @@ def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audi
     NOT A CLEARED MEDICAL DEVICE: for development, training and testing with the
     built-in emulator. Never use it to treat a patient.
     """
-    from .app import App
+    from .app import App, Settings
 
     # registered before App.close: it runs after it (last in, first out), so closing still logs
     ctx.call_on_close(_diagnostics_on_stderr(verbose))
-    ctx.obj = App(port=port, timeout=timeout, json=as_json, verbose=verbose,
-                  drug_library_path=drug_library, operator=operator or _default_operator(),
-                  audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store)
+    ctx.obj = App(Settings(port=port, timeout=timeout, json=as_json, verbose=verbose,
+                           drug_library_path=drug_library, operator=operator or _default_operator(),
+                           audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store))
     ctx.call_on_close(ctx.obj.close)
 
 

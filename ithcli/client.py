@@ -27,9 +27,11 @@ from typing import Any, TypeVar
 from protocol import Command, ErrorReason, ProtocolError, Role, bodies
 from protocol import session as wire
 
+from . import steps
 from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError, SessionLost
 from .keystore import ROLES
 from .link import Link
+from .steps import drive
 
 READ_ATTEMPTS = 3
 #: after a clear answer inside a session, how long to keep listening for the sealed one
@@ -83,7 +85,7 @@ class PumpClient:
         #: called as on_exchange(command, request_body, reply_body_or_None, outcome) for the audit log;
         #: HELLO and AUTH pass None for both bodies (nonces and proofs are never logged)
         self.on_exchange: Callable[[Command, bodies.Body | None, bodies.Body | None, str], None] | None = None
-        #: called to open a new session when the pump's answer was not authenticated (set by ithcli.app.App)
+        #: called to open a new session when the pump's answer was not authenticated (set by ithcli.app.PumpSession)
         self.reopen: Callable[[], None] | None = None
 
     @property
@@ -125,12 +127,12 @@ class PumpClient:
                 log.warning("%s%s: opening a new session and asking again", exc.message, hint)
                 self.reopen()
                 return self._read(request, may_reopen=False)
-            except (NoReply, _Corrupt) as exc:
+            except (NoReply, Corrupt) as exc:
                 last = exc
                 log.info("attempt %d/%d of %s failed: %s", attempt, READ_ATTEMPTS, command.name, exc)
                 if attempt < READ_ATTEMPTS:
                     self.retries += 1
-        if isinstance(last, _Corrupt):
+        if isinstance(last, Corrupt):
             raise PumpProtocolError(
                 f"no valid reply to {command.name} after {READ_ATTEMPTS} attempts: {last}"
             )
@@ -148,7 +150,7 @@ class PumpClient:
         """
         try:
             reply = self._exchange(request)
-        except (NoReply, _Corrupt) as exc:
+        except (NoReply, Corrupt) as exc:
             raise ReplyLost(f"no valid reply to {request.COMMAND.name}: {exc}") from None
         return bodies.reply_to(request, reply)
 
@@ -184,7 +186,7 @@ class PumpClient:
             try:
                 # sent once: a lost reply restarts the handshake with fresh nonces
                 self._exchange(_Auth(entry.key))
-            except (NoReply, _Corrupt) as exc:
+            except (NoReply, Corrupt) as exc:
                 last = exc
                 continue
             except AuthError as exc:
@@ -210,30 +212,8 @@ class PumpClient:
 
     def read_whole_log(self, since_index: int = 0) -> tuple[int, list[bodies.Event]]:
         """Every event from since_index (or the oldest still held) to the end, paged."""
-        from protocol.messages import MAX_LOG_PAGE
+        return drive(self, steps.read_whole_log(since_index))
 
-        events: list[bodies.Event] = []
-        index = since_index
-        oldest = None
-        while True:
-            page = self.read_log(index, MAX_LOG_PAGE)
-            if oldest is None:
-                oldest = page.oldest_index
-            batch = page.events
-            for event in batch:
-                if event.index < index:
-                    raise PumpProtocolError(
-                        f"event log page out of order: got event {event.index} when asking from {index}"
-                    )
-            events.extend(batch)
-            if not batch:
-                break
-            index = batch[-1].index + 1
-            if index >= page.event_count:
-                break
-        return oldest, events
-
-    # --- one exchange -----------------------------------------------------
     def _exchange(self, request: _Ask) -> Any:
         try:
             reply = self._exchange_once(request)
@@ -306,22 +286,29 @@ class PumpClient:
                               details={"unauthenticated": clear.describe(),
                                        "reason": clear.reason.name if clear.reason is not None else None})
         if corrupt:
-            raise _Corrupt(f"{len(corrupt)} corrupted frame(s): {corrupt[-1]}")
+            raise Corrupt(f"{len(corrupt)} corrupted frame(s): {corrupt[-1]}")
         raise NoReply(f"no reply within {self.timeout:g} s")
 
     def _decided(self, command: Command, event) -> Any:
-        if isinstance(event, wire.Reply):
-            return event.body
-        if isinstance(event, (wire.HelloReply, wire.SessionOpen)):
-            return event
-        if isinstance(event, wire.Invalid):
-            raise PumpProtocolError(event.why)
-        reason, detail = event.reason, event.detail
-        text = f"the pump refused {command.name}: {reason.name.lower()}" + (f" ({detail})" if detail else "")
-        if not event.authenticated:  # HELLO and AUTH are answered in clear by design
-            if reason in (ErrorReason.NOT_AUTHENTICATED, ErrorReason.AUTH_FAILED, ErrorReason.RATE_LIMITED):
-                raise AuthError(text, details={"reason": reason.name, "detail": detail})
-        raise DeviceRejected(text, reason=reason.name)
+        return decided(command, event)
+
+
+def decided(command: Command,
+            event: wire.HelloReply | wire.SessionOpen | wire.Reply | wire.Refused | wire.Invalid) -> Any:
+    """A decisive session event as the reply (a body, HelloReply or SessionOpen), or the error
+    it means (ithcli.runner maps events with this too)."""
+    if isinstance(event, wire.Reply):
+        return event.body
+    if isinstance(event, (wire.HelloReply, wire.SessionOpen)):
+        return event
+    if isinstance(event, wire.Invalid):
+        raise PumpProtocolError(event.why)
+    reason, detail = event.reason, event.detail
+    text = f"the pump refused {command.name}: {reason.name.lower()}" + (f" ({detail})" if detail else "")
+    if not event.authenticated:  # HELLO and AUTH are answered in clear by design
+        if reason in (ErrorReason.NOT_AUTHENTICATED, ErrorReason.AUTH_FAILED, ErrorReason.RATE_LIMITED):
+            raise AuthError(text, details={"reason": reason.name, "detail": detail})
+    raise DeviceRejected(text, reason=reason.name)
 
 
 def _rate_limit_wait(exc: AuthError) -> float | None:
@@ -336,7 +323,7 @@ class NoKey(AuthError):
     """The key store has no key for this pump and role."""
 
 
-class _Corrupt(Exception):
+class Corrupt(Exception):
     """Only corrupted frames arrived before the deadline (worth asking again)."""
 
     kind = "corrupt"

@@ -21,6 +21,16 @@ DOSE_UNITS = ("mg/day", "mcg/day")
 
 
 @dataclass(frozen=True)
+class PatientBolusLimits:
+    """The widest patient-bolus limits a clinician may program for a drug
+    (docs/clinical.md#patient-boluses)."""
+
+    max_dose_ng: int  # per activation
+    min_lockout_s: int  # between two granted activations
+    max_per_day: int  # granted in any rolling 24 hours
+
+
+@dataclass(frozen=True)
 class DrugEntry:
     name: str  # library key, e.g. "baclofen"
     code: str  # protocol Drug name, e.g. "BACLOFEN"
@@ -45,6 +55,8 @@ class DrugEntry:
     hard_increases_per_window: int | None = None
     #: delivery interrupted longer than this: resume at or below the usual starting dose
     interruption_hours: int | None = None
+    #: None: the library does not allow patient-activated boluses of this drug
+    patient_bolus: PatientBolusLimits | None = None
 
     def rise_budgets(self, origin: str | None = None) -> list[tuple[int, str, tuple]]:
         """(window hours, "percent" or "absolute", (soft, hard)) for every budget of this drug;
@@ -122,7 +134,7 @@ _ENTRY_FIELDS = frozenset({
     "max_step_increase", "max_step_increase_percent", "max_increases_per_window",
     "window_days", "withdrawal_risk", "sources", "rise_24h_percent", "rise_7d_percent", "rise_24h",
     "rise_7d", "rise_24h_percent_by_origin", "hard_step_increase", "hard_increases_per_window",
-    "interruption_hours",
+    "interruption_hours", "patient_bolus",
 })
 
 
@@ -159,6 +171,7 @@ def _parse_entry(fail: Callable[[str, str, str], NoReturn], name: str, entry: ob
         sources=tuple(sources), rise_percent=rise_percent, rise_absolute=rise_absolute,
         rise_24h_percent_by_origin=by_origin, hard_step_increase_ng_per_day=hard_step,
         hard_increases_per_window=hard_per_window, interruption_hours=interruption,
+        patient_bolus=_patient_bolus(fields, unit),
     )
 
 
@@ -328,3 +341,23 @@ def _hard_limits(fields: _EntryFields, unit: str, *, step: int | None, per_windo
     if hard_per_window is not None and per_window is not None and per_window > hard_per_window:
         fields.fail("max_increases_per_window", "is above hard_increases_per_window")
     return hard_step, hard_per_window, interruption
+
+
+def _patient_bolus(fields: _EntryFields, unit: str) -> PatientBolusLimits | None:
+    """`patient_bolus = false` (or absent: not allowed), or the widest limits a clinician may set:
+    { max_dose = "0.5 mg", min_lockout_minutes = 60, max_per_day = 6 }."""
+    raw = fields.entry.get("patient_bolus", False)
+    if raw is False:
+        return None
+    keys = {"max_dose", "min_lockout_minutes", "max_per_day"}
+    if not isinstance(raw, dict) or set(raw) != keys:
+        fields.fail("patient_bolus", f"expected false or a table with {', '.join(sorted(keys))}, got {raw!r}")
+    dose = fields.qty("patient_bolus", "dose", text=raw["max_dose"], unit=unit.split("/")[0])
+    if dose <= 0:
+        fields.fail("patient_bolus", "max_dose must be above zero")
+    for key in ("min_lockout_minutes", "max_per_day"):
+        fields.whole("patient_bolus", raw[key])
+    if raw["max_per_day"] > 24:
+        fields.fail("patient_bolus", f"max_per_day is at most 24, got {raw['max_per_day']}")
+    return PatientBolusLimits(max_dose_ng=dose, min_lockout_s=raw["min_lockout_minutes"] * 60,
+                              max_per_day=raw["max_per_day"])

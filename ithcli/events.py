@@ -58,7 +58,62 @@ def describe_event(event: Event, dose_unit: str = "mcg/day") -> str:
 
         reason = ErrorReason(a2).name.lower() if a2 in ErrorReason._value2member_map_ else f"reason {a2}"
         return f"{a1} authentication failure{'s' if a1 != 1 else ''} (the latest: {reason})"
+    catheter = _catheter_event(event, mass)
+    if catheter is not None:
+        return catheter
+    clock_or_ptm = _clock_ptm_event(event, mass)
+    if clock_or_ptm is not None:
+        return clock_or_ptm
     return t.name.lower().replace("_", " ")
+
+
+def _clock_ptm_event(event: Event, mass: str) -> str | None:
+    """CLOCK_SET, PTM_GRANTED and PTM_REFUSED in words (None: another type)."""
+    from protocol import EventType, Quantity
+    from protocol.constants import PtmRefusal
+
+    from .clock import set_step, step_text
+
+    t, a1, a2 = event.type, event.arg1, event.arg2
+    if t == EventType.CLOCK_SET:
+        # arg1/arg2: the old and new times' low 32 bits; their difference is the step
+        return f"pump clock set: {step_text(set_step(a1, a2))} (earlier events carry the old clock's times)"
+    if t == EventType.PTM_GRANTED:
+        return f"patient bolus granted: {Quantity.from_base(a1, mass)} over {a2} s"
+    if t == EventType.PTM_REFUSED:
+        reason = PtmRefusal(a1).name.lower() if a1 in PtmRefusal._value2member_map_ else f"reason {a1}"
+        left = f", {a2 // 60} min {a2 % 60} s of lockout left" if a1 == PtmRefusal.LOCKOUT else ""
+        return f"patient bolus refused: {reason.replace('_', ' ')}{left}"
+    return None
+
+
+def _catheter_event(event: Event, mass: str) -> str | None:
+    """CATHETER_RECORDED, PRIMING_STARTED and BRIDGE_STARTED in words (None: another type)."""
+    from decimal import Decimal
+
+    from protocol import EventType, Quantity
+    from protocol.constants import CatheterAction
+
+    t, a1, a2 = event.type, event.arg1, event.arg2
+
+    def cm(mm: int) -> str:
+        return f"{format((Decimal(mm) / 10).normalize(), 'f')} cm"
+
+    def ml(nl: int) -> str:
+        return f"{format((Decimal(nl) / 1_000_000).normalize(), 'f')} mL"
+
+    if t == EventType.CATHETER_RECORDED:
+        action = CatheterAction(a1).name.lower() if a1 in CatheterAction._value2member_map_ else f"action {a1}"
+        length, replaced = a2 % 65_536, a2 // 65_536
+        text = f"catheter {action} recorded: {cm(length)}"
+        text += f", {cm(replaced)} segment replaced" if replaced and action == "revision" else ""
+        return text + (" (priming not re-armed)" if action == "correction" else " (priming due)")
+    if t == EventType.PRIMING_STARTED:
+        return f"priming bolus: {ml(a1)} over {a2} s (the bolus above; monitor the patient)"
+    if t == EventType.BRIDGE_STARTED:
+        return (f"bridge bolus started: the catheter's old contents, {Quantity.from_base(a1, mass)} of the old drug "
+                f"over {a2} s, instead of the program")
+    return None
 
 
 def event_record(event: Event, dose_unit: str) -> dict:

@@ -16,6 +16,7 @@ whether it reached the pump's first event ever (then nothing is missing).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from protocol import Alarm, EventType
@@ -32,6 +33,28 @@ _STOP_CAUSES = {
     int(Alarm.MOTOR_STALL): "motor stall",
     int(Alarm.EOS): "battery end of service",
 }
+
+
+def on_current_clock(events: list[Event]) -> list[Event]:
+    """The events with every time on the pump's clock as it is now.
+
+    An event logged before a CLOCK_SET carries the old clock's time; the step (new - old,
+    in the event's 32-bit arithmetic) is added to it, for each CLOCK_SET from the newest
+    back, so a window such as "the last 24 hours" is measured across a clock change in
+    real time (docs/protocol.md#setting-the-clock). Events oldest first."""
+    out: list[Event] = []
+    step = 0
+    for e in reversed(events):
+        out.append(dataclasses.replace(e, time=e.time + step) if step else e)
+        if e.type == EventType.CLOCK_SET:
+            step += _signed32(e.arg2 - e.arg1)
+    out.reverse()
+    return out
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFF_FFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 @dataclass(frozen=True)
@@ -64,9 +87,12 @@ class Interruption:
 
 @dataclass(frozen=True)
 class Bolus:
+    """A clinician, priming, patient or bridge bolus as the log shows it."""
+
     time: int
     dose_ng: int  # given (the dose less what a stopped bolus left undelivered)
     duration_s: int
+    whole: bool = False  # counted whole even when it was cut short (a bridge bolus)
 
 
 @dataclass
@@ -84,7 +110,9 @@ class History:
 
     @classmethod
     def from_log(cls, events: list[Event], *, now: int, dose_now: int, complete: bool) -> History:
-        """events: the log read back to the horizon, oldest first (protocol Event dicts)."""
+        """events: the log read back to the horizon, oldest first; their times are moved onto
+        the pump's clock as it is now (on_current_clock)."""
+        events = on_current_clock(events)
         h = cls(now=now, dose_now=dose_now, complete=complete,
                 oldest_time=events[0].time if events else None)
         # the dose before the first change read is that change's "before"; with no change, today's
@@ -119,9 +147,13 @@ class History:
                 suspended_at = None
             elif kind == EventType.MRI_SAFE_ENTERED:
                 mri_at = t
-            elif kind == EventType.BOLUS_STARTED:
+            elif kind in (EventType.BOLUS_STARTED, EventType.PTM_GRANTED):
                 h.boluses.append(Bolus(t, e.arg1, e.arg2))
-            elif kind == EventType.BOLUS_FINISHED and h.boluses:
+            elif kind == EventType.BRIDGE_STARTED:
+                # the old drug the dead space held, at the old rate: counted whole (the log does not
+                # name drugs, and what a cut-short bridge left is in the new drug's terms)
+                h.boluses.append(Bolus(t, e.arg1, e.arg2, whole=True))
+            elif kind == EventType.BOLUS_FINISHED and h.boluses and not h.boluses[-1].whole:
                 last = h.boluses[-1]
                 h.boluses[-1] = Bolus(last.time, max(0, last.dose_ng - e.arg1), last.duration_s)
             elif kind == EventType.UNCONTROLLED_BOLUS:

@@ -10,6 +10,7 @@ import logging
 import os
 import select
 import shlex
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -115,6 +116,36 @@ class Link:
             poller.poll(100)  # wait until the device takes more
             if time.monotonic() >= deadline:
                 raise OSError("write timed out")
+
+    # --- for a driver of many links (ithcli/runner.py): poll the descriptor, then read what came
+    def fileno(self) -> int | None:
+        """The descriptor to poll for input (a device's, or a socket:// link's socket); None: none."""
+        fd = self._fd
+        if fd is not None:
+            return fd
+        sock = getattr(self._port, "_socket", None)
+        return sock.fileno() if sock is not None else None
+
+    def read_nowait(self) -> bytes:
+        """Whatever bytes have arrived, without waiting (b"" if none)."""
+        import serial
+
+        sock = getattr(self._port, "_socket", None) if self._fd is None else None
+        try:
+            if sock is not None:  # pyserial's socket:// reads one byte per call when asked in_waiting
+                try:
+                    data = sock.recv(4096, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return b""
+                if not data:
+                    raise OSError("the connection was closed")
+                return bytes(data)
+            if self._fd is not None:
+                return self._read_fd(self._fd, 0.0)
+            waiting = self._port.in_waiting
+            return bytes(self._port.read(waiting)) if waiting else b""
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"link to {self.url} failed while receiving: {_why(exc)}") from None
 
     def discard_input(self) -> None:
         try:

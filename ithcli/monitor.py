@@ -1,6 +1,9 @@
 """The live monitor's readings: one poll of the pump -> one dict (the `monitor --json` line).
 
-No rendering here (commands/monitor.py draws them). Every reading carries its
+A thin layer over ithcli.api's Pump: an unconfirmed write is settled before the first
+reading (Pump.reconcile), each reading is Pump.status(settle=False) timed alone, the
+program is read again when the pump applied a write, and the log is read on from the
+last reading's event count. No rendering here (commands/monitor.py draws them). Every reading carries its
 time and its age; data older than the stale threshold is marked stale, and a
 failed poll says how old the last good data is, so nothing old passes as fresh.
 Dates (projections, battery, log events) are on this computer's calendar, moved by
@@ -16,7 +19,9 @@ from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError
 from .status import hhmm, iso
 
 if TYPE_CHECKING:
-    from protocol.bodies import Program, Status
+    from protocol.bodies import Program
+
+    from .api import Pump, Status
 
 #: errors a monitor shows and retries (up to --max-failures in a row); anything else ends it
 RETRIED = (LinkError, PumpProtocolError, DeviceRejected, AuthError)
@@ -52,8 +57,8 @@ class Monitor:
     """Polls one pump; `poll()` returns a reading dict, good or failed, never raises a RETRIED
     error unless max_failures readings in a row have failed."""
 
-    def __init__(self, app, *, stale_after: float, max_failures: int):
-        self.app = app
+    def __init__(self, pump: Pump, *, stale_after: float, max_failures: int):
+        self.pump = pump
         self.stale_after = stale_after
         self.max_failures = max_failures
         self.readings = 0
@@ -64,49 +69,16 @@ class Monitor:
         self.history: list[dict] = []  # alarm events seen while monitoring, oldest first
         self._program: Program | None = None  # READ_PROGRAM's, read again when last_txid moves
         self._program_txid: int | None = None
-        self._event_count = None
+        self._event_count: int | None = None
         self._alarms: set[str] | None = None
-        self._client = None
-        self._corrupt_before = 0  # counts of earlier clients (after a reconnect)
-        self._retries_before = 0
 
     # --- link health ------------------------------------------------------------
-    def _counts(self) -> tuple[int, int]:
-        c = self._client
-        return (self._corrupt_before + (c.corrupt_frames if c else 0),
-                self._retries_before + (c.retries if c else 0))
-
     def link(self, rtt_ms: int | None = None) -> dict[str, Any]:
-        corrupt, retries = self._counts()
+        stats = self.pump.link_stats()  # over every link opened: a reconnect keeps the counts
         return {"round_trip_ms": rtt_ms if rtt_ms is not None else (self.last_good or {}).get("link", {}).get(
                     "round_trip_ms"),
-                "corrupt_frames": corrupt, "retries": retries,
+                "corrupt_frames": stats.corrupt_frames, "retries": stats.retries,
                 "consecutive_failures": self.failures, "failed_readings": self.failed_total}
-
-    def _client_now(self):
-        client = self.app.client()
-        if client is not self._client:
-            if self._client is not None:
-                self._corrupt_before += self._client.corrupt_frames
-                self._retries_before += self._client.retries
-            self._client = client
-        return client
-
-    def _reconnect(self) -> None:
-        """After a failure: a fresh session next time (and a fresh port, unless it is the private
-        emulator, which closing would stop)."""
-        from .link import EMULATOR_PORT
-
-        app = self.app
-        if app.port != EMULATOR_PORT:
-            if self._client is not None:
-                self._corrupt_before += self._client.corrupt_frames
-                self._retries_before += self._client.retries
-                self._client = None
-            app.close()
-        elif app._client is not None:
-            app._client.end_session()
-        app.role = None
 
     # --- one reading -------------------------------------------------------------
     def poll(self) -> dict[str, Any]:
@@ -124,7 +96,7 @@ class Monitor:
                                   f"{exc.message}", details={"reading": self.readings})
                 error.json_line = True
                 raise error from None
-            self._reconnect()
+            self.pump.disconnect()  # a fresh session next time (and a fresh port, but the private emulator's)
             reading = {"reading": self.readings, "ok": False, "attempted_at": iso(attempted),
                        "error": {"kind": exc.kind, "message": exc.message},
                        "max_failures": self.max_failures}
@@ -133,33 +105,27 @@ class Monitor:
             reading["link"] = self.link()
             return reading
 
-    def _read(self) -> tuple[dict, Status, list, int]:
-        # Not ithcli.api's Pump(app).status(): that settles an unconfirmed write on every call
-        # (app.interrogate() with resolve), where a monitor settles one only before its first
-        # reading, and round_trip_ms would then time the journal look-up too, not INTERROGATE alone
-        app = self.app
-        client = self._client_now()
+    def _read(self) -> tuple[Status, list[dict[str, Any]], int]:
+        pump = self.pump
+        pump.open()  # the session first: round_trip_ms times INTERROGATE alone, not a handshake
         if self.last_good is None:
-            app.resolve_pending()  # an unconfirmed write is settled by the first read
+            pump.reconcile()  # an unconfirmed write is settled by the first read, not by every one
         started = time.monotonic()
-        status = app.interrogate(resolve=False)
+        reading = pump.status(settle=False)
         rtt_ms = int((time.monotonic() - started) * 1000)
-        raw = app.last_raw_status
-        if self._program is None or raw.last_txid != self._program_txid:
-            self._program = client.read_program().program
-            self._program_txid = raw.last_txid
-        events: list = []
-        if self._event_count is not None and raw.event_count > self._event_count:
-            from .status import event_view
-
-            _, new = client.read_whole_log(self._event_count)
+        if self._program is None or reading.last_txid != self._program_txid:
+            self._program = pump.program(reading=reading).raw
+            self._program_txid = reading.last_txid
+        events: list[dict[str, Any]] = []
+        if self._event_count is not None and reading.event_count > self._event_count:
             # on the calendar by the skew measured at this reading, as its other dates are
-            events = [event_view(e, status["daily_dose"]["unit"], status["clock_skew_s"]) for e in new]
-        self._event_count = raw.event_count
-        return status, raw, events, rtt_ms
+            events = [e.data for e in pump.log(self._event_count, reading=reading)]
+        self._event_count = reading.event_count
+        return reading, events, rtt_ms
 
-    def _good(self, read) -> dict[str, Any]:
-        status, raw, events, rtt_ms = read
+    def _good(self, read: tuple[Status, list[dict[str, Any]], int]) -> dict[str, Any]:
+        now, events, rtt_ms = read
+        status, raw = now.data, now.raw
         self.failures = 0
         self.last_good_at = time.monotonic()
         unit = status["daily_dose"]["unit"]
@@ -198,6 +164,7 @@ class Monitor:
             "current_rate_ml_per_day": status["current_rate_ml_per_day"],
             "active_step": step,
             "bolus_remaining": status["bolus_remaining"],
+            "ptm": status["ptm"],  # patient boluses: limits, granted and refused in the last 24 hours
             "reservoir_ml": status["reservoir_ml"],
             "reservoir_capacity_ml": status["reservoir_capacity_ml"],
             "low_reservoir_alarm_ml": status["low_reservoir_alarm_ml"],

@@ -31,8 +31,10 @@ if TYPE_CHECKING:  # annotations only: the modules are imported where they are u
     from protocol.bodies import Event, Program, Status
     from protocol.models import ModelSpec
 
+    from .app import PumpSession
     from .client import PumpClient
     from .druglib import DrugEntry
+    from .writes import WriteRequest
 
 PASS, WARN, BLOCK, FAIL = "PASS", "WARN", "BLOCK", "FAIL"
 DEFAULT_AUTO_EXIT_S = 4 * 3600
@@ -329,21 +331,20 @@ class MriState:
     spec: ModelSpec
 
 
-def read_state(app, *, write: bool) -> MriState:
+def read_state(session: PumpSession, *, write: bool) -> MriState:
     """Pump state for MRI work. A read settles any unconfirmed write first and says what it
     learnt; a write (enter, exit) is refused while one is unconfirmed, as every write is."""
     from protocol.models import MODELS
 
     from .writes import preflight
 
-    client = app.client(write=write)
+    client = session.client(write=write)
     if write:
-        preflight(app, client, app.serial)  # settles it and refuses: Unconfirmed
-    learnt = app.resolve_pending()
-    described = app.interrogate(resolve=False)
-    raw = app.last_raw_status
+        preflight(session, client, session.serial_number)  # settles it and refuses: Unconfirmed
+    learnt = session.resolve_pending()
+    raw, described = session.read(settle=False)
     program = client.read_program().program
-    entry = app.library().for_code(raw.drug.name)
+    entry = session.library.for_code(raw.drug.name)
     return MriState(client, learnt, described, raw, program, entry, MODELS[raw.model])
 
 
@@ -377,17 +378,18 @@ def parse_auto_exit(text) -> int:
     return seconds
 
 
-def run_checklist(app, st: MriState, *, auto_exit_s: int, field=None, gradient=None, save: bool = True) -> dict:
+def run_checklist(session: PumpSession, st: MriState, *, auto_exit_s: int, field=None, gradient=None,
+                  save: bool = True) -> dict:
     """The checklist result (for --json and the chart); saves the snapshot unless told not to."""
     lines = checklist(st.raw, st.described, st.spec, st.entry, auto_exit_s=auto_exit_s,
                       field_tesla=parse_field(field), gradient=gradient, learnt=st.learnt, pending=None)
-    result = {"serial_number": st.raw.serial_number, "model": st.spec.name, "emulated": app.emulated,
+    result = {"serial_number": st.raw.serial_number, "model": st.spec.name, "emulated": session.emulated,
               "result": overall(lines), "lines": [asdict(line) for line in lines], "status": st.described}
     if save:
-        path = save_snapshot(app.state_path(), app.serial, described=st.described, program=st.program,
-                             event_count=st.raw.event_count, lines=lines)
+        path = save_snapshot(session.records.state_dir, session.serial_number, described=st.described,
+                             program=st.program, event_count=st.raw.event_count, lines=lines)
         result["snapshot"] = str(path)
-        app.record("mri-checklist", result=result["result"], lines=result["lines"])
+        session.record("mri-checklist", result=result["result"], lines=result["lines"])
     return result
 
 
@@ -404,7 +406,7 @@ def blocks(result: dict) -> list[str]:
             if line["result"] in (BLOCK, FAIL)]
 
 
-def enter_request(app, st: MriState, *, auto_exit_s: int, field=None, gradient=None,
+def enter_request(session: PumpSession, st: MriState, *, auto_exit_s: int, field=None, gradient=None,
                   confirm_withdrawal_risk: bool = False):
     """Checklist again (refuse on BLOCK), the withdrawal-risk approval, the snapshot, the write."""
 
@@ -413,7 +415,7 @@ def enter_request(app, st: MriState, *, auto_exit_s: int, field=None, gradient=N
     from .errors import CheckFailed, SafetyError
     from .writes import Expect, WriteRequest
 
-    result = run_checklist(app, st, auto_exit_s=auto_exit_s, field=field, gradient=gradient, save=False)
+    result = run_checklist(session, st, auto_exit_s=auto_exit_s, field=field, gradient=gradient, save=False)
     if result["result"] == BLOCK:
         raise CheckFailed("MRI-safe mode refused: the checklist has a BLOCK: " + "; ".join(blocks(result))
                           + ". Nothing was sent", details=result)
@@ -422,7 +424,7 @@ def enter_request(app, st: MriState, *, auto_exit_s: int, field=None, gradient=N
         raise SafetyError(f"{entry.name} carries a withdrawal risk and delivery stops for up to "
                           f"{_hours(auto_exit_s)}: the managing clinician must approve "
                           "(pass --confirm-withdrawal-risk). Nothing was sent")
-    save_snapshot(app.state_path(), app.serial, described=st.described, program=st.program,
+    save_snapshot(session.records.state_dir, session.serial_number, described=st.described, program=st.program,
                   event_count=raw.event_count, lines=[Line(**line) for line in result["lines"]])
     request = WriteRequest(
         kind=write_kinds.MRI_ENTER, prepare=partial(bodies.PrepareMriEnterRequest, auto_exit_s=auto_exit_s),
@@ -444,25 +446,25 @@ def exit_request(st: MriState):
     )
 
 
-def apply_enter(app, st: MriState, request, on_commit_sent=None) -> dict:
+def apply_enter(session: PumpSession, st: MriState, request: WriteRequest, on_commit_sent=None) -> dict:
     from .writes import execute
 
-    result = execute(app, st.client, request, log_index=st.raw.event_count, based_on_txid=st.raw.last_txid,
+    result = execute(session, st.client, request, log_index=st.raw.event_count, based_on_txid=st.raw.last_txid,
                      read_program=st.program, dose_unit=st.entry.dose_unit if st.entry else "mg/day",
                      on_commit_sent=on_commit_sent)
-    after = app.interrogate(resolve=False)
+    after = session.interrogate(resolve=False)
     return {"command": "mri enter", "serial_number": st.raw.serial_number, "txid": result.txid,
             "mri_mode": after["mri_mode"], "mri_auto_exit_at": after["mri_auto_exit_at"],
             "current_rate_ml_per_day": after["current_rate_ml_per_day"], "verified": True, "outcome": "verified"}
 
 
-def apply_exit(app, st: MriState, on_commit_sent=None) -> dict:
+def apply_exit(session: PumpSession, st: MriState, on_commit_sent=None) -> dict:
     """Exit, read back, and compare the program with the pre-MRI snapshot."""
     from .errors import VerifyFailed
     from .writes import execute
 
-    snapshot = load_snapshot(app.state_path(), app.serial)
-    result = execute(app, st.client, exit_request(st), log_index=st.raw.event_count,
+    snapshot = load_snapshot(session.records.state_dir, session.serial_number)
+    result = execute(session, st.client, exit_request(st), log_index=st.raw.event_count,
                      based_on_txid=st.raw.last_txid, read_program=st.program,
                      dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
     diffs = program_differences(snapshot["program"], result.program.program) if snapshot else []
@@ -474,18 +476,18 @@ def apply_exit(app, st: MriState, on_commit_sent=None) -> dict:
     return out | {"verified": True, "outcome": "verified"}
 
 
-def run_verify(app, st: MriState) -> dict:
+def run_verify(session: PumpSession, st: MriState) -> dict:
     from .errors import UsageError
 
-    snapshot = load_snapshot(app.state_path(), app.serial)
+    snapshot = load_snapshot(session.records.state_dir, session.serial_number)
     if snapshot is None:
-        raise UsageError(f"no pre-MRI snapshot for {app.serial} in {app.state_path()}: "
+        raise UsageError(f"no pre-MRI snapshot for {session.serial} in {session.records.state_dir}: "
                          "run 'ithcli mri checklist' before the scan")
     _, events = st.client.read_whole_log(snapshot["event_count"])
     lines = verify(snapshot, st.raw, st.program, events, st.spec, st.described["clock_skew_s"])
-    result = {"serial_number": st.raw.serial_number, "model": st.spec.name, "emulated": app.emulated,
+    result = {"serial_number": st.raw.serial_number, "model": st.spec.name, "emulated": session.emulated,
               "result": FAIL if any(line.result == FAIL for line in lines) else PASS,
               "lines": [asdict(line) for line in lines], "snapshot_taken_at": snapshot["taken_at"],
               "status": st.described}
-    app.record("mri-verify", result=result["result"], lines=result["lines"])
+    session.record("mri-verify", result=result["result"], lines=result["lines"])
     return result

@@ -1,9 +1,11 @@
 """Therapy changes, computed and checked without I/O prompts: shared by the commands
 (which render and ask) and by batch plans (which are their own confirmation).
 
-    state = read_state(app)                       # the pump read first, writes settled
-    change = program_change(app, state, dose="450 mcg/day", ...)   # checks; raises on refusal
-    result = apply_change(app, state, change)     # PREPARE, echo, COMMIT, read back
+    state = read_state(session)                   # the pump read first, writes settled
+    change = program_change(session, state, dose="450 mcg/day", ...)   # checks; raises on refusal
+    result = apply_change(session, state, change) # PREPARE, echo, COMMIT, read back
+
+`session` is the app.PumpSession of the pump: its client, its audit trail, the journal.
 """
 from __future__ import annotations
 
@@ -14,31 +16,46 @@ from typing import TYPE_CHECKING, Any
 
 import protocol
 from protocol import bodies
+from protocol.constants import BolusPurpose
 
 from . import write_kinds
 from .change_history import history_rows, history_view, patient_origin, read_history, record_origin
-from .errors import UsageError
+from .errors import SafetyError, UsageError
 from .next_visit import low_alarm_at, parse_date, visit_check
 
 if TYPE_CHECKING:
+    from protocol.models import ModelSpec
+
+    from .app import PumpSession
+    from .client import PumpClient
     from .dosing import Plan
+    from .druglib import DrugEntry
     from .writes import WriteRequest
 
 
 @dataclass
 class PumpState:
-    client: Any
+    client: PumpClient
     raw: bodies.Status  # INTERROGATE, decoded
     described: dict  # interrogate, with units
     program: bodies.Program  # READ_PROGRAM's program
-    entry: Any  # drug library entry (None only for a refill that replaces the drug)
-    spec: Any  # protocol.models.ModelSpec
+    entry: DrugEntry | None  # None only for a refill that replaces the drug
+    spec: ModelSpec
+
+    @property
+    def drug_entry(self) -> DrugEntry:
+        """The library entry of the drug the pump holds (read_state refuses any other drug, but for a
+        refill that replaces it)."""
+        if self.entry is None:
+            raise SafetyError(f"the pump holds {self.raw.drug.name.lower()}, which is not in the drug library: "
+                              "writes are refused")
+        return self.entry
 
 
 @dataclass
 class Change:
     command: str  # "program", "refill", "bolus", "empty"
-    request: Any  # writes.WriteRequest, or None when the pump already delivers this
+    request: WriteRequest | None  # None when the pump already delivers this
     describe: dict  # before/requested/warnings...: the --json result and error details
     warnings: list
     rows: list = field(default_factory=list)  # (label, now, after) for the before/after table
@@ -52,23 +69,21 @@ class Change:
         return self.request is None
 
 
-def read_state(app, *, allow_unknown_drug: bool = False) -> PumpState:
+def read_state(session: PumpSession, *, allow_unknown_drug: bool = False) -> PumpState:
     """Read the pump for a write: clinician session, unconfirmed writes refused."""
     from protocol.models import MODELS
 
-    from .errors import SafetyError
     from .writes import preflight
 
-    client = app.client(write=True)
-    preflight(app, client, app.serial)
-    described = app.interrogate(resolve=False)
-    raw = app.last_raw_status
+    client = session.client(write=True)
+    preflight(session, client, session.serial_number)
+    raw, described = session.read(settle=False)
     program = client.read_program().program
-    entry = app.library().for_code(raw.drug.name)
+    entry = session.library.for_code(raw.drug.name)
     if entry is None and not allow_unknown_drug:
         raise SafetyError(
             f"the pump holds {raw.drug.name.lower()}, which is not in the drug library "
-            f"({app.library().path}): writes are refused"
+            f"({session.library.path}): writes are refused"
         )
     return PumpState(client, raw, described, program, entry, MODELS[raw.model])
 
@@ -111,15 +126,16 @@ def _expected_program(state: PumpState, plan, summary, drug=None, conc=None) -> 
 
 # --- program -----------------------------------------------------------------
 
-def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, schedule=None, stop=False,
-                   next_visit=None, overrides=None, confirmed=frozenset(), spasticity_origin=None) -> Change:
+def program_change(session: PumpSession, state: PumpState, *, dose=None, flow=None, mode=None, schedule=None,
+                   stop=False, next_visit=None, overrides=None, confirmed=frozenset(),
+                   spasticity_origin=None) -> Change:
 
     from . import dosing, limits
     from .status import program_view
 
     _check_program_options(dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop)
     visit = parse_date(next_visit, "--next-visit")
-    raw, entry, conc = state.raw, state.entry, state.raw.concentration_ng_per_ml
+    raw, entry, conc = state.raw, state.drug_entry, state.raw.concentration_ng_per_ml
     plan, findings = _program_plan(state, dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop)
     unit = entry.dose_unit
     summary = dosing.plan_summary(plan, conc)
@@ -128,18 +144,18 @@ def program_change(app, state: PumpState, *, dose=None, flow=None, mode=None, sc
     if plan == dosing.plan_from_program(state.program):
         return Change("program", None, {"serial_number": raw.serial_number, "before": before_view,
                                         "after": before_view}, [], unit=unit)
-    origin = patient_origin(app, state, spasticity_origin)
+    origin = patient_origin(session, state, spasticity_origin)
     # the log matters for a rise or a restart; a cut or a stop is judged on the program alone
     past = read_history(state.client, raw) if new > current or new > 0 and current == 0 else None
     boluses = past.boluses_since(raw.pump_time - DAY, conc) if past is not None else 0
     findings += _dose_checks(state, entry, conc, plan, summary, current=current, boluses=boluses, history=past,
                              origin=origin)
-    findings += flex_clock_check(plan, state.described["clock_skew_s"])
+    findings += limits.check_flex_clock(plan, state.described["clock_skew_s"])
     if visit and summary["daily_volume_nl_per_day"]:
         findings += visit_check(raw, raw.reservoir_ul, summary["daily_volume_nl_per_day"], visit,
                                 state.described["clock_skew_s"])
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
-    record_origin(app, state, spasticity_origin)
+    record_origin(session, state, spasticity_origin)
     expected = _expected_program(state, plan, summary)
     after_view = program_view(expected, unit)
     pct = change_percent(new, current)
@@ -208,6 +224,9 @@ def _dose_checks(state: PumpState, entry, conc: int, plan: Plan, summary: dict, 
         findings += limits.check_daily_total(entry, new + boluses, _with_boluses(entry, boluses))
     findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=history, origin=origin,
                                     dry_run_suspected=dry_run_suspected)
+    # with patient boluses on, every allowed activation on top of the new program (limits/ptm.py)
+    findings += limits.check_ptm_with_program(entry, state.raw.ptm, new=new, current=current,
+                                              changing_drug=entry.code != state.raw.drug.name)
     return findings
 
 
@@ -245,30 +264,16 @@ def _with_boluses(entry, boluses: int) -> str:
     return f"the new 24-hour total with the {fmt_mass(boluses, entry)} of boluses given in the last 24 hours"
 
 
-def flex_clock_check(plan, skew_s: int) -> list:
-    """A flex schedule's steps start by the pump's clock: on a pump whose clock is off, each
-    starts that much earlier or later by the calendar (a night step by day). Setting the
-    pump's clock is its own write (the catheter/clock issue); until then, say it."""
-    from .calendar import duration_text, past_threshold, skew_text
-    from .limits import Finding
-
-    if plan.mode != "FLEX" or not past_threshold(skew_s):
-        return []
-    when = "earlier" if skew_s > 0 else "later"
-    return [Finding("warn", "flex-on-skewed-clock",
-                    f"the schedule's step times run on the pump's clock, which is {skew_text(skew_s)}: each step "
-                    f"starts {duration_text(skew_s)} {when} by this computer's clock; check the times, or set "
-                    "the pump's clock")]
-
-
 # --- refill ------------------------------------------------------------------
 
-def refill_change(app, state: PumpState, *, volume, concentration, drug=None, withdrawn=None, dose=None,
-                  next_visit=None, overrides=None, confirmed=frozenset(), spasticity_origin=None) -> Change:
+def refill_change(session: PumpSession, state: PumpState, *, volume, concentration, drug=None, withdrawn=None,
+                  dose=None, next_visit=None, overrides=None, confirmed=frozenset(), spasticity_origin=None,
+                  bridge=None) -> Change:
     from . import dosing, limits
+    from .catheter_ops import plan_bridge
 
     raw = state.raw
-    new_entry = _refill_entry(app.library(), state, drug)
+    new_entry = _refill_entry(session.library, state, drug)
     changing_drug = new_entry.code != raw.drug.name
     if changing_drug and not dose:
         raise UsageError(f"changing the drug to {new_entry.name} needs --dose in {new_entry.dose_unit}")
@@ -286,8 +291,12 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
     # a refill resumes delivery after an empty reservoir: the log says for how long it was stopped
     past = read_history(state.client, raw)
     # a new drug's budgets start afresh: its history is not this drug's
-    origin = patient_origin(app, state, spasticity_origin)
+    origin = patient_origin(session, state, spasticity_origin)
     boluses = 0 if changing_drug else past.boluses_since(raw.pump_time - DAY, conc)
+    # the catheter's old contents: --bridge or --no-bridge, a bridge counted at the old drug's dose
+    bridged = plan_bridge(state, new_entry, conc, summary, volume_ul, bridge)
+    findings += bridged.findings
+    boluses += bridged.counted_ng
     findings += _dose_checks(state, new_entry, conc, plan, summary, current=current, boluses=boluses,
                              history=None if changing_drug and not dry else past, origin=origin,
                              dry_run_suspected=dry)
@@ -295,15 +304,15 @@ def refill_change(app, state: PumpState, *, volume, concentration, drug=None, wi
         findings += visit_check(raw, volume_ul, summary["daily_volume_nl_per_day"], visit,
                                 state.described["clock_skew_s"])
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
-    record_origin(app, state, spasticity_origin)
+    record_origin(session, state, spasticity_origin)
     fill = _Refill(new_entry, conc, volume_ul, withdrawn_ul, dry, _expected_program(
         state, plan, summary, _drug(new_entry), conc))
     describe, rows = _refill_table(state, fill, warnings, overrides, history_view(past, new_entry, origin))
     rows += history_rows(past, new_entry, state.described["clock_skew_s"])
     question = (f"Record a refill of {raw.serial_number} with {format(Decimal(volume_ul) / 1000, 'f')} mL of "
                 f"{new_entry.name} {_q(describe['requested']['concentration'])}?")
-    return Change("refill", _refill_request(fill, plan, describe), describe, warnings, rows, question,
-                  dict(overrides or {}), set(confirmed), new_entry.dose_unit)
+    return bridged.attach(Change("refill", _refill_request(fill, plan, describe), describe, warnings, rows, question,
+                                 dict(overrides or {}), set(confirmed), new_entry.dose_unit))
 
 
 def _refill_entry(library, state: PumpState, drug: str | None):
@@ -374,7 +383,7 @@ def _refill_request(fill: _Refill, plan: Plan, describe: dict) -> WriteRequest:
         kind=write_kinds.REFILL,
         prepare=partial(bodies.PrepareRefillRequest, drug=_drug(fill.entry), concentration_ng_per_ml=fill.conc,
                         volume_ul=fill.volume_ul, withdrawn_ul=fill.withdrawn_ul or 0, mode=fill.expected.mode,
-                        steps=plan.steps()),
+                        steps=plan.steps(), bridge_volume_nl=0, bridge_duration_s=0),
         expect=Expect(program=fill.expected, reservoir_ul=fill.volume_ul),
         describe=describe,
     )
@@ -382,13 +391,13 @@ def _refill_request(fill: _Refill, plan: Plan, describe: dict) -> WriteRequest:
 
 # --- bolus -------------------------------------------------------------------
 
-def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confirmed=frozenset()) -> Change:
+def bolus_change(state: PumpState, *, dose, duration, overrides=None, confirmed=frozenset()) -> Change:
 
     from . import dosing, limits
     from .status import quantity
     from .writes import Expect, WriteRequest
 
-    raw, entry = state.raw, state.entry
+    raw, entry = state.raw, state.drug_entry
     dose_ng = dosing.parse_dose(dose, entry)
     seconds = dosing.parse_duration(duration, "--over")
     if not 60 <= seconds <= 86_400:
@@ -422,7 +431,8 @@ def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confi
     if boluses:
         rows.append(("Boluses, last 24 h", _q(quantity(boluses, entry.mass_unit)), "counted in the total"))
     request = WriteRequest(
-        kind=write_kinds.BOLUS, prepare=partial(bodies.PrepareBolusRequest, dose_ng=dose_ng, duration_s=seconds),
+        kind=write_kinds.BOLUS, prepare=partial(bodies.PrepareBolusRequest, dose_ng=dose_ng, duration_s=seconds,
+                                                 purpose=BolusPurpose.CLINICIAN),
         expect=Expect(program=state.program, bolus_dose_ng=dose_ng, bolus_duration_s=seconds,
                       bolus_volume_nl=volume_nl),
         describe=describe,
@@ -434,7 +444,7 @@ def bolus_change(app, state: PumpState, *, dose, duration, overrides=None, confi
 
 # --- empty ---------------------------------------------------------------------
 
-def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()) -> Change:
+def empty_change(state: PumpState, *, withdrawn=None, confirmed=frozenset()) -> Change:
     """Record an emptied reservoir (a valve-gated pump before an MRI): volume 0 and
     delivery stopped, as a refill of nothing. Stopping is checked like any stop (a drug
     with a withdrawal risk needs --confirm-withdrawal-risk)."""
@@ -462,7 +472,8 @@ def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()
     request = WriteRequest(
         kind=write_kinds.EMPTY,
         prepare=partial(bodies.PrepareRefillRequest, drug=raw.drug, concentration_ng_per_ml=raw.concentration_ng_per_ml,
-                        volume_ul=0, withdrawn_ul=withdrawn_ul or 0, mode=protocol.InfusionMode.STOPPED, steps=()),
+                        volume_ul=0, withdrawn_ul=withdrawn_ul or 0, mode=protocol.InfusionMode.STOPPED, steps=(),
+                        bridge_volume_nl=0, bridge_duration_s=0),
         expect=Expect(program=stopped, reservoir_ul=0),
         describe=describe,
     )
@@ -474,24 +485,26 @@ def empty_change(app, state: PumpState, *, withdrawn=None, confirmed=frozenset()
 
 # --- applying ------------------------------------------------------------------
 
-def record_overrides(app, change: Change) -> None:
+def record_overrides(session: PumpSession, change: Change) -> None:
     """Each overridden limit is audited on its own, with its name and the reason given for it."""
     for w in change.warnings:
         if w.level == "soft":
-            app.record("soft-limit-override", limit=w.override, reason=w.reason, finding=w.as_dict())
+            session.record("soft-limit-override", limit=w.override, reason=w.reason, finding=w.as_dict())
     accepted = [w.as_dict() for w in change.warnings if w.level == "confirm"]
     if accepted:
-        app.record("confirmation-flags", flags=sorted(change.confirmed), findings=accepted)
+        session.record("confirmation-flags", flags=sorted(change.confirmed), findings=accepted)
 
 
-def apply_change(app, state: PumpState, change: Change, on_echo=None, on_commit_sent=None) -> dict:
+def apply_change(session: PumpSession, state: PumpState, change: Change, on_echo=None, on_commit_sent=None) -> dict:
     """Send a checked change; the verified result for --json (raises on any other outcome)."""
     from .writes import execute
 
-    record_overrides(app, change)
-    result = execute(app, state.client, change.request, log_index=state.raw.event_count,
+    if change.request is None:  # Pump.apply answers an unchanged change without sending
+        raise ValueError("an unchanged change has nothing to send")
+    record_overrides(session, change)
+    result = execute(session, state.client, change.request, log_index=state.raw.event_count,
                      based_on_txid=state.raw.last_txid, read_program=state.program,
                      dose_unit=change.unit, on_echo=on_echo, on_commit_sent=on_commit_sent)
     out = {"command": change.command, **change.describe, "txid": result.txid, "commit": result.commit,
            "verified": True, "outcome": "verified"}
-    return out | change.request.kind.after(app, state, change, result)
+    return out | change.request.kind.after(session, state, change, result)

@@ -44,6 +44,15 @@ STATUS_FIELDS: dict[str, str] = {
     "pump_clock.skew_s": "number", "pump_clock.threshold_s": "number", "pump_clock.dates_on": "text",
     "pump_clock.dates_shifted_s": "number", "pump_clock.warning": "text",
 }
+#: patient-activated boluses (ithcli/ptm.py): the limits, the worst case a day, the use in 24 hours
+STATUS_FIELDS |= {"ptm": "table", "ptm.enabled": "bool", "ptm.dose": "quantity", "ptm.duration_s": "number",
+                  "ptm.lockout_s": "number", "ptm.max_per_day": "number", "ptm.worst_case_daily": "quantity",
+                  "ptm.granted_24h": "number", "ptm.refused_24h": "number", "ptm.last_granted_at": "date"}
+#: the catheter record (ithcli/catheter_ops.py): lengths in cm, volumes in mL
+STATUS_FIELDS |= {"catheter": "table", "catheter.recorded": "bool", "catheter.action": "text",
+                  "catheter.model": "text", "catheter.length_cm": "number", "catheter.replaced_cm": "number",
+                  "catheter.dead_space_ml": "number", "catheter.priming_due_ml": "number", "catheter.primed": "bool",
+                  "catheter.recorded_at": "date"}
 for _name in [n for n, k in STATUS_FIELDS.items() if k == "quantity"]:
     STATUS_FIELDS[f"{_name}.value"] = "number"
     STATUS_FIELDS[f"{_name}.unit"] = "text"

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 WRITE_COMMANDS = {"PREPARE_PROGRAM": "program", "PREPARE_REFILL": "refill", "PREPARE_BOLUS": "bolus",
                   "PREPARE_MRI_ENTER": "mri enter", "PREPARE_MRI_EXIT": "mri exit"}
+WRITE_COMMANDS["PREPARE_CATHETER"] = "catheter"
+WRITE_COMMANDS |= {"PREPARE_CLOCK": "clock", "PREPARE_PTM": "ptm"}
 
 
 def entry_time(entry: dict) -> int | None:
@@ -55,7 +57,31 @@ def rehydrate_status(body: dict) -> Status:
         out[key] = enum[body[key]] if isinstance(body[key], str) else enum(body[key])
     out["alarms"] = _alarms(body.get("alarms"))
     out["firmware"] = Firmware(**body["firmware"])
+    out.update(_v4_groups(body))
     return Status(**_fields_of(Status, out))
+
+
+def _v4_groups(body: dict) -> dict:
+    """The catheter and patient-bolus groups (protocol version 4). An audit entry written by an
+    older ithcli has none: they read as nothing recorded, which is what that pump could tell."""
+    import protocol
+    from protocol.bodies import CatheterRecord, PtmLimits, PtmUse
+    from protocol.catheter import NO_CATHETER
+    from protocol.ptm import PTM_OFF, PTM_UNUSED
+
+    catheter = body.get("catheter")
+    groups: dict[str, Any]
+    if catheter is None:
+        groups = {"catheter": NO_CATHETER}
+    else:
+        fields = _fields_of(CatheterRecord, catheter)
+        for key, enum in (("action", protocol.CatheterAction), ("model", protocol.CatheterModel)):
+            fields[key] = enum[fields[key]] if isinstance(fields[key], str) else enum(fields[key])
+        groups = {"catheter": CatheterRecord(**fields)}
+    ptm, use = body.get("ptm"), body.get("ptm_use")
+    groups["ptm"] = PTM_OFF if ptm is None else PtmLimits(**_fields_of(PtmLimits, ptm))
+    groups["ptm_use"] = PTM_UNUSED if use is None else PtmUse(**_fields_of(PtmUse, use))
+    return groups
 
 
 def _fields_of(cls, data: dict) -> dict:
@@ -172,8 +198,8 @@ def _checklists(session: list[dict]) -> list[dict]:
 def _events(session: list[dict]) -> list[dict]:
     """Reconciliations, failed verifications and repaired audit lines, as they happened."""
     return [{"time": r.get("time"), "event": r.get("event"), "operator": r.get("operator"),
-             **{k: r[k] for k in ("txid", "kind", "applied", "differences") if k in r}}
-            for r in session if r.get("event") in ("reconciled", "verify-failed", "torn-line-removed")]
+             **{k: r[k] for k in ("txid", "kind", "applied", "differences", "time_set", "step_s") if k in r}}
+            for r in session if r.get("event") in ("reconciled", "verify-failed", "torn-line-removed", "clock-set")]
 
 
 def _alarms_seen(session: list[dict]) -> list[dict]:
@@ -324,7 +350,44 @@ def _request_view(command: str, request: dict, unit: str) -> dict:
         out["withdrawn"] = quantity(request.get("withdrawn_ul", 0), "mL")
     if command == "mri enter":
         out["automatic_exit"] = quantity(request.get("auto_exit_s", 0), "s")
+    out |= _catheter_request_view(command, request, mass)
+    out |= _clock_ptm_request_view(command, request, mass)
     return out
+
+
+def _clock_ptm_request_view(command: str, request: dict, mass: str) -> dict:
+    """A clock set's time, or patient-bolus limits (protocol version 4)."""
+    from .calendar import iso
+    from .status import quantity
+
+    if command == "clock":
+        return {"time_set": iso(request.get("new_time"))}
+    if command == "ptm":
+        limits = request.get("limits") or {}
+        if not limits.get("enabled"):
+            return {"patient_boluses": "off"}
+        return {"patient_boluses": "on", "dose": quantity(limits.get("dose_ng", 0), mass),
+                "duration": quantity(limits.get("duration_s", 0), "s"),
+                "lockout": quantity(limits.get("lockout_s", 0), "s"), "max_per_day": limits.get("max_per_day")}
+    return {}
+
+
+def _catheter_request_view(command: str, request: dict, mass: str) -> dict:
+    """A catheter write's record, a priming bolus's purpose, a refill's bridge (protocol version 4)."""
+    from decimal import Decimal
+
+    if command == "catheter":
+        out = {"action": str(request.get("action", "")).lower(), "model": request.get("model"),
+               "length": {"value": Decimal(request.get("length_mm") or 0) / 10, "unit": "cm"}}
+        if request.get("replaced_mm"):
+            out["replaced"] = {"value": Decimal(request["replaced_mm"]) / 10, "unit": "cm"}
+        return out
+    if command == "bolus" and str(request.get("purpose", "CLINICIAN")) == "PRIMING":
+        return {"purpose": "priming"}
+    if command == "refill" and request.get("bridge_volume_nl"):
+        return {"bridge_volume": {"value": Decimal(request["bridge_volume_nl"]) / 1_000_000, "unit": "mL"},
+                "bridge_duration": {"value": request.get("bridge_duration_s", 0), "unit": "s"}}
+    return {}
 
 
 def _state_view(status: Status | None, program: Program | None, unit: str) -> dict | None:
@@ -342,12 +405,29 @@ def _state_view(status: Status | None, program: Program | None, unit: str) -> di
         out |= {"reservoir_ml": Decimal(status.reservoir_ul) / 1000,
                 "bolus_remaining": quantity(status.bolus_remaining_ng, unit.split("/")[0]),
                 "mri_mode": status.mri_mode.name.lower(),
-                "last_txid": status.last_txid}
+                "last_txid": status.last_txid,
+                **_clock_ptm_state(status, unit), "catheter": _catheter_state(status)}
         if program is None:
             out |= {"mode": status.mode.name.lower(), "drug": status.drug.name.lower(),
                     "daily_dose": quantity(status.daily_dose_ng_per_day, unit),
                     "flow_ml_per_day": Decimal(status.daily_volume_nl_per_day) / 1_000_000}
     return out
+
+
+def _catheter_state(status: Status) -> str:
+    """The catheter record in one line (ithcli/catheter_ops.py)."""
+    from .catheter_ops import catheter_text, catheter_view
+
+    return catheter_text(catheter_view(status.catheter))
+
+
+def _clock_ptm_state(status: Status, unit: str) -> dict:
+    """The pump's clock (as it read it) and the patient-bolus limits, with the state before and after."""
+    from .calendar import iso
+    from .ptm import ptm_text, ptm_view
+
+    return {"pump_time": iso(status.pump_time),
+            "patient_boluses": ptm_text(ptm_view(status.ptm, status.ptm_use, unit, 0, status.daily_dose_ng_per_day))}
 
 
 def choose_serial(records: list[dict], pump: str | None, port_serial: str | None) -> str:

@@ -123,6 +123,8 @@ def describe(status: Status, library, *, read_at: float, port: str, emulated: bo
         "mri_mode": status.mri_mode.name.lower(),
         "mri_auto_exit_at": cal(status.mri_auto_exit_at),
         "bolus_remaining": quantity(status.bolus_remaining_ng, dose_unit.split("/")[0]),
+        "catheter": _catheter(status, cal),
+        "ptm": _ptm_view(status, dose_unit, skew),  # patient-activated boluses: limits and use (ithcli/ptm.py)
         "last_programming": {
             "txid": status.last_txid,
             "at": cal(status.last_programmed_at),
@@ -133,6 +135,19 @@ def describe(status: Status, library, *, read_at: float, port: str, emulated: bo
         "read_at": iso(read_at),
         "pump_clock": clock_view(status.pump_time, int(read_at), skew),
     }
+
+
+def _ptm_view(status: Status, dose_unit: str, skew: int) -> dict[str, Any]:
+    from .ptm import ptm_view
+
+    return ptm_view(status.ptm, status.ptm_use, dose_unit, skew, status.daily_dose_ng_per_day)
+
+
+def _catheter(status: Status, cal: Callable[[int | None], str | None]) -> dict[str, Any]:
+    """The catheter record: model, lengths in cm, dead space and priming due in mL (ithcli/catheter_ops.py)."""
+    from .catheter_ops import catheter_view
+
+    return catheter_view(status.catheter, cal(status.catheter.recorded_at))
 
 
 def _reservoir_view(status: Status, cal: Callable[[int | None], str | None]) -> dict[str, Any]:

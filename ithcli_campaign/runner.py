@@ -108,7 +108,9 @@ def choose_write(rng: random.Random, status: bodies.Status, program: bodies.Prog
         volumes = [v for v in range(20, 41) if v * 1000 != status.reservoir_ul]
         volume = rng.choice(volumes)
         conc = rng.choice(REFILL_CONCENTRATIONS_MG_PER_ML)
-        return Write("refill", ("refill", "--volume", f"{volume} mL", "--concentration", f"{conc} mg/mL", "--yes"),
+        # --no-bridge: the catheter's old contents are not what the campaign checks (ithcli/catheter_ops.py)
+        return Write("refill", ("refill", "--volume", f"{volume} mL", "--concentration", f"{conc} mg/mL", "--no-bridge",
+                                "--yes"),
                      reservoir_ul=volume * 1000, concentration_ng_per_ml=conc * NG_PER_MG)
     if kind == "bolus":
         dose = Decimal(rng.randint(1, 5)) / 10  # 0.1-0.5 mg

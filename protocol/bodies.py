@@ -14,6 +14,9 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 from .constants import (
     Alarm,
     BatteryState,
+    BolusPurpose,
+    CatheterAction,
+    CatheterModel,
     Command,
     CommitOutcome,
     Drug,
@@ -112,6 +115,92 @@ class Firmware(Fields):
 
     def _fields(self) -> dict[str, Any]:
         return {"major": self.major, "minor": self.minor, "patch": self.patch}
+
+
+@dataclass(frozen=True, slots=True)
+class CatheterRecord(Fields):
+    """A group of fields nested in a payload."""
+
+    STRUCT: ClassVar[str] = "CatheterRecord"
+
+    action: CatheterAction
+    model: CatheterModel
+    length_mm: int  # mm, 0..1500
+    replaced_mm: int  # mm, 0..1500
+    recorded_at: int  # s, 0..18446744073709551615
+    dead_space_nl: int  # nL, 0..100000000
+    priming_due_nl: int  # nL, 0..100000000
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(
+            d["action"],
+            d["model"],
+            d["length_mm"],
+            d["replaced_mm"],
+            d["recorded_at"],
+            d["dead_space_nl"],
+            d["priming_due_nl"],
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "model": self.model,
+            "length_mm": self.length_mm,
+            "replaced_mm": self.replaced_mm,
+            "recorded_at": self.recorded_at,
+            "dead_space_nl": self.dead_space_nl,
+            "priming_due_nl": self.priming_due_nl,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PtmLimits(Fields):
+    """A group of fields nested in a payload."""
+
+    STRUCT: ClassVar[str] = "PtmLimits"
+
+    enabled: int  # flag, 0..1
+    dose_ng: int  # ng, 0..1000000000
+    duration_s: int  # s, 0..86400
+    lockout_s: int  # s, 0..86400
+    max_per_day: int  # activations, 0..24
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(d["enabled"], d["dose_ng"], d["duration_s"], d["lockout_s"], d["max_per_day"])
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "dose_ng": self.dose_ng,
+            "duration_s": self.duration_s,
+            "lockout_s": self.lockout_s,
+            "max_per_day": self.max_per_day,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PtmUse(Fields):
+    """A group of fields nested in a payload."""
+
+    STRUCT: ClassVar[str] = "PtmUse"
+
+    granted_24h: int  # 0..255
+    refused_24h: int  # 0..65535
+    last_granted_at: int  # s, 0..18446744073709551615
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(d["granted_24h"], d["refused_24h"], d["last_granted_at"])
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "granted_24h": self.granted_24h,
+            "refused_24h": self.refused_24h,
+            "last_granted_at": self.last_granted_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +370,9 @@ class Status(Body):
     bolus_remaining_ng: int  # ng, 0..1000000000
     event_count: int  # 0..4294967295
     auth_failures: int  # 0..4294967295
+    catheter: CatheterRecord
+    ptm: PtmLimits
+    ptm_use: PtmUse
 
     @classmethod
     def _parsed(cls, d: Any) -> Self:
@@ -310,6 +402,9 @@ class Status(Body):
             d["bolus_remaining_ng"],
             d["event_count"],
             d["auth_failures"],
+            CatheterRecord._parsed(d["catheter"]),
+            PtmLimits._parsed(d["ptm"]),
+            PtmUse._parsed(d["ptm_use"]),
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -339,6 +434,9 @@ class Status(Body):
             "bolus_remaining_ng": self.bolus_remaining_ng,
             "event_count": self.event_count,
             "auth_failures": self.auth_failures,
+            "catheter": self.catheter,
+            "ptm": self.ptm,
+            "ptm_use": self.ptm_use,
         }
 
 
@@ -379,7 +477,8 @@ class ReadProgramResponse(Body):
 
 @dataclass(frozen=True, slots=True)
 class Prepared(Body):
-    """The reply to PREPARE_PROGRAM, PREPARE_REFILL, PREPARE_BOLUS, PREPARE_MRI_ENTER, PREPARE_MRI_EXIT."""
+    """The reply to PREPARE_PROGRAM, PREPARE_REFILL, PREPARE_BOLUS, PREPARE_MRI_ENTER, PREPARE_MRI_EXIT,
+    PREPARE_CATHETER, PREPARE_CLOCK, PREPARE_PTM."""
 
     STRUCT: ClassVar[str] = "Prepared"
 
@@ -388,9 +487,13 @@ class Prepared(Body):
     program: Program
     reservoir_ul: int  # uL, 0..100000
     bolus_dose_ng: int  # ng, 0..1000000000
-    bolus_duration_s: int  # s, 0..86400
+    bolus_duration_s: int  # s, 0..1209600
     bolus_volume_nl: int  # nL, 0..100000000
     mri_auto_exit_s: int  # s, 0..86400
+    bolus_purpose: BolusPurpose
+    catheter: CatheterRecord
+    clock_step_s: int  # s, -3153600000..3153600000
+    ptm: PtmLimits
 
     @classmethod
     def _parsed(cls, d: Any) -> Self:
@@ -403,6 +506,10 @@ class Prepared(Body):
             d["bolus_duration_s"],
             d["bolus_volume_nl"],
             d["mri_auto_exit_s"],
+            d["bolus_purpose"],
+            CatheterRecord._parsed(d["catheter"]),
+            d["clock_step_s"],
+            PtmLimits._parsed(d["ptm"]),
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -415,6 +522,10 @@ class Prepared(Body):
             "bolus_duration_s": self.bolus_duration_s,
             "bolus_volume_nl": self.bolus_volume_nl,
             "mri_auto_exit_s": self.mri_auto_exit_s,
+            "bolus_purpose": self.bolus_purpose,
+            "catheter": self.catheter,
+            "clock_step_s": self.clock_step_s,
+            "ptm": self.ptm,
         }
 
 
@@ -598,6 +709,8 @@ class PrepareRefillRequest(Request[Prepared]):
     withdrawn_ul: int  # uL, 0..100000
     mode: InfusionMode
     steps: tuple[ProgramStep, ...]
+    bridge_volume_nl: int  # nL, 0..100000000
+    bridge_duration_s: int  # s, 0..1209600
 
     @classmethod
     def _parsed(cls, d: Any) -> Self:
@@ -610,6 +723,8 @@ class PrepareRefillRequest(Request[Prepared]):
             d["withdrawn_ul"],
             d["mode"],
             tuple([ProgramStep._parsed(x) for x in d["steps"]]),
+            d["bridge_volume_nl"],
+            d["bridge_duration_s"],
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -622,6 +737,8 @@ class PrepareRefillRequest(Request[Prepared]):
             "withdrawn_ul": self.withdrawn_ul,
             "mode": self.mode,
             "steps": self.steps,
+            "bridge_volume_nl": self.bridge_volume_nl,
+            "bridge_duration_s": self.bridge_duration_s,
         }
 
 
@@ -637,10 +754,11 @@ class PrepareBolusRequest(Request[Prepared]):
     based_on_txid: int  # txid, 0..4294967295
     dose_ng: int  # ng, 1..1000000000
     duration_s: int  # s, 60..86400
+    purpose: BolusPurpose
 
     @classmethod
     def _parsed(cls, d: Any) -> Self:
-        return cls(d["txid"], d["based_on_txid"], d["dose_ng"], d["duration_s"])
+        return cls(d["txid"], d["based_on_txid"], d["dose_ng"], d["duration_s"], d["purpose"])
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -648,6 +766,7 @@ class PrepareBolusRequest(Request[Prepared]):
             "based_on_txid": self.based_on_txid,
             "dose_ng": self.dose_ng,
             "duration_s": self.duration_s,
+            "purpose": self.purpose,
         }
 
 
@@ -691,6 +810,76 @@ class PrepareMriExitRequest(Request[Prepared]):
 
 
 @dataclass(frozen=True, slots=True)
+class PrepareCatheterRequest(Request[Prepared]):
+    """The PREPARE_CATHETER request."""
+
+    STRUCT: ClassVar[str] = "PrepareCatheterRequest"
+    COMMAND: ClassVar[Command] = Command.PREPARE_CATHETER
+    REPLY: ClassVar[type[Body]] = Prepared
+
+    txid: int  # txid, 1..4294967295
+    based_on_txid: int  # txid, 0..4294967295
+    action: CatheterAction
+    model: CatheterModel
+    length_mm: int  # mm, 1..1500
+    replaced_mm: int  # mm, 0..1500
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(d["txid"], d["based_on_txid"], d["action"], d["model"], d["length_mm"], d["replaced_mm"])
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "txid": self.txid,
+            "based_on_txid": self.based_on_txid,
+            "action": self.action,
+            "model": self.model,
+            "length_mm": self.length_mm,
+            "replaced_mm": self.replaced_mm,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareClockRequest(Request[Prepared]):
+    """The PREPARE_CLOCK request."""
+
+    STRUCT: ClassVar[str] = "PrepareClockRequest"
+    COMMAND: ClassVar[Command] = Command.PREPARE_CLOCK
+    REPLY: ClassVar[type[Body]] = Prepared
+
+    txid: int  # txid, 1..4294967295
+    based_on_txid: int  # txid, 0..4294967295
+    new_time: int  # s, 0..18446744073709551615
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(d["txid"], d["based_on_txid"], d["new_time"])
+
+    def _fields(self) -> dict[str, Any]:
+        return {"txid": self.txid, "based_on_txid": self.based_on_txid, "new_time": self.new_time}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparePtmRequest(Request[Prepared]):
+    """The PREPARE_PTM request."""
+
+    STRUCT: ClassVar[str] = "PreparePtmRequest"
+    COMMAND: ClassVar[Command] = Command.PREPARE_PTM
+    REPLY: ClassVar[type[Body]] = Prepared
+
+    txid: int  # txid, 1..4294967295
+    based_on_txid: int  # txid, 0..4294967295
+    limits: PtmLimits
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(d["txid"], d["based_on_txid"], PtmLimits._parsed(d["limits"]))
+
+    def _fields(self) -> dict[str, Any]:
+        return {"txid": self.txid, "based_on_txid": self.based_on_txid, "limits": self.limits}
+
+
+@dataclass(frozen=True, slots=True)
 class CommitRequest(Request[Committed]):
     """The COMMIT request."""
 
@@ -730,6 +919,12 @@ BODIES: dict[int, type[Body]] = {
     key(Command.PREPARE_MRI_ENTER, True): Prepared,
     key(Command.PREPARE_MRI_EXIT, False): PrepareMriExitRequest,
     key(Command.PREPARE_MRI_EXIT, True): Prepared,
+    key(Command.PREPARE_CATHETER, False): PrepareCatheterRequest,
+    key(Command.PREPARE_CATHETER, True): Prepared,
+    key(Command.PREPARE_CLOCK, False): PrepareClockRequest,
+    key(Command.PREPARE_CLOCK, True): Prepared,
+    key(Command.PREPARE_PTM, False): PreparePtmRequest,
+    key(Command.PREPARE_PTM, True): Prepared,
     key(Command.COMMIT, False): CommitRequest,
     key(Command.COMMIT, True): Committed,
     key(Command.ERROR, True): ErrorResponse,
@@ -738,6 +933,9 @@ BODIES: dict[int, type[Body]] = {
 #: every generated class, payloads and nested groups
 ALL: tuple[type[Fields], ...] = (
     Firmware,
+    CatheterRecord,
+    PtmLimits,
+    PtmUse,
     Event,
     DeliveredStep,
     Program,
@@ -758,6 +956,9 @@ ALL: tuple[type[Fields], ...] = (
     PrepareBolusRequest,
     PrepareMriEnterRequest,
     PrepareMriExitRequest,
+    PrepareCatheterRequest,
+    PrepareClockRequest,
+    PreparePtmRequest,
     CommitRequest,
     Committed,
     ErrorResponse,

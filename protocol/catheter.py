@@ -18,7 +18,8 @@ Volumes in nL, lengths in mm, rates in nL/day, durations in whole seconds.
 """
 from __future__ import annotations
 
-from .constants import CatheterModel, PumpModel
+from .bodies import CatheterRecord
+from .constants import CatheterAction, CatheterModel, PumpModel
 
 DAY_S = 86_400
 NL_PER_ML = 1_000_000
@@ -30,9 +31,6 @@ CATHETER_NL_PER_CM: dict[CatheterModel, int] = {
     CatheterModel.STANDARD: 2_600,
 }
 
-#: the longest catheter ithcli and the pump accept (the common kit is 110 cm before trimming)
-MAX_CATHETER_MM = 1_500
-
 #: the pump's own tubing, from the reservoir to the catheter port, per model. No source was
 #: gathered for these figures: they are the emulator's (docs/clinical.md#catheter, open
 #: questions). A real pump's manual gives its own.
@@ -41,6 +39,11 @@ TUBING_NL: dict[PumpModel, int] = {
     PumpModel.PERISTALTIC_40: 200_000,
     PumpModel.VALVE_GATED_20: 200_000,
 }
+
+
+#: what a pump with no catheter recorded reports
+NO_CATHETER = CatheterRecord(action=CatheterAction.NONE, model=CatheterModel.NONE, length_mm=0, replaced_mm=0,
+                             recorded_at=0, dead_space_nl=0, priming_due_nl=0)
 
 
 def catheter_nl(model: CatheterModel, length_mm: int) -> int:

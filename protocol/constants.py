@@ -12,7 +12,10 @@ SYNC = b"\xa5\x5a"
 #: out of the event log; version 2 bound the handshake to its transcript (security.py).
 #: The version history is in docs/protocol.md; peers of another version are refused with
 #: both versions named.
-PROTOCOL_VERSION = 3
+#: version 4 (issue 18): the catheter record, priming and bridge boluses, setting the clock
+#: and patient-activated boluses (PREPARE_CATHETER, PREPARE_CLOCK, PREPARE_PTM; new Status
+#: and Prepared fields; a purpose on PREPARE_BOLUS and a bridge on PREPARE_REFILL).
+PROTOCOL_VERSION = 4
 #: HELLO frames (and a clear ERROR answering one) always carry header version 1, whatever
 #: the protocol version in their body, like TLS's legacy record version: so a pump and a
 #: programmer of different versions can always read each other's HELLO and say which
@@ -50,6 +53,9 @@ class Command(IntEnum):
     PREPARE_BOLUS = 0x12
     PREPARE_MRI_ENTER = 0x13
     PREPARE_MRI_EXIT = 0x14
+    PREPARE_CATHETER = 0x15
+    PREPARE_CLOCK = 0x16
+    PREPARE_PTM = 0x17
     COMMIT = 0x1F
     ERROR = 0x7F  # response only: the request was understood as a frame but refused
 
@@ -87,6 +93,9 @@ class WriteKind(IntEnum):
     BOLUS = 3
     MRI_ENTER = 4
     MRI_EXIT = 5
+    CATHETER = 6
+    CLOCK = 7
+    PTM = 8
 
 
 class CommitOutcome(IntEnum):
@@ -167,6 +176,12 @@ class EventType(IntEnum):
     # the ring buffer; docs/protocol.md, "Routine events and the log"
     AUTH_FAILURE = 19  # arg1: failures since the last AUTH_FAILURE event, arg2: ErrorReason of the last
     SESSION_OPENED = 20  # arg1: Role, arg2: sessions of that role since its last SESSION_OPENED (1: a lone one)
+    CATHETER_RECORDED = 21  # arg1: CatheterAction, arg2: length_mm | replaced_mm << 16
+    CLOCK_SET = 22  # arg1: the old time, arg2: the new time (s since the epoch, unsigned 32-bit)
+    PTM_GRANTED = 23  # arg1: dose ng, arg2: duration s (a patient bolus starts)
+    PTM_REFUSED = 24  # arg1: PtmRefusal, arg2: seconds of lockout left (LOCKOUT), else 0
+    PRIMING_STARTED = 25  # arg1: volume nL, arg2: duration s (the dose: BOLUS_STARTED just before)
+    BRIDGE_STARTED = 26  # arg1: the old drug's dose the patient receives, ng; arg2: duration s
 
 
 class ErrorReason(IntEnum):

@@ -21,6 +21,9 @@ from .constants import (
     SYNC,
     Alarm,
     BatteryState,
+    BolusPurpose,
+    CatheterAction,
+    CatheterModel,
     Command,
     CommitOutcome,
     Drug,
@@ -51,6 +54,8 @@ MAX_VOLUME_UL = 100_000  # 100 mL
 MAX_FLOW_NL_PER_DAY = 50_000_000  # 50 mL/day
 MAX_DOSE_NG_PER_DAY = 1_000_000_000  # 1 g/day
 MAX_CONCENTRATION_NG_PER_ML = 100_000_000  # 100 mg/mL
+#: a bridge bolus at the lowest flows takes days (0.5 mL of dead space at 0.048 mL/day)
+MAX_BRIDGE_S = 14 * 86_400
 # 28 events keep the largest log reply under ~650 bytes, where CRC-32C still has Hamming distance 6
 MAX_LOG_PAGE = 28
 
@@ -95,6 +100,42 @@ AuthResponse = c.Struct(
     "proof" / c.Bytes(PROOF_SIZE),
 )
 
+# --- catheter, clock and patient boluses (version 4) ---------------------------
+
+#: the longest catheter the protocol carries (the common kit is 110 cm before trimming)
+MAX_CATHETER_MM = 1_500
+#: a clock set moves the pump clock by at most this much either way (100 years)
+MAX_CLOCK_STEP_S = 100 * 365 * 86_400
+
+#: the catheter as the pump records it. dead_space_nl is what it works out from the
+#: record (its tubing plus the catheter); priming_due_nl is what a priming bolus must
+#: move (0: primed, or nothing recorded): the pump accepts no other priming volume.
+CatheterRecord = c.Struct(
+    "action" / Code(c.Int8ub, CatheterAction),  # the last IMPLANT or REVISION (NONE: no record)
+    "model" / Code(c.Int8ub, CatheterModel),
+    "length_mm" / Fixed(c.Int16ub, "mm", 0, MAX_CATHETER_MM),  # implanted length
+    "replaced_mm" / Fixed(c.Int16ub, "mm", 0, MAX_CATHETER_MM),  # the segment of the last revision
+    "recorded_at" / Time(),
+    "dead_space_nl" / Fixed(c.Int32ub, "nL", 0, MAX_VOLUME_UL * 1000),
+    "priming_due_nl" / Fixed(c.Int32ub, "nL", 0, MAX_VOLUME_UL * 1000),
+)
+
+#: the limits of patient-activated boluses the clinician set
+PtmLimits = c.Struct(
+    "enabled" / Fixed(c.Int8ub, "flag", 0, 1),
+    "dose_ng" / Fixed(c.Int32ub, "ng", 0, MAX_DOSE_NG_PER_DAY),
+    "duration_s" / Fixed(c.Int32ub, "s", 0, 86_400),  # each activation's dose is given over this
+    "lockout_s" / Fixed(c.Int32ub, "s", 0, 86_400),  # at least this long between granted ones
+    "max_per_day" / Fixed(c.Int8ub, "activations", 0, 24),  # granted, in any rolling 24 hours
+)
+
+#: patient activations in the rolling 24 hours before the status was read
+PtmUse = c.Struct(
+    "granted_24h" / c.Int8ub,
+    "refused_24h" / c.Int16ub,
+    "last_granted_at" / Time(),  # 0: never
+)
+
 InterrogateRequest = c.Struct()
 
 Status = c.Struct(
@@ -129,6 +170,9 @@ Status = c.Struct(
     "event_count" / c.Int32ub,
     # frames or handshakes refused for authentication since manufacture (security.md)
     "auth_failures" / c.Int32ub,
+    "catheter" / CatheterRecord,
+    "ptm" / PtmLimits,
+    "ptm_use" / PtmUse,
 )
 
 ReadLogRequest = c.Struct(
@@ -219,6 +263,10 @@ PrepareRefillRequest = c.Struct(
     # the program to run with the new contents (doses; the pump computes the flows)
     "mode" / Code(c.Int8ub, InfusionMode),
     "steps" / c.PrefixedArray(c.Int8ub, ProgramStep),
+    # a bridge bolus (0, 0: none): the dead space moved at the old program's rate while the
+    # new program waits; only when the drug or concentration changes (protocol/catheter.py)
+    "bridge_volume_nl" / Fixed(c.Int32ub, "nL", 0, MAX_VOLUME_UL * 1000),
+    "bridge_duration_s" / Fixed(c.Int32ub, "s", 0, MAX_BRIDGE_S),
 )
 
 PrepareBolusRequest = c.Struct(
@@ -226,6 +274,9 @@ PrepareBolusRequest = c.Struct(
     "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
     "dose_ng" / Fixed(c.Int32ub, "ng", 1, MAX_DOSE_NG_PER_DAY),
     "duration_s" / Fixed(c.Int32ub, "s", 60, 86_400),
+    # CLINICIAN, or PRIMING: then the dose must be what the catheter record's priming_due_nl
+    # carries (protocol/catheter.py); BRIDGE and PATIENT boluses are not started this way
+    "purpose" / Code(c.Int8ub, BolusPurpose),
 )
 
 #: MRI-safe mode: the pump records its program, brings delivery to the model's safe
@@ -242,6 +293,33 @@ PrepareMriExitRequest = c.Struct(
     "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
 )
 
+#: record an implant or a revision (arms a priming bolus of what it implanted), or correct
+#: a mistyped record (does not re-arm priming)
+PrepareCatheterRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
+    "action" / Code(c.Int8ub, CatheterAction),
+    "model" / Code(c.Int8ub, CatheterModel),
+    "length_mm" / Fixed(c.Int16ub, "mm", 1, MAX_CATHETER_MM),  # implanted length, after the change
+    "replaced_mm" / Fixed(c.Int16ub, "mm", 0, MAX_CATHETER_MM),  # REVISION: the new segment (else 0)
+)
+
+#: set the pump's clock. The pump takes new_time - its own time at PREPARE as the step and
+#: moves its clock by that step at COMMIT, so the seconds between the two do not count
+#: against it; it logs CLOCK_SET with the old and the new time
+PrepareClockRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
+    "new_time" / Time(),
+)
+
+#: the limits of patient-activated boluses
+PreparePtmRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
+    "limits" / PtmLimits,
+)
+
 Prepared = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
     "kind" / Code(c.Int8ub, WriteKind),
@@ -250,10 +328,18 @@ Prepared = c.Struct(
     # the reservoir volume once committed (for a refill: the new volume)
     "reservoir_ul" / Fixed(c.Int32ub, "uL", 0, MAX_VOLUME_UL),
     "bolus_dose_ng" / Fixed(c.Int32ub, "ng", 0, MAX_DOSE_NG_PER_DAY),
-    "bolus_duration_s" / Fixed(c.Int32ub, "s", 0, 86_400),
+    "bolus_duration_s" / Fixed(c.Int32ub, "s", 0, MAX_BRIDGE_S),  # a bridge bolus can take days
     "bolus_volume_nl" / Fixed(c.Int32ub, "nL", 0, MAX_VOLUME_UL * 1000),
     # MRI_ENTER: the automatic-exit delay that will be armed (0 for other kinds)
     "mri_auto_exit_s" / Fixed(c.Int32ub, "s", 0, 86_400),
+    # BOLUS and REFILL: why the bolus runs (a refill's bridge bolus: BRIDGE; none: CLINICIAN)
+    "bolus_purpose" / Code(c.Int8ub, BolusPurpose),
+    # the catheter record once committed (a CATHETER write: the new one)
+    "catheter" / CatheterRecord,
+    # CLOCK: the step the clock will move by at COMMIT (0 for other kinds)
+    "clock_step_s" / Fixed(c.Int64sb, "s", -MAX_CLOCK_STEP_S, MAX_CLOCK_STEP_S),
+    # the patient-bolus limits once committed (a PTM write: the new ones)
+    "ptm" / PtmLimits,
 )
 
 CommitRequest = c.Struct(
@@ -288,6 +374,12 @@ PAYLOADS = {
     key(Command.PREPARE_MRI_ENTER, True): Prepared,
     key(Command.PREPARE_MRI_EXIT, False): PrepareMriExitRequest,
     key(Command.PREPARE_MRI_EXIT, True): Prepared,
+    key(Command.PREPARE_CATHETER, False): PrepareCatheterRequest,
+    key(Command.PREPARE_CATHETER, True): Prepared,
+    key(Command.PREPARE_CLOCK, False): PrepareClockRequest,
+    key(Command.PREPARE_CLOCK, True): Prepared,
+    key(Command.PREPARE_PTM, False): PreparePtmRequest,
+    key(Command.PREPARE_PTM, True): Prepared,
     key(Command.COMMIT, False): CommitRequest,
     key(Command.COMMIT, True): Committed,
     key(Command.ERROR, True): ErrorResponse,

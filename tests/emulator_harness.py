@@ -125,9 +125,10 @@ class ForkedProcess:
         delay = 0.0005
         while self.poll() is None:
             if deadline is not None and time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(self.args, timeout)
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
             time.sleep(delay)
             delay = min(delay * 2, 0.02)
+        assert self.returncode is not None  # poll() set it
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -217,15 +218,15 @@ def run_emulator(*args, timeout: float = 20, spawn: bool = False) -> subprocess.
     """`ith-emulator *args` run to its end (a refusal at start, --help): its exit code, stdout and
     stderr as text. Forked like start_emulator's (spawn=True, or ITHCLI_TEST_SPAWN=1: a fresh
     `python -m emulator`)."""
-    args = [str(a) for a in args]
+    argv = [str(a) for a in args]
     if spawn or SPAWN:
-        return subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "emulator", *argv], capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
     with tempfile.TemporaryDirectory(prefix="ith-emu-run-") as tmp:
         err_path = os.path.join(tmp, "stderr")
         err = os.open(err_path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            proc = fork_emulator(args, stderr=err, cwd=str(REPO))
+            proc = fork_emulator(argv, stderr=err, cwd=str(REPO))
         finally:
             os.close(err)
         try:
@@ -235,7 +236,7 @@ def run_emulator(*args, timeout: float = 20, spawn: bool = False) -> subprocess.
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise subprocess.TimeoutExpired(args, timeout)
+                    raise subprocess.TimeoutExpired(argv, timeout)
                 ready, _, _ = select.select([fd], [], [], left)
                 chunk = os.read(fd, 65536) if ready else b""
                 if ready and not chunk:
@@ -247,8 +248,8 @@ def run_emulator(*args, timeout: float = 20, spawn: bool = False) -> subprocess.
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
-        err = Path(err_path).read_text(errors="replace")
-    return subprocess.CompletedProcess(args, code, out.decode(errors="replace"), err)
+        said = Path(err_path).read_text(errors="replace")
+    return subprocess.CompletedProcess(argv, code, out.decode(errors="replace"), said)
 
 
 class HandshakeError(AssertionError):
@@ -353,7 +354,9 @@ class RawClient:
     def based_on_current(self, command, body):
         if Command(command) not in PREPARES or not isinstance(body, dict) or "based_on_txid" in body:
             return body
-        last = self.request(Command.READ_PROGRAM).body.last_txid if self.channel is not None else 0
+        last = 0
+        if self.channel is not None:
+            last = bodies.expect(self.request(Command.READ_PROGRAM).body, bodies.ReadProgramResponse).last_txid
         return {**body, "based_on_txid": last}
 
     def seal(self, command, body=None, seq=None) -> bytes:
@@ -364,7 +367,9 @@ class RawClient:
 
     def seal_payload(self, command, payload: bytes, seq: int) -> bytes:
         """A sealed frame around any payload bytes (even malformed ones)."""
-        return self.channel.seal(int(command), payload, seq=seq, response=False)
+        channel = self.channel
+        assert channel is not None, "sealing needs a session (or a channel set by the test)"
+        return channel.seal(int(command), payload, seq=seq, response=False)
 
     def request(self, command, body=None, seq=None) -> protocol.Message:
         """Send one request (sealed in a session, else in clear); return the reply with the same
@@ -432,9 +437,9 @@ class RawClient:
             seq = self.next_seq()
             self.send_raw(self.seal(Command.INTERROGATE, seq=seq))
         else:
-            hello = self.session.hello(Role.READER)
+            clear = self.session.hello(Role.READER)
             seq = self.session.seq
-            self.send_raw(hello)
+            self.send_raw(clear)
         frames: list[RawFrame] = []
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:

@@ -28,12 +28,13 @@ import io
 import itertools
 import json
 import os
+import socket
 import sys
 import threading
 import time
 import types
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import serial
 from serial.serialutil import SerialBase, SerialException
@@ -44,17 +45,18 @@ from emulator.clock import PumpClock
 from emulator.faults import Faults
 from emulator.handler import respond
 from emulator.pump import Pump
+from emulator.pump.write_kinds import PrepareRequest
 from emulator.security_state import Backoff
 from emulator.server import STALE_GAP
 from emulator.session import Session
 from ithcli_campaign.proxy import TO_CLI, TO_PUMP, FaultLine
 from ithcli_campaign.pump import TruthClient
-from protocol import Role, bodies, security
+from protocol import Role, security
 from protocol.framing import FrameDecoder, RawFrame
 from protocol.session import ClientSession, HelloReply, SessionOpen
 
 KEYS = {Role.READER: bytes(range(32)), Role.CLINICIAN: bytes(range(32, 64))}
-B = TypeVar("B", bound=bodies.Body)
+B = TypeVar("B", bound=PrepareRequest)
 
 
 def new_pump(serial: str = "LOOP1") -> Pump:
@@ -227,7 +229,8 @@ class _LoopbackSocket:
 class _LoopbackTruth(TruthClient):
     def __init__(self, pump: InProcessPump, role: Role):  # not super().__init__: that dials TCP
         self.timeout = 10.0  # never waited: a reply comes at once or never
-        self.sock = _LoopbackSocket(pump.connect())
+        # duck-typed: TruthClient uses only sendall, recv and close of the socket it dials
+        self.sock = cast(socket.socket, _LoopbackSocket(pump.connect()))
         self.session = ClientSession()
         self.key, self.role = pump.keys[role], role
         self._open_session()
@@ -326,7 +329,7 @@ def _register_scheme() -> None:
     pkg = types.ModuleType(package)
     pkg.__path__ = []
     handler = types.ModuleType(f"{package}.protocol_{SCHEME}")
-    handler.Serial = InProcessSerial
+    vars(handler)["Serial"] = InProcessSerial
     sys.modules[package] = pkg
     sys.modules[handler.__name__] = handler
     serial.protocol_handler_packages.append(package)
@@ -335,11 +338,12 @@ def _register_scheme() -> None:
 _register_scheme()
 
 
-class _TimeShim:
+class _TimeShim(types.ModuleType):
     """The `time` module as ithcli's link and client see it in process: monotonic and sleep
     from a VirtualClock, everything else the real module's."""
 
     def __init__(self, clock: VirtualClock):
+        super().__init__("time")
         self.monotonic = clock.monotonic
         self.sleep = clock.sleep
 

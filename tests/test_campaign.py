@@ -20,12 +20,13 @@ import json
 import os
 import socket
 import time
+from typing import cast
 
 import pytest
 from loopback import InProcessPump, run_ithcli
 
 from ithcli_campaign import runner
-from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, PtyFaultProxy
+from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy, PtyFaultProxy
 from ithcli_campaign.pump import EmulatorProcess
 from ithcli_campaign.runner import EMULATOR_ARGS, EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
@@ -43,6 +44,8 @@ from protocol import (
     encode,
     security,
 )
+from protocol.catheter import NO_CATHETER
+from protocol.ptm import PTM_OFF, PTM_UNUSED
 from protocol.therapy import rate_for_dose
 
 CI_SESSIONS = 200  # in process, with the cut sweep
@@ -55,25 +58,31 @@ class LoopWorker(Worker):
     """A campaign worker whose pump, proxy and ithcli are in this process (tests/loopback.py):
     the same Worker.session, with its checks, on an InProcessPump."""
 
+    pump: InProcessPump | None = None
+
     def start(self) -> LoopWorker:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir = self.root / "ithcli-state"
         self.key_store = self.root / "keys"
-        self.emulator = InProcessPump(*EMULATOR_ARGS)
-        self.emulator.pair(self.key_store)
-        self.proxy = self.emulator.line
-        self.truth = self.emulator.truth()
+        self.pump = pump = InProcessPump(*EMULATOR_ARGS)
+        pump.pair(self.key_store)
+        # stand-ins for the real ones: Worker.session uses only what they share (the pump's
+        # control(); the proxy's arm() and disarm())
+        self.emulator = cast(EmulatorProcess, pump)
+        self.proxy = cast(FaultProxy, pump.line)
+        self.truth = pump.truth()
         self.warm = None
         self.link = "in-process"
         return self
 
     def stop(self) -> None:
-        if self.emulator:
-            self.emulator.close()
+        if self.pump:
+            self.pump.close()
 
     def cli(self, *args: str):
-        argv = ["--port", self.emulator.url, "--timeout", str(self.timeout), "--json", *args]
-        rc, stdout, stderr = run_ithcli(argv, self.env(), self.emulator.clock)
+        assert self.pump is not None, "start() first"
+        argv = ["--port", self.pump.url, "--timeout", str(self.timeout), "--json", *args]
+        rc, stdout, stderr = run_ithcli(argv, self.env(), self.pump.clock)
         try:
             out = json.loads(stdout) if stdout.strip() else None
         except ValueError:
@@ -152,7 +161,7 @@ def test_a_commit_held_past_the_timeout_on_a_serial_line_lands_and_reconcile_lea
     unconfirmed (8), never failed, and reconcile must find it applied."""
     w = Worker(0, tmp_path / "w", 0.3, link="pty").start()
     try:
-        assert w.proxy.url.startswith("/dev/")
+        assert w.proxy is not None and w.proxy.url.startswith("/dev/")
         plan = {"layer": "proxy", "write": "bolus",
                 "fault": {"kind": "delay", "direction": "to_pump", "target": "commit", "delay": 1.0}}
         r = w.session(1, 1, plan)
@@ -165,7 +174,7 @@ def test_a_commit_held_past_the_timeout_on_a_serial_line_lands_and_reconcile_lea
         w.stop()
 
 
-def test_the_checks_catch_a_wrong_verdict(tmp_path):
+def test_the_checks_catch_a_wrong_verdict(tmp_path, monkeypatch):
     """The campaign is only proof if it fails on a lie: make ithcli's verdict wrong and see (in
     process: the checks are Worker.session's, whatever runs the pump and ithcli)."""
     w = LoopWorker(0, tmp_path / "w", 0.3).start()
@@ -180,11 +189,11 @@ def test_the_checks_catch_a_wrong_verdict(tmp_path):
                 rc, out, err = real_cli(*args)
                 return (lie, out, err) if args[0] in WRITE_KINDS else (rc, out, err)
 
-            w.cli = lying_cli
+            monkeypatch.setattr(w, "cli", lying_cli)
             r = w.session(1, 1, plan)
             assert r["truth"] == truth
             assert r["violations"], r
-            w.cli = real_cli
+            monkeypatch.setattr(w, "cli", real_cli)
             w.cli("reconcile")
             assert w.session(2, 1, {"layer": "none", "write": plan["write"]})["violations"] == []
     finally:
@@ -198,7 +207,8 @@ STATUS = bodies.Status(
     daily_dose_ng_per_day=2_000_000, daily_volume_nl_per_day=200_000, current_rate_nl_per_day=200_000,
     reservoir_ul=30_000, capacity_ul=40_000, low_reservoir_alarm_ul=2_000, battery_state=BatteryState.OK,
     battery_percent=90, eri_at=0, replace_by=0, alarms=Alarm(0), mri_mode=MriMode.OFF, mri_auto_exit_at=0,
-    last_txid=0, last_programmed_at=0, bolus_remaining_ng=0, event_count=0, auth_failures=0)
+    last_txid=0, last_programmed_at=0, bolus_remaining_ng=0, event_count=0, auth_failures=0,
+    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED)
 
 
 def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0, rate=None):

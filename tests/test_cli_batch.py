@@ -14,7 +14,7 @@ from cli_harness import Cli
 from test_cli_program import FROZEN, applied_txids
 
 from ithcli_campaign.proxy import TO_PUMP, Fault
-from protocol import Command
+from protocol import Command, bodies
 
 MORPHINE = ("--drug", "morphine", "--concentration", "10 mg/mL", "--flow", "0.2 mL/day")  # 2 mg/day
 
@@ -39,7 +39,7 @@ def line_of(path: Path, text: str) -> int:
     return next(n for n, line in enumerate(path.read_text().splitlines(), start=1) if text in line)
 
 
-def program_of(emu) -> dict:
+def program_of(emu) -> bodies.ReadProgramResponse:
     """The program the pump holds, read with the raw protocol (not through ithcli)."""
     from emulator_harness import RawClient, read_program
 

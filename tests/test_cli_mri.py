@@ -217,6 +217,7 @@ def on_a_terminal(cli: Cli, *args: str, answers=(), timeout: float = 60) -> tupl
     env = cli_env({"ITHCLI_STATE_DIR": cli.state_dir, "ITHCLI_OPERATOR": cli.operator, "ITHCLI_PORT": cli.port})
     proc = subprocess.Popen([sys.executable, "-m", "ithcli", *args], stdin=slave, stderr=slave,
                             stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
     os.close(slave)
     screen, seen, todo = b"", 0, list(answers)
     deadline = time.monotonic() + timeout  # a guard against a hang, never a measured time

@@ -18,8 +18,9 @@ def test_refill_over_capacity_is_refused_and_nothing_changes(pump):
 
 def test_refill_with_a_new_concentration_keeps_the_dose_and_shows_the_alarm_date(pump):
     emu, cli = pump(*BACLOFEN)  # 500 mcg/day at 2000 mcg/mL = 0.25 mL/day
+    # the catheter holds 2000 mcg/mL: a bridge keeps 500 mcg/day while it clears (test_cli_catheter.py)
     result = cli("--json", "refill", "--volume", "20 mL", "--concentration", "1000 mcg/mL",
-                 "--withdrawn", "17.5 mL", "--yes")
+                 "--withdrawn", "17.5 mL", "--bridge", "--yes")
     assert result.code == 0, result.stderr
     out = result.json()
     after = out["after"]
@@ -69,7 +70,7 @@ def test_a_drug_change_needs_a_dose_in_the_new_drugs_unit(pump):
     assert_one_line_error(cli("refill", "--volume", "20 mL", "--concentration", "10 mg/mL", "--drug", "morphine",
                               "--dose", "500 mcg/day", "--yes"), 6, "dosed in mg/day")
     ok = cli("--json", "refill", "--volume", "20 mL", "--concentration", "10 mg/mL", "--drug", "morphine",
-             "--dose", "0.5 mg/day", "--yes")
+             "--dose", "0.5 mg/day", "--bridge", "--yes")
     assert ok.code == 0, ok.stderr
     assert status(cli)["drug"] == "morphine"
     assert status(cli)["daily_dose"] == {"value": 0.5, "unit": "mg/day"}

@@ -77,6 +77,7 @@ def test_forecast_follows_a_flex_schedule_to_the_pumps_actual_alarm(pump, tmp_pa
 
 def _env(cli: Cli) -> dict:
     """The environment of a long-running ithcli started by hand (monitor), bound to cli's pump."""
+    assert cli.port is not None, "a monitor needs the pump's port"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
     env.update(ITHCLI_STATE_DIR=cli.state_dir, ITHCLI_KEY_STORE=DEFAULT_KEY_STORE, ITHCLI_OPERATOR="test",
                ITHCLI_PORT=cli.port, COLUMNS="120")
@@ -91,6 +92,7 @@ def _monitor(cli: Cli, *args: str) -> subprocess.Popen:
 def _readings(proc: subprocess.Popen, after: int, then) -> tuple[list[dict], str]:
     """The monitor's JSON lines to the end (and its stderr); `then()` is called once the
     `after`-th reading is in, while the monitor runs on."""
+    assert proc.stdout is not None and proc.stderr is not None
     readings = []
     try:
         for line in proc.stdout:

@@ -68,6 +68,21 @@ def test_every_library_drug_is_in_the_drug_table(doc, drugs):
         assert entry["hard_max_daily"] in hard, f"{name}: the doc's hard max {hard!r} is not {entry['hard_max_daily']}"
 
 
+def test_every_library_drug_has_its_patient_bolus_row(doc, drugs):
+    """The patient-bolus table says what the library allows, drug by drug."""
+    rows = {plain(row[0]): row for row in first_table(doc, "Patient boluses")}
+    assert set(rows) == set(drugs), "docs/clinical.md#patient-boluses and drug_library.toml list other drugs"
+    for name, entry in drugs.items():
+        allowed, dose, lockout, most = (plain(cell) for cell in rows[name][1:5])
+        limits = entry.get("patient_bolus", False)
+        if limits is False:
+            assert (allowed, dose, lockout, most) == ("not allowed", "", "", ""), f"{name}: {rows[name]}"
+            continue
+        assert allowed == "allowed", f"{name}: the library allows patient boluses, the doc says {allowed!r}"
+        assert (dose, lockout, most) == (limits["max_dose"], f"{limits['min_lockout_minutes']} min",
+                                         str(limits["max_per_day"])), f"{name}: {rows[name]} against {limits}"
+
+
 def test_every_cited_source_key_is_defined(doc, drugs):
     defined = {plain(row[0]) for row in first_table(doc, "Sources")}
     cited = {key for entry in drugs.values() for key in entry.get("sources", [])}

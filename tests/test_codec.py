@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from typing import Any
 
 import construct as c
 import pytest
@@ -56,7 +57,7 @@ def strategy_for(con) -> st.SearchStrategy:
     if isinstance(con, c.StringEncoded):
         if isinstance(con.subcon, c.Prefixed):  # length-prefixed text
             limit = 2 ** (8 * con.subcon.lengthfield.sizeof()) - 1
-            text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=limit)
+            text = st.text(st.characters(exclude_categories=["Cs"]), max_size=limit)
             return text.filter(lambda s: len(s.encode(con.encoding)) <= limit)
         # NUL-padded fixed-width ASCII: no NULs (they are the padding)
         return st.text(st.characters(min_codepoint=1, max_codepoint=127), max_size=con.sizeof())
@@ -120,9 +121,13 @@ STATUS = dict(
     bolus_remaining_ng=0,
     event_count=3,
     auth_failures=7,
+    catheter=dict(action="REVISION", model="STANDARD", length_mm=800, replaced_mm=150, recorded_at=1_699_000_000,
+                  dead_space_nl=408_000, priming_due_nl=39_000),
+    ptm=dict(enabled=1, dose_ng=100_000, duration_s=600, lockout_s=10_800, max_per_day=4),
+    ptm_use=dict(granted_24h=2, refused_24h=1, last_granted_at=1_699_990_000),
 )
 EVENT = dict(index=0, time=1_700_000_000, type=EventType.REFILL, priority=0, arg1=20_000, arg2=25_000_000)
-SAMPLES = {
+SAMPLES: dict[int, dict[str, Any]] = {  # body dicts as codec.build_fields takes them
     0x01: dict(protocol_version=1, client_nonce=bytes(range(16)), role="CLINICIAN"),
     0x81: dict(protocol_version=1, pump_nonce=bytes(range(16, 32)), key_id=bytes(range(8))),
     0x05: dict(role="READER", proof=bytes(range(32))),
@@ -139,7 +144,8 @@ PROGRAM = dict(mode="FLEX", drug="MORPHINE", concentration_ng_per_ml=25_000_000,
                steps=[dict(STEP, rate_nl_per_day=40_000),
                       dict(start_minute=720, dose_ng_per_day=2_000_000, rate_nl_per_day=80_000)])
 PREPARED = dict(txid=43, kind="PROGRAM", program=PROGRAM, reservoir_ul=18_000, bolus_dose_ng=0,
-                bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0)
+                bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0, bolus_purpose="CLINICIAN",
+                catheter=STATUS["catheter"], clock_step_s=0, ptm=STATUS["ptm"])
 SAMPLES.update({
     0x04: dict(),
     0x84: dict(last_txid=42, program=PROGRAM),
@@ -147,15 +153,25 @@ SAMPLES.update({
                steps=[STEP, dict(start_minute=720, dose_ng_per_day=2_000_000)]),
     0x90: PREPARED,
     0x11: dict(txid=44, based_on_txid=43, drug="BACLOFEN", concentration_ng_per_ml=2_000_000, volume_ul=20_000,
-               withdrawn_ul=1_500, mode="CONTINUOUS", steps=[STEP]),
-    0x91: dict(PREPARED, txid=44, kind="REFILL"),
-    0x12: dict(txid=45, based_on_txid=44, dose_ng=50_000, duration_s=600),
+               withdrawn_ul=1_500, mode="CONTINUOUS", steps=[STEP], bridge_volume_nl=408_000,
+               bridge_duration_s=35_251),
+    0x91: dict(PREPARED, txid=44, kind="REFILL", bolus_purpose="BRIDGE", bolus_dose_ng=816_000,
+               bolus_duration_s=35_251, bolus_volume_nl=408_000),
+    0x12: dict(txid=45, based_on_txid=44, dose_ng=50_000, duration_s=600, purpose="CLINICIAN"),
     0x92: dict(PREPARED, txid=45, kind="BOLUS", bolus_dose_ng=50_000, bolus_duration_s=600,
                bolus_volume_nl=2_000),
     0x13: dict(txid=46, based_on_txid=45, auto_exit_s=14_400),
     0x93: dict(PREPARED, txid=46, kind="MRI_ENTER", mri_auto_exit_s=14_400),
     0x14: dict(txid=47, based_on_txid=46),
     0x94: dict(PREPARED, txid=47, kind="MRI_EXIT"),
+    0x15: dict(txid=48, based_on_txid=47, action="REVISION", model="STANDARD", length_mm=800, replaced_mm=150),
+    0x95: dict(PREPARED, txid=48, kind="CATHETER"),
+    0x16: dict(txid=49, based_on_txid=48, new_time=1_700_000_500),
+    0x96: dict(PREPARED, txid=49, kind="CLOCK", clock_step_s=-3_600),
+    0x17: dict(txid=50, based_on_txid=49, limits=dict(enabled=0, dose_ng=0, duration_s=0, lockout_s=0,
+                                                       max_per_day=0)),
+    0x97: dict(PREPARED, txid=50, kind="PTM", ptm=dict(enabled=0, dose_ng=0, duration_s=0, lockout_s=0,
+                                                       max_per_day=0)),
     0x1F: dict(txid=45),
     0x9F: dict(txid=45, outcome="APPLIED", kind="BOLUS", applied_at=1_700_000_100),
 })

@@ -31,7 +31,7 @@ from emulator_harness import RawClient
 from ithcli.audit import AuditLog
 from ithcli.batch import Journal
 from ithcli_campaign.proxy import TO_CLI, TO_PUMP, Fault, FaultProxy
-from protocol import Command, Drug, EventType, InfusionMode
+from protocol import Command, Drug, EventType, InfusionMode, Message
 
 FROZEN = 1e-9
 MORPHINE_10 = 10_000_000
@@ -67,7 +67,7 @@ def test_emulator_killed_at_random_points_loses_nothing_acknowledged(start_emula
     txid = 1000
     for round_ in range(12):
         sent: list[tuple[int, int]] = []
-        replies = []  # every reply the writer got, in order: the stream's position
+        replies: list[Message] = []  # every reply the writer got, in order: the stream's position
         outcome: list = []  # how the writer ended: ("link", when) or ("failed", exception)
         stop = threading.Event()
 

@@ -101,6 +101,7 @@ def test_the_word_wise_crc_equals_the_byte_wise_one(data, start, skip):
     data = data[skip:]
     expected = crc_module.crc32c_pure(data, start)
     assert crc_module.crc32c_words(data, start) == expected
+    # annotated `bytes`, it must take any bytes-like buffer too (the test checks it does)
     assert crc_module.crc32c_words(bytearray(data), start) == expected
     assert crc_module.crc32c_words(memoryview(b"xyz" + data)[3:], start) == expected
 

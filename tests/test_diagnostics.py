@@ -16,7 +16,7 @@ import cli_harness
 import pytest
 from cli_harness import run_cli
 
-from ithcli.app import App, log_level
+from ithcli.app import App, Settings, log_level
 from ithcli.cli import _diagnostics_on_stderr
 
 
@@ -73,7 +73,7 @@ def test_errors_keep_their_one_line_with_or_without_v():
 # --- the levels and the handler, in-process -------------------------------------------------
 
 def test_a_diagnostic_shows_exactly_when_the_v_count_reaches_its_level(capsys):
-    app = App(port=None, timeout=1.0, json=True, verbose=0)
+    app = App(Settings(port=None, timeout=1.0, json=True, verbose=0))
     for verbose in range(4):
         undo = _diagnostics_on_stderr(verbose)
         try:
@@ -105,7 +105,7 @@ def test_app_diag_logs_on_the_calling_modules_logger(caplog):
     """operations.py, writes.py, mri.py and the commands still call app.diag: their records
     carry their own module's logger name."""
     caplog.set_level(logging.DEBUG, logger="ithcli")
-    app = App(port=None, timeout=1.0, json=True, verbose=0)
+    app = App(Settings(port=None, timeout=1.0, json=True, verbose=0))
     exec("app.diag('from writes', level=0)", {"__name__": "ithcli.writes", "app": app})
     app.diag("from a test", level=2)  # not an ithcli module: ithcli.app's logger
     records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
@@ -118,13 +118,13 @@ def test_app_diag_logs_on_the_calling_modules_logger(caplog):
 _SCRIPT = textwrap.dedent("""
     import logging, sys
     from ithcli import api
-    from ithcli.app import App
+    from ithcli.app import App, Settings
 
     if sys.argv[2] == "attach":
         logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
     with api.open_pump(sys.argv[1], operator="dr-roe") as pump:
         status = pump.status()
-    App(port=None, timeout=1.0, json=True, verbose=0).diag("a warning", level=0)  # shown today without -v
+    App(Settings(port=None, timeout=1.0, json=True, verbose=0)).diag("a warning", level=0)  # shown today without -v
     print(status.serial_number)
 """)
 

@@ -63,8 +63,9 @@ def interrogate(client):
     return client.request(Command.INTERROGATE).body
 
 
-def read_all_log(client):
-    events, first = [], 0
+def read_all_log(client) -> list[bodies.Event]:
+    events: list[bodies.Event] = []
+    first = 0
     while True:
         page = client.request(Command.READ_LOG, {"first_index": first, "max_count": MAX_LOG_PAGE}).body
         if not page.events:
@@ -86,7 +87,7 @@ def test_url_hello_and_interrogate_defaults(emulator):
     with RawClient(emulator.url) as client:
         hello, _ = client.hello("clinician")
         assert hello.response and hello.command == Command.HELLO
-        assert hello.body.protocol_version == PROTOCOL_VERSION == 3
+        assert hello.body.protocol_version == PROTOCOL_VERSION == 4
         assert hello.body.key_id == security.key_id(emulator.keys["clinician"])
     with RawClient(emulator.url, keys=emulator.keys) as client:
         status = interrogate(client)
@@ -276,7 +277,7 @@ def status_and_state(emu, client):
 def test_random_bytes_do_not_crash_or_change_state(frozen):
     rng = random.Random(20240611)
     header = SYNC + bytes([1, 0, 0, 7, 2])
-    pieces = []
+    pieces: list[bytes] = []
     while sum(map(len, pieces)) < 20_000:
         pick = rng.random()
         if pick < 0.1:
@@ -521,9 +522,10 @@ def test_console_script_starts(tmp_path):
     proc = subprocess.Popen([*console_script("ith-emulator", "emulator"), "--listen", "127.0.0.1:0",
                              "--key-file", str(key_file)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         url = _read_first_line(proc, 15)
-        assert url.startswith("socket://127.0.0.1:"), proc.stderr.read1() if proc.poll() is not None else url
+        assert url.startswith("socket://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # created, for the default serial
         with RawClient(url, keys=read_keys(key_file)) as client:
             assert client.request(Command.INTERROGATE).body.serial_number == "EMU00001"

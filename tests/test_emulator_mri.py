@@ -11,6 +11,7 @@ cheaply.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 from emulator_harness import RawClient, commit, ok, read_log, read_program, refused, status
@@ -32,6 +33,7 @@ from protocol import (
     bodies,
     encode,
 )
+from protocol.constants import BolusPurpose
 
 DAY = 86_400
 FROZEN = 1e-9
@@ -67,6 +69,7 @@ def empty_reservoir(c, txid):
     ok(c.request(Command.PREPARE_REFILL, {"txid": txid, "drug": Drug.MORPHINE,
                                           "concentration_ng_per_ml": MORPHINE_10, "volume_ul": 0,
                                           "withdrawn_ul": 18_000, "mode": InfusionMode.STOPPED,
+                                          "bridge_volume_nl": 0, "bridge_duration_s": 0,
                                           "steps": []}), Command.PREPARE_REFILL)
     ok(commit(c, txid), Command.COMMIT)
 
@@ -87,7 +90,9 @@ def test_peristaltic_enter_and_exit(start_emulator):
         echo = ok(enter(c, 1, 4 * 3600), Command.PREPARE_MRI_ENTER)
         assert echo == bodies.Prepared(txid=1, kind=WriteKind.MRI_ENTER, program=program.program,
                                        reservoir_ul=18_000, bolus_dose_ng=0, bolus_duration_s=0,
-                                       bolus_volume_nl=0, mri_auto_exit_s=14_400)
+                                       bolus_volume_nl=0, mri_auto_exit_s=14_400,
+                                       bolus_purpose=BolusPurpose.CLINICIAN, catheter=before.catheter,
+                                       clock_step_s=0, ptm=before.ptm)
         assert status(c) == before  # prepared, not applied
         emu.control("advance", seconds=600)
         n = status(c).event_count
@@ -107,7 +112,8 @@ def test_peristaltic_enter_and_exit(start_emulator):
 
         # the rest is refused in the mode, entering again too
         assert "already" in refused(enter(c, 2), ErrorReason.INVALID_STATE)
-        refused(c.request(Command.PREPARE_BOLUS, {"txid": 3, "dose_ng": 100_000, "duration_s": 3600}),
+        refused(c.request(Command.PREPARE_BOLUS, {"txid": 3, "dose_ng": 100_000, "duration_s": 3600,
+                                                  "purpose": "CLINICIAN"}),
                 ErrorReason.INVALID_STATE)
 
         echo = ok(leave(c, 4), Command.PREPARE_MRI_EXIT)
@@ -161,8 +167,8 @@ def test_valve_gated_emptied_enters_and_the_field_does_nothing(start_emulator):
         assert emu.control("state")["valves"] == "gated"
         # refilled and reprogrammed afterwards, it delivers again
         ok(c.request(Command.PREPARE_REFILL, {"txid": 4, "drug": Drug.MORPHINE, "concentration_ng_per_ml": MORPHINE_10,
-                                              "volume_ul": 20_000, "withdrawn_ul": 0,
-                                              "mode": InfusionMode.CONTINUOUS,
+                                              "volume_ul": 20_000, "withdrawn_ul": 0, "bridge_volume_nl": 0,
+                                              "bridge_duration_s": 0, "mode": InfusionMode.CONTINUOUS,
                                               "steps": [{"start_minute": 0, "dose_ng_per_day": 2_000_000}]}),
            Command.PREPARE_REFILL)
         ok(commit(c, 4), Command.COMMIT)
@@ -232,7 +238,8 @@ def test_valve_gated_holding_drug_cannot_enter(start_emulator):
 def test_entering_while_a_bolus_runs_is_refused(start_emulator):
     emu = start(start_emulator, *PERISTALTIC)
     with RawClient(emu.url, keys=emu.keys) as c:
-        ok(c.request(Command.PREPARE_BOLUS, {"txid": 1, "dose_ng": 100_000, "duration_s": 3600}),
+        ok(c.request(Command.PREPARE_BOLUS, {"txid": 1, "dose_ng": 100_000, "duration_s": 3600,
+                                             "purpose": "CLINICIAN"}),
            Command.PREPARE_BOLUS)
         ok(commit(c, 1), Command.COMMIT)
         assert "bolus" in refused(enter(c, 2), ErrorReason.INVALID_STATE)
@@ -362,12 +369,14 @@ def test_in_safe_mode_the_field_does_not_stall_but_leaving_the_mode_in_it_does(s
 def test_field_and_scenario_arguments_are_checked(start_emulator):
     emu = start(start_emulator, *PERISTALTIC)
     before = emu.control("state")
-    for op, kw in [("field", {}), ("field", {"tesla": 2}), ("field", {"tesla": "3"}), ("field", {"tesla": True}),
+    cases: list[tuple[str, dict[str, object]]] = [
+                   ("field", {}), ("field", {"tesla": 2}), ("field", {"tesla": "3"}), ("field", {"tesla": True}),
                    ("field", {"tesla": 3, "gradient_t_per_m": 0}), ("field", {"tesla": 3, "gradient_t_per_m": 1e9}),
                    ("scenario", {}), ("scenario", {"events": [{"after_s": -1, "op": "field", "tesla": 3}]}),
                    ("scenario", {"events": [{"after_s": 1, "op": "advance", "seconds": 3}]}),
                    ("scenario", {"events": [{"after_s": 1, "op": "field", "tesla": 3},
-                                            {"after_s": 2, "op": "field", "tesla": 7}]})]:
+                                            {"after_s": 2, "op": "field", "tesla": 7}]})]
+    for op, kw in cases:
         reply = emu.control(op, **kw)
         assert reply["ok"] is False and reply["error"], (op, kw)
     assert emu.control("state") == before
@@ -476,7 +485,7 @@ def test_refusals_and_echoes():
 def test_a_stall_cuts_a_running_bolus_short():
     pump = make()
     pump.prepare(based(pump, bodies.PrepareBolusRequest(txid=1, based_on_txid=0, dose_ng=1_000_000,
-                                                        duration_s=3600)))
+                                                        duration_s=3600, purpose=BolusPurpose.CLINICIAN)))
     pump.commit(1)
     pump.advance_to(T0 + 1800)
     pump.set_field(1.5)
@@ -501,6 +510,7 @@ def test_persistence_round_trip_and_consistency_checks(tmp_path):
     safe.commit(1)
     good = safe.to_dict()
     assert Pump.from_dict(json.loads(json.dumps(good))).to_dict() == good
+    broken: Mapping[str, object]
     for broken in ({"mri_program": None}, {"mri_auto_exit_at": 0}, {"suspended": []},
                    {"field": {"tesla": 2.0, "gradient_t_per_m": 1.0}},
                    {"stall": {"stalled": True, "recovery_at": None, "needs_interrogation": False}}):

@@ -97,9 +97,11 @@ def test_stop_kills_an_emulator_that_ignores_sigterm(fake_emulator):
     record = fake_emulator('signal.signal(signal.SIGTERM, signal.SIG_IGN); print("ignoring", flush=True); '
                            "time.sleep(60)")
     emu = emulator_process.launch(["--pty"])
-    assert emulator_process.read_first_line(emu.proc.stdout, 10) == "ignoring"
+    stdout = emu.proc.stdout
+    assert stdout is not None
+    assert emulator_process.read_first_line(stdout, 10) == "ignoring"
     assert emu.stop(timeout=0.3) == -signal.SIGKILL
-    assert emu.proc.stdout.closed
+    assert stdout.closed
     _assert_gone(record)
     assert emu.stop() == -signal.SIGKILL  # again: nothing left to do
 
@@ -111,6 +113,6 @@ def test_a_started_emulator_hands_over_its_url_serial_and_keys_and_cleans_up(tmp
         assert emu.serial == "LAUNCH-1" and set(emu.keys) == {"reader", "clinician"}
         assert emu.control("faults")["ok"]
         private = os.path.dirname(emu.key_file)
-        assert os.path.dirname(emu.control_path) == private
+        assert emu.control_path is not None and os.path.dirname(emu.control_path) == private
     assert emu.proc.returncode == 0  # SIGTERM: a clean stop
     assert not os.path.exists(private)

@@ -29,6 +29,7 @@ from protocol import (
     bodies,
     encode,
 )
+from protocol.constants import BolusPurpose
 from protocol.models import MINIMUM_RATE_NL_PER_DAY
 from protocol.therapy import daily_total, dose_for_rate, rate_for_dose
 
@@ -65,11 +66,13 @@ def prepare_program(c, txid, mode, step_list, drug=Drug.MORPHINE, conc=MORPHINE_
 def prepare_refill(c, txid, volume_ul, conc, mode, step_list, drug=Drug.MORPHINE, withdrawn_ul=0):
     return c.request(Command.PREPARE_REFILL, {"txid": txid, "drug": drug, "concentration_ng_per_ml": conc,
                                               "volume_ul": volume_ul, "withdrawn_ul": withdrawn_ul,
+                                              "bridge_volume_nl": 0, "bridge_duration_s": 0,
                                               "mode": mode, "steps": step_list})
 
 
 def prepare_bolus(c, txid, dose_ng, duration_s):
-    return c.request(Command.PREPARE_BOLUS, {"txid": txid, "dose_ng": dose_ng, "duration_s": duration_s})
+    return c.request(Command.PREPARE_BOLUS, {"txid": txid, "dose_ng": dose_ng, "duration_s": duration_s,
+                                             "purpose": "CLINICIAN"})
 
 
 def of_type(events, type_):
@@ -490,12 +493,10 @@ def test_state_survives_kill_9_after_an_acknowledged_commit(start_emulator, tmp_
 # --- the pump logic alone (injected clock) --------------------------------------------------
 
 
-def make(**kw) -> Pump:
-    args = dict(model="peristaltic-40", serial="T1", drug=Drug.MORPHINE, concentration_ng_per_ml=MORPHINE_10,
-                reservoir_ul=18_000, flow_nl_per_day=200_000, low_reservoir_alarm_ul=2_000,
-                battery_seconds=5 * 365 * DAY, start_time=T0)
-    args.update(kw)
-    return Pump.new(**args)
+def make(*, reservoir_ul: int = 18_000, battery_seconds: int = 5 * 365 * DAY) -> Pump:
+    return Pump.new(model="peristaltic-40", serial="T1", drug=Drug.MORPHINE, concentration_ng_per_ml=MORPHINE_10,
+                    reservoir_ul=reservoir_ul, flow_nl_per_day=200_000, low_reservoir_alarm_ul=2_000,
+                    battery_seconds=battery_seconds, start_time=T0)
 
 
 def typed_steps(*pairs) -> tuple[bodies.ProgramStep, ...]:
@@ -510,11 +511,13 @@ def program_body(txid, dose=3_000_000) -> bodies.PrepareProgramRequest:
 def refill_body(txid) -> bodies.PrepareRefillRequest:
     return bodies.PrepareRefillRequest(txid=txid, based_on_txid=0, drug=Drug.MORPHINE,
                                        concentration_ng_per_ml=MORPHINE_10, volume_ul=20_000, withdrawn_ul=0,
-                                       mode=InfusionMode.CONTINUOUS, steps=typed_steps((0, 2_000_000)))
+                                       mode=InfusionMode.CONTINUOUS, steps=typed_steps((0, 2_000_000)),
+                                       bridge_volume_nl=0, bridge_duration_s=0)
 
 
 def bolus_body(txid, dose_ng=100_000, duration_s=3600) -> bodies.PrepareBolusRequest:
-    return bodies.PrepareBolusRequest(txid=txid, based_on_txid=0, dose_ng=dose_ng, duration_s=duration_s)
+    return bodies.PrepareBolusRequest(txid=txid, based_on_txid=0, dose_ng=dose_ng, duration_s=duration_s,
+                                      purpose=BolusPurpose.CLINICIAN)
 
 
 def all_prepares(pump):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,12 +16,11 @@ DAY = 86_400
 T0 = 1_900_000_000
 
 
-def make(**kw) -> Pump:
-    args = dict(model="peristaltic-40", serial="T1", drug=Drug.MORPHINE, concentration_ng_per_ml=10_000_000,
-                reservoir_ul=18_000, flow_nl_per_day=200_000, low_reservoir_alarm_ul=2_000,
-                battery_seconds=5 * 365 * DAY, start_time=T0)
-    args.update(kw)
-    return Pump.new(**args)
+def make(*, reservoir_ul: int = 18_000, flow_nl_per_day: int = 200_000, battery_seconds: int = 5 * 365 * DAY,
+         clock: Callable[[], int] | None = None) -> Pump:
+    return Pump.new(model="peristaltic-40", serial="T1", drug=Drug.MORPHINE, concentration_ng_per_ml=10_000_000,
+                    reservoir_ul=reservoir_ul, flow_nl_per_day=flow_nl_per_day, low_reservoir_alarm_ul=2_000,
+                    battery_seconds=battery_seconds, start_time=T0, clock=clock)
 
 
 def test_status_builds_on_the_wire():

@@ -25,6 +25,7 @@ from emulator_harness import HandshakeError, RawClient, read_log, refused
 from loopback import Loopback, based, new_pump, open_session
 
 from emulator.pump import LOG_CAPACITY, Pump
+from emulator.pump.write_kinds import PrepareRequest
 from emulator.security_state import (
     COALESCE_S,
     ROUTINE_STREAMS,
@@ -35,6 +36,7 @@ from emulator.security_state import (
     routine_events_bound,
 )
 from protocol import Command, Drug, ErrorReason, EventType, InfusionMode, Role, WriteKind, bodies, encode, security
+from protocol.constants import BolusPurpose
 from protocol.messages import MAX_LOG_PAGE
 from protocol.session import ClientSession, HelloReply, Refused, Reply
 
@@ -79,7 +81,7 @@ def ok(event) -> bodies.Body:
 def monitor_reading(pump: Pump, role: Role = Role.READER) -> bodies.Status:
     """A new connection, a session, one INTERROGATE: what a monitor or a read command does."""
     link = Loopback(pump)
-    return ok(ask(link, open_session(link, role), bodies.InterrogateRequest()))
+    return bodies.expect(ok(ask(link, open_session(link, role), bodies.InterrogateRequest())), bodies.Status)
 
 
 def failed_auth(pump: Pump) -> None:
@@ -97,12 +99,12 @@ def clear_request(pump: Pump) -> None:
     assert isinstance(answer, Refused) and answer.reason == ErrorReason.NOT_AUTHENTICATED, answer
 
 
-def write(pump: Pump, body: bodies.Request) -> None:
+def write(pump: Pump, body: PrepareRequest) -> None:
     """A clinician's PREPARE and COMMIT in a session of its own."""
     link = Loopback(pump)
     client = open_session(link, Role.CLINICIAN)
-    echo = ok(ask(link, client, based(pump, body)))
-    assert ok(ask(link, client, bodies.CommitRequest(echo.txid))).txid == body.txid
+    echo = bodies.expect(ok(ask(link, client, based(pump, body))), bodies.Prepared)
+    assert bodies.expect(ok(ask(link, client, bodies.CommitRequest(echo.txid))), bodies.Committed).txid == body.txid
 
 
 def program_body(txid: int, dose: int) -> bodies.PrepareProgramRequest:
@@ -114,9 +116,10 @@ def wire_log(pump: Pump) -> tuple[int, list[bodies.Event]]:
     """(oldest_index, every event) read over the wire, page by page, in a reader session."""
     link = Loopback(pump)
     client = open_session(link, Role.READER)
-    first, events = 0, []
+    first = 0
+    events: list[bodies.Event] = []
     while True:
-        page = ok(ask(link, client, bodies.ReadLogRequest(first, MAX_LOG_PAGE)))
+        page = bodies.expect(ok(ask(link, client, bodies.ReadLogRequest(first, MAX_LOG_PAGE))), bodies.ReadLogResponse)
         if not page.events:
             return page.oldest_index, events
         events += page.events
@@ -164,7 +167,8 @@ def test_eight_days_of_sessions_and_failures_at_full_rate_leave_the_program_chan
     for n in range(WINDOW // step):
         clock.now = start + n * step
         if n == 3 * DAY // step:
-            write(pump, bodies.PrepareBolusRequest(txid=2, based_on_txid=0, dose_ng=100_000, duration_s=3600))
+            write(pump, bodies.PrepareBolusRequest(txid=2, based_on_txid=0, dose_ng=100_000, duration_s=3600,
+                                                   purpose=BolusPurpose.CLINICIAN))
         status = monitor_reading(pump)
         sessions[Role.READER] += 1
         assert status.auth_failures == failures
@@ -275,6 +279,7 @@ def test_a_state_file_from_before_version_3_loads_and_keeps_its_counts():
     # a round trip keeps everything; nonsense is refused
     again = Pump.from_dict(pump.to_dict())
     assert again.sessions == pump.sessions and again.auth == pump.auth
+    bad: object
     for bad in ({"ADMIN": {"total": 1, "unlogged": 0, "last_event_at": None}},
                 {"READER": {"total": -1, "unlogged": 0, "last_event_at": None}},
                 {"READER": {"total": 1, "unlogged": 2**32, "last_event_at": None}},

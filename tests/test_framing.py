@@ -128,8 +128,7 @@ def test_auth_trailer_is_separated_from_payload():
     ],
 )
 def test_encode_frame_refuses_out_of_range(kwargs):
-    args = dict(seq=0, command=1, payload=b"")
-    args.update(kwargs)
+    args = dict(seq=0, command=1, payload=b"") | kwargs
     with pytest.raises(EncodeError):
         encode_frame(args.pop("command"), args.pop("payload"), **args)
 

@@ -71,10 +71,13 @@ class Programmer:
         self.client = ClientSession(seq=0)
         self._handshake(self.client.hello(role), HelloReply)
         self._handshake(self.client.authenticate(self.keys[role]), SessionOpen)
-        self.channel = self.client.channel
+        channel = self.client.channel
+        assert channel is not None, "the session is open"
+        self.channel = channel
 
     def _handshake(self, request: bytes, expected: type) -> None:
         reply = respond(self.pump, _frame(request), self.faults, self.session)
+        assert reply is not None, "the pump answers every handshake step"
         events = self.client.receive_data(reply)
         assert [type(e) for e in events] == [expected], events
 
@@ -172,5 +175,7 @@ def test_every_valid_request_is_answered():
         if k in (Command.HELLO, Command.AUTH):
             continue
         data = p.channel.seal(k, protocol.build_fields(k, SAMPLES[k]), seq=seq, response=False)
-        message = p.decode(respond(p.pump, _frame(data), p.faults, p.session))
+        reply = respond(p.pump, _frame(data), p.faults, p.session)
+        assert reply is not None, f"no answer to a valid {Command(k).name}"
+        message = p.decode(reply)
         assert message.seq == seq and message.command in (Command(k), Command.ERROR)

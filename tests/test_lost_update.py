@@ -42,7 +42,9 @@ def test_read_then_another_commit_then_prepare_is_refused_and_a_fresh_read_works
     pump = new_pump()
     a_link, b_link = Loopback(pump), Loopback(pump)
     a, b = open_session(a_link), open_session(b_link)
-    read = a.receive_data(a_link.send(a.request(bodies.InterrogateRequest())))[0].body.last_txid  # A reads
+    [status] = a.receive_data(a_link.send(a.request(bodies.InterrogateRequest())))  # A reads
+    assert isinstance(status, Reply), status
+    read = bodies.expect(status.body, bodies.Status).last_txid
     assert isinstance(_prepare(b_link, b, 10, read, 3_000_000), Reply)  # B changes the pump
     assert isinstance(_commit(b_link, b, 10), Reply)
     refused = _prepare(a_link, a, 11, read, 4_000_000)  # A's change, checked against the old state

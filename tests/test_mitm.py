@@ -1,5 +1,5 @@
 """A man-in-the-middle on the link: what the link hardening must show (built for protocol
-version 2; the wire is now version 3).
+version 2; the wire is now version 4).
 
 The matrices run in process (tests/loopback.py): the real ithcli (ithcli.cli.main) against
 the emulator's real handler, through the fault proxy's own fault logic
@@ -35,7 +35,8 @@ import pytest
 from cli_harness import cli_env
 from loopback import InProcessPump, run_ithcli
 
-from ithcli_campaign.proxy import TO_CLI, TO_PUMP, Fault, FaultProxy
+from ithcli.emulator_process import EmulatorProcess
+from ithcli_campaign.proxy import TO_CLI, TO_PUMP, Fault, FaultLine, FaultProxy
 from ithcli_campaign.pump import TruthClient
 from ithcli_campaign.warm import WarmCli
 from protocol import ErrorReason, EventType, Role, WriteKind, bodies, security
@@ -77,7 +78,11 @@ class _Rig:
     """What both rigs share: the pump's truth (self.truth, a TruthClient on a connection of its
     own), ithcli's own state (self.state_dir), and cli() through the faults."""
 
-    emu = truth = proxy = None
+    emu: EmulatorProcess | InProcessPump
+    truth: TruthClient
+    proxy: FaultProxy | FaultLine  # ithcli's link goes through it: proxy_url
+    proxy_url: str
+    env: dict[str, str]
     state_dir: Path
 
     def _run(self, argv: list[str], env: dict) -> tuple[int, str, str]:
@@ -141,7 +146,10 @@ class _Rig:
 class Rig(_Rig):
     """Real processes: an emulator on TCP, the fault proxy in front of it, the warm ithcli."""
 
-    def __init__(self, emu, warm: WarmCli, state_dir: Path):
+    emu: EmulatorProcess
+    proxy: FaultProxy
+
+    def __init__(self, emu: EmulatorProcess, warm: WarmCli, state_dir: Path):
         self.emu = emu
         host, _, port = emu.url[len("socket://"):].rpartition(":")
         self.address = (host, int(port))
@@ -163,6 +171,9 @@ class Rig(_Rig):
 class LoopRig(_Rig):
     """In process (tests/loopback.py): the same pump, the proxy's fault logic, ithcli.cli.main,
     a virtual clock."""
+
+    emu: InProcessPump
+    proxy: FaultLine
 
     def __init__(self, tmp_path: Path, *emulator_args: str):
         self.emu = InProcessPump(*FROZEN, *emulator_args)
@@ -193,7 +204,7 @@ def warm(tmp_path_factory):
 def rig(start_emulator, warm, tmp_path):
     """Real processes: a default pump (peristaltic-40, morphine 10 mg/mL, 18 mL at 2 mg/day),
     frozen clock, TCP."""
-    made = []
+    made: list[Rig] = []
 
     def make(*args):
         r = Rig(start_emulator(*FROZEN, *args, transport="tcp"), warm, tmp_path / f"state-{len(made)}")
@@ -208,7 +219,7 @@ def rig(start_emulator, warm, tmp_path):
 @pytest.fixture
 def loop_rig(tmp_path):
     """The same default pump in process."""
-    made = []
+    made: list[LoopRig] = []
 
     def make(*args):
         r = LoopRig(tmp_path / f"loop-{len(made)}", *args)
@@ -610,7 +621,7 @@ def hello_version_case(r: _Rig, version: int, code: int) -> None:
     assert r.cli("--json", "interrogate").code == 0
 
 
-VERSIONS = [(4, 11), (2, 4), (1, 4), (0xFF, 11)]
+VERSIONS = [(5, 11), (3, 4), (2, 4), (1, 4), (0xFF, 11)]
 
 
 @pytest.mark.parametrize("version, code", VERSIONS)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import re
 import time
 from decimal import Decimal
+from unittest.mock import Mock
 
 import pytest
 
 from ithcli import druglib, limits
 from ithcli import plan as plans
 from ithcli.plan import PlanError
+from protocol.catheter import NO_CATHETER
+from protocol.ptm import PTM_OFF, PTM_UNUSED
 
 LIBRARY = druglib.load()  # the built-in library, as ithcli loads it without --drug-library
 
@@ -419,8 +422,7 @@ def _kinds(view: dict, prefix: str = "") -> dict[str, str | None]:
 def test_the_status_fields_a_check_may_name_are_the_ones_interrogate_gives():
     """plan.STATUS_FIELDS against what the runner evaluates checks on: status.describe."""
     from ithcli.status import describe
-    from protocol import Alarm, BatteryState, Drug, InfusionMode, MriMode, bodies
-    from protocol.models import PumpModel
+    from protocol import Alarm, BatteryState, Drug, InfusionMode, MriMode, PumpModel, bodies
 
     now = 1_800_000_000
     raw = bodies.Status(
@@ -431,7 +433,8 @@ def test_the_status_fields_a_check_may_name_are_the_ones_interrogate_gives():
         low_reservoir_alarm_ul=2_000, battery_state=BatteryState.OK, battery_percent=80,
         eri_at=now + 400 * 86_400, replace_by=now + 490 * 86_400, alarms=Alarm(0), mri_mode=MriMode.OFF,
         mri_auto_exit_at=now + 3600, last_txid=7, last_programmed_at=now - 86_400,
-        bolus_remaining_ng=0, event_count=3, auth_failures=0)
+        bolus_remaining_ng=0, event_count=3, auth_failures=0,
+    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED)
     kinds = _kinds(describe(raw, LIBRARY, read_at=now, port="/dev/x", emulated=True))
     assert set(kinds) == set(plans.STATUS_FIELDS)
     assert {p: k for p, k in kinds.items() if k} == {p: plans.STATUS_FIELDS[p] for p, k in kinds.items() if k}
@@ -444,7 +447,12 @@ def test_ten_thousand_targets_validate_parsing_each_value_once(tmp_path, monkeyp
 
     calls = []
     real = dosing.parse_dose_rate
-    monkeypatch.setattr(dosing, "parse_dose_rate", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+
+    def counted(*a, **k):
+        calls.append(a[0])
+        return real(*a, **k)
+
+    monkeypatch.setattr(dosing, "parse_dose_rate", counted)
     targets = "".join(target(f"P-{i:05d}", drug=("morphine", "hydromorphone")[i % 2]) for i in range(10_000))
     path = write(tmp_path, targets, step("interrogate"), step("program", dose="2.5 mg/day"),
                  step("bolus", dose="0.1 mg", over="30 min"), step("assert", check="reservoir_ml >= 5"))
@@ -465,7 +473,8 @@ def test_preflight_expects_the_drug_a_journalled_refill_put_in(tmp_path):
                  step("refill", volume="18 mL", concentration="2000 mcg/mL", drug="baclofen", dose="400 mcg/day"),
                  step("program", dose="450 mcg/day"))
     plan = load(path)
-    runner = Runner(lambda port: None, plan, journal=Journal(str(tmp_path / "j.jsonl"), "x"), jobs=1,
+    no_pump = Mock(side_effect=AssertionError("no pump is opened here"))
+    runner = Runner(no_pump, plan, journal=Journal(str(tmp_path / "j.jsonl"), "x"), jobs=1,
                     continue_on_error=False, dry_run=False, on_update=lambda r, text: None)
     t = plan.targets[0]
     assert runner._expected_drugs(t, {}) == {"MORPHINE"}

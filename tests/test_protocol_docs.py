@@ -24,7 +24,7 @@ SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
 MESSAGE_TITLE = re.compile(r"^(?P<name>[A-Z_]+) (?P<dir>request|response) \(key 0x(?P<key>[0-9A-Fa-f]{2})\)$")
 ENTRY_TITLE = re.compile(r"^(?P<name>\w+) entry\b")
 CODE_TITLE = re.compile(r"^Code table: (?P<name>\w+)$")
-RANGE_CELL = re.compile(r"^(?P<unit>[^,\s]+)(?:, (?P<min>[0-9_]+)\.\.(?P<max>[0-9_]+))?$")
+RANGE_CELL = re.compile(r"^(?P<unit>[^,\s]+)(?:, (?P<min>-?[0-9_]+)\.\.(?P<max>[0-9_]+))?$")
 INT_TYPES = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
 
 
@@ -64,7 +64,9 @@ def _inner(sc):
 
 
 def _int_type(con) -> str:
-    return INT_TYPES[con.sizeof()]
+    # a signed field (Construct's format letter in lower case, e.g. ">q") is s8..s64
+    signed = isinstance(con, c.FormatField) and con.fmtstr[-1].islower()
+    return INT_TYPES[con.sizeof()].replace("u", "s") if signed else INT_TYPES[con.sizeof()]
 
 
 def _named(obj) -> str:
@@ -135,7 +137,7 @@ def element_structs() -> dict[str, c.Struct]:
     return found
 
 
-def code_enums() -> dict[str, type[enum.Enum]]:
+def code_enums() -> dict[str, type[enum.IntEnum] | type[enum.IntFlag]]:
     return {
         name: value
         for name, value in vars(constants).items()

@@ -52,8 +52,8 @@ EXPECTED = {
 }
 SERIAL = "ITH-VEC-0001"
 #: the protocol version these vectors are for, and the older peer of the negotiation vectors
-VERSION = 3
-OLD = 2
+VERSION = 4
+OLD = 3
 
 
 # --- reading the doc ------------------------------------------------------------
@@ -74,7 +74,9 @@ def section(text: str, title: str, level: int = 2) -> str:
 
 def fenced_blocks(text: str) -> list[tuple[str, list[str]]]:
     """(info string, lines) of every fenced code block."""
-    blocks, current, info = [], None, ""
+    blocks: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    info = ""
     for line in text.splitlines():
         fence = FENCE.match(line)
         if fence and current is None:
@@ -88,7 +90,8 @@ def fenced_blocks(text: str) -> list[tuple[str, list[str]]]:
     return blocks
 
 
-def parse_vector_lines(lines: list[str], into: dict[str, bytes]) -> None:
+def parse_vector_lines(lines: list[str], into: dict[str, str]) -> None:
+    """Vector lines (`name = hex`, continuation lines of more hex) into name -> hex digits."""
     name = None
     for line in lines:
         if not line.strip() or line.startswith("#"):
@@ -120,9 +123,10 @@ def parse_vectors(text: str) -> dict[str, bytes]:
 def parse_dissections(text: str) -> dict[str, bytes]:
     out = {}
     for info, lines in fenced_blocks(text):
-        if info != "text" or not lines or not DISSECTION.match(lines[0]):
+        title = DISSECTION.match(lines[0]) if info == "text" and lines else None
+        if title is None:
             continue
-        name = DISSECTION.match(lines[0])["name"]
+        name = title["name"]
         data = b""
         for line in lines[1:]:
             m = DISSECTION_LINE.match(line)
@@ -169,8 +173,8 @@ def test_the_doc_gives_every_vector_once(v):
              "key_id_reader": 8, "key_id_clinician": 8, "hello_request": 18, "hello_response": 25, "th1": 32,
              "client_proof": 32, "auth_request": 33, "th2": 32, "pump_proof": 32, "auth_response": 32, "th3": 32,
              "hkdf_prk": 32, "hkdf_okm": 64, "key_to_pump": 32, "key_to_programmer": 32, "req_counter": 8,
-             "req_nonce": 12, "req_aad": 15, "req_tag": 16, "req_plaintext": 0, "resp_plaintext": 111,
-             "resp_counter": 8, "resp_nonce": 12, "resp_aad": 15, "resp_ciphertext": 111, "resp_tag": 16}
+             "req_nonce": 12, "req_aad": 15, "req_tag": 16, "req_plaintext": 0, "resp_plaintext": 158,
+             "resp_counter": 8, "resp_nonce": 12, "resp_aad": 15, "resp_ciphertext": 158, "resp_tag": 16}
     for name, size in sizes.items():
         assert len(v[name]) == size, f"{name} is {len(v[name])} bytes, not {size}"
 
@@ -265,7 +269,7 @@ def test_transcript_proofs_and_keys_are_protocol_security(v):
 
 def test_sealed_frames_are_the_secure_channel(v):
     from protocol import Command, FrameDecoder, security
-    from protocol.framing import header_bytes
+    from protocol.framing import RawFrame, header_bytes
 
     k, th3, role = v["k_clinician"], v["th3"], v["role"][0]
     seq = int.from_bytes(v["req_seq"], "big")
@@ -283,6 +287,7 @@ def test_sealed_frames_are_the_secure_channel(v):
 
     assert programmer.seal(Command.INTERROGATE, v["req_plaintext"], seq=seq, response=False) == v["req_frame"]
     [raw] = FrameDecoder().feed(v["req_frame"])
+    assert isinstance(raw, RawFrame), raw
     assert raw.payload == v["req_ciphertext"] and raw.auth == v["req_counter"] + v["req_tag"]
     assert pump.open(raw).payload == v["req_plaintext"]
     with pytest.raises(security.AuthError):  # the same frame again: a replay
@@ -290,6 +295,7 @@ def test_sealed_frames_are_the_secure_channel(v):
 
     assert pump.seal(Command.INTERROGATE, v["resp_plaintext"], seq=seq, response=True) == v["resp_frame"]
     [raw] = FrameDecoder().feed(v["resp_frame"])
+    assert isinstance(raw, RawFrame), raw
     assert raw.payload == v["resp_ciphertext"] and raw.auth == v["resp_counter"] + v["resp_tag"]
     # the header's length is the plaintext's and the ciphertext's alike
     assert struct.unpack(">H", v["resp_frame"][7:9])[0] == len(v["resp_plaintext"]) == len(v["resp_ciphertext"])
@@ -464,7 +470,7 @@ class Outsider:
         assert struct.unpack(">I", data[-4:])[0] == cls.crc32c(data[2:-4]), "CRC"
         header = data[2:9]
         version, flags, _, command, length = struct.unpack(">BBHBH", header)
-        assert version == 3 or (version == 1 and not flags & 2 and (command == 1 or (command == 0x7F and flags & 1)))
+        assert version == 4 or (version == 1 and not flags & 2 and (command == 1 or (command == 0x7F and flags & 1)))
         payload = data[9:9 + length]
         trailer = data[9 + length:-4]
         assert len(trailer) == (24 if flags & 2 else 0)
@@ -497,11 +503,11 @@ class Outsider:
              plaintext: bytes) -> tuple[bytes, bytes, bytes]:
         """(frame, nonce, aad)."""
         ctr = struct.pack(">Q", counter)
-        header = struct.pack(">BBHBH", 3, flags, seq, command, len(plaintext))
+        header = struct.pack(">BBHBH", 4, flags, seq, command, len(plaintext))
         nonce, aad = direction + ctr, header + ctr
         sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
         ciphertext, tag = sealed[:-16], sealed[-16:]
-        return cls.frame(3, flags, seq, command, ciphertext, ctr + tag), nonce, aad
+        return cls.frame(4, flags, seq, command, ciphertext, ctr + tag), nonce, aad
 
     @classmethod
     def open(cls, key: bytes, direction: bytes, highest: int, data: bytes) -> tuple[int, bytes]:
@@ -526,11 +532,11 @@ def check_outsider(v: dict[str, bytes]) -> None:
     assert o.key_id(k) == v["key_id_clinician"], "key_id_clinician"
 
     # the programmer's HELLO; the pump's answer
-    hello_request = bytes([3]) + v["client_nonce"] + role
+    hello_request = bytes([4]) + v["client_nonce"] + role
     assert hello_request == v["hello_request"], "hello_request"
     assert o.frame(1, 0x00, seq, 0x01, hello_request) == v["hello_request_frame"], "hello_request_frame"
     _, received, _ = o.unframe(v["hello_request_frame"])
-    hello_response = bytes([3]) + v["pump_nonce"] + o.key_id(k)
+    hello_response = bytes([4]) + v["pump_nonce"] + o.key_id(k)
     assert hello_response == v["hello_response"], "hello_response"
     assert o.frame(1, 0x01, seq, 0x01, hello_response) == v["hello_response_frame"], "hello_response_frame"
     th1 = o.sha256(b"ithcli/2 transcript" + received + hello_response)
@@ -538,12 +544,12 @@ def check_outsider(v: dict[str, bytes]) -> None:
 
     # the programmer reads the HELLO response and proves the key
     _, payload, _ = o.unframe(v["hello_response_frame"])
-    assert payload[0] == 3 and payload[17:25] == o.key_id(k)
+    assert payload[0] == 4 and payload[17:25] == o.key_id(k)
     client_proof = o.hmac(k, b"ithcli/2 client proof" + o.sha256(b"ithcli/2 transcript" + hello_request + payload))
     assert client_proof == v["client_proof"], "client_proof"
     auth_request = role + client_proof
     assert auth_request == v["auth_request"], "auth_request"
-    assert o.frame(3, 0x00, seq + 1, 0x05, auth_request) == v["auth_request_frame"], "auth_request_frame"
+    assert o.frame(4, 0x00, seq + 1, 0x05, auth_request) == v["auth_request_frame"], "auth_request_frame"
 
     # the pump checks it and proves the key too
     _, received, _ = o.unframe(v["auth_request_frame"])
@@ -553,7 +559,7 @@ def check_outsider(v: dict[str, bytes]) -> None:
     pump_proof = o.hmac(k, b"ithcli/2 pump proof" + th2)
     assert pump_proof == v["pump_proof"], "pump_proof"
     assert pump_proof == v["auth_response"], "auth_response"
-    assert o.frame(3, 0x01, seq + 1, 0x05, pump_proof) == v["auth_response_frame"], "auth_response_frame"
+    assert o.frame(4, 0x01, seq + 1, 0x05, pump_proof) == v["auth_response_frame"], "auth_response_frame"
     th3 = o.sha256(th2 + pump_proof)
     assert th3 == v["th3"], "th3"
 
@@ -583,16 +589,16 @@ def check_outsider(v: dict[str, bytes]) -> None:
     assert frame[9 + n + 8:9 + n + 24] == v["resp_tag"], "resp_tag"
     assert o.open(to_programmer, o.TO_PROGRAMMER, 0, v["resp_frame"]) == (1, v["resp_plaintext"])
 
-    # version negotiation with a version-2 peer: the frames are plain frames at header version 1
+    # version negotiation with a version-3 peer: the frames are plain frames at header version 1
     old_seq = struct.unpack(">H", v["old_seq"])[0]
-    assert o.frame(1, 0x00, old_seq, 0x01, bytes([2]) + v["client_nonce"] + role) == v["old_hello_request_frame"]
+    assert o.frame(1, 0x00, old_seq, 0x01, bytes([3]) + v["client_nonce"] + role) == v["old_hello_request_frame"]
     header, payload, _ = o.unframe(v["old_refusal_frame"])
     assert header == struct.pack(">BBHBH", 1, 0x01, old_seq, 0x7F, len(payload))
     assert payload[0:2] == bytes([0x01, 3])  # request_command HELLO, reason UNSUPPORTED_VERSION
     assert payload[2] == len(payload) - 3  # u8 n + utf8[n]
-    assert payload[3:] == b"this pump speaks protocol version 3; the programmer's highest is 2"
+    assert payload[3:] == b"this pump speaks protocol version 4; the programmer's highest is 3"
     header, payload, _ = o.unframe(v["old_hello_response_frame"])
-    assert header[0] == 1 and payload[0] == 2 and payload[17:] == o.key_id(k)
+    assert header[0] == 1 and payload[0] == 3 and payload[17:] == o.key_id(k)
 
 
 def test_an_implementation_from_the_doc_alone_reproduces_every_vector(v):

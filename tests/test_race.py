@@ -136,7 +136,9 @@ def run_together(a: Programmer, b: Programmer, dose_a: str, dose_b: str, *, forc
         assert not t.is_alive(), "an ithcli run never finished"
     for p in programmers:
         p.proxy.disarm()
-    return runs
+    done = [r for r in runs if r is not None]
+    assert len(done) == 2, "an ithcli run ended without a result (its thread raised)"
+    return done
 
 
 def lost_the_race(run: Run) -> str:
@@ -220,6 +222,7 @@ def test_two_programmers_at_once_many_times_never_lose_an_update(rig):
         lost = check_round(i, truth, programmers, runs, start.event_count, start.last_txid, audit_start)
         outcomes.append((i, "forced" if is_forced else "free", [r.code for r in runs], lost))
         if is_forced:
+            assert winner is not None
             # both read the same state; one was applied first: the other is refused compare-and-set
             assert [r.code for r in runs] == ([0, 5] if winner == 0 else [5, 0]), outcomes[-1]
             assert lost == {programmers[1 - winner].name: "changed"}, outcomes[-1]

@@ -33,13 +33,14 @@ from protocol import (
     security,
 )
 from protocol.crc import crc32c
-from protocol.framing import parse_frame
+from protocol.framing import RawFrame, parse_frame
 from protocol.session import ClientSession, HelloReply, SessionOpen
 
 FROZEN = 1e-9
 SERIAL = "SECRET-SN-4711"
 WRITES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS, Command.PREPARE_MRI_ENTER,
-          Command.PREPARE_MRI_EXIT, Command.COMMIT)
+          Command.PREPARE_MRI_EXIT, Command.PREPARE_CATHETER, Command.PREPARE_CLOCK, Command.PREPARE_PTM,
+          Command.COMMIT)
 
 
 @pytest.fixture
@@ -59,10 +60,17 @@ WRITE_BODIES = {
     Command.PREPARE_PROGRAM: program_body(50),
     Command.PREPARE_REFILL: {"txid": 51, "drug": "MORPHINE", "concentration_ng_per_ml": 10_000_000,
                              "volume_ul": 20_000, "withdrawn_ul": 0, "mode": InfusionMode.CONTINUOUS,
-                             "steps": [{"start_minute": 0, "dose_ng_per_day": 2_000_000}]},
-    Command.PREPARE_BOLUS: {"txid": 52, "dose_ng": 100_000, "duration_s": 3600},
+                             "steps": [{"start_minute": 0, "dose_ng_per_day": 2_000_000}],
+                             "bridge_volume_nl": 0, "bridge_duration_s": 0},
+    Command.PREPARE_BOLUS: {"txid": 52, "dose_ng": 100_000, "duration_s": 3600, "purpose": "CLINICIAN"},
     Command.PREPARE_MRI_ENTER: {"txid": 53, "auto_exit_s": 14_400},
     Command.PREPARE_MRI_EXIT: {"txid": 54},
+    Command.PREPARE_CATHETER: {"txid": 55, "based_on_txid": 0, "action": "REVISION", "model": "STANDARD",
+                               "length_mm": 800, "replaced_mm": 100},
+    Command.PREPARE_CLOCK: {"txid": 56, "based_on_txid": 0, "new_time": 1_800_000_000},
+    Command.PREPARE_PTM: {"txid": 57, "based_on_txid": 0, "limits": {"enabled": 1, "dose_ng": 100_000,
+                                                                      "duration_s": 600, "lockout_s": 3600,
+                                                                      "max_per_day": 4}},
     Command.COMMIT: {"txid": 50},
 }
 
@@ -152,10 +160,12 @@ def test_a_legitimate_session_never_shows_the_serial_or_therapy_in_clear(emu):
         wire_in, wire_out = bytes(c.wire_in), b"".join(c.wire_out)
     assert SERIAL.encode() not in wire_in and SERIAL.encode() not in wire_out
     # every frame after the handshake (HELLO and AUTH replies) is sealed: payloads are ciphertext
-    frames, rest = [], wire_in
+    frames: list[RawFrame] = []
+    rest = wire_in
     while rest:
         used, item = parse_frame(rest)
         assert used, "a partial frame on the wire"
+        assert isinstance(item, RawFrame), item  # nothing but good frames on the wire
         frames.append(item)
         rest = rest[used:]
     assert [f.command for f in frames[:2]] == [Command.HELLO, Command.AUTH]
@@ -249,7 +259,7 @@ def test_hello_from_an_older_programmer_is_refused_and_a_newer_one_is_told_the_p
                                               "client_nonce": security.new_nonce(), "role": Role.CLINICIAN})
         detail = refused(old, ErrorReason.UNSUPPORTED_VERSION)
         assert detail == f"this pump speaks protocol version {PROTOCOL_VERSION}; the programmer's highest is " \
-                         f"{PROTOCOL_VERSION - 1}" and PROTOCOL_VERSION == 3
+                         f"{PROTOCOL_VERSION - 1}" and PROTOCOL_VERSION == 4
         newer = c.request_clear(Command.HELLO, {"protocol_version": PROTOCOL_VERSION + 1,
                                                 "client_nonce": security.new_nonce(), "role": Role.CLINICIAN})
         assert newer.command == Command.HELLO and newer.body.protocol_version == PROTOCOL_VERSION
@@ -310,8 +320,10 @@ def test_recorded_frames_are_rejected_when_replayed(start_emulator, tmp_path):
         c.handshake("clinician", emu.keys["clinician"])  # a new session on the same connection
         replay_rejected(c, emu, failures + 4)  # another session's keys: bad tags
     with RawClient(emu.url) as attacker:  # on a connection of its own: no session at all
-        for frame, seq in zip(recorded, (parse_frame(r)[1].seq for r in recorded), strict=True):
-            refused(attacker.exchange(frame, seq), ErrorReason.NOT_AUTHENTICATED)
+        for frame in recorded:
+            used, parsed = parse_frame(frame)
+            assert used == len(frame) and isinstance(parsed, RawFrame), parsed
+            refused(attacker.exchange(frame, parsed.seq), ErrorReason.NOT_AUTHENTICATED)
     assert therapy(emu) == pending_11  # txid 11 still pending, 10 applied once
 
     assert emu.stop() == 0
@@ -344,8 +356,8 @@ def test_every_single_bit_flip_of_a_sealed_frame_is_rejected(emu):
             used, item = parse_frame(data)
             parsed += used == len(data) and not isinstance(item, Exception)
         assert parsed > 200  # most reach the MAC check: seq, command, payload, counter, tag, flags
-        for data in flipped:
-            c.send_raw(data)
+        for sent in flipped:
+            c.send_raw(sent)
         # none moved the receive counter: the genuine frame, with the same counter, still opens
         # (right behind them: the pump gives up on frames whose length grew after its idle gap,
         # and finds it); and it is the only frame answered
@@ -384,7 +396,7 @@ def test_auth_failures_are_counted_and_logged_coalesced(emu):
         count_before = c.request(Command.INTERROGATE).body.event_count
         for i in range(n):
             attacker.send_raw(encode(Command.INTERROGATE, bodies.InterrogateRequest(), seq=i))
-        replies = []
+        replies: list[RawFrame] = []
         deadline = time.monotonic() + 10
         while len(replies) < n and time.monotonic() < deadline:
             replies += attacker.read_frames(0.05)

@@ -54,6 +54,7 @@ def test_forecast_alarm_and_empty_match_the_pump_model(starts, doses, volume, of
     actual_low, actual_empty = _raised(pump, Alarm.LOW_RESERVOIR), _raised(pump, Alarm.EMPTY_RESERVOIR)
     slowest = min(s.rate_nl_per_day for s in pump.program.steps)
     one_ul = -(-1000 * DAY // slowest) + 1
+    assert fc.low_alarm_at is not None and fc.empty_at is not None  # it delivers: both come
     assert fc.low_alarm_at <= actual_low <= fc.low_alarm_at + one_ul
     assert fc.empty_at <= actual_empty <= fc.empty_at + one_ul
 
@@ -61,6 +62,7 @@ def test_forecast_alarm_and_empty_match_the_pump_model(starts, doses, volume, of
 def test_forecast_is_exact_to_the_second_when_the_pump_holds_whole_microlitres():
     pump = _pump(6_000, [(0, 400_000), (480, 600_000)])  # 0.2 mL/day then 0.3 mL/day
     fc = forecast.from_pump(pump.status(), pump.program_body())
+    assert fc.low_alarm_at is not None and fc.empty_at is not None
     pump.advance_to(T0 + 60 * DAY)
     # the remainder the pump does not report is taken at its largest: at most 1 nL ahead,
     # under a second at these rates, and never later
@@ -85,6 +87,7 @@ def test_forecast_in_mri_safe_mode_starts_draining_at_the_automatic_exit():
     now = forecast.project(pump_time=T0, reservoir_ul=10_000, low_alarm_ul=2_000, steps=steps)
     later = forecast.project(pump_time=T0, reservoir_ul=10_000, low_alarm_ul=2_000, steps=steps,
                              delivery_from=T0 + 4 * 3600)
+    assert later.low_alarm_at is not None and now.low_alarm_at is not None
     assert later.low_alarm_at - now.low_alarm_at == 4 * 3600
 
 
@@ -118,6 +121,7 @@ def test_a_replace_by_mismatch_is_shown_prominently_by_interrogate(monkeypatch):
     s = describe(raw, druglib.load(None), read_at=T0, port="x", emulated=False)
     assert s["battery"]["replace_by_mismatch"] is True
     warning = replace_by_warning(s["battery"])
+    assert warning is not None
     assert "REPLACE-BY MISMATCH" in warning and s["battery"]["replace_by_computed"][:10] in warning
 
     # what ithcli draws, on a console of the test's own (ithcli.output.console is where every
@@ -165,7 +169,7 @@ def test_report_statuses_survive_the_audit_logs_json():
 def test_monitor_marks_old_data_stale():
     from ithcli.monitor import Monitor
 
-    mon = Monitor(app=None, stale_after=0.5, max_failures=3)
+    mon = Monitor(None, stale_after=0.5, max_failures=3)  # type: ignore[arg-type]  # _freshness reads no pump
     import time
 
     assert mon._freshness(None)["stale"] is True  # no data at all is never fresh

@@ -9,6 +9,9 @@ import pytest
 import protocol
 from ithcli import write_kinds as kinds
 from protocol import bodies
+from protocol.catheter import NO_CATHETER
+from protocol.constants import BolusPurpose
+from protocol.ptm import PTM_OFF, PTM_UNUSED
 
 ALL = [kinds.PROGRAM, kinds.REFILL, kinds.EMPTY, kinds.BOLUS, kinds.MRI_ENTER, kinds.MRI_EXIT]
 
@@ -20,12 +23,14 @@ STATUS = bodies.Status(
     daily_dose_ng_per_day=10_000_000, daily_volume_nl_per_day=1_000_000, current_rate_nl_per_day=1_000_000,
     reservoir_ul=20_000, capacity_ul=40_000, low_reservoir_alarm_ul=2_000, battery_state=protocol.BatteryState.OK,
     battery_percent=90, eri_at=0, replace_by=0, alarms=protocol.Alarm(0), mri_mode=protocol.MriMode.OFF,
-    mri_auto_exit_at=0, last_txid=1, last_programmed_at=0, bolus_remaining_ng=0, event_count=1, auth_failures=0)
+    mri_auto_exit_at=0, last_txid=1, last_programmed_at=0, bolus_remaining_ng=0, event_count=1, auth_failures=0,
+    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED)
 
 
 def echo(**kw) -> bodies.Prepared:
     base = bodies.Prepared(txid=1, kind=protocol.WriteKind.PROGRAM, program=PROGRAM, reservoir_ul=20_000,
-                           bolus_dose_ng=0, bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0)
+                           bolus_dose_ng=0, bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0,
+                           bolus_purpose=BolusPurpose.CLINICIAN, catheter=NO_CATHETER, clock_step_s=0, ptm=PTM_OFF)
     return dataclasses.replace(base, **kw)
 
 
@@ -77,13 +82,17 @@ def test_the_pump_has_one_write_object_per_prepare_request_and_wire_kind():
     assert set(pump_kinds.BY_REQUEST) == prepares
     assert set(pump_kinds.BY_KIND) == set(protocol.WriteKind)
     for write in pump_kinds.WRITES:
+        assert issubclass(write.request, bodies.Request)
         assert write.request.COMMAND is write.command and write.command.name == f"PREPARE_{write.kind.name}"
         assert write.request.REPLY is bodies.Prepared
     # every request the pump serves inside a session has a handler, keyed by its body class
     assert set(HANDLERS) == {cls for cls in requests if cls.COMMAND not in CLEAR_COMMANDS}
     # and every kind ithcli writes is one the pump knows
     assert {k.wire for k in ALL} <= set(pump_kinds.BY_KIND)
-    assert {k.command for k in ALL} == {w.command for w in pump_kinds.WRITES}
+    assert {k.command for k in ALL} <= {w.command for w in pump_kinds.WRITES}
+    # version 4's writes (issue 18) are the pump's too
+    new = {protocol.Command.PREPARE_CATHETER, protocol.Command.PREPARE_CLOCK, protocol.Command.PREPARE_PTM}
+    assert new <= {w.command for w in pump_kinds.WRITES}
 
 
 def test_only_the_kinds_that_set_a_program_can_be_tampered_with():

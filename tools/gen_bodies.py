@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 import construct as c
@@ -212,6 +213,11 @@ class _Gen:
         return "\n".join(lines) + "\n"
 
 
+def _wrapped(doc: str) -> str:
+    """A docstring that fits ruff's 120 columns at class-body indent."""
+    return "\n    ".join(textwrap.wrap(doc, 108))
+
+
 def _command_name(k: int) -> tuple[str, bool]:
     return Command(k & ~messages.RESPONSE_BIT).name, bool(k & messages.RESPONSE_BIT)
 
@@ -232,7 +238,8 @@ def generate() -> str:
         emitted.add(id(struct_))
         if response:
             users = [_command_name(k2)[0] for k2, s in messages.PAYLOADS.items() if s is struct_ and k2 & 0x80]
-            doc = "The ERROR reply (to any request)." if users == ["ERROR"] else f"The reply to {', '.join(users)}."
+            doc = ("The ERROR reply (to any request)." if users == ["ERROR"]
+                   else _wrapped(f"The reply to {', '.join(users)}."))
             payloads.append(gen.cls(struct_, "Body", doc, []))
         else:
             reply = gen.name(messages.PAYLOADS[messages.key(Command[command], True)])

@@ -46,7 +46,7 @@ from protocol import (
     encode,
     security,
 )
-from protocol.constants import Alarm, BatteryState, MriMode, PumpModel
+from protocol.constants import Alarm, BatteryState, CatheterAction, CatheterModel, MriMode, PumpModel
 from protocol.framing import FrameDecoder, RawFrame, encode_frame, header_bytes
 from protocol.session import ClientSession, HelloReply, Reply, SessionOpen, VersionMismatch
 
@@ -91,6 +91,12 @@ STATUS = bodies.Status(
     bolus_remaining_ng=0,
     event_count=42,
     auth_failures=0,
+    # an 80 cm catheter implanted and primed; patient boluses of 0.1 mg, 4 a day, 3 h apart
+    catheter=bodies.CatheterRecord(action=CatheterAction.IMPLANT, model=CatheterModel.STANDARD, length_mm=800,
+                                   replaced_mm=0, recorded_at=1_764_547_200, dead_space_nl=408_000,
+                                   priming_due_nl=0),
+    ptm=bodies.PtmLimits(enabled=1, dose_ng=100_000, duration_s=600, lockout_s=10_800, max_per_day=4),
+    ptm_use=bodies.PtmUse(granted_24h=2, refused_24h=1, last_granted_at=1_767_218_400),
 )
 
 
@@ -285,7 +291,7 @@ def main() -> None:
     emit(fmt("req_frame", req_frame))
     emit("")
     emit("# the sealed INTERROGATE response: the pump's first sealed frame")
-    emit(fmt("resp_plaintext", resp_plain, "the Status below, 111 bytes"))
+    emit(fmt("resp_plaintext", resp_plain, f"the Status below, {len(resp_plain)} bytes"))
     emit(fmt("resp_counter", resp_counter))
     emit(fmt("resp_nonce", resp_nonce, "00000002 || resp_counter"))
     emit(fmt("resp_aad", resp_aad,

@@ -2,7 +2,12 @@
 
 One Pump (pump.py) composed of parts with one job each:
 
-  delivery.py      the reservoir, the drug, programs and rates, the bolus
+  delivery.py      the reservoir, the drug, programs and rates, the bolus (a bridge bolus
+                   instead of the program); what leaves the reservoir enters the catheter
+  catheter_part.py the catheter record (implant, revision, correction), the priming due,
+                   and its Column (catheter.py): what leaves the tip is the patient's
+  ptm.py           patient-activated boluses: the limits, the activations, their rules
+  clock_step.py    pump time = the injected clock + the step a CLOCK write set; deadlines move
   battery.py       the charge, ERI and EOS
   mri.py           MRI-safe mode, the static field, the motor's stall
   transactions.py  PREPARE_* / COMMIT, txids, the pending transaction
@@ -20,6 +25,8 @@ pending-write tamper, are emulator/faults.py's.
 Every name the one-module emulator/pump.py had is importable from here.
 """
 from .battery import BATTERY_UNIT, DESIGN_BATTERY_S, ERI_WARNING_S, Battery
+from .catheter_part import Catheter
+from .clock_step import ClockStep
 from .core import (
     SUSPEND_ALARM,
     SUSPEND_EMPTY,
@@ -43,6 +50,7 @@ from .mri import (
     Mri,
     check_field,
 )
+from .ptm import Outcome, PatientBoluses
 from .pump import FIRMWARE, SERIAL_CHARS, Pump, valid_serial
 from .routine import RoutineEvents
 from .transactions import APPLIED_HISTORY, Applied, Pending, Transactions
@@ -52,7 +60,7 @@ __all__ = [
     "ERI_WARNING_S", "FIELD_TESLA", "FIRMWARE", "LOG_CAPACITY", "MAX_GRADIENT_T_PER_M", "MAX_SCENARIO_EVENTS",
     "MAX_STALL_RECOVERY_S", "NL_PER_ML", "NL_PER_UL", "SERIAL_CHARS", "SUSPEND_ALARM", "SUSPEND_EMPTY",
     "SUSPEND_EOS", "SUSPEND_MRI", "SUSPEND_REASONS", "SUSPEND_STALL",
-    "Applied", "Battery", "Bolus", "Delivery", "EventLog", "FieldChange", "LogEvent", "Mri", "Pending", "Pump",
-    "PumpCore", "Refusal", "RoutineEvents", "Transactions",
+    "Applied", "Battery", "Bolus", "Catheter", "ClockStep", "Delivery", "EventLog", "FieldChange", "LogEvent",
+    "Mri", "Outcome", "PatientBoluses", "Pending", "Pump", "PumpCore", "Refusal", "RoutineEvents", "Transactions",
     "bolus_volume_nl", "check_field", "valid_serial",
 ]

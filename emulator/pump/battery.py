@@ -35,6 +35,14 @@ class Battery:
         self.eri_time = 0  # actual ERI time once reached
         self.eos_time = 0
 
+    def shift(self, step_s: int) -> None:
+        """The clock was set: ERI and EOS once reached stay the same moments (replace_by is read
+        against pump time)."""
+        if self.eri_time:
+            self.eri_time = max(1, self.eri_time + step_s)
+        if self.eos_time:
+            self.eos_time = max(1, self.eos_time + step_s)
+
     @staticmethod
     def drain_per_second(flow_nl_per_day: int) -> int:
         """Charge units used per second while `flow_nl_per_day` is pumped."""

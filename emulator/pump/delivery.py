@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol import Alarm, Drug, ErrorReason, EventType, InfusionMode, bodies
+from protocol.constants import BolusPurpose
 from protocol.models import ModelSpec
 
 from ..program import DAY, Program
+from .catheter_part import Catheter
 from .core import SUSPEND_EMPTY, PumpCore, Refusal
 from .integers import ceil_div, check_uint
 
@@ -36,6 +38,8 @@ class Bolus:
 
     Exact like the program: over dt seconds it delivers (remainder + volume_nl * dt)
     // duration_s nL, carrying the rest, so the whole volume is out at duration_s.
+    A BRIDGE bolus runs instead of the program (a refill's: it moves the old drug out of the
+    catheter at the old rate); every other purpose runs on top of it.
     """
 
     txid: int
@@ -46,6 +50,7 @@ class Bolus:
     elapsed_s: int = 0
     delivered_nl: int = 0
     remainder: int = 0  # nL*s not yet a whole nL (< duration_s)
+    purpose: BolusPurpose = BolusPurpose.CLINICIAN
 
     @property
     def seconds_left(self) -> int:
@@ -57,17 +62,21 @@ class Bolus:
         return self.volume_nl * DAY // self.duration_s
 
     def remaining_ng(self, concentration_ng_per_ml: int) -> int:
+        if self.purpose is BolusPurpose.BRIDGE:  # its dose is the old drug's, pushed out by the new
+            return self.dose_ng * (self.volume_nl - self.delivered_nl) // self.volume_nl
         return max(0, self.dose_ng - self.delivered_nl * concentration_ng_per_ml // NL_PER_ML)
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("txid", "dose_ng", "volume_nl", "duration_s", "started_at",
-                                              "elapsed_s", "delivered_nl", "remainder")}
+        return {**{k: getattr(self, k) for k in ("txid", "dose_ng", "volume_nl", "duration_s", "started_at",
+                                                 "elapsed_s", "delivered_nl", "remainder")},
+                "purpose": self.purpose.name}
 
     @classmethod
     def from_dict(cls, data: dict) -> Bolus:
         bolus = cls(**{k: check_uint(data[k], 63) for k in ("txid", "dose_ng", "volume_nl", "duration_s",
                                                               "started_at", "elapsed_s", "delivered_nl",
-                                                              "remainder")})
+                                                              "remainder")},
+                    purpose=BolusPurpose[data.get("purpose", "CLINICIAN")])  # absent before protocol version 4
         if (bolus.duration_s == 0 or bolus.volume_nl == 0 or bolus.elapsed_s > bolus.duration_s
                 or bolus.remainder >= bolus.duration_s or bolus.delivered_nl > bolus.volume_nl):
             raise ValueError("running bolus is inconsistent")
@@ -77,9 +86,10 @@ class Bolus:
 class Delivery:
     """The reservoir and what leaves it. Set up by Pump.new() or the store."""
 
-    def __init__(self, core: PumpCore, spec: ModelSpec) -> None:
+    def __init__(self, core: PumpCore, spec: ModelSpec, catheter: Catheter) -> None:
         self.core = core
         self.spec = spec
+        self.catheter = catheter  # what leaves the reservoir enters its column
         self.drug: Drug
         self.concentration_ng_per_ml: int
         self.program: Program
@@ -93,8 +103,11 @@ class Delivery:
 
     @property
     def current_rate_nl_per_day(self) -> int:
-        """The program's rate now (a running bolus comes on top; see bolus_remaining_ng)."""
-        return self.program.rate_at(self.core.time) if self.core.delivering else 0
+        """The program's rate now (a running bolus comes on top; see bolus_remaining_ng); 0 while
+        a bridge bolus runs instead of it."""
+        if not self.core.delivering or (self.bolus is not None and self.bolus.purpose is BolusPurpose.BRIDGE):
+            return 0
+        return self.program.rate_at(self.core.time)
 
     @property
     def running_bolus(self) -> Bolus | None:
@@ -183,6 +196,7 @@ class Delivery:
         taken = delivered + extra
         self.reservoir_nl -= taken
         self.delivered_nl += taken
+        self.catheter.receive(taken, self.drug, self.concentration_ng_per_ml)
 
     def check_reservoir(self) -> None:
         """The low-reservoir alarm, and on empty: RESERVOIR_EMPTY, its alarm, delivery stopped."""
@@ -211,7 +225,13 @@ class Delivery:
         volume = self.reservoir_nl
         self.reservoir_nl = 0
         self.delivered_nl += volume
+        self.catheter.receive(volume, self.drug, self.concentration_ng_per_ml)  # forced through the catheter
         return volume
+
+    def shift(self, step_s: int) -> None:
+        """The clock was set: a running bolus keeps its length (it counts elapsed seconds)."""
+        if self.bolus is not None:
+            self.bolus.started_at = max(0, self.bolus.started_at + step_s)
 
     # --- checks for a write (Refusal) -----------------------------------------
 
@@ -269,9 +289,16 @@ class Delivery:
         self.program = program
         self.core.log_event(EventType.PROGRAM_CHANGED, arg1=previous, arg2=program.daily_dose_ng())
 
-    def start_bolus(self, txid: int, dose_ng: int, volume_nl: int, duration_s: int) -> None:
-        self.bolus = Bolus(txid, dose_ng, volume_nl, duration_s, self.core.time)
+    def start_bolus(self, txid: int, dose_ng: int, volume_nl: int, duration_s: int,
+                    purpose: BolusPurpose = BolusPurpose.CLINICIAN) -> None:
+        """A CLINICIAN or PRIMING bolus: BOLUS_STARTED."""
+        self.begin_bolus(txid, dose_ng, volume_nl, duration_s, purpose)
         self.core.log_event(EventType.BOLUS_STARTED, arg1=dose_ng, arg2=duration_s)
+
+    def begin_bolus(self, txid: int, dose_ng: int, volume_nl: int, duration_s: int, purpose: BolusPurpose) -> None:
+        """Any bolus starts now; the caller logs its own event (a bridge, a patient's)."""
+        self.bolus = Bolus(txid, dose_ng, volume_nl, duration_s, self.core.time, purpose=purpose)
+        self.core.changes += 1
 
     def refill(self, reservoir_ul: int, drug: Drug, concentration_ng_per_ml: int, program: Program) -> None:
         """The reservoir now holds reservoir_ul of drug, running `program`: logged, alarms

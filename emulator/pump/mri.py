@@ -208,6 +208,15 @@ class Mri:
         self.core.log_event(EventType.MRI_SAFE_EXITED, arg1=1 if automatic else 0)
         self.core.resume(SUSPEND_MRI)
 
+    def shift(self, step_s: int) -> None:
+        """The clock was set: the automatic exit, a stall's recovery and scheduled field changes
+        stay at the same real moments."""
+        if self.auto_exit_at:
+            self.auto_exit_at = max(1, self.auto_exit_at + step_s)
+        if self.stall_recovery_at is not None:
+            self.stall_recovery_at = max(0, self.stall_recovery_at + step_s)
+        self.scenario = [FieldChange(max(0, c.at + step_s), c.tesla, c.gradient_t_per_m) for c in self.scenario]
+
     def describe(self) -> dict:
         """The field and what it does to the mechanism (control channel `state` and `field`)."""
         if self.peristaltic:

@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from protocol import Alarm, CommitOutcome, Drug, ErrorReason, EventType, Role, bodies
-from protocol.messages import SERIAL_LEN
+from protocol.constants import CatheterModel
+from protocol.messages import MAX_CATHETER_MM, SERIAL_LEN
 from protocol.models import MODELS_BY_NAME, ModelSpec
 
 from ..faults import tamper_pending
 from ..program import Program
 from . import views
 from .battery import BATTERY_UNIT, DESIGN_BATTERY_S, Battery
+from .catheter_part import Catheter
+from .clock_step import ClockStep
 from .core import PumpCore
 from .delivery import NL_PER_UL, Delivery
 from .mri import (
@@ -30,6 +33,7 @@ from .mri import (
     check_field,
     check_schedule,
 )
+from .ptm import Outcome, PatientBoluses
 from .routine import RoutineEvents
 from .transactions import Transactions
 from .write_kinds import PrepareRequest
@@ -69,11 +73,16 @@ class Pump:
         self.serial = serial
         self.firmware = FIRMWARE
         self.core = PumpCore()
-        self.delivery = Delivery(self.core, spec)
+        self.catheter = Catheter(self.core, spec)
+        self.delivery = Delivery(self.core, spec, self.catheter)
         self.battery = Battery(self.core, spec)
         self.mri = Mri(self.core, spec, self.delivery)
-        self.transactions = Transactions(self.core, spec, self.delivery, self.battery, self.mri)
+        self.ptm = PatientBoluses(self.core)
         self.routine = RoutineEvents(self.core)
+        # every part with a running deadline moves it when the clock is set
+        self.clock_step = ClockStep(self.core, [self.delivery, self.battery, self.mri, self.ptm, self.routine])
+        self.transactions = Transactions(self.core, spec, self.delivery, self.battery, self.mri,
+                                         catheter=self.catheter, ptm=self.ptm, clock=self.clock_step)
         #: simulated resets in this process: sessions live in RAM, so the server ends them all
         self.resets = 0
         self.clock = clock
@@ -138,8 +147,10 @@ class Pump:
         start_time: int,
         clock: Callable[[], int] | None = None,
         stall_recovery_s: int = DEFAULT_STALL_RECOVERY_S,
+        catheter_mm: int = 0,
     ) -> Pump:
-        """A pump switched on for the first time (logs POWER_ON, arg1=0)."""
+        """A pump switched on for the first time (logs POWER_ON, arg1=0); with catheter_mm, a
+        STANDARD catheter of that length implanted and primed with the reservoir's drug."""
         spec = MODELS_BY_NAME[model]
         if not valid_serial(serial):
             raise ValueError(f"serial {serial!r} must be 1-{SERIAL_LEN} characters of A-Z, 0-9 and -")
@@ -172,6 +183,10 @@ class Pump:
         if not 0 <= stall_recovery_s <= MAX_STALL_RECOVERY_S:
             raise ValueError(f"stall recovery must be 0..{MAX_STALL_RECOVERY_S} s")
         pump.mri.stall_recovery_s = stall_recovery_s
+        if not 0 <= catheter_mm <= MAX_CATHETER_MM:
+            raise ValueError(f"catheter length must be 0..{MAX_CATHETER_MM} mm")
+        if catheter_mm:
+            pump.catheter.implant_primed(CatheterModel.STANDARD, catheter_mm, delivery.drug, concentration_ng_per_ml)
         pump.power_on(restored=False)
         return pump
 
@@ -183,9 +198,9 @@ class Pump:
     # --- time ---------------------------------------------------------------
 
     def tick(self) -> None:
-        """Catch up with the injected clock (no-op without one)."""
+        """Catch up with the injected clock plus the clock's step (no-op without a clock)."""
         if self.clock is not None:
-            self.advance_to(self.clock())
+            self.advance_to(self.clock() + self.clock_step.step_s)
         self.routine.log_due()
 
     def advance_to(self, target: int) -> None:
@@ -244,6 +259,15 @@ class Pump:
         self.tick()
         self.mri.schedule(checked)
         self._check_thresholds()
+
+    # --- patient-activated boluses (ptm.py) -------------------------------------------
+
+    def activate(self) -> Outcome:
+        """The patient pressed the handheld now: granted (a PATIENT bolus starts) or refused, logged."""
+        self.tick()
+        outcome = self.ptm.activate(self.delivery)
+        self._check_thresholds()
+        return outcome
 
     def interrogated(self) -> None:
         """An authenticated INTERROGATE: a pump that was alarming when it stalled restarts now,

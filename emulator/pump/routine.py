@@ -47,6 +47,12 @@ class RoutineEvents:
         for role, count in self.sessions.flush(self.core.time):
             self.core.log_event(EventType.SESSION_OPENED, arg1=int(role), arg2=count)
 
+    def shift(self, step_s: int) -> None:
+        """The clock was set: each stream's next event stays COALESCE_S after its previous one."""
+        for stream in (self.auth, *self.sessions.roles.values()):
+            if stream.last_event_at is not None:
+                stream.last_event_at = max(0, stream.last_event_at + step_s)
+
     def timers(self) -> list[int]:
         """Pump times at which a coalesced count waiting for its event is due."""
         due = self.sessions.due_at()

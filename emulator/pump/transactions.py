@@ -18,9 +18,12 @@ from protocol import CommitOutcome, ErrorReason, EventType, WriteKind, bodies
 from protocol.models import ModelSpec
 
 from .battery import Battery
+from .catheter_part import Catheter
+from .clock_step import ClockStep
 from .core import PumpCore, Refusal
 from .delivery import Delivery
 from .mri import Mri
+from .ptm import PatientBoluses
 from .write_kinds import BY_REQUEST, Pending, PrepareRequest
 
 #: applied transactions remembered for idempotent COMMIT replies (ALREADY_APPLIED)
@@ -40,12 +43,16 @@ class Transactions:
     """The pending transaction and the applied ones; PREPARE and COMMIT act on the other parts
     through the write kind's object (write_kinds.py)."""
 
-    def __init__(self, core: PumpCore, spec: ModelSpec, delivery: Delivery, battery: Battery, mri: Mri) -> None:
+    def __init__(self, core: PumpCore, spec: ModelSpec, delivery: Delivery, battery: Battery, mri: Mri, *,
+                 catheter: Catheter, ptm: PatientBoluses, clock: ClockStep) -> None:
         self.core = core
         self.spec = spec
         self.delivery = delivery
         self.battery = battery
         self.mri = mri
+        self.catheter = catheter
+        self.ptm = ptm
+        self.clock = clock
         self.last_txid = 0
         self.last_programmed_at = 0
         self.pending: Pending | None = None  # volatile: lost on reset and restart

@@ -43,6 +43,9 @@ def status(pump: Pump) -> bodies.Status:
         bolus_remaining_ng=delivery.bolus_remaining_ng,
         event_count=pump.core.log.count,
         auth_failures=pump.routine.auth.total,
+        catheter=pump.catheter.body(),
+        ptm=pump.ptm.limits,
+        ptm_use=pump.ptm.use(),
     )
 
 
@@ -94,4 +97,9 @@ def describe(pump: Pump) -> dict:
         # sessions opened since manufacture, and those not yet counted in a SESSION_OPENED
         "sessions_opened": {r.name.lower(): s.total for r, s in routine.sessions.roles.items()},
         "sessions_unlogged": {r.name.lower(): s.unlogged for r, s in routine.sessions.roles.items()},
+        # the catheter record and its column; what has left the tip (tests only: a pump cannot measure it)
+        "catheter": pump.catheter.describe(),
+        "patient_received_ng": pump.catheter.column.received_ng(),
+        "ptm": pump.ptm.describe(),
+        "clock_step_s": pump.clock_step.step_s,
     }

@@ -74,7 +74,7 @@ def run_change(app, pump, prepared, *, title: str, yes: bool, on_echo=None, rend
             f"No change: {r['serial_number']} already delivers this. Nothing was sent.")))
         return
     if not app.json:
-        render_change(title, change.rows, change.warnings, app.emulated)
+        render_change(title, change.rows, change.warnings, app.session().emulated)
     confirm(app, yes, change.question)
     app.emit(pump.apply(prepared, on_echo=None if app.json else on_echo).data, render_done)
 

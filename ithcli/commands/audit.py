@@ -15,7 +15,7 @@ def verify(app):
     """Check the chain: any edited, removed or reordered entry is named and exits 10."""
     from ..audit import AuditError  # hashlib, fcntl, output: not on every command's start-up path
 
-    log = app.audit()
+    log = app.records.audit
     if not log.path.exists():
         raise AuditError(f"no audit log at {log.path}")
     count, problems = log.verify()

@@ -27,7 +27,7 @@ def validate(app, plan_path):
     drug unit against the drug library, the assert checks. Exit 2 listing every problem."""
     from .. import plan as plans
 
-    plan = plans.load(plan_path, app.library())
+    plan = plans.load(plan_path, app.session().library)
     result = {"plan": plan.path, "name": plan.name, "targets": len(plan.targets), "steps": len(plan.steps),
               "ok": True, "problems": []}
     app.emit(result, lambda r: _say(f"Plan {r['plan']} is valid: {r['targets']} target(s), {r['steps']} step(s)."))
@@ -55,17 +55,17 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
     from ..batch import Journal, Runner, plan_hash
     from ..output import to_json_line
 
-    plan = plans.load(plan_path, app.library())  # every problem, or nothing is sent (exit 2)
+    plan = plans.load(plan_path, app.session().library)  # every problem, or nothing is sent (exit 2)
     stem = str(Path(plan_path).with_suffix(""))
     journal = Journal(journal_path or f"{stem}.journal.jsonl", plan_hash(plan_path))
     results_file = Path(results_path or f"{stem}.results.jsonl")
     progress = _Progress(plan, enabled=not app.json and sys.stderr.isatty())
     from ..keystore import KeyStore
 
-    keystore = KeyStore(app.key_store_dir)  # read once for every target
-    library = app.library()  # likewise: parsed once, shared read-only
-    runner = Runner(lambda port: _target_app(app, port, keystore, library), plan, journal=journal, jobs=jobs,
-                    continue_on_error=continue_on_error, dry_run=dry_run, on_update=progress.update)
+    keystore = KeyStore(app.settings.key_store_dir)  # read once for every target
+    library = app.session().library  # likewise: parsed once, shared read-only
+    runner = Runner(lambda port: app.session_for(port, library=library, keystore=keystore), plan, journal=journal,
+                    jobs=jobs, continue_on_error=continue_on_error, dry_run=dry_run, on_update=progress.update)
     interrupted = False
     progress.start()
     try:
@@ -108,16 +108,6 @@ class _BatchExit(IthcliError):
         super().__init__(f"batch {summary['plan']}: {text}", details=summary)
         self.exit_code = code
         self.kind = "batch"
-
-
-def _target_app(app, port: str, keystore, library):
-    from ..app import App
-
-    target = App(port=port, timeout=app.timeout, json=True, verbose=app.verbose,
-                 drug_library_path=app.drug_library_path, operator=app.operator, audit_path=app.audit_path,
-                 state_dir=app.state_dir, key_store_dir=app.key_store_dir, shared_keystore=keystore)
-    target._library = library
-    return target
 
 
 class _Progress:

@@ -19,7 +19,7 @@ def empty(app, withdrawn, confirm_withdrawal_risk, confirm_fill_gap, yes):
     """Record an emptied reservoir: volume 0 and delivery stopped, checked and read back."""
     confirmed = {flag for flag, on in (("--confirm-withdrawal-risk", confirm_withdrawal_risk),
                                        ("--confirm-fill-gap", confirm_fill_gap)) if on}
-    pump = Pump(app)
+    pump = Pump(app.session())
     prepared = pump.check_empty(withdrawn=withdrawn, confirm=confirmed)
     run_change(app, pump, prepared, title="Empty the reservoir", yes=yes, render_done=_print_verified)
 

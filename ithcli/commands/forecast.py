@@ -27,9 +27,9 @@ def forecast(app, next_visit):
     """
     from .. import forecast as fcmod
 
-    status = app.interrogate()
-    raw = app.last_raw_status
-    program = app.client().read_program().program
+    session = app.session()
+    raw, status = session.read()
+    program = session.client().read_program().program
     # every time from here on is on this computer's calendar, as the visit date is
     fc = fcmod.from_pump(raw, program, skew_s=status["clock_skew_s"])
     visit = int(next_visit.timestamp()) if next_visit is not None else None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ..catheter_ops import catheter_text
+
 
 @click.command()
 @click.pass_obj
@@ -12,7 +14,7 @@ def interrogate(app):
     Dates are on this computer's calendar (UTC): a pump clock more than 5 minutes off
     is warned about, and its dates are moved by the measured skew.
     """
-    status = app.interrogate()
+    status = app.session().interrogate()
     app.emit(status, render_status)
 
 
@@ -60,6 +62,12 @@ def _status_grid(s: dict):
         grid.add_row("Rate now", f"{format(s['current_rate_ml_per_day'], 'f')} mL/day")
     if s["bolus_remaining"]["value"]:
         grid.add_row("Bolus running", f"{fmt_quantity(s['bolus_remaining'])} left")
+    if "ptm" in s:
+        from ..ptm import ptm_text, use_text
+
+        grid.add_row("Patient boluses", ptm_text(s["ptm"]))
+        if s["ptm"]["enabled"] or s["ptm"]["granted_24h"] or s["ptm"]["refused_24h"]:
+            grid.add_row("Patient bolus use", use_text(s["ptm"]))
     grid.add_row(
         "Reservoir",
         f"{format(s['reservoir_ml'], 'f')} mL of {format(s['reservoir_capacity_ml'], 'f')} mL"
@@ -79,6 +87,9 @@ def _status_grid(s: dict):
     if s["mri_auto_exit_at"]:
         mri += f"  (automatic exit {fmt_date(s['mri_auto_exit_at'])})"
     grid.add_row("MRI mode", mri)
+    if "catheter" in s:
+        text = catheter_text(s["catheter"])
+        grid.add_row("Catheter", f"[bold red]{text}[/]" if s["catheter"]["primed"] is False else text)
     last = s["last_programming"]
     grid.add_row("Last programming", f"txid {last['txid']} at {fmt_date(last['at'])}" if last["txid"] else "none")
     grid.add_row("Pump clock", fmt_pump_clock(s.get("pump_clock")))

@@ -31,7 +31,7 @@ def provision(app, serial, pump_key_file, roles, replace):
         raise UsageError(f"{out} exists: refusing to overwrite a pump key file")
     wanted = ("reader", "clinician") if roles == "both" else (roles,)
     new = {role: new_key() for role in wanted}
-    store = KeyStore(app.key_store_dir)
+    store = KeyStore(app.settings.key_store_dir)
     path = store.add(serial, new, replace=replace)
     write_key_file(out, serial, new)
     app.record("keys-provisioned", pump_serial=serial, roles=list(wanted), key_ids=_ids(new))
@@ -56,7 +56,7 @@ def pair(app, source, role, replace):
     chosen = data["keys"] if role == "both" else {r: k for r, k in data["keys"].items() if r == role}
     if not chosen:
         raise UsageError(f"{source} holds no {role} key")
-    path = KeyStore(app.key_store_dir).add(data["serial"], chosen, replace=replace)
+    path = KeyStore(app.settings.key_store_dir).add(data["serial"], chosen, replace=replace)
     app.record("keys-paired", pump_serial=data["serial"], roles=sorted(chosen), key_ids=_ids(chosen))
     app.emit({"serial_number": data["serial"], "roles": sorted(chosen), "key_store_file": str(path),
               "key_ids": _ids(chosen)},
@@ -71,7 +71,7 @@ def list_(app):
 
     from ..keystore import KeyStore
 
-    store = KeyStore(app.key_store_dir)
+    store = KeyStore(app.settings.key_store_dir)
     rows = [{"serial_number": e.serial, "role": e.role, "key_id": key_id(e.key).hex(), "file": e.path}
             for e in store.entries()]
 
@@ -98,7 +98,7 @@ def remove(app, serial):
     """Forget a pump's keys (e.g. after the pump was re-provisioned)."""
     from ..keystore import KeyStore
 
-    if not KeyStore(app.key_store_dir).remove(serial):
+    if not KeyStore(app.settings.key_store_dir).remove(serial):
         raise UsageError(f"no keys stored for {serial}")
     app.record("keys-removed", pump_serial=serial)
     app.emit({"serial_number": serial, "removed": True}, lambda r: _say(f"Removed the keys of {serial}."))

@@ -45,22 +45,28 @@ def log(app, since, until, alarms_only, types, priority, limit):
                                      param_hint="--type")
     if since is not None and until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
-    from ..calendar import log_note, to_calendar
+    from ..calendar import iso, log_note, to_calendar
+    from ..clock import clock_sets
+    from ..history import on_current_clock
     from ..status import event_view
 
-    status = app.interrogate()
-    oldest, events = app.client().read_whole_log(0)
+    session = app.session()
+    status = session.interrogate()
+    oldest, events = session.client().read_whole_log(0)
     dose_unit = status["daily_dose"]["unit"]
     skew = status["clock_skew_s"]  # one skew for the whole log: measured at this session's read
+    sets = clock_sets(events)
+    # the stamps before each CLOCK_SET moved by its step onto the pump's clock as it is now
+    pairs = list(zip(events, on_current_clock(events), strict=True))
 
-    def when(e: Event) -> int:
-        return to_calendar(e.time, skew) or 0
+    def when(pair: tuple[Event, Event]) -> int:
+        return to_calendar(pair[1].time, skew) or 0
 
     if since is not None:
-        events = [e for e in events if when(e) >= since.timestamp()]
+        pairs = [p for p in pairs if when(p) >= since.timestamp()]
     if until is not None:
-        events = [e for e in events if when(e) < until.timestamp()]
-    records = [event_view(e, dose_unit, skew) for e in events]
+        pairs = [p for p in pairs if when(p) < until.timestamp()]
+    records = [event_view(moved, dose_unit, skew) | {"pump_time": iso(logged.time)} for logged, moved in pairs]
     if types:
         wanted = {t.lower() for t in types}
         records = [r for r in records if r["type"] in wanted]
@@ -80,6 +86,8 @@ def log(app, since, until, alarms_only, types, priority, limit):
         "pump_clock": status["pump_clock"],
         # what one skew for the whole log cannot know (null: the stamps were not moved)
         "times_note": log_note(skew),
+        # the pump's clock was set: the events before each set are moved by its step ("pump_time": as logged)
+        "clock_sets": sets,
     }
     app.emit(result, _render)
 
@@ -108,6 +116,9 @@ def _render(obj: dict) -> None:
     con.print(table)
     if obj["times_note"]:
         con.print(f"Note: {obj['times_note']}.")
+    if obj.get("clock_sets"):
+        con.print(f"The pump's clock was set {len(obj['clock_sets'])} time(s) in this log: the events before "
+                  "each set are shown moved by its step onto the clock as it is now.")
     if obj["oldest_index"] > 0:
         con.print(f"Events before #{obj['oldest_index']} have been overwritten in the pump's memory.")
     if not obj["events"]:

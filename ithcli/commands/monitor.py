@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..api import Pump
 from ..errors import IthcliError
+from ..monitor import Monitor
+from ..ptm import ptm_text, use_text
 
 if TYPE_CHECKING:  # annotations only: rich is imported when the dashboard is drawn
     from rich.console import RenderableType
@@ -27,11 +30,10 @@ def monitor(app, interval, count, stale_after, max_failures):
     Read-only. Ctrl-C ends it normally (exit 0). With --json, one JSON object per
     reading on its own line (JSON lines), good or failed.
     """
-    from ..monitor import Monitor
-
+    pump = Pump(app.session())
     if not app.port:
-        app.client()  # no port: the documented link error at once, not after retries
-    mon = Monitor(app, stale_after=stale_after, max_failures=max_failures)
+        pump.open()  # no port: the documented link error at once, not after retries
+    mon = Monitor(pump, stale_after=stale_after, max_failures=max_failures)
     if app.json:
         view = _JsonView()
     else:
@@ -171,9 +173,12 @@ def _line(r: dict) -> str:
                  if step and step["of"] > 1 else "")
     alarms = ", ".join(f"{_prio(a['priority'])} {a['name'].replace('_', ' ')}" for a in r["alarms"]) or "none"
     when = fmt_date(r.get("read_at") or r["pump_time"])
+    ptm = r.get("ptm")
+    patient = (f"  patient boluses {ptm['granted_24h']} granted, {ptm['refused_24h']} refused (24 h)"
+               if ptm and (ptm["enabled"] or ptm["granted_24h"] or ptm["refused_24h"]) else "")
     return (f"#{r['reading']} {when}  reservoir {_ml(r['reservoir_ml'])} mL  rate "
-            f"{_ml(r['current_rate_ml_per_day'])} mL/day{step_text}, delivery {r['delivery']}  alarms: {alarms}  "
-            f"link: {health}  data {_age_text(r['age_s'], r['stale'])}")
+            f"{_ml(r['current_rate_ml_per_day'])} mL/day{step_text}, delivery {r['delivery']}  alarms: {alarms}"
+            f"{patient}  link: {health}  data {_age_text(r['age_s'], r['stale'])}")
 
 
 def _dashboard(mon, r: dict):
@@ -248,6 +253,9 @@ def _status_grid(good: dict, link: dict, age, stale: bool):
     grid.add_row("Rate now", rate)
     if good["bolus_remaining"]["value"]:
         grid.add_row("Bolus running", f"{fmt_quantity(good['bolus_remaining'])} left")
+    ptm = good.get("ptm")
+    if ptm and (ptm["enabled"] or ptm["granted_24h"] or ptm["refused_24h"]):
+        grid.add_row("Patient boluses", f"{ptm_text(ptm)}; {use_text(ptm)}")
     b = good["battery"]
     grid.add_row("Battery", f"{b['state'].upper()} {b['percent']} %  replace by "
                             f"{fmt_date(b['replace_by'], with_time=False)}")

@@ -59,7 +59,7 @@ def checklist(app, field_text, gradient, auto_exit, export_path):
 
     if export_path and not export_path.lower().endswith((".html", ".svg", ".txt")):
         raise UsageError(f"--export {export_path!r}: the file must end in .html, .svg or .txt")
-    result = Pump(app).mri_checklist(field=field_text, gradient=gradient, auto_exit=auto_exit,
+    result = Pump(app.session()).mri_checklist(field=field_text, gradient=gradient, auto_exit=auto_exit,
                                      field_for=_field_asker(app)).data
     if export_path:
         _export(result, export_path)
@@ -81,7 +81,7 @@ def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
     from .. import mri as logic
     from ._writing import confirm
 
-    pump = Pump(app)
+    pump = Pump(app.session())
     # a bad --field is refused before the pump is read; a write is refused while one is unconfirmed
     prepared = pump.check_mri_enter(field=field_text, gradient=gradient, auto_exit=auto_exit,
                                     confirm={"withdrawal-risk"} if confirm_withdrawal_risk else (),
@@ -103,7 +103,7 @@ def exit_(app, yes):
     """Leave MRI-safe mode; read back and confirm the program equals the pre-MRI snapshot."""
     from ._writing import confirm
 
-    pump = Pump(app)
+    pump = Pump(app.session())
     prepared = pump.check_mri_exit()  # refused while a write is unconfirmed
     confirm(app, yes, f"Take {prepared.state.raw.serial_number} out of MRI-safe mode and restore delivery?")
     out = pump.apply_mri(prepared).data
@@ -122,7 +122,7 @@ def verify_(app):
     """After the scan: compare with the snapshot and read the log since it. Exit 12 on FAIL."""
     from .. import mri as logic
 
-    result = Pump(app).mri_verify().data
+    result = Pump(app.session()).mri_verify().data
     _finish(app, result, "Post-MRI verification", failed=logic.FAIL,
             failure=f"post-MRI verification of {result['serial_number']}: FAIL: ")
 

@@ -37,7 +37,7 @@ def program(app, dose, flow, mode, schedule, stop, next_visit, spasticity_origin
     read-back matches. Everything still needed is listed at once.
     """
     overrides, confirmed = safety_choices(safety)
-    pump = Pump(app)
+    pump = Pump(app.session())
     prepared = pump.check_program(dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop,
                                   next_visit=next_visit, overrides=overrides, confirm=confirmed,
                                   spasticity_origin=spasticity_origin)

@@ -13,8 +13,9 @@ def reconcile(app):
     with the journal of unconfirmed writes, then clears the journal entry so writes
     to this pump are allowed again.
     """
-    learnt = app.resolve_pending()
-    status = app.interrogate(resolve=False)
+    session = app.session()
+    learnt = session.resolve_pending()
+    status = session.interrogate(resolve=False)
     result = {
         "serial_number": status["serial_number"],
         "had_unconfirmed": learnt is not None,

@@ -18,9 +18,12 @@ from ._writing import run_change, safety_choices, safety_options
               help="The next visit: the reservoir running empty before it needs --confirm-empty-before-visit.")
 @click.option("--spasticity-origin", type=click.Choice(["spinal", "cerebral"]),
               help="Baclofen: the patient's spasticity origin (kept for this pump).")
+@click.option("--bridge/--no-bridge", default=None,
+              help="When the drug or concentration changes and a catheter is recorded: give a bridge bolus "
+                   "(the catheter's old contents at the old rate) or not. Required then; both projections are shown.")
 @safety_options
 @click.pass_obj
-def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasticity_origin, yes, **safety):
+def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasticity_origin, bridge, yes, **safety):
     """Refill the reservoir: keeps the daily dose (the flow follows a new concentration).
 
     Refuses a volume above the pump's capacity or a concentration not allowed for
@@ -29,13 +32,15 @@ def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasti
     before anything is sent, and far less than expected counts as an interruption of
     unknown length. After an interruption longer than the drug's threshold the refill
     resumes at or below the usual starting dose unless RESTART is overridden by name.
-    Shows the new low-reservoir alarm date.
+    Shows the new low-reservoir alarm date. A new drug or concentration with a catheter
+    recorded shows what the patient gets over the following days with and without a
+    bridge bolus, and needs --bridge or --no-bridge.
     """
     overrides, confirmed = safety_choices(safety)
-    pump = Pump(app)
+    pump = Pump(app.session())
     prepared = pump.check_refill(volume=volume, concentration=concentration, drug=drug, withdrawn=withdrawn,
                                  dose=dose, next_visit=next_visit, overrides=overrides, confirm=confirmed,
-                                 spasticity_origin=spasticity_origin)
+                                 spasticity_origin=spasticity_origin, bridge=bridge)
     run_change(app, pump, prepared, title="Refill", yes=yes, render_done=_print_verified)
 
 
@@ -48,3 +53,8 @@ def _print_verified(r: dict) -> None:
         f"{fmt_quantity(a['concentration'])}, delivering {fmt_quantity(a['daily_dose'])} "
         f"({format(a['flow_ml_per_day'], 'f')} mL/day). Low-reservoir alarm: "
         f"{fmt_date(a['projected_low_reservoir_date'])} (txid {r['txid']}).")
+    bridge = r.get("bridge")
+    if bridge and bridge["chosen"] == "bridge":
+        console().print(f"Bridge bolus running: the catheter's {format(bridge['volume_ml'], 'f')} mL of the old "
+                        f"{bridge['old_drug']} ({fmt_quantity(bridge['dose'])}) over {bridge['duration_s'] // 60} min "
+                        "at the old rate; the program resumes after it.")

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..catheter_ops import catheter_text
 from ..errors import UsageError
+from ..ptm import ptm_text, use_text
 from ._params import When
 
 if TYPE_CHECKING:
@@ -41,18 +43,19 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     now = time.time()
     start, end, session_rule = _session_span(now, since, hours, until)
     live = events = None
+    pump = app.session()
     if app.port:
-        live = app.interrogate()
-        if pump_serial and pump_serial != app.serial:
-            raise UsageError(f"--pump {pump_serial} but the pump on {app.port} is {app.serial}")
-        _, events = app.client().read_whole_log(0)
-    audit = app.audit()
+        live = pump.interrogate()
+        if pump_serial and pump_serial != pump.serial:
+            raise UsageError(f"--pump {pump_serial} but the pump on {app.port} is {pump.serial}")
+        _, events = pump.client().read_whole_log(0)
+    audit = app.records.audit
     entries, problems = audit.verify()
     records = audit.records()
     session = logic.session_records(records, since=start, until=end, serial=None)
-    serial = logic.choose_serial(session, pump_serial, app.serial if app.port else None)
+    serial = logic.choose_serial(session, pump_serial, pump.serial if app.port else None)
     # one skew for every pump timestamp in the report: the live read's, else the audit log's last
-    data = logic.build(records, serial=serial, since=start, until=end, library=app.library(),
+    data = logic.build(records, serial=serial, since=start, until=end, library=pump.library,
                        skew_s=live["clock_skew_s"] if live is not None else None)
     data["session"]["rule"] = session_rule
     pump_alarms = _pump_alarms(live, events, data["first_event_index"], start, end) if live is not None else None
@@ -68,6 +71,9 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
         age = max(0, int(now) - read_at)
         source |= {"age_s": age, "stale": age > stale_after}
     data["pump_alarm_log"] = pump_alarms
+    # patient activations granted and refused, and clock sets, in the session's part of the pump's log
+    data["pump_clock_and_patient_log"] = (_pump_alarms(live, events, data["first_event_index"], start, end,
+                                                       types=CLOCK_AND_PATIENT) if live is not None else None)
     data["generated_at"] = iso(int(now))
     if export_path:
         _export(data, export_path)
@@ -96,9 +102,12 @@ def _session_span(now: float, since, hours, until) -> tuple[int, int | None, str
     return start, end, session_rule
 
 
-def _pump_alarms(live: dict, events, first: int | None, start: int, end: int | None) -> list[dict]:
-    """The alarms raised and cleared in the session's part of the pump's log."""
-    from ..calendar import to_calendar
+def _pump_alarms(live: dict, events, first: int | None, start: int, end: int | None,
+                 types: tuple[str, ...] = ("ALARM_RAISED", "ALARM_CLEARED")) -> list[dict]:
+    """The alarms raised and cleared (or the events of `types`) in the session's part of the pump's
+    log; times before a CLOCK_SET moved by its step onto the pump's clock as it is now."""
+    from ..calendar import iso, to_calendar
+    from ..history import on_current_clock
     from ..status import event_view
 
     # the session's part of the pump's log: from its index at the session's first read (pump
@@ -112,8 +121,9 @@ def _pump_alarms(live: dict, events, first: int | None, start: int, end: int | N
         when = to_calendar(e.time, skew) or 0
         return when >= start and (end is None or when < end)
 
-    return [event_view(e, live["daily_dose"]["unit"], skew) for e in events
-            if e.type.name in ("ALARM_RAISED", "ALARM_CLEARED") and in_session(e)]
+    return [event_view(moved, live["daily_dose"]["unit"], skew) | {"pump_time": iso(e.time)}
+            for e, moved in zip(events, on_current_clock(events), strict=True)
+            if e.type.name in types and in_session(moved)]
 
 
 def _show(data: dict) -> None:
@@ -137,7 +147,21 @@ _RESULT = {"PASS": "green", "WARN": "yellow", "BLOCK": "bold red", "FAIL": "bold
 def _parts(d: dict) -> list:
     """The report for people, in order: what it covers, the settings, the changes, the alarms,
     the checklists and other events."""
-    return _header(d) + _settings(d) + _changes(d) + _alarms(d) + _checklists_and_events(d)
+    return _header(d) + _settings(d) + _changes(d) + _alarms(d) + _clock_and_patient(d) + _checklists_and_events(d)
+
+
+CLOCK_AND_PATIENT = ("CLOCK_SET", "PTM_GRANTED", "PTM_REFUSED")
+
+
+def _clock_and_patient(d: dict) -> list:
+    """Clock sets and patient activations in the pump's log during the session (read live)."""
+    from ..output import fmt_date
+
+    found = d.get("pump_clock_and_patient_log")
+    if not found:
+        return [] if found is None else ["Clock sets and patient activations in the pump's log: none."]
+    return ["[bold]Clock sets and patient activations in the pump's log during the session[/]"] + [
+        f"  {fmt_date(e['time'])}: {e['description']}" for e in found]
 
 
 def _header(d: dict) -> list:
@@ -218,6 +242,10 @@ def _settings_grid(d: dict):
     grid.add_row("Alarms now", ", ".join(f"[{_COLOUR[a['priority']]}]{a['priority'].upper()}[/] "
                                          f"{a['name'].replace('_', ' ')}" for a in s["alarms"]) or "none")
     grid.add_row("MRI mode", s["mri_mode"].upper())
+    if "ptm" in s:
+        grid.add_row("Patient boluses", f"{ptm_text(s['ptm'])}; {use_text(s['ptm'])}")
+    if s.get("catheter"):
+        grid.add_row("Catheter", catheter_text(s["catheter"]))
     last = s["last_programming"]
     grid.add_row("Last programming", f"txid {last['txid']} at {fmt_date(last['at'])}" if last["txid"] else "none")
     return grid
@@ -257,7 +285,8 @@ def _change_table(n: int, c: dict):
     for label, key in (("Mode", "mode"), ("Drug", "drug"), ("Concentration", "concentration"),
                        ("24-hour total", "daily_dose"), ("Flow", "flow_ml_per_day"), ("Steps", "steps"),
                        ("Reservoir", "reservoir_ml"), ("Bolus running", "bolus_remaining"),
-                       ("MRI mode", "mri_mode")):
+                       ("MRI mode", "mri_mode"), ("Patient boluses", "patient_boluses"), ("Catheter", "catheter"),
+                       *((("Pump clock", "pump_time"),) if c["command"] == "clock" else ())):
         before, after = _field(c["before"], key), _field(c["after"], key)
         if before == "-" and after == "-":
             continue

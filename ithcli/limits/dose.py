@@ -1,112 +1,10 @@
-"""Every safety limit a write is checked against, in one place.
-
-The checks are pure: they take the drug library entry, the pump model, what the
-pump holds now, its history (ithcli/history.py, from the pump's own log) and what
-is about to be sent, and return findings:
-
-    refuse   never sent, whatever the flags (hard limits, wrong concentration...)
-    soft     sent only with --override-soft-limit NAME=REASON naming this limit
-             (OVERRIDE_NAMES; each reason is audited with the limit it overrides)
-    confirm  sent only with the named confirmation flag (CONFIRM_FLAGS)
-    warn     shown, and recorded in the audit log
-
-`settle()` turns findings into one refusal that lists everything still needed at
-once, or the list of findings to show. Where each figure comes from: docs/clinical.md.
-"""
+"""The checks of a daily dose: concentration, flow, the 24-hour total, one change and the
+escalation budgets and restarts read from the pump's history (docs/clinical.md#drug-limits,
+docs/clinical.md#escalation-budgets-and-restarts)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-
-from .errors import SafetyError
-
-SECONDS_PER_DAY = 86_400
-TENFOLD = 10
-WITHDRAWAL_CUT_PERCENT = 50  # cuts this large of a withdrawal-risk drug need confirmation
-#: refill reconciliation: withdrawn vs expected gap that suggests a pocket fill
-POCKET_FILL_GAP_UL = {20_000: 1_000, 40_000: 2_000}
-
-#: every soft limit, by the name an override gives it: --override-soft-limit NAME=REASON
-#: (one per limit; a reason overrides only the limit it names)
-OVERRIDE_NAMES = {
-    "DAILY_MAX": "the 24-hour total above the drug's soft maximum",
-    "STEP": "one increase larger than the drug's largest step",
-    "STEP_PERCENT": "one increase larger than the drug's largest step in percent",
-    "FREQUENCY": "more increases in the drug's window than it allows",
-    "RISE_24H": "the rise over the last 24 hours past the drug's soft budget",
-    "RISE_7D": "the rise over the last 7 days past the drug's soft budget",
-    "HISTORY": "the pump's log does not reach back over a window the checks need",
-    "RESTART": "resuming above the usual starting dose after an interruption longer than the drug's threshold",
-}
-#: every confirmation, by its flag (a batch plan names them without the "--confirm-")
-CONFIRM_FLAGS = {
-    "--confirm-tenfold": "a new dose 10x or more away from the current one",
-    "--confirm-withdrawal-risk": "stopping (or cutting by half or more) a drug with a withdrawal risk",
-    "--confirm-restart": "restarting a stopped pump above the drug's usual starting dose",
-    "--confirm-empty-before-visit": "the reservoir running empty before the next visit",
-    "--confirm-fill-gap": "withdrawn volume far from what the pump expected (possible pocket fill)",
-}
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: str
-    rule: str
-    message: str
-    flag: str | None = None  # for "confirm": the flag that accepts it
-    override: str | None = None  # for "soft": its name in OVERRIDE_NAMES
-    reason: str | None = None  # for "soft", once overridden: the reason given for it
-
-    def __post_init__(self):
-        if self.level == "soft" and self.override not in OVERRIDE_NAMES:
-            raise ValueError(f"soft finding {self.rule!r} has no override name")
-
-    @property
-    def needs(self) -> str:
-        """What accepts it on the command line."""
-        return f"--override-soft-limit {self.override}=REASON" if self.level == "soft" else str(self.flag)
-
-    def as_dict(self) -> dict:
-        out = {"level": self.level, "rule": self.rule, "message": self.message, "flag": self.flag}
-        if self.level == "soft":
-            out |= {"override": self.override, "reason": self.reason}
-        return out
-
-
-def parse_overrides(given) -> dict[str, str]:
-    """--override-soft-limit NAME=REASON (repeatable) -> {NAME: REASON}; UsageError when one is bare,
-    unnamed, unknown or given twice."""
-    from .errors import UsageError
-
-    names = ", ".join(OVERRIDE_NAMES)
-    out: dict[str, str] = {}
-    for text in given or ():
-        name, sep, reason = str(text).partition("=")
-        key = normalise_override(name)
-        if not sep or not reason.strip():
-            raise UsageError(f"--override-soft-limit {text!r}: name the limit and give a reason, "
-                             f"NAME=REASON (names: {names}). Nothing was sent")
-        if key not in OVERRIDE_NAMES:
-            raise UsageError(f"--override-soft-limit {text!r}: {name.strip()!r} is not a soft limit "
-                             f"(names: {names}). Nothing was sent")
-        if key in out:
-            raise UsageError(f"--override-soft-limit {key} is given twice. Nothing was sent")
-        out[key] = reason.strip()
-    return out
-
-
-def normalise_override(name: str) -> str:
-    return name.strip().upper().replace("-", "_")
-
-
-def fmt(ng: int, unit: str) -> str:
-    from protocol import Quantity
-
-    return str(Quantity.from_base(ng, unit))
-
-
-def _pct(new: int, old: int) -> Decimal:
-    return (Decimal(new - old) * 100 / Decimal(old)).quantize(Decimal("0.1"))
+from ..history import HOUR
+from .findings import SECONDS_PER_DAY, TENFOLD, WITHDRAWAL_CUT_PERCENT, Finding, duration, fmt, ml_day, pct_change
 
 
 def check_concentration(entry, concentration_ng_per_ml: int) -> list[Finding]:
@@ -126,14 +24,10 @@ def check_flow(spec, rates: list[int], mode: str) -> list[Finding]:
         if not spec.min_flow_nl_per_day <= rate <= spec.max_flow_nl_per_day:
             out.append(Finding(
                 "refuse", "flow-range",
-                f"a flow of {_ml_day(rate)} is outside the "
-                f"{spec.name}'s range {_ml_day(spec.min_flow_nl_per_day)} to {_ml_day(spec.max_flow_nl_per_day)}",
+                f"a flow of {ml_day(rate)} is outside the "
+                f"{spec.name}'s range {ml_day(spec.min_flow_nl_per_day)} to {ml_day(spec.max_flow_nl_per_day)}",
             ))
     return out
-
-
-def _ml_day(nl: int) -> str:
-    return f"{format((Decimal(nl) / 1_000_000).normalize(), 'f')} mL/day"
 
 
 def check_daily_total(entry, total: int, what: str = "the new 24-hour total") -> list[Finding]:
@@ -170,7 +64,7 @@ def check_change(entry, *, current: int, new: int, mode: str, history=None, orig
                                f"{fmt(entry.max_step_increase_ng_per_day, unit)} allowed per change for {entry.name}",
                                override="STEP"))
         if current > 0 and entry.max_step_increase_percent is not None:
-            pct = _pct(new, current)
+            pct = pct_change(new, current)
             if pct > entry.max_step_increase_percent:
                 out.append(Finding("soft", "step-percent",
                                    f"an increase of {pct} % is more than the {entry.max_step_increase_percent} % "
@@ -199,7 +93,7 @@ def check_change(entry, *, current: int, new: int, mode: str, history=None, orig
                 + ("stopping it abruptly can be life-threatening" if entry.code == "BACLOFEN"
                    else "abrupt stops or large cuts can cause dangerous withdrawal"))
         if big_cut:
-            what = "stopping delivery" if stopping else f"cutting the dose by {-_pct(new, current)} %"
+            what = "stopping delivery" if stopping else f"cutting the dose by {-pct_change(new, current)} %"
             out.append(Finding("confirm", "withdrawal", f"{what}: {risk}", "--confirm-withdrawal-risk"))
         else:
             out.append(Finding("warn", "withdrawal", f"a dose cut: {risk}; watch for withdrawal"))
@@ -212,7 +106,6 @@ def _window_text(hours: int) -> str:
 
 def history_unknown(entry, history, what: str) -> Finding:
     """The HISTORY override: the log read does not reach back over `what` (a window a check needs)."""
-    from .history import HOUR
 
     reach = ("the log read holds no events" if history.oldest_time is None else
              f"its oldest event is {(history.now - history.oldest_time) // HOUR} h old")
@@ -256,7 +149,7 @@ def check_escalation(entry, history, *, new: int, origin: str | None = None) -> 
         rise = new - base
         over = None
         if kind == "percent":
-            pct = _pct(new, base)
+            pct = pct_change(new, base)
             if pct > hard:
                 over = ("refuse", f"{pct} %, past the hard budget of {hard} %")
             elif pct > soft:
@@ -287,7 +180,6 @@ def check_escalation(entry, history, *, new: int, origin: str | None = None) -> 
 def check_restart(entry, history, *, new: int, dry_run_suspected: bool = False) -> list[Finding]:
     """Resuming delivery after an interruption longer than the drug's threshold: at or below the
     usual starting dose, unless overridden by name (tolerance is lost in days)."""
-    from .history import HOUR
 
     if new == 0 or entry.interruption_hours is None:
         return []
@@ -335,119 +227,3 @@ def _resumed_high(entry, history, threshold: int) -> list[Finding]:
                     f"{'at least ' if gap.start is None else ''}{duration(gap.at_least(history.now))} without "
                     f"it ({', '.join(gap.causes)}), above the usual starting dose: tolerance may have been lost; "
                     "watch for overdose")]
-
-
-def duration(seconds: int) -> str:
-    """How long an interruption lasted, as the refusals and the before/after table say it."""
-    if seconds >= 2 * SECONDS_PER_DAY:
-        return f"{Decimal(seconds) / SECONDS_PER_DAY:.1f} days"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def check_bolus(entry, *, dose: int, daily_total: int, volume_nl: int, reservoir_ul: int,
-                boluses_24h: int = 0) -> list[Finding]:
-    """daily_total: the programmed dose; boluses_24h: the boluses the log shows in the last 24 hours."""
-    what = ("the 24-hour total with this bolus and the " + fmt_mass(boluses_24h, entry) + " of boluses given in "
-            "the last 24 hours" if boluses_24h else "the 24-hour total with this bolus")
-    out = check_daily_total(entry, daily_total + boluses_24h + dose, what)
-    if volume_nl > reservoir_ul * 1000:
-        out.append(Finding("refuse", "bolus-volume",
-                           f"the bolus needs {_ml(volume_nl // 1000)} but the reservoir holds {_ml(reservoir_ul)}"))
-    return out
-
-
-def check_bolus_rate(spec, *, volume_nl: int, seconds: int, program_max_rate_nl_per_day: int) -> list[Finding]:
-    """The mechanism's top speed bounds the program and the bolus together (the pump refuses
-    it too; saying so here names the shortest duration that works)."""
-    bolus_rate = -(-volume_nl * SECONDS_PER_DAY // seconds)
-    room = spec.max_flow_nl_per_day - program_max_rate_nl_per_day
-    if program_max_rate_nl_per_day + bolus_rate <= spec.max_flow_nl_per_day:
-        return []
-    shortest = -(-volume_nl * SECONDS_PER_DAY // room) if room > 0 else None
-    hint = f": give at least {-(-shortest // 60)} min" if shortest else ""
-    return [Finding("refuse", "bolus-rate",
-                    f"the bolus would run at {_ml_day(bolus_rate)} on top of the program, past the "
-                    f"{spec.name}'s top flow of {_ml_day(spec.max_flow_nl_per_day)}{hint}")]
-
-
-def fmt_mass(ng: int, entry) -> str:
-    return fmt(ng, entry.mass_unit)
-
-
-def _ml(ul: int) -> str:
-    return f"{format((Decimal(ul) / 1000).normalize(), 'f')} mL"
-
-
-def fill_gap(spec, *, withdrawn_ul: int | None, expected_ul: int) -> tuple[int, int] | None:
-    """(gap, limit) when the withdrawn volume is further from the expected one than the model's
-    pocket-fill limit (1 mL for a 20 mL pump, 2 mL for a 40 mL one), else None."""
-    if withdrawn_ul is None:
-        return None
-    gap = abs(withdrawn_ul - expected_ul)
-    limit = POCKET_FILL_GAP_UL.get(spec.capacity_ul, 1_000)
-    return (gap, limit) if gap > limit else None
-
-
-def dry_run_suspected(spec, *, withdrawn_ul: int | None, expected_ul: int) -> bool:
-    """Far less withdrawn than the pump believed it held: it may have run dry without knowing."""
-    found = fill_gap(spec, withdrawn_ul=withdrawn_ul, expected_ul=expected_ul)
-    return found is not None and withdrawn_ul is not None and withdrawn_ul < expected_ul
-
-
-def check_refill(spec, *, volume_ul: int, withdrawn_ul: int | None, expected_ul: int) -> list[Finding]:
-    out: list[Finding] = []
-    if volume_ul > spec.capacity_ul:
-        out.append(Finding("refuse", "capacity",
-                           f"a fill of {_ml(volume_ul)} exceeds the {spec.name}'s capacity of {_ml(spec.capacity_ul)}"))
-    if volume_ul == 0:
-        out.append(Finding("refuse", "empty-fill", "a refill volume of 0 mL"))
-    if withdrawn_ul is not None and withdrawn_ul > spec.capacity_ul:
-        out.append(Finding("refuse", "withdrawn-capacity",
-                           f"withdrawn {_ml(withdrawn_ul)} is more than the {spec.name}'s capacity of "
-                           f"{_ml(spec.capacity_ul)}: check the entry"))
-    out += check_fill_gap(spec, withdrawn_ul=withdrawn_ul, expected_ul=expected_ul)
-    return out
-
-
-def check_fill_gap(spec, *, withdrawn_ul: int | None, expected_ul: int) -> list[Finding]:
-    found = fill_gap(spec, withdrawn_ul=withdrawn_ul, expected_ul=expected_ul)
-    if found is None or withdrawn_ul is None:  # fill_gap finds none without a withdrawn volume
-        return []
-    gap, limit = found
-    return [Finding("confirm", "withdrawn-gap",
-                    f"withdrew {_ml(withdrawn_ul)} but the pump expected {_ml(expected_ul)} (a gap of {_ml(gap)}, "
-                    f"over {_ml(limit)}): a possible pocket fill at the last refill, a wrong recorded volume, or a "
-                    f"delivery fault; investigate before filling", "--confirm-fill-gap")]
-
-
-def settle(findings: list[Finding], *, overrides: dict[str, str] | None = None,
-           confirmed: set[str] | frozenset[str] = frozenset()) -> list[Finding]:
-    """Raise SafetyError for anything not allowed; return what to show (soft findings carry
-    the reason given for them).
-
-    Refusals are listed together; otherwise every override and confirmation still missing
-    is listed at once, each with its flag, so one more attempt is enough."""
-    from dataclasses import replace
-
-    refusals = [f for f in findings if f.level == "refuse"]
-    if refusals:
-        raise SafetyError("refused: " + "; ".join(f.message for f in refusals) + ". Nothing was sent",
-                          details={"refused": [f.as_dict() for f in refusals]})
-    overrides = overrides or {}
-    missing = [f for f in findings if (f.level == "soft" and f.override not in overrides)
-               or (f.level == "confirm" and f.flag not in confirmed)]
-    if missing:
-        needs = list(dict.fromkeys(f.needs for f in missing))
-        raise SafetyError(
-            f"needs {len(needs)} more: " + "; ".join(f"{f.message} (pass {f.needs})" for f in missing)
-            + ". Nothing was sent",
-            details={"needed": needs, "findings": [f.as_dict() for f in missing]})
-    # a soft finding's override is one of overrides here: any other was refused as missing above
-    shown = [replace(f, reason=overrides[f.override]) if f.level == "soft" and f.override is not None else f
-             for f in findings if f.level in ("warn", "soft", "confirm")]
-    used = {f.override for f in findings if f.level == "soft"}
-    for name in overrides:
-        if name not in used:
-            shown.append(Finding("warn", "unused-override",
-                                 f"--override-soft-limit {name} was given but that limit was not reached"))
-    return shown
