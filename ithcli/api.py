@@ -18,14 +18,14 @@ arguments, never prompts: `overrides={"RISE_24H": "reason"}`, `confirm={"tenfold
 A refusal raises SafetyError listing everything it hit (`.refused`) or still needs
 (`.needed`); an unknown outcome raises Unconfirmed carrying its `.txid`. Every
 exception is an IthcliError whose `.exit_code` is the command line's exit code.
-docs/api.md is the reference, with examples that the test suite runs.
+docs/api.md is the reference, with examples that the test suite runs. The result types
+are in api_types.py, the clock and patient-bolus calls in api_clock_ptm.py: every name is
+importable from here.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from protocol import Quantity, bodies
@@ -33,6 +33,17 @@ from protocol.models import ModelSpec
 
 from . import mri, operations
 from .api_clock_ptm import ClockAndPatientBoluses
+from .api_types import (
+    Catheter,
+    Checklist,
+    Event,
+    LinkStats,
+    PreparedChange,
+    PreparedMri,
+    Program,
+    Status,
+    WriteResult,
+)
 from .app import PumpSession, Records, Settings
 from .clock import ClockReading
 from .errors import (
@@ -50,7 +61,6 @@ from .errors import (
 from .limits import CONFIRM_FLAGS, Finding, normalise_override, parse_overrides
 from .ptm import PatientBoluses
 from .status import event_view, program_view
-from .writes import WriteRequest
 
 __all__ = [
     "open_pump", "Pump", "PreparedChange", "PreparedMri", "FieldFor", "Status", "Program", "Event", "LinkStats",
@@ -60,146 +70,6 @@ __all__ = [
     "IthcliError", "AuthError", "CheckFailed", "DeviceRejected", "LinkError", "PumpProtocolError", "SafetyError",
     "Unconfirmed", "UsageError", "VerifyFailed",
 ]
-
-
-def _quantity(q: dict[str, Any]) -> Quantity:
-    """A {"value", "unit"} object of the JSON views (status.quantity) as a Quantity."""
-    return Quantity(Decimal(str(q["value"])), q["unit"])
-
-
-@dataclass(frozen=True)
-class Status:
-    """What INTERROGATE says, with units (the `ithcli --json interrogate` object in `data`).
-    Dates are ISO 8601 strings on this computer's calendar (corrected by the pump clock's skew)."""
-
-    serial_number: str
-    model: str
-    drug: str
-    concentration: Quantity
-    mode: str
-    daily_dose: Quantity
-    flow_ml_per_day: Decimal
-    reservoir_ml: Decimal
-    projected_low_reservoir_date: str | None
-    projected_empty_date: str | None
-    alarms: tuple[str, ...]
-    mri_mode: str
-    bolus_remaining: Quantity
-    clock_skew_s: int
-    emulated: bool
-    last_txid: int  # the last write the pump applied
-    event_count: int  # the pump's log holds events up to this index: log(since_index=...) reads on from it
-    data: dict[str, Any] = field(repr=False, compare=False)
-    raw: bodies.Status = field(repr=False, compare=False)  # the INTERROGATE reply as decoded
-
-    @classmethod
-    def from_read(cls, raw: bodies.Status, d: dict[str, Any]) -> Status:
-        return cls(d["serial_number"], d["model"], d["drug"], _quantity(d["concentration"]), d["mode"],
-                   _quantity(d["daily_dose"]), Decimal(str(d["flow_ml_per_day"])), Decimal(str(d["reservoir_ml"])),
-                   d["projected_low_reservoir_date"], d["projected_empty_date"],
-                   tuple(a["name"] for a in d["alarms"]), d["mri_mode"], _quantity(d["bolus_remaining"]),
-                   d["clock_skew_s"], d["emulated"], raw.last_txid, raw.event_count, d, raw)
-
-
-@dataclass(frozen=True)
-class Program:
-    """The program in force: its mode, drug, the 24-hour total and the steps of a day."""
-
-    mode: str
-    drug: str
-    concentration: Quantity
-    daily_dose: Quantity
-    flow_ml_per_day: Decimal
-    steps: tuple[tuple[str, Quantity], ...]  # (start "HH:MM", dose per day)
-    raw: bodies.Program = field(repr=False, compare=False)  # READ_PROGRAM's program as decoded
-
-    @classmethod
-    def from_view(cls, v: dict[str, Any], raw: bodies.Program) -> Program:
-        return cls(v["mode"], v["drug"], _quantity(v["concentration"]), _quantity(v["daily_dose"]),
-                   Decimal(str(v["flow_ml_per_day"])), tuple((s["start"], _quantity(s["dose"])) for s in v["steps"]),
-                   raw)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One entry of the pump's log; `time` on this computer's calendar, `pump_time` as logged."""
-
-    index: int
-    time: str | None
-    pump_time: str | None
-    type: str
-    priority: str
-    description: str
-    arg1: int
-    arg2: int
-    data: dict[str, Any] = field(repr=False, compare=False)  # the `ithcli --json log` event object
-
-    @classmethod
-    def from_view(cls, v: dict[str, Any]) -> Event:
-        return cls(v["index"], v["time"], v.get("pump_time"), v["type"], v["priority"], v["description"],
-                   v["arg1"], v["arg2"], v)
-
-
-@dataclass(frozen=True)
-class LinkStats:
-    """The link's health over the session (every link it opened): frames dropped as corrupt and
-    reads asked again."""
-
-    corrupt_frames: int
-    retries: int
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """A write that was verified by read-back ("verified"), or not needed ("unchanged")."""
-
-    command: str
-    serial_number: str
-    outcome: str
-    txid: int | None
-    warnings: tuple[Finding, ...]
-    data: dict[str, Any] = field(repr=False, compare=False)  # the `ithcli --json` result object
-
-    @property
-    def verified(self) -> bool:
-        return self.outcome in ("verified", "unchanged")
-
-
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-@dataclass(frozen=True)
-class Catheter:
-    """The pump's catheter record: lengths in cm, volumes in mL (no record: recorded False)."""
-
-    recorded: bool
-    action: str | None  # "implant" or "revision": the last one recorded
-    model: str | None
-    length_cm: Decimal | None
-    replaced_cm: Decimal | None  # the segment the last revision replaced
-    dead_space_ml: Decimal
-    priming_due_ml: Decimal  # 0: primed
-    recorded_at: str | None
-
-    @property
-    def primed(self) -> bool:
-        return self.recorded and self.priming_due_ml == 0
-
-    @classmethod
-    def from_view(cls, v: dict[str, Any]) -> Catheter:
-        return cls(v["recorded"], v["action"], v["model"], _decimal(v["length_cm"]), _decimal(v["replaced_cm"]),
-                   Decimal(str(v["dead_space_ml"])),
-                   Decimal(str(v["priming_due_ml"])), v["recorded_at"])
-
-
-@dataclass(frozen=True)
-class Checklist:
-    """An MRI checklist: the overall result (PASS, WARN, BLOCK) and each line."""
-
-    result: str
-    lines: tuple[dict[str, Any], ...]
-    data: dict[str, Any] = field(repr=False, compare=False)
 
 
 def open_pump(port: str, *, operator: str, key_store: str | None = None, state_dir: str | None = None,
@@ -494,38 +364,3 @@ def _field(st: mri.MriState, given: str | None, field_for: FieldFor | None) -> s
     if given is not None or field_for is None or not mri.needs_field(st.spec):
         return given
     return mri.parse_field(field_for(st.spec))
-
-
-@dataclass(frozen=True)
-class PreparedMri:
-    """An MRI-safe mode change checked against the pump state read for it."""
-
-    which: str  # "enter" or "exit"
-    state: mri.MriState
-    request: WriteRequest
-    checklist: dict[str, Any] | None  # the pre-MRI checklist (enter)
-
-
-@dataclass(frozen=True)
-class PreparedChange:
-    """A checked change and the pump state it was checked against (apply() sends it against
-    exactly that state: the pump refuses it if anything was written since)."""
-
-    state: operations.PumpState
-    change: operations.Change
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return self.change.warnings
-
-    @property
-    def rows(self) -> list[tuple[str, str, str]]:
-        return self.change.rows
-
-    @property
-    def describe(self) -> dict[str, Any]:
-        return self.change.describe
-
-    @property
-    def unchanged(self) -> bool:
-        return self.change.unchanged

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import clock as clock_ops
 from . import ptm as ptm_ops
+from .api_types import PreparedChange
 from .clock import ClockReading
 from .ptm import PatientBoluses
 
 if TYPE_CHECKING:
-    from .api import PreparedChange, Status, WriteResult
+    from .api_types import Status, WriteResult
     from .app import PumpSession
-    from .operations import PumpState
+    from .therapy_change import PumpState
 
 
 class ClockAndPatientBoluses:
@@ -40,7 +41,7 @@ class ClockAndPatientBoluses:
     def check_clock(self, *, to: str | None = None, confirm: Iterable[str] = ()) -> PreparedChange:
         """Set the pump's clock to `to` (ISO 8601 with its UTC offset), or to this computer's time
         when the PREPARE is sent (None); a step over a day needs confirm={"clock-step"}."""
-        from .api import PreparedChange, confirmation_flags
+        from .api import confirmation_flags
 
         state = self._state(allow_unknown_drug=True)
         return PreparedChange(state, clock_ops.clock_change(self._session, state, to=to,
@@ -59,7 +60,7 @@ class ClockAndPatientBoluses:
                   confirm: Iterable[str] = (), expect_drug: str | None = None) -> PreparedChange:
         """New patient-bolus limits (dose per activation, lockout, most a day, duration), or off=True;
         refused past the drug library's limits or when the worst case a day breaks the hard maximum."""
-        from .api import PreparedChange, _overrides, confirmation_flags
+        from .api import _overrides, confirmation_flags
 
         state = self._state(expect_drug=expect_drug)
         return PreparedChange(state, ptm_ops.ptm_change(state, dose=dose, lockout=lockout, max_per_day=max_per_day,

@@ -21,10 +21,13 @@ from typing import Any
 
 from .api import Pump
 from .app import PumpSession
+from .batch_writes import bridge_refusals, check_step, dry_run_skip, in_plan_terms, result_data, unchanged_text
 from .errors import IthcliError, LinkError, Unconfirmed
-from .plan import CONFIRMATIONS, Plan, Step, Target, evaluate_check
+from .plan import WRITE_ACTIONS, Plan, Step, Target, evaluate_check
 
-WRITE_ACTIONS = ("program", "refill", "bolus", "mri-enter", "mri-exit")
+_in_plan_terms, _check = in_plan_terms, check_step  # their names before batch_writes.py
+
+__all__ = ["WRITE_ACTIONS", "Journal", "Runner", "StepResult", "TargetReport", "plan_hash"]
 
 
 def plan_hash(plan_path: str) -> str:
@@ -196,7 +199,7 @@ class Runner:
         self.on_update(report, "preflight")
         session = self.session_factory(t.port)
         try:
-            status = session.interrogate(resolve=False)
+            raw, status = session.read(settle=False)
             if status["serial_number"] != t.serial:
                 raise IthcliError(f"serial number is {status['serial_number']}, the plan expects {t.serial}")
             states = self._journal_states()
@@ -209,6 +212,9 @@ class Runner:
                             ("sent", "unconfirmed")]
             if pending is not None and not journal_open:
                 raise Unconfirmed(f"txid {pending['txid']} to this pump is unconfirmed: run ithcli reconcile")
+            refusals = bridge_refusals(session, self.plan, t, raw, states)
+            if refusals:  # a refill that changes the catheter's contents needs the choice said in the plan
+                raise IthcliError("; ".join(refusals))
             enter = next((s for s in self.plan.steps if s.action == "mri-enter"), None)
             if enter is not None and not any(s.action in WRITE_ACTIONS for s in self.plan.steps[:enter.number - 1]):
                 from . import mri
@@ -317,32 +323,29 @@ class Runner:
         try:
             if step.action.startswith("mri-"):
                 return self._mri_write(session, report, step, base, journal_sent)
-            expected = self.plan.drug_at(t, step.number)
-            if self.dry_run and expected and expected != t.drug_code:
+            skip = dry_run_skip(self.plan, t, step) if self.dry_run else None
+            if skip:
                 self.journal.write(**base, state="dry-run")
-                return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
-                                  f"not checked with the pump: it follows the refill to {expected.lower()} that this "
-                                  "dry run did not send")
+                return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", skip)
             pump = Pump(session)
             # the drug again, as the pump holds it now (it may have changed since preflight)
-            prepared = _check(pump, step, self.plan, expected)
+            prepared = check_step(pump, step, self.plan, self.plan.drug_at(t, step.number))
             change = prepared.change
             if change.unchanged:
                 self.journal.write(**base, state="unchanged")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "unchanged",
-                                  "the pump already delivers this; nothing sent")
+                                  unchanged_text(step.action))
             if self.dry_run:
                 self.journal.write(**base, state="dry-run")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
-                                  "checked; nothing sent", data={k: change.describe.get(k)
-                                                                  for k in ("before", "requested", "warnings")})
+                                  "checked; nothing sent", data=result_data(change.describe))
 
             log_index = prepared.state.raw.event_count
             result = pump.apply(prepared, on_commit_sent=lambda txid: journal_sent(txid, log_index)).data
             self.journal.write(**base, state="confirmed", txid=result["txid"])
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed",
                               "verified by read-back", result["txid"],
-                              data={k: result.get(k) for k in ("before", "after", "warnings") if k in result})
+                              data=result_data(result))
         except Unconfirmed as exc:
             self.journal.write(**base, state="unconfirmed", txid=sent.get("txid"), detail=exc.message)
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "unconfirmed", exc.message,
@@ -350,7 +353,7 @@ class Runner:
         except IthcliError as exc:
             # a link that died after COMMIT went out is unconfirmed, not failed
             outcome = "unconfirmed" if sent and isinstance(exc, LinkError) else "failed"
-            detail = _in_plan_terms(exc)
+            detail = in_plan_terms(exc)
             self.journal.write(**base, state=outcome, txid=sent.get("txid"), detail=detail)
             return StepResult(t.number, t.serial, t.port, step.number, step.action, outcome, detail,
                               sent.get("txid"))
@@ -409,36 +412,3 @@ class Runner:
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
         return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed" if passed else "failed",
                           f"{step.args['check']}: actual {actual}")
-
-
-def _in_plan_terms(exc: IthcliError) -> str:
-    """A refusal that lists the flags still needed (limits.settle's details["needed"]), with
-    what the plan's step needs instead: a plan takes no command-line flags."""
-    needed = exc.details.get("needed") if isinstance(exc.details, dict) else None
-    if not needed:
-        return exc.message
-    names = [n.split()[1].split("=")[0] for n in needed if n.startswith("--override-soft-limit ")]
-    flags = [n.removeprefix("--confirm-") for n in needed if n.startswith("--confirm-")]
-    parts = (["override_soft_limit = { " + ", ".join(f'{n} = "reason"' for n in names) + " }"] if names else []) + (
-        ["confirm = [" + ", ".join(f'"{f}"' for f in flags) + "]"] if flags else [])
-    return exc.message + (f" In the plan's step: {'; '.join(parts)}" if parts else "")
-
-
-def _check(pump: Pump, step: Step, plan: Plan, drug: str | None):
-    """A write step checked through the API (the same limits as the command line)."""
-    args = dict(step.args)
-    confirmed = {CONFIRMATIONS[c] for c in args.pop("confirm", [])}
-    overrides = args.pop("override_soft_limit", None) or None  # {NAME: reason}, names as in limits.OVERRIDE_NAMES
-    if step.action == "program":
-        schedule = args.get("schedule")
-        if schedule and not os.path.isabs(schedule):
-            schedule = str(Path(plan.path).parent / schedule)
-        return pump.check_program(dose=args.get("dose"), flow=args.get("flow"), mode=args.get("mode"),
-                                  schedule=schedule, stop=args.get("stop", False), overrides=overrides,
-                                  confirm=confirmed, expect_drug=drug)
-    if step.action == "refill":
-        return pump.check_refill(volume=args["volume"], concentration=args["concentration"], drug=args.get("drug"),
-                                 withdrawn=args.get("withdrawn"), dose=args.get("dose"), overrides=overrides,
-                                 confirm=confirmed, expect_drug=drug)
-    return pump.check_bolus(dose=args["dose"], over=args["over"], overrides=overrides, confirm=confirmed,
-                            expect_drug=drug)

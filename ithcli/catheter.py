@@ -58,18 +58,19 @@ def bridge_dose_ng(dead_space_nl: int, old: Contents) -> int:
 
 
 def daily_totals(phases: list[Phase], days: int) -> list[dict[Drug, int]]:
-    """ng the patient receives in each of the next `days` 24-hour periods, per drug (floor)."""
-    totals: list[dict[Drug, int]] = [{} for _ in range(days)]
+    """ng the patient receives in each of the next `days` 24-hour periods, per drug (floor of
+    the exact day's sum, so a day split between two phases of the same dose is that dose)."""
+    sums: list[dict[Drug, int]] = [{} for _ in range(days)]  # ng/day x s
     start = 0
     for phase in phases:
         end = days * DAY_S if phase.seconds is None else start + phase.seconds
         for day in range(days):
             lo, hi = max(start, day * DAY_S), min(end, (day + 1) * DAY_S)
             if hi > lo:
-                day_total = totals[day]
-                day_total[phase.drug] = day_total.get(phase.drug, 0) + phase.dose_ng_per_day * (hi - lo) // DAY_S
+                day_sum = sums[day]
+                day_sum[phase.drug] = day_sum.get(phase.drug, 0) + phase.dose_ng_per_day * (hi - lo)
         start = end
-    return totals
+    return [{drug: total // DAY_S for drug, total in day.items()} for day in sums]
 
 
 def days_to_show(phases: list[Phase]) -> int:

@@ -32,11 +32,11 @@ from protocol.constants import BolusPurpose, CatheterAction, CatheterModel
 from . import catheter, limits, write_kinds
 from .errors import UsageError
 from .limits.catheter import BOLUS_MAX_S, BOLUS_MIN_S
-from .operations import DAY, Change
 from .status import quantity
+from .therapy_change import DAY, Change
 
 if TYPE_CHECKING:
-    from .operations import PumpState
+    from .therapy_change import PumpState
 
 _LENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(cm|mm)\s*$", re.IGNORECASE)
 

@@ -58,7 +58,7 @@ def describe_event(event: Event, dose_unit: str = "mcg/day") -> str:
 
         reason = ErrorReason(a2).name.lower() if a2 in ErrorReason._value2member_map_ else f"reason {a2}"
         return f"{a1} authentication failure{'s' if a1 != 1 else ''} (the latest: {reason})"
-    catheter = _catheter_event(event, mass)
+    catheter = _catheter_event(event)
     if catheter is not None:
         return catheter
     clock_or_ptm = _clock_ptm_event(event, mass)
@@ -87,8 +87,9 @@ def _clock_ptm_event(event: Event, mass: str) -> str | None:
     return None
 
 
-def _catheter_event(event: Event, mass: str) -> str | None:
-    """CATHETER_RECORDED, PRIMING_STARTED and BRIDGE_STARTED in words (None: another type)."""
+def _catheter_event(event: Event) -> str | None:
+    """CATHETER_RECORDED, PRIMING_STARTED, BRIDGE_STARTED and DRUG_CHANGED in words (None: another
+    type); none is in the current drug's unit (a bridge's dose is the previous drug's)."""
     from decimal import Decimal
 
     from protocol import EventType, Quantity
@@ -111,8 +112,22 @@ def _catheter_event(event: Event, mass: str) -> str | None:
     if t == EventType.PRIMING_STARTED:
         return f"priming bolus: {ml(a1)} over {a2} s (the bolus above; monitor the patient)"
     if t == EventType.BRIDGE_STARTED:
-        return (f"bridge bolus started: the catheter's old contents, {Quantity.from_base(a1, mass)} of the old drug "
-                f"over {a2} s, instead of the program")
+        # arg1 is a dose of the drug the pump held before the refill logged just before this event,
+        # which may be another drug than today's, dosed in the other mass unit (morphine in mg,
+        # baclofen in mcg). The log names no drug, so this number is never put in today's drug's
+        # unit alone: it is given in both, and said to be the old drug's.
+        old_dose = f"{Quantity.from_base(a1, 'mg')} ({Quantity.from_base(a1, 'mcg')})"
+        return (f"bridge bolus started: the catheter's old contents, {old_dose} of the drug the pump held before "
+                f"this refill (the DRUG_CHANGED just before names it when the drug changed) over {a2} s, "
+                "instead of the program")
+    if t == EventType.DRUG_CHANGED:
+        from protocol import Drug
+
+        def name(code: int) -> str:
+            return Drug(code).name.lower() if code in Drug._value2member_map_ else f"drug {code}"
+
+        return (f"refill with another drug: {name(a1)} -> {name(a2)} (doses logged before this, and the "
+                f"'before' of the program change after it, are {name(a1)}'s)")
     return None
 
 

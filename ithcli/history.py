@@ -57,6 +57,10 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+_BOLUS_EVENTS = frozenset({EventType.BOLUS_STARTED, EventType.PTM_GRANTED, EventType.BRIDGE_STARTED,
+                           EventType.BOLUS_FINISHED, EventType.UNCONTROLLED_BOLUS})
+
+
 @dataclass(frozen=True)
 class Interruption:
     """Delivery not running from `start` to `end` (pump time).
@@ -95,6 +99,20 @@ class Bolus:
     whole: bool = False  # counted whole even when it was cut short (a bridge bolus)
 
 
+def _at_oldest_event(events: list[Event], dose_now: int) -> tuple[int, int | None, bool]:
+    """Where the log read begins: the dose then (the first change's "before"; with no change,
+    today's), since when delivery was suspended (None: it was not, as far as the log shows),
+    and whether an interruption was already under way (its start not read)."""
+    first_change = next((e for e in events if e.type == EventType.PROGRAM_CHANGED), None)
+    dose = first_change.arg1 if first_change else dose_now
+    first_suspension = next((e for e in events if e.type in (EventType.DELIVERY_STOPPED,
+                                                                EventType.DELIVERY_RESUMED)), None)
+    # suspended since before the oldest event read: resumed with no stop read before it
+    unknown_start = first_suspension is not None and first_suspension.type == EventType.DELIVERY_RESUMED
+    suspended_at = events[0].time if unknown_start else None
+    return dose, suspended_at, unknown_start or (dose == 0 and bool(events))
+
+
 @dataclass
 class History:
     now: int
@@ -105,6 +123,7 @@ class History:
     boluses: list[Bolus] = field(default_factory=list)
     dumped_ul: list[tuple[int, int]] = field(default_factory=list)  # uncontrolled boluses: (time, uL)
     interruptions: list[Interruption] = field(default_factory=list)
+    drug_changed_at: int | None = None  # a refill put another drug in: the history starts there
 
     # --- reading the log -------------------------------------------------------
 
@@ -115,28 +134,19 @@ class History:
         events = on_current_clock(events)
         h = cls(now=now, dose_now=dose_now, complete=complete,
                 oldest_time=events[0].time if events else None)
-        # the dose before the first change read is that change's "before"; with no change, today's
-        first_change = next((e for e in events if e.type == EventType.PROGRAM_CHANGED), None)
-        dose = first_change.arg1 if first_change else dose_now
+        dose, suspended_at, open_unknown = _at_oldest_event(events, dose_now)
         mri_at: int | None = None
-        # an interruption under way when the oldest event read was logged
-        first_suspension = next((e for e in events if e.type in (EventType.DELIVERY_STOPPED,
-                                                                    EventType.DELIVERY_RESUMED)), None)
-        unknown_start = first_suspension is not None and first_suspension.type == EventType.DELIVERY_RESUMED
-        # suspended since before the oldest event read: resumed with no stop read before it
-        suspended_at: int | None = events[0].time if unknown_start else None
         suspend_cause = "delivery suspended"
         open_start: int | None = None  # when the current interruption began
-        open_causes: list[str] = []
-        open_unknown = False
-        if unknown_start or (dose == 0 and events):
-            open_unknown = True
-            open_causes = ["delivery was already stopped when the oldest event read was logged"]
+        open_causes = ["delivery was already stopped when the oldest event read was logged"] if open_unknown else []
         for e in events:
             t, kind = e.time, e.type
             was_running = not open_unknown and open_start is None
-            if kind == EventType.PROGRAM_CHANGED:
-                h.changes.append((t, e.arg1, e.arg2))
+            if kind == EventType.DRUG_CHANGED:
+                h.start_of_drug(t)
+            elif kind == EventType.PROGRAM_CHANGED:
+                # the refill that changed the drug starts the new drug's history at its new dose
+                h.changes.append((t, e.arg2 if h.drug_changed_at == t else e.arg1, e.arg2))
                 dose = e.arg2
             elif kind == EventType.DELIVERY_STOPPED:
                 suspended_at = t
@@ -147,17 +157,8 @@ class History:
                 suspended_at = None
             elif kind == EventType.MRI_SAFE_ENTERED:
                 mri_at = t
-            elif kind in (EventType.BOLUS_STARTED, EventType.PTM_GRANTED):
-                h.boluses.append(Bolus(t, e.arg1, e.arg2))
-            elif kind == EventType.BRIDGE_STARTED:
-                # the old drug the dead space held, at the old rate: counted whole (the log does not
-                # name drugs, and what a cut-short bridge left is in the new drug's terms)
-                h.boluses.append(Bolus(t, e.arg1, e.arg2, whole=True))
-            elif kind == EventType.BOLUS_FINISHED and h.boluses and not h.boluses[-1].whole:
-                last = h.boluses[-1]
-                h.boluses[-1] = Bolus(last.time, max(0, last.dose_ng - e.arg1), last.duration_s)
-            elif kind == EventType.UNCONTROLLED_BOLUS:
-                h.dumped_ul.append((t, e.arg1))
+            elif kind in _BOLUS_EVENTS:
+                h.note_bolus(e)
             running = suspended_at is None and dose > 0
             if was_running and not running:
                 open_start = t
@@ -175,6 +176,32 @@ class History:
             h.interruptions.append(Interruption(None if open_unknown else open_start, None, tuple(open_causes),
                                                 began_before=h.oldest_time if open_unknown else None))
         return h
+
+    def start_of_drug(self, t: int) -> None:
+        """DRUG_CHANGED: what the log holds before it is another drug's, in its units: its
+        boluses and changes do not count against this drug's limits."""
+        self.boluses.clear()
+        self.dumped_ul.clear()
+        self.changes.clear()
+        self.drug_changed_at = t
+
+    def note_bolus(self, e: Event) -> None:
+        """A bolus started or ended, or the valves dumped the reservoir."""
+        t, kind = e.time, e.type
+        if kind in (EventType.BOLUS_STARTED, EventType.PTM_GRANTED):
+            self.boluses.append(Bolus(t, e.arg1, e.arg2))
+        elif kind == EventType.BRIDGE_STARTED and self.drug_changed_at != t:
+            # the same drug's old contents at the old rate: counted whole (what a cut-short
+            # bridge left is in the new concentration's terms). After a drug change it is the
+            # old drug's, not this one's
+            self.boluses.append(Bolus(t, e.arg1, e.arg2, whole=True))
+        elif kind == EventType.BRIDGE_STARTED:
+            self.boluses.append(Bolus(t, 0, e.arg2, whole=True))  # ends with a BOLUS_FINISHED of its own
+        elif kind == EventType.BOLUS_FINISHED and self.boluses and not self.boluses[-1].whole:
+            last = self.boluses[-1]
+            self.boluses[-1] = Bolus(last.time, max(0, last.dose_ng - e.arg1), last.duration_s)
+        elif kind == EventType.UNCONTROLLED_BOLUS:
+            self.dumped_ul.append((t, e.arg1))
 
     # --- what the checks ask ---------------------------------------------------
 

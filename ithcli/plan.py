@@ -33,8 +33,20 @@ Actions and their fields:
                    stop = true, mode = "minimum", mode = "flex" with schedule = "FILE"
                    (relative to the plan)
     refill         volume, concentration (an allowed one of the drug), and
-                   optionally drug (a new drug: then dose is needed), withdrawn, dose
+                   optionally drug (a new drug: then dose is needed), withdrawn, dose,
+                   bridge = true | false (the choice a new drug or concentration needs on a
+                   pump with a catheter recorded; preflight refuses the step without it)
     bolus          dose = "50 mcg", over = "30 min" (1 min to 24 h)
+    priming-bolus  confirm = ["monitoring"] (required), over (default: the shortest the
+                   mechanism allows); the volume is the pump's priming due, never written
+    catheter       event = "implant" | "revise" | "correct", length = "80 cm" (cm or mm),
+                   model = "STANDARD" (an implant needs it; else the recorded one),
+                   replaced = "15 cm" (a revision, and only a revision)
+    clock-set      to = "2030-03-01T08:00:00Z" (with its UTC offset; or a TOML offset
+                   date-time), or nothing: this computer's time; confirm = ["clock-step"]
+                   for a step over a day
+    ptm-set        off = true, or all of dose = "0.2 mg", lockout = "60 min",
+                   max_per_day = 4, duration = "10 min"
     mri-checklist  field = "1.5T" or "3T", gradient = T/m (a number), auto_exit = "4h"
     mri-enter      field, gradient, auto_exit, confirm = ["withdrawal-risk"]
     mri-exit, mri-verify
@@ -46,14 +58,15 @@ refused here, never converted), and preflight refuses a pump that holds another
 drug before anything is sent to it. After a refill with drug = "...", the later
 steps are checked in the new drug's unit.
 
-program, refill and bolus also take:
+program, refill, bolus, priming-bolus and ptm-set also take (ptm-set: overrides only):
 
     override_soft_limit = { NAME = "reason", ... }   NAME from limits.OVERRIDE_NAMES
         (DAILY_MAX, STEP, ...; any case, '-' or '_'): each reason overrides only the
         limit it names, and is audited. A bare string is refused.
     confirm = ["tenfold", ...]   limits.CONFIRM_FLAGS without "--confirm-"
-        (tenfold, withdrawal-risk, restart, empty-before-visit, fill-gap): the plan
-        is the confirmation, so nothing is asked.
+        (tenfold, withdrawal-risk, restart, empty-before-visit, fill-gap; monitoring
+        only for priming-bolus, clock-step only for clock-set): the plan is the
+        confirmation, so nothing is asked.
 
 Every problem in the file is collected and reported at once, each with its file,
 line and what was expected (an unknown action is one problem among the others);
@@ -67,7 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import plan_doses
+from . import plan_doses, plan_steps
 from .errors import IthcliError, UsageError
 
 # the drug-free value checks live in plan_checks; imported here under their old names
@@ -83,37 +96,12 @@ from .plan_checks import (
     parse_confirmations,
     parse_overrides,
 )
+from .plan_steps import ACTIONS, BOLUS_SECONDS, SHAPES, WRITE_ACTIONS
 
-__all__ = ["ACTIONS", "BOLUS_SECONDS", "CONFIRMATIONS", "STATUS_FIELDS", "Plan", "PlanError", "Step", "Target",
-           "UsageError", "check_problem", "check_value", "evaluate_check", "load", "parse_check",
+__all__ = ["ACTIONS", "BOLUS_SECONDS", "CONFIRMATIONS", "STATUS_FIELDS", "WRITE_ACTIONS", "Plan", "PlanError", "Step",
+           "Target", "UsageError", "check_problem", "check_value", "evaluate_check", "load", "parse_check",
            "parse_confirmations", "parse_overrides"]
 
-ACTIONS = {
-    # action: (allowed keys besides "action", required keys)
-    "interrogate": (set(), set()),
-    "assert": ({"check"}, {"check"}),
-    "program": ({"dose", "flow", "mode", "schedule", "stop", "override_soft_limit", "confirm"}, set()),
-    "refill": ({"volume", "concentration", "drug", "withdrawn", "dose", "override_soft_limit", "confirm"},
-               {"volume", "concentration"}),
-    "bolus": ({"dose", "over", "override_soft_limit", "confirm"}, {"dose", "over"}),
-    "mri-checklist": ({"field", "gradient", "auto_exit"}, set()),
-    "mri-enter": ({"field", "gradient", "auto_exit", "confirm"}, set()),
-    "mri-exit": (set(), set()),
-    "mri-verify": (set(), set()),
-}
-#: a bolus runs from 1 min to 24 h (as ithcli bolus / operations.bolus_change refuse otherwise)
-BOLUS_SECONDS = (60, 86_400)
-#: what each field of a step must be, and an example for the message
-#: field -> (the type(s) it takes, an example)
-_SHAPES: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "dose": (str, '"450 mcg/day" (a bolus: "50 mcg")'), "flow": (str, '"0.25 mL/day"'),
-    "mode": (str, '"minimum" or "flex"'), "schedule": (str, '"flex-schedule.toml"'),
-    "stop": (bool, "true"), "volume": (str, '"18 mL"'), "withdrawn": (str, '"2.5 mL"'),
-    "concentration": (str, '"2000 mcg/mL"'), "drug": (str, '"baclofen"'), "over": (str, '"30 min"'),
-    "field": (str, '"1.5T" or "3T"'), "auto_exit": (str, '"4h"'), "check": (str, '"reservoir_ml >= 5"'),
-    "gradient": ((int, float), "a number of T/m, e.g. 20"), "confirm": (list, '["tenfold"]'),
-    "override_soft_limit": (dict, '{ DAILY_MAX = "reason" }'),
-}
 @dataclass
 class Step:
     number: int
@@ -132,6 +120,8 @@ class Step:
         """A write whose values are in a drug's unit or depend on its concentration."""
         if self.action == "program":
             return any(k in self.args for k in ("dose", "flow", "schedule"))
+        if self.action == "ptm-set":
+            return "dose" in self.args
         return self.action in ("refill", "bolus")
 
 
@@ -353,7 +343,7 @@ class _Checker:
 
         allowed, required = ACTIONS[action]
         for key in s:
-            if key != "action" and key not in allowed:
+            if key != "action" and key not in allowed and (action, key) != ("bolus", "priming"):  # plan_steps says
                 say(key, f"unknown field {key!r}{_did_you_mean(key, allowed)}"
                     + (f"; expected {', '.join(sorted(allowed))}" if allowed else "; it takes none"))
         for key in sorted(required - set(s)):
@@ -362,7 +352,7 @@ class _Checker:
         for key, value in s.items():
             if key == "action" or key not in allowed:
                 continue
-            kind, example = _SHAPES[key]
+            kind, example = SHAPES[key]
             if key == "override_soft_limit" and not isinstance(value, dict):
                 for message in parse_overrides(value)[1]:
                     say(key, message)
@@ -373,8 +363,9 @@ class _Checker:
             args[key] = value
         step.args = args
         self._shape(step, args, say)
+        plan_steps.write_shape(action, s, args, say, self._try)
         if action == "program":
-            self._program_shape(s, say)
+            plan_steps.program_shape(s, say)
         return step
 
     def _shape(self, step: Step, args: dict, say) -> None:
@@ -423,7 +414,7 @@ class _Checker:
                 say("over", f"over {args['over']!r}: a bolus runs from 1 min to 24 h")
         # a dose or concentration is parsed in its drug's unit below; here, whatever the drug
         # (none named, or an unknown one), that it is a quantity at all
-        for key, dimension in (("dose", "dose" if action == "bolus" else "dose_rate"),
+        for key, dimension in (("dose", "dose" if action in ("bolus", "ptm-set") else "dose_rate"),
                                ("concentration", "concentration")):
             if key in args:
                 say(key, self._try((dimension, args[key]), lambda k=key, d=dimension: dosing._parse(args[k], d, k)))
@@ -433,24 +424,6 @@ class _Checker:
                 say("drug", self._unknown_drug(args["drug"]))
             else:
                 step.refill_drug_code = entry.code
-
-    def _program_shape(self, s: dict, say) -> None:
-        """Exactly one way to set the program (counted over the fields given, whatever their values)."""
-        mode = s.get("mode") if isinstance(s.get("mode"), str) else None
-        if s.get("stop") is False:
-            say("stop", "stop = false does nothing: write stop = true or leave it out")
-        ways = [k for k in ("dose", "flow", "stop") if k in s] + (
-            [f"mode = {mode!r}" if mode else "mode"] if "mode" in s else [])
-        if len(ways) != 1:
-            say("action", 'give exactly one of dose, flow, stop = true, mode = "minimum", mode = "flex" with '
-                "schedule" + (f" (got {', '.join(ways)})" if ways else ""))
-        if mode is not None and mode not in ("flex", "minimum"):
-            say("mode", f"mode {mode!r} must be \"flex\" (with schedule) or \"minimum\"; a continuous dose is "
-                "dose = \"...\"")
-        if mode == "flex" and "schedule" not in s:
-            say("mode", 'mode = "flex" needs schedule = "FILE"')
-        if "schedule" in s and mode != "flex":
-            say("schedule", 'schedule goes with mode = "flex"')
 
     # --- each distinct value parsed once -----------------------------------------------
     def _try(self, key: tuple, parse) -> str | None:

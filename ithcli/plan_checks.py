@@ -205,19 +205,29 @@ def parse_overrides(value: Any) -> tuple[dict[str, str], list[str]]:
     return out, problems
 
 
+_DOSING = ("tenfold", "withdrawal-risk", "restart", "empty-before-visit", "fill-gap")
+#: the confirmations each write action can need (another one never applies to it)
+ACTION_CONFIRMATIONS = {"program": _DOSING, "refill": _DOSING, "bolus": _DOSING, "mri-enter": ("withdrawal-risk",),
+                        "priming-bolus": ("monitoring",), "clock-set": ("clock-step",)}
+_WHERE = {"monitoring": 'it goes with action = "priming-bolus"', "clock-step": 'it goes with action = "clock-set"'}
+
+
 def parse_confirmations(value: Any, action: str) -> tuple[list[str], list[str]]:
     """A step's confirm list -> (names, problems); names as in CONFIRMATIONS."""
     names = ", ".join(CONFIRMATIONS)
     if not isinstance(value, list):
         return [], [f"confirm must be a list of {names}"]
+    allowed = ACTION_CONFIRMATIONS.get(action, tuple(CONFIRMATIONS))
     out, problems = [], []
     for item in value:
         name = item.strip().lower().replace("_", "-").removeprefix("--confirm-") if isinstance(item, str) else None
         if name not in CONFIRMATIONS:
             problems.append(f"confirm: unknown confirmation {item!r}{_did_you_mean(name or '', CONFIRMATIONS)}; "
                             f"expected {names}")
-        elif action == "mri-enter" and name != "withdrawal-risk":
-            problems.append(f"confirm: {name!r} does not apply to mri-enter (only \"withdrawal-risk\")")
+        elif name not in allowed:
+            only = " or ".join(f'"{a}"' for a in allowed)
+            problems.append(f"confirm: {name!r} does not apply to {action} (only {only})"
+                            + (f"; {_WHERE[name]}" if name in _WHERE else ""))
         elif name not in out:
             out.append(name)
     return out, problems

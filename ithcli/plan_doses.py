@@ -74,6 +74,8 @@ def _step_values(checker: _Checker, plan: Plan, step: Step, entry, dosing, limit
         _refill_values(checker, step, entry, dosing, limits, report)
     if step.action == "bolus":
         _bolus_values(checker, step.args, entry, dosing, limits, report)
+    if step.action == "ptm-set":
+        _ptm_values(checker, step.args, entry, dosing, limits, report)
 
 
 def _program_values(checker: _Checker, plan: Plan, args: dict, entry, dosing, limits, report: _StepReport) -> None:
@@ -129,3 +131,29 @@ def _bolus_values(checker: _Checker, args: dict, entry, dosing, limits, report: 
     if dose is not None and dose > entry.hard_max_ng_per_day:
         report.say("dose", f"a bolus of {limits.fmt(dose, entry.mass_unit)} alone is above the 24-hour hard limit "
                    f"{limits.fmt(entry.hard_max_ng_per_day, entry.dose_unit)} for {entry.name}; it would be refused")
+
+
+def _ptm_values(checker: _Checker, args: dict, entry, dosing, limits, report: _StepReport) -> None:
+    """Patient-bolus limits against the drug library, offline: the dose in the drug's mass unit, and
+    (all four given) the library's widest limits and the worst case a day with no program at all
+    (any program only adds to it; the pump's own program is counted at run time)."""
+    from protocol import bodies
+
+    from .ptm import MAX_PER_DAY
+
+    if not isinstance(args.get("dose"), str):
+        return
+    text = args["dose"]
+    report.say("dose", checker._try(("mass", text, entry.code), lambda: dosing.parse_dose(text, entry, "dose")))
+    dose = checker._value(("mass", text, entry.code))
+    if dose is None or not all(isinstance(args.get(k), str) for k in ("lockout", "duration")):
+        return
+    n = args.get("max_per_day")
+    lockout = checker._value(("duration", "lockout", args["lockout"]))
+    duration = checker._value(("duration", "duration", args["duration"]))
+    counted = isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_PER_DAY  # else reported as such
+    if not counted or lockout is None or duration is None:
+        return
+    assert isinstance(n, int)
+    new = bodies.PtmLimits(enabled=1, dose_ng=dose, duration_s=duration, lockout_s=lockout, max_per_day=n)
+    report.refusals("dose", limits.check_ptm_limits(entry, new, daily_dose_ng_per_day=0))

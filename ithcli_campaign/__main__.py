@@ -13,7 +13,8 @@ from .runner import run_campaign
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="ith-campaign",
-        description="Run many ithcli write sessions (program, refill, bolus) against emulated pumps under seeded "
+        description="Run many ithcli write sessions (program, refill with or without a bridge bolus, bolus, catheter "
+        "implant/revise/correct, priming bolus, clock set, patient-bolus limits) against emulated pumps under seeded "
         "random faults (a byte-level proxy and the emulator's own faults) and check every outcome against the pump's "
         "truth. Exit 0 when no violation was found, 1 otherwise, 2 when the campaign itself could not run "
         "(e.g. an emulator did not start).")
@@ -69,6 +70,12 @@ def _report(data: dict, args: argparse.Namespace) -> None:
     print(f"  pump truth:   {data['truths']}")
     print(f"  reconciled:   {data['reconciled']}")
     print(f"  writes:       {data['writes']}")
+    print("  verdicts per write (the pump's truth after it):")
+    for label, counts in data["verdicts"].items():
+        said = ", ".join(f"{v} {n}" for v, n in counts.items() if not v.startswith("truth "))
+        truth = ", ".join(f"{v[6:]} {n}" for v, n in counts.items() if v.startswith("truth "))
+        print(f"    {label:18} {said}  ({truth})")
+    print(f"  activations:  {data['activations']}")
     print(f"  links:        {data['links']}")
     for kind, cuts in data["cut_offsets"].items():
         lengths = data["commit_frame_len"].get(kind, {})

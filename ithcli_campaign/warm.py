@@ -32,8 +32,13 @@ HUNG = -1  # what WarmCli.run returns for a child that outlived its timeout
 
 def _serve() -> None:
     import ithcli.cli  # everything a write session needs, imported once
+    import ithcli.commands.bolus
+    import ithcli.commands.catheter
+    import ithcli.commands.clock
     import ithcli.commands.program
-    import ithcli.commands.reconcile  # noqa: F401  (imported to load it, as the two above)
+    import ithcli.commands.ptm
+    import ithcli.commands.reconcile
+    import ithcli.commands.refill  # noqa: F401  (imported to load it, as the ones above)
     from protocol import codec
 
     codec.warm_up()

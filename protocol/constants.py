@@ -182,6 +182,7 @@ class EventType(IntEnum):
     PTM_REFUSED = 24  # arg1: PtmRefusal, arg2: seconds of lockout left (LOCKOUT), else 0
     PRIMING_STARTED = 25  # arg1: volume nL, arg2: duration s (the dose: BOLUS_STARTED just before)
     BRIDGE_STARTED = 26  # arg1: the old drug's dose the patient receives, ng; arg2: duration s
+    DRUG_CHANGED = 27  # arg1: the old Drug, arg2: the new Drug (a refill with another drug; before its REFILL)
 
 
 class ErrorReason(IntEnum):

@@ -4,9 +4,11 @@ The campaign's own runner and checks (ithcli_campaign.runner: run_campaign, Work
 classify) run twice:
 
 - in process (tests/loopback.py): the real ithcli (ithcli.cli.main) against the emulator's
-  real handler through the proxy's fault logic, on a virtual clock: 200 seeded sessions and
-  the cut at every byte offset of each kind of write's COMMIT and of its reply, with every
-  fault of the campaign exercised. No process and no waiting, so the matrix is cheap;
+  real handler through the proxy's fault logic, on a virtual clock: 200 seeded sessions of
+  every kind of write the campaign draws (tests/test_campaign_kinds.py checks the new ones
+  in the same run) and the cut at every byte offset of the COMMIT of a program, a refill
+  and a bolus and of its reply, with every fault of the campaign exercised. No process and
+  no waiting, so the matrix is cheap;
 - through real processes: ith-emulator and ithcli as subprocesses (ithcli forked from a
   pre-imported process, a fresh interpreter in one test), the fault proxy between them on
   TCP and on ptys, and a separate fault-free session reading the pump's truth: a sample of
@@ -20,15 +22,13 @@ import json
 import os
 import socket
 import time
-from typing import cast
 
 import pytest
-from loopback import InProcessPump, run_ithcli
+from campaign_loop import CI_SEED, LoopWorker, in_process_campaign
 
-from ithcli_campaign import runner
-from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, FaultProxy, PtyFaultProxy
+from ithcli_campaign.proxy import KINDS, TO_CLI, TO_PUMP, Fault, PtyFaultProxy
 from ithcli_campaign.pump import EmulatorProcess
-from ithcli_campaign.runner import EMULATOR_ARGS, EMULATOR_FAULTS, WRITE_KINDS, Worker, Write, classify, run_campaign
+from ithcli_campaign.runner import EMULATOR_FAULTS, SWEEP_KINDS, WRITE_KINDS, Worker, Write, classify, run_campaign
 from ithcli_campaign.warm import WarmCli
 from protocol import (
     PROTOCOL_VERSION,
@@ -48,58 +48,19 @@ from protocol.catheter import NO_CATHETER
 from protocol.ptm import PTM_OFF, PTM_UNUSED
 from protocol.therapy import rate_for_dose
 
-CI_SESSIONS = 200  # in process, with the cut sweep
 REAL_SESSIONS = 32  # through real processes, on TCP and ptys
 SPAWNED_SESSIONS = 12  # a fresh `python -m ithcli` per run
-CI_SEED = 20260701
 
 
-class LoopWorker(Worker):
-    """A campaign worker whose pump, proxy and ithcli are in this process (tests/loopback.py):
-    the same Worker.session, with its checks, on an InProcessPump."""
-
-    pump: InProcessPump | None = None
-
-    def start(self) -> LoopWorker:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.state_dir = self.root / "ithcli-state"
-        self.key_store = self.root / "keys"
-        self.pump = pump = InProcessPump(*EMULATOR_ARGS)
-        pump.pair(self.key_store)
-        # stand-ins for the real ones: Worker.session uses only what they share (the pump's
-        # control(); the proxy's arm() and disarm())
-        self.emulator = cast(EmulatorProcess, pump)
-        self.proxy = cast(FaultProxy, pump.line)
-        self.truth = pump.truth()
-        self.warm = None
-        self.link = "in-process"
-        return self
-
-    def stop(self) -> None:
-        if self.pump:
-            self.pump.close()
-
-    def cli(self, *args: str):
-        assert self.pump is not None, "start() first"
-        argv = ["--port", self.pump.url, "--timeout", str(self.timeout), "--json", *args]
-        rc, stdout, stderr = run_ithcli(argv, self.env(), self.pump.clock)
-        try:
-            out = json.loads(stdout) if stdout.strip() else None
-        except ValueError:
-            out = None
-        return rc, out, stderr
-
-
-def test_campaign_in_process_finds_no_wrong_verdict(monkeypatch):
-    """200 seeded sessions and the cut sweep, every check of the campaign, in process."""
-    monkeypatch.setattr(runner, "Worker", LoopWorker)
-    summary = run_campaign(CI_SESSIONS, seed=CI_SEED, workers=4, timeout=0.3, sweep=True)
-    data = summary.as_dict()
+def test_campaign_in_process_finds_no_wrong_verdict():
+    """200 seeded sessions and the cut sweep, every check of the campaign, in process
+    (tests/campaign_loop.py: run once, its summary shared with tests/test_campaign_kinds.py)."""
+    data = in_process_campaign()
     assert data["violations"] == [], data["violations"][:5]
     assert data["links"] == {"in-process": data["sessions"]}
-    # for every kind of write, the cut sweep reached every byte offset of the COMMIT frame
+    # for every swept kind of write, the cut sweep reached every byte offset of the COMMIT frame
     # and of its reply, and past the end
-    for kind in WRITE_KINDS:
+    for kind in SWEEP_KINDS:
         for direction in (TO_PUMP, TO_CLI):
             length = data["commit_frame_len"][kind][direction]
             assert set(range(length + 1)) <= set(data["cut_offsets"][kind][direction]), (kind, direction)
@@ -182,12 +143,12 @@ def test_the_checks_catch_a_wrong_verdict(tmp_path, monkeypatch):
         real_cli = w.cli
         drop = {"layer": "emulator", "name": "drop_commit_reply", "count": 1}
         mismatch = {"layer": "emulator", "name": "mismatch_on_commit", "count": 1}
-        cases = [(3, dict(drop, write=kind), "new") for kind in WRITE_KINDS]  # really 8 (unconfirmed)
+        cases = [(3, dict(drop, write=kind), "new") for kind in SWEEP_KINDS]  # really 8 (unconfirmed)
         cases += [(0, dict(mismatch, write=kind), "other") for kind in ("program", "refill")]  # really 7
         for lie, plan, truth in cases:
             def lying_cli(*args, lie=lie):
                 rc, out, err = real_cli(*args)
-                return (lie, out, err) if args[0] in WRITE_KINDS else (rc, out, err)
+                return (lie, out, err) if args[0] != "reconcile" else (rc, out, err)
 
             monkeypatch.setattr(w, "cli", lying_cli)
             r = w.session(1, 1, plan)

@@ -375,6 +375,7 @@ concentration = "2000 mcg/mL"
 drug = "baclofen"
 dose = "100 mcg/day"
 confirm = ["withdrawal-risk", "restart"]
+bridge = false  # the emulator's pump has an 800 mm catheter: the choice is said (no bridge bolus)
 
 [[step]]
 action = "program"

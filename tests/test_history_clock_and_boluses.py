@@ -63,3 +63,29 @@ def test_patient_priming_and_bridge_boluses_count_in_the_24_hours():
               ev(6, NOW - HOUR, EventType.BOLUS_FINISHED, 400_000)]
     h = History.from_log(events, now=NOW, dose_now=MG, complete=True)
     assert h.boluses_since(NOW - DAY, 10 * MG) == 300_000 + 500_000 + 800_000
+
+
+def test_a_change_of_drug_starts_the_history_afresh():
+    """Morphine boluses and the morphine bridge do not count against baclofen's 24 hours, and the
+    rise budgets start from baclofen's first dose (not from 6 mg of morphine)."""
+    t = NOW - 3 * HOUR
+    events = [ev(0, NOW - 20 * HOUR, EventType.BOLUS_STARTED, 500_000, 600),
+              ev(1, NOW - 20 * HOUR, EventType.BOLUS_FINISHED, 0),
+              ev(2, t, EventType.DRUG_CHANGED, 1, 4),  # MORPHINE -> BACLOFEN
+              ev(3, t, EventType.REFILL, 20_000, 2_000_000),
+              ev(4, t, EventType.PROGRAM_CHANGED, 6 * MG, 300_000),
+              ev(5, t, EventType.BRIDGE_STARTED, 4_080_000, 7200),
+              ev(6, t + 7200, EventType.BOLUS_FINISHED, 0),
+              ev(7, NOW - HOUR, EventType.BOLUS_STARTED, 50_000, 600)]
+    h = History.from_log(events, now=NOW, dose_now=300_000, complete=True)
+    assert h.boluses_since(NOW - DAY, 2_000_000) == 50_000
+    assert h.dose_at(NOW - DAY) == 300_000 and h.baseline(NOW - DAY) == 300_000
+    assert h.increases_since(NOW - 7 * DAY) == 0
+
+
+def test_a_refill_of_the_same_drug_keeps_its_history():
+    events = [ev(0, NOW - 20 * HOUR, EventType.BOLUS_STARTED, 500_000, 600),
+              ev(1, NOW - 2 * HOUR, EventType.REFILL, 20_000, 20 * MG),
+              ev(2, NOW - 2 * HOUR, EventType.PROGRAM_CHANGED, 5 * MG, 6 * MG)]
+    h = History.from_log(events, now=NOW, dose_now=6 * MG, complete=True)
+    assert h.boluses_since(NOW - DAY, 20 * MG) == 500_000 and h.dose_at(NOW - DAY) == 5 * MG

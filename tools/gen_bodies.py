@@ -5,7 +5,13 @@
 
 One frozen dataclass per Struct of messages.py that a payload uses (each payload
 Struct and every Struct nested in one), named as in messages.py, fields in wire
-order. Field types follow the adapters of protocol/units.py: Code -> its IntEnum,
+order. Each class is written out as dataclass(frozen=True, slots=True) would make it
+(__slots__, __init__, __repr__, __eq__, __hash__; pickling in Fields) and decorated with
+dataclass(frozen=True, init=False, repr=False, eq=False), which adds only the fields,
+the frozen __setattr__/__delattr__ and __match_args__: the methods are compiled into the
+.pyc instead of exec'd at every import (docs/performance.md, "Importing protocol"). So
+__dataclass_params__ says init/repr/eq False although the class has all three.
+Field types follow the adapters of protocol/units.py: Code -> its IntEnum,
 Flags -> its IntFlag, Fixed and plain integers -> int, Bytes -> bytes, strings -> str,
 a nested Struct -> its dataclass, a PrefixedArray -> tuple[element, ...]. Any other
 construct stops the generator (extend _field_type): nothing is guessed.
@@ -63,6 +69,14 @@ class Fields:
     def _fields(self) -> dict[str, Any]:
         """Its fields by name for the codec to build, groups and arrays as they are (generated)."""
         raise NotImplementedError
+
+    # pickle and copy, as dataclass(frozen=True, slots=True) gives them
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]  # a dataclass
+
+    def __setstate__(self, state: list[Any]) -> None:
+        for f, value in zip(fields(self), state, strict=False):  # type: ignore[arg-type]  # a dataclass
+            object.__setattr__(self, f.name, value)
 
 
 class Body(Fields):
@@ -189,13 +203,17 @@ class _Gen:
 
     def cls(self, struct_: c.Struct, base: str, doc: str, extra: list[str]) -> str:
         name = self.name(struct_)
-        lines = ["", "", "@dataclass(frozen=True, slots=True)", f"class {name}({base}):", f'    """{doc}"""', ""]
-        lines += [f'    STRUCT: ClassVar[str] = "{name}"', *extra]
         fields = self.fields(struct_)
+        lines = ["", "", "@dataclass(frozen=True, init=False, repr=False, eq=False)  # the methods are below",
+                 f"class {name}({base}):", f'    """{doc}"""', ""]
+        slots = _tuple([f'"{f}"' for f, _, _ in fields], "")
+        lines += _wrapped_tuple(slots, 4, "__slots__ = ")
+        lines += [f'    STRUCT: ClassVar[str] = "{name}"', *extra]
         if fields:
             lines.append("")
         for field, annotation, comment in fields:
             lines.append(f"    {field}: {annotation}" + (f"  # {comment}" if comment else ""))
+        lines += _methods(name, fields)
         lines += ["", "    @classmethod", "    def _parsed(cls, d: Any) -> Self:"]
         args = [self.parsed_arg(struct_, f) for f, _, _ in fields]
         one_line = f"        return cls({', '.join(args)})"
@@ -211,6 +229,62 @@ class _Gen:
         else:
             lines += ["        return {"] + [f'            "{f}": self.{f},' for f, _, _ in fields] + ["        }"]
         return "\n".join(lines) + "\n"
+
+
+def _methods(name: str, fields: list[tuple[str, str, str]]) -> list[str]:
+    """__init__, __repr__, __eq__ and __hash__ as dataclass(frozen=True) writes them."""
+    names = [f for f, _, _ in fields]
+    head = "    def __init__(self" + "".join(f", {f}: {a}" for f, a, _ in fields) + ") -> None:"
+    lines = ["", head] if len(head) <= 120 else (
+        ["", "    def __init__(", "        self,"] + [f"        {f}: {a}," for f, a, _ in fields] + ["    ) -> None:"])
+    lines += [f'        object.__setattr__(self, "{f}", {f})' for f in names] or ["        pass"]
+    lines += ["", "    def __repr__(self) -> str:"]
+    shown = [f"{f}={{self.{f}!r}}" + (", " if i < len(names) - 1 else "") for i, f in enumerate(names)]
+    one = '        return f"{type(self).__qualname__}(' + "".join(shown) + ')"'
+    if len(one) <= 120:
+        lines.append(one)
+    else:
+        pieces = _packed(['{type(self).__qualname__}(', *shown], width=120 - 20)
+        lines.append('        return (f"' + pieces[0] + '"')
+        lines += ['                f"' + p + '"' for p in pieces[1:-1]]
+        lines.append('                f"' + pieces[-1] + ')")')
+    mine, theirs = _tuple(names, "self"), _tuple(names, "other")
+    lines += ["", "    def __eq__(self, other: object) -> bool:",
+              f"        if isinstance(other, {name}) and other.__class__ is self.__class__:"]
+    one = f"            return {mine} == {theirs}" if names else "            return True"
+    if len(one) <= 120:
+        lines.append(one)
+    else:
+        lines += ["            return ("] + _wrapped_tuple(mine, 16, "") + _wrapped_tuple(theirs, 16, "== ")
+        lines.append("            )")
+    lines += ["        return NotImplemented", "", "    def __hash__(self) -> int:"]
+    one = f"        return hash({mine})"
+    lines += [one] if len(one) <= 120 else ["        return hash("] + _wrapped_tuple(mine, 12, "") + ["        )"]
+    return lines
+
+
+def _tuple(names: list[str], owner: str) -> str:
+    """(owner.a, owner.b), (owner.a,) or (); owner "": the names alone."""
+    items = [f"{owner}.{f}" if owner else f for f in names]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def _packed(pieces: list[str], width: int) -> list[str]:
+    """pieces joined into lines of at most `width` characters (a piece is never split)."""
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece.rstrip()) > width:
+            lines.append("")
+        lines[-1] += piece
+    return lines
+
+
+def _wrapped_tuple(text: str, indent: int, prefix: str) -> list[str]:
+    """A tuple's text over lines of at most 120 columns, broken after its commas."""
+    pad = " " * indent
+    pieces = [p + "," for p in text.split(",")[:-1]] + [text.split(",")[-1]]
+    lines = _packed([p if i == 0 else p for i, p in enumerate(pieces)], width=120 - indent - len(prefix) - 1)
+    return [pad + prefix + lines[0].rstrip()] + [pad + " " * (len(prefix) + 1) + line.strip() for line in lines[1:]]
 
 
 def _wrapped(doc: str) -> str:

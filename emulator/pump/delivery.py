@@ -305,6 +305,8 @@ class Delivery:
         cleared, and delivery resumed unless something else still stops it."""
         core = self.core
         previous = self.program.daily_dose_ng()
+        if drug != self.drug:  # the log names drugs only here: what came before is another drug's
+            core.log_event(EventType.DRUG_CHANGED, arg1=int(self.drug), arg2=int(drug))
         self.reservoir_nl = reservoir_ul * NL_PER_UL
         self.drug = drug
         self.concentration_ng_per_ml = concentration_ng_per_ml

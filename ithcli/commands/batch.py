@@ -24,7 +24,8 @@ def batch():
 @click.pass_obj
 def validate(app, plan_path):
     """Check the plan offline (no pump is touched): its fields, every value in its target's
-    drug unit against the drug library, the assert checks. Exit 2 listing every problem."""
+    drug unit against the drug library, catheter lengths, clock times, patient-bolus limits,
+    confirmations, the assert checks. Exit 2 listing every problem."""
     from .. import plan as plans
 
     plan = plans.load(plan_path, app.session().library)

@@ -66,16 +66,8 @@ def log(app, since, until, alarms_only, types, priority, limit):
         pairs = [p for p in pairs if when(p) >= since.timestamp()]
     if until is not None:
         pairs = [p for p in pairs if when(p) < until.timestamp()]
-    records = [event_view(moved, dose_unit, skew) | {"pump_time": iso(logged.time)} for logged, moved in pairs]
-    if types:
-        wanted = {t.lower() for t in types}
-        records = [r for r in records if r["type"] in wanted]
-    if alarms_only:
-        records = [r for r in records if r["type"] in ALARM_TYPES]
-    if priority:
-        records = [r for r in records if r["priority"] in priority]
-    if limit:
-        records = records[-limit:]
+    records = _selected([event_view(moved, dose_unit, skew) | {"pump_time": iso(logged.time)}
+                         for logged, moved in pairs], types, alarms_only, priority, limit)
     result = {
         "serial_number": status["serial_number"],
         "emulated": status["emulated"],
@@ -90,6 +82,18 @@ def log(app, since, until, alarms_only, types, priority, limit):
         "clock_sets": sets,
     }
     app.emit(result, _render)
+
+
+def _selected(records: list[dict], types, alarms_only: bool, priority, limit: int | None) -> list[dict]:
+    """The records --type, --alarms, --priority and --limit keep."""
+    if types:
+        wanted = {t.lower() for t in types}
+        records = [r for r in records if r["type"] in wanted]
+    if alarms_only:
+        records = [r for r in records if r["type"] in ALARM_TYPES]
+    if priority:
+        records = [r for r in records if r["priority"] in priority]
+    return records[-limit:] if limit else records
 
 
 def _render(obj: dict) -> None:

@@ -1,0 +1,167 @@
+"""A plan's write steps through ithcli.api, and what a refusal asks the plan to add.
+
+Split out of batch.py: each write step is checked by the same `Pump.check_*` call as its
+command (program, refill with its bridge choice, bolus, priming-bolus, catheter, clock-set,
+ptm-set) and sent with `Pump.apply`; a refusal that lists flags still needed is put in the
+plan's terms; and preflight refuses a refill that changes the catheter's contents without
+the bridge choice before anything is sent to that pump.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .api import Pump
+from .errors import IthcliError, SafetyError
+from .limits.catheter import BRIDGE_CHOICE
+from .plan import CONFIRMATIONS, WRITE_ACTIONS, Plan, Step, Target
+
+if TYPE_CHECKING:
+    from protocol import bodies
+
+    from .api import PreparedChange
+    from .app import PumpSession
+
+#: what each write step's result keeps (those of its --json object it has)
+RESULT_KEYS = ("before", "requested", "after", "warnings", "bridge", "dose", "volume_ml", "duration_s", "step_s",
+               "time_set", "action")
+
+
+def check_step(pump: Pump, step: Step, plan: Plan, drug: str | None) -> PreparedChange:
+    """A write step checked through the API (the same limits as the command line); nothing sent."""
+    args = dict(step.args)
+    confirmed = {CONFIRMATIONS[c] for c in args.pop("confirm", [])}
+    overrides = args.pop("override_soft_limit", None) or None  # {NAME: reason}, names as in limits.OVERRIDE_NAMES
+    action = step.action
+    if action == "program":
+        schedule = args.get("schedule")
+        if schedule and not os.path.isabs(schedule):
+            schedule = str(Path(plan.path).parent / schedule)
+        return pump.check_program(dose=args.get("dose"), flow=args.get("flow"), mode=args.get("mode"),
+                                  schedule=schedule, stop=args.get("stop", False), overrides=overrides,
+                                  confirm=confirmed, expect_drug=drug)
+    if action == "refill":
+        return pump.check_refill(volume=args["volume"], concentration=args["concentration"], drug=args.get("drug"),
+                                 withdrawn=args.get("withdrawn"), dose=args.get("dose"), overrides=overrides,
+                                 confirm=confirmed, expect_drug=drug, bridge=args.get("bridge"))
+    if action == "priming-bolus":
+        return pump.check_priming(duration=args.get("over"), overrides=overrides, confirm=confirmed,
+                                  expect_drug=drug)
+    if action == "catheter":
+        model = args.get("model") or pump.catheter().model or "STANDARD"  # a revision keeps the recorded model
+        return pump.check_catheter(args["event"], model=model, length=args["length"], replaced=args.get("replaced"))
+    if action == "clock-set":
+        return pump.check_clock(to=args.get("to"), confirm=confirmed)
+    if action == "ptm-set":
+        return pump.check_ptm(dose=args.get("dose"), lockout=args.get("lockout"),
+                              max_per_day=args.get("max_per_day"), duration=args.get("duration"),
+                              off=args.get("off", False), overrides=overrides, confirm=confirmed, expect_drug=drug)
+    return pump.check_bolus(dose=args["dose"], over=args["over"], overrides=overrides, confirm=confirmed,
+                            expect_drug=drug)
+
+
+def unchanged_text(action: str) -> str:
+    """Why a write step sent nothing: the pump already is as the step asks."""
+    return {"catheter": "the pump already records this catheter", "ptm-set": "the pump already has these limits",
+            "clock-set": "the pump's clock is already this computer's time (within 1 s)"}.get(
+        action, "the pump already delivers this") + "; nothing sent"
+
+
+def dry_run_skip(plan: Plan, target: Target, step: Step) -> str | None:
+    """Why a dry run cannot check this step with the pump as it is (an earlier write it did not send
+    changes what the step is checked against), or None."""
+    expected = plan.drug_at(target, step.number)
+    if expected and expected != target.drug_code:
+        return (f"not checked with the pump: it follows the refill to {expected.lower()} that this dry run did "
+                "not send")
+    if step.action == "priming-bolus":
+        arming = [s for s in plan.steps[:step.number - 1]
+                  if s.action == "catheter" and s.args.get("event") in ("implant", "revision")]
+        if arming:
+            return (f"not checked with the pump: it primes what step {arming[-1].number} (catheter) records, which "
+                    "this dry run did not send")
+    return None
+
+
+def in_plan_terms(exc: IthcliError) -> str:
+    """A refusal that lists the flags still needed (limits.settle's details["needed"]), with
+    what the plan's step needs instead: a plan takes no command-line flags."""
+    needed = exc.details.get("needed") if isinstance(exc.details, dict) else None
+    if not needed:
+        return exc.message
+    names = [n.split()[1].split("=")[0] for n in needed if n.startswith("--override-soft-limit ")]
+    flags = [n.removeprefix("--confirm-") for n in needed if n.startswith("--confirm-")]
+    parts = (["override_soft_limit = { " + ", ".join(f'{n} = "reason"' for n in names) + " }"] if names else []) + (
+        ["confirm = [" + ", ".join(f'"{f}"' for f in flags) + "]"] if flags else []) + (
+        ["bridge = true (a bridge bolus) or bridge = false (none)"] if BRIDGE_CHOICE in needed else [])
+    return exc.message + (f" In the plan's step: {'; '.join(parts)}" if parts else "")
+
+
+def bridge_refusals(session: PumpSession, plan: Plan, target: Target, raw: bodies.Status,
+                    states: dict[tuple[str, int], dict]) -> list[str]:
+    """Preflight: every refill step that changes the drug or the concentration while a catheter is
+    (or by an earlier step will be) recorded, and says neither bridge = true nor false. The first
+    write to run is checked by the API against the pump as read (the command line's message, every
+    need at once); a later one, whose pump state earlier steps change, by the same rule offline."""
+    from protocol.constants import CatheterAction
+
+    code, conc = raw.drug.name, raw.concentration_ng_per_ml
+    catheter = raw.catheter.action is not CatheterAction.NONE
+    first = session.pending.get(target.serial) is None
+    out: list[str] = []
+    for step in plan.steps:
+        if step.action not in WRITE_ACTIONS:
+            continue
+        state = states.get((target.serial, step.number), {}).get("state")
+        if state in ("confirmed", "unchanged"):
+            continue  # applied: the pump as read holds it
+        if step.action == "catheter" and step.args.get("event") == "implant":
+            catheter = True
+        if step.action == "refill":
+            new_code, new_conc = step.refill_drug_code or code, _concentration(session, step, step.refill_drug_code
+                                                                               or code)
+            what = ("the drug changes" if new_code != code else
+                    "the concentration changes" if new_conc is not None and new_conc != conc else None)
+            if what and catheter and "bridge" not in step.args and state not in ("sent", "unconfirmed"):
+                message = _first_refusal(session, plan, target, step) if first else None
+                out.append(f"step {step.number} (refill): {message or _offline_refusal(what)}")
+            code, conc = new_code, new_conc if new_conc is not None else conc
+        first = False
+    return out
+
+
+def _concentration(session: PumpSession, step: Step, code: str) -> int | None:
+    from .dosing import parse_concentration
+
+    entry = session.library.for_code(code)
+    try:
+        return parse_concentration(step.args["concentration"], entry, "concentration") if entry else None
+    except IthcliError:
+        return None
+
+
+def _first_refusal(session: PumpSession, plan: Plan, target: Target, step: Step) -> str | None:
+    """The API's refusal of this refill as the pump is now, when it asks for the bridge choice."""
+    try:
+        check_step(Pump(session), step, plan, plan.drug_at(target, step.number))
+    except SafetyError as exc:
+        if BRIDGE_CHOICE in (exc.details or {}).get("needed", []):
+            return in_plan_terms(exc)
+    except IthcliError:
+        pass
+    return None
+
+
+def _offline_refusal(what: str) -> str:
+    from . import limits
+
+    try:
+        limits.settle(limits.check_bridge(None, problem=None, what=what))
+    except SafetyError as exc:
+        return in_plan_terms(exc)
+    raise AssertionError("a bridge choice not asked for")  # pragma: no cover
+
+
+def result_data(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in RESULT_KEYS if data.get(k) is not None}
