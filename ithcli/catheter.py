@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol import Drug
+from protocol import Alarm, Drug, InfusionMode, MriMode
+from protocol.bodies import Status
 from protocol.catheter import DAY_S, bridge_duration_s, dose_in_volume_ng
 from protocol.therapy import dose_for_rate
 
@@ -77,3 +78,15 @@ def days_to_show(phases: list[Phase]) -> int:
     """Enough days to see the dead space clear, and one day of the new program after."""
     first = phases[0].seconds or 0
     return max(2, -(-first // DAY_S) + 1)
+
+
+#: the alarms that stop delivery (bolus and program alike)
+_STOPPING = Alarm.EMPTY_RESERVOIR | Alarm.MOTOR_STALL | Alarm.EOS
+
+
+def bridge_running(raw: Status) -> bool:
+    """Whether a bridge bolus runs in place of the program now. The status does not name a running
+    bolus's purpose, but only a bridge pauses the program while delivery runs: a program at rate 0
+    with a bolus under way and nothing stopping delivery is one (docs/protocol.md)."""
+    return (raw.current_rate_nl_per_day == 0 and raw.bolus_remaining_ng > 0 and raw.mode != InfusionMode.STOPPED
+            and raw.mri_mode == MriMode.OFF and not raw.alarms & _STOPPING)

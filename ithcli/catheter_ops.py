@@ -112,7 +112,7 @@ def catheter_change(state: PumpState, *, action: CatheterAction, model: str, len
                                      bolus_running=bool(raw.bolus_remaining_ng))
     warnings = limits.settle(findings, confirmed=set(confirmed))
     expected = _expected_record(state, action, kind, length_mm, replaced_mm)
-    before = catheter_view(current, state.described.get("catheter", {}).get("recorded_at"))
+    before = catheter_view(current, _recorded_at(state))
     after = catheter_view(_as_record(expected, current), None)
     describe = {"serial_number": raw.serial_number, "action": action.name.lower(), "before": before,
                 "requested": after, "rearms_priming": action is not CatheterAction.CORRECTION,
@@ -138,6 +138,11 @@ def catheter_change(state: PumpState, *, action: CatheterAction, model: str, len
     question = (f"{verb[action.name.lower()]} a {kind.name} catheter of {_len(after['length_cm'])} "
                 f"on {raw.serial_number}?")
     return Change("catheter", request, describe, warnings, rows, question, {}, set(confirmed), unit)
+
+
+def _recorded_at(state: PumpState) -> str | None:
+    """When the pump recorded its catheter, as the status read shows it (this computer's calendar)."""
+    return state.described.get("catheter", {}).get("recorded_at")
 
 
 def _len(cm: Decimal | None) -> str:
@@ -205,7 +210,8 @@ def priming_change(state: PumpState, *, duration: str | None = None, overrides: 
     dose_q = quantity(dose_ng, mass)
     total = quantity(raw.daily_dose_ng_per_day + boluses + dose_ng, entry.dose_unit)
     describe = {"serial_number": raw.serial_number, "purpose": "priming", "dose": dose_q, "duration_s": seconds,
-                "volume_ml": _ml(due), "catheter": catheter_view(record), "daily_dose": state.described["daily_dose"],
+                "volume_ml": _ml(due), "catheter": catheter_view(record, _recorded_at(state)),
+                "daily_dose": state.described["daily_dose"],
                 "boluses_last_24h": quantity(boluses, mass), "daily_total_with_priming": total,
                 "monitoring_confirmed": limits.MONITORING_FLAG in confirmed,
                 "warnings": [w.as_dict() for w in warnings], "overrides": dict(overrides or {})}

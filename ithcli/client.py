@@ -169,20 +169,8 @@ class PumpClient:
             try:
                 hello = self._read(_Hello(role), may_reopen=False)
             except DeviceRejected as exc:
-                if exc.reason == "NOT_PERMITTED":
-                    raise NoKey(f"the pump has no {role} key") from None
-                if exc.reason == "UNSUPPORTED_VERSION":
-                    raise PumpProtocolError(f"{exc.message}: no session was opened") from None
-                raise
-            entry = keystore.find(role, hello.key_id)
-            if entry is None:
-                others = [r for r in ROLES if r != role and keystore.find(r, hello.key_id) is not None]
-                if others:
-                    raise AuthError(
-                        f"the pump answered a {role} HELLO with the id of our {others[0]} key for it: the "
-                        "HELLO was altered on the way. No session was opened, nothing was sent"
-                    )
-                raise NoKey(f"no {role} key with id {hello.key_id.hex()} in the key store")
+                raise hello_refused(exc, role) from None
+            entry = key_for(keystore, role, hello.key_id)
             try:
                 # sent once: a lost reply restarts the handshake with fresh nonces
                 self._exchange(_Auth(entry.key))
@@ -321,6 +309,29 @@ def _rate_limit_wait(exc: AuthError) -> float | None:
 
 class NoKey(AuthError):
     """The key store has no key for this pump and role."""
+
+
+def hello_refused(exc: DeviceRejected, role: str) -> Exception:
+    """What a refused HELLO means: no key for the role, another protocol version, or the refusal."""
+    if exc.reason == "NOT_PERMITTED":
+        return NoKey(f"the pump has no {role} key")
+    if exc.reason == "UNSUPPORTED_VERSION":
+        return PumpProtocolError(f"{exc.message}: no session was opened")
+    return exc
+
+
+def key_for(keystore: Any, role: str, key_id: bytes) -> Any:
+    """The key-store entry for `role` whose id the pump announced; NoKey when there is none, and
+    AuthError when the id is one of our keys for another role (the HELLO was altered on its
+    way: we never authenticate with a role we did not ask for)."""
+    entry = keystore.find(role, key_id)
+    if entry is not None:
+        return entry
+    others = [r for r in ROLES if r != role and keystore.find(r, key_id) is not None]
+    if others:
+        raise AuthError(f"the pump answered a {role} HELLO with the id of our {others[0]} key for it: the "
+                        "HELLO was altered on the way. No session was opened, nothing was sent")
+    raise NoKey(f"no {role} key with id {key_id.hex()} in the key store")
 
 
 class Corrupt(Exception):

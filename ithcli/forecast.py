@@ -211,6 +211,7 @@ def from_pump(raw: Status, program: Program, *, skew_s: int = 0) -> Forecast:
     from protocol import Alarm, InfusionMode, MriMode
 
     from .calendar import shift_s as calendar_shift
+    from .catheter import bridge_running
     from .status import alarm_name
 
     steps = [(s.start_minute, s.rate_nl_per_day) for s in program.steps]
@@ -228,6 +229,9 @@ def from_pump(raw: Status, program: Program, *, skew_s: int = 0) -> Forecast:
     elif alarms & Alarm.EOS:
         steps = []
         assumptions.append("battery at end of service: delivery has stopped")
+    elif bridge_running(raw):
+        assumptions.append("a bridge bolus runs in place of the program: the forecast takes its volume at "
+                           "once and the program from now")
     elif raw.current_rate_nl_per_day == 0 and Schedule(tuple(sorted(steps))).rate_at(now) > 0:
         assumptions.append("delivery is suspended now (" + ", ".join(
             alarm_name(a) for a in Alarm if alarms & a) + "): the forecast assumes it resumes now")

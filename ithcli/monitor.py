@@ -15,6 +15,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .catheter import bridge_running
 from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError
 from .status import hhmm, iso
 
@@ -141,6 +142,8 @@ class Monitor:
         step = active_step(program, raw.pump_time, unit) if program is not None else None
         if status["mode"] == "stopped":
             delivery = "stopped"
+        elif bridge_running(raw):
+            delivery = "bridge bolus"  # the old contents at the old rate; the program waits
         elif status["current_rate_ml_per_day"] == 0:
             delivery = "suspended"
         else:

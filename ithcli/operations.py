@@ -234,6 +234,8 @@ def empty_change(state: PumpState, *, withdrawn=None, confirmed=frozenset()) -> 
     findings = limits.check_change(state.entry, current=raw.daily_dose_ng_per_day, new=0, mode="STOPPED")
     # only the withdrawn-versus-expected check of a refill applies
     findings += limits.check_fill_gap(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw.reservoir_ul)
+    findings += limits.check_no_bolus_running(state.entry, bolus_remaining_ng=raw.bolus_remaining_ng,
+                                              what="record the reservoir emptied")
     warnings = limits.settle(findings, confirmed=set(confirmed))
     stopped = bodies.Program(mode=protocol.InfusionMode.STOPPED, drug=raw.drug,
                              concentration_ng_per_ml=raw.concentration_ng_per_ml, daily_dose_ng_per_day=0,

@@ -65,7 +65,9 @@ def ptm_text(view: dict[str, Any]) -> str:
 
 def use_text(view: dict[str, Any]) -> str:
     """'2 granted, 1 refused in the last 24 h (last granted 2026-...)'."""
-    last = f" (last granted {view['last_granted_at']})" if view.get("last_granted_at") else ""
+    from .output import fmt_date
+
+    last = f" (last granted {fmt_date(view['last_granted_at'])})" if view.get("last_granted_at") else ""
     return f"{view['granted_24h']} granted, {view['refused_24h']} refused in the last 24 h{last}"
 
 

@@ -47,6 +47,7 @@ def refill_change(session: PumpSession, state: PumpState, *, volume, concentrati
     current = 0 if changing_drug else raw.daily_dose_ng_per_day
     findings = limits.check_refill(state.spec, volume_ul=volume_ul, withdrawn_ul=withdrawn_ul,
                                    expected_ul=raw.reservoir_ul)
+    findings += limits.check_no_bolus_running(state.entry, bolus_remaining_ng=raw.bolus_remaining_ng, what="refill")
     dry = limits.dry_run_suspected(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw.reservoir_ul)
     # a refill resumes delivery after an empty reservoir: the log says for how long it was stopped
     past = read_history(state.client, raw)

@@ -44,9 +44,8 @@ from typing import Any, Protocol
 from protocol import Command, ProtocolError, Role, bodies
 from protocol import session as wire
 
-from .client import READ_ATTEMPTS, UNAUTH_GRACE, Corrupt, NoKey, NoReply, ReplyLost, decided
+from .client import READ_ATTEMPTS, UNAUTH_GRACE, Corrupt, NoReply, ReplyLost, decided, hello_refused, key_for
 from .errors import AuthError, DeviceRejected, IthcliError, LinkError, PumpProtocolError, SessionLost, Unconfirmed
-from .keystore import ROLES
 from .steps import Ask, Auth, Hello, Read, Steps, command_of
 
 #: on_exchange(command, request_body_or_None, reply_body_or_None, outcome): PumpClient.on_exchange's shape
@@ -414,20 +413,8 @@ def open_session(keystore: Any, role: str) -> Steps[Any]:
         try:
             hello: wire.HelloReply = yield Hello(role)
         except DeviceRejected as exc:
-            if exc.reason == "NOT_PERMITTED":
-                raise NoKey(f"the pump has no {role} key") from None
-            if exc.reason == "UNSUPPORTED_VERSION":
-                raise PumpProtocolError(f"{exc.message}: no session was opened") from None
-            raise
-        entry = keystore.find(role, hello.key_id)
-        if entry is None:
-            others = [r for r in ROLES if r != role and keystore.find(r, hello.key_id) is not None]
-            if others:
-                raise AuthError(
-                    f"the pump answered a {role} HELLO with the id of our {others[0]} key for it: the "
-                    "HELLO was altered on the way. No session was opened, nothing was sent"
-                )
-            raise NoKey(f"no {role} key with id {hello.key_id.hex()} in the key store")
+            raise hello_refused(exc, role) from None
+        entry = key_for(keystore, role, hello.key_id)
         try:
             yield Auth(entry.key)  # sent once: a lost reply restarts the handshake with fresh nonces
         except ReplyLost as exc:

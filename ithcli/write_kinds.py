@@ -249,9 +249,7 @@ class Catheter(WriteKind):
                 for key, value in want.items() if got[key] != value]
 
     def after(self, session, state, change, readback):
-        from .catheter_ops import catheter_view
-
-        return {"after": {"catheter": catheter_view(readback.status.catheter)}}
+        return {"after": {"catheter": _catheter_after(state, readback)}}
 
 
 class Priming(Bolus):
@@ -266,10 +264,8 @@ class Priming(Bolus):
         return out
 
     def after(self, session, state, change, readback):
-        from .catheter_ops import catheter_view
-
         out = super().after(session, state, change, readback)
-        out["after"]["catheter"] = catheter_view(readback.status.catheter)
+        out["after"]["catheter"] = _catheter_after(state, readback)
         return out
 
 
@@ -295,6 +291,16 @@ class RefillBridge(Refill):
         out["bridge_remaining"] = change.describe["bridge"]["dose"] | {
             "value": _remaining(readback.status.bolus_remaining_ng, change.describe["bridge"]["dose"]["unit"])}
         return out
+
+
+def _catheter_after(state: PumpState, readback: Verified) -> dict[str, Any]:
+    """The catheter record read back, with the time the pump recorded it on this computer's
+    calendar (moved by the session's skew, as interrogate shows it)."""
+    from .calendar import iso, to_calendar
+    from .catheter_ops import catheter_view
+
+    record = readback.status.catheter
+    return catheter_view(record, iso(to_calendar(record.recorded_at, state.described["clock_skew_s"])))
 
 
 def _named(value: Any) -> str:

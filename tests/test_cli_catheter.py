@@ -2,6 +2,7 @@
 end: the real ithcli against real emulator processes (issue 18; docs/clinical.md#catheter)."""
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -237,3 +238,15 @@ def test_api_records_a_revision_and_primes(pump, tmp_path):
             raise AssertionError("a priming bolus without the monitoring confirmation was given")
         assert p.priming_bolus(confirm={"monitoring"}).verified
         assert p.catheter().primed
+
+
+def test_a_running_bridge_is_shown_as_a_bridge_not_as_suspended_delivery(pump):
+    """While the bridge runs the program's rate is 0: monitor and forecast say why."""
+    emu, cli = pump(*MORPHINE_1ML)
+    assert cli(*REFILL_20[:-1], "--withdrawn", "28 mL", "--bridge", "--yes").code == 0
+    reading = json.loads(cli("--json", "monitor", "--count", "1").stdout.splitlines()[0])
+    assert reading["delivery"] == "bridge bolus", reading
+    forecast = cli("--json", "forecast")
+    assert forecast.code == 0, forecast.stderr
+    assumptions = " ".join(forecast.json()["assumptions"])
+    assert "bridge bolus runs in place of the program" in assumptions and "suspended" not in assumptions

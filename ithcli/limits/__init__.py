@@ -72,6 +72,7 @@ from .ptm import (
 from .refill import (
     POCKET_FILL_GAP_UL,
     check_fill_gap,
+    check_no_bolus_running,
     check_refill,
     dry_run_suspected,
     fill_gap,
@@ -102,6 +103,7 @@ __all__ = [
     "POCKET_FILL_GAP_UL",
     "fill_gap",
     "dry_run_suspected",
+    "check_no_bolus_running",
     "check_refill",
     "check_fill_gap",
     "check_flex_clock",
