@@ -32,6 +32,7 @@ from protocol.constants import BolusPurpose, CatheterAction, CatheterModel
 from . import catheter, limits, write_kinds
 from .errors import UsageError
 from .limits.catheter import BOLUS_MAX_S, BOLUS_MIN_S
+from .output import fmt_span
 from .status import quantity
 from .therapy_change import DAY, Change
 
@@ -324,7 +325,7 @@ class BridgePlan:
                 out.append((label, "", self.days_text(key)))
         choice = {True: "bridge bolus", False: "no bridge bolus", None: "not chosen (--bridge or --no-bridge)"}
         bolus = (f"{format(v['dead_space_ml'], 'f')} mL = {_fmt(v['dose'])} {self.old.drug.name.lower()} "
-                 f"over {Decimal(self.duration_s) / 3600:.1f} h")
+                 f"over {fmt_span(self.duration_s)}")
         bolus = bolus if not self.problem else f"not possible: {self.problem}"
         if not self.problem and v["counted_in_24h_total"]:
             bolus += " (its heaviest day above the new program counts in the 24-hour total)"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .output import fmt_span
 from .status import alarm_name as _alarm_name
 from .status import iso
 
@@ -46,7 +47,7 @@ def describe_event(event: Event, dose_unit: str = "mcg/day") -> str:
     if t == EventType.UNCONTROLLED_BOLUS:
         return f"UNCONTROLLED BOLUS: {Quantity.from_base(a1, 'mL')} delivered"
     if t == EventType.BOLUS_STARTED:
-        return f"bolus started: {Quantity.from_base(a1, mass)} over {a2} s"
+        return f"bolus started: {Quantity.from_base(a1, mass)} over {fmt_span(a2)}"
     if t == EventType.SESSION_OPENED:
         from protocol import Role
 
@@ -79,7 +80,7 @@ def _clock_ptm_event(event: Event, mass: str) -> str | None:
         # arg1/arg2: the old and new times' low 32 bits; their difference is the step
         return f"pump clock set: {step_text(set_step(a1, a2))} (earlier events carry the old clock's times)"
     if t == EventType.PTM_GRANTED:
-        return f"patient bolus granted: {Quantity.from_base(a1, mass)} over {a2} s"
+        return f"patient bolus granted: {Quantity.from_base(a1, mass)} over {fmt_span(a2)}"
     if t == EventType.PTM_REFUSED:
         reason = PtmRefusal(a1).name.lower() if a1 in PtmRefusal._value2member_map_ else f"reason {a1}"
         left = f", {a2 // 60} min {a2 % 60} s of lockout left" if a1 == PtmRefusal.LOCKOUT else ""
@@ -110,7 +111,7 @@ def _catheter_event(event: Event) -> str | None:
         text += f", {cm(replaced)} segment replaced" if replaced and action == "revision" else ""
         return text + (" (priming not re-armed)" if action == "correction" else " (priming due)")
     if t == EventType.PRIMING_STARTED:
-        return f"priming bolus: {ml(a1)} over {a2} s (the bolus above; monitor the patient)"
+        return f"priming bolus: {ml(a1)} over {fmt_span(a2)} (the bolus above; monitor the patient)"
     if t == EventType.BRIDGE_STARTED:
         # arg1 is a dose of the drug the pump held before the refill logged just before this event,
         # which may be another drug than today's, dosed in the other mass unit (morphine in mg,
@@ -118,7 +119,7 @@ def _catheter_event(event: Event) -> str | None:
         # unit alone: it is given in both, and said to be the old drug's.
         old_dose = f"{Quantity.from_base(a1, 'mg')} ({Quantity.from_base(a1, 'mcg')})"
         return (f"bridge bolus started: the catheter's old contents, {old_dose} of the drug the pump held before "
-                f"this refill (the DRUG_CHANGED just before names it when the drug changed) over {a2} s, "
+                f"this refill (the DRUG_CHANGED just before names it when the drug changed) over {fmt_span(a2)}, "
                 "instead of the program")
     if t == EventType.DRUG_CHANGED:
         from protocol import Drug

@@ -130,6 +130,18 @@ def fmt_quantity(q: dict | None) -> str:
     return f"{format(q['value'], 'f')} {q['unit']}"
 
 
+def fmt_span(seconds: int) -> str:
+    """A duration as people read it, the same everywhere: '45 s', '10 min', '9 h 48 min', '2.1 days'."""
+    if seconds < 60 or seconds < 3600 and seconds % 60:
+        return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86_400:
+        hours, minutes = seconds // 3600, seconds % 3600 // 60
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
 def fmt_date(text: str | None, *, with_time: bool = True) -> str:
     if not text:
         return "unknown"

@@ -42,7 +42,7 @@ def test_limits_are_set_verified_and_activations_granted_and_refused_by_lockout_
 
     log = cli("--json", "log", "--type", "ptm_granted", "--type", "ptm_refused").json()["events"]
     assert [e["type"] for e in log] == ["ptm_granted", "ptm_refused", "ptm_granted", "ptm_refused"]
-    assert log[0]["description"] == "patient bolus granted: 0.2 mg over 600 s"
+    assert log[0]["description"] == "patient bolus granted: 0.2 mg over 10 min"
     assert log[3]["description"] == "patient bolus refused: daily max"
 
     reading = cli("--json", "monitor", "--count", "1").stdout.splitlines()[0]

@@ -32,7 +32,7 @@ def test_a_bridge_after_a_drug_change_is_the_old_drugs_dose_in_both_units():
     bridge = described(REFILL_TO_BACLOFEN, "mcg/day")[2]  # the pump now holds baclofen: mcg
     assert "4.08 mg (4080 mcg)" in bridge
     assert "the drug the pump held before this refill" in bridge
-    assert "over 7200 s" in bridge
+    assert "over 2 h" in bridge
 
 
 def test_a_bridges_description_does_not_depend_on_the_drug_held_now():

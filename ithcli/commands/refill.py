@@ -45,7 +45,7 @@ def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasti
 
 
 def _print_verified(r: dict) -> None:
-    from ..output import console, fmt_date, fmt_quantity
+    from ..output import console, fmt_date, fmt_quantity, fmt_span
 
     a = r["after"]
     console().print(
@@ -56,5 +56,5 @@ def _print_verified(r: dict) -> None:
     bridge = r.get("bridge")
     if bridge and bridge["chosen"] == "bridge":
         console().print(f"Bridge bolus running: the catheter's {format(bridge['volume_ml'], 'f')} mL of the old "
-                        f"{bridge['old_drug']} ({fmt_quantity(bridge['dose'])}) over {bridge['duration_s'] // 60} min "
+                        f"{bridge['old_drug']} ({fmt_quantity(bridge['dose'])}) over {fmt_span(bridge['duration_s'])} "
                         "at the old rate; the program resumes after it.")
