@@ -108,9 +108,11 @@ def catheter_change(state: PumpState, *, action: CatheterAction, model: str, len
     kind = parse_model(model)
     length_mm = parse_length(length, "--length")
     replaced_mm = parse_length(replaced, "--replaced") if replaced is not None else 0
-    findings = limits.check_catheter(action, recorded=current.action, length_mm=length_mm,
-                                     replaced_mm=replaced_mm, priming_due_nl=current.priming_due_nl,
-                                     bolus_running=bool(raw.bolus_remaining_ng))
+    # a priming bolus must not change under the record it was worked out from
+    findings = limits.check_no_bolus_running(state.entry, bolus_remaining_ng=raw.bolus_remaining_ng,
+                                             what="record the catheter")
+    findings += limits.check_catheter(action, recorded=current.action, length_mm=length_mm,
+                                      replaced_mm=replaced_mm, priming_due_nl=current.priming_due_nl)
     warnings = limits.settle(findings, confirmed=set(confirmed))
     expected = _expected_record(state, action, kind, length_mm, replaced_mm)
     before = catheter_view(current, _recorded_at(state))
@@ -204,8 +206,8 @@ def priming_change(state: PumpState, *, duration: str | None = None, overrides: 
             findings.append(limits.history_unknown(entry, past, "the last 24 hours (boluses are counted there)"))
     findings += limits.check_priming(entry, state.spec, priming_due_nl=due, recorded=record.action, dose_ng=dose_ng,
                                      seconds=seconds, daily_total=raw.daily_dose_ng_per_day, boluses_24h=boluses,
-                                     reservoir_ul=raw.reservoir_ul, program_max_rate_nl_per_day=top_rate,
-                                     bolus_running=bool(raw.bolus_remaining_ng))
+                                     reservoir_ul=raw.reservoir_ul, program_max_rate_nl_per_day=top_rate)
+    findings += limits.check_no_bolus_running(entry, bolus_remaining_ng=raw.bolus_remaining_ng, what="prime")
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
     mass = entry.mass_unit
     dose_q = quantity(dose_ng, mass)

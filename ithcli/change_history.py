@@ -26,22 +26,28 @@ def read_history(client: PumpClient, raw: Status) -> History:
     the status describe the same moment."""
     from protocol.messages import MAX_LOG_PAGE
 
-    from .history import HORIZON_S, History, on_current_clock
+    from .history import HORIZON_S, History, clock_step
 
     horizon = raw.pump_time - HORIZON_S
     end = raw.event_count
     events: list[Event] = []
     oldest = end
     index = end
+    step = 0  # the clock sets read so far: how far they move anything logged before them
     while index > 0:
         first = max(0, index - MAX_LOG_PAGE)
         page = client.read_log(first, index - first)
         oldest = page.oldest_index
         batch = [e for e in page.events if first <= e.index < index]
         events[:0] = batch
-        # read on the pump's clock as it is now: a clock set back or forward moved older events
-        if not batch or first <= oldest or on_current_clock(events)[0].time < horizon:
+        if not batch or first <= oldest:
             break
+        # the oldest event read, on the pump's clock as it is now (history.on_current_clock): a
+        # clock set back or forward moved what was logged before it
+        step += clock_step(batch[1:])
+        if batch[0].time + step < horizon:
+            break
+        step += clock_step(batch[:1])
         index = first
     complete = oldest == 0 and (not events or events[0].index == 0)
     return History.from_log(events, now=raw.pump_time, dose_now=raw.daily_dose_ng_per_day, complete=complete)

@@ -33,7 +33,7 @@ from .calendar import (
     warning,
 )
 from .errors import UsageError
-from .history import on_current_clock
+from .history import set_step
 
 if TYPE_CHECKING:
     from .app import PumpSession
@@ -129,17 +129,11 @@ def clock_after(session: PumpSession, readback: Verified, target: write_kinds.Cl
     return {"after": after, "time_set": time_set, "step_s": step}
 
 
-def set_step(old_low32: int, new_low32: int) -> int:
-    """A CLOCK_SET's step from its arguments (the times' low 32 bits), in 32-bit arithmetic."""
-    step = (new_low32 - old_low32) & 0xFFFF_FFFF
-    return step - (1 << 32) if step >= 1 << 31 else step
-
-
-def clock_sets(events: list[bodies.Event]) -> list[dict[str, Any]]:
-    """The CLOCK_SET events of a log read: when (the new clock), from what, the step."""
+def clock_sets(pairs: list[tuple[bodies.Event, bodies.Event]]) -> list[dict[str, Any]]:
+    """The CLOCK_SET events of a log read, given as (event, the same on the clock as it is now:
+    history.on_current_clock): when (the new clock), the step."""
     out = []
-    moved = on_current_clock(events)
-    for e, m in zip(events, moved, strict=True):
+    for e, m in pairs:
         if e.type == protocol.EventType.CLOCK_SET:
             step = set_step(e.arg1, e.arg2)
             out.append({"index": e.index, "time": iso(m.time), "step_s": step, "step": step_text(step)})

@@ -46,15 +46,20 @@ def on_current_clock(events: list[Event]) -> list[Event]:
     step = 0
     for e in reversed(events):
         out.append(dataclasses.replace(e, time=e.time + step) if step else e)
-        if e.type == EventType.CLOCK_SET:
-            step += _signed32(e.arg2 - e.arg1)
+        step += clock_step([e])
     out.reverse()
     return out
 
 
-def _signed32(value: int) -> int:
-    value &= 0xFFFF_FFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
+def set_step(old_low32: int, new_low32: int) -> int:
+    """A CLOCK_SET's step from its arguments (the times' low 32 bits), in 32-bit arithmetic."""
+    step = (new_low32 - old_low32) & 0xFFFF_FFFF
+    return step - (1 << 32) if step >= 1 << 31 else step
+
+
+def clock_step(events: list[Event]) -> int:
+    """The steps of every CLOCK_SET among `events`, added: what moves a time logged before them all."""
+    return sum(set_step(e.arg1, e.arg2) for e in events if e.type == EventType.CLOCK_SET)
 
 
 _BOLUS_EVENTS = frozenset({EventType.BOLUS_STARTED, EventType.PTM_GRANTED, EventType.BRIDGE_STARTED,

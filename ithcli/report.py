@@ -54,7 +54,7 @@ def rehydrate_status(body: dict) -> Status:
     out = dict(body)
     for key, enum in (("model", protocol.PumpModel), ("drug", protocol.Drug), ("mode", protocol.InfusionMode),
                       ("battery_state", protocol.BatteryState), ("mri_mode", protocol.MriMode)):
-        out[key] = enum[body[key]] if isinstance(body[key], str) else enum(body[key])
+        out[key] = _code(enum, body[key])
     out["alarms"] = _alarms(body.get("alarms"))
     out["firmware"] = Firmware(**body["firmware"])
     out.update(_v4_groups(body))
@@ -76,12 +76,17 @@ def _v4_groups(body: dict) -> dict:
     else:
         fields = _fields_of(CatheterRecord, catheter)
         for key, enum in (("action", protocol.CatheterAction), ("model", protocol.CatheterModel)):
-            fields[key] = enum[fields[key]] if isinstance(fields[key], str) else enum(fields[key])
+            fields[key] = _code(enum, fields[key])
         groups = {"catheter": CatheterRecord(**fields)}
     ptm, use = body.get("ptm"), body.get("ptm_use")
     groups["ptm"] = PTM_OFF if ptm is None else PtmLimits(**_fields_of(PtmLimits, ptm))
     groups["ptm_use"] = PTM_UNUSED if use is None else PtmUse(**_fields_of(PtmUse, use))
     return groups
+
+
+def _code(enum: Any, value: Any) -> Any:
+    """A code as the audit log stored it (its name; a number in older entries) -> the enum member."""
+    return enum[value] if isinstance(value, str) else enum(value)
 
 
 def _fields_of(cls, data: dict) -> dict:
@@ -111,8 +116,8 @@ def rehydrate_program(body: dict) -> Program:
     from protocol.bodies import DeliveredStep, Program
 
     out = dict(body)
-    out["mode"] = protocol.InfusionMode[body["mode"]] if isinstance(body["mode"], str) else body["mode"]
-    out["drug"] = protocol.Drug[body["drug"]] if isinstance(body["drug"], str) else body["drug"]
+    out["mode"] = _code(protocol.InfusionMode, body["mode"])
+    out["drug"] = _code(protocol.Drug, body["drug"])
     out["steps"] = tuple(DeliveredStep(**_fields_of(DeliveredStep, step)) for step in body["steps"])
     return Program(**_fields_of(Program, out))
 

@@ -61,8 +61,7 @@ def test_the_shortest_bolus_fits_the_top_flow_in_whole_minutes():
 
 def _priming(**kw):
     args = dict(priming_due_nl=39_000, recorded=CatheterAction.REVISION, dose_ng=390_000, seconds=600,
-                daily_total=10_000_000, boluses_24h=0, reservoir_ul=20_000, program_max_rate_nl_per_day=1_000_000,
-                bolus_running=False)
+                daily_total=10_000_000, boluses_24h=0, reservoir_ul=20_000, program_max_rate_nl_per_day=1_000_000)
     return limits.check_priming(MORPHINE, SPEC, **(args | kw))
 
 

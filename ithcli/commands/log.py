@@ -55,9 +55,9 @@ def log(app, since, until, alarms_only, types, priority, limit):
     oldest, events = session.client().read_whole_log(0)
     dose_unit = status["daily_dose"]["unit"]
     skew = status["clock_skew_s"]  # one skew for the whole log: measured at this session's read
-    sets = clock_sets(events)
     # the stamps before each CLOCK_SET moved by its step onto the pump's clock as it is now
     pairs = list(zip(events, on_current_clock(events), strict=True))
+    sets = clock_sets(pairs)
 
     def when(pair: tuple[Event, Event]) -> int:
         return to_calendar(pair[1].time, skew) or 0

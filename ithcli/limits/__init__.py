@@ -26,6 +26,7 @@ from __future__ import annotations
 from .bolus import (
     check_bolus,
     check_bolus_rate,
+    check_no_bolus_running,
 )
 from .catheter import (
     BRIDGE_CHOICE,
@@ -72,7 +73,6 @@ from .ptm import (
 from .refill import (
     POCKET_FILL_GAP_UL,
     check_fill_gap,
-    check_no_bolus_running,
     check_refill,
     dry_run_suspected,
     fill_gap,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .dose import check_daily_total
-from .findings import SECONDS_PER_DAY, Finding, fmt_mass, ml, ml_day
+from .findings import SECONDS_PER_DAY, Finding, fmt, fmt_mass, ml, ml_day
 
 
 def check_bolus(entry, *, dose: int, daily_total: int, volume_nl: int, reservoir_ul: int,
@@ -29,3 +29,15 @@ def check_bolus_rate(spec, *, volume_nl: int, seconds: int, program_max_rate_nl_
     return [Finding("refuse", "bolus-rate",
                     f"the bolus would run at {ml_day(bolus_rate)} on top of the program, past the "
                     f"{spec.name}'s top flow of {ml_day(spec.max_flow_nl_per_day)}{hint}")]
+
+
+def check_no_bolus_running(entry, *, bolus_remaining_ng: int, what: str) -> list[Finding]:
+    """The pump refuses a refill, an emptied reservoir, a catheter record and a priming bolus while
+    any bolus runs (a clinician, priming, bridge or patient bolus): refused here before anything is
+    sent. entry: the drug library entry of the drug in the pump (None: not in it)."""
+    if not bolus_remaining_ng:
+        return []
+    left = fmt(bolus_remaining_ng, entry.mass_unit if entry is not None else "mcg")
+    return [Finding("refuse", "bolus-running",
+                    f"a bolus is running ({left} left): {what} after it finishes (ithcli interrogate shows "
+                    "what is left)")]

@@ -38,12 +38,10 @@ def ml_nl(nl: int) -> str:
 
 
 def check_catheter(action: CatheterAction, *, recorded: CatheterAction, length_mm: int, replaced_mm: int,
-                   priming_due_nl: int, bolus_running: bool = False) -> list[Finding]:
+                   priming_due_nl: int) -> list[Finding]:
     """An IMPLANT, REVISION or CORRECTION asked for, against what the pump has recorded
     (`recorded`: its last IMPLANT or REVISION; NONE: nothing)."""
     out: list[Finding] = []
-    if bolus_running:  # a priming bolus must not change under the record it was worked out from
-        out.append(Finding("refuse", "bolus-running", "a bolus is running: record the catheter after it ends"))
     if not 1 <= length_mm <= MAX_CATHETER_MM:
         out.append(Finding("refuse", "catheter-length",
                            f"a catheter length of {cm(length_mm)}: give 0.1 to {cm(MAX_CATHETER_MM)}"))
@@ -78,8 +76,8 @@ def shortest_bolus_s(spec, *, volume_nl: int, program_max_rate_nl_per_day: int) 
 
 
 def check_priming(entry, spec, *, priming_due_nl: int, recorded: CatheterAction, dose_ng: int, seconds: int,
-                  daily_total: int, boluses_24h: int, reservoir_ul: int, program_max_rate_nl_per_day: int,
-                  bolus_running: bool) -> list[Finding]:
+                  daily_total: int, boluses_24h: int, reservoir_ul: int,
+                  program_max_rate_nl_per_day: int) -> list[Finding]:
     """A priming bolus of priming_due_nl (dose_ng at the reservoir's concentration) over seconds."""
     if not priming_due_nl:
         why = ("no catheter is recorded" if recorded is CatheterAction.NONE else
@@ -88,8 +86,6 @@ def check_priming(entry, spec, *, priming_due_nl: int, recorded: CatheterAction,
                         f"nothing to prime ({why}). A priming bolus is given only right after an implant or a "
                         "revision that has not been primed yet (record it with ithcli catheter implant / revise)")]
     out: list[Finding] = []
-    if bolus_running:
-        out.append(Finding("refuse", "bolus-running", "a bolus is already running"))
     # the whole priming dose counts: the recall's lesson is that it can reach the patient sooner than assumed
     out += check_bolus(entry, dose=dose_ng, daily_total=daily_total, volume_nl=priming_due_nl,
                        reservoir_ul=reservoir_ul, boluses_24h=boluses_24h)

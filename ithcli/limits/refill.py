@@ -2,7 +2,7 @@
 (docs/clinical.md#refill-checks)."""
 from __future__ import annotations
 
-from .findings import Finding, fmt, ml
+from .findings import Finding, ml
 
 #: refill reconciliation: withdrawn vs expected gap that suggests a pocket fill
 POCKET_FILL_GAP_UL = {20_000: 1_000, 40_000: 2_000}
@@ -48,15 +48,3 @@ def check_fill_gap(spec, *, withdrawn_ul: int | None, expected_ul: int) -> list[
                     f"withdrew {ml(withdrawn_ul)} but the pump expected {ml(expected_ul)} (a gap of {ml(gap)}, "
                     f"over {ml(limit)}): a possible pocket fill at the last refill, a wrong recorded volume, or a "
                     f"delivery fault; investigate before filling", "--confirm-fill-gap")]
-
-
-def check_no_bolus_running(entry, *, bolus_remaining_ng: int, what: str) -> list[Finding]:
-    """The pump refuses a refill (or an emptied reservoir) while any bolus runs (a clinician,
-    priming, bridge or patient bolus): refused here before anything is sent, as bolus and
-    catheter do. entry: the drug library entry of the drug in the pump (None: not in it)."""
-    if not bolus_remaining_ng:
-        return []
-    left = fmt(bolus_remaining_ng, entry.mass_unit if entry is not None else "mcg")
-    return [Finding("refuse", "bolus-running",
-                    f"a bolus is running ({left} left): {what} after it finishes (ithcli interrogate shows "
-                    "what is left)")]
