@@ -32,13 +32,18 @@ from .pump.transactions import APPLIED_HISTORY, Applied, Transactions
 from .security_state import FailureLog, SessionLog
 
 FORMAT = "ith-emulator-state"
-VERSION = 4  # 2: dose-based program steps, applied-transaction history, running bolus
+VERSION = 5  # 2: dose-based program steps, applied-transaction history, running bolus
 #            3: MRI-safe mode's recorded program, the static field, the motor's stall
 #            4: the catheter record and its column, patient-bolus limits and activations, the clock step
+#            5: the patient record
 #: older versions read by filling in what they could not hold (version 1 is refused)
 MIGRATE_FROM = 2
 #: what version 4 added: absent from an older file (no catheter recorded, PTM off, step 0), required since
 ADDED_IN_4 = ("catheter", "ptm", "clock_step_s")
+#: what version 5 added: absent from an older file (no patient recorded), required since
+ADDED_IN_5 = ("patient",)
+#: what a file of each version must hold beyond version 3's
+REQUIRED_SINCE = {4: ADDED_IN_4, 5: ADDED_IN_5}
 
 
 class StateError(Exception):
@@ -93,9 +98,10 @@ def load(path: str, clock=None) -> tuple[Pump, float]:
     try:
         if data["version"] == MIGRATE_FROM:
             _migrate_2(data["pump"])
-        missing = [name for name in ADDED_IN_4 if name not in data["pump"]]
-        if data["version"] == VERSION and missing:
-            raise KeyError(missing[0])  # a version-4 file without them is corrupt
+        missing = [name for since, names in REQUIRED_SINCE.items() if data["version"] >= since
+                   for name in names if name not in data["pump"]]
+        if missing:
+            raise KeyError(missing[0])  # a file of a version that holds them, without them, is corrupt
         pump = pump_from_dict(data["pump"], clock=clock)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -157,6 +163,7 @@ def pump_to_dict(pump: Pump) -> dict:
         "catheter": pump.catheter.to_dict(),
         "ptm": pump.ptm.to_dict(),
         "clock_step_s": pump.clock_step.step_s,
+        "patient": pump.patient.to_dict(),
         "log": {
             "capacity": core.log.events.maxlen,
             "count": core.log.count,
@@ -192,6 +199,7 @@ def pump_from_dict(data: dict, clock: Callable[[], int] | None = None) -> Pump:
     pump.catheter.load(data.get("catheter"))
     pump.ptm.load(data.get("ptm"))
     pump.clock_step.load(data.get("clock_step_s"))
+    pump.patient.load(data.get("patient"))  # absent before protocol version 5: no patient recorded
     pump.core.log = _read_log(data["log"])
     return pump
 

@@ -31,13 +31,14 @@ from typing import Any
 from protocol import Quantity, bodies
 from protocol.models import ModelSpec
 
-from . import mri, operations
+from . import doublecheck, mri, operations, orders
 from .api_clock_ptm import ClockAndPatientBoluses
 from .api_types import (
     Catheter,
     Checklist,
     Event,
     LinkStats,
+    Patient,
     PreparedChange,
     PreparedMri,
     Program,
@@ -45,7 +46,9 @@ from .api_types import (
     WriteResult,
 )
 from .app import PumpSession, Records, Settings
+from .clinic_policy import load_policy
 from .clock import ClockReading
+from .credentials import Credential, load_credential
 from .errors import (
     AuthError,
     CheckFailed,
@@ -64,7 +67,7 @@ from .status import event_view, program_view
 
 __all__ = [
     "open_pump", "Pump", "PreparedChange", "PreparedMri", "FieldFor", "Status", "Program", "Event", "LinkStats",
-    "WriteResult", "Catheter",
+    "WriteResult", "Catheter", "Patient", "Credential", "load_credential", "verify_double_check",
     "Checklist", "Finding", "ClockReading", "PatientBoluses",
     "Quantity",
     "IthcliError", "AuthError", "CheckFailed", "DeviceRejected", "LinkError", "PumpProtocolError", "SafetyError",
@@ -73,9 +76,12 @@ __all__ = [
 
 
 def open_pump(port: str, *, operator: str, key_store: str | None = None, state_dir: str | None = None,
-              audit_log: str | None = None, drug_library: str | None = None, timeout: float = 2.0) -> Pump:
+              audit_log: str | None = None, drug_library: str | None = None, timeout: float = 2.0,
+              clinic_policy: str | None = None, credential: str | Credential | None = None) -> Pump:
     """A session with the pump on `port`: a device path, `socket://host:port`, or `emulator`
-    (a private emulated pump started for this session and stopped at close)."""
+    (a private emulated pump started for this session and stopped at close). clinic_policy: the
+    clinic's clinicians and which writes need a second verifier; credential: the operator's own
+    (a path to an unprotected one, or load_credential(path, passphrase)), needed for double checks."""
     if not operator or not str(operator).strip():
         raise UsageError("an operator is required: who is programming is recorded with every write")
     env = os.environ  # the same defaults as the command line's options
@@ -83,8 +89,21 @@ def open_pump(port: str, *, operator: str, key_store: str | None = None, state_d
                         drug_library_path=drug_library or env.get("ITHCLI_DRUG_LIBRARY"), operator=operator,
                         audit_path=audit_log or env.get("ITHCLI_AUDIT_LOG"),
                         state_dir=state_dir or env.get("ITHCLI_STATE_DIR"),
-                        key_store_dir=key_store or env.get("ITHCLI_KEY_STORE"))
-    return Pump(PumpSession(settings, Records.from_settings(settings)))
+                        key_store_dir=key_store or env.get("ITHCLI_KEY_STORE"),
+                        clinic_policy_path=clinic_policy or env.get("ITHCLI_CLINIC_POLICY"),
+                        credential_path=credential if isinstance(credential, str) else env.get("ITHCLI_CREDENTIAL"))
+    session = PumpSession(settings, Records.from_settings(settings))
+    if isinstance(credential, Credential):
+        session.credential = credential
+    return Pump(session)
+
+
+def verify_double_check(request: dict[str, Any], *, credential: str | Credential, clinic_policy: str) -> dict[str, Any]:
+    """The second clinician's side: `request` (a document from Pump.request_double_check, or
+    doublecheck.load(path)) signed with their own credential. Refused (SafetyError) for the clinician
+    who asked for it, and for anyone the clinic policy does not list (AuthError)."""
+    cred = credential if isinstance(credential, Credential) else load_credential(credential)
+    return doublecheck.verify(request, cred, load_policy(clinic_policy))
 
 
 def confirmation_flags(confirm: Iterable[str]) -> set[str]:
@@ -176,41 +195,78 @@ class Pump(ClockAndPatientBoluses):
     def check_program(self, *, dose: str | None = None, flow: str | None = None, stop: bool = False,
                       mode: str | None = None, schedule: str | None = None, next_visit: str | None = None,
                       overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
-                      spasticity_origin: str | None = None, expect_drug: str | None = None) -> PreparedChange:
+                      spasticity_origin: str | None = None, expect_drug: str | None = None,
+                      order: str | os.PathLike[str] | orders.Order | None = None) -> PreparedChange:
         """Read the pump and check a program change; raises SafetyError or UsageError, sends nothing.
         Exactly one of: dose ('450 mcg/day'), flow ('0.5 mL/day'), stop=True, mode="minimum", or
         mode="flex" with schedule (a TOML file of steps). expect_drug: the drug the dose was
-        written for ("morphine"); a pump holding another is refused before any check."""
-        state = self._state(expect_drug=expect_drug)
-        mode = "flex" if schedule and mode is None else mode
-        change = operations.program_change(self._session, state, dose=dose, flow=flow, mode=mode, schedule=schedule,
-                                           stop=stop, next_visit=next_visit, overrides=_overrides(overrides),
+        written for ("morphine"); a pump holding another is refused before any check. order: an
+        order file (orders.py); the pump is checked against it first, and the change is the order's
+        (a given value that differs from it is refused)."""
+        given = {"dose": dose, "flow": flow, "stop": stop, "mode": mode, "schedule": schedule}
+        state, the_order, args = self._ordered("program", order, given, overrides, expect_drug=expect_drug)
+        mode = args["mode"]
+        mode = "flex" if args["schedule"] and mode is None else mode
+        change = operations.program_change(self._session, state, dose=args["dose"], flow=args["flow"], mode=mode,
+                                           schedule=args["schedule"], stop=bool(args["stop"]),
+                                           next_visit=next_visit, overrides=args["overrides"],
                                            confirmed=confirmation_flags(confirm),
                                            spasticity_origin=spasticity_origin)
-        return PreparedChange(state, change)
+        return PreparedChange(state, change, the_order)
 
-    def check_refill(self, *, volume: str, concentration: str, drug: str | None = None,
+    def check_refill(self, *, volume: str | None = None, concentration: str | None = None, drug: str | None = None,
                      withdrawn: str | None = None, dose: str | None = None, next_visit: str | None = None,
                      overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
                      spasticity_origin: str | None = None, expect_drug: str | None = None,
-                     bridge: bool | None = None) -> PreparedChange:
+                     bridge: bool | None = None,
+                     order: str | os.PathLike[str] | orders.Order | None = None) -> PreparedChange:
         """Read the pump and check a refill (the same expect_drug as check_program: the drug in the
         pump before this refill). A refill that changes the drug or the concentration of a pump with a
         catheter recorded needs bridge=True (a bridge bolus) or bridge=False (none): the projections of
-        both are in `.describe["bridge"]`."""
-        state = self._state(allow_unknown_drug=bool(drug), expect_drug=expect_drug)
-        change = operations.refill_change(self._session, state, volume=volume, concentration=concentration, drug=drug,
-                                          withdrawn=withdrawn, dose=dose, next_visit=next_visit,
-                                          overrides=_overrides(overrides), confirmed=confirmation_flags(confirm),
-                                          spasticity_origin=spasticity_origin, bridge=bridge)
-        return PreparedChange(state, change)
+        both are in `.describe["bridge"]`. volume and concentration are required unless an order
+        gives them; withdrawn is measured, never ordered."""
+        given = {"volume": volume, "concentration": concentration, "drug": drug, "dose": dose, "bridge": bridge}
+        state, the_order, args = self._ordered("refill", order, given, overrides, expect_drug=expect_drug,
+                                               allow_unknown_drug=bool(drug) or order is not None)
+        if not args["volume"] or not args["concentration"]:
+            raise UsageError("a refill needs its volume and concentration (or an order that gives them)")
+        change = operations.refill_change(self._session, state, volume=args["volume"],
+                                          concentration=args["concentration"], drug=args["drug"],
+                                          withdrawn=withdrawn, dose=args["dose"], next_visit=next_visit,
+                                          overrides=args["overrides"], confirmed=confirmation_flags(confirm),
+                                          spasticity_origin=spasticity_origin, bridge=args["bridge"])
+        return PreparedChange(state, change, the_order)
 
-    def check_bolus(self, *, dose: str, over: str, overrides: dict[str, str] | None = None,
-                    confirm: Iterable[str] = (), expect_drug: str | None = None) -> PreparedChange:
-        state = self._state(expect_drug=expect_drug)
-        change = operations.bolus_change(state, dose=dose, duration=over,
-                                         overrides=_overrides(overrides), confirmed=confirmation_flags(confirm))
-        return PreparedChange(state, change)
+    def check_bolus(self, *, dose: str | None = None, over: str | None = None,
+                    overrides: dict[str, str] | None = None, confirm: Iterable[str] = (),
+                    expect_drug: str | None = None,
+                    order: str | os.PathLike[str] | orders.Order | None = None) -> PreparedChange:
+        """Read the pump and check a clinician bolus: dose ('50 mcg') over a duration ('30 min'),
+        both required unless an order gives them."""
+        state, the_order, args = self._ordered("bolus", order, {"dose": dose, "over": over}, overrides,
+                                               expect_drug=expect_drug)
+        if not args["dose"] or not args["over"]:
+            raise UsageError("a bolus needs its dose and --over duration (or an order that gives them)")
+        change = operations.bolus_change(state, dose=args["dose"], duration=args["over"],
+                                         overrides=args["overrides"], confirmed=confirmation_flags(confirm))
+        return PreparedChange(state, change, the_order)
+
+    def _ordered(self, kind: str, order: str | os.PathLike[str] | orders.Order | None, given: dict[str, Any],
+                 overrides: dict[str, str] | None, **read: Any
+                 ) -> tuple[operations.PumpState, orders.Order | None, dict[str, Any]]:
+        """The pump read, and the change's arguments: as given, or (with an order) the order's, after
+        the order's dates and the pump's serial, patient, drug and concentration were checked
+        against it, before any other check."""
+        given_overrides = _overrides(overrides)
+        if order is None:
+            return self._state(**read), None, given | {"overrides": given_overrides}
+        the_order = order if isinstance(order, orders.Order) else orders.load_order(order)
+        orders.check_kind(the_order, kind)
+        orders.check_dates(the_order)
+        state = self._state(**read)
+        orders.check_pump(the_order, state, self._session.library)
+        args = orders.arguments(the_order, given, given_overrides)
+        return state, the_order, {k: None for k in given} | args
 
     def check_empty(self, *, withdrawn: str | None = None, confirm: Iterable[str] = ()) -> PreparedChange:
         state = self._state()
@@ -219,18 +275,46 @@ class Pump(ClockAndPatientBoluses):
 
     def apply(self, prepared: PreparedChange, *,
               on_echo: Callable[[bodies.Prepared], None] | None = None,
-              on_commit_sent: Callable[[int], None] | None = None) -> WriteResult:
+              on_commit_sent: Callable[[int], None] | None = None,
+              second_verifier: dict[str, Any] | doublecheck.DoubleCheck | None = None) -> WriteResult:
         """Send a checked change: PREPARE, echo compared, journal, COMMIT once, read back.
         on_commit_sent(txid) runs once the journal entry is written, before COMMIT goes out (a
-        batch's own journal records "sent" there)."""
+        batch's own journal records "sent" there). second_verifier: the verified double-check
+        document (verify_double_check) that a write the clinic policy names needs; it must cover
+        exactly this write, asked for by this operator."""
         change = prepared.change
         if change.unchanged:
             data = {"command": change.command, **change.describe, "outcome": "unchanged", "verified": True}
             return WriteResult(change.command, data["serial_number"], "unchanged", None, tuple(change.warnings), data)
         data = operations.apply_change(self._session, prepared.state, change, on_echo=on_echo,
-                                       on_commit_sent=on_commit_sent)
+                                       on_commit_sent=on_commit_sent, order=prepared.order,
+                                       verified=second_verifier)
         return WriteResult(change.command, data["serial_number"], data["outcome"], data["txid"],
                            tuple(change.warnings), data)
+
+    # --- the double check ---------------------------------------------------
+
+    def double_check_needed(self, prepared: PreparedChange) -> str | None:
+        """Why the clinic policy wants this change verified by a second clinician (None: it does not)."""
+        return doublecheck.reason_needed(self._session.clinic_policy, prepared.state, prepared.change)
+
+    def accept_double_check(self, prepared: PreparedChange, second_verifier: dict[str, Any]) -> doublecheck.DoubleCheck:
+        """Check a verified document against this change now, without sending (apply checks it again)."""
+        operator = self._session.operator_clinician("a double-checked write")
+        policy = self._session.clinic_policy
+        assert policy is not None
+        item = doublecheck.write_item(prepared.state, prepared.change, prepared.order,
+                                      self.double_check_needed(prepared))
+        return doublecheck.accept(second_verifier, policy, operator, item)
+
+    def request_double_check(self, prepared: PreparedChange) -> dict[str, Any]:
+        """A request for a second clinician to verify this change, signed with the operator's
+        credential (save it with doublecheck.save). Nothing is sent to the pump."""
+        if prepared.change.unchanged:
+            raise UsageError("the pump already delivers this: there is nothing to double-check")
+        item = doublecheck.write_item(prepared.state, prepared.change, prepared.order,
+                                      self.double_check_needed(prepared))
+        return doublecheck.request_for(self._session, [item])
 
     # --- one call per write -------------------------------------------------
 

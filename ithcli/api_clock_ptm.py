@@ -1,6 +1,7 @@
-"""`api.Pump`'s calls for the pump's clock and patient-activated boluses (docs/api.md, "The
-clock and patient boluses"), kept beside the API module: `Pump` inherits them. They stand
-on the same `_state`, `apply` and `status` as every other write and read."""
+"""`api.Pump`'s calls for the pump's clock, patient-activated boluses and the patient record
+(docs/api.md, "The clock and patient boluses", "The patient on the pump"), kept beside the API
+module: `Pump` inherits them. They stand on the same `_state`, `apply` and `status` as every
+other write and read."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -8,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import clock as clock_ops
 from . import ptm as ptm_ops
-from .api_types import PreparedChange
+from .api_types import Patient, PreparedChange
 from .clock import ClockReading
+from .errors import UsageError
 from .ptm import PatientBoluses
 
 if TYPE_CHECKING:
@@ -70,3 +72,29 @@ class ClockAndPatientBoluses:
     def set_ptm(self, **kw: Any) -> WriteResult:
         """check_ptm(**kw), then apply it."""
         return self.apply(self.check_ptm(**kw))
+
+    def patient(self, *, reading: Status | None = None) -> Patient:
+        """The patient the pump records (of `reading`, else of a status read now)."""
+        return Patient.from_view((reading or self.status()).data["patient"])
+
+    def check_patient(self, action: str, *, patient_id: str | None = None, initials: str | None = None,
+                      born: str | None = None, spasticity_origin: str | None = None) -> PreparedChange:
+        """Check a patient record: action "record" (on a pump that holds none; patient_id required) or
+        "correct" (the record it holds; fields not given are kept, initials="" or born="" clears one).
+        born "YYYY-MM-DD"; spasticity_origin "spinal", "cerebral" or "not-recorded". A bad field is
+        refused (UsageError) before the pump is read; a record over a recorded patient, or a correction
+        with none, is refused (SafetyError). Nothing is sent."""
+        from protocol.constants import PatientAction
+
+        from .patient import Given, patient_change
+
+        actions = {"record": PatientAction.RECORD, "correct": PatientAction.CORRECT}
+        if action not in actions:
+            raise UsageError(f"patient action {action!r}: give one of {', '.join(actions)}")
+        given = Given.parse(patient_id=patient_id, initials=initials, born=born, spasticity_origin=spasticity_origin)
+        state = self._state(allow_unknown_drug=True)
+        return PreparedChange(state, patient_change(state, actions[action], given=given))
+
+    def record_patient(self, action: str, **kw: Any) -> WriteResult:
+        """check_patient(action, **kw), then apply it: verified when the record reads back as echoed."""
+        return self.apply(self.check_patient(action, **kw))

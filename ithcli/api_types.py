@@ -1,10 +1,11 @@
 """The typed results of the public API (ithcli/api.py; docs/api.md): what a read returns
-(Status, Program, Event, Catheter, LinkStats, Checklist), what a write returns (WriteResult),
+(Status, Program, Event, Catheter, Patient, LinkStats, Checklist), what a write returns (WriteResult),
 and a checked change waiting to be sent (PreparedChange, PreparedMri). Quantities carry
 their units. Import them from ithcli.api, which re-exports every one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
     from . import mri
     from .limits import Finding
+    from .orders import Order
     from .therapy_change import Change, PumpState
     from .writes import WriteRequest
 
@@ -151,6 +153,30 @@ class Catheter:
 
 
 @dataclass(frozen=True)
+class Patient:
+    """The patient the pump records (`Pump.patient()`; protocol version 5). With none recorded,
+    `recorded` is False and every other field is None."""
+
+    recorded: bool
+    patient_id: str | None  # an opaque identifier the clinic chose (its record number, never a name)
+    initials: str | None
+    birth_date: date | None
+    spasticity_origin: str | None  # "spinal" or "cerebral" (baclofen's budget follows it); None: not recorded
+    recorded_at: str | None  # when the pump recorded it, ISO 8601 on this computer's calendar
+
+    @classmethod
+    def from_view(cls, v: dict[str, Any] | None) -> Patient:
+        if v is None:
+            return cls(False, None, None, None, None, None)
+        born = v["born"]
+        try:
+            birth_date = date.fromisoformat(born) if born else None
+        except ValueError:  # what the pump sent is no date: not guessed at
+            birth_date = None
+        return cls(True, v["id"], v["initials"], birth_date, v["spasticity_origin"], v["recorded_at"])
+
+
+@dataclass(frozen=True)
 class Checklist:
     """An MRI checklist: the overall result (PASS, WARN, BLOCK) and each line."""
 
@@ -177,6 +203,8 @@ class PreparedChange:
 
     state: PumpState
     change: Change
+    #: the order it was checked against (check_*(order=...)): audited with the write
+    order: Order | None = None
 
     @property
     def warnings(self) -> list[Finding]:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from .audit import AuditLog
     from .client import PumpClient
+    from .clinic_policy import Clinician, ClinicPolicy
+    from .credentials import Credential
     from .druglib import DrugLibrary
     from .keystore import KeyStore
     from .link import Link
@@ -59,6 +61,12 @@ class Settings:
     audit_path: str | None = None
     state_dir: str | None = None
     key_store_dir: str | None = None
+    #: the clinic policy (its clinicians, which writes need a second verifier) and the operator's
+    #: own credential (doublecheck.py); None: not configured
+    clinic_policy_path: str | None = None
+    credential_path: str | None = None
+    #: asks for a passphrase-protected credential's passphrase (the CLI asks at the terminal)
+    ask_passphrase: Callable[[str], bytes] | None = None
 
 
 class Records:
@@ -124,6 +132,9 @@ class PumpSession:
         self._link: Link | None = None
         self._client: PumpClient | None = None
         self._closed_counts = (0, 0)  # corrupt frames and retries of the clients closed before
+        self._policy: ClinicPolicy | None = None
+        #: the operator's credential, once loaded (the API may hand one in)
+        self.credential: Credential | None = None
 
     @property
     def port(self) -> str | None:
@@ -139,6 +150,33 @@ class PumpSession:
         if self.serial is None:
             raise RuntimeError("no session with the pump is open yet: client() opens one")
         return self.serial
+
+    @property
+    def clinic_policy(self) -> ClinicPolicy | None:
+        """The clinic policy (--clinic-policy), read once; None when none is configured."""
+        if self._policy is None and self.settings.clinic_policy_path:
+            from .clinic_policy import load_policy
+
+            self._policy = load_policy(self.settings.clinic_policy_path)
+        return self._policy
+
+    def operator_clinician(self, why: str) -> Clinician:
+        """The operator as the clinic policy knows them, proven by their credential (--credential)."""
+        from .doublecheck import identify
+        from .errors import UsageError
+
+        policy = self.clinic_policy
+        if policy is None:
+            raise UsageError(f"{why} needs the clinic policy (--clinic-policy FILE, env ITHCLI_CLINIC_POLICY)")
+        if self.credential is None:
+            path = self.settings.credential_path
+            if not path:
+                raise UsageError(f"{why} needs the operator's own credential (--credential FILE, env "
+                                 "ITHCLI_CREDENTIAL; make one with `ithcli credential new`)")
+            from .credentials import read_credential
+
+            self.credential = read_credential(path, self.settings.ask_passphrase)
+        return identify(policy, self.credential, "the operator")
 
     @property
     def library(self) -> DrugLibrary:

@@ -21,7 +21,16 @@ from typing import Any
 
 from .api import Pump
 from .app import PumpSession
-from .batch_writes import bridge_refusals, check_step, dry_run_skip, in_plan_terms, result_data, unchanged_text
+from .batch_writes import (
+    bridge_refusals,
+    check_step,
+    double_check_item,
+    dry_run_skip,
+    in_plan_terms,
+    result_data,
+    unchanged_text,
+)
+from .doublecheck import DoubleCheck
 from .errors import IthcliError, LinkError, Unconfirmed
 from .plan import WRITE_ACTIONS, Plan, Step, Target, evaluate_check
 
@@ -127,7 +136,8 @@ class TargetReport:
 
 class Runner:
     def __init__(self, session_factory: Callable[[str], PumpSession], plan: Plan, *, journal: Journal, jobs: int,
-                 continue_on_error: bool, dry_run: bool, on_update: Callable[[TargetReport, str], None]):
+                 continue_on_error: bool, dry_run: bool, on_update: Callable[[TargetReport, str], None],
+                 verified: dict[str, Any] | None = None):
         self.session_factory = session_factory
         self.plan = plan
         self.journal = journal
@@ -141,6 +151,12 @@ class Runner:
         self._sessions: dict[int, PumpSession] = {}
         self._states: dict | None = None
         self._states_lock = threading.Lock()
+        #: the run's double check (doublecheck.py): each target's item as preflight read it, the rows
+        #: a dry run showed for it, and (verified: the document given) the check accepted for it
+        self.verified = verified
+        self.items: dict[int, dict[str, Any]] = {}
+        self.checks: dict[int, DoubleCheck] = {}
+        self._plan_sha256 = hashlib.sha256(Path(plan.path).read_bytes()).hexdigest()
 
     # --- the whole run ---------------------------------------------------------
     def run(self) -> list[TargetReport]:
@@ -225,6 +241,9 @@ class Runner:
                                             save=False)
                 if checked["result"] == mri.BLOCK:
                     raise IthcliError("pre-MRI checklist BLOCK: " + "; ".join(mri.blocks(checked)))
+            self.items[t.number] = double_check_item(self.plan, t, raw, self._plan_sha256)
+            if self.verified is not None:
+                self.checks[t.number] = self._accept(session, self.items[t.number])
             report.before = status
             report.outcome = "ready"
             self._sessions[t.number] = session
@@ -235,6 +254,13 @@ class Runner:
         finally:
             if t.number not in self._sessions:
                 session.close()
+
+    def _accept(self, session: PumpSession, item: dict[str, Any]) -> DoubleCheck:
+        from .doublecheck import accept
+
+        operator = session.operator_clinician("a double-checked run")
+        assert session.clinic_policy is not None  # operator_clinician refuses without one
+        return accept(self.verified, session.clinic_policy, operator, item)
 
     def _expected_drugs(self, t: Target, states: dict) -> set[str]:
         """The drug codes the pump may hold at preflight: the target's, or after a refill
@@ -329,19 +355,25 @@ class Runner:
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", skip)
             pump = Pump(session)
             # the drug again, as the pump holds it now (it may have changed since preflight)
-            prepared = check_step(pump, step, self.plan, self.plan.drug_at(t, step.number))
+            prepared = check_step(pump, step, self.plan, self.plan.drug_at(t, step.number), t)
             change = prepared.change
             if change.unchanged:
                 self.journal.write(**base, state="unchanged")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "unchanged",
                                   unchanged_text(step.action))
             if self.dry_run:
+                item = self.items.get(t.number)
+                if item is not None:  # what a second verifier is shown of it
+                    item["rows"] += [[f"step {step.number} {step.action}: {label}", now, after]
+                                     for label, now, after in change.rows]
+                    item["warnings"] += [w.message for w in change.warnings]
                 self.journal.write(**base, state="dry-run")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
                                   "checked; nothing sent", data=result_data(change.describe))
 
             log_index = prepared.state.raw.event_count
-            result = pump.apply(prepared, on_commit_sent=lambda txid: journal_sent(txid, log_index)).data
+            result = pump.apply(prepared, on_commit_sent=lambda txid: journal_sent(txid, log_index),
+                                second_verifier=self.checks.get(t.number)).data
             self.journal.write(**base, state="confirmed", txid=result["txid"])
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed",
                               "verified by read-back", result["txid"],

@@ -28,9 +28,13 @@ RESULT_KEYS = ("before", "requested", "after", "warnings", "bridge", "dose", "vo
                "time_set", "action")
 
 
-def check_step(pump: Pump, step: Step, plan: Plan, drug: str | None) -> PreparedChange:
-    """A write step checked through the API (the same limits as the command line); nothing sent."""
+def check_step(pump: Pump, step: Step, plan: Plan, drug: str | None, target: Target | None = None) -> PreparedChange:
+    """A write step checked through the API (the same limits as the command line); nothing sent.
+    The target's order, if any, governs its step of the order's kind (as --order does)."""
     args = dict(step.args)
+    args.pop("from_order", None)
+    order = target.order if target is not None and target.order is not None \
+        and target.order.kind == step.action else None
     confirmed = {CONFIRMATIONS[c] for c in args.pop("confirm", [])}
     overrides = args.pop("override_soft_limit", None) or None  # {NAME: reason}, names as in limits.OVERRIDE_NAMES
     action = step.action
@@ -40,11 +44,12 @@ def check_step(pump: Pump, step: Step, plan: Plan, drug: str | None) -> Prepared
             schedule = str(Path(plan.path).parent / schedule)
         return pump.check_program(dose=args.get("dose"), flow=args.get("flow"), mode=args.get("mode"),
                                   schedule=schedule, stop=args.get("stop", False), overrides=overrides,
-                                  confirm=confirmed, expect_drug=drug)
+                                  confirm=confirmed, expect_drug=drug, order=order)
     if action == "refill":
-        return pump.check_refill(volume=args["volume"], concentration=args["concentration"], drug=args.get("drug"),
-                                 withdrawn=args.get("withdrawn"), dose=args.get("dose"), overrides=overrides,
-                                 confirm=confirmed, expect_drug=drug, bridge=args.get("bridge"))
+        return pump.check_refill(volume=args.get("volume"), concentration=args.get("concentration"),
+                                 drug=args.get("drug"), withdrawn=args.get("withdrawn"), dose=args.get("dose"),
+                                 overrides=overrides, confirm=confirmed, expect_drug=drug, bridge=args.get("bridge"),
+                                 order=order)
     if action == "priming-bolus":
         return pump.check_priming(duration=args.get("over"), overrides=overrides, confirm=confirmed,
                                   expect_drug=drug)
@@ -57,8 +62,27 @@ def check_step(pump: Pump, step: Step, plan: Plan, drug: str | None) -> Prepared
         return pump.check_ptm(dose=args.get("dose"), lockout=args.get("lockout"),
                               max_per_day=args.get("max_per_day"), duration=args.get("duration"),
                               off=args.get("off", False), overrides=overrides, confirm=confirmed, expect_drug=drug)
-    return pump.check_bolus(dose=args["dose"], over=args["over"], overrides=overrides, confirm=confirmed,
-                            expect_drug=drug)
+    return pump.check_bolus(dose=args.get("dose"), over=args.get("over"), overrides=overrides, confirm=confirmed,
+                            expect_drug=drug, order=order)
+
+
+def double_check_item(plan: Plan, target: Target, raw: Any, plan_sha256: str) -> dict[str, Any]:
+    """A target's part of a run's double check (doublecheck.py): the plan (its hash and steps), the
+    pump as preflight read it (serial, patient, last txid) and its order. The same plan on an
+    unchanged pump computes the same writes, so this is what a verifier's signature binds."""
+    import json
+
+    from .doublecheck import canonical
+
+    patient = getattr(raw, "patient", None)
+    steps = [{"step": s.number, "action": s.action, **s.args} for s in plan.steps]
+    order = target.order
+    return {"kind": "batch", "serial_number": raw.serial_number,
+            "patient_id": getattr(patient, "patient_id", "") or None, "based_on_txid": raw.last_txid,
+            "prepare": json.loads(canonical({"plan": plan.name, "plan_sha256": plan_sha256, "steps": steps})),
+            "overrides": {}, "order_sha256": order.sha256 if order is not None else None,
+            "order": order.content if order is not None else None, "rows": [], "warnings": [],
+            "question": f"Run plan {plan.name} on {raw.serial_number}?", "reason": None}
 
 
 def unchanged_text(action: str) -> str:

@@ -1,8 +1,9 @@
 """The pump's history as a change's checks read it and its before/after table shows it.
 
 read_history() reads the pump's log back to the checks' horizon (history.py works it out
-without I/O); patient_origin() and record_origin() keep baclofen's spasticity origin for
-a pump, which picks the 24-hour budget the history is measured against. history_view()
+without I/O); patient_origin() says baclofen's spasticity origin, which picks the 24-hour
+budget the history is measured against: the pump's patient record holds it (protocol version
+5); for a pump that records none, record_origin() keeps the one given for later changes. history_view()
 and history_rows() show what the history told the checks.
 """
 from __future__ import annotations
@@ -54,7 +55,21 @@ def read_history(client: PumpClient, raw: Status) -> History:
 
 
 def patient_origin(session: PumpSession, state: PumpState, given: str | None) -> str | None:
-    """Baclofen's spasticity origin: as given now, else as recorded for this pump."""
+    """Baclofen's spasticity origin: the pump's patient record's when it holds one (an origin given now
+    that contradicts it is refused: SafetyError); else as given now, else as kept for this pump."""
+    from .patient import recorded_origin
+
+    on_pump = recorded_origin(state.raw)
+    if on_pump:
+        if given and given != on_pump:
+            from .errors import SafetyError
+
+            raise SafetyError(f"--spasticity-origin {given}, but {state.raw.serial_number} records the patient's "
+                              f"spasticity as {on_pump}: correct the pump's record with `ithcli patient set "
+                              f"--correct --spasticity-origin {given}` if it is wrong. Nothing was sent",
+                              details={"refused": [{"level": "refuse", "rule": "origin-contradicts-pump",
+                                                    "message": f"the pump records {on_pump}", "flag": None}]})
+        return on_pump
     if given:
         return given
     if state.entry is None or not state.entry.rise_24h_percent_by_origin:
@@ -63,8 +78,11 @@ def patient_origin(session: PumpSession, state: PumpState, given: str | None) ->
 
 
 def record_origin(session: PumpSession, state: PumpState, given: str | None) -> None:
-    """Keep a newly given spasticity origin for this pump's later changes (audited)."""
-    if not given:
+    """Keep a newly given spasticity origin for this pump's later changes (audited); a pump that
+    records the origin itself keeps it (nothing is kept here then)."""
+    from .patient import recorded_origin
+
+    if not given or recorded_origin(state.raw):
         return
     notes = session.records.notes
     serial = state.raw.serial_number

@@ -32,8 +32,11 @@ COMMANDS = {
     "mri": ("mri", "mri", 'MRI: checklist before the scan, MRI-safe mode,...'),
     "clock": ("clock", "clock", "The pump's clock: show it against this computer's,..."),
     "ptm": ("ptm", "ptm", 'Patient-activated boluses: show the limits and use,...'),
+    "patient": ("patient", "patient", "The patient on the pump: ID, initials, birth date,..."),
     "reconcile": ("reconcile", "reconcile", 'Learn from the pump whether an unconfirmed write was...'),
     "batch": ("batch", "batch", 'Run a plan (TOML) of steps across many pumps:...'),
+    "verify": ("verify", "verify", "Verify another clinician's change as its independent..."),
+    "credential": ("credential", "credential", 'Your clinician credential: a key only you hold, that...'),
     "keys": ("keys", "keys", 'Per-pump keys: one reader and one clinician key per...'),
     "audit": ("audit", "audit", 'The local audit log of every command sent and every...'),
     "ports": ("ports", "ports", 'List serial ports (USB adapters, on-board UARTs)...'),
@@ -95,11 +98,21 @@ class LazyGroup(click.Group):
     help="Directory of per-pump keys (default: $XDG_CONFIG_HOME/ithcli/keys or "
     "~/.config/ithcli/keys). [env: ITHCLI_KEY_STORE]",
 )
+@click.option(
+    "--clinic-policy", envvar="ITHCLI_CLINIC_POLICY", metavar="FILE",
+    help="The clinic's policy (TOML): its clinicians' public keys and which writes need an independent "
+    "second verifier. [env: ITHCLI_CLINIC_POLICY]",
+)
+@click.option(
+    "--credential", envvar="ITHCLI_CREDENTIAL", metavar="FILE",
+    help="Your own clinician credential (`ithcli credential new`): signs double-check requests and "
+    "verifications. [env: ITHCLI_CREDENTIAL]",
+)
 @click.option("-v", "--verbose", count=True, help="Diagnostics on stderr; -vv adds frame hex dumps.")
 @click.version_option(package_name="ithcli")
 @click.pass_context
 def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audit_log, state_dir, key_store,
-        verbose):
+        clinic_policy, credential, verbose):
     """Interrogate and program implanted intrathecal drug pumps.
 
     NOT A CLEARED MEDICAL DEVICE: for development, training and testing with the
@@ -111,7 +124,9 @@ def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audi
     ctx.call_on_close(_diagnostics_on_stderr(verbose))
     ctx.obj = App(Settings(port=port, timeout=timeout, json=as_json, verbose=verbose,
                            drug_library_path=drug_library, operator=operator or _default_operator(),
-                           audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store))
+                           audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store,
+                           clinic_policy_path=clinic_policy, credential_path=credential,
+                           ask_passphrase=_ask_passphrase))
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -138,6 +153,15 @@ def _diagnostics_on_stderr(verbose: int) -> Callable[[], None]:
         logger.propagate = saved[1]
 
     return undo
+
+
+def _ask_passphrase(path: str) -> bytes:
+    """A credential's passphrase, typed by its owner at the terminal (never from a file or the environment)."""
+    from .errors import AuthError
+
+    if not sys.stdin.isatty():
+        raise AuthError(f"credential {path} is protected by a passphrase: run at a terminal to type it")
+    return click.prompt(f"Passphrase for {path}", hide_input=True, err=True).encode()
 
 
 def _default_operator() -> str:

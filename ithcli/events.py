@@ -65,7 +65,26 @@ def describe_event(event: Event, dose_unit: str = "mcg/day") -> str:
     clock_or_ptm = _clock_ptm_event(event, mass)
     if clock_or_ptm is not None:
         return clock_or_ptm
+    if t == EventType.PATIENT_RECORDED:
+        return _patient_event(a1, a2)
     return t.name.lower().replace("_", " ")
+
+
+def _patient_event(a1: int, a2: int) -> str:
+    """PATIENT_RECORDED in words: the action, which fields changed, the origin recorded. The event
+    carries no identifier, and nothing here would show one."""
+    from protocol.constants import PatientAction, SpasticityOrigin
+    from protocol.patient import CHANGED_SHIFT, FIELD_BITS
+
+    action = {int(PatientAction.RECORD): "patient recorded", int(PatientAction.CORRECT): "patient record corrected"
+              }.get(a1, f"patient record (action {a1})")
+    code = a2 & 0xFF
+    origin = SpasticityOrigin(code).name.lower() if code in SpasticityOrigin._value2member_map_ else f"origin {code}"
+    names = {"patient_id": "ID", "initials": "initials", "birth_date": "birth date",
+             "spasticity_origin": "spasticity origin"}
+    changed = [names[name] for name, bit in FIELD_BITS if (a2 >> CHANGED_SHIFT) & bit]
+    text = action + (f": {', '.join(changed)} changed" if a1 == PatientAction.CORRECT and changed else "")
+    return text + ("" if origin == "not_recorded" else f" ({origin} spasticity)")
 
 
 def _clock_ptm_event(event: Event, mass: str) -> str | None:

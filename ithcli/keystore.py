@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AuthError, UsageError
+from .protected_files import OTHERS_READ, read_protected
 
 FORMAT = "ithcli-pump-keys"
 ROLES = ("reader", "clinician")
@@ -40,23 +40,12 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 def read_key_file(path: Path) -> dict:
     """Parse and check one key file (permissions first: a readable key is a leaked key)."""
-    # the mode is checked on the file that is read (no gap between check and read), never
-    # through a symbolic link
+    raw = read_protected(path, "key file", forbidden=OTHERS_READ, refusal="is readable by group or others "
+                         "(mode {mode}): refused; chmod 600 it and consider the keys compromised")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise UsageError(f"key file {path}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise UsageError(f"key file {path}: not a regular file")
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise AuthError(f"key file {path} is readable by group or others (mode {stat.S_IMODE(mode):o}): "
-                            "refused; chmod 600 it and consider the keys compromised")
-        try:
-            data = json.loads(fh.read().decode())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"key file {path}: not a valid key file: {exc}") from None
+        data = json.loads(raw.decode())
+    except ValueError as exc:
+        raise UsageError(f"key file {path}: not a valid key file: {exc}") from None
     version = data.get("version") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("format") != FORMAT or type(version) is not int or version != 1:
         raise UsageError(f"key file {path}: not an {FORMAT} version 1 file")

@@ -40,6 +40,8 @@ from .therapy_change import (
 if TYPE_CHECKING:
     from .app import PumpSession
     from .dosing import Plan
+    from .doublecheck import DoubleCheck
+    from .orders import Order
     from .writes import WriteRequest
 
 # PumpState, Change and read_state live in therapy_change.py, refill_change in refill_ops.py:
@@ -275,16 +277,31 @@ def record_overrides(session: PumpSession, change: Change) -> None:
         session.record("confirmation-flags", flags=sorted(change.confirmed), findings=accepted)
 
 
-def apply_change(session: PumpSession, state: PumpState, change: Change, on_echo=None, on_commit_sent=None) -> dict:
-    """Send a checked change; the verified result for --json (raises on any other outcome)."""
+def apply_change(session: PumpSession, state: PumpState, change: Change, on_echo=None, on_commit_sent=None, *,
+                 order: Order | None = None, verified: dict | DoubleCheck | None = None) -> dict:
+    """Send a checked change; the verified result for --json (raises on any other outcome). A
+    write the clinic policy wants double-checked needs `verified` (a verified double-check
+    document for exactly this write: doublecheck.py); the order and the double check are
+    audited before PREPARE."""
+    from .doublecheck import guard
+    from .orders import audit_record
     from .writes import execute
 
     if change.request is None:  # Pump.apply answers an unchanged change without sending
         raise ValueError("an unchanged change has nothing to send")
+    double_check = guard(session, state, change, order, verified)
+    if order is not None:
+        session.record("order", command=change.command, **audit_record(order))
+    if double_check is not None:
+        session.record("double-check", command=change.command, **double_check.audit())
     record_overrides(session, change)
     result = execute(session, state.client, change.request, log_index=state.raw.event_count,
                      based_on_txid=state.raw.last_txid, read_program=state.program,
                      dose_unit=change.unit, on_echo=on_echo, on_commit_sent=on_commit_sent)
     out = {"command": change.command, **change.describe, "txid": result.txid, "commit": result.commit,
            "verified": True, "outcome": "verified"}
+    if order is not None:
+        out["order"] = {"id": order.id, "sha256": order.sha256, "prescriber": order.prescriber}
+    if double_check is not None:
+        out["double_check"] = double_check.audit()
     return out | change.request.kind.after(session, state, change, result)

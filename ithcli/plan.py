@@ -68,6 +68,14 @@ program, refill, bolus, priming-bolus and ptm-set also take (ptm-set: overrides 
         only for priming-bolus, clock-step only for clock-set): the plan is the
         confirmation, so nothing is asked.
 
+Orders (ithcli/orders.py): a target may name its prescriber's order, order = "FILE"
+(relative to the plan; its pump must be the target's serial). Its program, refill or
+bolus step (the order's kind; a target's order governs only that one) is then checked
+against the order and the pump as `--order` does: a value the step gives must agree with
+the order, and with from_order = true the step gives none and takes each target's own.
+A run the clinic policy wants double-checked is verified whole: `ithcli batch run PLAN
+--check-request FILE`, `ithcli verify FILE`, `ithcli batch run PLAN --verified-by FILE`.
+
 Every problem in the file is collected and reported at once, each with its file,
 line and what was expected (an unknown action is one problem among the others);
 a plan with any problem touches no pump.
@@ -82,6 +90,7 @@ from typing import Any
 
 from . import plan_doses, plan_steps
 from .errors import IthcliError, UsageError
+from .orders import Order, load_order
 
 # the drug-free value checks live in plan_checks; imported here under their old names
 # (batch, tests and other tools import them from ithcli.plan)
@@ -96,7 +105,7 @@ from .plan_checks import (
     parse_confirmations,
     parse_overrides,
 )
-from .plan_steps import ACTIONS, BOLUS_SECONDS, SHAPES, WRITE_ACTIONS
+from .plan_steps import ACTIONS, BOLUS_SECONDS, ORDERED_ACTIONS, SHAPES, WRITE_ACTIONS
 
 __all__ = ["ACTIONS", "BOLUS_SECONDS", "CONFIRMATIONS", "STATUS_FIELDS", "WRITE_ACTIONS", "Plan", "PlanError", "Step",
            "Target", "UsageError", "check_problem", "check_value", "evaluate_check", "load", "parse_check",
@@ -117,7 +126,10 @@ class Step:
 
     @property
     def carries_dose(self) -> bool:
-        """A write whose values are in a drug's unit or depend on its concentration."""
+        """A write whose values are in a drug's unit or depend on its concentration (from_order: the
+        order's values, checked against the pump when the step runs)."""
+        if self.args.get("from_order"):
+            return False
         if self.action == "program":
             return any(k in self.args for k in ("dose", "flow", "schedule"))
         if self.action == "ptm-set":
@@ -134,6 +146,8 @@ class Target:
     line: int
     #: the drug's protocol code (e.g. "MORPHINE") from the drug library, compared with the pump's
     drug_code: str | None = None
+    #: the prescriber's order for this pump (order = "FILE"), checked as `--order` does
+    order: Order | None = None
 
 
 @dataclass
@@ -253,6 +267,7 @@ class _Checker:
         targets = self._targets(data.get("target"))
         steps = self._steps(data.get("step"))
         plan = Plan(self.where, name, targets, steps)
+        self._orders_fit(plan)
         # the drug: required where doses are, and every value in its unit (plan_doses)
         plan_doses.needs_drug(self, plan)
         plan_doses.check_values(self, plan)
@@ -275,9 +290,10 @@ class _Checker:
                 self.problem(line, f"target {number}: expected a [[target]] table")
                 continue
             for key in t:
-                if key not in ("port", "serial", "drug"):
+                if key not in ("port", "serial", "drug", "order"):
                     self.problem(self.lines.key(line, key), f"target {number}: unknown field {key!r}"
-                                 f"{_did_you_mean(key, ('port', 'serial', 'drug'))} (expected port, serial, drug)")
+                                 f"{_did_you_mean(key, ('port', 'serial', 'drug', 'order'))} (expected port, "
+                                 "serial, drug, order)")
             for key in ("port", "serial"):
                 if not isinstance(t.get(key), str) or not t.get(key):
                     self.problem(line, f"target {number}: expected {key} = \"...\"")
@@ -301,8 +317,41 @@ class _Checker:
                 else:
                     code = entry.code
             targets.append(Target(number, str(port), str(serial), drug if isinstance(drug, str) else None,
-                                  line, code))
+                                  line, code, self._order(number, line, t)))
         return targets
+
+    def _order(self, number: int, line: int, t: dict) -> Order | None:
+        given = t.get("order")
+        if given is None:
+            return None
+        at = self.lines.key(line, "order")
+        if not isinstance(given, str) or not given:
+            self.problem(at, f"target {number}: order must be \"FILE\" (an order file, relative to the plan)")
+            return None
+        try:
+            order = load_order(Path(self.where).parent / given)
+        except UsageError as exc:
+            self.problem(at, f"target {number}: {exc.message}")
+            return None
+        if order.pump != t.get("serial"):
+            self.problem(at, f"target {number}: {order.label} is for pump {order.pump}, not {t.get('serial')}")
+        return order
+
+    def _orders_fit(self, plan: Plan) -> None:
+        """A target's order governs its one step of the order's kind; from_order needs every target's."""
+        ordered = [s for s in plan.steps if s.action in ORDERED_ACTIONS]
+        with_orders = [t for t in plan.targets if t.order is not None]
+        if with_orders and len(ordered) > 1:
+            self.problem(ordered[1].line, f"step {ordered[1].number} ({ordered[1].action}): a plan with orders has "
+                         "one program, refill or bolus step (an order is one change)")
+        for step in ordered:
+            for t in plan.targets:
+                if t.order is not None and t.order.kind != step.action:
+                    self.problem(step.line, f"step {step.number} ({step.action}): target {t.number}'s "
+                                 f"{t.order.label} orders a {t.order.kind}, not a {step.action}")
+                elif step.args.get("from_order") and t.order is None:
+                    self.problem(step.line, f"step {step.number} ({step.action}): from_order = true, but "
+                                 f"target {t.number} ({t.serial}) names no order")
 
     def _unknown_drug(self, drug) -> str | None:  # a problem text (memoised with the others)
         if not isinstance(drug, str):
@@ -346,7 +395,7 @@ class _Checker:
             if key != "action" and key not in allowed and (action, key) != ("bolus", "priming"):  # plan_steps says
                 say(key, f"unknown field {key!r}{_did_you_mean(key, allowed)}"
                     + (f"; expected {', '.join(sorted(allowed))}" if allowed else "; it takes none"))
-        for key in sorted(required - set(s)):
+        for key in sorted(required - set(s)) if s.get("from_order") is not True else ():
             self.problem(line, f"step {number} ({action}): missing field {key!r}")
         args: dict[str, Any] = {}
         for key, value in s.items():

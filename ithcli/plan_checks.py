@@ -53,6 +53,9 @@ STATUS_FIELDS |= {"catheter": "table", "catheter.recorded": "bool", "catheter.ac
                   "catheter.model": "text", "catheter.length_cm": "number", "catheter.replaced_cm": "number",
                   "catheter.dead_space_ml": "number", "catheter.priming_due_ml": "number", "catheter.primed": "bool",
                   "catheter.recorded_at": "date"}
+#: the patient record (ithcli/patient.py; null when none is recorded): a plan may check it is the right patient
+STATUS_FIELDS |= {"patient": "table", "patient.id": "text", "patient.initials": "text", "patient.born": "text",
+                  "patient.spasticity_origin": "text", "patient.recorded_at": "date"}
 for _name in [n for n, k in STATUS_FIELDS.items() if k == "quantity"]:
     STATUS_FIELDS[f"{_name}.value"] = "number"
     STATUS_FIELDS[f"{_name}.unit"] = "text"

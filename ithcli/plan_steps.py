@@ -15,10 +15,10 @@ ACTIONS = {
     # action: (allowed keys besides "action", required keys)
     "interrogate": (set(), set()),
     "assert": ({"check"}, {"check"}),
-    "program": ({"dose", "flow", "mode", "schedule", "stop", "override_soft_limit", "confirm"}, set()),
-    "refill": ({"volume", "concentration", "drug", "withdrawn", "dose", "bridge", "override_soft_limit", "confirm"},
-               {"volume", "concentration"}),
-    "bolus": ({"dose", "over", "override_soft_limit", "confirm"}, {"dose", "over"}),
+    "program": ({"dose", "flow", "mode", "schedule", "stop", "override_soft_limit", "confirm", "from_order"}, set()),
+    "refill": ({"volume", "concentration", "drug", "withdrawn", "dose", "bridge", "override_soft_limit", "confirm",
+                "from_order"}, {"volume", "concentration"}),
+    "bolus": ({"dose", "over", "override_soft_limit", "confirm", "from_order"}, {"dose", "over"}),
     "priming-bolus": ({"over", "override_soft_limit", "confirm"}, set()),
     "catheter": ({"event", "model", "length", "replaced"}, {"event", "length"}),
     "clock-set": ({"to", "confirm"}, set()),
@@ -51,14 +51,19 @@ SHAPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "length": (str, '"80 cm" (or "800 mm")'), "replaced": (str, '"15 cm"'),
     "to": ((str, datetime), '"2030-03-01T08:00:00Z" (with its UTC offset)'),
     "lockout": (str, '"60 min"'), "duration": (str, '"10 min"'), "max_per_day": (int, "a whole number, e.g. 4"),
-    "off": (bool, "true"),
+    "off": (bool, "true"), "from_order": (bool, "true (the values come from each target's order)"),
 }
+#: the steps a target's order governs (ithcli/orders.py KINDS)
+ORDERED_ACTIONS = ("program", "refill", "bolus")
 
 Say = Callable[[str, "str | None"], None]
 
 
 def program_shape(s: dict, say: Say) -> None:
-    """Exactly one way to set the program (counted over the fields given, whatever their values)."""
+    """Exactly one way to set the program (counted over the fields given, whatever their values);
+    none with from_order = true (each target's order says it)."""
+    if s.get("from_order") is True:
+        return
     mode = s.get("mode") if isinstance(s.get("mode"), str) else None
     if s.get("stop") is False:
         say("stop", "stop = false does nothing: write stop = true or leave it out")

@@ -33,6 +33,7 @@ WRITE_COMMANDS = {"PREPARE_PROGRAM": "program", "PREPARE_REFILL": "refill", "PRE
                   "PREPARE_MRI_ENTER": "mri enter", "PREPARE_MRI_EXIT": "mri exit"}
 WRITE_COMMANDS["PREPARE_CATHETER"] = "catheter"
 WRITE_COMMANDS |= {"PREPARE_CLOCK": "clock", "PREPARE_PTM": "ptm"}
+WRITE_COMMANDS["PREPARE_PATIENT"] = "patient"
 
 
 def entry_time(entry: dict) -> int | None:
@@ -58,7 +59,23 @@ def rehydrate_status(body: dict) -> Status:
     out["alarms"] = _alarms(body.get("alarms"))
     out["firmware"] = Firmware(**body["firmware"])
     out.update(_v4_groups(body))
+    out["patient"] = _patient_group(body)
     return Status(**_fields_of(Status, out))
+
+
+def _patient_group(body: dict) -> Any:
+    """The patient record (protocol version 5); an audit entry written by an older ithcli has none:
+    it reads as no patient recorded, which is what that pump could tell."""
+    import protocol
+    from protocol.bodies import PatientRecord
+    from protocol.patient import NO_PATIENT
+
+    patient = body.get("patient")
+    if patient is None:
+        return NO_PATIENT
+    fields = _fields_of(PatientRecord, patient)
+    fields["spasticity_origin"] = _code(protocol.SpasticityOrigin, fields["spasticity_origin"])
+    return PatientRecord(**fields)
 
 
 def _v4_groups(body: dict) -> dict:
@@ -287,6 +304,13 @@ def _before_write(mine: list[tuple[int, dict]], pos: int) -> tuple[Status | None
                           "findings": r.get("findings")})
         if r.get("event") == "confirmation-flags":
             notes.append({"event": "confirmation-flags", "flags": r.get("flags"), "findings": r.get("findings")})
+        if r.get("event") == "order":  # the prescriber's order it was programmed against
+            notes.append({"event": "order", "order_id": r.get("order_id"), "prescriber": r.get("prescriber"),
+                          "order_sha256": r.get("order_sha256")})
+        if r.get("event") == "double-check":  # both clinicians of the independent double check
+            notes.append({"event": "double-check", "requested_by": r.get("requested_by"),
+                          "verified_by": r.get("verified_by"), "verified_by_name": r.get("verified_by_name"),
+                          "verified_at": r.get("verified_at")})
         if before_status is not None and before_program is not None and r.get("command") == "HELLO":
             break
     return before_status, before_program, notes
@@ -357,7 +381,23 @@ def _request_view(command: str, request: dict, unit: str) -> dict:
         out["automatic_exit"] = quantity(request.get("auto_exit_s", 0), "s")
     out |= _catheter_request_view(command, request, mass)
     out |= _clock_ptm_request_view(command, request, mass)
+    if command == "patient":  # protocol version 5: what was asked to be recorded
+        from .patient import patient_text, patient_view
+
+        out |= {"action": str(request.get("action", "")).lower(),
+                "patient": patient_text(patient_view(rehydrate_patient_request(request)))}
     return out
+
+
+def rehydrate_patient_request(request: dict) -> Any:
+    """A PREPARE_PATIENT request as the audit log stored it -> the record it asked for."""
+    import protocol
+    from protocol.bodies import PatientRecord
+
+    return PatientRecord(patient_id=str(request.get("patient_id") or ""), initials=str(request.get("initials") or ""),
+                         birth_date=int(request.get("birth_date") or 0),
+                         spasticity_origin=_code(protocol.SpasticityOrigin, request.get("spasticity_origin", 0)),
+                         recorded_at=0)
 
 
 def _clock_ptm_request_view(command: str, request: dict, mass: str) -> dict:
@@ -411,12 +451,20 @@ def _state_view(status: Status | None, program: Program | None, unit: str) -> di
                 "bolus_remaining": quantity(status.bolus_remaining_ng, unit.split("/")[0]),
                 "mri_mode": status.mri_mode.name.lower(),
                 "last_txid": status.last_txid,
-                **_clock_ptm_state(status, unit), "catheter": _catheter_state(status)}
+                **_clock_ptm_state(status, unit), "catheter": _catheter_state(status),
+                "patient": _patient_state(status)}
         if program is None:
             out |= {"mode": status.mode.name.lower(), "drug": status.drug.name.lower(),
                     "daily_dose": quantity(status.daily_dose_ng_per_day, unit),
                     "flow_ml_per_day": Decimal(status.daily_volume_nl_per_day) / 1_000_000}
     return out
+
+
+def _patient_state(status: Status) -> str:
+    """The patient record in one line (ithcli/patient.py)."""
+    from .patient import patient_text, patient_view
+
+    return patient_text(patient_view(status.patient))
 
 
 def _catheter_state(status: Status) -> str:

@@ -69,8 +69,9 @@ class PendingWrites:
 
 
 class PumpNotes:
-    """What ithcli knows of a pump's patient that the pump does not hold (yet): one small
-    file per serial number. Today: baclofen's spasticity origin, which sets its daily budget."""
+    """What ithcli knows of a pump's patient that the pump does not hold: one small file per
+    serial number. Today: baclofen's spasticity origin, which sets its daily budget, for a pump
+    whose patient record holds none (the pump's record is the source when it does: ithcli/patient.py)."""
 
     ORIGINS = ("spinal", "cerebral")
 

@@ -125,6 +125,7 @@ def describe(status: Status, library, *, read_at: float, port: str, emulated: bo
         "bolus_remaining": quantity(status.bolus_remaining_ng, dose_unit.split("/")[0]),
         "catheter": _catheter(status, cal),
         "ptm": _ptm_view(status, dose_unit, skew),  # patient-activated boluses: limits and use (ithcli/ptm.py)
+        "patient": _patient(status, cal),  # the patient record (ithcli/patient.py); None: none recorded
         "last_programming": {
             "txid": status.last_txid,
             "at": cal(status.last_programmed_at),
@@ -148,6 +149,13 @@ def _catheter(status: Status, cal: Callable[[int | None], str | None]) -> dict[s
     from .catheter_ops import catheter_view
 
     return catheter_view(status.catheter, cal(status.catheter.recorded_at))
+
+
+def _patient(status: Status, cal: Callable[[int | None], str | None]) -> dict[str, Any] | None:
+    """The patient the pump records: ID, initials, born, spasticity origin, when (None: none)."""
+    from .patient import patient_view
+
+    return patient_view(status.patient, cal(status.patient.recorded_at))
 
 
 def _reservoir_view(status: Status, cal: Callable[[int | None], str | None]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ COMMIT once, read back) and asks the request's kind for what differs; nothing el
 switches on the kind. A new write (the pump's clock, a catheter record...) is one
 more class here and one function that builds its request and checks its limits.
 
-    PROGRAM, REFILL, BOLUS, EMPTY, MRI_ENTER, MRI_EXIT, CLOCK, PTM
+    PROGRAM, REFILL, BOLUS, EMPTY, MRI_ENTER, MRI_EXIT, CLOCK, PTM, PATIENT
     CATHETER, PRIMING (a BOLUS on the wire), REFILL_BRIDGE (a REFILL with its bridge bolus)
 """
 from __future__ import annotations
@@ -229,9 +229,29 @@ class Ptm(WriteKind):
                                   status.daily_dose_ng_per_day)}
 
 
+class Patient(WriteKind):
+    """The patient record, recorded or corrected (ithcli/patient.py): the echo's `patient` is compared
+    as a field of Expect (all but its recorded_at); the read-back must hold exactly the record echoed,
+    recorded when the COMMIT applied it."""
+
+    name, command, wire = "PATIENT", protocol.Command.PREPARE_PATIENT, protocol.WriteKind.PATIENT
+
+    def readback_problems(self, echo, committed, status):
+        from .writes import _differences
+
+        want, got = as_dict(echo.patient), as_dict(status.patient)
+        want["recorded_at"] = committed.applied_at
+        return _differences(want, got, "patient.")
+
+    def after(self, session, state, change, readback):
+        from .patient import patient_after
+
+        return {"after": {"patient": patient_after(state, readback.status)}}
+
+
 PROGRAM, REFILL, EMPTY, BOLUS = Program(), Refill(), Empty(), Bolus()
 MRI_ENTER, MRI_EXIT = MriEnter(), MriExit()
-CLOCK, PTM = Clock(), Ptm()
+CLOCK, PTM, PATIENT = Clock(), Ptm(), Patient()
 
 
 # --- the catheter record, the priming bolus, a refill's bridge (ithcli/catheter_ops.py) ---------
@@ -244,7 +264,9 @@ class Catheter(WriteKind):
     def readback_problems(self, echo, committed, status):
         from protocol.bodies import as_dict
 
-        want, got = as_dict(echo.catheter), as_dict(status.catheter)
+        # the echo's recorded_at is PREPARE's time; the pump records the COMMIT's (a pump whose
+        # clock moved a second between the two is not a failed write)
+        want, got = as_dict(echo.catheter) | {"recorded_at": committed.applied_at}, as_dict(status.catheter)
         return [f"catheter.{key}: expected {_named(value)}, pump has {_named(got[key])}"
                 for key, value in want.items() if got[key] != value]
 

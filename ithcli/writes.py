@@ -106,6 +106,7 @@ class Expect:
     bolus_purpose: Any = None  # protocol BolusPurpose (a priming or bridge bolus: ithcli/catheter_ops.py)
     catheter: dict[str, Any] | None = None  # the record once committed, plain data (a field not given: not compared)
     ptm: dict[str, Any] | None = None  # the patient-bolus limits once committed, plain data (ithcli/ptm.py)
+    patient: dict[str, Any] | None = None  # the patient record once committed, plain data (ithcli/patient.py)
 
     def fields(self, kind: Any) -> dict[str, Any]:
         """As plain data, in the echo's field order, the kind first: what _differences compares
@@ -114,7 +115,7 @@ class Expect:
                  "bolus_dose_ng": self.bolus_dose_ng, "bolus_duration_s": self.bolus_duration_s,
                  "bolus_volume_nl": self.bolus_volume_nl, "mri_auto_exit_s": self.mri_auto_exit_s,
                  "bolus_purpose": self.bolus_purpose,
-                 "catheter": self.catheter, "ptm": self.ptm}
+                 "catheter": self.catheter, "ptm": self.ptm, "patient": self.patient}
         return {name: value for name, value in given.items() if value is not None}
 
 

@@ -24,9 +24,11 @@ from .constants import (
     EventType,
     InfusionMode,
     MriMode,
+    PatientAction,
     Priority,
     PumpModel,
     Role,
+    SpasticityOrigin,
     WriteKind,
 )
 from .errors import MessageError
@@ -313,6 +315,63 @@ class PtmUse(Fields):
 
 
 @dataclass(frozen=True, init=False, repr=False, eq=False)  # the methods are below
+class PatientRecord(Fields):
+    """A group of fields nested in a payload."""
+
+    __slots__ = ("patient_id", "initials", "birth_date", "spasticity_origin", "recorded_at")
+    STRUCT: ClassVar[str] = "PatientRecord"
+
+    patient_id: str  # ascii
+    initials: str  # ascii
+    birth_date: int  # yyyymmdd, 0..99991231
+    spasticity_origin: SpasticityOrigin
+    recorded_at: int  # s, 0..18446744073709551615
+
+    def __init__(
+        self,
+        patient_id: str,
+        initials: str,
+        birth_date: int,
+        spasticity_origin: SpasticityOrigin,
+        recorded_at: int,
+    ) -> None:
+        object.__setattr__(self, "patient_id", patient_id)
+        object.__setattr__(self, "initials", initials)
+        object.__setattr__(self, "birth_date", birth_date)
+        object.__setattr__(self, "spasticity_origin", spasticity_origin)
+        object.__setattr__(self, "recorded_at", recorded_at)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(patient_id={self.patient_id!r}, initials={self.initials!r}, "
+                f"birth_date={self.birth_date!r}, spasticity_origin={self.spasticity_origin!r}, "
+                f"recorded_at={self.recorded_at!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PatientRecord) and other.__class__ is self.__class__:
+            return (
+                (self.patient_id, self.initials, self.birth_date, self.spasticity_origin, self.recorded_at)
+                == (other.patient_id, other.initials, other.birth_date, other.spasticity_origin, other.recorded_at)
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.patient_id, self.initials, self.birth_date, self.spasticity_origin, self.recorded_at))
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(d["patient_id"], d["initials"], d["birth_date"], d["spasticity_origin"], d["recorded_at"])
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "patient_id": self.patient_id,
+            "initials": self.initials,
+            "birth_date": self.birth_date,
+            "spasticity_origin": self.spasticity_origin,
+            "recorded_at": self.recorded_at,
+        }
+
+
+@dataclass(frozen=True, init=False, repr=False, eq=False)  # the methods are below
 class Event(Fields):
     """A group of fields nested in a payload."""
 
@@ -594,7 +653,7 @@ class Status(Body):
                  "daily_dose_ng_per_day", "daily_volume_nl_per_day", "current_rate_nl_per_day", "reservoir_ul",
                  "capacity_ul", "low_reservoir_alarm_ul", "battery_state", "battery_percent", "eri_at", "replace_by",
                  "alarms", "mri_mode", "mri_auto_exit_at", "last_txid", "last_programmed_at", "bolus_remaining_ng",
-                 "event_count", "auth_failures", "catheter", "ptm", "ptm_use")
+                 "event_count", "auth_failures", "catheter", "ptm", "ptm_use", "patient")
     STRUCT: ClassVar[str] = "Status"
 
     serial_number: str  # ascii
@@ -625,6 +684,7 @@ class Status(Body):
     catheter: CatheterRecord
     ptm: PtmLimits
     ptm_use: PtmUse
+    patient: PatientRecord
 
     def __init__(
         self,
@@ -656,6 +716,7 @@ class Status(Body):
         catheter: CatheterRecord,
         ptm: PtmLimits,
         ptm_use: PtmUse,
+        patient: PatientRecord,
     ) -> None:
         object.__setattr__(self, "serial_number", serial_number)
         object.__setattr__(self, "model", model)
@@ -685,6 +746,7 @@ class Status(Body):
         object.__setattr__(self, "catheter", catheter)
         object.__setattr__(self, "ptm", ptm)
         object.__setattr__(self, "ptm_use", ptm_use)
+        object.__setattr__(self, "patient", patient)
 
     def __repr__(self) -> str:
         return (f"{type(self).__qualname__}(serial_number={self.serial_number!r}, model={self.model!r}, "
@@ -700,7 +762,7 @@ class Status(Body):
                 f"last_txid={self.last_txid!r}, last_programmed_at={self.last_programmed_at!r}, "
                 f"bolus_remaining_ng={self.bolus_remaining_ng!r}, event_count={self.event_count!r}, "
                 f"auth_failures={self.auth_failures!r}, catheter={self.catheter!r}, ptm={self.ptm!r}, "
-                f"ptm_use={self.ptm_use!r})")
+                f"ptm_use={self.ptm_use!r}, patient={self.patient!r})")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Status) and other.__class__ is self.__class__:
@@ -710,14 +772,14 @@ class Status(Body):
                  self.current_rate_nl_per_day, self.reservoir_ul, self.capacity_ul, self.low_reservoir_alarm_ul,
                  self.battery_state, self.battery_percent, self.eri_at, self.replace_by, self.alarms, self.mri_mode,
                  self.mri_auto_exit_at, self.last_txid, self.last_programmed_at, self.bolus_remaining_ng,
-                 self.event_count, self.auth_failures, self.catheter, self.ptm, self.ptm_use)
+                 self.event_count, self.auth_failures, self.catheter, self.ptm, self.ptm_use, self.patient)
                 == (other.serial_number, other.model, other.firmware, other.pump_time, other.drug,
                     other.concentration_ng_per_ml, other.mode, other.daily_dose_ng_per_day,
                     other.daily_volume_nl_per_day, other.current_rate_nl_per_day, other.reservoir_ul,
                     other.capacity_ul, other.low_reservoir_alarm_ul, other.battery_state, other.battery_percent,
                     other.eri_at, other.replace_by, other.alarms, other.mri_mode, other.mri_auto_exit_at,
                     other.last_txid, other.last_programmed_at, other.bolus_remaining_ng, other.event_count,
-                    other.auth_failures, other.catheter, other.ptm, other.ptm_use)
+                    other.auth_failures, other.catheter, other.ptm, other.ptm_use, other.patient)
             )
         return NotImplemented
 
@@ -728,7 +790,7 @@ class Status(Body):
              self.reservoir_ul, self.capacity_ul, self.low_reservoir_alarm_ul, self.battery_state,
              self.battery_percent, self.eri_at, self.replace_by, self.alarms, self.mri_mode, self.mri_auto_exit_at,
              self.last_txid, self.last_programmed_at, self.bolus_remaining_ng, self.event_count, self.auth_failures,
-             self.catheter, self.ptm, self.ptm_use)
+             self.catheter, self.ptm, self.ptm_use, self.patient)
         )
 
     @classmethod
@@ -762,6 +824,7 @@ class Status(Body):
             CatheterRecord._parsed(d["catheter"]),
             PtmLimits._parsed(d["ptm"]),
             PtmUse._parsed(d["ptm_use"]),
+            PatientRecord._parsed(d["patient"]),
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -794,6 +857,7 @@ class Status(Body):
             "catheter": self.catheter,
             "ptm": self.ptm,
             "ptm_use": self.ptm_use,
+            "patient": self.patient,
         }
 
 
@@ -872,10 +936,10 @@ class ReadProgramResponse(Body):
 @dataclass(frozen=True, init=False, repr=False, eq=False)  # the methods are below
 class Prepared(Body):
     """The reply to PREPARE_PROGRAM, PREPARE_REFILL, PREPARE_BOLUS, PREPARE_MRI_ENTER, PREPARE_MRI_EXIT,
-    PREPARE_CATHETER, PREPARE_CLOCK, PREPARE_PTM."""
+    PREPARE_CATHETER, PREPARE_CLOCK, PREPARE_PTM, PREPARE_PATIENT."""
 
     __slots__ = ("txid", "kind", "program", "reservoir_ul", "bolus_dose_ng", "bolus_duration_s", "bolus_volume_nl",
-                 "mri_auto_exit_s", "bolus_purpose", "catheter", "clock_step_s", "ptm")
+                 "mri_auto_exit_s", "bolus_purpose", "catheter", "clock_step_s", "ptm", "patient")
     STRUCT: ClassVar[str] = "Prepared"
 
     txid: int  # txid, 1..4294967295
@@ -890,6 +954,7 @@ class Prepared(Body):
     catheter: CatheterRecord
     clock_step_s: int  # s, -3153600000..3153600000
     ptm: PtmLimits
+    patient: PatientRecord
 
     def __init__(
         self,
@@ -905,6 +970,7 @@ class Prepared(Body):
         catheter: CatheterRecord,
         clock_step_s: int,
         ptm: PtmLimits,
+        patient: PatientRecord,
     ) -> None:
         object.__setattr__(self, "txid", txid)
         object.__setattr__(self, "kind", kind)
@@ -918,23 +984,25 @@ class Prepared(Body):
         object.__setattr__(self, "catheter", catheter)
         object.__setattr__(self, "clock_step_s", clock_step_s)
         object.__setattr__(self, "ptm", ptm)
+        object.__setattr__(self, "patient", patient)
 
     def __repr__(self) -> str:
         return (f"{type(self).__qualname__}(txid={self.txid!r}, kind={self.kind!r}, program={self.program!r}, "
                 f"reservoir_ul={self.reservoir_ul!r}, bolus_dose_ng={self.bolus_dose_ng!r}, "
                 f"bolus_duration_s={self.bolus_duration_s!r}, bolus_volume_nl={self.bolus_volume_nl!r}, "
                 f"mri_auto_exit_s={self.mri_auto_exit_s!r}, bolus_purpose={self.bolus_purpose!r}, "
-                f"catheter={self.catheter!r}, clock_step_s={self.clock_step_s!r}, ptm={self.ptm!r})")
+                f"catheter={self.catheter!r}, clock_step_s={self.clock_step_s!r}, ptm={self.ptm!r}, "
+                f"patient={self.patient!r})")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Prepared) and other.__class__ is self.__class__:
             return (
                 (self.txid, self.kind, self.program, self.reservoir_ul, self.bolus_dose_ng, self.bolus_duration_s,
                  self.bolus_volume_nl, self.mri_auto_exit_s, self.bolus_purpose, self.catheter, self.clock_step_s,
-                 self.ptm)
+                 self.ptm, self.patient)
                 == (other.txid, other.kind, other.program, other.reservoir_ul, other.bolus_dose_ng,
                     other.bolus_duration_s, other.bolus_volume_nl, other.mri_auto_exit_s, other.bolus_purpose,
-                    other.catheter, other.clock_step_s, other.ptm)
+                    other.catheter, other.clock_step_s, other.ptm, other.patient)
             )
         return NotImplemented
 
@@ -942,7 +1010,7 @@ class Prepared(Body):
         return hash(
             (self.txid, self.kind, self.program, self.reservoir_ul, self.bolus_dose_ng, self.bolus_duration_s,
              self.bolus_volume_nl, self.mri_auto_exit_s, self.bolus_purpose, self.catheter, self.clock_step_s,
-             self.ptm)
+             self.ptm, self.patient)
         )
 
     @classmethod
@@ -960,6 +1028,7 @@ class Prepared(Body):
             CatheterRecord._parsed(d["catheter"]),
             d["clock_step_s"],
             PtmLimits._parsed(d["ptm"]),
+            PatientRecord._parsed(d["patient"]),
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -976,6 +1045,7 @@ class Prepared(Body):
             "catheter": self.catheter,
             "clock_step_s": self.clock_step_s,
             "ptm": self.ptm,
+            "patient": self.patient,
         }
 
 
@@ -1668,6 +1738,86 @@ class PreparePtmRequest(Request[Prepared]):
 
 
 @dataclass(frozen=True, init=False, repr=False, eq=False)  # the methods are below
+class PreparePatientRequest(Request[Prepared]):
+    """The PREPARE_PATIENT request."""
+
+    __slots__ = ("txid", "based_on_txid", "action", "patient_id", "initials", "birth_date", "spasticity_origin")
+    STRUCT: ClassVar[str] = "PreparePatientRequest"
+    COMMAND: ClassVar[Command] = Command.PREPARE_PATIENT
+    REPLY: ClassVar[type[Body]] = Prepared
+
+    txid: int  # txid, 1..4294967295
+    based_on_txid: int  # txid, 0..4294967295
+    action: PatientAction
+    patient_id: str  # ascii
+    initials: str  # ascii
+    birth_date: int  # yyyymmdd, 0..99991231
+    spasticity_origin: SpasticityOrigin
+
+    def __init__(
+        self,
+        txid: int,
+        based_on_txid: int,
+        action: PatientAction,
+        patient_id: str,
+        initials: str,
+        birth_date: int,
+        spasticity_origin: SpasticityOrigin,
+    ) -> None:
+        object.__setattr__(self, "txid", txid)
+        object.__setattr__(self, "based_on_txid", based_on_txid)
+        object.__setattr__(self, "action", action)
+        object.__setattr__(self, "patient_id", patient_id)
+        object.__setattr__(self, "initials", initials)
+        object.__setattr__(self, "birth_date", birth_date)
+        object.__setattr__(self, "spasticity_origin", spasticity_origin)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(txid={self.txid!r}, based_on_txid={self.based_on_txid!r}, "
+                f"action={self.action!r}, patient_id={self.patient_id!r}, initials={self.initials!r}, "
+                f"birth_date={self.birth_date!r}, spasticity_origin={self.spasticity_origin!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PreparePatientRequest) and other.__class__ is self.__class__:
+            return (
+                (self.txid, self.based_on_txid, self.action, self.patient_id, self.initials, self.birth_date,
+                 self.spasticity_origin)
+                == (other.txid, other.based_on_txid, other.action, other.patient_id, other.initials, other.birth_date,
+                    other.spasticity_origin)
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(
+            (self.txid, self.based_on_txid, self.action, self.patient_id, self.initials, self.birth_date,
+             self.spasticity_origin)
+        )
+
+    @classmethod
+    def _parsed(cls, d: Any) -> Self:
+        return cls(
+            d["txid"],
+            d["based_on_txid"],
+            d["action"],
+            d["patient_id"],
+            d["initials"],
+            d["birth_date"],
+            d["spasticity_origin"],
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "txid": self.txid,
+            "based_on_txid": self.based_on_txid,
+            "action": self.action,
+            "patient_id": self.patient_id,
+            "initials": self.initials,
+            "birth_date": self.birth_date,
+            "spasticity_origin": self.spasticity_origin,
+        }
+
+
+@dataclass(frozen=True, init=False, repr=False, eq=False)  # the methods are below
 class CommitRequest(Request[Committed]):
     """The COMMIT request."""
 
@@ -1728,6 +1878,8 @@ BODIES: dict[int, type[Body]] = {
     key(Command.PREPARE_CLOCK, True): Prepared,
     key(Command.PREPARE_PTM, False): PreparePtmRequest,
     key(Command.PREPARE_PTM, True): Prepared,
+    key(Command.PREPARE_PATIENT, False): PreparePatientRequest,
+    key(Command.PREPARE_PATIENT, True): Prepared,
     key(Command.COMMIT, False): CommitRequest,
     key(Command.COMMIT, True): Committed,
     key(Command.ERROR, True): ErrorResponse,
@@ -1739,6 +1891,7 @@ ALL: tuple[type[Fields], ...] = (
     CatheterRecord,
     PtmLimits,
     PtmUse,
+    PatientRecord,
     Event,
     DeliveredStep,
     Program,
@@ -1762,6 +1915,7 @@ ALL: tuple[type[Fields], ...] = (
     PrepareCatheterRequest,
     PrepareClockRequest,
     PreparePtmRequest,
+    PreparePatientRequest,
     CommitRequest,
     Committed,
     ErrorResponse,

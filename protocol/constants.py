@@ -15,7 +15,9 @@ SYNC = b"\xa5\x5a"
 #: version 4 (issue 18): the catheter record, priming and bridge boluses, setting the clock
 #: and patient-activated boluses (PREPARE_CATHETER, PREPARE_CLOCK, PREPARE_PTM; new Status
 #: and Prepared fields; a purpose on PREPARE_BOLUS and a bridge on PREPARE_REFILL).
-PROTOCOL_VERSION = 4
+#: version 5: the patient record: PREPARE_PATIENT, Status.patient, Prepared.patient and
+#: PATIENT_RECORDED (an opaque patient ID, initials, birth date and baclofen's spasticity origin).
+PROTOCOL_VERSION = 5
 #: HELLO frames (and a clear ERROR answering one) always carry header version 1, whatever
 #: the protocol version in their body, like TLS's legacy record version: so a pump and a
 #: programmer of different versions can always read each other's HELLO and say which
@@ -56,6 +58,7 @@ class Command(IntEnum):
     PREPARE_CATHETER = 0x15
     PREPARE_CLOCK = 0x16
     PREPARE_PTM = 0x17
+    PREPARE_PATIENT = 0x18
     COMMIT = 0x1F
     ERROR = 0x7F  # response only: the request was understood as a frame but refused
 
@@ -96,6 +99,7 @@ class WriteKind(IntEnum):
     CATHETER = 6
     CLOCK = 7
     PTM = 8
+    PATIENT = 9
 
 
 class CommitOutcome(IntEnum):
@@ -183,6 +187,7 @@ class EventType(IntEnum):
     PRIMING_STARTED = 25  # arg1: volume nL, arg2: duration s (the dose: BOLUS_STARTED just before)
     BRIDGE_STARTED = 26  # arg1: the old drug's dose the patient receives, ng; arg2: duration s
     DRUG_CHANGED = 27  # arg1: the old Drug, arg2: the new Drug (a refill with another drug; before its REFILL)
+    PATIENT_RECORDED = 28  # arg1: PatientAction, arg2: SpasticityOrigin | fields changed << 8 (never the ID)
 
 
 class ErrorReason(IntEnum):
@@ -242,3 +247,19 @@ class PtmRefusal(IntEnum):
     NOT_DELIVERING = 5  # delivery is stopped (empty, stalled, MRI-safe, end of service)
     RESERVOIR = 6  # the reservoir cannot carry the dose
 
+
+
+class SpasticityOrigin(IntEnum):
+    """Where a baclofen patient's spasticity comes from (the patient record, version 5): it
+    picks baclofen's 24-hour escalation budget (docs/clinical.md)."""
+
+    NOT_RECORDED = 0
+    SPINAL = 1
+    CEREBRAL = 2
+
+
+class PatientAction(IntEnum):
+    """What a PREPARE_PATIENT does (docs/protocol.md, "The patient record")."""
+
+    RECORD = 1  # the pump holds no patient yet: record one
+    CORRECT = 2  # change the record the pump holds (a mistyped ID, a newly known origin)

@@ -32,9 +32,11 @@ from .constants import (
     Flag,
     InfusionMode,
     MriMode,
+    PatientAction,
     Priority,
     PumpModel,
     Role,
+    SpasticityOrigin,
     WriteKind,
 )
 from .crc import crc32c
@@ -136,6 +138,25 @@ PtmUse = c.Struct(
     "last_granted_at" / Time(),  # 0: never
 )
 
+# --- the patient on the pump (version 5): sent and answered only sealed -----------
+
+#: the patient ID: an opaque identifier the clinic chooses (its record number, say), 1..24
+#: characters of A-Z a-z 0-9 . _ : / - (protocol/patient.py); never the name
+PATIENT_ID_LEN = 24
+#: the patient's initials for a bedside check: 0..4 letters A-Z
+INITIALS_LEN = 4
+#: a birth date as the decimal digits yyyymmdd (19700102: 1970-01-02); 0: not recorded
+MAX_BIRTH_DATE = 99_991_231
+
+#: the patient as the pump records it (an empty patient_id: none recorded, every field empty or 0)
+PatientRecord = c.Struct(
+    "patient_id" / c.PaddedString(PATIENT_ID_LEN, "ascii"),  # empty: no patient recorded
+    "initials" / c.PaddedString(INITIALS_LEN, "ascii"),  # empty: not recorded
+    "birth_date" / Fixed(c.Int32ub, "yyyymmdd", 0, MAX_BIRTH_DATE),  # 0: not recorded
+    "spasticity_origin" / Code(c.Int8ub, SpasticityOrigin),  # baclofen's budget follows it
+    "recorded_at" / Time(),  # the last RECORD or CORRECT; 0 = never
+)
+
 InterrogateRequest = c.Struct()
 
 Status = c.Struct(
@@ -173,6 +194,7 @@ Status = c.Struct(
     "catheter" / CatheterRecord,
     "ptm" / PtmLimits,
     "ptm_use" / PtmUse,
+    "patient" / PatientRecord,
 )
 
 ReadLogRequest = c.Struct(
@@ -320,6 +342,18 @@ PreparePtmRequest = c.Struct(
     "limits" / PtmLimits,
 )
 
+#: record the patient on a pump that holds none, or correct the record it holds; CORRECT replaces
+#: every field with the request's (fields not changing are sent as recorded)
+PreparePatientRequest = c.Struct(
+    "txid" / Fixed(c.Int32ub, "txid", 1),
+    "based_on_txid" / Fixed(c.Int32ub, "txid", 0),  # compare-and-set: the last_txid the programmer read
+    "action" / Code(c.Int8ub, PatientAction),
+    "patient_id" / c.PaddedString(PATIENT_ID_LEN, "ascii"),
+    "initials" / c.PaddedString(INITIALS_LEN, "ascii"),
+    "birth_date" / Fixed(c.Int32ub, "yyyymmdd", 0, MAX_BIRTH_DATE),
+    "spasticity_origin" / Code(c.Int8ub, SpasticityOrigin),
+)
+
 Prepared = c.Struct(
     "txid" / Fixed(c.Int32ub, "txid", 1),
     "kind" / Code(c.Int8ub, WriteKind),
@@ -340,6 +374,8 @@ Prepared = c.Struct(
     "clock_step_s" / Fixed(c.Int64sb, "s", -MAX_CLOCK_STEP_S, MAX_CLOCK_STEP_S),
     # the patient-bolus limits once committed (a PTM write: the new ones)
     "ptm" / PtmLimits,
+    # the patient record once committed (a PATIENT write: the new one)
+    "patient" / PatientRecord,
 )
 
 CommitRequest = c.Struct(
@@ -380,6 +416,8 @@ PAYLOADS = {
     key(Command.PREPARE_CLOCK, True): Prepared,
     key(Command.PREPARE_PTM, False): PreparePtmRequest,
     key(Command.PREPARE_PTM, True): Prepared,
+    key(Command.PREPARE_PATIENT, False): PreparePatientRequest,
+    key(Command.PREPARE_PATIENT, True): Prepared,
     key(Command.COMMIT, False): CommitRequest,
     key(Command.COMMIT, True): Committed,
     key(Command.ERROR, True): ErrorResponse,

@@ -45,6 +45,7 @@ from protocol import (
     security,
 )
 from protocol.catheter import NO_CATHETER
+from protocol.patient import NO_PATIENT
 from protocol.ptm import PTM_OFF, PTM_UNUSED
 from protocol.therapy import rate_for_dose
 
@@ -169,7 +170,7 @@ STATUS = bodies.Status(
     reservoir_ul=30_000, capacity_ul=40_000, low_reservoir_alarm_ul=2_000, battery_state=BatteryState.OK,
     battery_percent=90, eri_at=0, replace_by=0, alarms=Alarm(0), mri_mode=MriMode.OFF, mri_auto_exit_at=0,
     last_txid=0, last_programmed_at=0, bolus_remaining_ng=0, event_count=0, auth_failures=0,
-    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED)
+    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED, patient=NO_PATIENT)
 
 
 def _therapy(dose=2_000_000, conc=10_000_000, reservoir=30_000, bolus=0, start=0, rate=None):

@@ -112,20 +112,20 @@ def test_a_version_rewritten_in_flight_opens_no_session():
     assert refused.reason == ErrorReason.AUTH_FAILED and not client.is_open
 
 
-def test_this_is_protocol_version_4():
-    assert protocol.PROTOCOL_VERSION == 4 and protocol.HELLO_FRAME_VERSION == 1
+def test_this_is_protocol_version_5():
+    assert protocol.PROTOCOL_VERSION == 5 and protocol.HELLO_FRAME_VERSION == 1
 
 
-@pytest.mark.parametrize("old", [1, 2, 3])
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
 def test_a_pump_reply_rewritten_to_an_older_version_is_refused_naming_both(old):
     link = Loopback(new_pump())
     client = ClientSession()
     reply = patched(link.send(client.hello(Role.CLINICIAN)), VERSION_OFFSET, old)
-    with pytest.raises(VersionMismatch, match=f"pump speaks protocol version {old}; this programmer speaks version 4"):
+    with pytest.raises(VersionMismatch, match=f"pump speaks protocol version {old}; this programmer speaks version 5"):
         client.receive_data(reply)
 
 
-@pytest.mark.parametrize("old", [1, 2, 3])
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
 def test_an_older_programmer_is_told_both_versions_in_a_frame_it_can_read(old):
     """A programmer of protocol version 1 or 2 frames its HELLO at version 1 and reads
     version-1 frames for the answer to it: the pump's refusal must be one of those,
@@ -140,12 +140,12 @@ def test_an_older_programmer_is_told_both_versions_in_a_frame_it_can_read(old):
     message = protocol.decode(frame)
     error = bodies.expect(message.body, bodies.ErrorResponse)
     assert message.command == Command.ERROR and error.reason == ErrorReason.UNSUPPORTED_VERSION
-    assert error.detail == f"this pump speaks protocol version 4; the programmer's highest is {old}"
+    assert error.detail == f"this pump speaks protocol version 5; the programmer's highest is {old}"
     assert pump.auth.total == 0  # an old programmer is not an attacker
     assert pump.log.count == 1  # nor a session: nothing but POWER_ON in the log
 
 
-@pytest.mark.parametrize("old", [1, 2, 3])
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
 def test_an_older_pump_is_refused_naming_both_versions(old):
     """What a version-1 or version-2 pump answers to our HELLO (it accepts any newer
     programmer's HELLO, framed at 1)."""
@@ -154,7 +154,7 @@ def test_an_older_pump_is_refused_naming_both_versions(old):
     assert hello[2] == protocol.HELLO_FRAME_VERSION  # an older pump can read it
     old_reply = encode_frame(Command.HELLO, bytes([old]) + bytes(16) + bytes(8), seq=client.seq,
                              response=True, version=1)
-    with pytest.raises(VersionMismatch, match=f"version {old}.*version 4"):
+    with pytest.raises(VersionMismatch, match=f"version {old}.*version 5"):
         client.receive_data(old_reply)
     assert not client.is_open
 

@@ -95,6 +95,8 @@ def raw_frame(data: bytes) -> RawFrame:
 
 
 # sample bodies for the hand-written tests (one per key, values mid-range)
+PATIENT = dict(patient_id="MRN-0042117", initials="AB", birth_date=19_700_102, spasticity_origin="SPINAL",
+               recorded_at=1_699_000_000)
 STATUS = dict(
     serial_number="ITH-0001",
     model=1,
@@ -125,6 +127,7 @@ STATUS = dict(
                   dead_space_nl=408_000, priming_due_nl=39_000),
     ptm=dict(enabled=1, dose_ng=100_000, duration_s=600, lockout_s=10_800, max_per_day=4),
     ptm_use=dict(granted_24h=2, refused_24h=1, last_granted_at=1_699_990_000),
+    patient=PATIENT,
 )
 EVENT = dict(index=0, time=1_700_000_000, type=EventType.REFILL, priority=0, arg1=20_000, arg2=25_000_000)
 SAMPLES: dict[int, dict[str, Any]] = {  # body dicts as codec.build_fields takes them
@@ -145,7 +148,7 @@ PROGRAM = dict(mode="FLEX", drug="MORPHINE", concentration_ng_per_ml=25_000_000,
                       dict(start_minute=720, dose_ng_per_day=2_000_000, rate_nl_per_day=80_000)])
 PREPARED = dict(txid=43, kind="PROGRAM", program=PROGRAM, reservoir_ul=18_000, bolus_dose_ng=0,
                 bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0, bolus_purpose="CLINICIAN",
-                catheter=STATUS["catheter"], clock_step_s=0, ptm=STATUS["ptm"])
+                catheter=STATUS["catheter"], clock_step_s=0, ptm=STATUS["ptm"], patient=STATUS["patient"])
 SAMPLES.update({
     0x04: dict(),
     0x84: dict(last_txid=42, program=PROGRAM),
@@ -172,6 +175,9 @@ SAMPLES.update({
                                                        max_per_day=0)),
     0x97: dict(PREPARED, txid=50, kind="PTM", ptm=dict(enabled=0, dose_ng=0, duration_s=0, lockout_s=0,
                                                        max_per_day=0)),
+    0x18: dict(txid=51, based_on_txid=50, action="CORRECT", patient_id="MRN-0042117", initials="AB",
+               birth_date=19_700_102, spasticity_origin="CEREBRAL"),
+    0x98: dict(PREPARED, txid=51, kind="PATIENT", patient=dict(PATIENT, spasticity_origin="CEREBRAL")),
     0x1F: dict(txid=45),
     0x9F: dict(txid=45, outcome="APPLIED", kind="BOLUS", applied_at=1_700_000_100),
 })

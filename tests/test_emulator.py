@@ -87,7 +87,7 @@ def test_url_hello_and_interrogate_defaults(emulator):
     with RawClient(emulator.url) as client:
         hello, _ = client.hello("clinician")
         assert hello.response and hello.command == Command.HELLO
-        assert hello.body.protocol_version == PROTOCOL_VERSION == 4
+        assert hello.body.protocol_version == PROTOCOL_VERSION == 5
         assert hello.body.key_id == security.key_id(emulator.keys["clinician"])
     with RawClient(emulator.url, keys=emulator.keys) as client:
         status = interrogate(client)

@@ -92,7 +92,7 @@ def test_peristaltic_enter_and_exit(start_emulator):
                                        reservoir_ul=18_000, bolus_dose_ng=0, bolus_duration_s=0,
                                        bolus_volume_nl=0, mri_auto_exit_s=14_400,
                                        bolus_purpose=BolusPurpose.CLINICIAN, catheter=before.catheter,
-                                       clock_step_s=0, ptm=before.ptm)
+                                       clock_step_s=0, ptm=before.ptm, patient=before.patient)
         assert status(c) == before  # prepared, not applied
         emu.control("advance", seconds=600)
         n = status(c).event_count

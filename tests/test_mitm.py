@@ -1,5 +1,5 @@
 """A man-in-the-middle on the link: what the link hardening must show (built for protocol
-version 2; the wire is now version 4).
+version 2; the wire is now version 5).
 
 The matrices run in process (tests/loopback.py): the real ithcli (ithcli.cli.main) against
 the emulator's real handler, through the fault proxy's own fault logic
@@ -621,7 +621,7 @@ def hello_version_case(r: _Rig, version: int, code: int) -> None:
     assert r.cli("--json", "interrogate").code == 0
 
 
-VERSIONS = [(5, 11), (3, 4), (2, 4), (1, 4), (0xFF, 11)]
+VERSIONS = [(6, 11), (4, 4), (3, 4), (2, 4), (1, 4), (0xFF, 11)]
 
 
 @pytest.mark.parametrize("version, code", VERSIONS)

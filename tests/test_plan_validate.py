@@ -423,6 +423,7 @@ def test_the_status_fields_a_check_may_name_are_the_ones_interrogate_gives():
     """plan.STATUS_FIELDS against what the runner evaluates checks on: status.describe."""
     from ithcli.status import describe
     from protocol import Alarm, BatteryState, Drug, InfusionMode, MriMode, PumpModel, bodies
+    from protocol.constants import SpasticityOrigin
 
     now = 1_800_000_000
     raw = bodies.Status(
@@ -434,7 +435,9 @@ def test_the_status_fields_a_check_may_name_are_the_ones_interrogate_gives():
         eri_at=now + 400 * 86_400, replace_by=now + 490 * 86_400, alarms=Alarm(0), mri_mode=MriMode.OFF,
         mri_auto_exit_at=now + 3600, last_txid=7, last_programmed_at=now - 86_400,
         bolus_remaining_ng=0, event_count=3, auth_failures=0,
-    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED)
+    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED,
+        patient=bodies.PatientRecord(patient_id="MRN-1", initials="AB", birth_date=19_700_102,
+                                     spasticity_origin=SpasticityOrigin.SPINAL, recorded_at=now - 86_400))
     kinds = _kinds(describe(raw, LIBRARY, read_at=now, port="/dev/x", emulated=True))
     assert set(kinds) == set(plans.STATUS_FIELDS)
     assert {p: k for p, k in kinds.items() if k} == {p: plans.STATUS_FIELDS[p] for p, k in kinds.items() if k}

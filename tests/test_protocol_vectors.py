@@ -52,8 +52,8 @@ EXPECTED = {
 }
 SERIAL = "ITH-VEC-0001"
 #: the protocol version these vectors are for, and the older peer of the negotiation vectors
-VERSION = 4
-OLD = 3
+VERSION = 5
+OLD = 4
 
 
 # --- reading the doc ------------------------------------------------------------
@@ -173,8 +173,8 @@ def test_the_doc_gives_every_vector_once(v):
              "key_id_reader": 8, "key_id_clinician": 8, "hello_request": 18, "hello_response": 25, "th1": 32,
              "client_proof": 32, "auth_request": 33, "th2": 32, "pump_proof": 32, "auth_response": 32, "th3": 32,
              "hkdf_prk": 32, "hkdf_okm": 64, "key_to_pump": 32, "key_to_programmer": 32, "req_counter": 8,
-             "req_nonce": 12, "req_aad": 15, "req_tag": 16, "req_plaintext": 0, "resp_plaintext": 158,
-             "resp_counter": 8, "resp_nonce": 12, "resp_aad": 15, "resp_ciphertext": 158, "resp_tag": 16}
+             "req_nonce": 12, "req_aad": 15, "req_tag": 16, "req_plaintext": 0, "resp_plaintext": 199,
+             "resp_counter": 8, "resp_nonce": 12, "resp_aad": 15, "resp_ciphertext": 199, "resp_tag": 16}
     for name, size in sizes.items():
         assert len(v[name]) == size, f"{name} is {len(v[name])} bytes, not {size}"
 
@@ -470,7 +470,7 @@ class Outsider:
         assert struct.unpack(">I", data[-4:])[0] == cls.crc32c(data[2:-4]), "CRC"
         header = data[2:9]
         version, flags, _, command, length = struct.unpack(">BBHBH", header)
-        assert version == 4 or (version == 1 and not flags & 2 and (command == 1 or (command == 0x7F and flags & 1)))
+        assert version == 5 or (version == 1 and not flags & 2 and (command == 1 or (command == 0x7F and flags & 1)))
         payload = data[9:9 + length]
         trailer = data[9 + length:-4]
         assert len(trailer) == (24 if flags & 2 else 0)
@@ -503,11 +503,11 @@ class Outsider:
              plaintext: bytes) -> tuple[bytes, bytes, bytes]:
         """(frame, nonce, aad)."""
         ctr = struct.pack(">Q", counter)
-        header = struct.pack(">BBHBH", 4, flags, seq, command, len(plaintext))
+        header = struct.pack(">BBHBH", 5, flags, seq, command, len(plaintext))
         nonce, aad = direction + ctr, header + ctr
         sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
         ciphertext, tag = sealed[:-16], sealed[-16:]
-        return cls.frame(4, flags, seq, command, ciphertext, ctr + tag), nonce, aad
+        return cls.frame(5, flags, seq, command, ciphertext, ctr + tag), nonce, aad
 
     @classmethod
     def open(cls, key: bytes, direction: bytes, highest: int, data: bytes) -> tuple[int, bytes]:
@@ -532,11 +532,11 @@ def check_outsider(v: dict[str, bytes]) -> None:
     assert o.key_id(k) == v["key_id_clinician"], "key_id_clinician"
 
     # the programmer's HELLO; the pump's answer
-    hello_request = bytes([4]) + v["client_nonce"] + role
+    hello_request = bytes([5]) + v["client_nonce"] + role
     assert hello_request == v["hello_request"], "hello_request"
     assert o.frame(1, 0x00, seq, 0x01, hello_request) == v["hello_request_frame"], "hello_request_frame"
     _, received, _ = o.unframe(v["hello_request_frame"])
-    hello_response = bytes([4]) + v["pump_nonce"] + o.key_id(k)
+    hello_response = bytes([5]) + v["pump_nonce"] + o.key_id(k)
     assert hello_response == v["hello_response"], "hello_response"
     assert o.frame(1, 0x01, seq, 0x01, hello_response) == v["hello_response_frame"], "hello_response_frame"
     th1 = o.sha256(b"ithcli/2 transcript" + received + hello_response)
@@ -544,12 +544,12 @@ def check_outsider(v: dict[str, bytes]) -> None:
 
     # the programmer reads the HELLO response and proves the key
     _, payload, _ = o.unframe(v["hello_response_frame"])
-    assert payload[0] == 4 and payload[17:25] == o.key_id(k)
+    assert payload[0] == 5 and payload[17:25] == o.key_id(k)
     client_proof = o.hmac(k, b"ithcli/2 client proof" + o.sha256(b"ithcli/2 transcript" + hello_request + payload))
     assert client_proof == v["client_proof"], "client_proof"
     auth_request = role + client_proof
     assert auth_request == v["auth_request"], "auth_request"
-    assert o.frame(4, 0x00, seq + 1, 0x05, auth_request) == v["auth_request_frame"], "auth_request_frame"
+    assert o.frame(5, 0x00, seq + 1, 0x05, auth_request) == v["auth_request_frame"], "auth_request_frame"
 
     # the pump checks it and proves the key too
     _, received, _ = o.unframe(v["auth_request_frame"])
@@ -559,7 +559,7 @@ def check_outsider(v: dict[str, bytes]) -> None:
     pump_proof = o.hmac(k, b"ithcli/2 pump proof" + th2)
     assert pump_proof == v["pump_proof"], "pump_proof"
     assert pump_proof == v["auth_response"], "auth_response"
-    assert o.frame(4, 0x01, seq + 1, 0x05, pump_proof) == v["auth_response_frame"], "auth_response_frame"
+    assert o.frame(5, 0x01, seq + 1, 0x05, pump_proof) == v["auth_response_frame"], "auth_response_frame"
     th3 = o.sha256(th2 + pump_proof)
     assert th3 == v["th3"], "th3"
 
@@ -589,16 +589,16 @@ def check_outsider(v: dict[str, bytes]) -> None:
     assert frame[9 + n + 8:9 + n + 24] == v["resp_tag"], "resp_tag"
     assert o.open(to_programmer, o.TO_PROGRAMMER, 0, v["resp_frame"]) == (1, v["resp_plaintext"])
 
-    # version negotiation with a version-3 peer: the frames are plain frames at header version 1
+    # version negotiation with a version-4 peer: the frames are plain frames at header version 1
     old_seq = struct.unpack(">H", v["old_seq"])[0]
-    assert o.frame(1, 0x00, old_seq, 0x01, bytes([3]) + v["client_nonce"] + role) == v["old_hello_request_frame"]
+    assert o.frame(1, 0x00, old_seq, 0x01, bytes([4]) + v["client_nonce"] + role) == v["old_hello_request_frame"]
     header, payload, _ = o.unframe(v["old_refusal_frame"])
     assert header == struct.pack(">BBHBH", 1, 0x01, old_seq, 0x7F, len(payload))
     assert payload[0:2] == bytes([0x01, 3])  # request_command HELLO, reason UNSUPPORTED_VERSION
     assert payload[2] == len(payload) - 3  # u8 n + utf8[n]
-    assert payload[3:] == b"this pump speaks protocol version 4; the programmer's highest is 3"
+    assert payload[3:] == b"this pump speaks protocol version 5; the programmer's highest is 4"
     header, payload, _ = o.unframe(v["old_hello_response_frame"])
-    assert header[0] == 1 and payload[0] == 3 and payload[17:] == o.key_id(k)
+    assert header[0] == 1 and payload[0] == 4 and payload[17:] == o.key_id(k)
 
 
 def test_an_implementation_from_the_doc_alone_reproduces_every_vector(v):

@@ -40,7 +40,10 @@ FROZEN = 1e-9
 SERIAL = "SECRET-SN-4711"
 WRITES = (Command.PREPARE_PROGRAM, Command.PREPARE_REFILL, Command.PREPARE_BOLUS, Command.PREPARE_MRI_ENTER,
           Command.PREPARE_MRI_EXIT, Command.PREPARE_CATHETER, Command.PREPARE_CLOCK, Command.PREPARE_PTM,
-          Command.COMMIT)
+          Command.PREPARE_PATIENT, Command.COMMIT)
+#: the patient recorded in the confidentiality test: none of it may cross the wire in clear
+PATIENT_ID, INITIALS, BORN = "MRN-SECRET-0042117", "QXZ", 19_610_823
+PATIENT = {"patient_id": PATIENT_ID, "initials": INITIALS, "birth_date": BORN}
 
 
 @pytest.fixture
@@ -71,6 +74,8 @@ WRITE_BODIES = {
     Command.PREPARE_PTM: {"txid": 57, "based_on_txid": 0, "limits": {"enabled": 1, "dose_ng": 100_000,
                                                                       "duration_s": 600, "lockout_s": 3600,
                                                                       "max_per_day": 4}},
+    Command.PREPARE_PATIENT: {"txid": 58, "based_on_txid": 0, "action": "RECORD", **PATIENT,
+                              "spasticity_origin": "SPINAL"},
     Command.COMMIT: {"txid": 50},
 }
 
@@ -174,6 +179,45 @@ def test_a_legitimate_session_never_shows_the_serial_or_therapy_in_clear(emu):
     assert plain[9:-4] not in wire_in  # the Status payload itself never travels in clear
 
 
+def test_a_recorded_patient_never_shows_in_clear_on_the_wire(emu):
+    """The patient record (version 5) is written, echoed, read back and logged through a real
+    emulator: its ID, initials and birth date never appear in clear, either way, and the log
+    never carries them."""
+    with RawClient(emu.url, keys=emu.keys) as c:
+        last = c.request(Command.INTERROGATE).body.last_txid
+        echo = c.request(Command.PREPARE_PATIENT, {**WRITE_BODIES[Command.PREPARE_PATIENT], "based_on_txid": last})
+        assert echo.body.patient.patient_id == PATIENT_ID, echo.body
+        assert c.request(Command.COMMIT, {"txid": 58}).body.outcome.name == "APPLIED"
+        status = c.request(Command.INTERROGATE)
+        assert (status.body.patient.patient_id, status.body.patient.initials) == (PATIENT_ID, INITIALS)
+        # a correction too (its request carries the record again)
+        fixed = {**WRITE_BODIES[Command.PREPARE_PATIENT], "txid": 59, "based_on_txid": 58, "action": "CORRECT",
+                 "spasticity_origin": "CEREBRAL"}
+        assert c.request(Command.PREPARE_PATIENT, fixed).auth is not None
+        assert c.request(Command.COMMIT, {"txid": 59}).auth is not None
+        events = read_log(c)
+        wire_in, wire_out = bytes(c.wire_in), b"".join(c.wire_out)
+    recorded = [e for e in events if e.type == EventType.PATIENT_RECORDED]
+    assert [(e.arg1, e.arg2 & 0xFF) for e in recorded] == [(1, 1), (2, 2)]  # RECORD spinal; CORRECT cerebral
+    secrets = [PATIENT_ID.encode(), INITIALS.encode(), BORN.to_bytes(4, "big"), b"SECRET"]
+    for secret in secrets:
+        assert secret not in wire_in and secret not in wire_out, secret
+    # no logged event carries any of it either (its arguments are the action, the origin, the fields changed)
+    assert all(BORN not in (e.arg1, e.arg2) for e in events)
+    # and the frames that carried it were sealed: every frame after HELLO and AUTH, both ways
+    for wire in (wire_in, wire_out):
+        frames = []
+        rest = wire
+        while rest:
+            used, item = parse_frame(rest)
+            assert used and isinstance(item, RawFrame), item
+            frames.append(item)
+            rest = rest[used:]
+        assert [f.command for f in frames[:2]] == [Command.HELLO, Command.AUTH]
+        assert all(f.auth is not None for f in frames[2:])
+        assert Command.PREPARE_PATIENT in [f.command for f in frames]
+
+
 # --- authentication and brute force ------------------------------------------------------------
 
 
@@ -259,7 +303,7 @@ def test_hello_from_an_older_programmer_is_refused_and_a_newer_one_is_told_the_p
                                               "client_nonce": security.new_nonce(), "role": Role.CLINICIAN})
         detail = refused(old, ErrorReason.UNSUPPORTED_VERSION)
         assert detail == f"this pump speaks protocol version {PROTOCOL_VERSION}; the programmer's highest is " \
-                         f"{PROTOCOL_VERSION - 1}" and PROTOCOL_VERSION == 4
+                         f"{PROTOCOL_VERSION - 1}" and PROTOCOL_VERSION == 5
         newer = c.request_clear(Command.HELLO, {"protocol_version": PROTOCOL_VERSION + 1,
                                                 "client_nonce": security.new_nonce(), "role": Role.CLINICIAN})
         assert newer.command == Command.HELLO and newer.body.protocol_version == PROTOCOL_VERSION

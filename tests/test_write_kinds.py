@@ -11,6 +11,7 @@ from ithcli import write_kinds as kinds
 from protocol import bodies
 from protocol.catheter import NO_CATHETER
 from protocol.constants import BolusPurpose
+from protocol.patient import NO_PATIENT
 from protocol.ptm import PTM_OFF, PTM_UNUSED
 
 ALL = [kinds.PROGRAM, kinds.REFILL, kinds.EMPTY, kinds.BOLUS, kinds.MRI_ENTER, kinds.MRI_EXIT]
@@ -24,13 +25,14 @@ STATUS = bodies.Status(
     reservoir_ul=20_000, capacity_ul=40_000, low_reservoir_alarm_ul=2_000, battery_state=protocol.BatteryState.OK,
     battery_percent=90, eri_at=0, replace_by=0, alarms=protocol.Alarm(0), mri_mode=protocol.MriMode.OFF,
     mri_auto_exit_at=0, last_txid=1, last_programmed_at=0, bolus_remaining_ng=0, event_count=1, auth_failures=0,
-    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED)
+    catheter=NO_CATHETER, ptm=PTM_OFF, ptm_use=PTM_UNUSED, patient=NO_PATIENT)
 
 
 def echo(**kw) -> bodies.Prepared:
     base = bodies.Prepared(txid=1, kind=protocol.WriteKind.PROGRAM, program=PROGRAM, reservoir_ul=20_000,
                            bolus_dose_ng=0, bolus_duration_s=0, bolus_volume_nl=0, mri_auto_exit_s=0,
-                           bolus_purpose=BolusPurpose.CLINICIAN, catheter=NO_CATHETER, clock_step_s=0, ptm=PTM_OFF)
+                           bolus_purpose=BolusPurpose.CLINICIAN, catheter=NO_CATHETER, clock_step_s=0, ptm=PTM_OFF,
+                           patient=NO_PATIENT)
     return dataclasses.replace(base, **kw)
 
 
@@ -100,3 +102,31 @@ def test_only_the_kinds_that_set_a_program_can_be_tampered_with():
 
     assert {w.kind for w in pump_kinds.WRITES if w.sets_program} == {protocol.WriteKind.PROGRAM,
                                                                     protocol.WriteKind.REFILL}
+
+
+def test_a_patient_read_back_must_hold_the_record_echoed_recorded_at_commit():
+    from protocol.constants import SpasticityOrigin
+
+    record = bodies.PatientRecord(patient_id="MRN-1", initials="AB", birth_date=19_700_102,
+                                  spasticity_origin=SpasticityOrigin.SPINAL, recorded_at=40)  # PREPARE's time
+    echoed, at = echo(kind=protocol.WriteKind.PATIENT, patient=record), committed(50)
+    assert kinds.PATIENT.command is protocol.Command.PREPARE_PATIENT and kinds.PATIENT.wire.name == "PATIENT"
+    assert kinds.PATIENT.readback_problems(echoed, at, status(patient=dataclasses.replace(record, recorded_at=50))) \
+        == []
+    wrong = kinds.PATIENT.readback_problems(echoed, at, status(patient=dataclasses.replace(
+        record, patient_id="MRN-2", recorded_at=50)))
+    assert wrong == ["patient.patient_id: expected 'MRN-1', pump has 'MRN-2'"]
+    assert kinds.PATIENT.readback_problems(echoed, at, status(patient=record))  # recorded at another time
+    assert kinds.PATIENT.readback_problems(echoed, at, status())  # none recorded
+
+
+def test_a_catheter_read_back_takes_the_commits_time_not_the_prepares():
+    from protocol.constants import CatheterAction, CatheterModel
+
+    record = dataclasses.replace(NO_CATHETER, action=CatheterAction.IMPLANT, model=CatheterModel.STANDARD,
+                                 length_mm=800, recorded_at=40, dead_space_nl=480_000, priming_due_nl=480_000)
+    echoed, at = echo(kind=protocol.WriteKind.CATHETER, catheter=record), committed(41)  # a second later
+    assert kinds.CATHETER.readback_problems(echoed, at, status(catheter=dataclasses.replace(record, recorded_at=41))) \
+        == []
+    assert kinds.CATHETER.readback_problems(echoed, at, status(catheter=dataclasses.replace(
+        record, recorded_at=41, length_mm=700))) == ["catheter.length_mm: expected 800, pump has 700"]

@@ -46,7 +46,15 @@ from protocol import (
     encode,
     security,
 )
-from protocol.constants import Alarm, BatteryState, CatheterAction, CatheterModel, MriMode, PumpModel
+from protocol.constants import (
+    Alarm,
+    BatteryState,
+    CatheterAction,
+    CatheterModel,
+    MriMode,
+    PumpModel,
+    SpasticityOrigin,
+)
 from protocol.framing import FrameDecoder, RawFrame, encode_frame, header_bytes
 from protocol.session import ClientSession, HelloReply, Reply, SessionOpen, VersionMismatch
 
@@ -97,6 +105,9 @@ STATUS = bodies.Status(
                                    priming_due_nl=0),
     ptm=bodies.PtmLimits(enabled=1, dose_ng=100_000, duration_s=600, lockout_s=10_800, max_per_day=4),
     ptm_use=bodies.PtmUse(granted_24h=2, refused_24h=1, last_granted_at=1_767_218_400),
+    # the patient (version 5): an opaque ID the clinic chose, initials and birth date; no origin (not baclofen)
+    patient=bodies.PatientRecord(patient_id="MRN-0042117", initials="AB", birth_date=19_700_102,
+                                 spasticity_origin=SpasticityOrigin.NOT_RECORDED, recorded_at=1_764_547_200),
 )
 
 
@@ -295,7 +306,7 @@ def main() -> None:
     emit(fmt("resp_counter", resp_counter))
     emit(fmt("resp_nonce", resp_nonce, "00000002 || resp_counter"))
     emit(fmt("resp_aad", resp_aad,
-             f"version {V:02x}, flags 03, req_seq, command 02, length 006f || resp_counter"))
+             f"version {V:02x}, flags 03, req_seq, command 02, length {len(resp_plain):04x} || resp_counter"))
     emit(fmt("resp_ciphertext", resp_ct))
     emit(fmt("resp_tag", resp_tag))
     emit(fmt("resp_frame", resp_frame))

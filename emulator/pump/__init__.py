@@ -7,6 +7,7 @@ One Pump (pump.py) composed of parts with one job each:
   catheter_part.py the catheter record (implant, revision, correction), the priming due,
                    and its Column (catheter.py): what leaves the tip is the patient's
   ptm.py           patient-activated boluses: the limits, the activations, their rules
+  patient.py       the patient record (an opaque ID, initials, birth date, spasticity origin)
   clock_step.py    pump time = the injected clock + the step a CLOCK write set; deadlines move
   battery.py       the charge, ERI and EOS
   mri.py           MRI-safe mode, the static field, the motor's stall

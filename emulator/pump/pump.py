@@ -33,6 +33,7 @@ from .mri import (
     check_field,
     check_schedule,
 )
+from .patient import Patient
 from .ptm import Outcome, PatientBoluses
 from .routine import RoutineEvents
 from .transactions import Transactions
@@ -78,11 +79,13 @@ class Pump:
         self.battery = Battery(self.core, spec)
         self.mri = Mri(self.core, spec, self.delivery)
         self.ptm = PatientBoluses(self.core)
+        self.patient = Patient(self.core)  # the patient record (version 5): none on a new pump
         self.routine = RoutineEvents(self.core)
         # every part with a running deadline moves it when the clock is set
         self.clock_step = ClockStep(self.core, [self.delivery, self.battery, self.mri, self.ptm, self.routine])
         self.transactions = Transactions(self.core, spec, self.delivery, self.battery, self.mri,
-                                         catheter=self.catheter, ptm=self.ptm, clock=self.clock_step)
+                                         catheter=self.catheter, ptm=self.ptm, clock=self.clock_step,
+                                         patient=self.patient)
         #: simulated resets in this process: sessions live in RAM, so the server ends them all
         self.resets = 0
         self.clock = clock

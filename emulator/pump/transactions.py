@@ -23,6 +23,7 @@ from .clock_step import ClockStep
 from .core import PumpCore, Refusal
 from .delivery import Delivery
 from .mri import Mri
+from .patient import Patient
 from .ptm import PatientBoluses
 from .write_kinds import BY_REQUEST, Pending, PrepareRequest
 
@@ -44,7 +45,7 @@ class Transactions:
     through the write kind's object (write_kinds.py)."""
 
     def __init__(self, core: PumpCore, spec: ModelSpec, delivery: Delivery, battery: Battery, mri: Mri, *,
-                 catheter: Catheter, ptm: PatientBoluses, clock: ClockStep) -> None:
+                 catheter: Catheter, ptm: PatientBoluses, clock: ClockStep, patient: Patient) -> None:
         self.core = core
         self.spec = spec
         self.delivery = delivery
@@ -53,6 +54,7 @@ class Transactions:
         self.catheter = catheter
         self.ptm = ptm
         self.clock = clock
+        self.patient = patient
         self.last_txid = 0
         self.last_programmed_at = 0
         self.pending: Pending | None = None  # volatile: lost on reset and restart

@@ -46,6 +46,7 @@ def status(pump: Pump) -> bodies.Status:
         catheter=pump.catheter.body(),
         ptm=pump.ptm.limits,
         ptm_use=pump.ptm.use(),
+        patient=pump.patient.record,
     )
 
 
@@ -102,4 +103,5 @@ def describe(pump: Pump) -> dict:
         "patient_received_ng": pump.catheter.column.received_ng(),
         "ptm": pump.ptm.describe(),
         "clock_step_s": pump.clock_step.step_s,
+        "patient": pump.patient.describe(),
     }

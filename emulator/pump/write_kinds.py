@@ -7,10 +7,10 @@ COMMIT checks the state again and asks the kind to apply it. Nothing else switch
 the kind: a new write is one more class here.
 
     PROGRAM, REFILL, BOLUS, MRI_ENTER, MRI_EXIT,  (the wire's WriteKind; ithcli's EMPTY
-    CATHETER, CLOCK, PTM                           is a REFILL of nothing on the wire)
+    CATHETER, CLOCK, PTM, PATIENT                  is a REFILL of nothing on the wire)
 
-Every Pending's echo carries the catheter record and the patient-bolus limits as they will
-be once committed (the current ones, unless the write changes them).
+Every Pending's echo carries the catheter record, the patient-bolus limits and the patient
+record as they will be once committed (the current ones, unless the write changes them).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from protocol import BatteryState, Command, Drug, ErrorReason, EventType, MriMode, WriteKind, bodies, messages
 from protocol.catheter import NO_CATHETER, bridge_duration_s, dose_in_volume_ng
-from protocol.constants import BolusPurpose, CatheterAction, CatheterModel
+from protocol.constants import BolusPurpose, CatheterAction, CatheterModel, PatientAction
+from protocol.patient import NO_PATIENT
 from protocol.ptm import PTM_OFF
 
 from ..program import DAY, Program
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 #: the PREPARE_* request bodies
 PrepareRequest = (bodies.PrepareProgramRequest | bodies.PrepareRefillRequest | bodies.PrepareBolusRequest
                   | bodies.PrepareMriEnterRequest | bodies.PrepareMriExitRequest | bodies.PrepareCatheterRequest
-                  | bodies.PrepareClockRequest | bodies.PreparePtmRequest)
+                  | bodies.PrepareClockRequest | bodies.PreparePtmRequest | bodies.PreparePatientRequest)
 Q = TypeVar("Q", bound=PrepareRequest)
 
 
@@ -73,6 +74,8 @@ class Pending:
     clock_step_s: int = 0  # CLOCK: the step the clock moves by at COMMIT
     ptm: bodies.PtmLimits = PTM_OFF  # the patient-bolus limits once committed
     catheter_action: CatheterAction = CatheterAction.NONE  # CATHETER: the action asked for
+    patient: bodies.PatientRecord = NO_PATIENT  # the patient record once committed
+    patient_action: PatientAction | None = None  # PATIENT: the action asked for
 
     @property
     def write(self) -> PumpWrite[Any]:
@@ -86,6 +89,7 @@ class Pending:
             reservoir_ul=self.reservoir_ul, bolus_dose_ng=self.bolus_dose_ng, bolus_duration_s=self.bolus_duration_s,
             bolus_volume_nl=self.bolus_volume_nl, mri_auto_exit_s=self.mri_auto_exit_s,
             bolus_purpose=self.bolus_purpose, catheter=self.catheter, clock_step_s=self.clock_step_s, ptm=self.ptm,
+            patient=self.patient,
         )
 
     def describe(self) -> dict:
@@ -95,7 +99,9 @@ class Pending:
                 "bolus_duration_s": self.bolus_duration_s, "bolus_volume_nl": self.bolus_volume_nl,
                 "mri_auto_exit_s": self.mri_auto_exit_s, "bolus_purpose": self.bolus_purpose.name,
                 "catheter": bodies.as_dict(self.catheter), "catheter_action": self.catheter_action.name,
-                "clock_step_s": self.clock_step_s, "ptm": bodies.as_dict(self.ptm)}
+                "clock_step_s": self.clock_step_s, "ptm": bodies.as_dict(self.ptm),
+                "patient": bodies.as_dict(self.patient),
+                "patient_action": self.patient_action.name if self.patient_action else None}
 
 
 class PumpWrite(Generic[Q]):
@@ -134,10 +140,11 @@ class PumpWrite(Generic[Q]):
 
 def _pending(tx: Transactions, body: PrepareRequest, kind: WriteKind, program: Program, drug: Drug,
              concentration_ng_per_ml: int, reservoir_ul: int, **fields: Any) -> Pending:
-    """A Pending whose echo carries the catheter record and the patient-bolus limits as they are
-    now, unless `fields` gives the write's own."""
+    """A Pending whose echo carries the catheter record, the patient-bolus limits and the patient
+    record as they are now, unless `fields` gives the write's own."""
     fields.setdefault("catheter", tx.catheter.body())
     fields.setdefault("ptm", tx.ptm.limits)
+    fields.setdefault("patient", tx.patient.record)
     return Pending(body.txid, kind, program, drug, concentration_ng_per_ml, reservoir_ul, **fields)
 
 
@@ -387,8 +394,25 @@ class PtmWrite(PumpWrite[bodies.PreparePtmRequest]):
         tx.ptm.set_limits(pending.ptm)
 
 
+class PatientWrite(PumpWrite[bodies.PreparePatientRequest]):
+    kind, command, request = WriteKind.PATIENT, Command.PREPARE_PATIENT, bodies.PreparePatientRequest
+
+    def check_state(self, tx: Transactions) -> None:
+        """The record delivers nothing: taken in MRI-safe mode and while a bolus runs too."""
+
+    def prepare(self, tx: Transactions, body: bodies.PreparePatientRequest) -> Pending:
+        self.writable(tx)
+        record = tx.patient.plan(body)  # RECORD or CORRECT against what it holds, every field checked
+        return _as_now(tx, body, self.kind, tx.delivery.program, patient=record,
+                       patient_action=PatientAction(body.action))
+
+    def apply(self, tx: Transactions, pending: Pending) -> None:
+        action = pending.patient_action if pending.patient_action is not None else PatientAction.RECORD
+        tx.patient.apply(action, pending.patient)
+
+
 WRITES: tuple[PumpWrite[Any], ...] = (ProgramWrite(), RefillWrite(), BolusWrite(), MriEnterWrite(), MriExitWrite(),
-                                      CatheterWrite(), ClockWrite(), PtmWrite())
+                                      CatheterWrite(), ClockWrite(), PtmWrite(), PatientWrite())
 BY_KIND: dict[WriteKind, PumpWrite[Any]] = {w.kind: w for w in WRITES}
 BY_REQUEST: dict[type[bodies.Body], PumpWrite[Any]] = {w.request: w for w in WRITES}
 #: the PREPARE_* commands (the faults that act after a PREPARE match these)

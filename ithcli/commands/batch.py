@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import ExitCode, IthcliError
+from ..errors import ExitCode, IthcliError, UsageError
 
 if TYPE_CHECKING:  # annotations only: rich is imported when a terminal shows progress
     from rich.live import Live
@@ -44,14 +44,24 @@ def validate(app, plan_path):
               help="The run's journal (default PLAN.journal.jsonl); re-run with it to resume.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="JSON lines, one per step (default PLAN.results.jsonl).")
+@click.option("--check-request", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A dry run that also writes a request for a second clinician to verify the whole run "
+                   "(`ithcli verify FILE`), signed with your --credential. Nothing is sent.")
+@click.option("--verified-by", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The run's verified request: each pump runs only if it is unchanged since, with the same "
+                   "plan and orders.")
 @click.pass_obj
-def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_path):
+def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_path, check_request, verified_by):
     """Validate, preflight every target, then run the steps; resumable, never applying a step twice.
 
     Exit 0: every step succeeded; 2: the plan has problems (all listed; nothing sent);
     8: something is unconfirmed; 13: something failed; 130: interrupted (steps in flight
     settled, the journal written).
+
+    A run whose writes the clinic policy wants double-checked: --check-request FILE (a dry run
+    that writes the request), `ithcli verify FILE` by a second clinician, then --verified-by.
     """
+    from .. import doublecheck
     from .. import plan as plans
     from ..batch import Journal, Runner, plan_hash
     from ..output import to_json_line
@@ -65,8 +75,19 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
 
     keystore = KeyStore(app.settings.key_store_dir)  # read once for every target
     library = app.session().library  # likewise: parsed once, shared read-only
-    runner = Runner(lambda port: app.session_for(port, library=library, keystore=keystore), plan, journal=journal,
-                    jobs=jobs, continue_on_error=continue_on_error, dry_run=dry_run, on_update=progress.update)
+    if check_request and verified_by:
+        raise UsageError("--check-request asks for a double check, --verified-by uses one: give one of them")
+    if check_request or verified_by:  # the operator's credential: refused before any pump is read, asked for once
+        app.session().operator_clinician("a double-checked run")
+    verified = doublecheck.load(verified_by) if verified_by else None
+    dry_run = dry_run or bool(check_request)
+
+    def session_for(port: str):
+        session = app.session_for(port, library=library, keystore=keystore)
+        session.credential = app.session().credential  # asked for once, not once per pump
+        return session
+    runner = Runner(session_for, plan, journal=journal, jobs=jobs, continue_on_error=continue_on_error,
+                    dry_run=dry_run, on_update=progress.update, verified=verified)
     interrupted = False
     progress.start()
     try:
@@ -92,6 +113,12 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
                "targets": [{"serial_number": r.target.serial, "port": r.target.port, "outcome": r.outcome,
                             "detail": r.detail, "steps": [s.as_dict() for s in r.steps]} for r in reports],
                "summary": counts}
+    if code == ExitCode.OK and check_request:
+        items = [runner.items[r.target.number] for r in reports if r.target.number in runner.items]
+        doc = doublecheck.request_for(app.session(), items)
+        doublecheck.save(check_request, doc)
+        summary["check_request"] = {"file": check_request, "requested_by": doc["request"]["requested_by"],
+                                    "expires_at": doc["request"]["expires_at"], "targets": len(items)}
     if code == ExitCode.OK:
         app.emit(summary, _render_summary)
         return
@@ -165,6 +192,11 @@ def _render_summary(s: dict) -> None:
     con = console()
     con.print(table)
     con.print(f"Journal {s['journal']}; results {s['results']}.")
+    request = s.get("check_request")
+    if request:
+        con.print(f"Double-check request for {request['targets']} pump(s) written to {request['file']}: another "
+                  f"clinician runs `ithcli verify {request['file']}` before {request['expires_at']}; then run the "
+                  "plan with --verified-by FILE.")
 
 
 def _say(text: str) -> None:

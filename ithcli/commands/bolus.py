@@ -5,7 +5,7 @@ import click
 
 from ..api import Pump
 from ..errors import UsageError
-from ._writing import run_change, safety_choices, safety_options
+from ._writing import ORDER_OPTION, double_check_choice, run_change, safety_choices, safety_options
 
 
 @click.command()
@@ -15,9 +15,10 @@ from ._writing import run_change, safety_choices, safety_options
 @click.option("--priming", is_flag=True,
               help="A priming bolus after an implant or revision not primed yet: its volume is the pump's "
                    "priming due; needs --confirm-monitoring.")
+@ORDER_OPTION
 @safety_options
 @click.pass_obj
-def bolus(app, dose, duration, priming, yes, **safety):
+def bolus(app, dose, duration, priming, order, yes, **safety):
     """Deliver a clinician bolus on top of the program (refused while another runs).
 
     The hard limit applies to the 24-hour total: the program, the boluses the pump's
@@ -25,19 +26,23 @@ def bolus(app, dose, duration, priming, yes, **safety):
 
     --priming fills a catheter just implanted or revised: refused unless the pump's record
     says priming is due; the volume is what it says (never typed), its whole dose counts in
-    the 24-hour total, and the patient must be monitored afterwards (--confirm-monitoring)."""
+    the 24-hour total, and the patient must be monitored afterwards (--confirm-monitoring).
+
+    With --order FILE the dose and duration are the order's."""
+    double_check = double_check_choice(safety)
     overrides, confirmed = safety_choices(safety)
     pump = Pump(app.session())
     if priming:
-        if dose:
-            raise UsageError("--priming takes its volume from the catheter record: do not give --dose")
+        if dose or order:
+            raise UsageError("--priming takes its volume from the catheter record: do not give --dose or --order")
         prepared = pump.check_priming(duration=duration, overrides=overrides, confirm=confirmed)
-        run_change(app, pump, prepared, title="Priming bolus", yes=yes, render_done=_render_priming)
+        run_change(app, pump, prepared, title="Priming bolus", yes=yes, render_done=_render_priming,
+                   double_check=double_check)
         return
-    if not dose or not duration:
-        raise UsageError("a bolus needs --dose and --over (or --priming)")
-    prepared = pump.check_bolus(dose=dose, over=duration, overrides=overrides, confirm=confirmed)
-    run_change(app, pump, prepared, title="Bolus", yes=yes, render_done=_render)
+    if not order and (not dose or not duration):
+        raise UsageError("a bolus needs --dose and --over (or --priming, or --order FILE)")
+    prepared = pump.check_bolus(dose=dose, over=duration, overrides=overrides, confirm=confirmed, order=order)
+    run_change(app, pump, prepared, title="Bolus", yes=yes, render_done=_render, double_check=double_check)
 
 
 def _render(r: dict) -> None:

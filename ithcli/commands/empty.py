@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..api import Pump
-from ._writing import run_change
+from ._writing import double_check_choice, double_check_options, run_change
 
 
 @click.command()
@@ -14,14 +14,16 @@ from ._writing import run_change
 @click.option("--confirm-fill-gap", is_flag=True,
               help="Accept a withdrawn volume far from what the pump expected (possible pocket fill).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@double_check_options
 @click.pass_obj
-def empty(app, withdrawn, confirm_withdrawal_risk, confirm_fill_gap, yes):
+def empty(app, withdrawn, confirm_withdrawal_risk, confirm_fill_gap, yes, **double_check):
     """Record an emptied reservoir: volume 0 and delivery stopped, checked and read back."""
     confirmed = {flag for flag, on in (("--confirm-withdrawal-risk", confirm_withdrawal_risk),
                                        ("--confirm-fill-gap", confirm_fill_gap)) if on}
     pump = Pump(app.session())
     prepared = pump.check_empty(withdrawn=withdrawn, confirm=confirmed)
-    run_change(app, pump, prepared, title="Empty the reservoir", yes=yes, render_done=_print_verified)
+    run_change(app, pump, prepared, title="Empty the reservoir", yes=yes, render_done=_print_verified,
+               double_check=double_check_choice(double_check))
 
 
 def _print_verified(r: dict) -> None:

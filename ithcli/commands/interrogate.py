@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ..catheter_ops import catheter_text
+from ..patient import patient_text
 
 
 @click.command()
@@ -53,6 +54,8 @@ def _status_grid(s: dict):
     drug = s["drug"] if s["drug"] != "none" else "no drug"
     if not s["drug_in_library"] and s["drug"] != "none":
         drug += "  [red](not in the drug library: units unchecked)[/]"
+    if "patient" in s:  # who the pump is implanted in, as it records it (ithcli/patient.py)
+        grid.add_row("Patient", patient_text(s["patient"]))
     grid.add_row("Drug", drug)
     grid.add_row("Concentration", fmt_quantity(s["concentration"]))
     grid.add_row("Mode", s["mode"])

@@ -174,6 +174,11 @@ def _table(result: dict, title: str):
     colour = {"PASS": "green", "WARN": "yellow", "BLOCK": "bold red", "FAIL": "bold red"}
     heading = f"{title}: {result['serial_number']} ({result['model']})" + ("  EMULATED" if result["emulated"] else "")
     table = Table(title=heading, title_justify="left")
+    status = result.get("status")
+    if isinstance(status, dict) and "patient" in status:  # for the bedside check: whose pump this is
+        from ..patient import patient_text
+
+        table.caption, table.caption_justify = f"Patient: {patient_text(status['patient'])}", "left"
     for column in ("Result", "Item", "Finding", "What to do"):
         table.add_column(column)
     for line in result["lines"]:

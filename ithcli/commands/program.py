@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..api import Pump
-from ._writing import run_change, safety_choices, safety_options
+from ._writing import ORDER_OPTION, double_check_choice, run_change, safety_choices, safety_options
 
 if TYPE_CHECKING:
     from protocol.bodies import Prepared
@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 @click.option("--spasticity-origin", type=click.Choice(["spinal", "cerebral"]),
               help="Baclofen: the patient's spasticity origin, which sets the daily rise allowed "
                    "(kept for this pump; the stricter cerebral budget applies while unknown).")
+@ORDER_OPTION
 @safety_options
 @click.pass_obj
-def program(app, dose, flow, mode, schedule, stop, next_visit, spasticity_origin, yes, **safety):
+def program(app, dose, flow, mode, schedule, stop, next_visit, spasticity_origin, order, yes, **safety):
     """Change what the pump delivers: PREPARE, check the echo, COMMIT, read back.
 
     Reads the pump first, checks the drug library (hard limits refused, soft limits
@@ -35,15 +36,20 @@ def program(app, dose, flow, mode, schedule, stop, next_visit, spasticity_origin
     and 7 days and any interruption from the pump's own log, shows the 24-hour total
     before and after, asks for confirmation unless --yes, and exits 0 only when the
     read-back matches. Everything still needed is listed at once.
+
+    With --order FILE the new program is the order's (an option given too must agree with it).
+    A change the clinic policy names needs a second clinician: --check-request, then
+    --verified-by (docs/clinical.md#orders-and-the-double-check).
     """
+    double_check = double_check_choice(safety)
     overrides, confirmed = safety_choices(safety)
     pump = Pump(app.session())
     prepared = pump.check_program(dose=dose, flow=flow, mode=mode, schedule=schedule, stop=stop,
                                   next_visit=next_visit, overrides=overrides, confirm=confirmed,
-                                  spasticity_origin=spasticity_origin)
+                                  spasticity_origin=spasticity_origin, order=order)
     unit = prepared.change.unit
     run_change(app, pump, prepared, title="Program change", yes=yes, on_echo=lambda e: _print_echo(e, unit),
-               render_done=_print_verified,
+               render_done=_print_verified, double_check=double_check,
                render_unchanged=lambda r: _say(f"No change: {r['serial_number']} already delivers this program. "
                                                "Nothing was sent."))
 

@@ -6,7 +6,7 @@ import click
 
 from ..api import Pump
 from ..ptm import MAX_PER_DAY, ptm_text, use_text
-from ._writing import run_change, safety_choices, safety_options
+from ._writing import double_check_choice, run_change, safety_choices, safety_options
 
 
 @click.group()
@@ -48,11 +48,13 @@ def set_(app, dose, lockout, max_per_day, duration, off, yes, **safety):
     activation) breaks the drug's hard maximum; past the soft maximum it needs
     --override-soft-limit DAILY_MAX=REASON.
     """
+    double_check = double_check_choice(safety)
     overrides, confirmed = safety_choices(safety)
     pump = Pump(app.session())
     prepared = pump.check_ptm(dose=dose, lockout=lockout, max_per_day=max_per_day, duration=duration, off=off,
                               overrides=overrides, confirm=confirmed)
     run_change(app, pump, prepared, title="Patient boluses", yes=yes, render_done=_render_set,
+               double_check=double_check,
                render_unchanged=lambda r: _say(f"No change: {r['serial_number']} already has these limits. "
                                                "Nothing was sent."))
 

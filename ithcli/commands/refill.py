@@ -4,12 +4,15 @@ from __future__ import annotations
 import click
 
 from ..api import Pump
-from ._writing import run_change, safety_choices, safety_options
+from ..errors import UsageError
+from ._writing import ORDER_OPTION, double_check_choice, run_change, safety_choices, safety_options
 
 
 @click.command()
-@click.option("--volume", required=True, metavar="VOLUME", help="Volume in the reservoir after the fill, e.g. '20 mL'.")
-@click.option("--concentration", required=True, metavar="CONC", help="Concentration filled, e.g. '2000 mcg/mL'.")
+@click.option("--volume", metavar="VOLUME",
+              help="Volume in the reservoir after the fill, e.g. '20 mL' (required unless --order gives it).")
+@click.option("--concentration", metavar="CONC",
+              help="Concentration filled, e.g. '2000 mcg/mL' (required unless --order gives it).")
 @click.option("--drug", metavar="NAME", help="The drug filled, if it changes (then --dose is required).")
 @click.option("--withdrawn", metavar="VOLUME",
               help="Volume withdrawn from the reservoir before filling, compared with what the pump expected.")
@@ -21,9 +24,11 @@ from ._writing import run_change, safety_choices, safety_options
 @click.option("--bridge/--no-bridge", default=None,
               help="When the drug or concentration changes and a catheter is recorded: give a bridge bolus "
                    "(the catheter's old contents at the old rate) or not. Required then; both projections are shown.")
+@ORDER_OPTION
 @safety_options
 @click.pass_obj
-def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasticity_origin, bridge, yes, **safety):
+def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasticity_origin, bridge, order, yes,
+           **safety):
     """Refill the reservoir: keeps the daily dose (the flow follows a new concentration).
 
     Refuses a volume above the pump's capacity or a concentration not allowed for
@@ -35,13 +40,19 @@ def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasti
     Shows the new low-reservoir alarm date. A new drug or concentration with a catheter
     recorded shows what the patient gets over the following days with and without a
     bridge bolus, and needs --bridge or --no-bridge.
+
+    With --order FILE the fill is the order's (the syringe's drug and concentration, the volume,
+    any dose and bridge choice); --withdrawn stays what you measured.
     """
+    double_check = double_check_choice(safety)
     overrides, confirmed = safety_choices(safety)
+    if order is None and not (volume and concentration):
+        raise UsageError("a refill needs --volume and --concentration (or --order FILE)")
     pump = Pump(app.session())
     prepared = pump.check_refill(volume=volume, concentration=concentration, drug=drug, withdrawn=withdrawn,
                                  dose=dose, next_visit=next_visit, overrides=overrides, confirm=confirmed,
-                                 spasticity_origin=spasticity_origin, bridge=bridge)
-    run_change(app, pump, prepared, title="Refill", yes=yes, render_done=_print_verified)
+                                 spasticity_origin=spasticity_origin, bridge=bridge, order=order)
+    run_change(app, pump, prepared, title="Refill", yes=yes, render_done=_print_verified, double_check=double_check)
 
 
 def _print_verified(r: dict) -> None:

@@ -8,6 +8,7 @@ import click
 
 from ..catheter_ops import catheter_text
 from ..errors import UsageError
+from ..patient import patient_text
 from ..ptm import ptm_text, use_text
 from ._params import When
 
@@ -224,6 +225,8 @@ def _settings_grid(d: dict):
     grid.add_row("Pump clock", fmt_pump_clock(d["pump_clock"]))
     grid.add_row("Dates", fmt_dates_note(d["pump_clock"]))
     grid.add_row("Pump", f"{s['serial_number']}  {s['model']} ({s['design']})  firmware {s['firmware']}")
+    if "patient" in s:  # an audit entry from before protocol version 5 has none
+        grid.add_row("Patient", patient_text(s["patient"]))
     grid.add_row("Drug", f"{s['drug']}  {fmt_quantity(s['concentration'])}")
     grid.add_row("Mode", s["mode"])
     grid.add_row("Daily dose", f"{fmt_quantity(s['daily_dose'])} (24-hour total), "
@@ -264,6 +267,12 @@ def _changes(d: dict) -> list:
         for note in c["overrides"]:
             if note["event"] == "soft-limit-override":
                 parts.append(f"  [red]Soft limit overridden[/]: reason: {note['reason']}")
+            elif note["event"] == "order":
+                parts.append(f"  Order {note['order_id']} by {note['prescriber']} (file SHA-256 "
+                             f"{str(note['order_sha256'])[:16]}...)")
+            elif note["event"] == "double-check":
+                parts.append(f"  Double-checked by {note['verified_by_name']} ({note['verified_by']}) at "
+                             f"{note['verified_at']}, asked for by {note['requested_by']}")
             else:
                 parts.append(f"  [red]Confirmed[/]: {', '.join(note.get('flags') or [])}")
         if c["differences"]:
@@ -286,6 +295,7 @@ def _change_table(n: int, c: dict):
                        ("24-hour total", "daily_dose"), ("Flow", "flow_ml_per_day"), ("Steps", "steps"),
                        ("Reservoir", "reservoir_ml"), ("Bolus running", "bolus_remaining"),
                        ("MRI mode", "mri_mode"), ("Patient boluses", "patient_boluses"), ("Catheter", "catheter"),
+                       *((("Patient", "patient"),) if c["command"] == "patient" else ()),
                        *((("Pump clock", "pump_time"),) if c["command"] == "clock" else ())):
         before, after = _field(c["before"], key), _field(c["after"], key)
         if before == "-" and after == "-":

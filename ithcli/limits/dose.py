@@ -164,7 +164,8 @@ def check_escalation(entry, history, *, new: int, origin: str | None = None) -> 
         level, how = over
         restarted = any(i.end is not None and i.end > since for i in history.interruptions)
         against = "the restart dose" if restarted else f"the dose {window} ago"
-        suffix = "" if origin or not entry.rise_24h_percent_by_origin or hours != 24 else \
+        suffix = "" if not entry.rise_24h_percent_by_origin or hours != 24 else \
+            f" (the {origin} spasticity budget)" if origin else \
             " (spasticity origin not recorded: the stricter cerebral budget applies)"
         name = "RISE_24H" if hours == 24 else "RISE_7D"
         out.append(Finding(level, f"rise-{window.replace(' ', '')}",
