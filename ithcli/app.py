@@ -67,6 +67,10 @@ class Settings:
     credential_path: str | None = None
     #: asks for a passphrase-protected credential's passphrase (the CLI asks at the terminal)
     ask_passphrase: Callable[[str], bytes] | None = None
+    #: the serial number of the pump meant (--expect-serial): another answering is refused
+    expect_serial: str | None = None
+    #: the time zone for times shown to people (--tz; None: this computer's local zone)
+    tz: str | None = None
 
 
 class Records:

@@ -108,11 +108,21 @@ class LazyGroup(click.Group):
     help="Your own clinician credential (`ithcli credential new`): signs double-check requests and "
     "verifications. [env: ITHCLI_CREDENTIAL]",
 )
+@click.option(
+    "--expect-serial", envvar="ITHCLI_EXPECT_SERIAL", metavar="SERIAL",
+    help="The pump you mean: refuse, before anything is sent, when another pump answers on the port. "
+    "[env: ITHCLI_EXPECT_SERIAL]",
+)
+@click.option(
+    "--tz", envvar="ITHCLI_TZ", metavar="ZONE",
+    help="Time zone for times shown to people (IANA name such as Europe/Paris, or UTC); default: this "
+    "computer's local zone. JSON always carries ISO 8601 with the offset. [env: ITHCLI_TZ]",
+)
 @click.option("-v", "--verbose", count=True, help="Diagnostics on stderr; -vv adds frame hex dumps.")
 @click.version_option(package_name="ithcli")
 @click.pass_context
 def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audit_log, state_dir, key_store,
-        clinic_policy, credential, verbose):
+        clinic_policy, credential, expect_serial, tz, verbose):
     """Interrogate and program implanted intrathecal drug pumps.
 
     NOT A CLEARED MEDICAL DEVICE: for development, training and testing with the
@@ -126,7 +136,7 @@ def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audi
                            drug_library_path=drug_library, operator=operator or _default_operator(),
                            audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store,
                            clinic_policy_path=clinic_policy, credential_path=credential,
-                           ask_passphrase=_ask_passphrase))
+                           ask_passphrase=_ask_passphrase, expect_serial=expect_serial, tz=tz))
     ctx.call_on_close(ctx.obj.close)
 
 
