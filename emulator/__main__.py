@@ -7,6 +7,10 @@ listens. Nothing else ever goes to stdout. A pump that cannot start prints nothi
 one line on stderr, and exits 1 (2: bad arguments or an unusable key file). ithcli/emulator_process.py is the one
 reader of this contract (for `ithcli --port emulator`, the campaign, the tests, bench/).
 Diagnostics go to stderr. Runs until SIGTERM/SIGINT, saves state, exits 0.
+
+A new pump's serial is --serial, else its --key-file's when that file exists (the same pump
+started again), else a new unique one (new_serial(): two emulators never share a serial, nor a
+key store entry), said in one line on stderr once it serves; the key file holds it either way.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import signal
 import sys
 import time
@@ -37,7 +42,6 @@ PROG = "ith-emulator"
 DEFAULT_CATHETER_MM = 800
 DEFAULTS = {
     "model": "peristaltic-40",
-    "serial": "EMU00001",
     "drug": "morphine",
     "concentration": "10 mg/mL",
     "volume": "18 mL",
@@ -48,7 +52,12 @@ DEFAULTS = {
     "catheter_mm": str(DEFAULT_CATHETER_MM),
 }
 # the pump's identity and settings: taken from --state when it exists
-PUMP_OPTIONS = tuple(DEFAULTS) + ("start_time",)
+PUMP_OPTIONS = ("serial", *DEFAULTS, "start_time")
+#: a new pump's serial when none is given (and its key file names none): EMU- and 8 characters
+#: without look-alikes (no I, O, 0 or 1: a person types it into --expect-serial), 40 random bits,
+#: so that two emulators never share a serial, nor a key store entry
+NEW_SERIAL_PREFIX = "EMU-"
+NEW_SERIAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 MAX_BATTERY_DAYS = 20 * 365
 DRUGS = [d.name.lower() for d in Drug if d is not Drug.NONE]
 
@@ -73,6 +82,22 @@ def _serial(text: str) -> str:
     if not valid_serial(text):
         raise argparse.ArgumentTypeError(f"{text!r}: 1-16 characters of A-Z, 0-9 and -")
     return text
+
+
+def new_serial() -> str:
+    """A fresh serial for a new pump: EMU- and 8 random characters of NEW_SERIAL_ALPHABET."""
+    serial = NEW_SERIAL_PREFIX + "".join(secrets.choice(NEW_SERIAL_ALPHABET) for _ in range(8))
+    assert valid_serial(serial)
+    return serial
+
+
+def _pick_serial(args) -> str | None:
+    """A new pump's serial when --serial is not given: its key file's, when the file exists (the
+    same pump started again), else a new one. None when --serial gives it."""
+    if args.serial is not None:
+        return None
+    found = keyfile.serial_in(args.key_file)
+    return found if found is not None and valid_serial(found) else new_serial()
 
 
 def _battery_days(text: str) -> int:
@@ -155,6 +180,26 @@ def _listen(text: str) -> tuple[str, int]:
     return match[1], int(match[2])
 
 
+class _Version(argparse.Action):
+    """--version: 'ith-emulator 0.1.0 (protocol version 5)' on stdout, exit 0. The installed
+    version is looked up only when asked (not on every start)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        from protocol.constants import PROTOCOL_VERSION
+
+        try:
+            release = version("ithcli")  # the distribution ith-emulator ships in
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            release = "(not installed)"
+        print(f"{PROG} {release} (protocol version {PROTOCOL_VERSION})", flush=True)  # stdout, as --help
+        parser.exit(0)
+
+
 def build_parser() -> Parser:
     p = Parser(
         prog=PROG,
@@ -167,7 +212,9 @@ def build_parser() -> Parser:
                        help="serve on TCP (port 0 picks a free one); URL socket://HOST:PORT")
     p.add_argument("--model", choices=sorted(MODELS_BY_NAME),
                    help=f"pump model (default {DEFAULTS['model']})")
-    p.add_argument("--serial", type=_serial, help=f"serial number, A-Z 0-9 - (default {DEFAULTS['serial']})")
+    p.add_argument("--serial", type=_serial,
+                   help="serial number, A-Z 0-9 - (default: the serial of an existing --key-file, else a new "
+                   f"unique one, {NEW_SERIAL_PREFIX}XXXXXXXX, said on stderr)")
     p.add_argument("--drug", choices=DRUGS, help=f"drug in the reservoir (default {DEFAULTS['drug']})")
     p.add_argument("--concentration", type=_quantity("concentration"), metavar="QTY",
                    help=f"e.g. '10 mg/mL' or '500 mcg/mL' (default {DEFAULTS['concentration']})")
@@ -204,10 +251,12 @@ def build_parser() -> Parser:
                    "e.g. 115200; default: no pacing")
     p.add_argument("--control", metavar="PATH", help="test-only control socket (UNIX, JSON lines)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every frame on stderr")
+    p.add_argument("--version", action=_Version, help="print the version and the protocol version it speaks, then exit")
     return p
 
 
-def _new_pump(parser: Parser, args, clock: PumpClock) -> Pump:
+def _new_pump(parser: Parser, args, clock: PumpClock, serial: str | None = None) -> Pump:
+    """A new pump from the arguments and DEFAULTS; its serial: `serial`, else --serial, else a new one."""
     values = {name: getattr(args, name) for name in DEFAULTS}
     for name, default in DEFAULTS.items():
         if values[name] is None:
@@ -227,7 +276,7 @@ def _new_pump(parser: Parser, args, clock: PumpClock) -> Pump:
         parser.error("--concentration must be positive")
     return Pump.new(
         model=values["model"],
-        serial=values["serial"],
+        serial=serial or args.serial or new_serial(),
         drug=Drug[values["drug"].upper()],
         concentration_ng_per_ml=values["concentration"],
         reservoir_ul=values["volume"],
@@ -267,13 +316,15 @@ def main(argv: list[str] | None = None) -> int:
                         level=logging.DEBUG if args.verbose else logging.WARNING)
     log = logging.getLogger("emulator")
 
+    picked = None  # the serial chosen here for a new pump given no --serial
     try:
         if args.state and os.path.exists(args.state):
             pump, clock = _restore(args, log)
         else:
             start = args.start_time if args.start_time is not None else int(time.time())
             clock = PumpClock(start, args.time_scale)
-            pump = _new_pump(parser, args, clock)
+            picked = _pick_serial(args)
+            pump = _new_pump(parser, args, clock, picked or args.serial)
         try:
             keys = keyfile.load_or_create(args.key_file, pump.serial)
         except keyfile.KeyFileError as exc:
@@ -301,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     from protocol.codec import warm_up
 
     warm_up()  # a pump answers its first request as fast as its hundredth
+    if picked is not None:  # said once it serves: a pump that cannot start says one line, its error
+        print(f"{PROG}: no --serial given: this pump is {picked} (its key file {args.key_file} is for it)",
+              file=sys.stderr, flush=True)
     print(url, flush=True)  # the ready line (see the docstring): last, once everything above is done
     log.info("serving %s %s on %s", pump.spec.name, pump.serial, url)
     try:

@@ -34,6 +34,24 @@ def load_or_create(path: str, serial: str) -> dict[Role, bytes]:
     return load(path, serial)
 
 
+def serial_in(path: str) -> str | None:
+    """The serial an existing key file says it is for; None when there is no such file or no serial
+    can be read from it. Nothing else is checked here: load() refuses whatever is wrong with it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = json.loads(handle.read(64 * 1024).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    serial = data.get("serial") if isinstance(data, dict) else None
+    return serial if isinstance(serial, str) else None
+
+
 def load(path: str, serial: str) -> dict[Role, bytes]:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

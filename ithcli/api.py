@@ -31,7 +31,7 @@ from typing import Any
 from protocol import Quantity, bodies
 from protocol.models import ModelSpec
 
-from . import doublecheck, mri, operations, orders
+from . import doublecheck, limits, mri, operations, orders
 from .api_clock_ptm import ClockAndPatientBoluses
 from .api_types import (
     Catheter,
@@ -60,6 +60,7 @@ from .errors import (
     Unconfirmed,
     UsageError,
     VerifyFailed,
+    WrongPump,
 )
 from .limits import CONFIRM_FLAGS, Finding, normalise_override, parse_overrides
 from .ptm import PatientBoluses
@@ -71,17 +72,19 @@ __all__ = [
     "Checklist", "Finding", "ClockReading", "PatientBoluses",
     "Quantity",
     "IthcliError", "AuthError", "CheckFailed", "DeviceRejected", "LinkError", "PumpProtocolError", "SafetyError",
-    "Unconfirmed", "UsageError", "VerifyFailed",
+    "Unconfirmed", "UsageError", "VerifyFailed", "WrongPump",
 ]
 
 
 def open_pump(port: str, *, operator: str, key_store: str | None = None, state_dir: str | None = None,
               audit_log: str | None = None, drug_library: str | None = None, timeout: float = 2.0,
-              clinic_policy: str | None = None, credential: str | Credential | None = None) -> Pump:
+              clinic_policy: str | None = None, credential: str | Credential | None = None,
+              expect_serial: str | None = None) -> Pump:
     """A session with the pump on `port`: a device path, `socket://host:port`, or `emulator`
     (a private emulated pump started for this session and stopped at close). clinic_policy: the
     clinic's clinicians and which writes need a second verifier; credential: the operator's own
-    (a path to an unprotected one, or load_credential(path, passphrase)), needed for double checks."""
+    (a path to an unprotected one, or load_credential(path, passphrase)), needed for double checks.
+    expect_serial: the pump meant; another answering is refused (WrongPump) before any request."""
     if not operator or not str(operator).strip():
         raise UsageError("an operator is required: who is programming is recorded with every write")
     env = os.environ  # the same defaults as the command line's options
@@ -91,7 +94,8 @@ def open_pump(port: str, *, operator: str, key_store: str | None = None, state_d
                         state_dir=state_dir or env.get("ITHCLI_STATE_DIR"),
                         key_store_dir=key_store or env.get("ITHCLI_KEY_STORE"),
                         clinic_policy_path=clinic_policy or env.get("ITHCLI_CLINIC_POLICY"),
-                        credential_path=credential if isinstance(credential, str) else env.get("ITHCLI_CREDENTIAL"))
+                        credential_path=credential if isinstance(credential, str) else env.get("ITHCLI_CREDENTIAL"),
+                        expect_serial=expect_serial or env.get("ITHCLI_EXPECT_SERIAL"))
     session = PumpSession(settings, Records.from_settings(settings))
     if isinstance(credential, Credential):
         session.credential = credential
@@ -403,6 +407,8 @@ class Pump(ClockAndPatientBoluses):
 
     def check_mri_exit(self) -> PreparedMri:
         st = mri.read_state(self._session, write=True)  # refused while a write is unconfirmed
+        # only from MRI-safe mode, as the pump takes it (a batch plan's exit may follow its own enter)
+        limits.settle(limits.check_mri_exit(st.raw))
         return PreparedMri("exit", st, mri.exit_request(st), None)
 
     def apply_mri(self, prepared: PreparedMri) -> WriteResult:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .clinic_policy import Clinician, ClinicPolicy
     from .credentials import Credential
     from .druglib import DrugLibrary
+    from .errors import WrongPump
     from .keystore import KeyStore
     from .link import Link
     from .state import PendingWrites, PumpNotes
@@ -136,6 +137,7 @@ class PumpSession:
         self._link: Link | None = None
         self._client: PumpClient | None = None
         self._closed_counts = (0, 0)  # corrupt frames and retries of the clients closed before
+        self._links_opened = 0  # a session that reconnects (a monitor) says a silent port's wait once
         self._policy: ClinicPolicy | None = None
         #: the operator's credential, once loaded (the API may hand one in)
         self.credential: Credential | None = None
@@ -217,10 +219,19 @@ class PumpSession:
         # a pty keeps replies nobody read: drop them so they cannot be mistaken for ours
         link.discard_input()
         client = PumpClient(link, timeout=self.settings.timeout)
+        client.tell_waiting = self._links_opened == 0
+        self._links_opened += 1
         client.on_exchange = self.audit_exchange
         # a pump that reset lost our session with its RAM: reads open a new one (same role)
         client.reopen = lambda: self._open_session(client, (self.role,) if self.role else ("reader", "clinician"))
         return client
+
+    @property
+    def expected_serial(self) -> str | None:
+        """The pump this session may talk to: the one it first opened with (a session never goes on
+        with another pump: a reconnect, a new session after a reset or for a write is checked), else
+        the one --expect-serial names; None: any pump whose key the store holds."""
+        return self.serial if self.serial is not None else (self.settings.expect_serial or None)
 
     def _open_session(self, client: PumpClient, roles: tuple[str, ...]) -> None:
         from .client import NoKey
@@ -234,14 +245,46 @@ class PumpSession:
             except NoKey as exc:
                 reasons.append(str(exc))
                 continue
+            # the key names the pump, proven by the handshake: another than the one meant is
+            # refused before any request goes to it
+            self._check_pump(client, entry.serial)
             self.role, self.serial = role, entry.serial
             log.info("%s session open with %s on %s", role, entry.serial, client.link.url)
             return
+        expected = self.expected_serial
+        if expected is not None and any(e.serial == expected and e.role in roles for e in store.entries()):
+            # the store holds a key of the expected pump for a role asked for, and the pump on the
+            # port announced another: it is not that pump as the store knows it
+            raise self._wrong_pump(expected, None, f"it announces no key of {expected}'s in the key store "
+                                                   f"({'; '.join(reasons)}): another pump, or {expected} given "
+                                                   "new keys")
         need = "a clinician key (writes need one)" if roles == ("clinician",) else "a reader or clinician key"
         raise AuthError(
             f"no session with the pump on {self.port}: {'; '.join(reasons)}. ithcli needs {need} for it in "
             f"{getattr(store, 'dir', 'the key store')}: pair it with 'ithcli keys pair --from FILE'"
         )
+
+    def _check_pump(self, client: PumpClient, serial: str) -> None:
+        expected = self.expected_serial
+        if expected is not None and serial != expected:
+            client.end_session()
+            raise self._wrong_pump(expected, serial)
+
+    def _wrong_pump(self, expected: str, found: str | None, why: str = "") -> WrongPump:
+        """The refusal of another pump than `expected` (found: its serial; None when the store holds
+        no key for it, so its serial is unknown), in the words of who pinned the pump."""
+        from .errors import WrongPump
+
+        port = self._link.url if self._link is not None else self.port or ""  # emulator: its pty
+        if self.serial is None:  # --expect-serial, at the first session
+            text = (f"pump {found} answers on {port}, not {expected} (--expect-serial)" if found else
+                    f"the pump on {port} is not {expected} (--expect-serial): {why}")
+        else:
+            text = (f"a different pump ({found}) now answers on {port}; it was {expected}" if found else
+                    f"a different pump now answers on {port}; it was {expected}: {why}")
+        details = {"expected_serial": expected, "serial_number": found, "port": port}
+        self.record("wrong-pump", durable=False, **details)  # who met which pump where: the trail says it too
+        return WrongPump(f"{text}. Nothing was sent to it", details=details)
 
     def keystore(self) -> KeyStore:
         from .keystore import KeyStore, MemoryKeyStore
@@ -341,6 +384,9 @@ class App:
     pump session it builds on first use for the command that runs."""
 
     def __init__(self, settings: Settings):
+        from .localtime import check
+
+        check(settings.tz)  # a --tz naming no zone is a usage error (exit 2), whatever the command
         self.settings = settings
         self._records: Records | None = None
         self._session: PumpSession | None = None

@@ -168,4 +168,4 @@ class AuditError(IthcliError):
 
 
 def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # UTC, its offset written out

@@ -5,6 +5,13 @@ confirmed, failed or unconfirmed), one fsync'd JSON line each. Re-running with
 the same journal resumes: confirmed steps are skipped, so nothing is applied
 twice; a step left unconfirmed is settled by asking the pump (its last txid and
 its log) before anything else is sent to it.
+
+A run that asks first (run(confirm=...)) works out every write step of every pump
+after preflight, as a dry run does but journalling nothing (the preview), hands the
+reports to `confirm` (which raises to stop), then runs. What was shown binds: the
+first write sent to each pump must find it at the txid the preview read, and, when
+the preview worked that step out, be the same write (its PREPARE fields); otherwise
+nothing is sent to that pump. Later steps are checked again as they run, as always.
 """
 from __future__ import annotations
 
@@ -23,15 +30,18 @@ from .api import Pump
 from .app import PumpSession
 from .batch_writes import (
     bridge_refusals,
+    change_view,
     check_step,
     double_check_item,
     dry_run_skip,
     in_plan_terms,
+    mri_rows,
+    prepare_step,
     result_data,
     unchanged_text,
 )
-from .doublecheck import DoubleCheck
-from .errors import IthcliError, LinkError, Unconfirmed
+from .doublecheck import DoubleCheck, missing, write_kind
+from .errors import IthcliError, LinkError, SafetyError, Unconfirmed
 from .plan import WRITE_ACTIONS, Plan, Step, Target, evaluate_check
 
 _in_plan_terms, _check = in_plan_terms, check_step  # their names before batch_writes.py
@@ -118,10 +128,13 @@ class StepResult:
     detail: str = ""
     txid: int | None = None
     data: dict = field(default_factory=dict)
+    #: a write step worked out (dry run, preview) or sent: its before/after rows and warnings (change_view)
+    change: dict | None = None
 
     def as_dict(self) -> dict:
         return {"target": self.target, "serial_number": self.serial, "port": self.port, "step": self.step,
                 "action": self.action, "outcome": self.outcome, "detail": self.detail, "txid": self.txid,
+                **({"change": self.change} if self.change is not None else {}),
                 **({"data": self.data} if self.data else {})}
 
 
@@ -132,6 +145,13 @@ class TargetReport:
     detail: str = ""
     steps: list[StepResult] = field(default_factory=list)
     before: dict | None = None
+    #: the preview of a run that asks first: each write step worked out (nothing sent, nothing journalled)
+    preview: list[StepResult] = field(default_factory=list)
+    #: the pump's last txid when preflight read it: what was shown is of the pump at this txid
+    read_txid: int | None = None
+    #: the prepared writes the preview worked out, by step number: (PREPARE fields, based on txid)
+    shown: dict[int, tuple[dict | None, int]] = field(default_factory=dict)
+    sent: bool = False  # a write went out to this pump in this run
 
 
 class Runner:
@@ -159,24 +179,37 @@ class Runner:
         self._plan_sha256 = hashlib.sha256(Path(plan.path).read_bytes()).hexdigest()
 
     # --- the whole run ---------------------------------------------------------
-    def run(self) -> list[TargetReport]:
-        """Preflight every target, then run them; Ctrl-C stops new steps, lets sent ones settle."""
-        self._parallel(self._preflight)
-        failed = [r for r in self.reports if r.outcome == "preflight-failed"]
-        if failed and not self.continue_on_error:
-            for session in self._sessions.values():
-                session.close()
-            for r in self.reports:
-                if r.outcome != "preflight-failed":
-                    r.outcome, r.detail = "not-run", "another target failed preflight (see --continue-on-error)"
-                    self.on_update(r, r.detail)
-            return self.reports
+    def run(self, confirm: Callable[[list[TargetReport]], None] | None = None) -> list[TargetReport]:
+        """Preflight every target, then run them; Ctrl-C stops new steps, lets sent ones settle.
+        With `confirm` (and a plan with writes, not a dry run): after preflight every write is
+        worked out (the preview) and confirm(reports) is called, once; it raises to stop."""
+        def ready(r: TargetReport) -> bool:
+            return r.outcome == "ready"
+
         try:
-            self._parallel(self._run_target, only=lambda r: r.outcome == "ready")
+            self._parallel(self._preflight)
+            if self._stopped_before_writes():
+                return self.reports
+            if confirm is not None and not self.dry_run and any(s.action in WRITE_ACTIONS for s in self.plan.steps):
+                self._parallel(self._preview, only=ready)
+                if self._stopped_before_writes() or not any(ready(r) for r in self.reports):
+                    return self.reports
+                confirm(self.reports)
+            self._parallel(self._run_target, only=ready)
         finally:
             for session in self._sessions.values():
                 session.close()
         return self.reports
+
+    def _stopped_before_writes(self) -> bool:
+        """A target failed preflight (or its preview): without --continue-on-error nothing runs."""
+        if self.continue_on_error or not any(r.outcome in ("preflight-failed", "unconfirmed") for r in self.reports):
+            return False
+        for r in self.reports:
+            if r.outcome == "ready":
+                r.outcome, r.detail = "not-run", "another target failed preflight (see --continue-on-error)"
+                self.on_update(r, r.detail)
+        return True
 
     def _parallel(self, fn, only=lambda r: True) -> None:
         todo = [r for r in self.reports if only(r)]
@@ -231,7 +264,7 @@ class Runner:
             refusals = bridge_refusals(session, self.plan, t, raw, states)
             if refusals:  # a refill that changes the catheter's contents needs the choice said in the plan
                 raise IthcliError("; ".join(refusals))
-            enter = next((s for s in self.plan.steps if s.action == "mri-enter"), None)
+            enter = next((self.plan.step_for(t, s) for s in self.plan.steps if s.action == "mri-enter"), None)
             if enter is not None and not any(s.action in WRITE_ACTIONS for s in self.plan.steps[:enter.number - 1]):
                 from . import mri
 
@@ -244,7 +277,7 @@ class Runner:
             self.items[t.number] = double_check_item(self.plan, t, raw, self._plan_sha256)
             if self.verified is not None:
                 self.checks[t.number] = self._accept(session, self.items[t.number])
-            report.before = status
+            report.before, report.read_txid = status, raw.last_txid
             report.outcome = "ready"
             self._sessions[t.number] = session
             self.on_update(report, "ready")
@@ -283,8 +316,13 @@ class Runner:
         t = report.target
         session = self._sessions.pop(t.number, None) or self.session_factory(t.port)
         try:
+            changed = self._changed_since_shown(session, report)
+            if changed:  # a run that asked: what was shown of this pump no longer holds
+                report.outcome, report.detail = "failed", changed
+                if not self.continue_on_error:
+                    self.stop.set()
             states = self._journal_states()
-            for step in self.plan.steps:
+            for step in self.plan.steps if not changed else ():
                 if self.stop.is_set():
                     report.outcome = report.outcome if report.outcome in ("failed", "unconfirmed") else "stopped"
                     report.detail = report.detail or "interrupted before this step"
@@ -307,6 +345,21 @@ class Runner:
             self.on_update(report, report.outcome)
         finally:
             session.close()
+
+    def _changed_since_shown(self, session: PumpSession, report: TargetReport) -> str | None:
+        """In a run that asked first: why nothing may be sent to this pump (it was written to since
+        its change was shown, or cannot be read to tell), or None."""
+        if not report.preview:
+            return None
+        try:
+            raw, _ = session.read(settle=False)
+        except IthcliError as exc:
+            return f"cannot read the pump again before its first write: {exc.message}"
+        if raw.last_txid != report.read_txid:
+            return (f"the pump was written to since the change was shown (its last txid is {raw.last_txid}, it "
+                    f"was {report.read_txid}): nothing was sent to it; run the plan again to see the change as it "
+                    "is now")
+        return None
 
     def _add(self, report: TargetReport, result: StepResult) -> None:
         report.steps.append(result)
@@ -334,84 +387,185 @@ class Runner:
             return None  # never applied: running it now applies it once
         return None  # created or failed before: nothing reached the pump, run it
 
-    def _step(self, session: PumpSession, report: TargetReport, step: Step) -> StepResult:
+    def _preview(self, report: TargetReport) -> None:
+        """Work out every write step of this target on its pump, as a dry run does, journalling
+        nothing: what the one confirmation shows. A step refused here stops the target before
+        anything is sent to it (as a preflight failure)."""
         t = report.target
+        session = self._sessions[t.number]
+        states = self._journal_states()
+        self.on_update(report, "working out the change")
+        for step in self.plan.steps:
+            if step.action not in WRITE_ACTIONS:
+                continue
+            prior = states.get((t.serial, step.number), {}).get("state")
+            if prior in ("confirmed", "unchanged"):
+                report.preview.append(StepResult(t.number, t.serial, t.port, step.number, step.action, "skipped",
+                                                 f"already {prior} in an earlier run"))
+                continue
+            if prior in ("sent", "unconfirmed"):
+                report.preview.append(StepResult(
+                    t.number, t.serial, t.port, step.number, step.action, "dry-run",
+                    "sent in an earlier run and not settled: the run asks the pump first; the steps after it are "
+                    "checked as they run"))
+                break
+            result = self._step(session, report, step, preview=True)
+            report.preview.append(result)
+            if result.outcome in ("failed", "unconfirmed"):
+                report.outcome = "preflight-failed" if result.outcome == "failed" else "unconfirmed"
+                report.detail = f"step {step.number} ({step.action}): {result.detail}"
+                self.on_update(report, f"refused: {report.detail}")
+                return
+        self.on_update(report, "ready")
+
+    def _step(self, session: PumpSession, report: TargetReport, step: Step, *, preview: bool = False) -> StepResult:
+        """One step on one pump: read, or check then send (dry run or preview: check only). The
+        step is the target's own version (its [target.step.N] values)."""
+        t = report.target
+        step = self.plan.step_for(t, step)
+        dry = self.dry_run or preview
         base = dict(serial=t.serial, port=t.port, step=step.number, action=step.action)
         if step.action not in WRITE_ACTIONS:
             return self._read_step(session, report, step)
-        self.journal.write(**base, state="created")
+
+        def journal(**record) -> None:  # a preview is not the run: nothing of it is journalled
+            if not preview:
+                self.journal.write(**record)
+
+        journal(**base, state="created")
         sent: dict[str, Any] = {}
 
         def journal_sent(txid: int, log_index: int) -> None:
             sent["txid"] = txid
-            self.journal.write(**base, state="sent", txid=txid, log_index=log_index)
+            journal(**base, state="sent", txid=txid, log_index=log_index)
 
         try:
             if step.action.startswith("mri-"):
-                return self._mri_write(session, report, step, base, journal_sent)
-            skip = dry_run_skip(self.plan, t, step) if self.dry_run else None
+                return self._mri_write(session, report, step, base, journal_sent, dry=dry, preview=preview)
+            skip = dry_run_skip(self.plan, t, step) if dry else None
             if skip:
-                self.journal.write(**base, state="dry-run")
+                journal(**base, state="dry-run")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", skip)
-            pump = Pump(session)
             # the drug again, as the pump holds it now (it may have changed since preflight)
-            prepared = check_step(pump, step, self.plan, self.plan.drug_at(t, step.number), t)
+            prepared = prepare_step(session, step, self.plan, self.plan.drug_at(t, step.number), t)
             change = prepared.change
+            shown = change_view(change.rows, change.warnings)
+            based_on = prepared.state.raw.last_txid
             if change.unchanged:
-                self.journal.write(**base, state="unchanged")
+                if preview:
+                    report.shown[step.number] = (None, based_on)
+                else:
+                    self._as_shown(report, step, None, based_on)
+                journal(**base, state="unchanged")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "unchanged",
-                                  unchanged_text(step.action))
-            if self.dry_run:
-                item = self.items.get(t.number)
-                if item is not None:  # what a second verifier is shown of it
-                    item["rows"] += [[f"step {step.number} {step.action}: {label}", now, after]
-                                     for label, now, after in change.rows]
-                    item["warnings"] += [w.message for w in change.warnings]
-                self.journal.write(**base, state="dry-run")
+                                  unchanged_text(step.action), change=shown)
+            prepare = _prepare_fields(change.request, based_on)
+            if preview and based_on != report.read_txid:
+                raise SafetyError("the pump was written to while its change was worked out: nothing was sent to it; "
+                                  "run the plan again")
+            if preview:
+                reason = Pump(session).double_check_needed(prepared) if self.verified is None else None
+                if reason:  # refused when it runs: never asked about
+                    raise missing(reason, write_kind(change))
+                report.shown[step.number] = (prepare, based_on)
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
-                                  "checked; nothing sent", data=result_data(change.describe))
+                                  "checked; nothing sent", data=result_data(change.describe), change=shown)
+            if dry:
+                item = self.items.get(t.number)
+                if item is not None:  # what a second verifier is shown of it: the same rows
+                    self._for_verifier(item, step, shown)
+                journal(**base, state="dry-run")
+                return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
+                                  "checked; nothing sent", data=result_data(change.describe), change=shown)
 
+            self._as_shown(report, step, prepare, based_on)
+            relative = change.describe.get("relative_dose")
+            if relative is not None:  # how the dose sent was worked out, beside the write itself
+                session.record("plan-relative-dose", plan=self.plan.name, step=step.number, **relative)
             log_index = prepared.state.raw.event_count
-            result = pump.apply(prepared, on_commit_sent=lambda txid: journal_sent(txid, log_index),
-                                second_verifier=self.checks.get(t.number)).data
-            self.journal.write(**base, state="confirmed", txid=result["txid"])
+            report.sent = True
+            result = Pump(session).apply(prepared, on_commit_sent=lambda txid: journal_sent(txid, log_index),
+                                         second_verifier=self.checks.get(t.number)).data
+            journal(**base, state="confirmed", txid=result["txid"])
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed",
-                              "verified by read-back", result["txid"],
-                              data=result_data(result))
+                              "verified by read-back", result["txid"], data=result_data(result), change=shown)
         except Unconfirmed as exc:
-            self.journal.write(**base, state="unconfirmed", txid=sent.get("txid"), detail=exc.message)
+            journal(**base, state="unconfirmed", txid=sent.get("txid"), detail=exc.message)
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "unconfirmed", exc.message,
                               sent.get("txid"))
         except IthcliError as exc:
             # a link that died after COMMIT went out is unconfirmed, not failed
             outcome = "unconfirmed" if sent and isinstance(exc, LinkError) else "failed"
             detail = in_plan_terms(exc)
-            self.journal.write(**base, state=outcome, txid=sent.get("txid"), detail=detail)
+            journal(**base, state=outcome, txid=sent.get("txid"), detail=detail)
             return StepResult(t.number, t.serial, t.port, step.number, step.action, outcome, detail,
                               sent.get("txid"))
 
-    def _mri_write(self, session: PumpSession, report: TargetReport, step: Step, base: dict,
-                   journal_sent) -> StepResult:
+    def _as_shown(self, report: TargetReport, step: Step, prepare: dict | None, based_on: int) -> None:
+        """In a run that asked first, before the first write to a pump: the pump as the preview read
+        it, and this step the write it showed (if it worked it out); SafetyError, nothing sent."""
+        if report.sent or report.read_txid is None or not report.preview:
+            return  # no preview (--yes, a dry run), or a later step: checked as it runs, as always
+        shown_txid = report.shown[step.number][1] if step.number in report.shown else report.read_txid
+        if based_on != shown_txid:
+            raise SafetyError(f"the pump was written to since the change was shown (its last txid is {based_on}, "
+                              f"it was {shown_txid}): nothing was sent to it; run the plan again to see the "
+                              "change as it is now")
+        if step.number not in report.shown:
+            return
+        shown = report.shown[step.number][0]
+        if step.action == "clock-set" and "to" not in step.args:
+            return  # "this computer's time" moves on while the question waits: checked as it runs
+        if shown != prepare:
+            what = "no write (the pump already was so)" if shown is None else "another write"
+            raise SafetyError(f"this step now works out as a different write than the one shown ({what} was "
+                              "shown): nothing was sent to this pump; run the plan again to see the change")
+
+    def _for_verifier(self, item: dict[str, Any], step: Step, shown: dict[str, Any]) -> None:
+        """A dry run's rows are also what the double-check request shows of the step."""
+        item["rows"] += [[f"step {step.number} {step.action}: {row['item']}", row["before"], row["after"]]
+                         for row in shown["rows"]]
+        item["warnings"] += [w["message"] for w in shown["warnings"]]
+
+    def _mri_write(self, session: PumpSession, report: TargetReport, step: Step, base: dict, journal_sent, *,
+                   dry: bool, preview: bool) -> StepResult:
         from . import mri
 
         t = report.target
         st = mri.read_state(session, write=True)  # refused while a write is unconfirmed
+        shown = change_view(mri_rows(step, st.described), [])
         if step.action == "mri-enter":
             auto_exit = mri.parse_auto_exit(step.args.get("auto_exit", "4h"))
             request, _ = mri.enter_request(session, st, auto_exit_s=auto_exit, field=step.args.get("field"),
                                            gradient=step.args.get("gradient"),
                                            confirm_withdrawal_risk="withdrawal-risk" in step.args.get("confirm", []))
-        if self.dry_run:
+        else:
+            request = mri.exit_request(st)
+        prepare = _prepare_fields(request, st.raw.last_txid)
+        if preview and st.raw.last_txid != report.read_txid:
+            raise SafetyError("the pump was written to while its change was worked out: nothing was sent to it; "
+                              "run the plan again")
+        if preview:
+            report.shown[step.number] = (prepare, st.raw.last_txid)
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", "checked; nothing sent",
+                              change=shown)
+        if dry:
+            item = self.items.get(t.number)
+            if item is not None:
+                self._for_verifier(item, step, shown)
             self.journal.write(**base, state="dry-run")
-            return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", "checked; nothing sent")
+            return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", "checked; nothing sent",
+                              change=shown)
+        self._as_shown(report, step, prepare, st.raw.last_txid)
         log_index = st.raw.event_count
+        report.sent = True
         if step.action == "mri-enter":
             out = mri.apply_enter(session, st, request, on_commit_sent=lambda txid: journal_sent(txid, log_index))
         else:
             out = mri.apply_exit(session, st, on_commit_sent=lambda txid: journal_sent(txid, log_index))
         self.journal.write(**base, state="confirmed", txid=out["txid"])
         return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed", "verified by read-back",
-                          out["txid"])
+                          out["txid"], change=shown)
 
     def _read_step(self, session: PumpSession, report: TargetReport, step: Step) -> StepResult:
         t = report.target
@@ -444,3 +598,14 @@ class Runner:
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
         return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed" if passed else "failed",
                           f"{step.args['check']}: actual {actual}")
+
+
+def _prepare_fields(request: Any, based_on: int) -> dict[str, Any]:
+    """A write's PREPARE fields (txids aside), as plain JSON: what the preview showed is compared
+    with what is sent (as a double check binds a write: doublecheck.write_item)."""
+    from protocol.bodies import as_dict
+
+    from .doublecheck import canonical
+
+    body = as_dict(request.prepare(txid=1, based_on_txid=based_on))
+    return json.loads(canonical({k: v for k, v in body.items() if k not in ("txid", "based_on_txid")}))

@@ -2,16 +2,20 @@
 
 Split out of batch.py: each write step is checked by the same `Pump.check_*` call as its
 command (program, refill with its bridge choice, bolus, priming-bolus, catheter, clock-set,
-ptm-set) and sent with `Pump.apply`; a refusal that lists flags still needed is put in the
-plan's terms; and preflight refuses a refill that changes the catheter's contents without
-the bridge choice before anything is sent to that pump.
+ptm-set) and sent with `Pump.apply`; a relative dose is resolved on the pump as it is read
+for the step (prepare_step); what each step goes from and to is its change's before/after
+rows, the same the command shows (change_view; MRI steps: mri_rows); a refusal that lists
+flags still needed is put in the plan's terms; and preflight refuses a refill that changes
+the catheter's contents without the bridge choice before anything is sent to that pump.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import plan_relative
 from .api import Pump
 from .errors import IthcliError, SafetyError
 from .limits.catheter import BRIDGE_CHOICE
@@ -25,7 +29,55 @@ if TYPE_CHECKING:
 
 #: what each write step's result keeps (those of its --json object it has)
 RESULT_KEYS = ("before", "requested", "after", "warnings", "bridge", "dose", "volume_ml", "duration_s", "step_s",
-               "time_set", "action")
+               "time_set", "action", "relative_dose")
+
+
+def prepare_step(session: PumpSession, step: Step, plan: Plan, drug: str | None,
+                 target: Target | None = None) -> PreparedChange:
+    """check_step, with a relative dose ("+10%") first resolved on the pump as read for it: its
+    row says how the dose was computed, and the check's own read must find the pump as that
+    read did (nothing written in between), or nothing is sent."""
+    text = step.args.get("dose")
+    if step.action != "program" or not isinstance(text, str) or not plan_relative.is_relative(text):
+        return check_step(Pump(session), step, plan, drug, target)
+    raw, _ = session.read(settle=False)
+    entry = session.library.for_code(raw.drug.name)
+    if entry is None:
+        raise SafetyError(f"the pump holds {raw.drug.name.lower()}, which is not in the drug library: writes are "
+                          "refused")
+    resolved = plan_relative.resolve(plan_relative.parse(text, entry), current_ng=raw.daily_dose_ng_per_day,
+                                     mode=raw.mode.name, unit=entry.dose_unit)
+    prepared = check_step(Pump(session), replace(step, args=step.args | {"dose": resolved.dose_text}), plan, drug,
+                          target)
+    now = prepared.state.raw
+    if now.last_txid != raw.last_txid or now.daily_dose_ng_per_day != resolved.current_ng:
+        raise SafetyError(f"the pump was written to while its relative dose {text!r} was worked out (txid "
+                          f"{raw.last_txid}, now {now.last_txid}). Nothing was sent")
+    prepared.change.rows.insert(0, resolved.row())
+    prepared.change.describe["relative_dose"] = resolved.as_dict()
+    return prepared
+
+
+def change_view(rows: list, warnings: list) -> dict[str, Any]:
+    """A write step's `change` for --json and the results: its before/after rows, as the command's
+    table shows them, and the warnings it was allowed with."""
+    return {"rows": [{"item": str(label), "before": str(now), "after": str(after)} for label, now, after in rows],
+            "warnings": [w.as_dict() for w in warnings]}
+
+
+def mri_rows(step: Step, described: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """What an MRI step goes from and to (the pump as read for it)."""
+    from .output import fmt_quantity, fmt_span
+
+    rate = f"{format(described['current_rate_ml_per_day'], 'f')} mL/day now"
+    program = f"the program: {described['mode']}, {fmt_quantity(described['daily_dose'])}"
+    if step.action == "mri-enter":
+        from .mri import parse_auto_exit
+
+        auto_exit = fmt_span(parse_auto_exit(step.args.get("auto_exit", "4h")))
+        return [("MRI-safe mode", described["mri_mode"], f"safe; automatic exit after {auto_exit}"),
+                ("Delivery", rate, "suspended while in MRI-safe mode")]
+    return [("MRI-safe mode", described["mri_mode"], "off"), ("Delivery", rate, program)]
 
 
 def check_step(pump: Pump, step: Step, plan: Plan, drug: str | None, target: Target | None = None) -> PreparedChange:
@@ -75,7 +127,7 @@ def double_check_item(plan: Plan, target: Target, raw: Any, plan_sha256: str) ->
     from .doublecheck import canonical
 
     patient = getattr(raw, "patient", None)
-    steps = [{"step": s.number, "action": s.action, **s.args} for s in plan.steps]
+    steps = [{"step": s.number, "action": s.action, **plan.step_for(target, s).args} for s in plan.steps]
     order = target.order
     return {"kind": "batch", "serial_number": raw.serial_number,
             "patient_id": getattr(patient, "patient_id", "") or None, "based_on_txid": raw.last_txid,
@@ -93,18 +145,29 @@ def unchanged_text(action: str) -> str:
 
 
 def dry_run_skip(plan: Plan, target: Target, step: Step) -> str | None:
-    """Why a dry run cannot check this step with the pump as it is (an earlier write it did not send
-    changes what the step is checked against), or None."""
+    """Why a dry run cannot check this step (the target's version) with the pump as it is (an
+    earlier write it did not send changes what the step is checked against), or None."""
     expected = plan.drug_at(target, step.number)
     if expected and expected != target.drug_code:
         return (f"not checked with the pump: it follows the refill to {expected.lower()} that this dry run did "
                 "not send")
+    if step.action == "program" and plan_relative.is_relative(step.args.get("dose")):
+        setting = [s for s in (plan.step_for(target, s) for s in plan.steps[:step.number - 1])
+                   if s.action == "program" or s.action == "refill" and "dose" in s.args]
+        if setting:
+            return (f"not checked with the pump: its dose {step.args['dose']!r} is relative to the one step "
+                    f"{setting[-1].number} ({setting[-1].action}) sets, which this dry run did not send; it is "
+                    "worked out and checked when it runs")
     if step.action == "priming-bolus":
-        arming = [s for s in plan.steps[:step.number - 1]
+        arming = [s for s in (plan.step_for(target, s) for s in plan.steps[:step.number - 1])
                   if s.action == "catheter" and s.args.get("event") in ("implant", "revision")]
         if arming:
             return (f"not checked with the pump: it primes what step {arming[-1].number} (catheter) records, which "
                     "this dry run did not send")
+    mri = [s for s in plan.steps[:step.number - 1] if s.action in ("mri-enter", "mri-exit")]
+    if mri and step.action not in ("mri-enter", "mri-exit"):  # the pump's MRI-safe mode is not yet what it will be
+        return (f"not checked with the pump: it follows step {mri[-1].number} ({mri[-1].action}), which this dry "
+                "run did not send; it is checked when it runs")
     return None
 
 
@@ -134,7 +197,7 @@ def bridge_refusals(session: PumpSession, plan: Plan, target: Target, raw: bodie
     catheter = raw.catheter.action is not CatheterAction.NONE
     first = session.pending.get(target.serial) is None
     out: list[str] = []
-    for step in plan.steps:
+    for step in (plan.step_for(target, s) for s in plan.steps):
         if step.action not in WRITE_ACTIONS:
             continue
         state = states.get((target.serial, step.number), {}).get("state")

@@ -137,10 +137,12 @@ def log_note(skew_s: int | None, *, what: str = "event times", measured: str = "
 
 
 def iso(ts: int | float | None) -> str | None:
-    """Seconds since the epoch -> ISO 8601 UTC; 0/None (the wire's 'unknown') -> None."""
+    """Seconds since the epoch -> ISO 8601 in UTC with its offset written out
+    ("2026-12-02T10:40:00+00:00"), as every JSON time is, whatever zone people are shown
+    (localtime.py); 0/None (the wire's 'unknown') -> None."""
     if not ts:
         return None
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
 def iso_known(ts: int | float | None) -> str:

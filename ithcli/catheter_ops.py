@@ -32,6 +32,7 @@ from protocol.constants import BolusPurpose, CatheterAction, CatheterModel
 from . import catheter, limits, write_kinds
 from .errors import UsageError
 from .limits.catheter import BOLUS_MAX_S, BOLUS_MIN_S
+from .localtime import fmt_iso
 from .output import fmt_span
 from .status import quantity
 from .therapy_change import DAY, Change
@@ -109,10 +110,13 @@ def catheter_change(state: PumpState, *, action: CatheterAction, model: str, len
     length_mm = parse_length(length, "--length")
     replaced_mm = parse_length(replaced, "--replaced") if replaced is not None else 0
     # a priming bolus must not change under the record it was worked out from
-    findings = limits.check_no_bolus_running(state.entry, bolus_remaining_ng=raw.bolus_remaining_ng,
-                                             what="record the catheter")
+    findings = limits.check_writable(raw, what="record the catheter",
+                                     auto_exit_at=fmt_iso(state.described["mri_auto_exit_at"]))
+    findings += limits.check_no_bolus_running(state.entry, bolus_remaining_ng=raw.bolus_remaining_ng,
+                                              what="record the catheter")
     findings += limits.check_catheter(action, recorded=current.action, length_mm=length_mm,
-                                      replaced_mm=replaced_mm, priming_due_nl=current.priming_due_nl)
+                                      replaced_mm=replaced_mm, priming_due_nl=current.priming_due_nl,
+                                      recorded_replaced_mm=current.replaced_mm)
     warnings = limits.settle(findings, confirmed=set(confirmed))
     expected = _expected_record(state, action, kind, length_mm, replaced_mm)
     before = catheter_view(current, _recorded_at(state))
@@ -196,7 +200,8 @@ def priming_change(state: PumpState, *, duration: str | None = None, overrides: 
             raise UsageError(f"--duration {duration!r}: a bolus runs from 1 min to 24 h")
     else:
         seconds = limits.shortest_bolus_s(state.spec, volume_nl=due, program_max_rate_nl_per_day=top_rate) or 86_400
-    findings = limits.check_concentration(entry, conc)
+    findings = limits.check_writable(raw, what="prime", auto_exit_at=fmt_iso(state.described["mri_auto_exit_at"]))
+    findings += limits.check_concentration(entry, conc)
     boluses = 0
     if due:
         past = read_history(state.client, raw)

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 
 import click
 
 from .errors import ExitCode, IthcliError
+from .global_options import Hoisted, arities, hoist
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+HELP_NAMES = ["-h", "--help"]
+CONTEXT_SETTINGS = {"help_option_names": HELP_NAMES, "max_content_width": 100}
 
 #: every command: name -> (module under ithcli.commands, attribute, one-line help for --help).
 #: Modules are imported only when their command runs, so --help stays as cheap as a
@@ -40,11 +43,13 @@ COMMANDS = {
     "keys": ("keys", "keys", 'Per-pump keys: one reader and one clinician key per...'),
     "audit": ("audit", "audit", 'The local audit log of every command sent and every...'),
     "ports": ("ports", "ports", 'List serial ports (USB adapters, on-board UARTs)...'),
+    "completion": ("completion", "completion", 'Print the shell completion script for bash, zsh or...'),
 }
 
 
 class LazyGroup(click.Group):
-    """Commands load on first use; --help lists them from COMMANDS without importing."""
+    """Commands load on first use; --help and completion list them from COMMANDS without
+    importing. The global options are accepted after the command too (global_options.py)."""
 
     def list_commands(self, ctx):
         return list(COMMANDS)
@@ -55,11 +60,51 @@ class LazyGroup(click.Group):
         import importlib
 
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(f"ithcli.commands.{module}"), attr)
+        command = getattr(importlib.import_module(f"ithcli.commands.{module}"), attr)
+        _say_globals_accepted(self, command, list(ctx.help_option_names))
+        return command
+
+    def parse_args(self, ctx, args):
+        hoisted = hoist(self, ctx, args)
+        if hoisted.dangling and not ctx.resilient_parsing:  # completion asks about it instead
+            raise click.BadOptionUsage(hoisted.dangling, f"Option '{hoisted.dangling}' requires an argument.",
+                                       ctx=ctx)
+        return super().parse_args(ctx, hoisted.args)
 
     def format_commands(self, ctx, formatter):
         with formatter.section("Commands"):
             formatter.write_dl([(name, short) for name, (_, _, short) in COMMANDS.items()])
+
+    def shell_complete(self, ctx, incomplete):
+        from click.shell_completion import CompletionItem
+
+        commands = [CompletionItem(name, help=short) for name, (_, _, short) in COMMANDS.items()
+                    if name.startswith(incomplete)]
+        return commands + click.Command.shell_complete(self, ctx, incomplete)
+
+
+def _say_globals_accepted(root: click.Group, command: click.Command, help_names: list[str]) -> None:
+    """End the help of a command (and of each command under it) with the global options it
+    accepts too: every one it does not declare itself. Once per command object."""
+    if getattr(command, "_ithcli_globals_note", False):
+        return
+    command._ithcli_globals_note = True  # type: ignore[attr-defined]
+    own = arities(command, help_names)
+    names = [max(p.opts, key=len) for p in root.params if isinstance(p, click.Option) and not p.hidden
+             and "--version" not in p.opts and not set(p.opts + p.secondary_opts) & set(own)]
+    text = f"Global options ('ithcli --help') work here too, before or after the command: {', '.join(names)}."
+    # "\b": kept as wrapped here, never between the two halves of an option's name
+    note = "\b\n" + "\n".join(textwrap.wrap(text, 78, break_on_hyphens=False))
+    command.epilog = f"{command.epilog}\n\n{note}" if command.epilog else note
+    for sub in getattr(command, "commands", {}).values():
+        _say_globals_accepted(root, sub, help_names)
+
+
+def _stored_serials(ctx, param, incomplete):
+    """--expect-serial completes to the serial numbers in the key store."""
+    from .commands.completion import stored_serials
+
+    return stored_serials(ctx, param, incomplete)
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
@@ -109,7 +154,7 @@ class LazyGroup(click.Group):
     "verifications. [env: ITHCLI_CREDENTIAL]",
 )
 @click.option(
-    "--expect-serial", envvar="ITHCLI_EXPECT_SERIAL", metavar="SERIAL",
+    "--expect-serial", envvar="ITHCLI_EXPECT_SERIAL", metavar="SERIAL", shell_complete=_stored_serials,
     help="The pump you mean: refuse, before anything is sent, when another pump answers on the port. "
     "[env: ITHCLI_EXPECT_SERIAL]",
 )
@@ -127,12 +172,16 @@ def cli(ctx: click.Context, port, timeout, as_json, drug_library, operator, audi
 
     NOT A CLEARED MEDICAL DEVICE: for development, training and testing with the
     built-in emulator. Never use it to treat a patient.
+
+    The options below go before or after the command: `ithcli interrogate --json`.
+    Shell completion: `ithcli completion --help`.
     """
-    from .app import App, Settings
+    from .app import Settings
+    from .closed_output import ReportingApp
 
     # registered before App.close: it runs after it (last in, first out), so closing still logs
     ctx.call_on_close(_diagnostics_on_stderr(verbose))
-    ctx.obj = App(Settings(port=port, timeout=timeout, json=as_json, verbose=verbose,
+    ctx.obj = ReportingApp(Settings(port=port, timeout=timeout, json=as_json, verbose=verbose,
                            drug_library_path=drug_library, operator=operator or _default_operator(),
                            audit_path=audit_log, state_dir=state_dir, key_store_dir=key_store,
                            clinic_policy_path=clinic_policy, credential_path=credential,
@@ -186,8 +235,18 @@ def _default_operator() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every failure to one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
-    as_json = "--json" in args or os.environ.get("ITHCLI_JSON", "").lower() in ("1", "true", "yes")
-    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    if os.environ.get(COMPLETE_VAR):  # the shell asking for completions (ithcli completion SHELL)
+        from .commands.completion import complete
+
+        try:
+            sys.exit(complete(cli, os.environ[COMPLETE_VAR]))
+        except Exception as exc:  # a bug: one line, never a traceback in the middle of what is typed
+            print(f"ithcli: error: completion failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            sys.exit(ExitCode.INTERNAL)
+    line = _read_line(args)
+    as_json = "--json" in line.given or os.environ.get("ITHCLI_JSON", "").strip().lower() in _TRUE
+    verbose = bool({"-v", "--verbose"} & line.given)
+    ctx: click.Context | None = None
     try:
         # make_context + invoke rather than cli.main(): Click's main turns a closed stdout
         # into a silent exit 1 (our "internal error"); here it is reported as what it is
@@ -198,15 +257,24 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, EOFError):
         _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        from .usage_errors import describe
+
+        message, hint = describe(exc, cli, line.path)
+        _fail(ExitCode.USAGE, "usage", message, as_json, hint=hint)
+    except click.ClickException as exc:  # not raised by ithcli's commands; still a one-liner
+        from .usage_errors import describe
+
+        _fail(ExitCode.USAGE, "usage", describe(click.UsageError(exc.format_message()), cli, line.path)[0],
+              as_json)
     except IthcliError as exc:
         _fail(exc.exit_code, exc.kind, exc.message, as_json, exc.details, one_line=exc.json_line)
     except KeyboardInterrupt:
         _fail(ExitCode.INTERRUPTED, "interrupted", "interrupted", as_json)
     except BrokenPipeError:
-        _output_closed()
+        from .closed_output import output_closed
+
+        output_closed(ctx.obj if ctx is not None else None, line.path)
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if verbose:
             import traceback
@@ -216,28 +284,38 @@ def main(argv: list[str] | None = None) -> None:
               f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", as_json)
 
 
-def _output_closed() -> None:
-    """stdout's reader went away (`ithcli ... | head -3`). Whatever the command did is done
-    and in the audit log; only its report was lost. Exit 141 as a shell reports a SIGPIPE."""
-    # point stdout at /dev/null so the interpreter's last flush cannot fail again (exit 120)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+#: set by the completion script when the shell asks what completes (commands/completion.py)
+COMPLETE_VAR = "_ITHCLI_COMPLETE"
+#: what Click reads as true in a flag's environment variable (ITHCLI_JSON=1, yes, on...)
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+
+
+def _read_line(args: list[str]) -> Hoisted:
+    """The command line as the root will read it: which global options it gives (wherever they
+    stand) and which command it names, for the failures that come before or during parsing."""
     try:
-        print("ithcli: error: standard output was closed before the report was written "
-              "(the audit log has what was done)", file=sys.stderr, flush=True)
-    except OSError:
-        pass
-    sys.exit(ExitCode.OUTPUT_CLOSED)
+        return hoist(cli, click.Context(cli, info_name="ithcli", help_option_names=HELP_NAMES), list(args))
+    except Exception:  # a command that cannot even be imported: the run itself reports it
+        return Hoisted(list(args), given={a for a in args if a in ("--json", "-v", "--verbose")})
 
 
 def _fail(code: int, kind: str, message: str, as_json: bool, details: dict | None = None,
-          one_line: bool = False) -> None:
+          one_line: bool = False, hint: str | None = None) -> None:
+    """The one shape of every failure: `ithcli: error: MESSAGE` on stderr (a usage error adds
+    one hint line), and with --json the error object on stdout; then the exit code. A closed
+    stdout loses only the object: the line on stderr and the code stay."""
     print(f"ithcli: error: {message}", file=sys.stderr, flush=True)
+    if hint:
+        print(f"ithcli: hint: {hint}", file=sys.stderr, flush=True)
     if as_json:
         from .output import print_json, print_json_line
 
-        # a JSON-lines stream (monitor) ends with its error object on one line too
-        (print_json_line if one_line else print_json)(
-            {"error": {"kind": kind, "message": message, "exit_code": int(code)}, **(details or {})})
+        try:
+            # a JSON-lines stream (monitor) ends with its error object on one line too
+            (print_json_line if one_line else print_json)(
+                {"error": {"kind": kind, "message": message, "exit_code": int(code)}, **(details or {})})
+        except BrokenPipeError:
+            from .closed_output import stdout_to_devnull
+
+            stdout_to_devnull()
     sys.exit(int(code))

@@ -34,6 +34,8 @@ from .link import Link
 from .steps import drive
 
 READ_ATTEMPTS = 3
+#: a port silent since it opened is said on stderr when the retries still to come wait this long or more
+WAIT_NOTICE_S = 1.0
 #: after a clear answer inside a session, how long to keep listening for the sealed one
 UNAUTH_GRACE = 0.3
 #: a RATE_LIMITED handshake is waited out and tried once more when the pump's wait is this short
@@ -87,6 +89,9 @@ class PumpClient:
         self.on_exchange: Callable[[Command, bodies.Body | None, bodies.Body | None, str], None] | None = None
         #: called to open a new session when the pump's answer was not authenticated (set by ithcli.app.PumpSession)
         self.reopen: Callable[[], None] | None = None
+        #: say on stderr what it waits for when nothing at all answers on the port (a session that
+        #: reconnects, as a monitor does, says it for its first link only)
+        self.tell_waiting = True
 
     @property
     def channel(self):
@@ -129,16 +134,22 @@ class PumpClient:
                 return self._read(request, may_reopen=False)
             except (NoReply, Corrupt) as exc:
                 last = exc
-                log.info("attempt %d/%d of %s failed: %s", attempt, READ_ATTEMPTS, command.name, exc)
+                left = (READ_ATTEMPTS - attempt) * self.timeout
+                if attempt == 1 and self.link.bytes_in == 0 and self.tell_waiting and left >= WAIT_NOTICE_S:
+                    log.warning("waiting for a pump to answer on %s: nothing has come back to %s in %g s; asking "
+                                "again, up to %g s more", self.link.url, command.name, self.timeout, left)
+                else:
+                    log.info("attempt %d/%d of %s failed: %s", attempt, READ_ATTEMPTS, command.name, exc)
                 if attempt < READ_ATTEMPTS:
                     self.retries += 1
         if isinstance(last, Corrupt):
             raise PumpProtocolError(
                 f"no valid reply to {command.name} after {READ_ATTEMPTS} attempts: {last}"
             )
+        silent = "" if self.link.bytes_in else ": nothing at all came back (is a pump on this port, and switched on?)"
         raise LinkError(
             f"no reply from the pump on {self.link.url} to {command.name} "
-            f"after {READ_ATTEMPTS} attempts of {self.timeout:g} s"
+            f"after {READ_ATTEMPTS} attempts of {self.timeout:g} s{silent}"
         )
 
     def write_once(self, request: bodies.Request[R]) -> R:

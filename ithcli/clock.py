@@ -34,6 +34,7 @@ from .calendar import (
 )
 from .errors import UsageError
 from .history import set_step
+from .localtime import fmt_time
 
 if TYPE_CHECKING:
     from .app import PumpSession
@@ -91,15 +92,18 @@ def clock_change(session: PumpSession, state: PumpState, *, to: str | None = Non
     }
     if abs(step) <= CLOCK_UNCHANGED_S and new_time is None:
         return Change("clock", None, describe | {"after": describe["before"]}, [], unit=_unit(state))
-    findings = limits.check_clock_set(new_time=planned, step_s=step, target_skew_s=target_skew,
-                                      flex=raw.mode == protocol.InfusionMode.FLEX)
+    # the pump takes a clock set in MRI-safe mode too (it delivers nothing), not at end of service
+    findings = limits.check_writable(raw, what="set the clock", in_mri_safe_mode=True)
+    findings += limits.check_clock_set(new_time=planned, step_s=step, target_skew_s=target_skew,
+                                       flex=raw.mode == protocol.InfusionMode.FLEX)
     warnings = limits.settle(findings, confirmed=set(confirmed))
     describe["warnings"] = [w.as_dict() for w in warnings]
     target = write_kinds.ClockTarget(new_time, raw.pump_time, read_at)
     request = WriteRequest(kind=write_kinds.CLOCK.bound(target), prepare=target.prepare,
                            expect=Expect(program=state.program), describe=describe)
-    shown = iso(planned) if new_time is not None else "this computer's time"
-    rows = [("Pump clock", iso(raw.pump_time) or "-", shown or "-"),
+    # the table and the question are for people: in their zone (localtime.py)
+    shown = fmt_time(planned) if new_time is not None else "this computer's time"
+    rows = [("Pump clock", fmt_time(raw.pump_time), shown),
             ("Against this computer", skew_text(skew), skew_text(target_skew)),
             ("Step", "-", step_text(step))]
     question = f"Set the clock of {raw.serial_number} to {shown} (a step of {step_text(step)})?"

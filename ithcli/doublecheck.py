@@ -113,7 +113,7 @@ def _now() -> dt.datetime:
 
 
 def _iso(t: dt.datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
+    return t.isoformat()  # UTC, "+00:00": as every JSON time
 
 
 def _parse_time(text: object, what: str) -> dt.datetime:
@@ -210,7 +210,9 @@ def accept(doc: Any, policy: ClinicPolicy, operator: Clinician, item: dict[str, 
         raise SafetyError(f"{operator.label} cannot be their own second verifier")
     now = now or _now()
     if now > _parse_time(request.get("expires_at"), "expires_at"):
-        raise SafetyError(f"the double check expired at {request['expires_at']}: ask for a new one")
+        from .output import fmt_date
+
+        raise SafetyError(f"the double check expired at {fmt_date(request['expires_at'])}: ask for a new one")
     _matches(request["writes"], item)
     return DoubleCheck(requester, verifier, str(verification.get("verified_at")),
                        hashlib.sha256(canonical(doc)).hexdigest())

@@ -9,6 +9,7 @@ A pump that cannot start prints nothing there: one line on stderr, exit 1 (2: ar
 
     with emulator_process.start(["--pty", "--serial", "ABC123"]) as emu:
         emu.url, emu.serial, emu.keys, emu.key_file
+    # without --serial the emulator picks a unique serial: emu.serial is read from its key file
     # stopped: SIGTERM (it saves its state), SIGKILL if it hangs, reaped, files removed
 
 ithcli never imports the emulator, so by default the pump is `python -m emulator` in a

@@ -17,13 +17,16 @@ class ExitCode(IntEnum):
     SAFETY = 6  # refused by a safety check (drug library, limits, missing confirmation)
     VERIFY_FAILED = 7  # a write's read-back does not match what was meant
     UNCONFIRMED = 8  # a write was sent but its outcome is unknown: read before writing again
-    CANCELLED = 9  # the operator declined at a confirmation prompt; nothing was sent
+    CANCELLED = 9  # declined at a confirmation prompt, or the change could not be shown (stdout closed):
+    # nothing was sent
     AUDIT = 10  # the audit log is damaged or fails verification
-    AUTH = 11  # no key for this pump, a wrong or unsafe key file, or the pump refused the session
+    AUTH = 11  # no key for this pump, a wrong or unsafe key file, the pump refused the session, or
+    # another pump answers than the one meant (--expect-serial; a monitor's pump replaced)
     CHECK_FAILED = 12  # an MRI checklist has a BLOCK, or a post-MRI verify FAILed
     BATCH_FAILED = 13  # a batch finished with failed steps (none unconfirmed)
     INTERRUPTED = 130  # Ctrl-C
-    OUTPUT_CLOSED = 141  # stdout was closed early (`| head`): 128 + SIGPIPE, as a shell reports it
+    OUTPUT_CLOSED = 141  # stdout was closed early (`| head`): 128 + SIGPIPE, as a shell reports it; quiet
+    # unless the run changed a pump (closed_output.py: then stderr says how, or exit 8)
 
 
 class IthcliError(Exception):
@@ -44,6 +47,22 @@ class IthcliError(Exception):
 class AuthError(IthcliError):
     exit_code = ExitCode.AUTH
     kind = "auth"
+
+
+class WrongPump(AuthError):
+    """Another pump answers than the one meant (--expect-serial, or a monitor's pump replaced on
+    its port). Found at the session's opening: nothing but the handshake was sent to it.
+    details: "expected_serial", "serial_number" (None: no key for it, so its serial is unknown), "port"."""
+
+    kind = "wrong-pump"
+
+    @property
+    def expected(self) -> str:
+        return str(self.details["expected_serial"])
+
+    @property
+    def found(self) -> str | None:
+        return self.details.get("serial_number")
 
 
 class SessionLost(AuthError):

@@ -6,8 +6,10 @@ adapter would be opened.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
 import select
 import shlex
 import socket
@@ -36,6 +38,8 @@ class Link:
         #: (serial, {role: key}) of the private emulator: its keys live in memory only
         self.emulator_keys = (emulator.serial, emulator.keys) if emulator is not None else None
         self._poller: select.poll | None = None
+        #: bytes received so far: 0 after a timeout means nothing at all answers on this port
+        self.bytes_in = 0
 
     @property
     def emulated(self) -> bool:
@@ -61,11 +65,14 @@ class Link:
         try:
             fd = self._fd
             if fd is not None:
-                return self._read_fd(fd, deadline)
+                data = self._read_fd(fd, deadline)
+                self.bytes_in += len(data)
+                return data
             while True:
                 waiting = self._port.in_waiting
                 data = self._port.read(waiting or 1)
                 if data:
+                    self.bytes_in += len(data)
                     return data
                 if time.monotonic() >= deadline:
                     return b""
@@ -139,11 +146,13 @@ class Link:
                     return b""
                 if not data:
                     raise OSError("the connection was closed")
-                return bytes(data)
-            if self._fd is not None:
-                return self._read_fd(self._fd, 0.0)
-            waiting = self._port.in_waiting
-            return bytes(self._port.read(waiting)) if waiting else b""
+            elif self._fd is not None:
+                data = self._read_fd(self._fd, 0.0)
+            else:
+                waiting = self._port.in_waiting
+                data = self._port.read(waiting) if waiting else b""
+            self.bytes_in += len(data)
+            return bytes(data)
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"link to {self.url} failed while receiving: {_why(exc)}") from None
 
@@ -210,7 +219,7 @@ def _open_serial(url: str):
         if device and "exclusively lock" in str(exc):
             raise PortInUse(f"port {url} is in use by another program (ithcli locks a serial port while it "
                             "uses it): wait for the other command to finish, then run this one again") from None
-        raise LinkError(f"cannot open port {url}: {_why(exc)}") from None
+        raise LinkError(f"cannot open port {url}: {_open_why(exc)}") from None
 
 
 class PortInUse(LinkError):
@@ -229,6 +238,50 @@ def _start_emulator(verbose: int) -> EmulatorProcess:
     return emulator
 
 
+# pyserial wraps the OS's reason in its own words, repeating the port ("could not open port X:
+# [Errno 2] could not open port X: [Errno 2] ..."): these are cut, the reason is said once
+_PYSERIAL_PREFIX = re.compile(r"^(?:(?:could not|cannot) (?:open|configure) port(?: \S+)?: |\[Errno -?\d+\] )+",
+                              re.IGNORECASE)
+#: what to do about the reasons a port does not open, said after the reason
+_OPEN_HINTS = {
+    errno.ENOENT: "no such device (`ithcli ports` lists this computer's serial ports)",
+    errno.EACCES: "permission denied (your user needs read and write access to it: on Linux, the dialout group)",
+    errno.EPERM: "permission denied (your user needs read and write access to it: on Linux, the dialout group)",
+    errno.ENOTTY: "not a serial device",
+    errno.ECONNREFUSED: "connection refused (nothing listens there)",
+    errno.EBUSY: "the device is busy",
+}
+
+
+def _open_why(exc: BaseException) -> str:
+    """Why a port did not open, once, in a few words (and what to do, where that is known)."""
+    root = _os_error(exc)
+    if root is not None and root.errno in _OPEN_HINTS:
+        return _OPEN_HINTS[root.errno]
+    if isinstance(root, socket.gaierror):
+        return f"unknown host ({_why(root)})"
+    return _why(exc)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OS error under a pyserial one (the exception itself, its cause or its context)."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # a short chain: pyserial raises from the OSError it caught
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen
+        errno_arg = seen.args[0] if seen.args and isinstance(seen.args[0], int) else None
+        if errno_arg is not None and errno_arg > 0:
+            return OSError(errno_arg, os.strerror(errno_arg))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    """The reason in an OS or pyserial error, said once: its first line, without pyserial's repeated
+    "could not open port X:" and "[Errno N]" prefixes; the OS's own words where it gave them."""
+    root = _os_error(exc)
+    text = root.strerror if root is not None and root.strerror else (str(exc).strip() or type(exc).__name__)
+    text = _PYSERIAL_PREFIX.sub("", text.splitlines()[0]).strip() or type(exc).__name__
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text

@@ -6,6 +6,10 @@ program is read again when the pump applied a write, and the log is read on from
 last reading's event count. No rendering here (commands/monitor.py draws them). Every reading carries its
 time and its age; data older than the stale threshold is marked stale, and a
 failed poll says how old the last good data is, so nothing old passes as fresh.
+The pump is pinned: the session refuses, at the handshake, any pump but the one it first
+opened with, so another pump answering on the port after a reconnect (a reused pty, a
+switched line) ends the monitor naming both serials (WrongPump, exit 11); nothing is read
+from it, and its figures never pass as the first pump's.
 Dates (projections, battery, log events) are on this computer's calendar, moved by
 the pump clock's skew measured at each reading ("pump_clock").
 """
@@ -16,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .catheter import bridge_running
-from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError
+from .errors import AuthError, DeviceRejected, LinkError, PumpProtocolError, WrongPump
 from .status import hhmm, iso
 
 if TYPE_CHECKING:
@@ -24,7 +28,8 @@ if TYPE_CHECKING:
 
     from .api import Pump, Status
 
-#: errors a monitor shows and retries (up to --max-failures in a row); anything else ends it
+#: errors a monitor shows and retries (up to --max-failures in a row); anything else ends it,
+#: and so does another pump answering on the port (WrongPump: asking again cannot bring ours back)
 RETRIED = (LinkError, PumpProtocolError, DeviceRejected, AuthError)
 
 
@@ -87,6 +92,12 @@ class Monitor:
         attempted = time.time()
         try:
             return self._good(self._read())
+        except WrongPump as exc:
+            # the session refuses any pump but the one it first opened with (or --expect-serial's),
+            # at the handshake of a reconnect or of a new session: nothing was sent to this one
+            stopped = WrongPump(f"monitor stopped: {exc.message}", details={**exc.details, "reading": self.readings})
+            stopped.json_line = True
+            raise stopped from None
         except RETRIED as exc:
             if isinstance(exc, AuthError) and self.last_good is None:
                 raise  # no key, or the wrong one: asking again cannot help

@@ -24,8 +24,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import write_kinds
-from .calendar import iso, past_threshold, to_calendar
+from . import limits, write_kinds
+from .calendar import past_threshold, to_calendar
+from .localtime import fmt_iso, fmt_time
+from .status import delivery_state
 
 if TYPE_CHECKING:  # annotations only: the modules are imported where they are used
     from protocol.bodies import Event, Program, Status
@@ -120,16 +122,25 @@ def _model_lines(spec, field_tesla: str | None, gradient: float | None) -> list[
 
 
 def _drug_lines(raw: Status, described: dict, entry) -> list[Line]:
-    """2. the drug and its withdrawal risk (a risk only while it is being delivered)."""
+    """2. the drug and its withdrawal risk. The risk is the drug's (the library's), delivered or
+    not: a scan interrupts it only while it is delivered, but a pump already stopped (emptied for
+    the scan) has its patient without the drug now."""
     drug = described["drug"]
-    if entry is not None and entry.withdrawal_risk and raw.daily_dose_ng_per_day > 0:
-        risk = "abrupt withdrawal can be life-threatening" if entry.code == "BACLOFEN" else "withdrawal risk"
+    if entry is None:
+        return [Line("Drug and withdrawal risk", PASS, f"{drug}: not in the drug library")]
+    if not entry.withdrawal_risk:
+        return [Line("Drug and withdrawal risk", PASS, f"{drug}: no withdrawal risk listed")]
+    risk = "abrupt withdrawal can be life-threatening" if entry.code == "BACLOFEN" else "withdrawal risk"
+    if raw.daily_dose_ng_per_day > 0:
         return [Line("Drug and withdrawal risk", WARN,
                      f"{drug}, {described['daily_dose']['value']} {described['daily_dose']['unit']}: {risk}",
                      "the managing clinician must approve the interruption and arrange an alternative "
                      "(enter needs --confirm-withdrawal-risk)")]
-    return [Line("Drug and withdrawal risk", PASS, f"{drug}: no withdrawal risk listed"
-                 if entry is not None else f"{drug}: not in the drug library")]
+    return [Line("Drug and withdrawal risk", WARN,
+                 f"{drug}: {risk}; delivery is already stopped ({described['mode']}, "
+                 f"{described['daily_dose']['value']} {described['daily_dose']['unit']}): the scan interrupts "
+                 "nothing, but the patient is without the drug now",
+                 "watch for withdrawal until delivery resumes; refill and reprogram after the scan")]
 
 
 def _time_without_therapy_lines(raw: Status, spec, auto_exit_s: int) -> list[Line]:
@@ -230,7 +241,7 @@ def save_snapshot(state_dir: Path, serial: str, *, described: dict, program: Pro
     from .state import atomic_write
 
     path = snapshot_path(state_dir, serial)
-    body = {"serial_number": serial, "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    body = {"serial_number": serial, "taken_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
             "event_count": event_count, "program": jsonable(program), "status": described,
             "checklist": [asdict(line) for line in lines]}
     atomic_write(path, to_json(body).encode())
@@ -314,8 +325,8 @@ def verify(snapshot: dict, raw: Status, program: Program, events: list[Event], s
 
 
 def _when(event: Event, skew_s: int = 0) -> str:
-    """A log event's time on this computer's calendar."""
-    return f"at {iso(to_calendar(event.time, skew_s))}"
+    """A log event's time on this computer's calendar, for people (in the --tz zone)."""
+    return f"at {fmt_time(to_calendar(event.time, skew_s))}"
 
 
 # --- the flows, shared by `ithcli mri ...` and batch plans ----------------------
@@ -420,6 +431,7 @@ def enter_request(session: PumpSession, st: MriState, *, auto_exit_s: int, field
         raise CheckFailed("MRI-safe mode refused: the checklist has a BLOCK: " + "; ".join(blocks(result))
                           + ". Nothing was sent", details=result)
     entry, raw = st.entry, st.raw
+    limits.settle(limits.check_mri_enter(raw, auto_exit_at=fmt_iso(st.described["mri_auto_exit_at"])))
     if entry is not None and entry.withdrawal_risk and raw.daily_dose_ng_per_day and not confirm_withdrawal_risk:
         raise SafetyError(f"{entry.name} carries a withdrawal risk and delivery stops for up to "
                           f"{_hours(auto_exit_s)}: the managing clinician must approve "
@@ -469,7 +481,10 @@ def apply_exit(session: PumpSession, st: MriState, on_commit_sent=None) -> dict:
                      dose_unit=st.entry.dose_unit if st.entry else "mg/day", on_commit_sent=on_commit_sent)
     diffs = program_differences(snapshot["program"], result.program.program) if snapshot else []
     out = {"command": "mri exit", "serial_number": st.raw.serial_number, "txid": result.txid,
-           "snapshot_compared": snapshot is not None, "differences": diffs}
+           "snapshot_compared": snapshot is not None, "differences": diffs,
+           # what the read-back shows it delivers: leaving MRI-safe mode restores the program, which
+           # may be stopped (a reservoir emptied for the scan)
+           "mode": result.status.mode.name.lower(), "delivery": delivery_state(result.status)}
     if diffs:
         raise VerifyFailed("MRI-safe mode is off but the program differs from the pre-MRI snapshot: "
                            + "; ".join(diffs) + ". Reprogram it now", details={**out, "verified": False})
@@ -486,7 +501,7 @@ def run_verify(session: PumpSession, st: MriState) -> dict:
     _, events = st.client.read_whole_log(snapshot["event_count"])
     lines = verify(snapshot, st.raw, st.program, events, st.spec, st.described["clock_skew_s"])
     result = {"serial_number": st.raw.serial_number, "model": st.spec.name, "emulated": session.emulated,
-              "result": FAIL if any(line.result == FAIL for line in lines) else PASS,
+              "result": overall(lines),  # as the checklist's: any WARN line makes it WARN
               "lines": [asdict(line) for line in lines], "snapshot_taken_at": snapshot["taken_at"],
               "status": st.described}
     session.record("mri-verify", result=result["result"], lines=result["lines"])

@@ -14,16 +14,19 @@ if TYPE_CHECKING:
 
 
 def parse_date(text, option: str):
-    """An option's ISO date or date-time as a timestamp (UTC when it names no zone); None when not given."""
+    """An option's ISO date or date-time as a timestamp (on the --tz zone's clock, as dates are
+    shown, when it names no offset: localtime.in_zone); None when not given."""
     if not text:
         return None
-    from datetime import UTC, datetime
+    from datetime import datetime
+
+    from .localtime import in_zone
 
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{option} {text!r} is not an ISO date (e.g. 2027-01-15)") from None
-    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+    return int(in_zone(when).timestamp())
 
 
 def low_alarm_at(raw: Status, volume_ul: int, per_day_nl: int) -> int | None:
@@ -37,19 +40,20 @@ def visit_check(raw: Status, volume_ul: int, per_day_nl: int, visit: int, skew_s
     """The reservoir running empty before the next visit needs a confirmation; the low-reservoir
     alarm coming first is a warning. Both are compared on the calendar (the pump's dates moved
     by its measured clock skew), since the visit is a calendar date."""
-    from .calendar import iso_known, to_calendar
+    from .calendar import to_calendar
     from .limits import Finding
+    from .localtime import fmt_day
     from .status import reaches
 
     empty_at = to_calendar(reaches(raw.pump_time, volume_ul, 0, per_day_nl), skew_s)
     if empty_at is not None and empty_at < visit:
         return [Finding("confirm", "empty-before-visit",
-                        f"the reservoir runs empty {iso_known(empty_at)[:10]}, before the next visit "
-                        f"{iso_known(visit)[:10]}: delivery would stop; bring the refill forward",
+                        f"the reservoir runs empty {fmt_day(empty_at)}, before the next visit "
+                        f"{fmt_day(visit)}: delivery would stop; bring the refill forward",
                         "--confirm-empty-before-visit")]
     alarm_at = to_calendar(low_alarm_at(raw, volume_ul, per_day_nl), skew_s)
     if alarm_at is not None and alarm_at < visit:
         return [Finding("warn", "alarm-before-visit",
-                        f"the low-reservoir alarm comes {iso_known(alarm_at)[:10]}, before the next visit "
-                        f"{iso_known(visit)[:10]}: bring the refill forward")]
+                        f"the low-reservoir alarm comes {fmt_day(alarm_at)}, before the next visit "
+                        f"{fmt_day(visit)}: bring the refill forward")]
     return []

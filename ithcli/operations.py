@@ -23,6 +23,7 @@ from protocol.constants import BolusPurpose
 from . import write_kinds
 from .change_history import history_rows, history_view, patient_origin, read_history, record_origin
 from .errors import UsageError
+from .localtime import fmt_iso
 from .next_visit import parse_date, visit_check
 from .refill_ops import refill_change
 from .therapy_change import (
@@ -81,6 +82,8 @@ def program_change(session: PumpSession, state: PumpState, *, dose=None, flow=No
     # the log matters for a rise or a restart; a cut or a stop is judged on the program alone
     past = read_history(state.client, raw) if new > current or new > 0 and current == 0 else None
     boluses = past.boluses_since(raw.pump_time - DAY, conc) if past is not None else 0
+    findings += limits.check_writable(raw, what="change the program",
+                                      auto_exit_at=fmt_iso(state.described["mri_auto_exit_at"]))
     findings += dose_checks(state, entry, conc, plan, summary, current=current, boluses=boluses, history=past,
                              origin=origin)
     findings += limits.check_flex_clock(plan, state.described["clock_skew_s"])
@@ -98,8 +101,15 @@ def program_change(session: PumpSession, state: PumpState, *, dose=None, flow=No
     request = _program_request(state, plan, expected, describe)
     rows = _program_rows(before_view, after_view, pct) + history_rows(past, entry, state.described["clock_skew_s"])
     return Change("program", request, describe, warnings, rows,
-                  f"Program {raw.serial_number} to {after_view['mode']}, {fmt_q(after_view['daily_dose'])} a day?",
+                  _program_question(raw.serial_number, after_view, fmt_q),
                   dict(overrides or {}), set(confirmed), unit)
+
+
+def _program_question(serial: str, after: dict, fmt_q) -> str:
+    """The confirmation asked for a new program: the dose is a 24-hour total already (mg/day)."""
+    if after["mode"] == "stopped":
+        return f"Stop delivery on {serial}?"
+    return f"Program {serial} to {after['mode']}, {fmt_q(after['daily_dose'])} (24-hour total)?"
 
 
 def _check_program_options(*, dose, flow, mode, schedule, stop) -> None:
@@ -186,7 +196,9 @@ def bolus_change(state: PumpState, *, dose, duration, overrides=None, confirmed=
     volume_nl = -(-dose_ng * 1_000_000 // conc)  # rounded up: never under-state the volume
     # the boluses of the last 24 hours count in the total the hard limit applies to
     past = read_history(state.client, raw)
-    findings = limits.check_concentration(entry, conc)
+    findings = limits.check_writable(raw, what="give the bolus",
+                                     auto_exit_at=fmt_iso(state.described["mri_auto_exit_at"]))
+    findings += limits.check_concentration(entry, conc)
     if past.covers(raw.pump_time - DAY):
         boluses = past.boluses_since(raw.pump_time - DAY, conc)
     else:
@@ -196,7 +208,9 @@ def bolus_change(state: PumpState, *, dose, duration, overrides=None, confirmed=
                                    volume_nl=volume_nl, reservoir_ul=raw.reservoir_ul, boluses_24h=boluses)
     top_rate = max((s.rate_nl_per_day for s in state.program.steps), default=0)
     findings += limits.check_bolus_rate(state.spec, volume_nl=volume_nl, seconds=seconds,
-                                        program_max_rate_nl_per_day=top_rate)
+                                        program_max_rate_nl_per_day=top_rate, entry=entry, concentration_ng_per_ml=conc,
+                                        what=limits.volume_text(entry, dose_ng=dose_ng, concentration_ng_per_ml=conc,
+                                                                volume_nl=volume_nl))
     if raw.bolus_remaining_ng:
         findings.append(limits.Finding("refuse", "bolus-running", "a bolus is already running"))
     warnings = limits.settle(findings, overrides=overrides, confirmed=set(confirmed))
@@ -233,7 +247,9 @@ def empty_change(state: PumpState, *, withdrawn=None, confirmed=frozenset()) -> 
 
     raw, before = state.raw, state.described
     withdrawn_ul = dosing.parse_volume(withdrawn, "--withdrawn") if withdrawn else None
-    findings = limits.check_change(state.entry, current=raw.daily_dose_ng_per_day, new=0, mode="STOPPED")
+    findings = limits.check_writable(raw, what="record the reservoir emptied",
+                                     auto_exit_at=fmt_iso(before["mri_auto_exit_at"]))
+    findings += limits.check_change(state.entry, current=raw.daily_dose_ng_per_day, new=0, mode="STOPPED")
     # only the withdrawn-versus-expected check of a refill applies
     findings += limits.check_fill_gap(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw.reservoir_ul)
     findings += limits.check_no_bolus_running(state.entry, bolus_remaining_ng=raw.bolus_remaining_ng,

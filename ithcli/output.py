@@ -107,14 +107,82 @@ class StderrHandler(logging.StreamHandler):
 
 
 def console(stderr_: bool = False):
+    """A rich console for people. On a terminal it lays out at the terminal's width, wrapping at
+    word boundaries and folding (never cutting) a word longer than its column; off a terminal (a
+    pipe, a file) each thing printed is as wide as it needs, at least COLUMNS (else 80), so nothing
+    is wrapped into a table cell's next line or cut. Either way a number and its unit ("0.275
+    mL/day") and a time and its zone ("11:40:00 CET") are one unbreakable token."""
     return _console_class()(stderr=stderr_, highlight=False)
+
+
+#: stands in for the space inside a value while rich lays text out: rich breaks lines at whitespace,
+#: and to Python a no-break space is whitespace too. One cell wide and never a break; written out as
+#: the ordinary space it stands for (what people copy and scripts grep)
+GLUE = "\ue000"
+#: the units ithcli shows besides protocol's own (protocol.units: mL, mcg/day, mg/mL, s, min, h...)
+DISPLAY_UNITS = ("nL", "%", "cm", "mm", "ms", "T", "T/m", "day", "days", "x")
+#: as wide as a line may be off a terminal: rich's own bound, never reached by ithcli's output
+_UNBOUNDED = 100_000
+
+
+@functools.cache
+def _tokens():
+    """What must stay on one line: a number and its unit, a time of day and its zone. A date and
+    its time may go on two lines ("2026-12-02" above "11:40:00 CET"): that reads whole, where a
+    date-time folded to fit a narrow column would not."""
+    import re
+
+    from protocol.units import BASE_UNIT, UNITS
+
+    units = {u for per in UNITS.values() for u in per} | set(BASE_UNIT.values()) | set(DISPLAY_UNITS)
+    unit = "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True))
+    zone = r"(?: (?:[A-Z]{2,6}|[+-]\d{2}:\d{2})(?![\w:]))"  # "UTC", "CEST", "+05:30" (localtime.label)
+    return re.compile(rf"(?<![\w.])[-+]?\d+(?:\.\d+)? (?:{unit})(?![\w/])"
+                      rf"|(?<![\w:])\d{{2}}:\d{{2}}(?::\d{{2}})?{zone}")
+
+
+def glued(text: str) -> str:
+    """text with the space inside each value (a number and its unit, a time and its zone) made GLUE."""
+    return _tokens().sub(lambda m: m.group(0).replace(" ", GLUE), text)
 
 
 @functools.cache
 def _console_class():
     from rich.console import Console  # rich only when something is drawn
+    from rich.measure import Measurement
 
     class _Console(Console):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            #: off a terminal: the least width to lay out at (COLUMNS, else 80); None on a terminal
+            self.fit_width: int | None = None
+            if not self.is_terminal:
+                self.fit_width = self.width
+                self.width = _UNBOUNDED
+
+        @property
+        def layout_width(self) -> int | None:
+            """The width a drawing must fit: the terminal's; None off a terminal (any width will do)."""
+            return None if self.fit_width is not None else self.width
+
+        def print(self, *objects, width: int | None = None, **kwargs) -> None:
+            if self.fit_width is not None and width is None and objects:
+                natural = sum(Measurement.get(self, self.options, o).maximum for o in objects) + len(objects) - 1
+                width = min(max(self.fit_width, natural), _UNBOUNDED)
+            super().print(*objects, width=width, **kwargs)
+
+        def render_str(self, text: str, **kwargs):
+            rendered = super().render_str(glued(text), **kwargs)
+            if rendered.overflow in (None, "ellipsis"):
+                rendered.overflow = "fold"  # a word wider than its column folds: nothing is cut to "…"
+            # a no_wrap column is the last a table narrows; if it must, its text folds, never cropped
+            rendered.no_wrap = False
+            return rendered
+
+        def render(self, renderable, options=None):
+            for segment in super().render(renderable, options):
+                yield segment._replace(text=segment.text.replace(GLUE, " ")) if GLUE in segment.text else segment
+
         def on_broken_pipe(self) -> None:
             # rich's own handling is a silent exit 1 (our "internal error"): let cli.main
             # report a closed stdout as exit 141 instead
@@ -122,6 +190,33 @@ def _console_class():
             raise BrokenPipeError
 
     return _Console
+
+
+class Titled:
+    """A panel with its title in its top border where the title fits, else on the line above it
+    (rich cuts a border title that does not fit to "…")."""
+
+    def __init__(self, body, title: str, **panel_options) -> None:
+        self.body, self.title, self.options = body, title, panel_options
+
+    def _panel(self, with_title: bool):
+        from rich.panel import Panel
+
+        return Panel(self.body, title=self.title if with_title else None, **self.options)
+
+    def __rich_console__(self, console, options):
+        from rich.text import Text
+
+        if Text.from_markup(self.title).cell_len + 4 <= options.max_width:
+            yield self._panel(True)
+        else:
+            yield self.title
+            yield self._panel(False)
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self._panel(True))
 
 
 def fmt_quantity(q: dict | None) -> str:
@@ -143,11 +238,27 @@ def fmt_span(seconds: int) -> str:
 
 
 def fmt_date(text: str | None, *, with_time: bool = True) -> str:
+    """An ISO 8601 time (as in the JSON) for people: in the zone they read (--tz, else this
+    computer's), with that zone: "2026-12-02 17:10:00 IST"; with_time=False: the local date."""
+    from .localtime import fmt_day, fmt_time, to_ts
+
     if not text:
         return "unknown"
-    if not with_time:
-        return text[:10]
-    return text.replace("T", " ").replace("Z", " UTC")
+    if len(text) == 10:
+        return text  # a calendar date (a birth date, a visit typed as a date): no zone to move it by
+    try:
+        ts = to_ts(text)
+    except ValueError:
+        return text  # not a time ithcli wrote: shown as it is, never dropped
+    return fmt_time(ts) if with_time else fmt_day(ts)
+
+
+def calendar_name() -> str:
+    """The calendar people read dates on: "this computer's calendar (UTC)", "this computer's
+    calendar (Asia/Kolkata, IST, UTC+05:30)"."""
+    from .localtime import describe
+
+    return f"this computer's calendar ({describe()})"
 
 
 def fmt_pump_clock(clock: dict | None) -> str:
@@ -160,16 +271,18 @@ def fmt_pump_clock(clock: dict | None) -> str:
 
 
 def fmt_dates_note(clock: dict | None) -> str:
-    """Which calendar the dates shown are on, and whether they were moved."""
+    """Which calendar the dates shown are on (and in which zone), and whether they were moved."""
     from .calendar import duration_text
 
     if not clock:
-        return "the pump's clock (its skew was not measured)"
+        from .localtime import describe
+
+        return f"the pump's clock (its skew was not measured), shown in {describe()}"
     moved = clock["dates_shifted_s"]
     if moved:
-        return (f"{clock['dates_on']}: moved {duration_text(moved)} {'earlier' if moved < 0 else 'later'} "
+        return (f"{calendar_name()}: moved {duration_text(moved)} {'earlier' if moved < 0 else 'later'} "
                 "than the pump's clock")
-    return (f"{clock['dates_on']}: the pump's clock is within {duration_text(clock['threshold_s'])} of it, "
+    return (f"{calendar_name()}: the pump's clock is within {duration_text(clock['threshold_s'])} of it, "
             "dates as the pump gives them")
 
 
@@ -177,9 +290,12 @@ def clock_warning_lines(clock: dict | None) -> list[str]:
     """Rich markup lines for a pump clock past the threshold (none within it)."""
     from rich.markup import escape
 
+    from .calendar import ON_CALENDAR
+
     if not clock or not clock.get("warning"):
         return []
-    return [f"[bold red]{escape(clock['warning'])}[/]"]
+    # the JSON's calendar is UTC; people's is in their zone
+    return [f"[bold red]{escape(clock['warning'].replace(ON_CALENDAR, calendar_name()))}[/]"]
 
 
 def export(renderables, path: str, title: str) -> None:

@@ -153,7 +153,7 @@ def patient_change(state: PumpState, action: PatientAction, *, patient_id: str |
                    given: Given | None = None) -> Change:
     """A RECORD (on a pump that holds no patient) or a CORRECT (of the record it holds; fields not
     given keep their recorded values, an empty initials or born clears it), checked; nothing sent."""
-    from .limits import settle
+    from .limits import check_writable, settle
     from .therapy_change import Change
     from .writes import Expect, WriteRequest
 
@@ -162,7 +162,8 @@ def patient_change(state: PumpState, action: PatientAction, *, patient_id: str |
     asked = given or Given.parse(patient_id=patient_id, initials=initials, born=born,
                                  spasticity_origin=spasticity_origin)
     before = patient_view(current, _recorded_at(state))
-    findings = []
+    # the record delivers nothing: taken in MRI-safe mode too, not at end of service
+    findings = check_writable(raw, what="record the patient", in_mri_safe_mode=True)
     if action is PatientAction.RECORD and current.patient_id:
         findings.append(_finding("refuse", "patient-recorded",
                                  f"{raw.serial_number} already records patient {current.patient_id}: change the "

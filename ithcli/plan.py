@@ -29,9 +29,9 @@ Actions and their fields:
                    for nested ones: battery.percent; {value, unit} fields compare
                    their value), OP one of >= <= > < == !=, VALUE of the field's type
                    (a number; a word, only == and !=; true or false; an ISO date)
-    program        exactly one of dose = "450 mcg/day", flow = "0.25 mL/day",
-                   stop = true, mode = "minimum", mode = "flex" with schedule = "FILE"
-                   (relative to the plan)
+    program        exactly one of dose = "450 mcg/day" (or relative: "+10%", "-50 mcg/day"),
+                   flow = "0.25 mL/day", stop = true, mode = "minimum", mode = "flex" with
+                   schedule = "FILE" (relative to the plan)
     refill         volume, concentration (an allowed one of the drug), and
                    optionally drug (a new drug: then dose is needed), withdrawn, dose,
                    bridge = true | false (the choice a new drug or concentration needs on a
@@ -65,8 +65,37 @@ program, refill, bolus, priming-bolus and ptm-set also take (ptm-set: overrides 
         limit it names, and is audited. A bare string is refused.
     confirm = ["tenfold", ...]   limits.CONFIRM_FLAGS without "--confirm-"
         (tenfold, withdrawal-risk, restart, empty-before-visit, fill-gap; monitoring
-        only for priming-bolus, clock-step only for clock-set): the plan is the
-        confirmation, so nothing is asked.
+        only for priming-bolus, clock-step only for clock-set): named in the plan, step
+        by step. `batch run` shows the whole change and asks once (unless --yes); that one
+        answer never stands in for any of these.
+
+A program step's dose may be relative to the dose the pump delivers when the step runs
+(ithcli/plan_relative.py): dose = "+10%" or "-25%", or a change in the drug's own unit,
+"+50 mcg/day". The sign makes it relative. The result is exact, on the wire's grid (whole
+ng/day, rounded toward the dose in force), shown as its own row and checked like any other
+dose; a pump delivering nothing or running a flex or minimum program refuses it, and so does a
+result at or below zero. Offline: what depends only on the change (the largest step in percent
+or in the unit, a 10x change, a large cut of a withdrawal-risk drug) and what it needs.
+
+Per-target values: a target may give its own values for any step, in a table named after the
+step's number under the target (after its [[target]] lines):
+
+    [[target]]
+    port = "/dev/ttyUSB1"
+    serial = "BAC-0002"
+    drug = "baclofen"
+    dose = "+5%"               # short for the plan's one program step: [target.step.N] dose
+
+    [target.step.3]            # this target's own values for step 3
+    volume = "20 mL"
+    confirm = ["fill-gap"]
+
+Any field the step's action takes, except drug (a refill's new drug is the plan's) and a
+from_order step's (the order gives them). A value replaces the step's; for program, the way
+of setting it (dose, flow, stop, mode, schedule) is replaced as a whole; confirm adds to the
+step's list and override_soft_limit to its table (the target's reason for a name it repeats).
+Each target's own step is checked whole (its problems named "target N (SERIAL), step M"); a
+step every target gives values for may leave out what they give.
 
 Orders (ithcli/orders.py): a target may name its prescriber's order, order = "FILE"
 (relative to the plan; its pump must be the target's serial). Its program, refill or
@@ -88,7 +117,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import plan_doses, plan_steps
+from . import plan_doses, plan_relative, plan_steps
 from .errors import IthcliError, UsageError
 from .orders import Order, load_order
 
@@ -120,9 +149,23 @@ class Step:
     key_lines: dict[str, int] = field(default_factory=dict)
     #: a refill that changes the drug: the new drug's library code
     refill_drug_code: str | None = None
+    #: a target's own version of the step (its [target.step.N] values merged in): who it is for,
+    #: as problems name it ("target 2 (BAC-0002), "), and the fields the target gave
+    who: str = ""
+    own: frozenset[str] = frozenset()
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
+
+    @property
+    def label(self) -> str:
+        """How problems and refusals name it: "step 2 (program)", "target 1 (P-1), step 2 (program)"."""
+        return f"{self.who}step {self.number} ({self.action})"
+
+    def reports(self, key: str) -> bool:
+        """Whether a problem about `key` is this step's to report: a target's own version reports
+        what the target gave and what the whole lacks; the step's own fields are the step's."""
+        return not self.who or key in self.own or key == "action"
 
     @property
     def carries_dose(self) -> bool:
@@ -148,6 +191,9 @@ class Target:
     drug_code: str | None = None
     #: the prescriber's order for this pump (order = "FILE"), checked as `--order` does
     order: Order | None = None
+    #: its own version of each step it gives values for ([target.step.N], or dose = for the one
+    #: program step), by step number: Plan.step_for
+    steps: dict[int, Step] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,6 +203,10 @@ class Plan:
     targets: list[Target]
     steps: list[Step]
     problems: list[str] = field(default_factory=list)
+
+    def step_for(self, target: Target, step: Step) -> Step:
+        """The step as it runs on this target: the target's own version, or the plan's."""
+        return target.steps.get(step.number, step)
 
     def drug_at(self, target: Target, step_number: int) -> str | None:
         """The drug code the pump should hold when step_number runs: the target's, or the one
@@ -184,6 +234,16 @@ class _Lines:
             pattern = re.compile(rf"^\s*\[\[\s*{table}\s*\]\]")
             numbers = self._headers[table] = [n for n, line in enumerate(self.lines, start=1) if pattern.match(line)]
         return numbers[index] if index < len(numbers) else 1
+
+    def target_table(self, index: int, number: str) -> int:
+        """The line of the index-th target's [target.step.N] header; else its `step = {...}` line
+        (the inline form); else the target's own header line."""
+        start = self.header("target", index)
+        following = self.header("target", index + 1)
+        end = following if following > start else len(self.lines) + 1
+        pattern = re.compile(rf'^\s*\[\s*target\s*\.\s*step\s*\.\s*"?{re.escape(number)}"?\s*\]')
+        found = next((n for n in range(start, end) if pattern.match(self.lines[n - 1])), None)
+        return found if found is not None else self.key(start, "step")
 
     def table(self, name: str) -> int:
         """The line of the first [name] or [[name]] header (1 if none: a top-level key)."""
@@ -241,6 +301,13 @@ class _Checker:
         self._parsed: dict[tuple, Any] = {}  # (kind, value, ...) -> what it parsed to
         raw = data.get("target")
         self.raw_targets = [t if isinstance(t, dict) else {} for t in raw] if isinstance(raw, list) else []
+        raw = data.get("step")
+        self.raw_steps = [s if isinstance(s, dict) else {} for s in raw] if isinstance(raw, list) else []
+        #: each target's own values ([target.step.N], dose = ...) by target number, then step number:
+        #: (the values as written, the line of their table, the line of each value)
+        self.target_values: dict[int, dict[int, tuple[dict, int, dict[str, int]]]] = {}
+        #: the steps every target gives its own values for: each target's version is checked whole
+        self.given_by_all: set[int] = set()
 
     def problem(self, line: int, message: str) -> None:
         self.problems.add((line, message))
@@ -265,8 +332,11 @@ class _Checker:
                 else:
                     self.problem(self.lines.key(at, "name"), "[plan]: name must be a string")
         targets = self._targets(data.get("target"))
+        if targets and len(self.target_values) == len(targets):
+            self.given_by_all = set.intersection(*(set(v) for v in self.target_values.values()))
         steps = self._steps(data.get("step"))
         plan = Plan(self.where, name, targets, steps)
+        self._target_steps(plan)
         self._orders_fit(plan)
         # the drug: required where doses are, and every value in its unit (plan_doses)
         plan_doses.needs_drug(self, plan)
@@ -290,10 +360,9 @@ class _Checker:
                 self.problem(line, f"target {number}: expected a [[target]] table")
                 continue
             for key in t:
-                if key not in ("port", "serial", "drug", "order"):
+                if key not in TARGET_FIELDS:
                     self.problem(self.lines.key(line, key), f"target {number}: unknown field {key!r}"
-                                 f"{_did_you_mean(key, ('port', 'serial', 'drug', 'order'))} (expected port, "
-                                 "serial, drug, order)")
+                                 f"{_did_you_mean(key, TARGET_FIELDS)} (expected {', '.join(TARGET_FIELDS)})")
             for key in ("port", "serial"):
                 if not isinstance(t.get(key), str) or not t.get(key):
                     self.problem(line, f"target {number}: expected {key} = \"...\"")
@@ -318,7 +387,67 @@ class _Checker:
                     code = entry.code
             targets.append(Target(number, str(port), str(serial), drug if isinstance(drug, str) else None,
                                   line, code, self._order(number, line, t)))
+            values = self._values(number, i, line, t)
+            if values:
+                self.target_values[number] = values
         return targets
+
+    def _values(self, number: int, index: int, line: int, t: dict) -> dict[int, tuple[dict, int, dict[str, int]]]:
+        """A target's own values, by step number: [target.step.N] tables, and dose = ... for the
+        plan's one program step."""
+        out: dict[int, tuple[dict, int, dict[str, int]]] = {}
+        given = t.get("step")
+        if given is not None and (not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values())):
+            self.problem(self.lines.key(line, "step"), f"target {number}: its own values go in tables "
+                         "[target.step.N] (N a step number) after its [[target]] lines")
+        elif given is not None:
+            for key, values in given.items():
+                at = self.lines.target_table(index, str(key))
+                if not str(key).isdigit() or int(key) < 1:
+                    self.problem(at, f"target {number}: [target.step.{key}]: N must be a step number (1, 2, ...)")
+                    continue
+                out[int(key)] = (dict(values), at, {k: self.lines.key(at, k) for k in values})
+        if "dose" in t:
+            at = self.lines.key(line, "dose")
+            programs = [n for n, s in enumerate(self.raw_steps, start=1) if s.get("action") == "program"]
+            if len(programs) != 1:
+                self.problem(at, f"target {number}: dose = ... is the dose of the plan's one program step, and it "
+                             f"has {len(programs)}: give it for its step, [target.step.N] dose = ...")
+                return out
+            values, table, lines = out.get(programs[0], ({}, at, {}))
+            if "dose" in values:
+                self.problem(at, f"target {number}: the dose of step {programs[0]} is given twice (here and in "
+                             f"[target.step.{programs[0]}])")
+            else:
+                out[programs[0]] = (values | {"dose": t["dose"]}, table, lines | {"dose": at})
+        return out
+
+    def _target_steps(self, plan: Plan) -> None:
+        """Each target's own version of the steps it gives values for, checked whole."""
+        by_number = {s.number: s for s in plan.steps}
+        for t in plan.targets:
+            for n, (given, at, lines) in sorted(self.target_values.get(t.number, {}).items()):
+                step = by_number.get(n)
+                if step is None:
+                    if n > len(self.raw_steps):  # (an existing step that is wrong is reported as such)
+                        self.problem(at, f"target {t.number} ({t.serial}): [target.step.{n}]: the plan has no step "
+                                     f"{n} (it has {len(self.raw_steps)})")
+                    continue
+                who, raw = f"target {t.number} ({t.serial}), ", self.raw_steps[n - 1]
+                if raw.get("from_order") is True:
+                    self.problem(at, f"{who}{step.label}: from_order = true takes this target's values from its "
+                                 "order: give none here")
+                    continue
+                refused = [k for k in given if k in _NOT_PER_TARGET and (k == "action" or k in ACTIONS[step.action][0])]
+                for key in refused:  # (a field the action never takes is an unknown field, below)
+                    self.problem(lines[key], f"{who}{step.label}: {key} cannot be given per target "
+                                 f"({_NOT_PER_TARGET[key]})")
+                own = {k: v for k, v in given.items() if k not in refused}
+                key_lines = {k: step.line_of(k) for k in raw} | lines
+                version = self._step(n, at, _merged(step.action, raw, own), who=who, own=frozenset(own),
+                                     key_lines=key_lines)
+                if version is not None:
+                    t.steps[n] = version
 
     def _order(self, number: int, line: int, t: dict) -> Order | None:
         given = t.get("order")
@@ -376,7 +505,10 @@ class _Checker:
                 steps.append(step)
         return steps
 
-    def _step(self, number: int, line: int, s: dict) -> Step | None:
+    def _step(self, number: int, line: int, s: dict, *, who: str = "", own: frozenset[str] = frozenset(),
+              key_lines: dict[str, int] | None = None) -> Step | None:
+        """A step as written (or, with `who`, a target's own version of it: `own` the fields the
+        target gave, `key_lines` where each field is)."""
         lines = self.lines
         action = s.get("action")
         if not isinstance(action, str) or action not in ACTIONS:
@@ -384,19 +516,22 @@ class _Checker:
                     + (_did_you_mean(action, ACTIONS) if isinstance(action, str) else ""))
             self.problem(lines.key(line, "action"), f"step {number}: {what}; expected one of {', '.join(ACTIONS)}")
             return None
-        step = Step(number, action, {}, line, {k: lines.key(line, k) for k in s})
+        step = Step(number, action, {}, line, key_lines if key_lines is not None else
+                    {k: lines.key(line, k) for k in s}, who=who, own=own)
+        # every target gives its own values for it: what the step lacks, each target's version is checked for
+        whole = bool(who) or number not in self.given_by_all
 
         def say(key: str, message: str | None) -> None:
-            if message:
-                self.problem(step.line_of(key), f"step {number} ({action}): {message}")
+            if message and step.reports(key) and (whole or key != "action"):
+                self.problem(step.line_of(key), f"{step.label}: {message}")
 
         allowed, required = ACTIONS[action]
         for key in s:
             if key != "action" and key not in allowed and (action, key) != ("bolus", "priming"):  # plan_steps says
                 say(key, f"unknown field {key!r}{_did_you_mean(key, allowed)}"
                     + (f"; expected {', '.join(sorted(allowed))}" if allowed else "; it takes none"))
-        for key in sorted(required - set(s)) if s.get("from_order") is not True else ():
-            self.problem(line, f"step {number} ({action}): missing field {key!r}")
+        for key in sorted(required - set(s)) if s.get("from_order") is not True and whole else ():
+            self.problem(line, f"{step.label}: missing field {key!r}")
         args: dict[str, Any] = {}
         for key, value in s.items():
             if key == "action" or key not in allowed:
@@ -465,7 +600,15 @@ class _Checker:
         # (none named, or an unknown one), that it is a quantity at all
         for key, dimension in (("dose", "dose" if action in ("bolus", "ptm-set") else "dose_rate"),
                                ("concentration", "concentration")):
-            if key in args:
+            if key == "dose" and plan_relative.is_relative(args.get(key)):  # "+10%": a change, not a dose
+                text = args[key]
+                say(key, self._try(("relative", text), lambda t=text: plan_relative.parse(t)) if action == "program"
+                    else f"dose {text!r}: a relative dose is for a program step; a {action}'s dose is the dose itself")
+            elif key == "dose" and isinstance(args.get(key), str) and args[key].strip().endswith("%"):
+                bare = args[key].strip()
+                say(key, f"dose {bare!r}: a relative dose has its sign, \"+{bare}\" or \"-{bare}\""
+                    if action == "program" else f"dose {bare!r}: a {action}'s dose is the dose itself, in its unit")
+            elif key in args:
                 say(key, self._try((dimension, args[key]), lambda k=key, d=dimension: dosing._parse(args[k], d, k)))
         if action == "refill" and "drug" in args:
             entry = self.by_name.get(args["drug"].lower())
@@ -494,6 +637,30 @@ class _Checker:
     def _value(self, key: tuple):
         """What _try's parse returned for key (None if it failed)."""
         return self._parsed.get(key)
+
+
+TARGET_FIELDS = ("port", "serial", "drug", "order", "dose", "step")
+#: a step's fields a target cannot give its own value for, and why
+_NOT_PER_TARGET = {"action": "a target runs the plan's steps", "drug": "a refill's new drug is the plan's, for every "
+                   "target", "from_order": "an order is per target already"}
+#: the ways of setting a program: a target that gives one replaces the step's
+_PROGRAM_WAYS = ("dose", "flow", "stop", "mode", "schedule")
+
+
+def _merged(action: str, raw: dict, given: dict) -> dict:
+    """A step as written with a target's own values: each replaces the step's (a program's way of
+    being set as a whole); confirm adds to the step's list, override_soft_limit to its table."""
+    base = dict(raw)
+    if action == "program" and any(k in given for k in _PROGRAM_WAYS):
+        base = {k: v for k, v in base.items() if k not in _PROGRAM_WAYS}
+    merged = base | given
+    if isinstance(raw.get("confirm"), list) and isinstance(given.get("confirm"), list):
+        merged["confirm"] = raw["confirm"] + [c for c in given["confirm"] if c not in raw["confirm"]]
+    if isinstance(raw.get("override_soft_limit"), dict) and isinstance(given.get("override_soft_limit"), dict):
+        def named(table: dict) -> dict:
+            return {str(k).strip().upper().replace("-", "_"): v for k, v in table.items()}
+        merged["override_soft_limit"] = named(raw["override_soft_limit"]) | named(given["override_soft_limit"])
+    return merged
 
 
 class PlanError(UsageError):

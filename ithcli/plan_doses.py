@@ -10,20 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import plan_relative
+
 if TYPE_CHECKING:  # annotations only: plan imports this module
     from .plan import Plan, Step, _Checker
 
 
 def needs_drug(checker: _Checker, plan: Plan) -> None:
-    """Every target must name its drug when any step carries a dose."""
-    dosing_steps = [s for s in plan.steps if s.carries_dose]
-    if not dosing_steps:
-        return
-    names = ", ".join(f"{s.number} ({s.action})" for s in dosing_steps)
-    which = f"step {names} carries" if len(dosing_steps) == 1 else f"steps {names} carry"
+    """Every target must name its drug when any step carries a dose (its own values included)."""
+    shared = [s for s in plan.steps if s.carries_dose]
     example = next(iter(checker.by_name), "baclofen")
     for t in plan.targets:
-        if "drug" not in checker.raw_targets[t.number - 1]:  # a wrong one is reported already
+        dosing_steps = [plan.step_for(t, s) for s in plan.steps if plan.step_for(t, s).carries_dose] \
+            if t.steps else shared
+        if dosing_steps and "drug" not in checker.raw_targets[t.number - 1]:  # a wrong one is reported already
+            names = ", ".join(f"{s.number} ({s.action})" for s in dosing_steps)
+            which = f"step {names} carries" if len(dosing_steps) == 1 else f"steps {names} carry"
             checker.problem(t.line, f"target {t.number} ({t.serial}): no drug: {which} a dose, a concentration or "
                             f"a bolus, so the plan must name the drug the pump holds (e.g. drug = \"{example}\")")
 
@@ -41,6 +43,13 @@ def check_values(checker: _Checker, plan: Plan) -> None:
                 _step_values(checker, plan, step, entry, dosing, limits)
             if step.action == "refill" and "drug" in step.args:
                 code = step.refill_drug_code  # None (unknown drug, reported): later steps unchecked
+    # each target's own versions, in the drug it holds at that step (the same values parsed once)
+    for t in plan.targets:
+        for own in t.steps.values():
+            code = plan.drug_at(t, own.number) if t.drug_code else None
+            entry = checker.library.for_code(code) if code else None
+            if entry is not None and own.carries_dose:
+                _step_values(checker, plan, own, entry, dosing, limits)
 
 
 class _StepReport:
@@ -52,8 +61,8 @@ class _StepReport:
         self.overrides = step.args.get("override_soft_limit") or {}
 
     def say(self, key: str, message: str | None) -> None:
-        if message:
-            self.checker.problem(self.step.line_of(key), f"step {self.step.number} ({self.step.action}): {message}")
+        if message and self.step.reports(key):
+            self.checker.problem(self.step.line_of(key), f"{self.step.label}: {message}")
 
     def refusals(self, key: str, findings) -> None:
         """Findings that refuse whatever the pump holds: a hard limit, or a soft one the
@@ -64,6 +73,15 @@ class _StepReport:
             name = getattr(f, "override", None)
             if f.level == "soft" and name and name not in self.overrides:
                 self.say(key, f"{f.message}; it needs override_soft_limit = {{ {name} = \"reason\" }}")
+
+    def needs(self, key: str, findings) -> None:
+        """As refusals, and the confirmations the step does not give (findings certain offline)."""
+        self.refusals(key, findings)
+        confirmed = self.step.args.get("confirm") or []
+        for f in findings:
+            name = (f.flag or "").removeprefix("--confirm-")
+            if f.level == "confirm" and name and name not in confirmed:
+                self.say(key, f"{f.message}; it needs confirm = [\"{name}\"]")
 
 
 def _step_values(checker: _Checker, plan: Plan, step: Step, entry, dosing, limits) -> None:
@@ -80,7 +98,14 @@ def _step_values(checker: _Checker, plan: Plan, step: Step, entry, dosing, limit
 
 def _program_values(checker: _Checker, plan: Plan, args: dict, entry, dosing, limits, report: _StepReport) -> None:
     code = entry.code
-    if isinstance(args.get("dose"), str):
+    if plan_relative.is_relative(args.get("dose")):  # what depends only on the change
+        text = args["dose"]
+        report.say("dose", checker._try(("relative", text, code), lambda: plan_relative.parse(text, entry)))
+        relative = checker._value(("relative", text, code))
+        if relative is not None:
+            checker._try(("relative needs", text, code), lambda: plan_relative.offline_findings(relative, entry))
+            report.needs("dose", checker._value(("relative needs", text, code)))
+    elif isinstance(args.get("dose"), str) and not plan_relative.looks_relative(args["dose"]):
         text = args["dose"]
         report.say("dose", checker._try(("rate", text, code), lambda: dosing.parse_dose_rate(text, entry, "dose")))
         dose = checker._value(("rate", text, code))
@@ -110,19 +135,19 @@ def _refill_values(checker: _Checker, step: Step, entry, dosing, limits, report:
         conc = checker._value(("conc", text, new.code))
         if conc is not None:
             report.refusals("concentration", limits.check_concentration(new, conc))
-    if isinstance(args.get("dose"), str):
+    if isinstance(args.get("dose"), str) and not plan_relative.looks_relative(args["dose"]):  # (refused as such)
         text = args["dose"]
         report.say("dose", checker._try(("rate", text, new.code), lambda: dosing.parse_dose_rate(text, new, "dose")))
         dose = checker._value(("rate", text, new.code))
         if dose is not None:
             report.refusals("dose", limits.check_daily_total(new, dose))
-    elif new.code != entry.code:
+    elif new.code != entry.code and "dose" not in args:
         report.say("drug", f"changing the drug from {entry.name} to {new.name} needs dose = \"...\" in "
                    f"{new.dose_unit}")
 
 
 def _bolus_values(checker: _Checker, args: dict, entry, dosing, limits, report: _StepReport) -> None:
-    if not isinstance(args.get("dose"), str):
+    if not isinstance(args.get("dose"), str) or plan_relative.looks_relative(args["dose"]):  # (refused as such)
         return
     text = args["dose"]
     report.say("dose", checker._try(("mass", text, entry.code), lambda: dosing.parse_dose(text, entry, "dose")))
@@ -141,7 +166,7 @@ def _ptm_values(checker: _Checker, args: dict, entry, dosing, limits, report: _S
 
     from .ptm import MAX_PER_DAY
 
-    if not isinstance(args.get("dose"), str):
+    if not isinstance(args.get("dose"), str) or plan_relative.looks_relative(args["dose"]):  # (refused as such)
         return
     text = args["dose"]
     report.say("dose", checker._try(("mass", text, entry.code), lambda: dosing.parse_dose(text, entry, "dose")))

@@ -23,6 +23,7 @@ from protocol.ptm import PTM_OFF, worst_case_daily_ng
 from . import write_kinds
 from .calendar import iso, to_calendar
 from .errors import UsageError
+from .localtime import fmt_iso
 from .status import quantity
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ def ptm_change(state: PumpState, *, dose: str | None = None, lockout: str | None
                                 "daily_dose": state.described["daily_dose"]}
     if new == raw.ptm:
         return Change("ptm", None, describe | {"after": before}, [], unit=unit)
-    findings = checks.check_ptm_limits(entry, new, daily_dose_ng_per_day=raw.daily_dose_ng_per_day)
+    findings = checks.check_writable(raw, what="set patient boluses",
+                                     auto_exit_at=fmt_iso(state.described["mri_auto_exit_at"]))
+    findings += checks.check_ptm_limits(entry, new, daily_dose_ng_per_day=raw.daily_dose_ng_per_day)
     findings += _rate_check(state, new)
     if not new.enabled and raw.bolus_remaining_ng:
         findings.append(checks.Finding("warn", "ptm-off-bolus-running",
@@ -140,8 +143,11 @@ def _rate_check(state: PumpState, new: bodies.PtmLimits) -> list:
         return []
     volume_nl = -(-new.dose_ng * 1_000_000 // conc)
     top = max((s.rate_nl_per_day for s in state.program.steps), default=0)
+    said = "an activation of " + checks.volume_text(state.drug_entry, dose_ng=new.dose_ng,
+                                                    concentration_ng_per_ml=conc, volume_nl=volume_nl)
     return checks.check_bolus_rate(state.spec, volume_nl=volume_nl, seconds=new.duration_s,
-                                   program_max_rate_nl_per_day=top)
+                                   program_max_rate_nl_per_day=top, what=said, option="--duration",
+                                   entry=state.drug_entry, concentration_ng_per_ml=conc)
 
 
 def _rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:

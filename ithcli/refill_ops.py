@@ -17,6 +17,7 @@ from protocol import bodies
 from . import write_kinds
 from .change_history import history_rows, history_view, patient_origin, read_history, record_origin
 from .errors import UsageError
+from .localtime import fmt_iso
 from .next_visit import low_alarm_at, parse_date, visit_check
 from .therapy_change import DAY, Change, PumpState, dose_checks, expected_program, fmt_ml_day, fmt_q
 
@@ -45,8 +46,9 @@ def refill_change(session: PumpSession, state: PumpState, *, volume, concentrati
             else dosing.plan_from_program(state.program))  # the dose stays; the flow follows
     summary = dosing.plan_summary(plan, conc)
     current = 0 if changing_drug else raw.daily_dose_ng_per_day
-    findings = limits.check_refill(state.spec, volume_ul=volume_ul, withdrawn_ul=withdrawn_ul,
-                                   expected_ul=raw.reservoir_ul)
+    findings = limits.check_writable(raw, what="refill", auto_exit_at=fmt_iso(state.described["mri_auto_exit_at"]))
+    findings += limits.check_refill(state.spec, volume_ul=volume_ul, withdrawn_ul=withdrawn_ul,
+                                    expected_ul=raw.reservoir_ul)
     findings += limits.check_no_bolus_running(state.entry, bolus_remaining_ng=raw.bolus_remaining_ng, what="refill")
     dry = limits.dry_run_suspected(state.spec, withdrawn_ul=withdrawn_ul, expected_ul=raw.reservoir_ul)
     # a refill resumes delivery after an empty reservoir: the log says for how long it was stopped

@@ -190,7 +190,7 @@ def build(records: list[dict], *, serial: str, since: int, until: int | None, li
         "status": status,
         # the pump's event-log index when it was first read in the session (None: not read)
         "first_event_index": first_read["response"].get("event_count") if first_read else None,
-        "status_source": None if last_status is None else {"from": "audit log", "read_at": last_status.get("time")},
+        "status_source": None if last_status is None else {"from": "audit log", "read_at": _time(last_status)},
         "changes": changes,
         "alarms_seen": _alarms_seen(session),
         "checklists": _checklists(session),
@@ -212,14 +212,14 @@ def _last_status(mine: list[tuple[int, dict]], until: int | None) -> dict | None
 
 
 def _checklists(session: list[dict]) -> list[dict]:
-    return [{"time": r.get("time"), "check": r.get("event"), "result": r.get("result"),
+    return [{"time": _time(r), "check": r.get("event"), "result": r.get("result"),
              "operator": r.get("operator"), "lines": r.get("lines") or []}
             for r in session if r.get("event") in ("mri-checklist", "mri-verify")]
 
 
 def _events(session: list[dict]) -> list[dict]:
     """Reconciliations, failed verifications and repaired audit lines, as they happened."""
-    return [{"time": r.get("time"), "event": r.get("event"), "operator": r.get("operator"),
+    return [{"time": _time(r), "event": r.get("event"), "operator": r.get("operator"),
              **{k: r[k] for k in ("txid", "kind", "applied", "differences", "time_set", "step_s") if k in r}}
             for r in session if r.get("event") in ("reconciled", "verify-failed", "torn-line-removed", "clock-set")]
 
@@ -240,8 +240,8 @@ def _alarms_seen(session: list[dict]) -> list[dict]:
             if flags & a:
                 name = alarm_name(a)
                 alarm = seen.setdefault(name, {"name": name, "priority": ALARM_PRIORITY[a].name.lower(),
-                                               "first_seen": r.get("time"), "last_seen": r.get("time")})
-                alarm["last_seen"] = r.get("time")
+                                               "first_seen": _time(r), "last_seen": _time(r)})
+                alarm["last_seen"] = _time(r)
     order = ("high", "medium", "low")
     return sorted(seen.values(), key=lambda a: (order.index(a["priority"]), a["name"]))
 
@@ -255,6 +255,11 @@ def _iso(ts: int | None) -> str | None:
     from .status import iso
 
     return iso(ts)
+
+
+def _time(entry: dict) -> str | None:
+    """An audit entry's time as every JSON time is written (older logs wrote "...Z")."""
+    return _iso(entry_time(entry))
 
 
 def _change(mine: list[tuple[int, dict]], pos: int, library, skew_s: int | None) -> dict[str, Any]:
@@ -273,7 +278,7 @@ def _change(mine: list[tuple[int, dict]], pos: int, library, skew_s: int | None)
     entry = library.for_code(drug.name) if drug is not None else None
     unit = entry.dose_unit if entry else "mcg/day"
     return {
-        "time": prepare.get("time"),
+        "time": _time(prepare),
         "operator": prepare.get("operator"),
         "command": command,
         "txid": txid,
@@ -483,8 +488,15 @@ def _clock_ptm_state(status: Status, unit: str) -> dict:
             "patient_boluses": ptm_text(ptm_view(status.ptm, status.ptm_use, unit, 0, status.daily_dose_ng_per_day))}
 
 
-def choose_serial(records: list[dict], pump: str | None, port_serial: str | None) -> str:
+def choose_serial(records: list[dict], pump: str | None, port_serial: str | None,
+                  log_serials: list[str] | None = None, log_path: str = "the audit log") -> str:
+    """The pump the report is about: --pump, else the pump on --port, else the one pump of the
+    session's `records`. log_serials: every pump the whole audit log holds; a --pump it does not
+    hold is a usage error naming them (a mistyped serial, not an empty report)."""
     if pump:
+        if log_serials is not None and pump not in log_serials:
+            held = f"it holds {', '.join(log_serials)}" if log_serials else "it holds no pump yet"
+            raise UsageError(f"--pump {pump}: no entry for that pump in {log_path}: {held}")
         return pump
     if port_serial:
         return port_serial

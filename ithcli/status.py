@@ -73,12 +73,15 @@ def replace_by_check(eri_at: int, pump_replace_by: int) -> dict[str, Any]:
 
 def replace_by_warning(battery: dict) -> str | None:
     """One line for people when the pump's replace-by date disagrees with ERI + 90 days."""
+    from .output import fmt_date
+
     if not battery.get("replace_by_mismatch"):
         return None
-    pump = battery["replace_by"][:10] if battery.get("replace_by") else "unknown"
-    return (f"REPLACE-BY MISMATCH: the pump says {pump}, but ERI {(battery.get('eri_date') or 'unknown')[:10]} "
-            f"+ 90 days is {(battery.get('replace_by_computed') or 'unknown')[:10]}: plan the replacement by the "
-            "earlier date and report the discrepancy")
+
+    def day(key: str) -> str:  # on the calendar people read (localtime.py)
+        return fmt_date(battery.get(key), with_time=False)
+    return (f"REPLACE-BY MISMATCH: the pump says {day('replace_by')}, but ERI {day('eri_date')} + 90 days is "
+            f"{day('replace_by_computed')}: plan the replacement by the earlier date and report the discrepancy")
 
 
 def describe(status: Status, library, *, read_at: float, port: str, emulated: bool,
@@ -195,6 +198,19 @@ def _alarms_view(flags: Alarm) -> list[dict[str, str]]:
     ]
     alarms.sort(key=lambda a: ("high", "medium", "low").index(a["priority"]))
     return alarms
+
+
+def delivery_state(status: Status) -> str:
+    """What the pump delivers now, in words: "stopped" (its program is), "bridge bolus" (the old
+    contents at the old rate; the program waits), "suspended" (a program, but no rate now: an
+    alarm, MRI-safe mode, a stall) or "running"."""
+    from .catheter import bridge_running
+
+    if status.mode.name == "STOPPED":
+        return "stopped"
+    if bridge_running(status):
+        return "bridge bolus"
+    return "suspended" if status.current_rate_nl_per_day == 0 else "running"
 
 
 def event_view(event: Event, dose_unit: str, skew_s: int | None) -> dict[str, Any]:

@@ -123,7 +123,8 @@ def dose_checks(state: PumpState, entry, conc: int, plan: Plan, summary: dict, *
 
     new = summary["daily_dose_ng_per_day"]
     findings = limits.check_concentration(entry, conc)
-    findings += limits.check_flow(state.spec, summary["rates"], plan.mode)
+    findings += limits.check_flow(state.spec, summary["rates"], plan.mode, doses=plan.doses, starts=plan.starts,
+                                  entry=entry, concentration_ng_per_ml=conc)
     if plan.mode != "STOPPED":
         findings += limits.check_daily_total(entry, new + boluses, with_boluses(entry, boluses))
     findings += limits.check_change(entry, current=current, new=new, mode=plan.mode, history=history, origin=origin,

@@ -280,7 +280,7 @@ class WriteFlow:
         pending = self.session.pending
         pending.put(self.serial, {
             "txid": self.txid, "kind": self.request.kind.name,
-            "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
             "port": self.session.port, "operator": self.session.operator, "log_index": self.log_index,
         })
         try:

@@ -146,6 +146,62 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 60, input: str
     return CliResult(*_warm_run(list(args), cli_env(env), timeout))
 
 
+def run_cli_on_terminal(*args: str, columns: int, env: dict | None = None, timeout: float = 60) -> CliResult:
+    """run_cli with stdout on a pseudo-terminal `columns` wide (its window size and COLUMNS, with
+    TERM set, as a person's terminal): stdout is what the terminal received, escape sequences and
+    all. A warm child opens the pty's slave by its path as its stdout; this process reads the master."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import tty
+
+    master, slave = pty.openpty()
+    tty.setraw(slave)  # the bytes as written: no \r added to each \n
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    received: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every slave closed
+                return
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    full_env = cli_env({"TERM": "xterm-256color", **(env or {}), "COLUMNS": str(columns)})
+    with _idle_lock:
+        warm = _idle.pop() if _idle else None
+    if warm is None:
+        warm = _WarmCli(Path(tempfile.mkdtemp(prefix="ithcli-warm-")))
+    err = warm.workdir / "cli.stderr"
+    try:
+        warm._stdin.write(json.dumps({"argv": list(args), "env": full_env, "stdout": os.ttyname(slave),
+                                      "stderr": str(err)}).encode() + b"\n")
+        warm._stdin.flush()
+        warm._reply(60.0)  # its pid
+        code = warm._reply(timeout)["exit"]
+    except BaseException:
+        warm.close()
+        raise
+    finally:
+        # everything the child wrote is in the pty: let the reader take it all before the hang-up
+        for _ in range(1000):
+            if not struct.unpack("i", fcntl.ioctl(master, termios.FIONREAD, b"\0\0\0\0"))[0]:
+                break
+            threading.Event().wait(0.01)
+        os.close(slave)  # the child's copy is closed already: the reader sees the end
+        reader.join(timeout=10)
+        os.close(master)
+    with _idle_lock:
+        _idle.append(warm)
+    return CliResult(code, b"".join(received).decode(errors="replace"), err.read_text(errors="replace"))
+
+
 def assert_one_line_error(result: CliResult, code: int, *fragments: str) -> None:
     """A failure is one clear line on stderr with the documented code, never a traceback."""
     assert result.code == code, (result.code, result.stdout, result.stderr)

@@ -327,7 +327,7 @@ def test_log_shows_the_pumps_events_on_the_calendar_with_the_sessions_skew(pump)
     assert _date(empty["time"]) < _date(clock["read_at"]) - timedelta(hours=23)
     assert log["times_note"] and "does not record how its clock drifted" in log["times_note"]
     human = _human(cli, "log")
-    assert "PUMP CLOCK AHEAD" in human and "Time (this computer's calendar, UTC)" in human
+    assert "PUMP CLOCK AHEAD" in human and "Times on this computer's calendar (UTC), moved by" in human
     assert "does not record how its clock drifted" in human
 
 

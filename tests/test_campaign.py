@@ -106,9 +106,9 @@ def test_a_warm_ithcli_run_is_a_separate_process_with_its_own_exit_and_output(tm
                "ITHCLI_KEY_STORE": str(tmp_path / "keys")}
         rc, out, err = warm.run(["--version"], env, 30)
         assert rc == 0 and "ithcli" in out and err == ""
-        # a usage error: Click's exit 2 and its message on stderr, nothing on stdout
+        # a usage error: exit 2, its message on stderr, and under --json the error object on stdout
         rc, out, err = warm.run(["--json", "program", "--dose", "1 mg/day", "--bogus"], env, 30)
-        assert rc == 2 and out == "" and "--bogus" in err
+        assert rc == 2 and json.loads(out)["error"]["kind"] == "usage" and "--bogus" in err
         # a real failure through ithcli's own error mapping: no such port, exit 3 (link)
         rc, out, err = warm.run(["--json", "--port", "/dev/ithcli-no-such-port", "interrogate"], env, 30)
         assert rc == 3 and json.loads(out)["error"]["exit_code"] == 3

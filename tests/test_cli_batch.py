@@ -72,7 +72,7 @@ def dose_of(cli, emu):
 def test_a_plan_runs_across_twenty_pumps(start_emulator, tmp_path, cli):
     pumps = start_pumps(start_emulator, 20)
     plan = write_plan(tmp_path / "ward.toml", [(e.url, f"WARD-{i:03d}") for i, e in enumerate(pumps)], PROGRAM_STEPS)
-    result = cli("--json", "batch", "run", str(plan), "--jobs", "8")
+    result = cli("--json", "batch", "run", str(plan), "--yes", "--jobs", "8")
     assert result.code == 0, [(t["serial_number"], t["outcome"], t["detail"]) for t in result.json()["targets"]
                               if t["outcome"] != "ok"]
     out = result.json()
@@ -83,7 +83,7 @@ def test_a_plan_runs_across_twenty_pumps(start_emulator, tmp_path, cli):
     lines = (tmp_path / "ward.results.jsonl").read_text().splitlines()
     assert len(lines) == 60 and all(json.loads(line)["outcome"] == "confirmed" for line in lines)
     # running the same plan with the same journal applies nothing twice
-    again = cli("--json", "batch", "run", str(plan))
+    again = cli("--json", "batch", "run", str(plan), "--yes")
     assert again.code == 0, again.stderr
     programs = [s for t in again.json()["targets"] for s in t["steps"] if s["action"] == "program"]
     assert {s["outcome"] for s in programs} == {"skipped"}
@@ -99,7 +99,7 @@ def test_a_link_cut_after_commit_is_unconfirmed_others_finish_and_resume_applies
     try:
         ports = [pumps[0].url, proxy.url, pumps[2].url]
         plan = write_plan(tmp_path / "cut.toml", [(p, f"WARD-{i:03d}") for i, p in enumerate(ports)], PROGRAM_STEPS)
-        first = cli("--json", "--timeout", "0.5", "batch", "run", str(plan), "--continue-on-error")
+        first = cli("--json", "--timeout", "0.5", "batch", "run", str(plan), "--yes", "--continue-on-error")
         assert first.code == 8, first.stderr
         targets = {t["serial_number"]: t for t in first.json()["targets"]}
         assert targets["WARD-000"]["outcome"] == "ok" and targets["WARD-002"]["outcome"] == "ok"
@@ -107,7 +107,7 @@ def test_a_link_cut_after_commit_is_unconfirmed_others_finish_and_resume_applies
         assert cut.fired and cut.frame_command == Command.COMMIT
         assert len(applied_txids(pumps[1])) == 1  # it did land; only the reply was lost
 
-        second = cli("--json", "batch", "run", str(plan), "--continue-on-error")
+        second = cli("--json", "batch", "run", str(plan), "--yes", "--continue-on-error")
         assert second.code == 0, second.stderr
         steps = {t["serial_number"]: [s["outcome"] for s in t["steps"]] for t in second.json()["targets"]}
         assert steps["WARD-001"][1] == "resumed"
@@ -164,12 +164,13 @@ def test_a_serial_number_mismatch_stops_that_target_before_any_write(start_emula
     pumps = start_pumps(start_emulator, 2)
     plan = write_plan(tmp_path / "mismatch.toml", [(pumps[0].url, "WARD-000"), (pumps[1].url, "NOT-THIS-ONE")],
                       PROGRAM_STEPS)
-    strict = cli("--json", "batch", "run", str(plan))
+    strict = cli("--json", "batch", "run", str(plan), "--yes")
     assert strict.code == 13
     outcomes = {t["serial_number"]: t["outcome"] for t in strict.json()["targets"]}
     assert outcomes == {"WARD-000": "not-run", "NOT-THIS-ONE": "preflight-failed"}
     assert all(applied_txids(emu) == [] for emu in pumps)
-    lenient = cli("--json", "batch", "run", str(plan), "--continue-on-error", "--journal", str(tmp_path / "j2.jsonl"))
+    lenient = cli("--json", "batch", "run", str(plan), "--yes", "--continue-on-error", "--journal",
+                  str(tmp_path / "j2.jsonl"))
     assert lenient.code == 13
     assert len(applied_txids(pumps[0])) == 1 and applied_txids(pumps[1]) == []
 
@@ -194,8 +195,8 @@ def test_ctrl_c_stops_new_steps_settles_and_resumes(start_emulator, tmp_path, cl
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ITHCLI_")}
     env.update({"ITHCLI_STATE_DIR": cli.state_dir, "ITHCLI_KEY_STORE": __import__("cli_harness").DEFAULT_KEY_STORE})
-    proc = subprocess.Popen([sys.executable, "-m", "ithcli", "--json", "batch", "run", str(plan), "--jobs", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "ithcli", "--json", "batch", "run", str(plan), "--yes", "--jobs",
+                             "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if journal.exists() and '"confirmed"' in journal.read_text():
@@ -209,7 +210,7 @@ def test_ctrl_c_stops_new_steps_settles_and_resumes(start_emulator, tmp_path, cl
     for r in records:
         last[(r["serial"], r["step"])] = r["state"]
     assert "sent" not in last.values()  # every step that went out was settled
-    rerun = cli("--json", "batch", "run", str(plan), "--jobs", "4")
+    rerun = cli("--json", "batch", "run", str(plan), "--yes", "--jobs", "4")
     assert rerun.code == 0, rerun.stderr
     for emu in pumps:
         assert len(applied_txids(emu)) == 1
@@ -227,7 +228,7 @@ action = "mri-enter"
 auto_exit = "2h"
 confirm = ["withdrawal-risk"]
 ''')
-    entered = cli("--json", "batch", "run", str(before))
+    entered = cli("--json", "batch", "run", str(before), "--yes")
     assert entered.code == 0, entered.stderr
     for emu in pumps:
         assert cli("--port", emu.url, "--json", "interrogate").json()["mri_mode"] == "safe"
@@ -237,7 +238,7 @@ action = "mri-exit"
 [[step]]
 action = "mri-verify"
 ''')
-    done = cli("--json", "batch", "run", str(after))
+    done = cli("--json", "batch", "run", str(after), "--yes")
     assert done.code == 0, done.stderr
     for emu in pumps:
         assert cli("--port", emu.url, "--json", "interrogate").json()["mri_mode"] == "off"
@@ -250,7 +251,7 @@ def test_an_mri_plan_stops_at_preflight_when_the_checklist_blocks(start_emulator
 action = "mri-enter"
 confirm = ["withdrawal-risk"]
 ''')
-    result = cli("--json", "batch", "run", str(plan))
+    result = cli("--json", "batch", "run", str(plan), "--yes")
     assert result.code == 13
     target = result.json()["targets"][0]
     assert target["outcome"] == "preflight-failed" and "Reservoir" in target["detail"]
@@ -271,7 +272,7 @@ def test_a_plan_that_doses_a_target_without_its_drug_is_refused_at_validate(star
     # the same plan naming the drug validates and runs
     pinned = write_plan(tmp_path / "pinned.toml", [(emu.url, "WARD-000")], PROGRAM_STEPS)
     assert cli("batch", "validate", str(pinned)).code == 0
-    done = cli("--json", "batch", "run", str(pinned))
+    done = cli("--json", "batch", "run", str(pinned), "--yes")
     assert done.code == 0, done.stderr
     assert dose_of(cli, emu) == {"value": 2.5, "unit": "mg/day"}
 
@@ -284,7 +285,7 @@ def test_a_morphine_plan_never_sets_a_hydromorphone_pump(start_emulator, tmp_pat
     targets = [(morphine.url, "MOR-1"), (hydromorphone.url, "HYD-1")]
     plan = write_plan(tmp_path / "morphine.toml", targets, PROGRAM_STEPS)  # both pinned to morphine
     assert cli("batch", "validate", str(plan)).code == 0  # offline nothing tells: the pump does
-    strict = cli("--json", "batch", "run", str(plan))
+    strict = cli("--json", "batch", "run", str(plan), "--yes")
     assert strict.code == 13, strict.stderr
     outcome = {t["serial_number"]: t for t in strict.json()["targets"]}
     assert outcome["HYD-1"]["outcome"] == "preflight-failed"
@@ -292,7 +293,8 @@ def test_a_morphine_plan_never_sets_a_hydromorphone_pump(start_emulator, tmp_pat
     assert outcome["MOR-1"]["outcome"] == "not-run"
     assert applied_txids(morphine) == [] and applied_txids(hydromorphone) == []
     # with --continue-on-error the morphine pump is set; the hydromorphone one still is not touched
-    lenient = cli("--json", "batch", "run", str(plan), "--continue-on-error", "--journal", str(tmp_path / "j2.jsonl"))
+    lenient = cli("--json", "batch", "run", str(plan), "--yes", "--continue-on-error", "--journal",
+                  str(tmp_path / "j2.jsonl"))
     assert lenient.code == 13, lenient.stderr
     assert dose_of(cli, morphine) == {"value": 2.5, "unit": "mg/day"}
     assert program_of(hydromorphone) == before and applied_txids(hydromorphone) == []
@@ -300,7 +302,7 @@ def test_a_morphine_plan_never_sets_a_hydromorphone_pump(start_emulator, tmp_pat
     # a plan pinned to the drug the pump holds sets it
     right = write_plan(tmp_path / "hydromorphone.toml", [(hydromorphone.url, "HYD-1", "hydromorphone")],
                        PROGRAM_STEPS)
-    done = cli("--json", "batch", "run", str(right))
+    done = cli("--json", "batch", "run", str(right), "--yes")
     assert done.code == 0, done.stderr
     assert dose_of(cli, hydromorphone) == {"value": 2.5, "unit": "mg/day"} and len(applied_txids(hydromorphone)) == 1
 
@@ -336,7 +338,7 @@ check = "reservoir_mll >= 5"
     fixed = write_plan(tmp_path / "fixed.toml", [(emu.url, "WARD-000")],
                        steps.replace("interrgate", "interrogate").replace("30s", "1 min").replace("_mll", "_ml"))
     assert cli("batch", "validate", str(fixed)).code == 0
-    done = cli("--json", "batch", "run", str(fixed))
+    done = cli("--json", "batch", "run", str(fixed), "--yes")
     assert done.code == 0, done.stderr
     assert [s["outcome"] for s in done.json()["targets"][0]["steps"]] == ["confirmed"] * 3
     assert len(applied_txids(emu)) == 1
@@ -352,7 +354,7 @@ def test_a_plan_overrides_a_soft_limit_only_by_its_name(start_emulator, tmp_path
     missing = write_plan(tmp_path / "missing.toml", [(emu.url, "WARD-000")],
                          '[[step]]\naction = "program"\ndose = "3.5 mg/day"\n'
                          'override_soft_limit = { DAILY_MAX = "not the limit reached" }\n')
-    failed = cli("--json", "batch", "run", str(missing))
+    failed = cli("--json", "batch", "run", str(missing), "--yes")
     assert failed.code == 13, failed.stderr
     detail = failed.json()["targets"][0]["detail"]
     assert "STEP_PERCENT" in detail and 'override_soft_limit = { STEP_PERCENT = "reason"' in detail  # plan terms
@@ -361,7 +363,7 @@ def test_a_plan_overrides_a_soft_limit_only_by_its_name(start_emulator, tmp_path
                        '[[step]]\naction = "program"\ndose = "3.5 mg/day"\n'
                        'override_soft_limit = { step-percent = "pain crisis, Dr Smith", RISE_24H = "same", '
                        'RISE_7D = "same", HISTORY = "same" }\n')
-    done = cli("--json", "batch", "run", str(named))
+    done = cli("--json", "batch", "run", str(named), "--yes")
     assert done.code == 0, done.stderr
     assert dose_of(cli, emu) == {"value": 3.5, "unit": "mg/day"} and len(applied_txids(emu)) == 1
 
@@ -386,13 +388,13 @@ dose = "110 mcg/day"
     assert dry.code == 0, dry.stderr
     assert [s["outcome"] for s in dry.json()["targets"][0]["steps"]] == ["dry-run", "dry-run"]
     assert applied_txids(emu) == []
-    done = cli("--json", "batch", "run", str(plan))
+    done = cli("--json", "batch", "run", str(plan), "--yes")
     assert done.code == 0, done.stderr
     status = cli("--port", emu.url, "--json", "interrogate").json()
     assert status["drug"] == "baclofen" and status["daily_dose"] == {"value": 110, "unit": "mcg/day"}
     assert len(applied_txids(emu)) == 2
     # the journal says the refill went in: preflight now expects baclofen, and nothing runs twice
-    again = cli("--json", "batch", "run", str(plan))
+    again = cli("--json", "batch", "run", str(plan), "--yes")
     assert again.code == 0, again.stderr
     assert [s["outcome"] for s in again.json()["targets"][0]["steps"]] == ["skipped", "skipped"]
     assert len(applied_txids(emu)) == 2

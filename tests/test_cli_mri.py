@@ -156,7 +156,7 @@ def test_checklist_exports_for_the_chart(pump, tmp_path):
         assert cli("mri", "checklist", "--export", str(path)).code == 0
         text = path.read_text()
         assert marker in text and "MRI-P40" in text
-    assert cli("mri", "checklist", "--export", str(tmp_path / "x.pdf")).code == 2
+    assert cli("mri", "checklist", "--export", str(tmp_path / "x.docx")).code == 2
 
 
 def test_verify_without_a_snapshot_says_what_to_do(pump):
@@ -355,12 +355,43 @@ action = "mri-enter"
 ''')
         return str(path)
 
-    stopped = cli("--json", "batch", "run", plan("no-field.toml", ""), input="")
+    stopped = cli("--json", "batch", "run", plan("no-field.toml", ""), "--yes", input="")
     assert stopped.code == 13, stopped.stderr
     target = stopped.json()["targets"][0]
     assert target["outcome"] == "preflight-failed"
     assert "judged at 3 T" in target["detail"] and "pass --field 1.5" in target["detail"]
     assert applied_txids(emu) == applied and status(cli)["mri_mode"] == "off"
-    entered = cli("--json", "batch", "run", plan("at-1.5.toml", 'field = "1.5T"'), input="")
+    entered = cli("--json", "batch", "run", plan("at-1.5.toml", 'field = "1.5T"'), "--yes", input="")
     assert entered.code == 0, entered.stderr
     assert status(cli)["mri_mode"] == "safe"
+
+
+def test_after_emptying_a_withdrawal_risk_drug_the_checklist_still_names_its_risk(pump):
+    # a valve-gated pump holding morphine, emptied for the scan: delivery stopped, the risk stays the drug's
+    emu, cli = pump("--model", "valve-gated-20", "--serial", "MRI-VM", "--drug", "morphine",
+                    "--concentration", "10 mg/mL", "--volume", "12 mL", "--flow", "0.2 mL/day")
+    assert cli("empty", "--confirm-withdrawal-risk", "--yes").code == 0
+    check = cli("--json", "mri", "checklist", "--field", "1.5T")
+    assert check.code == 0, check.stderr
+    drug = lines_by_item(check)["Drug and withdrawal risk"]
+    assert drug["result"] == "WARN" and "no withdrawal risk listed" not in drug["detail"]
+    assert "morphine: withdrawal risk; delivery is already stopped" in drug["detail"]
+    assert "watch for withdrawal" in drug["action"]
+    # a drug without one says so, emptied or not
+    emu2, cli2 = pump(*VALVE)
+    assert cli2("empty", "--yes").code == 0
+    plain = lines_by_item(cli2("--json", "mri", "checklist", "--field", "1.5T"))["Drug and withdrawal risk"]
+    assert plain["result"] == "PASS" and plain["detail"] == "bupivacaine: no withdrawal risk listed"
+
+
+def test_verify_with_a_warn_line_is_warn_overall_as_the_checklist_is(pump):
+    emu, cli = pump(*PERISTALTIC)
+    assert cli("mri", "checklist").code == 0
+    assert cli("mri", "enter", "--auto-exit", "1h", "--yes", "--confirm-withdrawal-risk").code == 0
+    emu.control("advance", seconds=2 * HOUR)  # the automatic exit: a WARN line
+    result = cli("--json", "mri", "verify")
+    assert result.code == 0, result.stderr  # a WARN is no failure
+    assert [line["result"] for line in result.json()["lines"]].count("WARN") >= 1
+    assert result.json()["result"] == "WARN"
+    human = cli("mri", "verify")
+    assert human.code == 0 and "Overall: WARN" in human.stdout and "Overall: PASS" not in human.stdout

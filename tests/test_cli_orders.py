@@ -89,7 +89,8 @@ def test_an_order_is_programmed_exactly_verified_and_audited(clinic):
     assert_one_line_error(mine, 6, "overriding STEP (the order does not authorise it)")
     human = cli("program", "--order", str(order2), "--yes")
     assert human.code == 0, human.stderr
-    assert "Order RX-o2 by Dr Ada Prescriber" in human.stdout and "VERIFIED" in human.stdout
+    # the order's check is said while the command works (stderr); the report is the result
+    assert "Order RX-o2 by Dr Ada Prescriber" in human.stderr and "VERIFIED" in human.stdout
     overrides = [e for e in audit(cli) if e["event"] == "soft-limit-override"]
     assert [(o["limit"], o["reason"]) for o in overrides] == [
         ("FREQUENCY", "order RX-o2: second rise agreed at the review")]
@@ -227,7 +228,7 @@ def test_a_batch_run_takes_each_targets_order_and_one_verifier_for_the_run(clini
     plan = tmp / "plan.toml"
     plan.write_text(f'[plan]\nversion = 1\nname = "ward"\n\n[[target]]\nport = "{emu.url}"\nserial = "BAC-0001"\n'
                     f'drug = "baclofen"\norder = "{order.name}"\n\n[[step]]\naction = "program"\nfrom_order = true\n')
-    unverified = cli("--json", "--clinic-policy", policy, "batch", "run", str(plan))
+    unverified = cli("--json", "--clinic-policy", policy, "batch", "run", str(plan), "--yes")
     assert unverified.code == 13, unverified.stdout
     assert "needs an independent second verifier" in json.dumps(unverified.json())
     assert new_writes(emu) == []
@@ -241,7 +242,7 @@ def test_a_batch_run_takes_each_targets_order_and_one_verifier_for_the_run(clini
     assert shown.code == 0, shown.stderr
     assert "520 mcg/day" in shown.stdout and "Order RX-ward" in shown.stdout
     run = cli("--json", *as_("dr-roe", tmp, policy), "batch", "run", str(plan), "--verified-by",
-              str(tmp / "run.verified.json"))
+              str(tmp / "run.verified.json"), "--yes")
     assert run.code == 0, run.stdout + run.stderr
     assert status(cli)["daily_dose"] == {"value": 520, "unit": "mcg/day"}
     checks = [e for e in audit(cli) if e["event"] == "double-check"]

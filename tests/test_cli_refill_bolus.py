@@ -98,3 +98,27 @@ def test_a_bolus_in_the_wrong_unit_or_over_the_limit_is_refused(pump):
                               "--override-soft-limit", "DAILY_MAX=t"), 6, "hard limit")
     assert_one_line_error(cli("bolus", "--dose", "50 mcg", "--over", "10 s", "--yes"), 2, "1 min to 24 h")
     assert applied_txids(emu) == []
+
+
+def test_each_write_command_offers_only_the_confirmations_that_can_apply_to_it():
+    from cli_harness import run_cli
+
+    from ithcli.limits import COMMAND_CONFIRMS, CONFIRM_FLAGS
+
+    offered = {}
+    for command in ("program", "refill", "bolus", "ptm set", "empty", "mri enter", "clock set"):
+        shown = run_cli(*command.split(), "--help")
+        assert shown.code == 0, shown.stderr
+        offered[command] = {flag for flag in CONFIRM_FLAGS if flag in shown.stdout}
+    assert offered["bolus"] == {"--confirm-monitoring"}  # a priming bolus; a bolus never stops a drug
+    assert offered["program"] == {"--confirm-tenfold", "--confirm-withdrawal-risk", "--confirm-restart",
+                                  "--confirm-empty-before-visit"}
+    assert offered["ptm set"] == set()
+    for command, flags in offered.items():  # the help says what the checks' table says, and no more
+        assert flags == set(COMMAND_CONFIRMS["ptm" if command == "ptm set" else command]), command
+    assert "withdrawal" not in run_cli("bolus", "--help").stdout
+    # every confirmation is offered somewhere
+    assert set(CONFIRM_FLAGS) == set().union(*offered.values())
+    # one that cannot apply is no option of the command: a usage error, nothing read or sent
+    refused = run_cli("bolus", "--dose", "50mcg", "--over", "10min", "--confirm-withdrawal-risk")
+    assert refused.code == 2 and "--confirm-withdrawal-risk" in refused.stderr

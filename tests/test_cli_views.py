@@ -222,7 +222,7 @@ def test_report_marks_old_settings_stale_and_picks_one_pump_from_a_shared_log(pu
     assert "STALE" in human.stdout and "Changes in this session: none." in human.stdout
     future = cli("--json", "report", "--pump", "BAC-0001", "--since", "2999-01-01")
     assert future.code == 0 and future.json()["session"]["entries"] == 0
-    assert_one_line_error(cli("report", "--export", str(tmp_path / "x.pdf")), 2, ".html, .svg or .txt")
+    assert_one_line_error(cli("report", "--export", str(tmp_path / "x.docx")), 2, ".html, .pdf, .svg or .txt")
 
 
 def test_log_until_and_alarms_with_iec_priorities(start_emulator):
@@ -324,3 +324,18 @@ def test_monitor_dashboard_marks_data_stale_when_the_pump_stops_answering(pump):
     text = _plain(screen)
     assert "Pump BAC-0001" in text and "READING FAILED" in text and "STALE" in text
     assert "ithcli: error: monitor stopped: 3 readings in a row failed" in text
+
+
+def test_report_for_a_pump_the_audit_log_does_not_hold_names_the_ones_it_does(pump, start_emulator):
+    emu, cli = pump(*BACLOFEN)
+    assert cli("interrogate").code == 0
+    other = start_emulator(*FROZEN, "--serial", "OTHER-2")
+    assert cli("--port", other.url, "interrogate").code == 0
+    cli = Cli(cli.state_dir)  # the audit log alone
+    nope = cli("report", "--pump", "NOPE")
+    assert_one_line_error(nope, 2, "--pump NOPE", "no entry for that pump", "BAC-0001, OTHER-2")
+    assert nope.stdout == ""  # no empty report
+    as_json = cli("--json", "report", "--pump", "NOPE")
+    assert as_json.code == 2 and as_json.json()["error"]["exit_code"] == 2
+    assert "BAC-0001, OTHER-2" in as_json.json()["error"]["message"]
+    assert cli("report", "--pump", "BAC-0001").code == 0  # one it holds still reports

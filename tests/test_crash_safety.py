@@ -212,7 +212,7 @@ def test_ithcli_killed_while_its_commit_is_in_flight(start_emulator, tmp_path, w
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         proxy.disarm()
-        pending = json.loads((Path(cli.state_dir) / "pending" / "EMU00001.json").read_text())
+        pending = json.loads((Path(cli.state_dir) / "pending" / f"{emu.serial}.json").read_text())
         assert AuditLog(cli.audit_path).verify()[1] == []
         # the next write is refused until the pump has been asked; the ask settles it truthfully
         again = cli("--json", "program", "--dose", "2.4 mg/day", "--yes")
@@ -223,7 +223,7 @@ def test_ithcli_killed_while_its_commit_is_in_flight(start_emulator, tmp_path, w
             status = _status(c)
             assert (status.last_txid == pending["txid"]) is applied
             assert _tx_applied(c).count(pending["txid"]) == (1 if applied else 0)
-        assert not (Path(cli.state_dir) / "pending" / "EMU00001.json").exists()
+        assert not (Path(cli.state_dir) / "pending" / f"{emu.serial}.json").exists()
         assert AuditLog(cli.audit_path).verify()[1] == []
     finally:
         proxy.close()

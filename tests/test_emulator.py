@@ -91,7 +91,7 @@ def test_url_hello_and_interrogate_defaults(emulator):
         assert hello.body.key_id == security.key_id(emulator.keys["clinician"])
     with RawClient(emulator.url, keys=emulator.keys) as client:
         status = interrogate(client)
-    assert status.serial_number == "EMU00001"
+    assert status.serial_number == emulator.serial  # picked by the emulator (no --serial), in its key file
     assert status.model == PumpModel.PERISTALTIC_40
     assert status.drug == Drug.MORPHINE
     assert status.concentration_ng_per_ml == 10_000_000
@@ -526,9 +526,9 @@ def test_console_script_starts(tmp_path):
     try:
         url = _read_first_line(proc, 15)
         assert url.startswith("socket://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
-        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # created, for the default serial
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # created, for the serial it picked
         with RawClient(url, keys=read_keys(key_file)) as client:
-            assert client.request(Command.INTERROGATE).body.serial_number == "EMU00001"
+            assert client.request(Command.INTERROGATE).body.serial_number == json.loads(key_file.read_text())["serial"]
     finally:
         proc.terminate()
         assert proc.wait(10) == 0

@@ -13,7 +13,7 @@ def test_a_paced_pump_answers_whole_frames(start_emulator, transport):
     emu = start_emulator("--baud", "115200", transport=transport, time_scale=1e-9)
     with RawClient(emu.url, keys=emu.keys) as c:
         for _ in range(3):
-            assert c.request(Command.INTERROGATE).body.serial_number == "EMU00001"
+            assert c.request(Command.INTERROGATE).body.serial_number == emu.serial
         assert c.request(Command.READ_LOG, {"first_index": 0, "max_count": 28}).body.events
         assert c.dropped == []  # byte by byte, nothing torn or garbled
 

@@ -158,3 +158,8 @@ def test_the_readme_example_plans_are_valid(tmp_path):
     plan = load(path)
     assert [s.action for s in plan.steps] == ["interrogate", "program", "assert", "catheter", "priming-bolus",
                                               "refill", "clock-set", "ptm-set"]
+    # the second target's own values: its relative dose for the program step, its own check
+    second = plan.targets[1]
+    assert plan.step_for(second, plan.steps[1]).args["dose"] == "+10%"
+    assert plan.step_for(second, plan.steps[2]).args == {"check": "daily_dose.value >= 2"}
+    assert plan.step_for(plan.targets[0], plan.steps[1]).args["dose"] == "2.5 mg/day"

@@ -508,7 +508,9 @@ def test_unusable_key_files_are_refused(tmp_path, problem):
             data["keys"]["admin"] = data["keys"].pop("reader")
         path.write_text(json.dumps(data))
     before = path.read_bytes()
-    line = assert_refused_at_start(run_emulator("--key-file", str(path)), str(path))
+    # without --serial the emulator takes the key file's serial: "other serial" names the pump's
+    serial = ("--serial", "EMU00001") if problem == "other serial" else ()
+    line = assert_refused_at_start(run_emulator("--key-file", str(path), *serial), str(path))
     if problem.startswith("mode"):
         assert "group or others" in line
     for key in keys.values():

@@ -204,7 +204,8 @@ def test_next_visit_is_compared_on_the_calendar_when_the_pump_clock_runs_ahead(p
 def test_a_bolus_too_fast_for_the_mechanism_is_refused_before_sending_with_the_shortest_duration(pump):
     emu, cli = pump(*MORPHINE_10)  # 1 mL/day; the peristaltic pump's top flow is 24 mL/day
     fast = cli("bolus", "--dose", "4 mg", "--over", "10 min", "--yes")  # 0.4 mL in 10 min: 57.6 mL/day
-    assert_one_line_error(fast, 6, "top flow", "at least 26 min")
+    assert_one_line_error(fast, 6, "4 mg at 10 mg/mL is 0.4 mL", "delivers at most 24 mL/day",
+                          "give --over 26 min or longer")
     assert cli("bolus", "--dose", "4 mg", "--over", "26 min", "--yes").code == 0
 
 

@@ -52,7 +52,7 @@ def test_rate_limited_on_a_shared_line_ithcli_waits_once_and_gets_in(start_emula
     result = run_cli("--port", emu.url, "--json", "interrogate")
     assert result.code == 0, result.stderr
     assert "asks to retry the handshake in 1 s" in result.stderr
-    assert result.json()["serial_number"] == "EMU00001"
+    assert result.json()["serial_number"] == emu.serial
     # the attacker's four and ithcli's one rate-limited attempt, all counted pump-wide
     assert emu.control("state")["auth_failures"] == 5
 
@@ -83,7 +83,7 @@ def test_a_second_ithcli_on_the_same_port_is_told_it_is_in_use_at_once(start_emu
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=first_env)
     try:
         asked = read_until(first.stderr, "[y/N]: ", first)  # it has read the pump and holds the port
-        assert "EMU00001" in asked, asked  # the question about this pump: it is waiting for its operator
+        assert emu.serial in asked, asked  # the question about this pump: it is waiting for its operator
         for args in (("--json", "interrogate"), ("--json", "program", "--dose", "3 mg/day", "--yes")):
             second = run_cli("--port", emu.url, *args, env=second_env)
             assert second.code == 3, (second.code, second.stdout, second.stderr)

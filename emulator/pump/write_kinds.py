@@ -15,6 +15,7 @@ record as they will be once committed (the current ones, unless the write change
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from protocol import BatteryState, Command, Drug, ErrorReason, EventType, MriMode, WriteKind, bodies, messages
@@ -299,7 +300,10 @@ class MriEnterWrite(PumpWrite[bodies.PrepareMriEnterRequest]):
     def check_state(self, tx: Transactions) -> None:
         mri, delivery = tx.mri, tx.delivery
         if mri.mode is not MriMode.OFF:
-            raise Refusal(ErrorReason.INVALID_STATE, f"already in MRI-safe mode (automatic exit at {mri.auto_exit_at})")
+            # a time people read, on the pump's own clock (UTC), never its raw epoch seconds
+            when = datetime.fromtimestamp(mri.auto_exit_at, UTC).isoformat()
+            raise Refusal(ErrorReason.INVALID_STATE, f"already in MRI-safe mode (automatic exit at {when}, "
+                          "the pump's clock)")
         if delivery.bolus is not None:
             raise Refusal(ErrorReason.INVALID_STATE,
                           f"a bolus is running (txid {delivery.bolus.txid}): enter MRI-safe mode after it")

@@ -3,21 +3,27 @@ table, the confirmation prompt, and running a checked change end to end."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
 from .. import doublecheck
 from ..errors import Cancelled, UsageError
-from ..limits import CONFIRM_FLAGS, OVERRIDE_NAMES, parse_overrides
+from ..limits import COMMAND_CONFIRMS, COMMAND_OVERRIDES, CONFIRM_FLAGS, parse_overrides
+from ..output import fmt_date
 
-SAFETY_OPTIONS = [
-    click.option("--override-soft-limit", "overrides", metavar="NAME=REASON", multiple=True,
-                 help="Proceed past the soft limit NAME (repeat for each: "
-                      + ", ".join(OVERRIDE_NAMES) + "); each REASON is recorded in the audit log."),
-    *[click.option(flag, flag.lstrip("-").replace("-", "_"), is_flag=True, help=f"Accept {what}.")
-      for flag, what in CONFIRM_FLAGS.items()],
-    click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation."),
-]
+
+def safety_option_list(command: str) -> list:
+    """The overrides and confirmations `command` can meet (limits.COMMAND_OVERRIDES and
+    COMMAND_CONFIRMS), and --yes: a command offers no flag that can never apply to it."""
+    names = COMMAND_OVERRIDES.get(command, ())
+    overrides = [click.option("--override-soft-limit", "overrides", metavar="NAME=REASON", multiple=True,
+                              help="Proceed past the soft limit NAME (repeat for each: " + ", ".join(names)
+                                   + "); each REASON is recorded in the audit log.")] if names else []
+    return [*overrides,
+            *[click.option(flag, flag.lstrip("-").replace("-", "_"), is_flag=True,
+                           help=f"Accept {CONFIRM_FLAGS[flag]}.") for flag in COMMAND_CONFIRMS.get(command, ())],
+            click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")]
 
 #: the independent double check (ithcli/doublecheck.py): every write command takes these
 DOUBLE_CHECK_OPTIONS = [
@@ -35,10 +41,13 @@ ORDER_OPTION = click.option(
          "against it first (serial, patient, drug, concentration) and the change is the order's.")
 
 
-def safety_options(fn):
-    for option in reversed(SAFETY_OPTIONS + DOUBLE_CHECK_OPTIONS):
-        fn = option(fn)
-    return fn
+def safety_options(command: str):
+    """The decorator adding `command`'s safety options and the double-check options."""
+    def add(fn):
+        for option in reversed(safety_option_list(command) + DOUBLE_CHECK_OPTIONS):
+            fn = option(fn)
+        return fn
+    return add
 
 
 def double_check_options(fn):
@@ -63,13 +72,26 @@ def safety_choices(options: dict) -> tuple[dict[str, str], set[str]]:
 
 
 def render_change(title: str, rows: list[tuple[str, str, str]], warnings, emulated: bool) -> None:
+    """The change about to be sent: its table on stdout (the report), its warnings on stderr
+    (said while the command works, as every note is). A stdout whose reader has gone cancels
+    the change: it is not sent unseen (exit 9, said on stderr)."""
     from ..output import console
 
-    con = console()
-    render_table(title + ("  EMULATED" if emulated else ""), rows)
+    show_before_sending(lambda: render_table(title + ("  EMULATED" if emulated else ""), rows), "the change")
+    con = console(stderr_=True)
     for w in warnings:
         colour = "red" if w.level in ("soft", "confirm") else "yellow"
         con.print(f"[{colour}]{w.level.upper()}[/]: {w.message}")
+
+
+def show_before_sending(render: Callable[[], None], what: str) -> None:
+    """Show (on stdout) what is about to be sent. A stdout whose reader has gone cancels it:
+    nothing is sent unseen (exit 9, said on stderr)."""
+    try:
+        render()
+    except BrokenPipeError:
+        raise Cancelled(f"standard output was closed before {what} could be shown: cancelled. "
+                        "Nothing was sent") from None
 
 
 def render_table(title: str, rows: list[tuple[str, str, str]]) -> None:
@@ -146,20 +168,28 @@ def _write_request(app, pump, prepared, title: str, path: str) -> None:
     def render(r: dict) -> None:
         _say(f"Double-check request written to {r['request_file']} by {request['requested_by_name']}: another "
              f"clinician runs `ithcli verify {r['request_file']}` with their own credential before "
-             f"{r['expires_at']}; then run this again with --verified-by FILE. Nothing was sent to the pump.")
+             f"{fmt_date(r['expires_at'])}; then run this again with --verified-by FILE. Nothing was sent to "
+             "the pump.")
     app.emit(out, render)
 
 
 def _say_order_and_check(order, accepted) -> None:
+    """Notes said while the command works: on stderr, with the progress."""
     if order is not None:
-        _say(f"Order {order.id} by {order.prescriber} ({order.written} to {order.valid_until}): the pump matches "
-             "it and this is the ordered change.")
+        _note(f"Order {order.id} by {order.prescriber} ({order.written} to {order.valid_until}): the pump "
+              "matches it and this is the ordered change.")
     if accepted is not None:
-        _say(f"Double-checked by {accepted.verified_by.label} at {accepted.verified_at} "
-             f"(asked for by {accepted.requested_by.label}).")
+        _note(f"Double-checked by {accepted.verified_by.label} at {fmt_date(accepted.verified_at)} "
+              f"(asked for by {accepted.requested_by.label}).")
 
 
 def _say(text: str) -> None:
     from ..output import console
 
     console().print(text)
+
+
+def _note(text: str) -> None:
+    from ..output import console
+
+    console(stderr_=True).print(text)

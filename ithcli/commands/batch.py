@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import ExitCode, IthcliError, UsageError
+from ..plan import WRITE_ACTIONS
+from ._writing import confirm
 
 if TYPE_CHECKING:  # annotations only: rich is imported when a terminal shows progress
     from rich.live import Live
@@ -24,7 +26,8 @@ def batch():
 @click.pass_obj
 def validate(app, plan_path):
     """Check the plan offline (no pump is touched): its fields, every value in its target's
-    drug unit against the drug library, catheter lengths, clock times, patient-bolus limits,
+    drug unit against the drug library (each target's own values too), what a relative dose
+    needs whatever the pump delivers, catheter lengths, clock times, patient-bolus limits,
     confirmations, the assert checks. Exit 2 listing every problem."""
     from .. import plan as plans
 
@@ -50,13 +53,20 @@ def validate(app, plan_path):
 @click.option("--verified-by", type=click.Path(dir_okay=False), metavar="FILE",
               help="The run's verified request: each pump runs only if it is unchanged since, with the same "
                    "plan and orders.")
+@click.option("-y", "--yes", is_flag=True,
+              help="Do not ask: run the plan's writes without showing them first (the plan's own overrides and "
+                   "confirmations are still needed, step by step).")
 @click.pass_obj
-def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_path, check_request, verified_by):
+def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_path, check_request, verified_by,
+        yes):
     """Validate, preflight every target, then run the steps; resumable, never applying a step twice.
 
+    A plan with writes is worked out on every pump first and shown (each pump, each write step,
+    now and after), then asked once, unless --yes; with --json that needs --yes.
+
     Exit 0: every step succeeded; 2: the plan has problems (all listed; nothing sent);
-    8: something is unconfirmed; 13: something failed; 130: interrupted (steps in flight
-    settled, the journal written).
+    8: something is unconfirmed; 9: not confirmed (nothing sent); 13: something failed;
+    130: interrupted (steps in flight settled, the journal written).
 
     A run whose writes the clinic policy wants double-checked: --check-request FILE (a dry run
     that writes the request), `ithcli verify FILE` by a second clinician, then --verified-by.
@@ -81,6 +91,9 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
         app.session().operator_clinician("a double-checked run")
     verified = doublecheck.load(verified_by) if verified_by else None
     dry_run = dry_run or bool(check_request)
+    asks = not dry_run and not yes and any(s.action in WRITE_ACTIONS for s in plan.steps)
+    if asks and app.json and not sys.stdin.isatty():
+        confirm(app, yes, "")  # refused as every write is, before any pump is read: pass --yes
 
     def session_for(port: str):
         session = app.session_for(port, library=library, keystore=keystore)
@@ -89,9 +102,15 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
     runner = Runner(session_for, plan, journal=journal, jobs=jobs, continue_on_error=continue_on_error,
                     dry_run=dry_run, on_update=progress.update, verified=verified)
     interrupted = False
+
+    def ask(reports) -> None:  # after preflight and the preview: the whole change, asked once
+        progress.stop()
+        _ask(app, plan, reports)
+        progress.start()
+
     progress.start()
     try:
-        reports = runner.run()
+        reports = runner.run(confirm=ask if asks else None)
     except KeyboardInterrupt:
         interrupted = True
         reports = runner.reports
@@ -177,26 +196,118 @@ class _Progress:
 
 
 def _render_summary(s: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from ..output import console
 
     title = f"Batch {s['name']}" + ("  (dry run: nothing sent)" if s["dry_run"] else "")
-    table = Table("Pump", "Port", "Outcome", "Steps", "Detail", title=title, title_justify="left")
+    table = Table("Pump", "Port", "Outcome", "Steps", "Detail", title=escape(title), title_justify="left")
     colour = {"ok": "green", "failed": "bold red", "unconfirmed": "bold yellow", "preflight-failed": "bold red",
               "not-run": "dim", "stopped": "yellow"}
     for t in s["targets"]:
         steps = ", ".join(f"{st['step']}:{st['outcome']}" for st in t["steps"])
-        table.add_row(t["serial_number"], t["port"], f"[{colour.get(t['outcome'], '')}]{t['outcome']}[/]", steps,
-                      t["detail"])
+        table.add_row(escape(t["serial_number"]), escape(t["port"]),
+                      f"[{colour.get(t['outcome'], '')}]{t['outcome']}[/]", steps, escape(t["detail"]))
     con = console()
     con.print(table)
-    con.print(f"Journal {s['journal']}; results {s['results']}.")
+    _render_changes(con, "Each pump's writes: now and after" + (" (as checked; nothing sent)" if s["dry_run"]
+                                                                 else ""), s["targets"], as_now=s["dry_run"])
+    con.print(f"Journal {escape(s['journal'])}; results {escape(s['results'])}.")
     request = s.get("check_request")
     if request:
         con.print(f"Double-check request for {request['targets']} pump(s) written to {request['file']}: another "
                   f"clinician runs `ithcli verify {request['file']}` before {request['expires_at']}; then run the "
                   "plan with --verified-by FILE.")
+
+
+def _ask(app, plan, reports) -> None:
+    """The one confirmation of a run: every pump, every write step, now and after (the preview),
+    and what will not run; then the question (confirm(): refused without an answer)."""
+    from rich.markup import escape
+
+    from ..output import console
+
+    con = console(stderr_=app.json)  # with --json stdout carries only the result
+    ready = [r for r in reports if r.outcome == "ready"]
+    targets = [{"serial_number": r.target.serial, "port": r.target.port,
+                "steps": [st.as_dict() for st in r.preview]} for r in ready]
+    _render_changes(con, f"Batch {plan.name}: what each pump goes from and to (nothing sent yet)", targets,
+                    as_now=True)
+    for r in reports:
+        if r.outcome != "ready":
+            con.print(f"[bold red]Will not run[/] on {escape(r.target.serial)} ({escape(r.target.port)}): "
+                      f"{escape(r.detail)}")
+    writes = {r.target.serial: sum(st.outcome == "dry-run" for st in r.preview) for r in ready}
+    count = sum(writes.values())
+    if not count:
+        con.print("Nothing to send: each write step is done already, or its pump already is as it asks.")
+        return
+    pumps = sum(1 for n in writes.values() if n)
+    confirm(app, False, f"Send {count} write{'s' if count != 1 else ''} to {pumps} pump{'s' if pumps != 1 else ''} "
+                        "as shown?")
+
+
+def _render_changes(con, title: str, targets: list[dict], *, as_now: bool) -> None:
+    """Every write step of every pump, what it goes from and to (its change's rows, the same its
+    command shows); the warnings each was allowed with, and by which of the plan's overrides and
+    confirmations, below. Nothing when the plan has no write step. as_now: worked out on the
+    pumps as they are (a dry run, the question), not as each step found its pump."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("Pump", "Step", "", "Now", "After", title=escape(title), title_justify="left")
+    notes: list[str] = []
+    for t in targets:
+        serial = escape(t["serial_number"])
+        first = True
+        for st in t["steps"]:
+            if st["action"] not in WRITE_ACTIONS:
+                continue
+            for i, (item, now, after) in enumerate(_step_rows(st)):
+                table.add_row(serial if first else "", f"{st['step']} {st['action']}" if i == 0 else "", item, now,
+                              after)
+                first = False
+            for w in (st.get("change") or {}).get("warnings", []):
+                notes.append(f"{serial} step {st['step']} ({st['action']}): {_warning_text(w)}")
+    if table.row_count:
+        con.print(table)
+        for note in notes:
+            con.print(note)
+    if as_now and any(sum(st["outcome"] == "dry-run" and st["action"] in WRITE_ACTIONS for st in t["steps"]) > 1
+                      for t in targets):
+        con.print("A pump's steps after its first write are worked out on the pump as it is now: each is checked "
+                  "again, with every limit, when it runs.")
+
+
+def _step_rows(st: dict) -> list[tuple[str, str, str]]:
+    """A write step's rows for the table: its change's before/after (the changed values in bold), or
+    what became of it."""
+    from rich.markup import escape
+
+    rows = (st.get("change") or {}).get("rows")
+    if rows:
+        return [(escape(r["item"]), escape(r["before"]),
+                 f"[bold]{escape(r['after'])}[/]" if r["before"] != r["after"] else escape(r["after"]))
+                for r in rows]
+    word = {"unchanged": "no change", "dry-run": "not worked out yet", "skipped": "already done",
+            "failed": "[bold red]refused[/]", "unconfirmed": "[bold yellow]unconfirmed[/]",
+            "not-run": "[dim]not run[/]"}.get(st["outcome"], escape(st["outcome"]))
+    return [(word, "", escape(st["detail"]))]
+
+
+def _warning_text(w: dict) -> str:
+    """A warning a step was allowed with, and by what: the plan's override (and its reason) or
+    confirmation for it."""
+    from rich.markup import escape
+
+    colour = "red" if w["level"] in ("soft", "confirm") else "yellow"
+    by = ""
+    if w["level"] == "soft":
+        by = f" (override_soft_limit {w.get('override')}: {w.get('reason')})"
+    elif w["level"] == "confirm" and w.get("flag"):
+        by = f" (confirm \"{w['flag'].removeprefix('--confirm-')}\")"
+    return f"[{colour}]{w['level'].upper()}[/]: {escape(w['message'] + by)}"
 
 
 def _say(text: str) -> None:

@@ -16,7 +16,7 @@ from ._writing import ORDER_OPTION, double_check_choice, run_change, safety_choi
               help="A priming bolus after an implant or revision not primed yet: its volume is the pump's "
                    "priming due; needs --confirm-monitoring.")
 @ORDER_OPTION
-@safety_options
+@safety_options("bolus")
 @click.pass_obj
 def bolus(app, dose, duration, priming, order, yes, **safety):
     """Deliver a clinician bolus on top of the program (refused while another runs).

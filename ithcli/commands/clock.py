@@ -50,25 +50,27 @@ def set_(app, to, confirm_clock_step, yes):
 def _render_reading(r: dict) -> None:
     from rich.table import Table
 
-    from ..output import console
+    from ..output import clock_warning_lines, console, fmt_date
 
     con = console()
     table = Table(title=f"Clock of {r['serial_number']}" + ("  EMULATED" if r["emulated"] else ""),
                   title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Pump time", r["pump_time"])
-    table.add_row("This computer", r["computer_time"])
+    table.add_row("Pump time", fmt_date(r["pump_time"]))
+    table.add_row("This computer", fmt_date(r["computer_time"]))
     table.add_row("Skew", r["skew"])
     con.print(table)
-    if r["warning"]:
-        con.print(f"[bold red]{r['warning']}[/]")
+    for line in clock_warning_lines({"warning": r["warning"]}):  # the calendar named in the zone shown
+        con.print(line)
 
 
 def _render_set(r: dict) -> None:
+    from ..output import fmt_date
+
     after = r["after"]
-    _say(f"[bold green]VERIFIED[/]: the clock of {r['serial_number']} was set to {r['time_set']} "
-         f"(step {step_text(r['step_s'])}); it reads {after['pump_time']}, {after['skew_s']:+d} s from this "
+    _say(f"[bold green]VERIFIED[/]: the clock of {r['serial_number']} was set to {fmt_date(r['time_set'])} "
+         f"(step {step_text(r['step_s'])}); it reads {fmt_date(after['pump_time'])}, {after['skew_s']:+d} s from this "
          f"computer's clock (txid {r['txid']}).")
 
 

@@ -5,7 +5,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._params import When
+from .. import documents
+from ..errors import UsageError
+from ..localtime import fmt_clock, fmt_day, fmt_time, zone
+from ._params import When, timestamp
 
 if TYPE_CHECKING:
     from protocol.bodies import Program
@@ -13,51 +16,69 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--next-visit", type=When(), metavar="DATE",
-              help="The next refill visit (ISO date, UTC, this computer's calendar): warns when the "
-                   "low-reservoir alarm comes before it.")
+              help="The next refill visit (ISO date on this computer's calendar, in the --tz zone): warns "
+                   "when the low-reservoir alarm comes before it.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the chart: .svg, or .png (needs Chromium); or a document holding it "
+                   "with the key dates: .html, or .pdf (needs Chromium).")
 @click.pass_obj
-def forecast(app, next_visit):
+def forecast(app, next_visit, export_path):
     """Project the reservoir volume day by day, down to the low-reservoir alarm and empty.
 
     Follows the pump's program as it runs (a flex schedule's per-day rates by start
     minute of pump time, UTC) with the pump's own integer rules, from the volume the
-    pump reports. Dates and days are on this computer's calendar (UTC): a pump clock
-    more than 5 minutes off is warned about and its dates are moved by the skew.
+    pump reports. Dates and days are on this computer's calendar, in the --tz zone: a
+    pump clock more than 5 minutes off is warned about and its dates are moved by the skew.
     Read-only.
     """
     from .. import forecast as fcmod
 
+    export = documents.check(export_path, documents.FORECAST) if export_path else None  # before the pump is read
     session = app.session()
     raw, status = session.read()
     program = session.client().read_program().program
     # every time from here on is on this computer's calendar, as the visit date is
-    fc = fcmod.from_pump(raw, program, skew_s=status["clock_skew_s"])
-    visit = int(next_visit.timestamp()) if next_visit is not None else None
+    # its days are the ones people read: midnights of the --tz zone (localtime.py)
+    fc = fcmod.from_pump(raw, program, skew_s=status["clock_skew_s"], days=zone())
+    visit = timestamp(next_visit)
     result = _result(status, program, fc, visit)
     if app.json:
         for w in result["warnings"]:  # the human output shows them in the chart
             app.diag(f"warning: {w}", level=0)
+    if export is not None:
+        try:
+            _export(result, export)
+        except UsageError:
+            if not app.json:  # a failed export hides no warning: the forecast is shown before the error
+                _render(result, fc, visit)
+            raise
+        result["exported_to"] = export_path
     app.emit(result, lambda r: _render(r, fc, visit))
+
+
+def _export(result: dict, export: documents.Export) -> None:
+    """The chart (.svg, .png) or a document holding it (.html, .pdf), from the forecast's data."""
+    if export.is_document():
+        export.write_document(lambda paper: documents.forecast_html(result, paper=paper))
+    else:
+        export.write_chart(documents.forecast_svg(result), documents.WIDTH, documents.HEIGHT)
 
 
 def _visit_warnings(fc, visit: int | None) -> tuple[bool | None, bool | None, list[str]]:
     """Whether the alarm and empty come before the next visit (None: no visit given), and the warnings."""
-    from ..calendar import iso_known
-    from ..status import iso
-
     warnings: list[str] = []
     if visit is None:
         return None, None, warnings
     alarm_before = bool(fc.already_low or (fc.low_alarm_at is not None and fc.low_alarm_at < visit))
     empty_before = bool(fc.empty_at is not None and fc.empty_at < visit)
     if empty_before:
-        warnings.append(f"the reservoir runs EMPTY {iso(fc.empty_at)}, before the next visit "
-                        f"{iso_known(visit)[:10]}: therapy stops (withdrawal risk); bring the refill forward")
+        warnings.append(f"the reservoir runs EMPTY {fmt_time(fc.empty_at)}, before the next visit "
+                        f"{fmt_day(visit)}: therapy stops (withdrawal risk); bring the refill forward")
     if fc.already_low:
         warnings.append("the low-reservoir alarm is already active: refill before the next visit")
     elif alarm_before:
-        warnings.append(f"the low-reservoir alarm comes {iso(fc.low_alarm_at)}, before the next visit "
-                        f"{iso_known(visit)[:10]}: bring the refill forward")
+        warnings.append(f"the low-reservoir alarm comes {fmt_time(fc.low_alarm_at)}, before the next visit "
+                        f"{fmt_day(visit)}: bring the refill forward")
     return alarm_before, empty_before, warnings
 
 
@@ -124,9 +145,7 @@ def _render(r: dict, fc, visit: int | None) -> None:
         con.print(f"Next visit: {fmt_date(r['next_visit'], with_time=False)}")
     rows = fcmod.daily_rows(fc)
     if rows:
-        capacity_nl = int(r["reservoir_capacity_ml"] * 1_000_000)
-        width = max(10, min(40, con.width - 62))  # room for the day, the volume and the notes
-        con.print(_chart(rows, fc, visit, capacity_nl, width))
+        con.print(_chart(rows, fc, visit, int(r["reservoir_capacity_ml"] * 1_000_000), con.layout_width))
     for w in r["warnings"]:
         con.print(f"[bold red]WARNING[/]: {w}")
     warning = replace_by_warning(r["battery"])
@@ -136,33 +155,60 @@ def _render(r: dict, fc, visit: int | None) -> None:
         con.print(f"[dim]Assumes: {a}[/]")
 
 
-def _chart(rows: list[dict], fc, visit: int | None, capacity_nl: int, width: int):
-    """The reservoir at the end of each day (or period) as a bar `width` wide, with what happens in it."""
+#: the bars' widest and narrowest (a bar narrower than this says little; the notes then wrap)
+BAR_MAX, BAR_MIN = 40, 6
+
+
+def _chart(rows: list[dict], fc, visit: int | None, capacity_nl: int, layout_width: int | None):
+    """The reservoir at the end of each day (or period) of the zone people read, as a bar, with
+    what happens in it. The day, the volume and the bar are never wrapped or cut: the bar is as
+    wide as the terminal leaves beside them and the notes' longest word (BAR_MIN to BAR_MAX),
+    and the notes wrap; off a terminal (layout_width None) every row is one line."""
     from rich.table import Table
 
     from .. import forecast as fcmod
-    from ..calendar import iso_known
+    from ..output import calendar_name
 
-    grouped = rows[0]["to"] - rows[0]["from"] > fcmod.DAY if len(rows) > 1 else False
-    table = Table(title="Reservoir at the end of each " + ("period" if grouped else "day")
-                  + " (this computer's calendar, UTC)", title_justify="left", box=None, pad_edge=False)
-    table.add_column("Day")
-    table.add_column("mL", justify="right")
-    table.add_column("")
-    table.add_column("")
+    days = fc.days
+    labels, notes = [], []
     for row in rows:
+        last = days.date_text(row["to"] - 1)
+        first = days.date_text(row["from"])
+        labels.append(last if first == last else f"{first}..{last}")
+        said = []
+        if row["alarm"]:
+            said.append(f"[yellow]◀ LOW-RESERVOIR ALARM {fmt_clock(fc.low_alarm_at)}[/]")
+        if row["empty"]:
+            said.append(f"[bold red]◀ EMPTY {fmt_clock(fc.empty_at)}[/]")
+        if visit is not None and row["from"] <= visit < row["to"]:
+            said.append("[cyan]◀ next visit[/]")
+        notes.append(" ".join(said))
+    volumes = [format(fcmod.ml(row["end_nl"]), "f") for row in rows]
+    width = _bar_width(layout_width, labels, volumes, notes)
+    grouped = any(row["days"] > 1 for row in rows)
+    table = Table(title=f"Reservoir at the end of each {'period' if grouped else 'day'}, on {calendar_name()}",
+                  title_justify="left", box=None, pad_edge=False)
+    table.add_column("Day", no_wrap=True)
+    table.add_column("mL", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("")
+    for row, label, volume, note in zip(rows, labels, volumes, notes, strict=True):
         filled = row["end_nl"] * width // capacity_nl if capacity_nl else 0
         colour = "red" if row["end_nl"] <= fc.low_alarm_nl else "green"
         bar = f"[{colour}]{'█' * filled}[/]{'·' * (width - filled)}"
-        notes = []
-        if row["alarm"]:
-            notes.append(f"[yellow]◀ LOW-RESERVOIR ALARM {iso_known(fc.low_alarm_at)[11:16]} UTC[/]")
-        if row["empty"]:
-            notes.append(f"[bold red]◀ EMPTY {iso_known(fc.empty_at)[11:16]} UTC[/]")
-        if visit is not None and row["from"] <= visit < row["to"]:
-            notes.append("[cyan]◀ next visit[/]")
-        day = iso_known(row["to"] - fcmod.DAY)[:10]
-        if row["to"] - row["from"] > fcmod.DAY:
-            day = f"{iso_known(row['from'])[:10]}..{day}"
-        table.add_row(day, format(fcmod.ml(row["end_nl"]), "f"), bar, " ".join(notes))
+        table.add_row(label, volume, bar, note)
     return table
+
+
+def _bar_width(layout_width: int | None, labels: list[str], volumes: list[str], notes: list[str]) -> int:
+    """What the terminal leaves for the bar beside the day, the volume and the notes' longest word
+    or value ("11:22 UTC" is one), two spaces between columns."""
+    from rich.text import Text
+
+    from ..output import glued
+
+    if layout_width is None:
+        return BAR_MAX
+    notes_min = max((len(w) for note in notes for w in glued(Text.from_markup(note).plain).split()), default=0)
+    fixed = max(map(len, labels)) + max(map(len, volumes)) + (notes_min + 2 if notes_min else 0) + 4
+    return max(BAR_MIN, min(BAR_MAX, layout_width - fixed))

@@ -12,17 +12,16 @@ from ..patient import patient_text
 def interrogate(app):
     """Read the pump's full status: identity, therapy, reservoir, battery, alarms, MRI mode.
 
-    Dates are on this computer's calendar (UTC): a pump clock more than 5 minutes off
-    is warned about, and its dates are moved by the measured skew.
+    Dates are on this computer's calendar, shown in the --tz zone (JSON: UTC): a pump
+    clock more than 5 minutes off is warned about, and its dates are moved by the
+    measured skew.
     """
     status = app.session().interrogate()
     app.emit(status, render_status)
 
 
 def render_status(s: dict) -> None:
-    from rich.panel import Panel
-
-    from ..output import clock_warning_lines, console
+    from ..output import Titled, clock_warning_lines, console
     from ..status import replace_by_warning
 
     con = console()
@@ -32,7 +31,7 @@ def render_status(s: dict) -> None:
     title = f"Pump {s['serial_number']}  {s['model']}  firmware {s['firmware']}"
     if s["emulated"]:
         title += "  [bold yellow]EMULATED[/]"
-    con.print(Panel(_status_grid(s), title=title, title_align="left"))
+    con.print(Titled(_status_grid(s), title, title_align="left"))
     warning = replace_by_warning(s["battery"])
     if warning:
         con.print(f"[bold red]{warning}[/]")

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
+from .completion import stored_serials
 
 
 @click.group()
@@ -76,14 +77,16 @@ def list_(app):
             for e in store.entries()]
 
     def render(r):
-        from rich.table import Table
+        from rich.table import Column, Table
 
         from ..output import console
 
         if not r["keys"]:
             console().print(f"No keys in {r['key_store']}.")
             return
-        table = Table("Serial", "Role", "Key id", "File", title=f"Key store {r['key_store']}", title_justify="left")
+        # a narrow terminal folds the path (never cuts it); serials and key ids stay whole
+        table = Table(Column("Serial", no_wrap=True), "Role", Column("Key id", no_wrap=True), "File",
+                      title=f"Key store {r['key_store']}", title_justify="left")
         for k in r["keys"]:
             table.add_row(k["serial_number"], k["role"], k["key_id"], k["file"])
         console().print(table)
@@ -92,7 +95,7 @@ def list_(app):
 
 
 @keys.command()
-@click.option("--serial", required=True)
+@click.option("--serial", required=True, shell_complete=stored_serials)
 @click.pass_obj
 def remove(app, serial):
     """Forget a pump's keys (e.g. after the pump was re-provisioned)."""

@@ -1,26 +1,29 @@
 """`ithcli log`: the pump's event log, decoded and filtered."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._params import When
+from ._params import When, in_zone
 
 if TYPE_CHECKING:
     from protocol.bodies import Event
 
 ALARM_TYPES = ("alarm_raised", "alarm_cleared")
+#: the routine events a pump logs coalesced (docs/protocol.md, "Routine events and the log"): shown
+#: folded into one line per stream unless --all, or --type naming them; --json keeps every one
+ROUTINE_TYPES = ("session_opened", "auth_failure")
 PRIORITIES = ("high", "medium", "low", "none")
 
 
 @click.command()
 @click.option("--since", type=When(),
-              help="Only events at or after this time (ISO date or date-time, UTC, this computer's calendar, "
-                   "as the times are shown).")
+              help="Only events at or after this time (ISO date or date-time on this computer's calendar, in "
+                   "the --tz zone as the times are shown unless it gives its offset).")
 @click.option("--until", type=When(end_of_day=True),
-              help="Only events before this time (ISO date-time, UTC, this computer's calendar; a bare date "
-                   "includes that whole day).")
+              help="Only events before this time (as --since; a bare date includes that whole day).")
 @click.option("--alarms", "alarms_only", is_flag=True,
               help="Only alarms (raised and cleared), with their IEC 60601-1-8 priority.")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
@@ -28,13 +31,16 @@ PRIORITIES = ("high", "medium", "low", "none")
 @click.option("--priority", type=click.Choice(PRIORITIES), multiple=True,
               help="Only events of this IEC 60601-1-8 priority; repeatable.")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N matching events.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Show every routine event (sessions opened, authentication failures) on its own line "
+                   "instead of one summary line per stream (--json always lists each).")
 @click.pass_obj
-def log(app, since, until, alarms_only, types, priority, limit):
+def log(app, since, until, alarms_only, types, priority, limit, show_all):
     """Read and decode the pump's event log (alarms, programming, refills, stalls...).
 
-    Event times are on this computer's calendar (UTC): the pump's stamps moved by its
-    clock's skew, measured once at this session's status read ("pump_time": the stamp
-    as logged).
+    Event times are on this computer's calendar, shown in the --tz zone (JSON: UTC): the
+    pump's stamps moved by its clock's skew, measured once at this session's status read
+    ("pump_time": the stamp as logged).
     """
     from protocol import EventType
 
@@ -43,6 +49,7 @@ def log(app, since, until, alarms_only, types, priority, limit):
         if t.lower() not in known:
             raise click.BadParameter(f"unknown event type {t!r}; known: {', '.join(sorted(known))}",
                                      param_hint="--type")
+    since, until = in_zone(since), in_zone(until)  # a date-time without an offset: the --tz zone's
     if since is not None and until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     from ..calendar import iso, log_note, to_calendar
@@ -81,7 +88,51 @@ def log(app, since, until, alarms_only, types, priority, limit):
         # the pump's clock was set: the events before each set are moved by its step ("pump_time": as logged)
         "clock_sets": sets,
     }
-    app.emit(result, _render)
+    # a person reads the therapy between the routine sessions: those fold, unless asked for
+    fold = not show_all and not {t.lower() for t in types} & set(ROUTINE_TYPES)
+    app.emit(result, partial(_render, fold=fold))
+
+
+def fold_routine(records: list[dict], when=str) -> list[dict]:
+    """`records` with each stream of routine events (SESSION_OPENED per role; AUTH_FAILURE) folded
+    into one summary record, at the place of the stream's last event: "index" its first and last
+    indexes, "time" its last, "folded" how many records it stands for. A stream of one record stays
+    as it is. when: how the summary writes its first event's time (the table's date format)."""
+    streams: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["type"] in ROUTINE_TYPES:
+            streams.setdefault(_stream(r), []).append(r)
+    last = {id(group[-1]): group for group in streams.values() if len(group) > 1}
+    out = []
+    for r in records:
+        group = streams.get(_stream(r)) if r["type"] in ROUTINE_TYPES else None
+        if group is None or len(group) == 1:
+            out.append(r)
+        elif id(r) in last:
+            out.append(_summary(group, when))
+    return out
+
+
+def _stream(r: dict) -> tuple:
+    """Session openings are counted per role (arg1), authentication failures as one stream."""
+    return (r["type"], r["arg1"]) if r["type"] == "session_opened" else (r["type"],)
+
+
+def _summary(group: list[dict], when) -> dict[str, Any]:
+    from protocol import Role
+
+    first, end = group[0], group[-1]
+    if first["type"] == "session_opened":
+        role = Role(first["arg1"]).name.lower() if first["arg1"] in Role._value2member_map_ else "other"
+        total = sum(r["arg2"] or 1 for r in group)  # 0: a version-2 pump's single session
+        what = f"{total} {role} sessions opened"
+    else:
+        total = sum(r["arg1"] for r in group)
+        what = f"{total} authentication failure{'s' if total != 1 else ''}"
+    return {"index": f"{first['index']}-{end['index']}", "time": end["time"], "type": first["type"],
+            "priority": "none", "folded": len(group),
+            "description": f"{what} in {len(group)} entries since {when(first['time'])} "
+                           f"(folded: --all or --type {first['type']} lists each)"}
 
 
 def _selected(records: list[dict], types, alarms_only: bool, priority, limit: int | None) -> list[dict]:
@@ -96,10 +147,10 @@ def _selected(records: list[dict], types, alarms_only: bool, priority, limit: in
     return records[-limit:] if limit else records
 
 
-def _render(obj: dict) -> None:
+def _render(obj: dict, fold: bool = False) -> None:
     from rich.table import Table
 
-    from ..output import clock_warning_lines, console, fmt_date
+    from ..output import calendar_name, clock_warning_lines, console, fmt_date
 
     con = console()
     for line in clock_warning_lines(obj["pump_clock"]):
@@ -107,12 +158,15 @@ def _render(obj: dict) -> None:
     title = f"Event log of {obj['serial_number']}" + ("  EMULATED" if obj["emulated"] else "")
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
-    moved = obj["pump_clock"]["dates_shifted_s"]
-    table.add_column("Time (this computer's calendar, UTC)" if moved else "Time (UTC)")
+    # a time is one token with its zone: the last column a narrow terminal narrows
+    table.add_column("Time", no_wrap=True)
+    if obj["pump_clock"]["dates_shifted_s"]:
+        table.caption, table.caption_justify = f"Times on {calendar_name()}, moved by the pump clock's skew", "left"
     table.add_column("Priority")
     table.add_column("Event")
     colour = {"high": "bold red", "medium": "yellow", "low": "cyan"}
-    for r in obj["events"]:
+    rows = fold_routine(obj["events"], fmt_date) if fold else obj["events"]
+    for r in rows:
         # IEC 60601-1-8 alarm priorities in capitals; plain events have none
         shown = (f"[{colour[r['priority']]}]{r['priority'].upper()}[/]" if r["priority"] in colour
                  else "[dim]-[/]")
@@ -125,5 +179,9 @@ def _render(obj: dict) -> None:
                   "each set are shown moved by its step onto the clock as it is now.")
     if obj["oldest_index"] > 0:
         con.print(f"Events before #{obj['oldest_index']} have been overwritten in the pump's memory.")
+    folded = [r for r in rows if "folded" in r]
+    if folded:
+        con.print(f"{sum(r['folded'] for r in folded)} routine entries (sessions opened, authentication failures) "
+                  f"are folded into {len(folded)} line(s): ithcli log --all lists each.")
     if not obj["events"]:
         con.print("No matching events.")

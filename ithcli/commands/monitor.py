@@ -28,7 +28,8 @@ def monitor(app, interval, count, stale_after, max_failures):
     """Poll the pump and show it live: reservoir, rate and flex step, alarms, link health, data age.
 
     Read-only. Ctrl-C ends it normally (exit 0). With --json, one JSON object per
-    reading on its own line (JSON lines), good or failed.
+    reading on its own line (JSON lines), good or failed. Another pump answering on the
+    port (after a reconnect) ends it at once, naming both serials (exit 11).
     """
     pump = Pump(app.session())
     if not app.port:
@@ -186,7 +187,7 @@ def _dashboard(mon, r: dict):
     from rich.panel import Panel
 
     from ..monitor import age_s
-    from ..output import clock_warning_lines
+    from ..output import Titled, clock_warning_lines
     from ..status import replace_by_warning
 
     good = mon.last_good
@@ -203,8 +204,8 @@ def _dashboard(mon, r: dict):
     if good["emulated"]:
         title += "  [bold yellow]EMULATED[/]"
     # the pump panel goes first, above the failure line of a failed reading
-    parts.insert(0, Panel(_status_grid(good, r["link"], age, stale), title=title, title_align="left",
-                          border_style="red" if stale or not r["ok"] else "green"))
+    parts.insert(0, Titled(_status_grid(good, r["link"], age, stale), title, title_align="left",
+                           border_style="red" if stale or not r["ok"] else "green"))
     parts[1:1] = clock_warning_lines(good.get("pump_clock"))  # right under the panel, before any other
     warning = replace_by_warning(good["battery"])
     if warning:
@@ -286,7 +287,7 @@ def _history_table(history: list[dict]):
     from ..output import fmt_date
 
     hist = Table(title="Alarms while monitoring", title_justify="left")
-    hist.add_column("Time (UTC)")
+    hist.add_column("Time", no_wrap=True)  # a time is one token, with its zone (--tz)
     hist.add_column("Priority")
     hist.add_column("Event")
     for e in history[-8:]:

@@ -15,8 +15,21 @@ import sys
 
 import click
 
+from .. import documents
 from ..api import Pump
 from ..errors import Cancelled, CheckFailed, UsageError
+from ..output import export as terminal_export
+from ..output import fmt_date
+
+#: what leaving MRI-safe mode left the pump doing (status.delivery_state of the read-back)
+DELIVERY_AFTER_EXIT = {
+    "running": "delivery restored",
+    "stopped": "[bold yellow]delivery stays STOPPED[/]: the program is stopped (as before the scan, or the "
+               "reservoir was emptied for it): refill and program it",
+    "suspended": "[bold yellow]delivery SUSPENDED[/]: the program runs at no rate now (see 'ithcli interrogate' "
+                 "for its alarms)",
+    "bridge bolus": "a bridge bolus runs; the program follows it",
+}
 
 
 class _Duration(click.ParamType):
@@ -51,21 +64,30 @@ def mri():
 @GRADIENT
 @AUTO_EXIT
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the checklist for the chart: .html, .svg or .txt.")
+              help="Also write the checklist for the chart: a document (.html, .pdf: needs Chromium) or the "
+                   "terminal's rendering (.svg, .txt).")
 @click.pass_obj
 def checklist(app, field_text, gradient, auto_exit, export_path):
     """Read-only pre-MRI checklist; saves the snapshot `mri verify` compares with. Exit 12 on any BLOCK."""
     from .. import mri as logic
 
-    if export_path and not export_path.lower().endswith((".html", ".svg", ".txt")):
-        raise UsageError(f"--export {export_path!r}: the file must end in .html, .svg or .txt")
+    export = documents.check(export_path, documents.CHECKLIST) if export_path else None  # before the pump is read
     result = Pump(app.session()).mri_checklist(field=field_text, gradient=gradient, auto_exit=auto_exit,
                                      field_for=_field_asker(app)).data
-    if export_path:
-        _export(result, export_path)
-        result["exported_to"] = export_path
+    not_exported = ""
+    if export is not None:  # a BLOCK is filed too
+        try:
+            _export(result, export, app.settings.operator)
+            result["exported_to"] = export_path
+        except UsageError as exc:  # never hides a finding: a BLOCK still exits 12, naming this
+            if result["result"] != logic.BLOCK:
+                if not app.json:
+                    _render_lines(result, "Pre-MRI checklist")
+                raise UsageError(f"{exc.message} (the checklist itself was done and saved: overall "
+                                 f"{result['result']})") from None
+            not_exported = f" (not exported: {exc.message})"
     _finish(app, result, "Pre-MRI checklist", failed=logic.BLOCK,
-            failure=f"pre-MRI checklist for {result['serial_number']}: BLOCK: ")
+            failure=f"pre-MRI checklist for {result['serial_number']}{not_exported}: BLOCK: ")
 
 
 @mri.command()
@@ -79,7 +101,7 @@ def checklist(app, field_text, gradient, auto_exit, export_path):
 def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
     """Put the pump in MRI-safe mode (refused, exit 12, while the checklist has a BLOCK), then read back."""
     from .. import mri as logic
-    from ._writing import confirm
+    from ._writing import confirm, show_before_sending
 
     pump = Pump(app.session())
     # a bad --field is refused before the pump is read; a write is refused while one is unconfirmed
@@ -88,12 +110,13 @@ def enter(app, auto_exit, field_text, gradient, confirm_withdrawal_risk, yes):
                                     field_for=_field_asker(app))
     checked = prepared.checklist or {}
     if not app.json:
-        _render_lines(checked, "Pre-MRI checklist")
+        show_before_sending(lambda: _render_lines(checked, "Pre-MRI checklist"), "the checklist")
     confirm(app, yes, f"Put {checked['serial_number']} in MRI-safe mode (delivery stops; automatic exit after "
                       f"{logic._hours(auto_exit)})?")
     out = pump.apply_mri(prepared).data
     app.emit(out, lambda r: _say(f"[bold green]VERIFIED[/]: {r['serial_number']} is in MRI-safe mode; delivery "
-                                 f"suspended; automatic exit at {r['mri_auto_exit_at']} (txid {r['txid']})."))
+                                 f"suspended; automatic exit at {fmt_date(r['mri_auto_exit_at'])} "
+                                 f"(txid {r['txid']})."))
 
 
 @mri.command(name="exit")
@@ -110,8 +133,8 @@ def exit_(app, yes):
 
     def render(r):
         note = "equals the pre-MRI snapshot" if r["snapshot_compared"] else "(no pre-MRI snapshot to compare)"
-        _say(f"[bold green]VERIFIED[/]: {r['serial_number']} left MRI-safe mode; delivery restored; the program "
-             f"{note} (txid {r['txid']}).")
+        _say(f"[bold green]VERIFIED[/]: {r['serial_number']} left MRI-safe mode; {DELIVERY_AFTER_EXIT[r['delivery']]}; "
+             f"the program {note} (txid {r['txid']}).")
 
     app.emit(out, render)
 
@@ -194,12 +217,14 @@ def _render_lines(result: dict, title: str) -> None:
     con.print(f"Overall: [bold]{result['result']}[/]")
 
 
-def _export(result: dict, path: str) -> None:
-    from ..output import export
-
-    export([_table(result, "Pre-MRI checklist"),
-            f"Overall: {result['result']}  (snapshot {result.get('snapshot', '')})"],
-           path, f"Pre-MRI checklist {result['serial_number']}")
+def _export(result: dict, export: documents.Export, operator: str | None) -> None:
+    """A document from the checklist's data (.html, .pdf), else the terminal's rendering (.svg, .txt)."""
+    if export.is_document():
+        export.write_document(lambda paper: documents.checklist_html(result, operator=operator, paper=paper))
+    else:
+        terminal_export([_table(result, "Pre-MRI checklist"),
+                         f"Overall: {result['result']}  (snapshot {result.get('snapshot', '')})"],
+                        export.path, f"Pre-MRI checklist {result['serial_number']}")
 
 
 def _say(text: str) -> None:

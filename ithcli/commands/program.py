@@ -26,7 +26,7 @@ if TYPE_CHECKING:
               help="Baclofen: the patient's spasticity origin, which sets the daily rise allowed "
                    "(kept for this pump; the stricter cerebral budget applies while unknown).")
 @ORDER_OPTION
-@safety_options
+@safety_options("program")
 @click.pass_obj
 def program(app, dose, flow, mode, schedule, stop, next_visit, spasticity_origin, order, yes, **safety):
     """Change what the pump delivers: PREPARE, check the echo, COMMIT, read back.
@@ -64,8 +64,8 @@ def _print_echo(echo: Prepared, unit: str) -> None:
     from ..status import program_view
 
     view = program_view(echo.program, unit)
-    _say(f"Pump echoed txid {echo.txid}: {view['mode']}, {_q(view['daily_dose'])} (24-hour total), "
-         f"{format(view['flow_ml_per_day'], 'f')} mL/day. Committing.")
+    _progress(f"Pump echoed txid {echo.txid}: {view['mode']}, {_q(view['daily_dose'])} (24-hour total), "
+              f"{format(view['flow_ml_per_day'], 'f')} mL/day. Committing.")
 
 
 def _print_verified(result: dict) -> None:
@@ -79,3 +79,10 @@ def _say(text: str) -> None:
     from ..output import console
 
     console().print(text)
+
+
+def _progress(text: str) -> None:
+    """Said while the command works: stderr (stdout carries only the report)."""
+    from ..output import console
+
+    console(stderr_=True).print(text)

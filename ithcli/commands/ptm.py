@@ -38,7 +38,7 @@ def show(app):
               help=f"Most activations granted in any rolling 24 hours (1 to {MAX_PER_DAY}).")
 @click.option("--duration", metavar="TIME", help="Each activation's dose is given over this time, e.g. '10min'.")
 @click.option("--off", is_flag=True, help="Turn patient boluses off (always allowed).")
-@safety_options
+@safety_options("ptm")
 @click.pass_obj
 def set_(app, dose, lockout, max_per_day, duration, off, yes, **safety):
     """Set the limits of patient-activated boluses: PREPARE, check the echo, COMMIT, read back.

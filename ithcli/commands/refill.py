@@ -6,6 +6,7 @@ import click
 from ..api import Pump
 from ..errors import UsageError
 from ._writing import ORDER_OPTION, double_check_choice, run_change, safety_choices, safety_options
+from .completion import drug_names
 
 
 @click.command()
@@ -13,7 +14,8 @@ from ._writing import ORDER_OPTION, double_check_choice, run_change, safety_choi
               help="Volume in the reservoir after the fill, e.g. '20 mL' (required unless --order gives it).")
 @click.option("--concentration", metavar="CONC",
               help="Concentration filled, e.g. '2000 mcg/mL' (required unless --order gives it).")
-@click.option("--drug", metavar="NAME", help="The drug filled, if it changes (then --dose is required).")
+@click.option("--drug", metavar="NAME", shell_complete=drug_names,
+              help="The drug filled, if it changes (then --dose is required).")
 @click.option("--withdrawn", metavar="VOLUME",
               help="Volume withdrawn from the reservoir before filling, compared with what the pump expected.")
 @click.option("--dose", metavar="DOSE", help="A new continuous daily dose with the fill (required on a drug change).")
@@ -25,7 +27,7 @@ from ._writing import ORDER_OPTION, double_check_choice, run_change, safety_choi
               help="When the drug or concentration changes and a catheter is recorded: give a bridge bolus "
                    "(the catheter's old contents at the old rate) or not. Required then; both projections are shown.")
 @ORDER_OPTION
-@safety_options
+@safety_options("refill")
 @click.pass_obj
 def refill(app, volume, concentration, drug, withdrawn, dose, next_visit, spasticity_origin, bridge, order, yes,
            **safety):

@@ -6,11 +6,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .. import documents
 from ..catheter_ops import catheter_text
 from ..errors import UsageError
+from ..localtime import describe as zone_described
+from ..localtime import fmt_time, zone
+from ..output import export as terminal_export
 from ..patient import patient_text
 from ..ptm import ptm_text, use_text
-from ._params import When
+from ._params import When, in_zone
 
 if TYPE_CHECKING:
     from protocol.bodies import Event
@@ -18,14 +22,16 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--since", type=When(), metavar="DATETIME",
-              help="Session start (ISO date or date-time, UTC, this computer's clock). Default: today 00:00 UTC.")
+              help="Session start (ISO date or date-time on this computer's clock, in the --tz zone unless it "
+                   "gives its offset). Default: today 00:00 in the --tz zone (this computer's local zone).")
 @click.option("--hours", type=click.FloatRange(0.01, 24 * 366), metavar="N",
               help="Session = the last N hours (instead of --since).")
 @click.option("--until", type=When(end_of_day=True), metavar="DATETIME",
               help="Session end (default: now; a bare date includes that whole day).")
 @click.option("--pump", "pump_serial", metavar="SERIAL", help="The pump to report on, from a shared audit log.")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the report for the chart: .html, .svg or .txt.")
+              help="Also write the report for the chart: a document (.html, .pdf: needs Chromium) or the "
+                   "terminal's rendering (.svg, .txt).")
 @click.option("--stale-after", type=click.FloatRange(0, 10 * 86_400), default=300.0, show_default=True,
               metavar="SECONDS", help="Settings read longer ago than this are marked STALE.")
 @click.pass_obj
@@ -39,8 +45,7 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     from .. import report as logic
     from ..status import iso
 
-    if export_path and not export_path.lower().endswith((".html", ".svg", ".txt")):
-        raise UsageError(f"--export {export_path!r}: the file must end in .html, .svg or .txt")
+    export = documents.check(export_path, documents.REPORT) if export_path else None  # before the pump is read
     now = time.time()
     start, end, session_rule = _session_span(now, since, hours, until)
     live = events = None
@@ -54,7 +59,8 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     entries, problems = audit.verify()
     records = audit.records()
     session = logic.session_records(records, since=start, until=end, serial=None)
-    serial = logic.choose_serial(session, pump_serial, pump.serial if app.port else None)
+    serial = logic.choose_serial(session, pump_serial, pump.serial if app.port else None,
+                                 log_serials=logic.serials_in(records), log_path=str(audit.path))
     # one skew for every pump timestamp in the report: the live read's, else the audit log's last
     data = logic.build(records, serial=serial, since=start, until=end, library=pump.library,
                        skew_s=live["clock_skew_s"] if live is not None else None)
@@ -76,16 +82,16 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     data["pump_clock_and_patient_log"] = (_pump_alarms(live, events, data["first_event_index"], start, end,
                                                        types=CLOCK_AND_PATIENT) if live is not None else None)
     data["generated_at"] = iso(int(now))
-    if export_path:
-        _export(data, export_path)
+    if export is not None:
+        _export(data, export, app.settings.operator)
         data["exported_to"] = export_path
     app.emit(data, _show)
 
 
 def _session_span(now: float, since, hours, until) -> tuple[int, int | None, str]:
-    """The session's start and end (None: now) on this computer's clock, and how it was chosen."""
-    from ..status import iso
-
+    """The session's start and end (None: now) on this computer's clock, and how it was chosen:
+    "today" is the day of the zone people read (--tz, else this computer's), from its midnight."""
+    since, until = in_zone(since), in_zone(until)
     if since is not None and hours is not None:
         raise UsageError("give --since or --hours, not both")
     if hours is not None:
@@ -93,10 +99,10 @@ def _session_span(now: float, since, hours, until) -> tuple[int, int | None, str
         session_rule = f"the last {hours:g} h"
     elif since is not None:
         start = int(since.timestamp())
-        session_rule = f"since {iso(start)}"
+        session_rule = f"since {fmt_time(start)}"
     else:
-        start = int(now - now % 86_400)
-        session_rule = "today (UTC)"
+        start = zone().day_start(now)
+        session_rule = f"today ({zone_described()})"
     end = int(until.timestamp()) if until is not None else None
     if end is not None and end <= start:
         raise UsageError("--until must be after the session start")
@@ -135,10 +141,12 @@ def _show(data: dict) -> None:
         con.print(part)
 
 
-def _export(data: dict, path: str) -> None:
-    from ..output import export
-
-    export(_parts(data), path, f"Session report {data['serial_number']}")
+def _export(data: dict, export: documents.Export, operator: str | None) -> None:
+    """A document from the report's data (.html, .pdf), else the terminal's rendering (.svg, .txt)."""
+    if export.is_document():
+        export.write_document(lambda paper: documents.report_html(data, operator=operator, paper=paper))
+    else:
+        terminal_export(_parts(data), export.path, f"Session report {data['serial_number']}")
 
 
 _COLOUR = {"high": "bold red", "medium": "yellow", "low": "cyan"}
@@ -256,6 +264,8 @@ def _settings_grid(d: dict):
 
 def _changes(d: dict) -> list:
     """Each change: its before/after table, what was asked, overrides, read-back differences."""
+    from ..output import fmt_date
+
     if not d["changes"]:
         return ["Changes in this session: none."]
     parts: list = []
@@ -272,7 +282,7 @@ def _changes(d: dict) -> list:
                              f"{str(note['order_sha256'])[:16]}...)")
             elif note["event"] == "double-check":
                 parts.append(f"  Double-checked by {note['verified_by_name']} ({note['verified_by']}) at "
-                             f"{note['verified_at']}, asked for by {note['requested_by']}")
+                             f"{fmt_date(note['verified_at'])}, asked for by {note['requested_by']}")
             else:
                 parts.append(f"  [red]Confirmed[/]: {', '.join(note.get('flags') or [])}")
         if c["differences"]:
@@ -314,7 +324,7 @@ def _alarms(d: dict) -> list:
     if d["pump_alarm_log"] is not None:
         if d["pump_alarm_log"]:
             table = Table(title="Alarms in the pump's log during the session", title_justify="left")
-            table.add_column("Time (UTC)")
+            table.add_column("Time", no_wrap=True)  # a time is one token, with its zone (--tz)
             table.add_column("Priority")
             table.add_column("Event")
             for e in d["pump_alarm_log"]:
@@ -327,8 +337,8 @@ def _alarms(d: dict) -> list:
         table = Table(title="Alarms active when the pump was read (audit log)", title_justify="left")
         table.add_column("Priority")
         table.add_column("Alarm")
-        table.add_column("First seen")
-        table.add_column("Last seen")
+        table.add_column("First seen", no_wrap=True)
+        table.add_column("Last seen", no_wrap=True)
         for a in d["alarms_seen"]:
             table.add_row(f"[{_COLOUR[a['priority']]}]{a['priority'].upper()}[/]", a["name"].replace("_", " "),
                           fmt_date(a["first_seen"]), fmt_date(a["last_seen"]))
@@ -370,7 +380,7 @@ def _value(v) -> str:
 
 
 def _field(view: dict | None, key: str) -> str:
-    from ..output import fmt_quantity
+    from ..output import fmt_date, fmt_quantity
 
     if not view or key not in view or view[key] is None:
         return "-"
@@ -381,6 +391,8 @@ def _field(view: dict | None, key: str) -> str:
         return f"{format(v, 'f')} mL/day"
     if key == "reservoir_ml":
         return f"{format(v, 'f')} mL"
+    if key == "pump_time":
+        return fmt_date(v)  # the clock set: in the zone people read
     if isinstance(v, dict):
         return fmt_quantity(v)
     return str(v)

@@ -9,7 +9,7 @@ from .. import doublecheck
 from ..clinic_policy import load_policy
 from ..credentials import read_credential
 from ..errors import UsageError
-from ..output import console
+from ..output import console, fmt_date
 from ._writing import confirm, render_table
 
 
@@ -54,7 +54,7 @@ def verify(app, request_file, out, yes):
               "writes": len(doc["request"]["writes"])}
     app.emit(result, lambda r: console().print(
         f"[bold green]VERIFIED[/] by {verifier.label}: {r['verified_file']}. The operator sends it with "
-        f"--verified-by {r['verified_file']} before {r['expires_at']}."))
+        f"--verified-by {r['verified_file']} before {fmt_date(r['expires_at'])}."))
 
 
 def _default_out(path: str) -> str:
@@ -66,7 +66,7 @@ def _show(doc: dict) -> None:
     con = console()
     request = doc["request"]
     con.print(f"Double-check request from {request['requested_by_name']} ({request['requested_by']}), "
-              f"made {request['requested_at']}, valid until {request['expires_at']}.")
+              f"made {fmt_date(request['requested_at'])}, valid until {fmt_date(request['expires_at'])}.")
     for item in request["writes"]:
         con.print(f"\n[bold]{item['kind']}[/] on pump {item['serial_number']}, patient "
                   f"{item.get('patient_id') or 'not recorded'}" + (f": {item['reason']}" if item.get("reason") else ""))

@@ -18,6 +18,7 @@ once, or the list of findings to show. Where each figure comes from: docs/clinic
     limits/bolus.py     a clinician bolus
     limits/refill.py    a refill: capacity, withdrawn against expected
     limits/clock.py     what depends on the pump's clock
+    limits/state.py     what the pump's state refuses whatever the values (MRI-safe mode, end of service)
     limits/catheter.py  the catheter record, the priming bolus, a refill's bridge bolus
     limits/ptm.py       patient-activated boluses: the library's limits and the worst case a day
 """
@@ -27,6 +28,7 @@ from .bolus import (
     check_bolus,
     check_bolus_rate,
     check_no_bolus_running,
+    volume_text,
 )
 from .catheter import (
     BRIDGE_CHOICE,
@@ -53,6 +55,8 @@ from .dose import (
     history_unknown,
 )
 from .findings import (
+    COMMAND_CONFIRMS,
+    COMMAND_OVERRIDES,
     CONFIRM_FLAGS,
     OVERRIDE_NAMES,
     SECONDS_PER_DAY,
@@ -77,6 +81,11 @@ from .refill import (
     dry_run_suspected,
     fill_gap,
 )
+from .state import (
+    check_mri_enter,
+    check_mri_exit,
+    check_writable,
+)
 
 __all__ = [
     "SECONDS_PER_DAY",
@@ -84,6 +93,8 @@ __all__ = [
     "WITHDRAWAL_CUT_PERCENT",
     "OVERRIDE_NAMES",
     "CONFIRM_FLAGS",
+    "COMMAND_CONFIRMS",
+    "COMMAND_OVERRIDES",
     "Finding",
     "parse_overrides",
     "normalise_override",
@@ -100,6 +111,7 @@ __all__ = [
     "check_restart",
     "check_bolus",
     "check_bolus_rate",
+    "volume_text",
     "POCKET_FILL_GAP_UL",
     "fill_gap",
     "dry_run_suspected",
@@ -119,4 +131,7 @@ __all__ = [
     "check_no_bridge_needed",
     "check_priming",
     "shortest_bolus_s",
+    "check_writable",
+    "check_mri_enter",
+    "check_mri_exit",
 ]

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from .dose import check_daily_total
-from .findings import SECONDS_PER_DAY, Finding, fmt, fmt_mass, ml, ml_day
+from .findings import SECONDS_PER_DAY, Finding, fmt, fmt_mass, ml, ml_day, ml_nl, span
+
+#: a bolus runs 1 min to 24 h (PREPARE_BOLUS duration_s; a patient's activation too)
+BOLUS_MIN_S, BOLUS_MAX_S = 60, 86_400
 
 
 def check_bolus(entry, *, dose: int, daily_total: int, volume_nl: int, reservoir_ul: int,
@@ -17,18 +20,50 @@ def check_bolus(entry, *, dose: int, daily_total: int, volume_nl: int, reservoir
     return out
 
 
-def check_bolus_rate(spec, *, volume_nl: int, seconds: int, program_max_rate_nl_per_day: int) -> list[Finding]:
-    """The mechanism's top speed bounds the program and the bolus together (the pump refuses
-    it too; saying so here names the shortest duration that works)."""
-    bolus_rate = -(-volume_nl * SECONDS_PER_DAY // seconds)
+def volume_text(entry, *, dose_ng: int, concentration_ng_per_ml: int, volume_nl: int) -> str:
+    """'50 mcg at 2000 mcg/mL is 0.025 mL': what a bolus's speed is worked out from."""
+    return (f"{fmt_mass(dose_ng, entry)} at {fmt(concentration_ng_per_ml, entry.concentration_unit)} "
+            f"is {ml_nl(volume_nl)}")
+
+
+def shortest_bolus_s(spec, *, volume_nl: int, program_max_rate_nl_per_day: int) -> int | None:
+    """The shortest whole-minute duration a bolus of volume_nl can run on top of the program
+    without passing the mechanism's top flow (at least 1 min); None when no duration up to 24 h can."""
     room = spec.max_flow_nl_per_day - program_max_rate_nl_per_day
-    if program_max_rate_nl_per_day + bolus_rate <= spec.max_flow_nl_per_day:
+    if room <= 0:
+        return None
+    seconds = max(BOLUS_MIN_S, -(-volume_nl * SECONDS_PER_DAY // room))
+    seconds = -(-seconds // 60) * 60
+    return seconds if seconds <= BOLUS_MAX_S else None
+
+
+def check_bolus_rate(spec, *, volume_nl: int, seconds: int, program_max_rate_nl_per_day: int,
+                     what: str | None = None, option: str = "--over", entry=None,
+                     concentration_ng_per_ml: int = 0) -> list[Finding]:
+    """The mechanism's top speed bounds the program and the bolus together (the pump refuses it
+    too, in nL/day): refused here, naming the shortest duration that works. what: the bolus's
+    volume in words (volume_text); option: the option that gives its duration; entry and
+    concentration_ng_per_ml: to say the most that fits in 24 h in the drug's unit too."""
+    bolus_rate = -(-volume_nl * SECONDS_PER_DAY // seconds)
+    top, program = spec.max_flow_nl_per_day, program_max_rate_nl_per_day
+    if program + bolus_rate <= top:
         return []
-    shortest = -(-volume_nl * SECONDS_PER_DAY // room) if room > 0 else None
-    hint = f": give at least {-(-shortest // 60)} min" if shortest else ""
+    room = top - program
+    said = what or f"a bolus of {ml_nl(volume_nl)}"
+    beside = f" ({ml_day(room)} beside the program's {ml_day(program)})" if program and room > 0 else ""
+    shortest = shortest_bolus_s(spec, volume_nl=volume_nl, program_max_rate_nl_per_day=program)
+    if room <= 0:
+        hint = f"the program already runs at the {spec.name}'s top flow: no bolus fits beside it"
+    elif shortest is None:
+        most = ml_nl(room)  # a day at the room left beside the program
+        if entry is not None and concentration_ng_per_ml > 0:
+            most = f"{fmt_mass(room * concentration_ng_per_ml // 1_000_000, entry)} ({most})"
+        hint = f"even over 24 h it is too fast: give at most {most} over 24 h, or lower the program first"
+    else:
+        hint = f"give {option} {span(shortest)} or longer"
     return [Finding("refuse", "bolus-rate",
-                    f"the bolus would run at {ml_day(bolus_rate)} on top of the program, past the "
-                    f"{spec.name}'s top flow of {ml_day(spec.max_flow_nl_per_day)}{hint}")]
+                    f"{said}: over {span(seconds)} that runs at {ml_day(bolus_rate)}, and the {spec.name} "
+                    f"delivers at most {ml_day(top)}{beside}: {hint}")]
 
 
 def check_no_bolus_running(entry, *, bolus_remaining_ng: int, what: str) -> list[Finding]:

@@ -4,7 +4,7 @@
     check_catheter   an IMPLANT, REVISION or CORRECTION of the record
     check_priming    a priming bolus: only while priming is due, the volume the pump worked
                      out, counted in full in the 24-hour total, the patient monitored
-    shortest_bolus_s the shortest a bolus can run on top of the program (the mechanism's top flow)
+    shortest_bolus_s the shortest a bolus can run on top of the program (limits/bolus.py)
     check_bridge     a refill that changes the drug or concentration with a catheter recorded:
                      an explicit --bridge or --no-bridge, and a bridge only when the pump can run it
 """
@@ -16,12 +16,15 @@ from protocol.catheter import DAY_S
 from protocol.constants import CatheterAction
 from protocol.messages import MAX_BRIDGE_S, MAX_CATHETER_MM
 
+# BOLUS_MIN_S, BOLUS_MAX_S and shortest_bolus_s live in limits/bolus.py; catheter_ops imports them from here
+from .bolus import BOLUS_MAX_S as BOLUS_MAX_S
+from .bolus import BOLUS_MIN_S as BOLUS_MIN_S
 from .bolus import check_bolus, check_bolus_rate
-from .findings import Finding, fmt_mass
+from .bolus import shortest_bolus_s as shortest_bolus_s
+from .findings import Finding, fmt_mass, ml_nl
 
-#: a bolus runs 1 min to 24 h (PREPARE_BOLUS duration_s); a bridge bolus up to 14 days (at the lowest
-#: flows the dead space takes days to move: PREPARE_REFILL bridge_duration_s, messages.MAX_BRIDGE_S)
-BOLUS_MIN_S, BOLUS_MAX_S = 60, 86_400
+#: a bolus runs 1 min to 24 h (BOLUS_MIN_S, BOLUS_MAX_S: limits/bolus.py); a bridge bolus up to 14 days
+#: (at the lowest flows the dead space takes days to move: PREPARE_REFILL bridge_duration_s, MAX_BRIDGE_S)
 BRIDGE_MAX_S = MAX_BRIDGE_S
 #: the flag a priming bolus needs: the patient will be monitored after it
 MONITORING_FLAG = "--confirm-monitoring"
@@ -33,14 +36,11 @@ def cm(mm: int) -> str:
     return f"{format((Decimal(mm) / 10).normalize(), 'f')} cm"
 
 
-def ml_nl(nl: int) -> str:
-    return f"{format((Decimal(nl) / 1_000_000).normalize(), 'f')} mL"
-
-
 def check_catheter(action: CatheterAction, *, recorded: CatheterAction, length_mm: int, replaced_mm: int,
-                   priming_due_nl: int) -> list[Finding]:
+                   priming_due_nl: int, recorded_replaced_mm: int = 0) -> list[Finding]:
     """An IMPLANT, REVISION or CORRECTION asked for, against what the pump has recorded
-    (`recorded`: its last IMPLANT or REVISION; NONE: nothing)."""
+    (`recorded`: its last IMPLANT or REVISION, NONE: nothing; `recorded_replaced_mm`: the segment
+    its last REVISION replaced, which a CORRECTION keeps)."""
     out: list[Finding] = []
     if not 1 <= length_mm <= MAX_CATHETER_MM:
         out.append(Finding("refuse", "catheter-length",
@@ -53,6 +53,11 @@ def check_catheter(action: CatheterAction, *, recorded: CatheterAction, length_m
         out.append(Finding("refuse", "catheter-segment",
                            f"the replaced segment of {cm(replaced_mm)} must be more than 0 and at most the "
                            f"catheter's {cm(length_mm)}"))
+    if action is CatheterAction.CORRECTION and recorded_replaced_mm > length_mm:
+        out.append(Finding("refuse", "catheter-segment",
+                           f"a correction to {cm(length_mm)} is shorter than the {cm(recorded_replaced_mm)} segment "
+                           f"the last revision replaced (a correction keeps it): give --length "
+                           f"{cm(recorded_replaced_mm)} or longer"))
     if action is CatheterAction.CORRECTION:
         out.append(Finding("warn", "correction-no-priming",
                            "a correction fixes a mistyped record and does NOT re-arm priming: after a real "
@@ -62,17 +67,6 @@ def check_catheter(action: CatheterAction, *, recorded: CatheterAction, length_m
                            f"{ml_nl(priming_due_nl)} of priming is still due from the last "
                            f"{recorded.name.lower()}: it is replaced by what this {action.name.lower()} arms"))
     return out
-
-
-def shortest_bolus_s(spec, *, volume_nl: int, program_max_rate_nl_per_day: int) -> int | None:
-    """The shortest whole-minute duration a bolus of volume_nl can run on top of the program
-    without passing the mechanism's top flow (at least 1 min); None when no duration up to 24 h can."""
-    room = spec.max_flow_nl_per_day - program_max_rate_nl_per_day
-    if room <= 0:
-        return None
-    seconds = max(BOLUS_MIN_S, -(-volume_nl * DAY_S // room))
-    seconds = -(-seconds // 60) * 60
-    return seconds if seconds <= BOLUS_MAX_S else None
 
 
 def check_priming(entry, spec, *, priming_due_nl: int, recorded: CatheterAction, dose_ng: int, seconds: int,
@@ -90,7 +84,8 @@ def check_priming(entry, spec, *, priming_due_nl: int, recorded: CatheterAction,
     out += check_bolus(entry, dose=dose_ng, daily_total=daily_total, volume_nl=priming_due_nl,
                        reservoir_ul=reservoir_ul, boluses_24h=boluses_24h)
     out += check_bolus_rate(spec, volume_nl=priming_due_nl, seconds=seconds,
-                            program_max_rate_nl_per_day=program_max_rate_nl_per_day)
+                            program_max_rate_nl_per_day=program_max_rate_nl_per_day, option="--duration",
+                            what=f"the priming volume is {ml_nl(priming_due_nl)} ({fmt_mass(dose_ng, entry)})")
     out.append(Finding("confirm", "priming-monitoring",
                        f"a priming bolus of {ml_nl(priming_due_nl)} ({fmt_mass(dose_ng, entry)}, counted in full in "
                        "the 24-hour total): drug can reach the patient sooner than priming assumes (2013 recall), "

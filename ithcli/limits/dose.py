@@ -16,18 +16,56 @@ def check_concentration(entry, concentration_ng_per_ml: int) -> list[Finding]:
                     f"{entry.name} concentration (allowed: {allowed})")]
 
 
-def check_flow(spec, rates: list[int], mode: str) -> list[Finding]:
+def check_flow(spec, rates: list[int], mode: str, *, doses: tuple[int, ...] | list[int] = (),
+               starts: tuple[int, ...] | list[int] = (), entry=None, concentration_ng_per_ml: int = 0
+               ) -> list[Finding]:
+    """Each step's flow within the model's range (the pump refuses others, in nL/day). With the
+    steps' doses, the drug's entry and the concentration, each refusal says the dose asked for, its
+    flow and the smallest or largest dose that works at this concentration; a dose of 0 points at
+    --stop (the pump takes no step of 0: a stop is its own mode)."""
     if mode in ("STOPPED", "MINIMUM"):
         return []
+    named = entry is not None and concentration_ng_per_ml > 0 and len(doses) == len(rates)
     out = []
-    for rate in rates:
-        if not spec.min_flow_nl_per_day <= rate <= spec.max_flow_nl_per_day:
-            out.append(Finding(
-                "refuse", "flow-range",
-                f"a flow of {ml_day(rate)} is outside the "
-                f"{spec.name}'s range {ml_day(spec.min_flow_nl_per_day)} to {ml_day(spec.max_flow_nl_per_day)}",
-            ))
+    for i, rate in enumerate(rates):
+        if spec.min_flow_nl_per_day <= rate <= spec.max_flow_nl_per_day:
+            continue
+        at = f"step {_hhmm(starts[i])}: " if mode == "FLEX" and i < len(starts) else ""
+        if not named:
+            out.append(Finding("refuse", "flow-range",
+                               f"{at}a flow of {ml_day(rate)} is outside the {spec.name}'s range "
+                               f"{ml_day(spec.min_flow_nl_per_day)} to {ml_day(spec.max_flow_nl_per_day)}"))
+        elif doses[i] == 0:
+            every = "every step of a flex schedule delivers; " if mode == "FLEX" else ""
+            out.append(Finding("refuse", "dose-zero",
+                               f"{at}a dose of {fmt(0, entry.dose_unit)}: {every}to stop delivery use --stop "
+                               "(ithcli program --stop)"))
+        else:
+            out.append(Finding("refuse", "flow-range", at + _flow_range_text(spec, entry, doses[i], rate,
+                                                                            concentration_ng_per_ml)))
     return out
+
+
+def _flow_range_text(spec, entry, dose: int, rate: int, conc: int) -> str:
+    """'1 mcg/day at 2000 mcg/mL is 0.0005 mL/day, below the peristaltic-20's smallest flow of
+    0.048 mL/day: give at least 96 mcg/day (its smallest flow at 2000 mcg/mL)'. The dose named is
+    the one at exactly the range's edge (rounded inwards to the ng), so it always works."""
+    from protocol.therapy import NL_PER_ML
+
+    low, high = spec.min_flow_nl_per_day, spec.max_flow_nl_per_day
+    unit, per_ml = entry.dose_unit, fmt(conc, entry.concentration_unit)
+    said = f"{fmt(dose, unit)} at {per_ml} is {ml_day(rate)}"
+    if rate < low:
+        smallest = -(-low * conc // NL_PER_ML)
+        return (f"{said}, below the {spec.name}'s smallest flow of {ml_day(low)}: give at least "
+                f"{fmt(smallest, unit)} (its smallest flow at {per_ml})")
+    largest = high * conc // NL_PER_ML
+    return (f"{said}, above the {spec.name}'s top flow of {ml_day(high)}: give at most {fmt(largest, unit)} "
+            f"(its top flow at {per_ml})")
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
 def check_daily_total(entry, total: int, what: str = "the new 24-hour total") -> list[Finding]:

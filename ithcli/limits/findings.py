@@ -43,6 +43,29 @@ CONFIRM_FLAGS = {
 }
 
 
+#: the confirmations and soft limits each write command can meet, and so offers (its --help lists
+#: only these): which checks its change runs (operations.py, refill_ops.py, catheter_ops.py, ptm.py,
+#: clock.py, mri.py). A bolus never stops a drug or changes the program; a patient-bolus limit
+#: changes neither the program nor the history windows.
+COMMAND_CONFIRMS: dict[str, tuple[str, ...]] = {
+    "program": ("--confirm-tenfold", "--confirm-withdrawal-risk", "--confirm-restart",
+                "--confirm-empty-before-visit"),
+    "refill": ("--confirm-tenfold", "--confirm-withdrawal-risk", "--confirm-restart",
+               "--confirm-empty-before-visit", "--confirm-fill-gap"),
+    "bolus": ("--confirm-monitoring",),  # a priming bolus
+    "ptm": (),
+    "empty": ("--confirm-withdrawal-risk", "--confirm-fill-gap"),
+    "mri enter": ("--confirm-withdrawal-risk",),
+    "clock set": ("--confirm-clock-step",),
+}
+COMMAND_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "program": tuple(OVERRIDE_NAMES),
+    "refill": tuple(OVERRIDE_NAMES),
+    "bolus": ("DAILY_MAX", "HISTORY"),
+    "ptm": ("DAILY_MAX",),
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     level: str
@@ -104,6 +127,15 @@ def pct_change(new: int, old: int) -> Decimal:
     return (Decimal(new - old) * 100 / Decimal(old)).quantize(Decimal("0.1"))
 
 
+def span(seconds: int) -> str:
+    """A duration as the options take it back: '90 s', '10 min', '76 min', '120 min', '3 h'."""
+    if seconds % 60:
+        return f"{seconds} s"
+    if seconds > 2 * 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min"
+
+
 def duration(seconds: int) -> str:
     """How long an interruption lasted, as the refusals and the before/after table say it."""
     if seconds >= 2 * SECONDS_PER_DAY:
@@ -121,6 +153,10 @@ def ml(ul: int) -> str:
 
 def ml_day(nl: int) -> str:
     return f"{format((Decimal(nl) / 1_000_000).normalize(), 'f')} mL/day"
+
+
+def ml_nl(nl: int) -> str:
+    return f"{format((Decimal(nl) / 1_000_000).normalize(), 'f')} mL"
 
 
 def settle(findings: list[Finding], *, overrides: dict[str, str] | None = None,

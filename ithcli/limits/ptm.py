@@ -21,14 +21,10 @@ from __future__ import annotations
 from protocol.ptm import worst_case_daily_ng
 
 from .dose import check_daily_total
-from .findings import SECONDS_PER_DAY, Finding, fmt_mass
+from .findings import SECONDS_PER_DAY, Finding, fmt_mass, span
 
 #: the pump's rules for a duration (docs/protocol.md#patient-activated-boluses)
 PTM_MIN_DURATION_S = 60
-
-
-def _minutes(seconds: int) -> str:
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def check_ptm_limits(entry, limits, *, daily_dose_ng_per_day: int) -> list[Finding]:
@@ -41,28 +37,32 @@ def check_ptm_limits(entry, limits, *, daily_dose_ng_per_day: int) -> list[Findi
         return [Finding("refuse", "ptm-not-allowed",
                         f"the drug library does not allow patient-activated boluses of {entry.name}")]
     out: list[Finding] = []
+    if limits.dose_ng == 0:
+        out.append(Finding("refuse", "ptm-dose-zero",
+                           f"a dose of {fmt_mass(0, entry)} per activation: to turn patient boluses off use --off "
+                           "(ithcli ptm set --off)"))
     if not PTM_MIN_DURATION_S <= limits.duration_s <= SECONDS_PER_DAY:
         out.append(Finding("refuse", "ptm-duration",
-                           f"a duration of {_minutes(limits.duration_s)}: an activation runs from 1 min to 24 h"))
+                           f"a duration of {span(limits.duration_s)}: an activation runs from 1 min to 24 h"))
     if limits.lockout_s < limits.duration_s:
         out.append(Finding("refuse", "ptm-lockout-duration",
-                           f"a lockout of {_minutes(limits.lockout_s)} is shorter than the duration "
-                           f"{_minutes(limits.duration_s)}: two activations would overlap"))
+                           f"a lockout of {span(limits.lockout_s)} is shorter than the duration "
+                           f"{span(limits.duration_s)}: two activations would overlap"))
     if limits.dose_ng > allowed.max_dose_ng:
         out.append(Finding("refuse", "ptm-dose",
                            f"a dose of {fmt_mass(limits.dose_ng, entry)} per activation is above the "
                            f"{fmt_mass(allowed.max_dose_ng, entry)} the drug library allows for {entry.name}"))
     if limits.lockout_s < allowed.min_lockout_s:
         out.append(Finding("refuse", "ptm-lockout",
-                           f"a lockout of {_minutes(limits.lockout_s)} is shorter than the "
-                           f"{_minutes(allowed.min_lockout_s)} the drug library allows for {entry.name}"))
+                           f"a lockout of {span(limits.lockout_s)} is shorter than the "
+                           f"{span(allowed.min_lockout_s)} the drug library allows for {entry.name}"))
     if limits.max_per_day > allowed.max_per_day:
         out.append(Finding("refuse", "ptm-max-per-day",
                            f"{limits.max_per_day} activations a day is more than the {allowed.max_per_day} the "
                            f"drug library allows for {entry.name}"))
     if limits.max_per_day * limits.lockout_s > SECONDS_PER_DAY:
         out.append(Finding("warn", "ptm-lockout-bounds-count",
-                           f"with a lockout of {_minutes(limits.lockout_s)} at most "
+                           f"with a lockout of {span(limits.lockout_s)} at most "
                            f"{SECONDS_PER_DAY // limits.lockout_s} activations fit in 24 hours, fewer than the "
                            f"{limits.max_per_day} set (the worst case counts all {limits.max_per_day})"))
     out += check_daily_total(entry, worst_case_daily_ng(daily_dose_ng_per_day, limits),
