@@ -4,6 +4,8 @@ One JSON object a line. Each entry holds the SHA-256 of the previous entry's lin
 (`prev`) and its own hash over its canonical JSON (`hash`), so editing, removing
 or reordering any entry breaks the chain at that point and `ithcli audit verify`
 names the line. A torn last line (a crash mid-write) is reported, never merged.
+Every reader streams the file one line at a time (scan, iter_records): verify and
+report run in constant memory whatever the log's size.
 """
 from __future__ import annotations
 
@@ -111,51 +113,107 @@ class AuditLog:
         os.write(fd, _line(entry))
         return entry["hash"]
 
-    def _entries(self) -> Iterator[tuple[int, dict | None, str | None]]:
+    def _entries(self, parse: bool = True) -> Iterator[tuple[int, dict | None, str | None]]:
+        """(line number, entry, problem) one line at a time: constant memory whatever the log's size.
+        parse=False (verify): a line as append() writes it gives only its links, unparsed."""
         if not self.path.exists():
             return
         with open(self.path, "rb") as fh:
-            data = fh.read()
-        lines = data.split(b"\n")
-        torn = lines[-1] != b""
-        if not torn:
-            lines = lines[:-1]
-        for number, raw in enumerate(lines, start=1):
-            if torn and number == len(lines):
-                yield number, None, f"line {number} is incomplete (torn write)"
-                return
-            try:
-                entry = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                yield number, None, f"line {number} is not valid JSON"
-                return
-            if not isinstance(entry, dict) or "hash" not in entry or "prev" not in entry:
-                yield number, None, f"line {number} is not an audit entry"
-                return
-            yield number, entry, None
+            for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):  # only the last line can lack its newline
+                    yield number, None, f"line {number} is incomplete (torn write)"
+                    return
+                link = None if parse else _fast_link(raw)
+                if link is not None:
+                    yield number, link, None
+                    continue
+                try:
+                    entry = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    yield number, None, f"line {number} is not valid JSON"
+                    return
+                if not isinstance(entry, dict) or "hash" not in entry or "prev" not in entry:
+                    yield number, None, f"line {number} is not an audit entry"
+                    return
+                if not _hash_matches(raw, entry):
+                    entry = {**entry, _EDITED: True}
+                yield number, entry, None
 
-    def verify(self) -> tuple[int, list[str]]:
-        """(entries checked, problems). Every break in the chain is named by line."""
+    def scan(self, parse: bool = True) -> Iterator[dict]:
+        """Every entry, in order, one at a time, checked as it passes: after the last one,
+        `self.checked` is (entries checked, problems) exactly as verify() returns them.
+        parse=False: entries as append() wrote them are checked without being parsed and
+        given as {"prev", "hash"} only (verify's speed at scale)."""
         problems: list[str] = []
         prev = GENESIS
         count = 0
-        for number, entry, problem in self._entries():
+        self.checked: tuple[int, list[str]] = (0, problems)
+        for number, entry, problem in self._entries(parse):
             if entry is None:  # _entries gives a problem exactly when it gives no entry
                 problems.append(problem or f"line {number} is not an audit entry")
                 break
             count += 1
-            body = {k: v for k, v in entry.items() if k != "hash"}
-            if entry_hash(body) != entry["hash"]:
+            if entry.pop(_EDITED, False):
                 problems.append(f"line {number}: contents do not match its hash (edited)")
             if entry["prev"] != prev:
                 problems.append(
                     f"line {number}: does not follow the entry before it (removed or reordered)"
                 )
             prev = entry["hash"]
-        return count, problems
+            self.checked = (count, problems)
+            yield entry
+        self.checked = (count, problems)
+
+    def verify(self) -> tuple[int, list[str]]:
+        """(entries checked, problems). Every break in the chain is named by line."""
+        for _ in self.scan(parse=False):
+            pass
+        return self.checked
+
+    def iter_records(self) -> Iterator[dict]:
+        """Every readable entry, one at a time (constant memory), unchecked: scan() checks."""
+        for _, entry, _problem in self._entries():
+            if entry is not None:
+                entry.pop(_EDITED, None)
+                yield entry
 
     def records(self) -> list[dict]:
-        return [e for _, e, p in self._entries() if e is not None]
+        """The whole log in memory: for small logs and tests; readers use scan() or iter_records()."""
+        return list(self.iter_records())
+
+
+#: marks an entry whose hash does not match, between _entries and scan (never written)
+_EDITED = "\x00edited"
+_HASH_TAIL = len(b',"hash":"') + 64 + len(b'"}\n')
+
+
+def _fast_link(raw: bytes) -> dict | None:
+    """{"prev", "hash"} of a line exactly as append() writes it, its hash checked over its bytes,
+    without parsing it; None: any other line (parsed and checked the slow way). The one
+    top-level "prev" is found by its key: `"prev":` appears once, as a key (in a string the
+    quotes would be escaped), or the line is parsed."""
+    if raw[-_HASH_TAIL:-67] != b',"hash":"' or not raw.endswith(b'"}\n') or raw.count(b'"prev":') != 1:
+        return None
+    digest = raw[-67:-3].decode("ascii", "replace")
+    if hashlib.sha256(raw[:-_HASH_TAIL] + b"}").hexdigest() != digest:
+        return None  # parsed: an edited line is named as such after the slow check
+    at = raw.index(b'"prev":') + 7
+    if raw[at:at + 1] != b'"' or raw[at + 65:at + 66] != b'"':
+        return None
+    return {"prev": raw[at + 1:at + 65].decode("ascii", "replace"), "hash": digest}
+
+
+def _hash_matches(raw: bytes, entry: dict) -> bool:
+    """The entry's hash is over its canonical JSON. A line as append() writes it is that text
+    with the hash appended, so the bytes are hashed as they are (no re-encoding: the fast path
+    verify needs at scale); any other line (an older writer's key order) is re-encoded."""
+    digest = entry["hash"]
+    if isinstance(digest, str) and raw.endswith(b'"}\n') and raw[-_HASH_TAIL:-67] == b',"hash":"' \
+            and raw[-67:-3] == digest.encode():
+        if hashlib.sha256(raw[:-_HASH_TAIL] + b"}").hexdigest() == digest:
+            return True
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return entry_hash(body) == digest
 
 
 def _line(entry: dict) -> bytes:

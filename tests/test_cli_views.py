@@ -222,7 +222,8 @@ def test_report_marks_old_settings_stale_and_picks_one_pump_from_a_shared_log(pu
     assert "STALE" in human.stdout and "Changes in this session: none." in human.stdout
     future = cli("--json", "report", "--pump", "BAC-0001", "--since", "2999-01-01")
     assert future.code == 0 and future.json()["session"]["entries"] == 0
-    assert_one_line_error(cli("report", "--export", str(tmp_path / "x.docx")), 2, ".html, .pdf, .svg or .txt")
+    assert_one_line_error(cli("report", "--export", str(tmp_path / "x.docx")), 2,
+                          ".html, .pdf, .svg, .txt or .fhir.json")
 
 
 def test_log_until_and_alarms_with_iec_priorities(start_emulator):

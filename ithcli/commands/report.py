@@ -30,12 +30,14 @@ if TYPE_CHECKING:
               help="Session end (default: now; a bare date includes that whole day).")
 @click.option("--pump", "pump_serial", metavar="SERIAL", help="The pump to report on, from a shared audit log.")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the report for the chart: a document (.html, .pdf: needs Chromium) or the "
-                   "terminal's rendering (.svg, .txt).")
+              help="Also write the report for the chart: a document (.html, .pdf: needs Chromium), the "
+                   "terminal's rendering (.svg, .txt) or a FHIR R4 Bundle (.fhir.json: needs the fhir extra).")
+@click.option("--format", "out_format", type=click.Choice(["report", "fhir"]), default="report", show_default=True,
+              help="With --json: the report's data, or the same session as a FHIR R4 Bundle (docs/fhir.md).")
 @click.option("--stale-after", type=click.FloatRange(0, 10 * 86_400), default=300.0, show_default=True,
               metavar="SECONDS", help="Settings read longer ago than this are marked STALE.")
 @click.pass_obj
-def report(app, since, hours, until, pump_serial, export_path, stale_after):
+def report(app, since, hours, until, pump_serial, export_path, out_format, stale_after):
     """Who, what and when for one pump's session: identity, settings, every change with
     before and after, alarms and checklists, from the hash-chained audit log.
 
@@ -46,6 +48,10 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     from ..status import iso
 
     export = documents.check(export_path, documents.REPORT) if export_path else None  # before the pump is read
+    if out_format == "fhir" and not app.json:
+        raise UsageError("--format fhir writes JSON: give --json (ithcli --json report --format fhir)")
+    if out_format == "fhir" or (export is not None and export.suffix == documents.FHIR):
+        _fhir_models()  # the extra installed, before the pump is read
     now = time.time()
     start, end, session_rule = _session_span(now, since, hours, until)
     live = events = None
@@ -56,18 +62,20 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
             raise UsageError(f"--pump {pump_serial} but the pump on {app.port} is {pump.serial}")
         _, events = pump.client().read_whole_log(0)
     audit = app.records.audit
-    entries, problems = audit.verify()
-    records = audit.records()
+    # one pass, one line at a time: the chain checked and only what the session needs kept
+    records, log_serials = logic.read_for_session(audit.scan(), since=start, until=end,
+                                                  serial=pump_serial or (pump.serial if app.port else None))
+    entries, problems = audit.checked
     session = logic.session_records(records, since=start, until=end, serial=None)
     serial = logic.choose_serial(session, pump_serial, pump.serial if app.port else None,
-                                 log_serials=logic.serials_in(records), log_path=str(audit.path))
+                                 log_serials=log_serials, log_path=str(audit.path))
     # one skew for every pump timestamp in the report: the live read's, else the audit log's last
     data = logic.build(records, serial=serial, since=start, until=end, library=pump.library,
                        skew_s=live["clock_skew_s"] if live is not None else None)
     data["session"]["rule"] = session_rule
     pump_alarms = _pump_alarms(live, events, data["first_event_index"], start, end) if live is not None else None
     data["audit_log"] = {"path": str(audit.path), "entries": entries, "intact": not problems,
-                         "problems": problems}
+                         "problems": problems, "entries_kept": len(records)}
     if live is not None:
         data["status"] = live
         data["status_source"] = {"from": "pump", "read_at": live["read_at"]}
@@ -85,7 +93,34 @@ def report(app, since, hours, until, pump_serial, export_path, stale_after):
     if export is not None:
         _export(data, export, app.settings.operator)
         data["exported_to"] = export_path
+    if out_format == "fhir":
+        _warn_clock(data)  # the bundle has no pump_clock for emit() to warn about
+        app.emit(_fhir_bundle(data), _show)
+        return
     app.emit(data, _show)
+
+
+def _fhir_models() -> None:
+    """The FHIR models (the optional extra `fhir`), or a one-line usage error saying how to get them."""
+    try:
+        import fhir.resources.R4B.bundle  # noqa: F401
+    except ImportError:
+        raise UsageError("a FHIR bundle needs the fhir extra: pip install 'ithcli[fhir]' "
+                         "(pip install -e '.[fhir]' in a checkout)") from None
+
+
+def _fhir_bundle(data: dict) -> dict:
+    from .. import fhir  # pydantic and the models: only when a bundle is asked for
+
+    return fhir.bundle(data, last_hash=fhir.last_hash(data["audit_log"]["path"]))
+
+
+def _warn_clock(data: dict) -> None:
+    import logging
+
+    clock = data.get("pump_clock")
+    if isinstance(clock, dict) and clock.get("warning"):
+        logging.getLogger("ithcli.app").warning("warning: %s", clock["warning"])
 
 
 def _session_span(now: float, since, hours, until) -> tuple[int, int | None, str]:
@@ -143,7 +178,11 @@ def _show(data: dict) -> None:
 
 def _export(data: dict, export: documents.Export, operator: str | None) -> None:
     """A document from the report's data (.html, .pdf), else the terminal's rendering (.svg, .txt)."""
-    if export.is_document():
+    if export.suffix == documents.FHIR:
+        from ..output import to_json
+
+        export.write_json(to_json(_fhir_bundle(data)) + "\n")
+    elif export.is_document():
         export.write_document(lambda paper: documents.report_html(data, operator=operator, paper=paper))
     else:
         terminal_export(_parts(data), export.path, f"Session report {data['serial_number']}")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from .chart import HEIGHT, WIDTH, forecast_svg
 from .checklist import checklist_html
-from .export import CHECKLIST, FORECAST, REPORT, Export, check
+from .export import CHECKLIST, FHIR, FORECAST, REPORT, Export, check
 from .forecast import forecast_html
 from .report import report_html
 
-__all__ = ["CHECKLIST", "FORECAST", "HEIGHT", "REPORT", "WIDTH", "Export", "check", "checklist_html",
+__all__ = ["CHECKLIST", "FHIR", "FORECAST", "HEIGHT", "REPORT", "WIDTH", "Export", "check", "checklist_html",
            "forecast_html", "forecast_svg", "report_html"]

@@ -20,8 +20,10 @@ from . import chromium
 from .style import PAPER_MM
 
 #: report and mri checklist: documents (.html, .pdf) and the terminal's rendering (.svg, .txt)
-REPORT = (".html", ".pdf", ".svg", ".txt")
-CHECKLIST = REPORT
+CHECKLIST = (".html", ".pdf", ".svg", ".txt")
+#: the report also as a FHIR R4 Bundle (ithcli/fhir.py; needs the `fhir` extra)
+FHIR = ".fhir.json"
+REPORT = (*CHECKLIST, FHIR)
 #: forecast: the chart (.svg, .png) and documents holding it (.html, .pdf)
 FORECAST = (".svg", ".png", ".html", ".pdf")
 #: what is drawn by Chromium
@@ -55,6 +57,10 @@ class Export:
             self._write(pdf)
         else:
             self._write(make(None).encode("utf-8"))
+
+    def write_json(self, text: str) -> None:
+        """A JSON file (.fhir.json) as it is."""
+        self._write(text.encode("utf-8"))
 
     def write_chart(self, svg: str, width: int, height: int) -> None:
         """The chart as it is (.svg) or drawn (.png)."""
@@ -92,7 +98,7 @@ def check(path: str, suffixes: tuple[str, ...]) -> Export:
     """The export `path` asks for, refused (usage, exit 2) before the pump is read: a format
     the command does not write, a directory missing or not writable, a PDF or PNG without
     Chromium (naming the package), an unknown PAPERSIZE."""
-    suffix = Path(path).suffix.lower()
+    suffix = FHIR if path.lower().endswith(FHIR) else Path(path).suffix.lower()  # the one two-part suffix
     if suffix not in suffixes:
         names = ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
         raise UsageError(f"--export {path!r}: the file must end in {names}")
