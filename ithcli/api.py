@@ -303,13 +303,11 @@ class Pump(ClockAndPatientBoluses):
         return doublecheck.reason_needed(self._session.clinic_policy, prepared.state, prepared.change)
 
     def accept_double_check(self, prepared: PreparedChange, second_verifier: dict[str, Any]) -> doublecheck.DoubleCheck:
-        """Check a verified document against this change now, without sending (apply checks it again)."""
-        operator = self._session.operator_clinician("a double-checked write")
-        policy = self._session.clinic_policy
-        assert policy is not None
-        item = doublecheck.write_item(prepared.state, prepared.change, prepared.order,
-                                      self.double_check_needed(prepared))
-        return doublecheck.accept(second_verifier, policy, operator, item)
+        """Check a verified document against this change now, without sending (apply checks it again,
+        through the same doublecheck.guard)."""
+        accepted = doublecheck.guard(self._session, prepared.state, prepared.change, prepared.order, second_verifier)
+        assert accepted is not None  # a document given is accepted or refused, never passed over
+        return accepted
 
     def request_double_check(self, prepared: PreparedChange) -> dict[str, Any]:
         """A request for a second clinician to verify this change, signed with the operator's

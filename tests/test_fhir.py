@@ -228,38 +228,15 @@ def test_a_unit_without_a_ucum_code_is_refused_not_passed_on():
 def test_a_write_the_pump_refused_is_not_done(start_emulator, tmp_path):
     """A PREPARE the pump refuses (CHANGED_SINCE_READ: another programmer's change landed between this
     one's read and its PREPARE, as tests/test_lost_update.py stages it) is charted as not given."""
-    import time
-
     from cli_harness import cli_env, run_cli, trust
-    from test_lost_update import FROZEN, address, hold_prepare
-
-    from ithcli_campaign.proxy import FaultProxy
+    from test_lost_update import FROZEN, slip_a_change_in
 
     emu = start_emulator(transport="tcp", time_scale=FROZEN)
     trust(emu)
     first_env = cli_env({"ITHCLI_STATE_DIR": str(tmp_path / "first"), "ITHCLI_OPERATOR": "first"})
-    proxy = FaultProxy(address(emu))
-    first = None
-    try:
-        proxy.arm([hold_prepare()])
-        first = subprocess.Popen([sys.executable, "-m", "ithcli", "--port", proxy.url, "--timeout", "30", "--json",
-                                  "program", "--dose", "3 mg/day", "--yes"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=first_env)
-        deadline = time.monotonic() + 30  # a guard against a hang, not a measured time
-        while not proxy.holding():
-            assert time.monotonic() < deadline and first.poll() is None, first.communicate()
-            time.sleep(0.02)
-        second = run_cli("--port", emu.url, "--json", "program", "--dose", "2.5 mg/day", "--yes",
-                         env={"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"})
-        assert second.code == 0, second.stderr
-        proxy.release()
-        first.communicate(timeout=60)
-    finally:
-        proxy.close()
-        if first is not None and first.poll() is None:
-            first.kill()
-            first.communicate()
-    assert first.returncode == 5  # the pump refused it (authenticated): nothing was committed
+    returncode, _, err, _ = slip_a_change_in(
+        emu, first_env, {"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"})
+    assert returncode == 5, err  # the pump refused it (authenticated): nothing was committed
     report = run_cli("--port", emu.url, "--json", "report", env=first_env)
     assert report.code == 0, report.stderr
     (change,) = report.json()["changes"]

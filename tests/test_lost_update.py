@@ -72,17 +72,13 @@ def audit(state_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start_emulator, tmp_path):
-    emu = start_emulator(transport="tcp", time_scale=FROZEN)
-    trust(emu)
-    first_env = cli_env({"ITHCLI_STATE_DIR": str(tmp_path / "first"), "ITHCLI_OPERATOR": "first"})
-    second_env = {"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"}
-    truth = TruthClient(address(emu), emu.keys["reader"])
-    log_start = truth.status().event_count
+def slip_a_change_in(emu, first_env: dict, second_env: dict) -> tuple[int, str, str, int]:
+    """The first programmer (first_env) reads the pump and asks for 3 mg/day; its PREPARE is held
+    until the second programmer's change to 2.5 mg/day is verified, then let go. The first's exit
+    code, stdout and stderr, and the second's txid (tests/test_fhir.py charts the same refusal)."""
     proxy = FaultProxy(address(emu))
     first = None
     try:
-        # the first programmer has read the pump; its PREPARE is held until the second's change is verified
         proxy.arm([hold_prepare()])
         first = subprocess.Popen([sys.executable, "-m", "ithcli", "--port", proxy.url, "--timeout", "30", "--json",
                                   "program", "--dose", "3 mg/day", "--yes"], stdout=subprocess.PIPE,
@@ -96,12 +92,23 @@ def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start
         assert second.json()["verified"] is True
         proxy.release()
         out, err = first.communicate(timeout=60)
+        return first.returncode, out, err, second.json()["txid"]
     finally:
         proxy.close()
         if first is not None and first.poll() is None:
             first.kill()
             first.communicate()
-    assert first.returncode == 5, err
+
+
+def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start_emulator, tmp_path):
+    emu = start_emulator(transport="tcp", time_scale=FROZEN)
+    trust(emu)
+    first_env = cli_env({"ITHCLI_STATE_DIR": str(tmp_path / "first"), "ITHCLI_OPERATOR": "first"})
+    second_env = {"ITHCLI_STATE_DIR": str(tmp_path / "second"), "ITHCLI_OPERATOR": "second"}
+    truth = TruthClient(address(emu), emu.keys["reader"])
+    log_start = truth.status().event_count
+    returncode, out, err, second_txid = slip_a_change_in(emu, first_env, second_env)
+    assert returncode == 5, err
     assert "Traceback" not in err and err.startswith("ithcli: error: ") and len(err.splitlines()) == 1, err
     error = json.loads(out)["error"]
     assert error["exit_code"] == 5
@@ -110,7 +117,7 @@ def test_a_change_slipped_in_between_read_and_prepare_is_refused_and_shown(start
     assert json.loads(out)["outcome"] == "not-committed"
     # the pump: only the second change was applied, and it stands
     applied = [e.arg1 for e in truth.events_since(log_start) if e.type == EventType.TX_APPLIED]
-    assert applied == [second.json()["txid"]]
+    assert applied == [second_txid]
     after = run_cli("--port", emu.url, "--json", "interrogate", env=second_env).json()
     assert after["daily_dose"] == {"value": 2.5, "unit": "mg/day"}
     truth.close()
