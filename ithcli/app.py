@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .errors import WrongPump
     from .keystore import KeyStore
     from .link import Link
+    from .read_folding import ReadFolder
     from .state import PendingWrites, PumpNotes
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,8 @@ class PumpSession:
         self._policy: ClinicPolicy | None = None
         #: the operator's credential, once loaded (the API may hand one in)
         self.credential: Credential | None = None
+        #: monitor's: alike readings folded into the next one recorded (read_folding.py); None: every one
+        self.read_folding: ReadFolder | None = None
 
     @property
     def port(self) -> str | None:
@@ -374,9 +377,22 @@ class PumpSession:
             response = as_dict(reply) if reply is not None else None
         if response is not None and command.name == "READ_LOG":
             response = {k: v for k, v in response.items() if k != "events"} | {"events": len(response["events"])}
+        extra: dict[str, Any] | None = {}
+        if self.read_folding is not None and command.name == "INTERROGATE" and outcome == "ok" and response:
+            extra = self.read_folding.offer(fields, response)  # monitor: changes, and one every so often
+            if extra is None:
+                return
         # what changes the pump is on disk before anything else happens; reads ride along
         self.record("exchange", command=command.name, request=fields, response=response, outcome=outcome,
-                    txid=fields.get("txid"), durable=command.name in _WRITE_COMMANDS)
+                    txid=fields.get("txid"), durable=command.name in _WRITE_COMMANDS, **extra)
+
+    def flush_folded_reads(self) -> None:
+        """The monitor stops: its newest folded reading is recorded (with the count folded before it)."""
+        last = self.read_folding.flush() if self.read_folding is not None else None
+        if last is not None:
+            request, response, extra = last
+            self.record("exchange", command="INTERROGATE", request=request, response=response, outcome="ok",
+                        txid=None, durable=True, **extra)
 
 
 class App:

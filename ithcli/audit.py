@@ -1,80 +1,157 @@
-"""The audit log: every command sent and every response, hash-chained, append-only.
+"""The audit log: every command sent and every response, hash-chained, append-only, in segments.
 
 One JSON object a line. Each entry holds the SHA-256 of the previous entry's line
 (`prev`) and its own hash over its canonical JSON (`hash`), so editing, removing
 or reordering any entry breaks the chain at that point and `ithcli audit verify`
 names the line. A torn last line (a crash mid-write) is reported, never merged.
-Every reader streams the file one line at a time (scan, iter_records): verify and
-report run in constant memory whatever the log's size.
+
+The log rotates (audit_segments.py): the first entry of a new UTC day, or an active file
+past SEGMENT_BYTES, closes the active file into `audit.segments/NNNNNN-DAY.jsonl` and
+starts a new one whose first entry (`segment-start`) carries on the chain. Every reader
+streams the segments one line at a time (audit_verify.py): verify and report run in
+constant memory whatever the log's size; a report for one day opens only that day's files.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import audit_segments as seg
+from .audit_chain import EDITED, GENESIS, canonical, entries, entry_hash, last_hash_of, line_of, sealed_line
+from .audit_verify import Scan, verify
 from .errors import ExitCode, IthcliError
 from .output import jsonable
 
-GENESIS = "0" * 64
-#: path -> (inode, size, hash of the last entry) as this process last wrote it
-_LAST: dict[str, tuple[int, int, str]] = {}
+__all__ = ["GENESIS", "AuditError", "AuditLog", "entry_hash"]
+_canonical, _line = canonical, line_of  # the names bench/ and older tests use
+
+#: path -> (inode, size, hash of the last entry, segment number, segment day) as this process last wrote it
+_LAST: dict[str, tuple[int, int, str, int, str | None]] = {}
 
 
-def _canonical(entry: dict) -> bytes:
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str).encode()
+@dataclass
+class _Tail:
+    """Where the next entry goes: after `prev`, in segment `seq` of UTC day `day` (None: still empty)."""
 
-
-def entry_hash(entry_without_hash: dict) -> str:
-    return hashlib.sha256(_canonical(entry_without_hash)).hexdigest()
+    prev: str
+    seq: int
+    day: str | None
+    previous: dict | None = None  # an empty active file after closed segments: its header's summary
 
 
 class AuditLog:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, segment_bytes: int | None = None,
+                 clock: Callable[[], float] | None = None):
         self.path = Path(path)
         self._key = str(self.path)
+        # ITHCLI_AUDIT_SEGMENT_BYTES: a smaller size for tests and benchmarks (documented in docs/audit.md)
+        self.segment_bytes = segment_bytes or int(os.environ.get("ITHCLI_AUDIT_SEGMENT_BYTES") or seg.SEGMENT_BYTES)
+        self._clock = clock
+
+    def clock(self) -> float:
+        """The computer's clock: injected (the constructor's, or wall_clock replaced by a test)."""
+        return self._clock() if self._clock is not None else wall_clock()
 
     def append(self, record: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         """Append one record; fsync'd before returning (durable), so a reported event is on disk.
 
         Reads pass durable=False: they are written at once but reach the disk with the
         next durable entry (every write's records are durable), which keeps a batch of
-        200 interrogations from queueing on one fsync each. An exclusive lock
-        serialises writers (two ithcli processes cannot fork the chain). Only the last
-        line is read: appending stays cheap as the log grows.
+        200 interrogations from queueing on one fsync each. An exclusive lock (on
+        audit.jsonl.lock: rotation renames the active file) serialises writers, so two
+        ithcli processes cannot fork the chain. Only the last line is read: appending
+        stays cheap as the log grows; closing a segment counts its lines once.
         """
-        fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            st = os.fstat(fd)
-            known = _LAST.get(self._key)
-            # the file is exactly as this process left it: the last hash is known
-            prev = known[2] if known and known[:2] == (st.st_ino, st.st_size) else self._recover_tail(fd)
-            entry = {"time": _now_iso(), **jsonable(record), "prev": prev}
-            canonical = _canonical(entry)
-            entry["hash"] = hashlib.sha256(canonical).hexdigest()
-            # the line is the hashed text with the hash appended: encoded once, not twice
-            line = canonical[:-1] + b',"hash":"' + entry["hash"].encode() + b'"}\n'
-            end = os.lseek(fd, 0, os.SEEK_END)
-            os.write(fd, line)
-            if durable:
-                os.fsync(fd)
-            _LAST[self._key] = (st.st_ino, end + len(line), entry["hash"])
-        finally:
-            os.close(fd)  # releases the lock
+        now = self.clock()
+        day = seg.utc_day(now)
+        with seg.locked(self.path):
+            fd = self._open()
+            try:
+                tail = self._tail(fd)
+                if tail.day is not None and (tail.day != day or os.fstat(fd).st_size >= self.segment_bytes):
+                    new = self._rotate(fd, tail)
+                    os.close(fd)
+                    fd = new
+                    tail = _Tail(tail.prev, tail.seq + 1, None, self._summary_of_closed())
+                if tail.day is None and tail.previous is not None:
+                    tail = self._start_segment(fd, tail, now, day)
+                entry = {"time": _iso(now), **jsonable(record), "prev": tail.prev}
+                line, entry["hash"] = sealed_line(entry)
+                end = os.lseek(fd, 0, os.SEEK_END)
+                os.write(fd, line)
+                if durable:
+                    os.fsync(fd)
+                _LAST[self._key] = (os.fstat(fd).st_ino, end + len(line), entry["hash"], tail.seq, tail.day or day)
+            finally:
+                os.close(fd)
         return entry
 
     def _open(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:  # the first entry: make the directory (not checked on every append)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # locked(): the directory exists
+
+    def _tail(self, fd: int) -> _Tail:
+        st = os.fstat(fd)
+        known = _LAST.get(self._key)
+        if known and known[:2] == (st.st_ino, st.st_size):  # the file is exactly as this process left it
+            return _Tail(known[2], known[3], known[4])
+        if st.st_size == 0:
+            closed = seg.closed_parts(self.path)
+            if not closed:
+                return _Tail(GENESIS, 1, None)
+            # closed segments and no active file: a rotation stopped between its two steps, or
+            # the first entry after one. The new file starts with its header, as rotation does.
+            summary = self._summary_of_closed()
+            return _Tail(summary["last_hash"], summary["segment"] + 1, None, summary)
+        prev = self._recover_tail(fd)
+        header = seg.header_of(os.pread(fd, 1 << 16, 0).split(b"\n", 1)[0])
+        if header is not None:
+            return _Tail(prev, int(header["segment"]), str(header["day"]))
+        first = os.pread(fd, 1 << 16, 0).split(b"\n", 1)[0]
+        return _Tail(prev, 1, _day_of_line(first))
+
+    def _rotate(self, fd: int, tail: _Tail) -> int:
+        """Close the active file into the segments folder; a new, empty active file (its header next)."""
+        folder = seg.segments_dir(self.path)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        target = folder / seg.segment_name(tail.seq, tail.day or "0000-00-00")
+        if target.exists():
+            raise AuditError(f"audit log {self.path}: cannot close segment {tail.seq}, {target} exists already; "
+                             f"run 'ithcli audit verify'")
+        os.fsync(fd)  # reads not yet on disk go with the segment
+        os.rename(self.path, target)  # a crash after it: the next append starts the new file
+        seg.fsync_dir(folder)
+        new = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        seg.fsync_dir(self.path.parent)
+        return new
+
+    def _summary_of_closed(self) -> dict:
+        """The newest closed segment as the next one's header seals it (a checkpoint's own record)."""
+        last = seg.closed_parts(self.path)[-1]
+        if last.kind == "checkpoint":
+            cp = seg.read_checkpoint(last.path)
+            return {k: cp[k] for k in ("segment", "file", "entries", "first_hash", "last_hash", "bytes")}
+        size = last.path.stat().st_size
+        with open(last.path, "rb") as fh:
+            fh.seek(max(0, size - (1 << 16)))
+            last_line = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
+        return {"segment": last.seq, "file": last.name, "entries": seg.count_lines(last.path),
+                "first_hash": last_hash_of(seg.first_line(last.path)), "last_hash": last_hash_of(last_line),
+                "bytes": size}
+
+    def _start_segment(self, fd: int, tail: _Tail, now: float, day: str) -> _Tail:
+        """The new active file's first entry: its number and day, and the summary of the one before."""
+        if tail.previous is None or not tail.previous.get("last_hash"):
+            raise AuditError(f"audit log {self.path}: the last closed segment's last entry is damaged; "
+                             f"run 'ithcli audit verify'")
+        line, digest = sealed_line(segment_header(tail.seq, day, tail.previous, now))
+        os.write(fd, line)
+        os.fsync(fd)
+        return _Tail(digest, tail.seq, day)
 
     def _recover_tail(self, fd: int) -> str:
         """The last entry's hash. A torn last line (a crash mid-write) is moved aside
@@ -85,8 +162,7 @@ class AuditLog:
         span = 16 * 1024  # an entry is far smaller; read more only when a line is longer
         while True:
             start = max(0, size - span)
-            os.lseek(fd, start, os.SEEK_SET)
-            tail = os.read(fd, size - start)
+            tail = os.pread(fd, size - start, start)
             if start == 0 or tail[:-1].rfind(b"\n") >= 0:
                 break
             span *= 4
@@ -105,119 +181,75 @@ class AuditLog:
         side.write_bytes(torn)
         os.ftruncate(fd, keep)
         os.fsync(fd)
-        prev = self._recover_tail(fd)
-        entry: dict[str, Any] = {"time": _now_iso(), "event": "torn-line-removed", "bytes": len(torn),
-                 "saved_to": str(side), "prev": prev}
+        if keep == 0 and seg.closed_parts(self.path):  # a torn header: the segment starts again
+            now = self.clock()
+            summary = self._summary_of_closed()
+            prev = self._start_segment(fd, _Tail(summary["last_hash"], summary["segment"] + 1, None, summary),
+                                       now, seg.utc_day(now)).prev
+        else:
+            prev = self._recover_tail(fd)
+        entry: dict[str, Any] = {"time": _iso(self.clock()), "event": "torn-line-removed", "bytes": len(torn),
+                                 "saved_to": str(side), "prev": prev}
         entry["hash"] = entry_hash(entry)
         os.lseek(fd, 0, os.SEEK_END)
-        os.write(fd, _line(entry))
+        os.write(fd, line_of(entry))
         return entry["hash"]
 
-    def _entries(self, parse: bool = True) -> Iterator[tuple[int, dict | None, str | None]]:
-        """(line number, entry, problem) one line at a time: constant memory whatever the log's size.
-        parse=False (verify): a line as append() writes it gives only its links, unparsed."""
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.endswith(b"\n"):  # only the last line can lack its newline
-                    yield number, None, f"line {number} is incomplete (torn write)"
-                    return
-                link = None if parse else _fast_link(raw)
-                if link is not None:
-                    yield number, link, None
-                    continue
-                try:
-                    entry = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    yield number, None, f"line {number} is not valid JSON"
-                    return
-                if not isinstance(entry, dict) or "hash" not in entry or "prev" not in entry:
-                    yield number, None, f"line {number} is not an audit entry"
-                    return
-                if not _hash_matches(raw, entry):
-                    entry = {**entry, _EDITED: True}
-                yield number, entry, None
-
+    # --- reading: every part in order, one line at a time (audit_verify.py) ---------------
     def scan(self, parse: bool = True) -> Iterator[dict]:
-        """Every entry, in order, one at a time, checked as it passes: after the last one,
-        `self.checked` is (entries checked, problems) exactly as verify() returns them.
+        """Every entry of every segment, in order, one at a time, checked as it passes: after the
+        last one, `self.checked` is (entries checked, problems) as verify() returns them.
         parse=False: entries as append() wrote them are checked without being parsed and
-        given as {"prev", "hash"} only (verify's speed at scale)."""
-        problems: list[str] = []
-        prev = GENESIS
-        count = 0
-        self.checked: tuple[int, list[str]] = (0, problems)
-        for number, entry, problem in self._entries(parse):
-            if entry is None:  # _entries gives a problem exactly when it gives no entry
-                problems.append(problem or f"line {number} is not an audit entry")
-                break
-            count += 1
-            if entry.pop(_EDITED, False):
-                problems.append(f"line {number}: contents do not match its hash (edited)")
-            if entry["prev"] != prev:
-                problems.append(
-                    f"line {number}: does not follow the entry before it (removed or reordered)"
-                )
-            prev = entry["hash"]
-            self.checked = (count, problems)
-            yield entry
-        self.checked = (count, problems)
+        given as {"prev", "hash"} only. A read of some days only: audit_verify.Scan."""
+        scan = Scan(self.path)
+        self.checked: tuple[int, list[str]] = (0, scan.problems)
+        yield from scan.entries(parse)
+        self.checked = (scan.count, scan.problems)
 
-    def verify(self) -> tuple[int, list[str]]:
-        """(entries checked, problems). Every break in the chain is named by line."""
-        for _ in self.scan(parse=False):
-            pass
-        return self.checked
+    def verify(self, segments: tuple[int, int] | None = None, archive: str | os.PathLike | None = None
+               ) -> tuple[int, list[str]]:
+        """(entries checked, problems). Every break in the chain is named by segment and line.
+        segments: only this range of segment numbers; archive: also check archived segments there."""
+        result = self.verify_report(segments, archive)
+        return result["entries"], result["problems"]
+
+    def verify_report(self, segments: tuple[int, int] | None = None, archive: str | os.PathLike | None = None
+                      ) -> dict[str, Any]:
+        """What `ithcli audit verify` shows: entries, problems, and each part checked."""
+        return verify(self.path, segments=segments, archive=Path(archive) if archive else None)
 
     def iter_records(self) -> Iterator[dict]:
-        """Every readable entry, one at a time (constant memory), unchecked: scan() checks."""
-        for _, entry, _problem in self._entries():
-            if entry is not None:
-                entry.pop(_EDITED, None)
-                yield entry
+        """Every readable entry of every segment, one at a time (constant memory), unchecked."""
+        with seg.snapshot(self.path) as opened:
+            for part in opened:
+                for _, entry, _problem in entries(part.lines()):
+                    if entry is not None:
+                        entry.pop(EDITED, None)
+                        yield entry
 
     def records(self) -> list[dict]:
         """The whole log in memory: for small logs and tests; readers use scan() or iter_records()."""
         return list(self.iter_records())
 
 
-#: marks an entry whose hash does not match, between _entries and scan (never written)
-_EDITED = "\x00edited"
-_HASH_TAIL = len(b',"hash":"') + 64 + len(b'"}\n')
+def segment_header(seq: int, day: str, previous: dict, now: float) -> dict[str, Any]:
+    """A segment's first entry: its number and UTC day, the summary of the segment before (entries,
+    first and last hash, bytes), chained to that one's last entry."""
+    return {"time": _iso(now), "event": seg.SEGMENT_START, "segment": seq, "day": day, "previous": previous,
+            "prev": previous["last_hash"]}
 
 
-def _fast_link(raw: bytes) -> dict | None:
-    """{"prev", "hash"} of a line exactly as append() writes it, its hash checked over its bytes,
-    without parsing it; None: any other line (parsed and checked the slow way). The one
-    top-level "prev" is found by its key: `"prev":` appears once, as a key (in a string the
-    quotes would be escaped), or the line is parsed."""
-    if raw[-_HASH_TAIL:-67] != b',"hash":"' or not raw.endswith(b'"}\n') or raw.count(b'"prev":') != 1:
+def wall_clock() -> float:
+    return time.time()
+
+
+def _day_of_line(raw: bytes) -> str | None:
+    """The UTC day of a (headerless) first entry: its "time" is written in UTC, YYYY-MM-DD first."""
+    try:
+        when = json.loads(raw).get("time")
+    except (ValueError, AttributeError):
         return None
-    digest = raw[-67:-3].decode("ascii", "replace")
-    if hashlib.sha256(raw[:-_HASH_TAIL] + b"}").hexdigest() != digest:
-        return None  # parsed: an edited line is named as such after the slow check
-    at = raw.index(b'"prev":') + 7
-    if raw[at:at + 1] != b'"' or raw[at + 65:at + 66] != b'"':
-        return None
-    return {"prev": raw[at + 1:at + 65].decode("ascii", "replace"), "hash": digest}
-
-
-def _hash_matches(raw: bytes, entry: dict) -> bool:
-    """The entry's hash is over its canonical JSON. A line as append() writes it is that text
-    with the hash appended, so the bytes are hashed as they are (no re-encoding: the fast path
-    verify needs at scale); any other line (an older writer's key order) is re-encoded."""
-    digest = entry["hash"]
-    if isinstance(digest, str) and raw.endswith(b'"}\n') and raw[-_HASH_TAIL:-67] == b',"hash":"' \
-            and raw[-67:-3] == digest.encode():
-        if hashlib.sha256(raw[:-_HASH_TAIL] + b"}").hexdigest() == digest:
-            return True
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    return entry_hash(body) == digest
-
-
-def _line(entry: dict) -> bytes:
-    return (json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
+    return when[:10] if isinstance(when, str) else None
 
 
 class AuditError(IthcliError):
@@ -225,5 +257,5 @@ class AuditError(IthcliError):
     kind = "audit"
 
 
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # UTC, its offset written out
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))  # UTC, its offset written out

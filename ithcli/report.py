@@ -19,7 +19,7 @@ the audit log).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,8 +39,11 @@ WRITE_COMMANDS["PREPARE_PATIENT"] = "patient"
 
 def entry_time(entry: dict) -> int | None:
     text = entry.get("time")
-    if not isinstance(text, str):
-        return None
+    return _epoch(text) if isinstance(text, str) else None
+
+
+@functools.lru_cache(maxsize=4096)  # a report asks each entry's time several times
+def _epoch(text: str) -> int | None:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -161,73 +164,6 @@ def session_records(records: list[dict], *, since: int, until: int | None, seria
     return out
 
 
-def read_for_session(entries: Iterable[dict], *, since: int, until: int | None,
-                     serial: str | None = None) -> tuple[list[dict], list[str]]:
-    """What build() needs from the audit log, read one entry at a time: (the entries it needs,
-    in log order; every pump the whole log holds). Memory follows the session, not the log.
-
-    Kept: every entry of the session; after it, each pump's entries up to its next write (a
-    session's last write's outcome); before it, each pump's last status and, since its last
-    write, what _before_write reads (the newest status and program, overrides, orders, and the
-    HELLOs that end them). serial: the report's pump when known already (--pump, --port): only
-    its entries are kept (build reads no other)."""
-    only = serial
-    kept: dict[int, dict] = {}
-    serials: set[str] = set()
-    last_status: dict[str, tuple[int, dict]] = {}  # pump -> its last status before the session
-    context: dict[str, dict[int, dict]] = {}  # pump -> its entries _before_write may need
-    newest: dict[tuple[str, str], int] = {}  # (pump, command) -> the position of its newest read
-    after_done: set[str] = set()  # pumps whose next write after the session has been seen
-    # pumps whose newest kept note is newer than their newest kept HELLO: a HELLO matters to
-    # _before_write only as where its notes stop, so only the oldest of a run without notes is kept
-    note_last: set[str] = set()
-    for n, r in enumerate(entries):
-        serial = r.get("pump_serial")
-        if serial:
-            serials.add(serial)
-        if only is not None and serial != only:
-            continue
-        t = entry_time(r)
-        if _in(r, since, until):
-            kept[n] = r
-            continue
-        if not serial:
-            continue
-        is_write = r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS
-        if until is not None and t is not None and t >= until:
-            if serial not in after_done:
-                kept[n] = r
-                if is_write:
-                    after_done.add(serial)
-            continue
-        mine = context.setdefault(serial, {})
-        if is_write:
-            mine.clear()  # the state read for an earlier change is not a later one's "before"
-            note_last.discard(serial)
-        elif _ok(r, "INTERROGATE") or _ok(r, "READ_PROGRAM"):
-            if _ok(r, "INTERROGATE"):
-                last_status[serial] = (n, r)
-            old = newest.get((serial, r["command"]))
-            if old is not None:
-                mine.pop(old, None)  # only the newest read is ever the "before"
-            newest[(serial, r["command"])] = n
-            mine[n] = r
-        elif r.get("event") in _BEFORE_NOTES:
-            mine[n] = r
-            note_last.add(serial)
-        elif r.get("command") == "HELLO" and serial in note_last:
-            mine[n] = r
-            note_last.discard(serial)
-    kept.update(last_status.values())
-    for mine in context.values():
-        kept.update(mine)
-    return [r for _, r in sorted(kept.items())], sorted(serials)
-
-
-#: the events _before_write reads as a write's overrides, confirmations and order
-_BEFORE_NOTES = ("soft-limit-override", "confirmation-flags", "order", "double-check")
-
-
 def build(records: list[dict], *, serial: str, since: int, until: int | None, library,
           skew_s: int | None = None) -> dict[str, Any]:
     """The report's data (JSON-able) for one pump's session; `records` is the whole audit log.
@@ -304,6 +240,8 @@ def _alarms_seen(session: list[dict]) -> list[dict]:
         if not _ok(r, "INTERROGATE"):
             continue
         flags = _alarms(r["response"].get("alarms"))
+        if not flags:
+            continue  # most readings: nothing to look up
         for a in Alarm:
             if flags & a:
                 name = alarm_name(a)

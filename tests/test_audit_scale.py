@@ -18,6 +18,8 @@ from test_cli_program import BACLOFEN
 from ithcli import druglib
 from ithcli import report as logic
 from ithcli.audit import AuditLog, _line, entry_hash
+from ithcli.audit_segments import segments_dir
+from ithcli.report_read import read_for_session
 
 
 def _peak_bytes_of_verify(path) -> tuple[int, int]:
@@ -53,7 +55,8 @@ def test_an_edited_line_is_named_and_an_older_key_order_still_verifies(tmp_path)
         lines.append(_line(entry))
     assert lines[0].index(b'"hash"') < lines[0].index(b'"prev"')  # really not how append() writes
     path.write_bytes(b"".join(lines))
-    log = AuditLog(path)
+    same_day = datetime(2026, 12, 1, 10, 0, 3, tzinfo=UTC).timestamp()  # no new day's segment starts
+    log = AuditLog(path, clock=lambda: same_day)
     assert log.verify() == (3, [])
     log.append({"event": "exchange", "n": 3})  # appended in today's form after them
     assert log.verify() == (4, [])
@@ -97,12 +100,12 @@ def test_report_reads_only_what_its_session_needs_and_builds_the_same_report(pum
     writes = 0
     for since in times[:: max(1, len(times) // 12)]:
         for until in (None, since + 600, since + 1800):
-            kept, serials = logic.read_for_session(iter(records), since=since, until=until)
+            kept, serials = read_for_session(iter(records), since=since, until=until)
             assert serials == ["BAC-0001"]
             whole = logic.build(records, serial="BAC-0001", since=since, until=until, library=library)
             part = logic.build(kept, serial="BAC-0001", since=since, until=until, library=library)
             assert part == whole, (since, until)
-            mine, _ = logic.read_for_session(iter(records), since=since, until=until, serial="BAC-0001")
+            mine, _ = read_for_session(iter(records), since=since, until=until, serial="BAC-0001")
             assert logic.build(mine, serial="BAC-0001", since=since, until=until, library=library) == whole
             writes += len(whole["changes"])
     assert writes > 0  # the windows held changes, with their before and after
@@ -120,25 +123,34 @@ def test_report_memory_follows_the_session_not_the_log(pump, tmp_path):
                for i in range(5000)]
     today = [{**r, "time": datetime.fromtimestamp(day + 60 * i, UTC).isoformat()} for i, r in enumerate(old)]
     other = [{**r, "pump_serial": "OTHER-2"} for r in today]  # another pump's day, in the same log
-    kept, serials = logic.read_for_session(iter(old + history + today + other), since=day, until=day + 86400,
+    kept, serials = read_for_session(iter(old + history + today + other), since=day, until=day + 86400,
                                            serial="BAC-0001")
     assert serials == ["BAC-0001", "OTHER-2"] and not any(r in kept for r in other)
     # the day's entries, the newest status from before it and a few entries of context: not the history
     mine = [r for r in today if r.get("pump_serial") == "BAC-0001"]  # build reads no other
-    assert all(r in kept for r in mine) and history[-1] in kept
+    def key(r: dict) -> tuple:
+        return r["time"], r.get("event"), r.get("command")
+
+    assert {key(r) for r in mine} <= {key(r) for r in kept} and history[-1] in kept
     assert len(kept) - len(mine) <= 10, len(kept) - len(mine)
+    # the day's readings but its newest (and a write's before and after) keep only what build() reads
+    readings = [r for r in kept if r.get("command") == "INTERROGATE" and key(r) in {key(m) for m in mine}]
+    assert readings[-1] in mine and all(set(r["response"]) <= {"alarms", "event_count"} for r in readings[:-3])
 
 
-def test_four_ithcli_processes_appending_at_once_leave_one_chain(start_emulator, tmp_path):
+def test_four_ithcli_processes_appending_at_once_leave_one_chain_across_segments(start_emulator, tmp_path):
+    """Four stations on one log, its segments small so that they rotate under the load: the lock
+    (audit.jsonl.lock, not the file that rotation renames) keeps one chain through every file."""
     emus = [start_emulator("--time-scale", "1e-9", *BACLOFEN, transport="tcp") for _ in range(4)]
     shared = tmp_path / "audit.jsonl"
-    rounds = 5
+    env = {"ITHCLI_AUDIT_LOG": str(shared), "ITHCLI_AUDIT_SEGMENT_BYTES": "6000"}
+    rounds = 4
     failures: list[str] = []
 
     def station(k: int) -> None:
         cli = Cli(tmp_path / f"state-{k}", port=emus[k].url, operator=f"station-{k}")
         for _ in range(rounds):
-            result = cli("interrogate", env={"ITHCLI_AUDIT_LOG": str(shared)})
+            result = cli("interrogate", env=env)
             if result.code != 0:
                 failures.append(result.stderr)
 
@@ -148,6 +160,7 @@ def test_four_ithcli_processes_appending_at_once_leave_one_chain(start_emulator,
     for t in threads:
         t.join()
     assert failures == []
+    assert len(list(segments_dir(shared).iterdir())) >= 3
     log = AuditLog(shared)
     count, problems = log.verify()
     assert problems == [] and count > 0
@@ -155,4 +168,4 @@ def test_four_ithcli_processes_appending_at_once_leave_one_chain(start_emulator,
     for k in range(4):  # every station's entries are in the one chain
         assert operators.count(f"station-{k}") >= rounds
     result = Cli(tmp_path / "state-0")("--json", "audit", "verify", env={"ITHCLI_AUDIT_LOG": str(shared)})
-    assert result.code == 0 and json.loads(result.stdout)["entries"] == count
+    assert result.code == 0 and json.loads(result.stdout)["entries"] == count == len(operators)

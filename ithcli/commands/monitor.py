@@ -10,6 +10,7 @@ from ..api import Pump
 from ..errors import IthcliError
 from ..monitor import Monitor
 from ..ptm import ptm_text, use_text
+from ..read_folding import EVERY_S, ReadFolder
 
 if TYPE_CHECKING:  # annotations only: rich is imported when the dashboard is drawn
     from rich.console import RenderableType
@@ -23,15 +24,22 @@ if TYPE_CHECKING:  # annotations only: rich is imported when the dashboard is dr
               metavar="SECONDS", help="Data older than this is marked STALE (\"stale\": true in JSON).")
 @click.option("--max-failures", type=click.IntRange(1, 1000), default=5, show_default=True, metavar="N",
               help="Failed readings in a row before giving up (exit 3); fewer are shown and retried.")
+@click.option("--record-every", type=click.FloatRange(0, 86_400), default=EVERY_S, show_default=True,
+              metavar="SECONDS", help="Readings alike (but for the clock, volume and battery) are folded in the "
+                                      "audit log: one is recorded at least this often, and at every change "
+                                      "(0: record every reading). docs/audit.md.")
 @click.pass_obj
-def monitor(app, interval, count, stale_after, max_failures):
+def monitor(app, interval, count, stale_after, max_failures, record_every):
     """Poll the pump and show it live: reservoir, rate and flex step, alarms, link health, data age.
 
     Read-only. Ctrl-C ends it normally (exit 0). With --json, one JSON object per
     reading on its own line (JSON lines), good or failed. Another pump answering on the
     port (after a reconnect) ends it at once, naming both serials (exit 11).
     """
-    pump = Pump(app.session())
+    session = app.session()
+    if record_every > 0:
+        session.read_folding = ReadFolder(every_s=record_every)
+    pump = Pump(session)
     if not app.port:
         pump.open()  # no port: the documented link error at once, not after retries
     mon = Monitor(pump, stale_after=stale_after, max_failures=max_failures)
@@ -63,6 +71,8 @@ def monitor(app, interval, count, stale_after, max_failures):
     except IthcliError as exc:
         exc.json_line = True  # with --json the stream stays JSON lines to its end
         raise
+    finally:
+        session.flush_folded_reads()  # the last reading seen is in the audit log, however it ends
     view.summary(mon)
 
 

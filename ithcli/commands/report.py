@@ -14,6 +14,8 @@ from ..localtime import fmt_time, zone
 from ..output import export as terminal_export
 from ..patient import patient_text
 from ..ptm import ptm_text, use_text
+from ..report_read import described as audit_described
+from ..report_read import read as read_audit
 from ._params import When, in_zone
 
 if TYPE_CHECKING:
@@ -62,10 +64,9 @@ def report(app, since, hours, until, pump_serial, export_path, out_format, stale
             raise UsageError(f"--pump {pump_serial} but the pump on {app.port} is {pump.serial}")
         _, events = pump.client().read_whole_log(0)
     audit = app.records.audit
-    # one pass, one line at a time: the chain checked and only what the session needs kept
-    records, log_serials = logic.read_for_session(audit.scan(), since=start, until=end,
+    # the session's days only, one line at a time: their chain checked and what the session needs kept
+    records, log_serials, audit_info = read_audit(audit, since=start, until=end,
                                                   serial=pump_serial or (pump.serial if app.port else None))
-    entries, problems = audit.checked
     session = logic.session_records(records, since=start, until=end, serial=None)
     serial = logic.choose_serial(session, pump_serial, pump.serial if app.port else None,
                                  log_serials=log_serials, log_path=str(audit.path))
@@ -74,8 +75,7 @@ def report(app, since, hours, until, pump_serial, export_path, out_format, stale
                        skew_s=live["clock_skew_s"] if live is not None else None)
     data["session"]["rule"] = session_rule
     pump_alarms = _pump_alarms(live, events, data["first_event_index"], start, end) if live is not None else None
-    data["audit_log"] = {"path": str(audit.path), "entries": entries, "intact": not problems,
-                         "problems": problems, "entries_kept": len(records)}
+    data["audit_log"] = audit_info
     if live is not None:
         data["status"] = live
         data["status_source"] = {"from": "pump", "read_at": live["read_at"]}
@@ -227,7 +227,7 @@ def _header(d: dict) -> list:
                  f"{session['entries']} audit entries; operator(s): {', '.join(session['operators']) or 'none'}")
     log = d["audit_log"]
     if log["intact"]:
-        parts.append(f"Audit log {log['path']}: {log['entries']} entries, hash chain intact.")
+        parts.append(f"Audit log {log['path']}: {audit_described(log)}, hash chain intact.")
     else:
         parts.append(f"[bold red]AUDIT LOG DAMAGED[/] ({log['path']}): " + "; ".join(log["problems"])
                      + ". This report may be incomplete.")

@@ -6,6 +6,7 @@ from typing import Any
 from ..catheter_ops import catheter_text
 from ..output import fmt_date, fmt_dates_note, fmt_pump_clock
 from ..ptm import ptm_text, use_text
+from ..report_read import described
 from ..status import replace_by_warning
 from .html import Markup, alert, badge, join, key_values, ml, nowrap, page, quantity, table, tag, text
 from .pump import identity_rows, notice, running_head, when
@@ -41,7 +42,7 @@ def _header(d: dict, span: str) -> Markup:
     rows: list[tuple[Any, Any]] = identity_rows(d["serial_number"], d["status"])
     rows += [("Session", [span, " (this computer's clock); ", f"{session['entries']} audit entries"]),
              ("Operator(s)", ", ".join(session["operators"]) or "none"),
-             ("Audit log", [log["path"], ": ", f"{log['entries']} entries, hash chain intact" if log["intact"]
+             ("Audit log", [log["path"], ": ", f"{described(log)}, hash chain intact" if log["intact"]
                             else badge("DAMAGED")]),
              ("Generated", when(d["generated_at"]))]
     parts = [key_values(rows)]
