@@ -377,11 +377,12 @@ class PumpSession:
             response = as_dict(reply) if reply is not None else None
         if response is not None and command.name == "READ_LOG":
             response = {k: v for k, v in response.items() if k != "events"} | {"events": len(response["events"])}
-        extra: dict[str, Any] | None = {}
+        extra: dict[str, Any] = {}
         if self.read_folding is not None and command.name == "INTERROGATE" and outcome == "ok" and response:
-            extra = self.read_folding.offer(fields, response)  # monitor: changes, and one every so often
-            if extra is None:
+            folded = self.read_folding.offer(fields, response)  # monitor: changes, and one every so often
+            if folded is None:
                 return
+            extra = folded
         # what changes the pump is on disk before anything else happens; reads ride along
         self.record("exchange", command=command.name, request=fields, response=response, outcome=outcome,
                     txid=fields.get("txid"), durable=command.name in _WRITE_COMMANDS, **extra)
