@@ -108,11 +108,9 @@ class AuditLog:
             summary = self._summary_of_closed()
             return _Tail(summary["last_hash"], summary["segment"] + 1, None, summary)
         prev = self._recover_tail(fd)
-        header = seg.header_of(os.pread(fd, 1 << 16, 0).split(b"\n", 1)[0])
-        if header is not None:
-            return _Tail(prev, int(header["segment"]), str(header["day"]))
         first = os.pread(fd, 1 << 16, 0).split(b"\n", 1)[0]
-        return _Tail(prev, 1, _day_of_line(first))
+        header = seg.header_of(first)
+        return _Tail(prev, int(header["segment"]) if header is not None else 1, seg.day_of(first))
 
     def _rotate(self, fd: int, tail: _Tail) -> int:
         """Close the active file into the segments folder; a new, empty active file (its header next)."""
@@ -135,13 +133,9 @@ class AuditLog:
         if last.kind == "checkpoint":
             cp = seg.read_checkpoint(last.path)
             return {k: cp[k] for k in ("segment", "file", "entries", "first_hash", "last_hash", "bytes")}
-        size = last.path.stat().st_size
-        with open(last.path, "rb") as fh:
-            fh.seek(max(0, size - (1 << 16)))
-            last_line = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
         return {"segment": last.seq, "file": last.name, "entries": seg.count_lines(last.path),
-                "first_hash": last_hash_of(seg.first_line(last.path)), "last_hash": last_hash_of(last_line),
-                "bytes": size}
+                "first_hash": last_hash_of(seg.first_line(last.path)),
+                "last_hash": last_hash_of(seg.last_line(last.path)), "bytes": last.path.stat().st_size}
 
     def _start_segment(self, fd: int, tail: _Tail, now: float, day: str) -> _Tail:
         """The new active file's first entry: its number and day, and the summary of the one before."""
@@ -241,15 +235,6 @@ def segment_header(seq: int, day: str, previous: dict, now: float) -> dict[str, 
 
 def wall_clock() -> float:
     return time.time()
-
-
-def _day_of_line(raw: bytes) -> str | None:
-    """The UTC day of a (headerless) first entry: its "time" is written in UTC, YYYY-MM-DD first."""
-    try:
-        when = json.loads(raw).get("time")
-    except (ValueError, AttributeError):
-        return None
-    return when[:10] if isinstance(when, str) else None
 
 
 class AuditError(IthcliError):

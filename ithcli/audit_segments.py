@@ -197,6 +197,26 @@ def first_line(path: Path, limit: int = 1 << 20) -> bytes:
         return fh.readline(limit)
 
 
+def last_line(path: Path, span: int = 1 << 16) -> bytes:
+    """A closed segment's last line (with its newline), read from its tail."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - span))
+        return fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
+
+
+def day_of(first: bytes) -> str | None:
+    """The UTC day of the file a first line begins: its header's, else (segment 1) its entry's time."""
+    header = header_of(first)
+    if header is not None:
+        return str(header.get("day"))
+    try:
+        when = json.loads(first).get("time")
+    except (ValueError, AttributeError):
+        return None
+    return when[:10] if isinstance(when, str) else None  # written in UTC, the date first
+
+
 def count_lines(path: Path) -> int:
     """Entries in a closed segment: newlines counted in 1 MB chunks (no line is parsed)."""
     count = 0

@@ -233,10 +233,7 @@ def _last_hash_before(active: Path, seq: int) -> str | None:
                 return str(seg.read_checkpoint(part.path)["last_hash"])
             except (OSError, ValueError):
                 return None
-        size = part.path.stat().st_size
-        with open(part.path, "rb") as fh:
-            fh.seek(max(0, size - (1 << 16)))
-            return last_hash_of(fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n")
+        return last_hash_of(seg.last_line(part.path))
     return None
 
 
@@ -326,7 +323,7 @@ class Scan:
         if self.days is None:
             return opened
         first, last = self.days
-        days = [o.part.day or _day_of_active(o) for o in opened]
+        days = [o.part.day or seg.day_of(o.head()) for o in opened]
         inside = [i for i, d in enumerate(days) if d is not None and first <= d <= last]
         if inside:
             lo, hi = inside[0], inside[-1] + 1
@@ -335,11 +332,3 @@ class Scan:
         lo, hi = max(0, lo - self.before), min(len(opened), hi + self.after)
         self.earlier, self.later = lo > 0, hi < len(opened)
         return opened[lo:hi]
-
-
-def _day_of_active(opened: seg.Opened) -> str | None:
-    header = seg.header_of(opened.head())
-    if header is not None:
-        return str(header.get("day"))
-    at = opened.head().find(b'"time":"')  # a headerless segment 1: its first entry's UTC day
-    return opened.head()[at + 8:at + 18].decode("ascii", "replace") if at >= 0 else None
