@@ -13,8 +13,10 @@ constant memory whatever the log's size; a report for one day opens only that da
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,34 +70,42 @@ class AuditLog:
         stays cheap as the log grows; closing a segment counts its lines once.
         """
         now = self.clock()
-        day = seg.utc_day(now)
-        with seg.locked(self.path):
-            fd = self._open()
+        day = _utc_day(now)
+        with _THREADS:  # one lock descriptor a process: threads queue here, processes on flock
+            lock = _lock_fd(self.path)
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                tail = self._tail(fd)
-                if tail.day is not None and (tail.day != day or os.fstat(fd).st_size >= self.segment_bytes):
-                    new = self._rotate(fd, tail)
-                    os.close(fd)
-                    fd = new
-                    tail = _Tail(tail.prev, tail.seq + 1, None, self._summary_of_closed())
-                if tail.day is None and tail.previous is not None:
-                    tail = self._start_segment(fd, tail, now, day)
-                entry = {"time": _iso(now), **jsonable(record), "prev": tail.prev}
-                line, entry["hash"] = sealed_line(entry)
-                end = os.lseek(fd, 0, os.SEEK_END)
-                os.write(fd, line)
-                if durable:
-                    os.fsync(fd)
-                _LAST[self._key] = (os.fstat(fd).st_ino, end + len(line), entry["hash"], tail.seq, tail.day or day)
+                return self._append_locked(record, durable, now, day)
             finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _append_locked(self, record: dict[str, Any], durable: bool, now: float, day: str) -> dict[str, Any]:
+        fd = self._open()
+        try:
+            st = os.fstat(fd)
+            ino, tail = st.st_ino, self._tail(fd, st)
+            if tail.day is not None and (tail.day != day or st.st_size >= self.segment_bytes):
+                new = self._rotate(fd, tail)
                 os.close(fd)
+                fd, ino = new, os.fstat(new).st_ino
+                tail = _Tail(tail.prev, tail.seq + 1, None, self._summary_of_closed())
+            if tail.day is None and tail.previous is not None:
+                tail = self._start_segment(fd, tail, now, day)
+            entry = {"time": _iso(now), **jsonable(record), "prev": tail.prev}
+            line, entry["hash"] = sealed_line(entry)
+            end = os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, line)
+            if durable:
+                os.fsync(fd)
+            _LAST[self._key] = (ino, end + len(line), entry["hash"], tail.seq, tail.day or day)
+        finally:
+            os.close(fd)
         return entry
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # locked(): the directory exists
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # _lock_fd(): the directory exists
 
-    def _tail(self, fd: int) -> _Tail:
-        st = os.fstat(fd)
+    def _tail(self, fd: int, st: os.stat_result) -> _Tail:
         known = _LAST.get(self._key)
         if known and known[:2] == (st.st_ino, st.st_size):  # the file is exactly as this process left it
             return _Tail(known[2], known[3], known[4])
@@ -231,6 +241,34 @@ def segment_header(seq: int, day: str, previous: dict, now: float) -> dict[str, 
     first and last hash, bytes), chained to that one's last entry."""
     return {"time": _iso(now), "event": seg.SEGMENT_START, "segment": seq, "day": day, "previous": previous,
             "prev": previous["last_hash"]}
+
+
+#: path -> (pid, descriptor of its audit.jsonl.lock): opened once a process (a forked child opens its own:
+#: flock belongs to the open file, which a child shares with its parent)
+_LOCK_FDS: dict[str, tuple[int, int]] = {}
+_THREADS = threading.Lock()
+_DAY: list = [None, ""]  # the UTC day number last asked and its name
+
+
+def _lock_fd(active: Path) -> int:
+    key = str(active)
+    known = _LOCK_FDS.get(key)
+    if known is not None and known[0] == os.getpid():
+        return known[1]
+    try:
+        fd = os.open(seg.lock_path(active), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:  # the first entry: make the directory (not checked on every append)
+        active.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(seg.lock_path(active), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    _LOCK_FDS[key] = (os.getpid(), fd)
+    return fd
+
+
+def _utc_day(epoch: float) -> str:
+    number = int(epoch // 86400)
+    if _DAY[0] != number:
+        _DAY[:] = [number, seg.utc_day(epoch)]
+    return _DAY[1]
 
 
 def wall_clock() -> float:

@@ -315,3 +315,23 @@ def test_worker_processes_check_a_large_log_as_this_one_does(tmp_path, pump, mon
     assert len(edited) == 1 and edited[0].startswith("000003-2026-11-03.jsonl line ") and "(edited)" in edited[0]
     records, _, info = read(AuditLog(path), since=since, until=since + 2 * 86400, serial="BAC-0001")
     assert not info["intact"] and info["problems"] == edited
+
+
+def test_threads_of_one_process_append_one_chain_across_rotations(tmp_path):
+    """One lock descriptor a process serves every thread (flock alone would let them all in)."""
+    import threading
+
+    log = AuditLog(tmp_path / "audit.jsonl", segment_bytes=3000)
+
+    def writer(k: int) -> None:
+        for i in range(150):
+            log.append({"event": "exchange", "writer": k, "n": i}, durable=False)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    count, problems = log.verify()
+    headers = len(list(segments_dir(log.path).iterdir()))
+    assert problems == [] and headers > 10 and count == 4 * 150 + headers
