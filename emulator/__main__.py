@@ -8,6 +8,10 @@ one line on stderr, and exits 1 (2: bad arguments or an unusable key file). ithc
 reader of this contract (for `ithcli --port emulator`, the campaign, the tests, bench/).
 Diagnostics go to stderr. Runs until SIGTERM/SIGINT, saves state, exits 0.
 
+A ward (--pumps N or --ward FILE; ward.py): many pumps served by this one process, each with
+its own port, key file, state file, control socket and clock. Its first line on stdout is the
+path of the ward's manifest (JSON: every pump's serial, URL and files), written before.
+
 A new pump's serial is --serial, else its --key-file's when that file exists (the same pump
 started again), else a new unique one (new_serial(): two emulators never share a serial, nor a
 key store entry), said in one line on stderr once it serves; the key file holds it either way.
@@ -59,6 +63,8 @@ PUMP_OPTIONS = ("serial", *DEFAULTS, "start_time")
 NEW_SERIAL_PREFIX = "EMU-"
 NEW_SERIAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 MAX_BATTERY_DAYS = 20 * 365
+#: a ward's largest size: each pump holds three descriptors and a pty (the kernel's default is 4096)
+MAX_WARD_PUMPS = 1200
 DRUGS = [d.name.lower() for d in Drug if d is not Drug.NONE]
 
 
@@ -173,6 +179,16 @@ def _baud(text: str) -> int:
     return baud
 
 
+def _pump_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= count <= MAX_WARD_PUMPS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1..{MAX_WARD_PUMPS} pumps")
+    return count
+
+
 def _listen(text: str) -> tuple[str, int]:
     match = re.fullmatch(r"\[?([^\[\]]*?)\]?:(\d{1,5})", text)
     if not match or int(match[2]) > 65535:
@@ -250,13 +266,31 @@ def build_parser() -> Parser:
                    help="pace the emulator's replies like a serial line at N baud (10 bits a byte), "
                    "e.g. 115200; default: no pacing")
     p.add_argument("--control", metavar="PATH", help="test-only control socket (UNIX, JSON lines)")
+    _add_ward_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every frame on stderr")
     p.add_argument("--version", action=_Version, help="print the version and the protocol version it speaks, then exit")
     return p
 
 
-def _new_pump(parser: Parser, args, clock: PumpClock, serial: str | None = None) -> Pump:
-    """A new pump from the arguments and DEFAULTS; its serial: `serial`, else --serial, else a new one."""
+def _add_ward_options(parser: Parser) -> None:
+    ward = parser.add_argument_group("a ward: many pumps in this one process (stdout: the manifest's path)")
+    many = ward.add_mutually_exclusive_group()
+    many.add_argument("--pumps", type=_pump_count, metavar="N",
+                      help=f"serve N pumps (1..{MAX_WARD_PUMPS}), each on its own pty or TCP port (--listen "
+                      "HOST:PORT: ports PORT, PORT+1, ...; port 0: any free one each), with its own key file, "
+                      "state file, control socket and clock; the options above apply to every pump")
+    many.add_argument("--ward", metavar="FILE",
+                      help="serve the pumps a TOML ward file lists ([[pump]] tables of model, drug, "
+                      "concentration, volume, flow, serial, count; see README); options above are the defaults")
+    ward.add_argument("--ward-dir", metavar="DIR",
+                      help="the ward's files: manifest.json, ward.lock and per pump pNNNN.keys.json, "
+                      "pNNNN.state.json, pNNNN.sock (default: a new directory in $TMPDIR, kept on exit); "
+                      "the same DIR again restarts the same pumps, each from its state file")
+
+
+def _new_pump(parser: Parser, args, clock: PumpClock, serial: str | None = None, where: str = "") -> Pump:
+    """A new pump from the arguments and DEFAULTS; its serial: `serial`, else --serial, else a new one.
+    `where` begins each refusal (a ward file's "FILE: pump N: ")."""
     values = {name: getattr(args, name) for name in DEFAULTS}
     for name, default in DEFAULTS.items():
         if values[name] is None:
@@ -264,16 +298,16 @@ def _new_pump(parser: Parser, args, clock: PumpClock, serial: str | None = None)
             values[name] = action.type(default) if callable(action.type) else default
     spec = MODELS_BY_NAME[values["model"]]
     if values["volume"] > spec.capacity_ul:
-        parser.error(f"--volume {values['volume']} uL exceeds the {spec.name} capacity of {spec.capacity_ul} uL")
+        parser.error(f"{where}--volume {values['volume']} uL exceeds the {spec.name} capacity of {spec.capacity_ul} uL")
     if values["low_alarm"] > spec.capacity_ul:
-        parser.error(f"--low-alarm {values['low_alarm']} uL exceeds the capacity of {spec.capacity_ul} uL")
+        parser.error(f"{where}--low-alarm {values['low_alarm']} uL exceeds the capacity of {spec.capacity_ul} uL")
     if not spec.min_flow_nl_per_day <= values["flow"] <= spec.max_flow_nl_per_day:
         parser.error(
-            f"--flow {values['flow']} nL/day is outside the {spec.name} range "
+            f"{where}--flow {values['flow']} nL/day is outside the {spec.name} range "
             f"{spec.min_flow_nl_per_day}..{spec.max_flow_nl_per_day} nL/day"
         )
     if values["concentration"] <= 0:
-        parser.error("--concentration must be positive")
+        parser.error(f"{where}--concentration must be positive")
     return Pump.new(
         model=values["model"],
         serial=serial or args.serial or new_serial(),
@@ -306,9 +340,19 @@ def _restore(args, log: logging.Logger) -> tuple[Pump, PumpClock]:
     return pump, clock
 
 
+def _run_ward(parser: Parser, args) -> int:
+    if args.pumps is None and args.ward is None:
+        parser.error("--ward-dir DIR needs --pumps N or --ward FILE")
+    from .ward import PumpMaker, run_ward
+
+    return run_ward(parser, args, PumpMaker(_new_pump, _restore, new_serial, PUMP_OPTIONS, MAX_WARD_PUMPS))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.pumps is not None or args.ward is not None or args.ward_dir is not None:
+        return _run_ward(parser, args)
     if not args.key_file:
         parser.error("--key-file FILE is required: the pump has no default keys "
                      "(a missing FILE is created with fresh random keys)")

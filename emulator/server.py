@@ -1,7 +1,9 @@
 """The I/O loop: pty master or TCP clients, the control socket, the pump's clock.
 
 Single-threaded over `selectors`, so the pump is never touched by two things at
-once. Each byte stream has its own FrameDecoder and its own secure session
+once. One Loop (ward_loop.py) serves one Server (a pump) or many (a ward, ward.py); each
+Server keeps its own pump, clock, keys, links, control socket and state file. Each byte
+stream has its own FrameDecoder and its own secure session
 (session.py; the AUTH back-off is per connection, the failure count the pump's); garbage, bad CRCs and oversized
 lengths are dropped silently (counted, logged at -v), and a partial frame is given
 up after STALE_GAP of silence. All writes are non-blocking with a bounded output
@@ -28,14 +30,17 @@ from .clock import PumpClock
 from .pump import Pump
 from .security_state import DEFAULT_BACKOFF_CAP_S, Backoff
 from .session import Session
+from .ward_loop import STALE_GAP, Loop
 
 log = logging.getLogger("emulator.server")
 
-STALE_GAP = 0.1  # s of silence after which a partial frame is a truncated one
-TICK = 0.5  # s of real time between clock catch-ups (alarms fire without requests)
 READ_SIZE = 4096
 MAX_OUTPUT = 256 * 1024  # bytes queued for a reader that is not reading; then dropped
 MAX_CONTROL_LINE = 64 * 1024
+
+
+#: how often a count alone (sessions opened) is saved: with the next change, else on a tick this long after
+COUNTS_EVERY_S = 5.0
 
 
 class Link:
@@ -81,9 +86,12 @@ class ControlConn:
 
 
 class Server:
+    """One pump on its transport(s): its links, its control socket, its clock ticks and saves.
+    Alone (Server(...).serve()) it runs a Loop of its own; in a ward, Loop.add() it to a shared one."""
+
     def __init__(self, pump: Pump, clock: PumpClock, save: Callable[[Pump], None] | None = None, *,
                  keys: dict[Role, bytes] | None = None, backoff_cap: float = DEFAULT_BACKOFF_CAP_S,
-                 baud: int | None = None):
+                 baud: int | None = None, loop: Loop | None = None):
         self.pump = pump
         #: pace replies like a UART at this rate (10 bits a byte); None: as fast as the transport takes them
         self.baud = baud
@@ -93,30 +101,35 @@ class Server:
         self.backoff_cap = backoff_cap
         self._save = save
         self._saved_changes = pump.changes
+        self._saved_counted = pump.counted
+        self._saved_at = 0.0  # monotonic
         self.ctx = control.Context(pump, clock)
-        self.sel = selectors.DefaultSelector()
         self.stats: Counter[str] = Counter()
-        self.stopping = False
         self._links: list[Link] = []
         self._closers: list[Callable[[], None]] = []
-        # a signal handler writes here to wake select() (see request_stop)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self.next_tick = 0.0  # when the loop next ticks this pump's clock (Loop.add sets it)
+        self.loop = loop or Loop()
+        self._own_loop = loop is None
+        self.sel = self.loop.sel
+        self.loop.add(self)
 
     # --- opening transports -------------------------------------------------
 
     def open_pty(self) -> str:
         master, slave = os.openpty()
-        tty.setraw(slave)
-        # keep the slave open ourselves: the master then never sees EIO when a client closes
-        os.set_blocking(master, False)
-        url = os.ttyname(slave)
+        try:
+            tty.setraw(slave)
+            # keep the slave open ourselves: the master then never sees EIO when a client closes
+            os.set_blocking(master, False)
+            url = os.ttyname(slave)
+        except OSError:
+            os.close(master)
+            os.close(slave)
+            raise
         link = Link(url, master, self._new_session())
         link.resets_seen = self.pump.resets
         self._links.append(link)
-        self.sel.register(master, selectors.EVENT_READ, ("link", link))
+        self.sel.register(master, selectors.EVENT_READ, (self, "link", link))
         self._closers += [lambda: os.close(master), lambda: os.close(slave)]
         return url
 
@@ -128,12 +141,12 @@ class Server:
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         listener = socket.socket(family, type_, proto)
+        self._closers.append(listener.close)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(addr)
         listener.listen(16)
         listener.setblocking(False)
-        self.sel.register(listener, selectors.EVENT_READ, ("listen", listener))
-        self._closers.append(listener.close)
+        self.sel.register(listener, selectors.EVENT_READ, (self, "listen", listener))
         bound_host, bound_port = listener.getsockname()[:2]
         if host in ("", "0.0.0.0", "::"):
             bound_host = "127.0.0.1"
@@ -147,10 +160,6 @@ class Server:
                 raise OSError(f"control path {path} exists and is not a socket")
             os.unlink(path)  # a stale socket from a killed emulator
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(path)
-        listener.listen(8)
-        listener.setblocking(False)
-        self.sel.register(listener, selectors.EVENT_READ, ("control-listen", listener))
 
         def close() -> None:
             listener.close()
@@ -159,48 +168,35 @@ class Server:
             except OSError:
                 pass
 
+        try:
+            listener.bind(path)
+        except OSError:
+            listener.close()
+            raise
         self._closers.append(close)
+        listener.listen(8)
+        listener.setblocking(False)
+        self.sel.register(listener, selectors.EVENT_READ, (self, "control-listen", listener))
 
     # --- running ----------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Safe to call from a signal handler."""
-        self.stopping = True
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
+        """Safe to call from a signal handler: stops the loop (every pump on it)."""
+        self.loop.request_stop()
 
     def serve(self) -> None:
-        next_tick = time.monotonic()
-        while not self.stopping:
-            now = time.monotonic()
-            if now >= next_tick:
-                self._tick()
-                next_tick = now + TICK
-            timeout = next_tick - now
-            for link in self._links:
-                if link.decoder.pending:
-                    timeout = min(timeout, link.last_rx + STALE_GAP - now)
-                if link.paced:
-                    timeout = min(timeout, link.paced[0][0] - now)
-            for key, events in self.sel.select(max(0.0, timeout)):
-                kind, obj = key.data
-                try:
-                    self._dispatch(kind, obj, events)
-                except Exception:  # one connection's trouble must not stop the pump
-                    log.exception("error on %s", kind)
-                    if kind == "client":
-                        self._drop_link(obj)
-                    elif kind == "control":
-                        self._drop_control(obj)
-            now = time.monotonic()
-            self._flush_stale(now)
-            for link in self._links:
-                if link.paced:
-                    self._release_paced(link, now)
-        self._tick()
+        self.loop.serve()
+
+    def finish(self) -> None:
+        """The loop is stopping: catch the clock up and save, whatever changed."""
+        self.tick()
         self._maybe_save(force=True)
+
+    def detach(self) -> None:
+        """Unregister every descriptor of this pump from a loop that goes on without it (a ward's
+        pump that failed): a number the kernel hands out again must not find a stale entry."""
+        for key in [k for k in self.sel.get_map().values() if k.data[0] is self]:
+            self.sel.unregister(key.fileobj)
 
     def close(self) -> None:
         for link in list(self._links):
@@ -212,24 +208,32 @@ class Server:
             except OSError:
                 pass
         self._closers.clear()
-        self.sel.close()
+        if self._own_loop:
+            self._own_loop = False
+            self.loop.close()
+
+    def dispatch(self, kind: str, obj, events: int) -> None:
+        """One descriptor's events; one connection's trouble must not stop the pump."""
+        try:
+            self._dispatch(kind, obj, events)
+        except Exception:
+            log.exception("error on %s", kind)
+            if kind == "client":
+                self._drop_link(obj)
+            elif kind == "control":
+                self._drop_control(obj)
 
     # --- events ---------------------------------------------------------------
 
     def _dispatch(self, kind: str, obj, events: int) -> None:
-        if kind == "wake":
-            try:
-                self._wake_r.recv(64)
-            except BlockingIOError:
-                pass
-        elif kind == "listen":
+        if kind == "listen":
             sock, peer = obj.accept()
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             link = Link(f"tcp {peer[0]}:{peer[1]}", sock.fileno(), self._new_session(), sock)
             link.resets_seen = self.pump.resets
             self._links.append(link)
-            self.sel.register(sock, selectors.EVENT_READ, ("client", link))
+            self.sel.register(sock, selectors.EVENT_READ, (self, "client", link))
             log.info("client connected: %s", link.name)
         elif kind in ("link", "client"):
             if events & selectors.EVENT_WRITE:
@@ -240,7 +244,7 @@ class Server:
             sock, _ = obj.accept()
             sock.setblocking(False)
             conn = ControlConn(sock)
-            self.sel.register(sock, selectors.EVENT_READ, ("control", conn))
+            self.sel.register(sock, selectors.EVENT_READ, (self, "control", conn))
         elif kind == "control":
             if events & selectors.EVENT_WRITE:
                 self._flush_control(obj)
@@ -263,12 +267,15 @@ class Server:
         link.last_rx = time.monotonic()
         self.stats["bytes_in"] += len(data)
         self._handle_items(link, link.decoder.feed(data))
+        if link.decoder.pending:
+            self.loop.partial.add((self, link))
 
-    def _flush_stale(self, now: float) -> None:
-        for link in self._links:
-            # everything still buffered after the gap is stale: drop it all, keeping good frames
-            while link.decoder.pending and now - link.last_rx >= STALE_GAP:
-                self._handle_items(link, link.decoder.flush_stale())
+    def flush_stale(self, link: Link, now: float) -> None:
+        # everything still buffered after the gap is stale: drop it all, keeping good frames
+        while link.decoder.pending and now - link.last_rx >= STALE_GAP:
+            self._handle_items(link, link.decoder.flush_stale())
+        if not link.decoder.pending or link not in self._links:
+            self.loop.partial.discard((self, link))
 
     def _handle_items(self, link: Link, items: list) -> None:
         for item in items:
@@ -305,14 +312,17 @@ class Server:
             for i in range(len(data)):
                 link.paced.append((start + (i + 1) * per_byte, data[i:i + 1]))
             link.tx_free_at = start + len(data) * per_byte
+            self.loop.paced.add((self, link))
             return
         self._write_now(link, data)
 
-    def _release_paced(self, link: Link, now: float) -> None:
+    def release_paced(self, link: Link, now: float) -> None:
         chunk = bytearray()
         while link.paced and link.paced[0][0] <= now:
             chunk += link.paced.popleft()[1]
-        if chunk:
+        if not link.paced or link not in self._links:
+            self.loop.paced.discard((self, link))
+        if chunk and link in self._links:
             self._write_now(link, bytes(chunk))
 
     def _write_now(self, link: Link, data: bytes) -> None:
@@ -347,6 +357,8 @@ class Server:
     def _drop_link(self, link: Link) -> None:
         if link in self._links:
             self._links.remove(link)
+        self.loop.partial.discard((self, link))
+        self.loop.paced.discard((self, link))
         if link.sock is not None:
             try:
                 self.sel.unregister(link.sock)
@@ -403,21 +415,29 @@ class Server:
 
     # --- time and persistence -----------------------------------------------------------
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         before = self.pump.log.count
         self.pump.tick()
         new = min(self.pump.log.count - before, len(self.pump.log.events))
         if new and log.isEnabledFor(logging.DEBUG):
             for event in list(self.pump.log.events)[-new:]:
                 log.debug("event %d at %d: %s", event.index, event.time, event.type.name)
-        self._maybe_save()
+        self._maybe_save(counts_too=True)
 
-    def _maybe_save(self, force: bool = False) -> None:
-        if self._save is None or (not force and self.pump.changes == self._saved_changes):
+    def _maybe_save(self, force: bool = False, counts_too: bool = False) -> None:
+        """Save what changed, fsync'd, before the reply: nothing answered may be lost by a kill -9.
+        A count alone (a session opened, whose SESSION_OPENED event is itself a change when it is
+        logged) is saved with the next change, by the clock's tick once COUNTS_EVERY_S have
+        passed, or at the end: a ward's 200 sessions do not queue on 200 disk writes in its loop."""
+        now = time.monotonic()
+        if not (force or self.pump.changes != self._saved_changes or (
+                counts_too and self.pump.counted != self._saved_counted and now - self._saved_at >= COUNTS_EVERY_S)):
+            return
+        if self._save is None:
             return
         try:
             self._save(self.pump)
-            self._saved_changes = self.pump.changes
+            self._saved_changes, self._saved_counted, self._saved_at = self.pump.changes, self.pump.counted, now
         except OSError as exc:
             self.stats["save_failed"] += 1
             log.error("cannot save state: %s", exc)

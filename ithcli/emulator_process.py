@@ -17,6 +17,12 @@ subprocess (`spawn`). A caller that has imported the emulator may pass another `
 running the same entry point (the tests fork it: tests/emulator_harness.py); reading the
 ready line, the timeouts, the errors and stopping are the same whichever starts it.
 Every failure to start is one EmulatorStartError, one line, a LinkError for the CLI.
+
+A ward (`ith-emulator --pumps N` or `--ward FILE`: many pumps in one process) is started the
+same way; its ready line is the path of its manifest (ward_manifest.py), read once it is printed:
+
+    with emulator_process.start_ward(pumps=50, args=["--listen", "127.0.0.1:0"]) as ward:
+        ward.manifest_path, ward.pumps[0].url, ward.pumps[0].keys(), ward.control(0, "state")
 """
 from __future__ import annotations
 
@@ -33,12 +39,15 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, Self
 
 from .errors import IthcliError, LinkError
 from .keystore import read_key_file
+from .ward_manifest import Manifest, WardPump, read_manifest
 
 START_TIMEOUT = 15.0  # a loaded 2-core machine starts one in ~0.2 s; a hung one is reported
+#: a ward's start and stop may take longer by this much a pump (~5 ms each: files fsynced)
+WARD_PER_PUMP = 0.05
 STOP_TIMEOUT = 10.0  # SIGTERM to SIGKILL: it only saves its state file on the way out
 #: what `spawn` runs (the `ith-emulator` console script runs the same main())
 COMMAND: tuple[str, ...] = (sys.executable, "-m", "emulator")
@@ -87,55 +96,43 @@ def spawn(args: list[str], *, stderr: int | None, cwd: str | None) -> subprocess
                             stderr=stderr, cwd=cwd)
 
 
-class EmulatorProcess:
-    """One started ith-emulator: its process, its files and, once ready, its URL and keys."""
+class _Started:
+    """A started ith-emulator process (one pump or a ward): reading its ready line, its stderr,
+    stopping it and removing the files made up for it. Subclasses take the ready line."""
 
-    def __init__(self, proc: Child, args: list[str], *, key_file: str, control_path: str | None,
-                 state_path: str | None, stderr_path: str | None, private_dir: str | None):
+    #: how much longer than START_TIMEOUT and STOP_TIMEOUT a start and a stop wait by default
+    #: (a ward: a little per pump, each creating and saving its files)
+    extra_time = 0.0
+
+    def __init__(self, proc: Child, args: list[str], *, stderr_path: str | None, private_dir: str | None):
         self.proc = proc
         self.args = args
-        self.key_file = key_file
-        self.control_path = control_path
-        self.state_path = state_path
         self.stderr_path = stderr_path  # None: it writes on our stderr
         self._private_dir = private_dir  # the files we made up for it; removed when it stops
         self._stderr_kept = ""
-        self.url = ""
-        self.serial = ""
-        #: role name ("reader", "clinician") -> key, from its key file
-        self.keys: dict[str, bytes] = {}
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """(host, port) of a TCP pump (`socket://HOST:PORT`)."""
-        if not self.url.startswith("socket://"):
-            raise ValueError(f"not a TCP pump: {self.url!r}")
-        host, _, port = self.url[len("socket://"):].rpartition(":")
-        return host.strip("[]"), int(port)
-
-    def wait_ready(self, timeout: float | None = None) -> EmulatorProcess:
-        """Read the ready line and the key file; on any failure stop the process and raise
+    def wait_ready(self, timeout: float | None = None) -> Self:
+        """Read the ready line and what it points to; on any failure stop the process and raise
         EmulatorStartError (one line: why, with its last line on stderr when it said one)."""
-        limit = START_TIMEOUT if timeout is None else timeout
+        limit = START_TIMEOUT + self.extra_time if timeout is None else timeout
         try:
             stdout = self.proc.stdout
             assert stdout is not None, "the starter gave no stdout pipe"
             line, ended = _first_line(stdout, limit)
             if line is None:
                 raise self._fail(self._why_no_line(limit, ended))
-            if not _READY.fullmatch(line):
-                shown = line if len(line) <= 60 else line[:60] + "..."
-                raise self._fail(f"it printed {shown!r} where its port URL belongs")
-            self.url = line
-            self.serial, self.keys = self._read_keys()
+            self._take_ready_line(line)
         except BaseException:
             self.kill()
             raise
         return self
+
+    def _take_ready_line(self, line: str) -> None:
+        raise NotImplementedError
 
     def _why_no_line(self, limit: float, ended: bool) -> str:
         code = self.proc.poll()
@@ -152,22 +149,12 @@ class EmulatorProcess:
             return said
         return f"it was killed by signal {-code}" if code < 0 else f"it exited with code {code} before it was ready"
 
-    def _read_keys(self) -> tuple[str, dict[str, bytes]]:
-        try:
-            data = read_key_file(Path(self.key_file))
-        except IthcliError as exc:
-            raise self._fail(f"its key file cannot be used: {exc.message}") from None
-        return data["serial"], data["keys"]
-
     def _fail(self, why: str) -> EmulatorStartError:
         return EmulatorStartError(f"the emulator did not start: {why}", self.stderr())
 
-    def control(self, op: str, **kw) -> dict:
-        """One request on its control socket (started with control=...); the reply."""
-        if self.control_path is None:
-            raise EmulatorError("this emulator was started without a control socket")
+    def _control(self, path: str, op: str, **kw) -> dict:
         try:
-            return control_request(self.control_path, op, **kw)
+            return control_request(path, op, **kw)
         except EOFError:
             said = _last_line(self.stderr())
             raise EmulatorError("the emulator's control socket closed" + (f": {said}" if said else ""),
@@ -187,7 +174,7 @@ class EmulatorProcess:
         """SIGTERM (it saves its state and exits 0); SIGKILL if it has not exited within
         `timeout`. Reaps it, closes its pipe, removes its private files; safe to call again.
         Its exit code (negative: the signal that ended it)."""
-        return self._end(signal.SIGTERM, STOP_TIMEOUT if timeout is None else timeout)
+        return self._end(signal.SIGTERM, STOP_TIMEOUT + self.extra_time if timeout is None else timeout)
 
     def kill(self) -> int | None:
         """SIGKILL: no clean shutdown, no last save (a pump losing power). Then as stop()."""
@@ -214,11 +201,96 @@ class EmulatorProcess:
             self._stderr_kept = self.stderr()[-65536:]  # enough for any error message
         shutil.rmtree(private, ignore_errors=True)
 
-    def __enter__(self) -> EmulatorProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmulatorProcess(_Started):
+    """One started ith-emulator: its process, its files and, once ready, its URL and keys."""
+
+    def __init__(self, proc: Child, args: list[str], *, key_file: str, control_path: str | None,
+                 state_path: str | None, stderr_path: str | None, private_dir: str | None):
+        super().__init__(proc, args, stderr_path=stderr_path, private_dir=private_dir)
+        self.key_file = key_file
+        self.control_path = control_path
+        self.state_path = state_path
+        self.url = ""
+        self.serial = ""
+        #: role name ("reader", "clinician") -> key, from its key file
+        self.keys: dict[str, bytes] = {}
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) of a TCP pump (`socket://HOST:PORT`)."""
+        if not self.url.startswith("socket://"):
+            raise ValueError(f"not a TCP pump: {self.url!r}")
+        host, _, port = self.url[len("socket://"):].rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def _take_ready_line(self, line: str) -> None:
+        if not _READY.fullmatch(line):
+            shown = line if len(line) <= 60 else line[:60] + "..."
+            raise self._fail(f"it printed {shown!r} where its port URL belongs")
+        self.url = line
+        self.serial, self.keys = self._read_keys()
+
+    def _read_keys(self) -> tuple[str, dict[str, bytes]]:
+        try:
+            data = read_key_file(Path(self.key_file))
+        except IthcliError as exc:
+            raise self._fail(f"its key file cannot be used: {exc.message}") from None
+        return data["serial"], data["keys"]
+
+    def control(self, op: str, **kw) -> dict:
+        """One request on its control socket (started with control=...); the reply."""
+        if self.control_path is None:
+            raise EmulatorError("this emulator was started without a control socket")
+        return self._control(self.control_path, op, **kw)
+
+
+class WardProcess(_Started):
+    """A started ward (`ith-emulator --pumps N` or `--ward FILE`): once ready, its manifest."""
+
+    def __init__(self, proc: Child, args: list[str], *, ward_dir: str, stderr_path: str | None,
+                 private_dir: str | None, pumps: int | None):
+        super().__init__(proc, args, stderr_path=stderr_path, private_dir=private_dir)
+        self.ward_dir = ward_dir
+        if pumps is not None:
+            self.extra_time = WARD_PER_PUMP * pumps
+        self.manifest_path = ""
+        self.manifest: Manifest | None = None
+
+    @property
+    def pumps(self) -> tuple[WardPump, ...]:
+        """Every pump of the ward, in the manifest's order (empty before it is ready)."""
+        return self.manifest.pumps if self.manifest is not None else ()
+
+    def _take_ready_line(self, line: str) -> None:
+        if not line.startswith("/") or not line.endswith(".json"):
+            shown = line if len(line) <= 60 else line[:60] + "..."
+            raise self._fail(f"it printed {shown!r} where its manifest's path belongs")
+        try:
+            manifest = read_manifest(line)
+        except IthcliError as exc:
+            raise self._fail(exc.message) from None
+        if manifest.pid != self.pid:
+            raise self._fail(f"its manifest {line} is another process's (pid {manifest.pid})")
+        self.manifest_path, self.manifest = line, manifest
+
+    def pump(self, which: int | str) -> WardPump:
+        """A pump by its position in the manifest or its serial (IndexError, KeyError)."""
+        if isinstance(which, int):
+            return self.pumps[which]
+        if self.manifest is None:
+            raise KeyError(which)
+        return self.manifest.pump(which)
+
+    def control(self, which: int | str, op: str, **kw) -> dict:
+        """One request on the control socket of one pump (by position or serial); the reply."""
+        return self._control(self.pump(which).control, op, **kw)
 
 
 def launch(args: Iterable[object] = (), *, key_file: str | None = None, control: bool | str = False,
@@ -268,6 +340,54 @@ def start(args: Iterable[object] = (), *, timeout: float | None = None, key_file
     """launch() and wait_ready(): a serving emulator, or EmulatorStartError."""
     return launch(args, key_file=key_file, control=control, stderr=stderr, show_stderr=show_stderr,
                   starter=starter, cwd=cwd).wait_ready(timeout)
+
+
+def launch_ward(args: Iterable[object] = (), *, pumps: int | None = None, ward_file: str | None = None,
+                ward_dir: str | None = None, stderr: str | None = None, show_stderr: bool = False,
+                starter: Starter = spawn, cwd: str | None = None) -> WardProcess:
+    """Start a ward emulator without waiting for it (wait_ready() does; start_ward() both).
+
+    pumps: `--pumps N`; ward_file: `--ward FILE` (or give either in args; args add the
+    options every pump shares, e.g. ["--listen", "127.0.0.1:0"]). ward_dir: its --ward-dir,
+    kept when it stops (pass it again to restart the same pumps from their state files);
+    default: a private directory removed when it stops. stderr, show_stderr: as launch()."""
+    argv = [str(a) for a in args]
+    if pumps is not None:
+        argv += ["--pumps", str(pumps)]
+    if ward_file is not None:
+        argv += ["--ward", ward_file]
+    if _option(argv, "--pumps") is None and _option(argv, "--ward") is None:
+        raise ValueError("a ward needs pumps=N or ward_file=FILE")
+    private = None
+    if ward_dir is None or (stderr is None and not show_stderr):
+        private = tempfile.mkdtemp(prefix="ith-ward-")  # short: the pumps' control sockets are in it
+    given_dir = _option(argv, "--ward-dir")
+    if given_dir is None:
+        given_dir = ward_dir or os.path.join(private or "", "w")
+        argv += ["--ward-dir", given_dir]
+    stderr_path = None if show_stderr else stderr or os.path.join(private or "", "ward.stderr")
+    err = None if stderr_path is None else os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = starter(argv, stderr=err, cwd=cwd)
+    except OSError as exc:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+        raise EmulatorStartError(f"the emulator did not start: cannot run it: {_why(exc)}") from None
+    finally:
+        if err is not None:
+            os.close(err)
+    count = _option(argv, "--pumps")
+    return WardProcess(proc, argv, ward_dir=os.path.abspath(given_dir), stderr_path=stderr_path,
+                       private_dir=private, pumps=int(count) if count and count.isdigit() else None)
+
+
+def start_ward(args: Iterable[object] = (), *, pumps: int | None = None, ward_file: str | None = None,
+               ward_dir: str | None = None, timeout: float | None = None, stderr: str | None = None,
+               show_stderr: bool = False, starter: Starter = spawn, cwd: str | None = None) -> WardProcess:
+    """launch_ward() and wait_ready(): a serving ward with its manifest read, or EmulatorStartError.
+    The default timeout grows with --pumps (WARD_PER_PUMP)."""
+    return launch_ward(args, pumps=pumps, ward_file=ward_file, ward_dir=ward_dir, stderr=stderr,
+                       show_stderr=show_stderr, starter=starter, cwd=cwd).wait_ready(timeout)
 
 
 def read_first_line(stream: IO[bytes], timeout: float) -> str | None:

@@ -5,7 +5,12 @@ import json
 import os
 import stat
 
+import pytest
 from cli_harness import assert_one_line_error, run_cli
+from emulator_harness import REPO, STARTER
+
+from ithcli import emulator_process
+from protocol import security
 
 
 def fresh_store(tmp_path):
@@ -94,3 +99,62 @@ def test_keys_provision_refuses_to_overwrite_a_pump_key_file(tmp_path):
     target.write_text("{}")
     assert_one_line_error(run_cli("keys", "provision", "--serial", "X-1", "--pump-key-file", str(target), env=env),
                           2, "refusing to overwrite")
+
+
+def _start_ward(pumps: int) -> emulator_process.WardProcess:
+    return emulator_process.start_ward(pumps=pumps, starter=STARTER, cwd=str(REPO))
+
+
+def test_pairing_a_ward_is_all_or_nothing(tmp_path):
+    env, store = fresh_store(tmp_path)
+    ward = _start_ward(3)
+    try:
+        clash = ward.pumps[1]
+        other = tmp_path / "other.json"  # another key for the same serial, paired first
+        other.write_text(json.dumps({"format": "ithcli-pump-keys", "version": 1, "serial": clash.serial,
+                                     "keys": {"clinician": security.new_key().hex()}}))
+        os.chmod(other, 0o600)
+        assert run_cli("keys", "pair", "--from", str(other), env=env).code == 0
+        result = run_cli("keys", "pair", "--from", ward.manifest_path, env=env)
+        assert_one_line_error(result, 2, clash.serial, "--replace")
+        assert len(list(store.glob("*.json"))) == 1  # not one of the others was stored
+        replaced = run_cli("keys", "pair", "--from", ward.manifest_path, "--replace", env=env)
+        assert replaced.code == 0, replaced.stderr
+        assert len(list(store.glob("*.json"))) == 3
+        result = run_cli("--port", clash.url, "--json", "interrogate", env=env)
+        assert result.code == 0 and result.json()["serial_number"] == clash.serial, result.stderr
+    finally:
+        ward.stop()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"format": "ith-ward-manifest", "version": 1, "pid": "x", "pumps": []}', "'pid'"),
+    ('{"format": "ith-ward-manifest", "version": 1, "pid": 1, "pumps": [{"serial": "A", "url": "/dev/null", '
+     '"key_file": "gone.json", "control": "c.sock", "state": "s.json", "model": "m", "drug": "d"}]}', "gone.json"),
+    ('{"format": "ith-ward-manifest", "version": 2, "pid": 1, "pumps": []}', "version 1"),
+    ('{"format": "ith-ward-manifest", "version": 1, "pid": 1, "pumps": []}', "non-empty list"),
+    ('{"format": "ith-ward-manifest", "version": 1, "pid": 1, "pumps": [{"serial": "A"}]}', "pump 1: 'url'"),
+])
+def test_a_bad_manifest_is_one_line(tmp_path, text, fragment):
+    path = tmp_path / "manifest.json"
+    path.write_text(text)
+    assert_one_line_error(run_cli("keys", "pair", "--from", str(path)), 2, fragment)
+
+
+def test_a_missing_manifest_is_one_line(tmp_path):
+    assert_one_line_error(run_cli("keys", "pair", "--from", str(tmp_path / "gone.json")), 2, "no such file")
+
+
+def test_pairing_a_ward_as_a_reader_stores_only_reader_keys(tmp_path):
+    env, store = fresh_store(tmp_path)
+    ward = _start_ward(2)
+    try:
+        paired = run_cli("--json", "keys", "pair", "--from", ward.manifest_path, "--role", "reader", env=env)
+        assert paired.code == 0, paired.stderr
+        assert [row["roles"] for row in paired.json()["paired"]] == [["reader"], ["reader"]]
+        for pump in ward.pumps:
+            stored = json.loads((store / f"{pump.serial}.json").read_text())
+            assert stored["keys"] == {"reader": pump.keys()["reader"].hex()}
+        assert run_cli("--port", ward.pumps[1].url, "interrogate", env=env).code == 0
+    finally:
+        ward.stop()

@@ -424,6 +424,36 @@ def test_state_survives_kill_9(start_emulator, transport, tmp_path):
     assert emu2.stop() == 0
 
 
+def test_sessions_alone_are_saved_at_a_clean_stop_and_a_kill_loses_at_most_their_count(start_emulator, tmp_path):
+    """A session opened changes only a count (its SESSION_OPENED event, when one is due, is a change
+    saved before the reply): the count is saved with the next change, on a tick once
+    server.COUNTS_EVERY_S have passed, or at a clean stop, so a ward's sessions do not each wait
+    on a disk write. A kill -9 may lose sessions counted since; never an event it answered with."""
+    state_path = tmp_path / "pump.json"
+    emu = start_emulator("--time-scale", "1e-9", transport="tcp", state_path=state_path)
+    def sessions(e) -> int:
+        return e.control("state")["sessions_opened"]["clinician"]
+
+    def session(e) -> None:
+        with RawClient(e.url, keys=e.keys) as client:
+            client.handshake("clinician", e.keys["clinician"])
+
+    session(emu)  # the first logs SESSION_OPENED: saved before its reply
+    logged = sessions(emu)
+    for _ in range(3):  # the next ones only counted
+        session(emu)
+    counted = sessions(emu)
+    assert counted == 4 * logged
+    emu.kill()
+    after_kill = start_emulator(transport="tcp", state_path=state_path)
+    kept = sessions(after_kill)
+    assert logged <= kept <= counted  # the logged one is there; at most those counted since are not
+    session(after_kill)
+    assert after_kill.stop() == 0  # a clean stop saves whatever was only counted
+    again = start_emulator(transport="tcp", state_path=state_path)
+    assert sessions(again) == kept + logged
+
+
 def test_events_during_downtime_are_logged_at_their_time(start_emulator, tmp_path):
     state_path = tmp_path / "pump.json"
     # 2.5 mL at 24 mL/day: low alarm 1800 s, empty 9000 s after power-on (clock frozen while up)

@@ -39,6 +39,8 @@ class PumpCore:
         self.suspended: set[str] = set()
         #: bumped on every change other than the passing of time; the server saves when it moves
         self.changes = 0
+        #: bumped when only a count moved (a session opened): saved with the next change, or on a tick (server.py)
+        self.counted = 0
 
     @property
     def delivering(self) -> bool:

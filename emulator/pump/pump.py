@@ -97,6 +97,7 @@ class Pump:
     alarms = _Forward("core")
     suspended = _Forward("core")
     changes = _Forward("core")
+    counted = _Forward("core")
     delivering = _Forward("core")
     drug = _Forward("delivery")
     concentration_ng_per_ml = _Forward("delivery")

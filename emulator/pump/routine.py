@@ -34,7 +34,7 @@ class RoutineEvents:
     def session_opened(self, role: Role) -> None:
         """Count one session opened; log a coalesced SESSION_OPENED (arg1 the role, arg2 the
         sessions of that role since its previous SESSION_OPENED) when one is due."""
-        self.core.changes += 1
+        self.core.counted += 1  # a statistic: its event, when one is logged, is a change (saved durably)
         count = self.sessions.record(role, self.core.time)
         if count is not None:
             self.core.log_event(EventType.SESSION_OPENED, arg1=int(role), arg2=count)

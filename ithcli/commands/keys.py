@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
+from ..keystore import KeyStore, read_key_file
+from ..ward_manifest import looks_like_manifest, read_manifest
 from .completion import stored_serials
 
 
@@ -43,25 +45,62 @@ def provision(app, serial, pump_key_file, roles, replace):
 
 
 @keys.command()
-@click.option("--from", "source", required=True, type=click.Path(dir_okay=False, exists=True), metavar="FILE",
-              help="A pump key file (e.g. the one ith-emulator --key-file created).")
+@click.option("--from", "source", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="A pump key file (e.g. the one ith-emulator --key-file created), or a ward's manifest "
+              "(ith-emulator --pumps N printed its path): every pump in it.")
 @click.option("--role", type=click.Choice(["both", "reader", "clinician"]), default="both", show_default=True,
               help="Take only this role's key (a read-only programmer gets 'reader').")
 @click.option("--replace", is_flag=True, help="Replace keys already stored for this serial.")
 @click.pass_obj
 def pair(app, source, role, replace):
-    """Pair with a pump: copy its keys (or one role's) into the key store."""
-    from ..keystore import KeyStore, read_key_file
-
+    """Pair with a pump: copy its keys (or one role's) into the key store. From a ward's
+    manifest, every pump of it, or none when one cannot be (each key file is read and checked
+    against the store before any is stored)."""
+    if not Path(source).is_file():  # one line, as every usage error (not click's two)
+        raise UsageError(f"--from {source}: no such file (give a pump key file or a ward's manifest)")
+    if looks_like_manifest(source):
+        _pair_ward(app, source, role, replace)
+        return
     data = read_key_file(Path(source))
-    chosen = data["keys"] if role == "both" else {r: k for r, k in data["keys"].items() if r == role}
-    if not chosen:
-        raise UsageError(f"{source} holds no {role} key")
+    chosen = _role_keys(data["keys"], role, source)
     path = KeyStore(app.settings.key_store_dir).add(data["serial"], chosen, replace=replace)
     app.record("keys-paired", pump_serial=data["serial"], roles=sorted(chosen), key_ids=_ids(chosen))
     app.emit({"serial_number": data["serial"], "roles": sorted(chosen), "key_store_file": str(path),
               "key_ids": _ids(chosen)},
              lambda r: _say(f"Paired {r['serial_number']} ({', '.join(r['roles'])}): {r['key_store_file']}"))
+
+
+def _role_keys(keys: dict[str, bytes], role: str, source: str) -> dict[str, bytes]:
+    chosen = keys if role == "both" else {r: k for r, k in keys.items() if r == role}
+    if not chosen:
+        raise UsageError(f"{source} holds no {role} key")
+    return chosen
+
+
+def _pair_ward(app, source: str, role: str, replace: bool) -> None:
+    manifest = read_manifest(source)
+    pairs = []
+    for pump in manifest.pumps:
+        data = read_key_file(Path(pump.key_file))
+        if data["serial"] != pump.serial:
+            raise UsageError(f"ward manifest {source}: {pump.key_file} is for {data['serial']!r}, not {pump.serial!r}")
+        pairs.append((pump.serial, _role_keys(data["keys"], role, pump.key_file)))
+    store = KeyStore(app.settings.key_store_dir)
+    if not replace:  # all or none: refuse before the first is stored
+        for serial, chosen in pairs:
+            path = store.path_for(serial)
+            if path.exists() and read_key_file(path)["keys"] != chosen:
+                raise UsageError(f"{serial} already has different keys in {path}: pass --replace to re-pair")
+    rows = []
+    for number, (serial, chosen) in enumerate(pairs, 1):
+        path = store.add(serial, chosen, replace=replace)
+        # one audit entry a pump; the last one's flush makes them all durable together
+        app.session().record("keys-paired", pump_serial=serial, roles=sorted(chosen), key_ids=_ids(chosen),
+                             manifest=source, durable=number == len(pairs))
+        rows.append({"serial_number": serial, "roles": sorted(chosen), "key_store_file": str(path),
+                     "key_ids": _ids(chosen)})
+    app.emit({"manifest": source, "key_store": str(store.dir), "paired": rows},
+             lambda r: _say(f"Paired {len(r['paired'])} pumps of the ward {r['manifest']}: {r['key_store']}"))
 
 
 @keys.command(name="list")
