@@ -123,7 +123,10 @@ def test_the_reservoir_running_empty_before_the_next_visit_needs_a_confirmation(
     from datetime import date, timedelta
 
     far = (date.fromisoformat(pump_day) + timedelta(days=30)).isoformat()
-    near = (date.fromisoformat(pump_day) + timedelta(days=14)).isoformat()  # at 12 mg/day: alarm day 13, empty day 15
+    # at 12 mg/day the low alarm comes 13.3 days from now and the reservoir is empty after 15: a visit
+    # on the 15th day is after the alarm and before empty whatever the time of day now (the 14th was not,
+    # after 16:00 UTC: the alarm then fell on the visit day itself)
+    near = (date.fromisoformat(pump_day) + timedelta(days=15)).isoformat()
     refused = cli("program", "--dose", "11 mg/day", "--yes", "--next-visit", far)
     assert_one_line_error(refused, 6, "runs empty", "--confirm-empty-before-visit")
     assert cli("program", "--dose", "11 mg/day", "--yes", "--next-visit", far,
