@@ -1,5 +1,8 @@
 """Running a plan across many pumps: preflight, concurrency, journal, resume.
 
+Pumps run `jobs` at a time, their exchanges interleaved by one runner on this thread
+(batch_drive.py); each pump's steps run in order. The journal and reports: batch_journal.py.
+
 Every step of every target is journalled before and after (created, sent, then
 confirmed, failed or unconfirmed), one fsync'd JSON line each. Re-running with
 the same journal resumes: confirmed steps are skipped, so nothing is applied
@@ -16,146 +19,44 @@ nothing is sent to that pump. Later steps are checked again as they run, as alwa
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from . import batch_drive
 from .api import Pump
 from .app import PumpSession
+from .batch_drive import BatchSession, Driver
+from .batch_journal import Journal, StepResult, TargetReport, plan_hash
+from .batch_reads import read_step
 from .batch_writes import (
     bridge_refusals,
     change_view,
     check_step,
     double_check_item,
     dry_run_skip,
+    for_verifier,
     in_plan_terms,
     mri_rows,
+    prepare_fields,
     prepare_step,
     result_data,
     unchanged_text,
 )
 from .doublecheck import DoubleCheck, missing, write_kind
 from .errors import IthcliError, LinkError, SafetyError, Unconfirmed
-from .plan import WRITE_ACTIONS, Plan, Step, Target, evaluate_check
+from .plan import WRITE_ACTIONS, Plan, Step, Target
+from .steps import Steps
 
 _in_plan_terms, _check = in_plan_terms, check_step  # their names before batch_writes.py
 
 __all__ = ["WRITE_ACTIONS", "Journal", "Runner", "StepResult", "TargetReport", "plan_hash"]
 
 
-def plan_hash(plan_path: str) -> str:
-    return hashlib.sha256(Path(plan_path).read_bytes()).hexdigest()[:16]
-
-
-class Journal:
-    """Append-only JSON lines; a torn last line (a crash mid-write) is ignored, never merged."""
-
-    def __init__(self, path: str, plan_id: str):
-        self.path = Path(path)
-        self.plan_id = plan_id
-        self._lock = threading.Lock()
-
-    def last_states(self) -> dict[tuple[str, int], dict]:
-        """(target serial, step number) -> the last record, for this plan."""
-        states: dict[tuple[str, int], dict] = {}
-        if not self.path.exists():
-            return states
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        if lines and lines[-1] != b"":
-            lines = lines[:-1]  # torn: the write never completed, so it never counted
-        for raw in lines:
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                raise IthcliError(f"batch journal {self.path} has a damaged line: refusing to guess what ran") from None
-            if record.get("plan") != self.plan_id:
-                continue
-            states[(record["serial"], record["step"])] = record
-        return states
-
-    def write(self, **record) -> None:
-        from .output import jsonable
-
-        line = json.dumps(jsonable({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                    "plan": self.plan_id, **record}), sort_keys=True, default=str) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._set_aside_torn_tail()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def _set_aside_torn_tail(self) -> None:
-        """A torn last line (a crash mid-write) never counted: move it to a side file
-        (PATH.torn-TIME) and cut it off, so it is neither glued to the next record nor
-        left behind as a damaged line in the middle of the journal."""
-        if not self.path.exists() or not self.path.stat().st_size:
-            return
-        with open(self.path, "r+b") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) == b"\n":
-                return
-            fh.seek(0)
-            data = fh.read()
-            keep = data.rfind(b"\n") + 1
-            side = self.path.with_name(f"{self.path.name}.torn-{time.time_ns()}")
-            side.write_bytes(data[keep:])
-            fh.truncate(keep)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-@dataclass
-class StepResult:
-    target: int
-    serial: str
-    port: str
-    step: int
-    action: str
-    outcome: str  # confirmed, unchanged, failed, unconfirmed, skipped, resumed, dry-run, not-run
-    detail: str = ""
-    txid: int | None = None
-    data: dict = field(default_factory=dict)
-    #: a write step worked out (dry run, preview) or sent: its before/after rows and warnings (change_view)
-    change: dict | None = None
-
-    def as_dict(self) -> dict:
-        return {"target": self.target, "serial_number": self.serial, "port": self.port, "step": self.step,
-                "action": self.action, "outcome": self.outcome, "detail": self.detail, "txid": self.txid,
-                **({"change": self.change} if self.change is not None else {}),
-                **({"data": self.data} if self.data else {})}
-
-
-@dataclass
-class TargetReport:
-    target: Target
-    outcome: str = "pending"  # ok, failed, unconfirmed, preflight-failed, stopped
-    detail: str = ""
-    steps: list[StepResult] = field(default_factory=list)
-    before: dict | None = None
-    #: the preview of a run that asks first: each write step worked out (nothing sent, nothing journalled)
-    preview: list[StepResult] = field(default_factory=list)
-    #: the pump's last txid when preflight read it: what was shown is of the pump at this txid
-    read_txid: int | None = None
-    #: the prepared writes the preview worked out, by step number: (PREPARE fields, based on txid)
-    shown: dict[int, tuple[dict | None, int]] = field(default_factory=dict)
-    sent: bool = False  # a write went out to this pump in this run
-
-
 class Runner:
-    def __init__(self, session_factory: Callable[[str], PumpSession], plan: Plan, *, journal: Journal, jobs: int,
+    def __init__(self, session_factory: Callable[[str], BatchSession], plan: Plan, *, journal: Journal, jobs: int,
                  continue_on_error: bool, dry_run: bool, on_update: Callable[[TargetReport, str], None],
                  verified: dict[str, Any] | None = None):
         self.session_factory = session_factory
@@ -168,7 +69,7 @@ class Runner:
         self.stop = threading.Event()
         self.reports = [TargetReport(t) for t in plan.targets]
         # the session preflight opened is kept for the run: one handshake per pump, not two
-        self._sessions: dict[int, PumpSession] = {}
+        self._sessions: dict[int, BatchSession] = {}
         self._states: dict | None = None
         self._states_lock = threading.Lock()
         #: the run's double check (doublecheck.py): each target's item as preflight read it, the rows
@@ -186,16 +87,18 @@ class Runner:
         def ready(r: TargetReport) -> bool:
             return r.outcome == "ready"
 
+        # preflight only reads, unless a refill's bridge choice or the pre-MRI checklist asks the pump
+        reads_only = not any(s.action in ("refill", "mri-enter") for s in self.plan.steps)
         try:
-            self._parallel(self._preflight)
+            self._parallel(lambda r, s: self._on(s, partial(self._preflight, r, s), inline=reads_only))
             if self._stopped_before_writes():
                 return self.reports
             if confirm is not None and not self.dry_run and any(s.action in WRITE_ACTIONS for s in self.plan.steps):
-                self._parallel(self._preview, only=ready)
+                self._parallel(lambda r, s: self._on(s, partial(self._preview, r, s)), only=ready)
                 if self._stopped_before_writes() or not any(ready(r) for r in self.reports):
                     return self.reports
                 confirm(self.reports)
-            self._parallel(self._run_target, only=ready)
+            self._parallel(self._target_steps, only=ready)
         finally:
             for session in self._sessions.values():
                 session.close()
@@ -211,22 +114,38 @@ class Runner:
                 self.on_update(r, r.detail)
         return True
 
-    def _parallel(self, fn, only=lambda r: True) -> None:
-        todo = [r for r in self.reports if only(r)]
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            futures = {pool.submit(self._guarded, fn, r): r for r in todo}
-            pending = set(futures)
-            try:
-                # wake now and then (Ctrl-C reaches the main thread between waits), not on
-                # every completion: waiting on all pending futures per completion is quadratic
-                while pending:
-                    done, pending = wait(pending, timeout=0.2)
-            except KeyboardInterrupt:
-                self.stop.set()  # workers finish the step in flight, then stop
-                for f in pending:
-                    f.cancel()
-                wait(pending)
-                raise
+    def _parallel(self, phase: Callable[[TargetReport, BatchSession], Steps[Any]], only=lambda r: True) -> None:
+        """phase(report, session)'s steps for every report `only` keeps, `jobs` pumps at a time, on
+        one runner on this thread (batch_drive.py); KeyboardInterrupt once a Ctrl-C stopped it. A
+        session not kept for the next phase is closed after this one."""
+        driver = Driver(self.jobs, on_stop=self.stop.set)
+        opened: list[tuple[TargetReport, BatchSession]] = []
+        for report in (r for r in self.reports if only(r)):
+            session = self._sessions.get(report.target.number)
+            if session is None:
+                session = self.session_factory(report.target.port)
+                try:
+                    session.attach()
+                except IthcliError as exc:  # the port cannot be opened: as a failed first read
+                    session.close()
+                    report.outcome, report.detail = "preflight-failed", exc.message
+                    self.on_update(report, f"preflight failed: {exc.message}")
+                    continue
+            opened.append((report, session))
+            driver.add(report.target.serial, session, self._guarded(phase(report, session), report))
+        try:
+            driver.run()
+        finally:
+            for report, session in opened:
+                if self._sessions.get(report.target.number) is not session:
+                    session.close()
+
+    @staticmethod
+    def _on(session: BatchSession, fn: Callable[[], Any], *, inline: bool = False) -> Steps[Any]:
+        """fn() (blocking code on the session) as steps: replayed on this thread (inline: code that
+        only reads, batch_drive.inline) or on a worker thread."""
+        client = session.attach()
+        return batch_drive.inline(fn, client, session) if inline else batch_drive.on_worker(fn, client)
 
     def _journal_states(self) -> dict:
         """The journal as it was when this run started (read once, not once per pump)."""
@@ -235,26 +154,31 @@ class Runner:
                 self._states = self.journal.last_states()
             return self._states
 
-    def _guarded(self, fn, report: TargetReport) -> None:
+    def _guarded(self, steps: Steps[Any], report: TargetReport) -> Steps[None]:
         try:
-            fn(report)
+            yield from steps
+        except KeyboardInterrupt:  # a second Ctrl-C, thrown in at this pump's pending exchange
+            if report.outcome in ("ready", "pending"):
+                report.outcome, report.detail = "stopped", "interrupted (a second Ctrl-C) during an exchange"
+            self.on_update(report, report.detail)
         except Exception as exc:  # one pump's surprise must not take the others down
             report.outcome, report.detail = "failed", f"internal error: {type(exc).__name__}: {exc}"
             self.on_update(report, report.detail)
 
     # --- preflight -------------------------------------------------------------
-    def _preflight(self, report: TargetReport) -> None:
+    def _preflight(self, report: TargetReport, session: BatchSession) -> None:
         t = report.target
         self.on_update(report, "preflight")
-        session = self.session_factory(t.port)
         try:
-            raw, status = session.read(settle=False)
-            if status["serial_number"] != t.serial:
-                raise IthcliError(f"serial number is {status['serial_number']}, the plan expects {t.serial}")
+            if not self.dry_run and any(s.action in WRITE_ACTIONS for s in self.plan.steps):
+                session.client(write=True)  # the session the writes need, from the start: one handshake, not two
+            raw = session.read_raw()  # (described only where a step shows it: 2 of 3 reads' cost here)
+            if raw.serial_number != t.serial:
+                raise IthcliError(f"serial number is {raw.serial_number}, the plan expects {t.serial}")
             states = self._journal_states()
             expected = self._expected_drugs(t, states)
-            if expected and status["drug"].upper() not in expected:
-                raise IthcliError(f"the pump holds {status['drug']}, the plan is for "
+            if expected and raw.drug.name.upper() not in expected:
+                raise IthcliError(f"the pump holds {raw.drug.name.lower()}, the plan is for "
                                   f"{' or '.join(sorted(c.lower() for c in expected))}: nothing is sent to it")
             pending = session.pending.get(t.serial)
             journal_open = [s for (serial, _), s in states.items() if serial == t.serial and s["state"] in
@@ -274,19 +198,17 @@ class Runner:
                                             save=False)
                 if checked["result"] == mri.BLOCK:
                     raise IthcliError("pre-MRI checklist BLOCK: " + "; ".join(mri.blocks(checked)))
-            self.items[t.number] = double_check_item(self.plan, t, raw, self._plan_sha256)
+            if self.dry_run or self.verified is not None:  # a check request (a dry run) or its use only
+                self.items[t.number] = double_check_item(self.plan, t, raw, self._plan_sha256)
             if self.verified is not None:
                 self.checks[t.number] = self._accept(session, self.items[t.number])
-            report.before, report.read_txid = status, raw.last_txid
+            report.read_txid = raw.last_txid
             report.outcome = "ready"
             self._sessions[t.number] = session
             self.on_update(report, "ready")
         except IthcliError as exc:
             report.outcome, report.detail = "preflight-failed", exc.message
             self.on_update(report, f"preflight failed: {exc.message}")
-        finally:
-            if t.number not in self._sessions:
-                session.close()
 
     def _accept(self, session: PumpSession, item: dict[str, Any]) -> DoubleCheck:
         from .doublecheck import accept
@@ -312,39 +234,40 @@ class Runner:
         return codes
 
     # --- one target, its steps in order -------------------------------------------
-    def _run_target(self, report: TargetReport) -> None:
+    def _target_steps(self, report: TargetReport, session: BatchSession) -> Steps[None]:
+        """The target's steps in order. A read step is replayed on this thread; the rest (writes,
+        what settles a step sent before) run on a worker (_on)."""
         t = report.target
-        session = self._sessions.pop(t.number, None) or self.session_factory(t.port)
-        try:
-            changed = self._changed_since_shown(session, report)
-            if changed:  # a run that asked: what was shown of this pump no longer holds
-                report.outcome, report.detail = "failed", changed
+        self._sessions.pop(t.number, None)
+        changed = yield from self._on(session, partial(self._changed_since_shown, session, report), inline=True)
+        if changed:  # a run that asked: what was shown of this pump no longer holds
+            report.outcome, report.detail = "failed", changed
+            if not self.continue_on_error:
+                self.stop.set()
+        states = self._journal_states()
+        for step in self.plan.steps if not changed else ():
+            if self.stop.is_set():
+                report.outcome = report.outcome if report.outcome in ("failed", "unconfirmed") else "stopped"
+                report.detail = report.detail or "interrupted before this step"
+                self._add(report, StepResult(t.number, t.serial, t.port, step.number, step.action, "not-run",
+                                             "interrupted: not sent"))
+                continue
+            prior = states.get((t.serial, step.number))
+            result = (yield from self._on(session, partial(self._resume, session, report, step, prior))) \
+                if prior else None
+            if result is None:
+                result = yield from self._on(session, partial(self._step, session, report, step),
+                                             inline=step.action in ("interrogate", "assert"))
+            self._add(report, result)
+            if result.outcome in ("failed", "unconfirmed"):
+                report.outcome = result.outcome
+                report.detail = f"step {step.number} ({step.action}): {result.detail}"
                 if not self.continue_on_error:
                     self.stop.set()
-            states = self._journal_states()
-            for step in self.plan.steps if not changed else ():
-                if self.stop.is_set():
-                    report.outcome = report.outcome if report.outcome in ("failed", "unconfirmed") else "stopped"
-                    report.detail = report.detail or "interrupted before this step"
-                    self._add(report, StepResult(t.number, t.serial, t.port, step.number, step.action, "not-run",
-                                                 "interrupted: not sent"))
-                    continue
-                prior = states.get((t.serial, step.number))
-                result = self._resume(session, report, step, prior) if prior else None
-                if result is None:
-                    result = self._step(session, report, step)
-                self._add(report, result)
-                if result.outcome in ("failed", "unconfirmed"):
-                    report.outcome = result.outcome
-                    report.detail = f"step {step.number} ({step.action}): {result.detail}"
-                    if not self.continue_on_error:
-                        self.stop.set()
-                    break
-            if report.outcome == "ready":
-                report.outcome = "ok"
-            self.on_update(report, report.outcome)
-        finally:
-            session.close()
+                break
+        if report.outcome == "ready":
+            report.outcome = "ok"
+        self.on_update(report, report.outcome)
 
     def _changed_since_shown(self, session: PumpSession, report: TargetReport) -> str | None:
         """In a run that asked first: why nothing may be sent to this pump (it was written to since
@@ -387,12 +310,11 @@ class Runner:
             return None  # never applied: running it now applies it once
         return None  # created or failed before: nothing reached the pump, run it
 
-    def _preview(self, report: TargetReport) -> None:
+    def _preview(self, report: TargetReport, session: BatchSession) -> None:
         """Work out every write step of this target on its pump, as a dry run does, journalling
         nothing: what the one confirmation shows. A step refused here stops the target before
         anything is sent to it (as a preflight failure)."""
         t = report.target
-        session = self._sessions[t.number]
         states = self._journal_states()
         self.on_update(report, "working out the change")
         for step in self.plan.steps:
@@ -426,7 +348,7 @@ class Runner:
         dry = self.dry_run or preview
         base = dict(serial=t.serial, port=t.port, step=step.number, action=step.action)
         if step.action not in WRITE_ACTIONS:
-            return self._read_step(session, report, step)
+            return read_step(session, report.target, step)
 
         def journal(**record) -> None:  # a preview is not the run: nothing of it is journalled
             if not preview:
@@ -459,7 +381,7 @@ class Runner:
                 journal(**base, state="unchanged")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "unchanged",
                                   unchanged_text(step.action), change=shown)
-            prepare = _prepare_fields(change.request, based_on)
+            prepare = prepare_fields(change.request, based_on)
             if preview and based_on != report.read_txid:
                 raise SafetyError("the pump was written to while its change was worked out: nothing was sent to it; "
                                   "run the plan again")
@@ -473,7 +395,7 @@ class Runner:
             if dry:
                 item = self.items.get(t.number)
                 if item is not None:  # what a second verifier is shown of it: the same rows
-                    self._for_verifier(item, step, shown)
+                    for_verifier(item, step, shown)
                 journal(**base, state="dry-run")
                 return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run",
                                   "checked; nothing sent", data=result_data(change.describe), change=shown)
@@ -521,12 +443,6 @@ class Runner:
             raise SafetyError(f"this step now works out as a different write than the one shown ({what} was "
                               "shown): nothing was sent to this pump; run the plan again to see the change")
 
-    def _for_verifier(self, item: dict[str, Any], step: Step, shown: dict[str, Any]) -> None:
-        """A dry run's rows are also what the double-check request shows of the step."""
-        item["rows"] += [[f"step {step.number} {step.action}: {row['item']}", row["before"], row["after"]]
-                         for row in shown["rows"]]
-        item["warnings"] += [w["message"] for w in shown["warnings"]]
-
     def _mri_write(self, session: PumpSession, report: TargetReport, step: Step, base: dict, journal_sent, *,
                    dry: bool, preview: bool) -> StepResult:
         from . import mri
@@ -541,7 +457,7 @@ class Runner:
                                            confirm_withdrawal_risk="withdrawal-risk" in step.args.get("confirm", []))
         else:
             request = mri.exit_request(st)
-        prepare = _prepare_fields(request, st.raw.last_txid)
+        prepare = prepare_fields(request, st.raw.last_txid)
         if preview and st.raw.last_txid != report.read_txid:
             raise SafetyError("the pump was written to while its change was worked out: nothing was sent to it; "
                               "run the plan again")
@@ -552,7 +468,7 @@ class Runner:
         if dry:
             item = self.items.get(t.number)
             if item is not None:
-                self._for_verifier(item, step, shown)
+                for_verifier(item, step, shown)
             self.journal.write(**base, state="dry-run")
             return StepResult(t.number, t.serial, t.port, step.number, step.action, "dry-run", "checked; nothing sent",
                               change=shown)
@@ -566,46 +482,3 @@ class Runner:
         self.journal.write(**base, state="confirmed", txid=out["txid"])
         return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed", "verified by read-back",
                           out["txid"], change=shown)
-
-    def _read_step(self, session: PumpSession, report: TargetReport, step: Step) -> StepResult:
-        t = report.target
-        if step.action in ("mri-checklist", "mri-verify"):
-            from . import mri
-
-            try:
-                st = mri.read_state(session, write=False)
-                if step.action == "mri-checklist":
-                    auto_exit_s = mri.parse_auto_exit(step.args.get("auto_exit", "4h"))
-                    result = mri.run_checklist(session, st, auto_exit_s=auto_exit_s,
-                                               field=step.args.get("field"), gradient=step.args.get("gradient"))
-                else:
-                    result = mri.run_verify(session, st)
-            except IthcliError as exc:
-                return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
-            bad = mri.blocks(result)
-            return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed" if bad else "confirmed",
-                              "; ".join(bad) or result["result"], data={"lines": result["lines"]})
-        try:
-            status = session.interrogate(resolve=False)
-        except IthcliError as exc:
-            return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
-        if step.action == "interrogate":
-            return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed", "read",
-                              data={"status": status})
-        try:
-            passed, actual = evaluate_check(step.args["check"], status)
-        except IthcliError as exc:
-            return StepResult(t.number, t.serial, t.port, step.number, step.action, "failed", exc.message)
-        return StepResult(t.number, t.serial, t.port, step.number, step.action, "confirmed" if passed else "failed",
-                          f"{step.args['check']}: actual {actual}")
-
-
-def _prepare_fields(request: Any, based_on: int) -> dict[str, Any]:
-    """A write's PREPARE fields (txids aside), as plain JSON: what the preview showed is compared
-    with what is sent (as a double check binds a write: doublecheck.write_item)."""
-    from protocol.bodies import as_dict
-
-    from .doublecheck import canonical
-
-    body = as_dict(request.prepare(txid=1, based_on_txid=based_on))
-    return json.loads(canonical({k: v for k, v in body.items() if k not in ("txid", "based_on_txid")}))

@@ -10,6 +10,7 @@ the catheter's contents without the bridge choice before anything is sent to tha
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -252,3 +253,21 @@ def _offline_refusal(what: str) -> str:
 
 def result_data(data: dict[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in RESULT_KEYS if data.get(k) is not None}
+
+
+def prepare_fields(request: Any, based_on: int) -> dict[str, Any]:
+    """A write's PREPARE fields (txids aside), as plain JSON: what the preview showed is compared
+    with what is sent (as a double check binds a write: doublecheck.write_item)."""
+    from protocol.bodies import as_dict
+
+    from .doublecheck import canonical
+
+    body = as_dict(request.prepare(txid=1, based_on_txid=based_on))
+    return json.loads(canonical({k: v for k, v in body.items() if k not in ("txid", "based_on_txid")}))
+
+
+def for_verifier(item: dict[str, Any], step: Step, shown: dict[str, Any]) -> None:
+    """A dry run's rows are also what the double-check request shows of the step."""
+    item["rows"] += [[f"step {step.number} {step.action}: {row['item']}", row["before"], row["after"]]
+                     for row in shown["rows"]]
+    item["warnings"] += [w["message"] for w in shown["warnings"]]

@@ -12,6 +12,12 @@ drug the pump holds) and steps run on every target in order:
     serial = "BAC-0001"
     drug = "baclofen"          # the pump's drug, by its drug library name
 
+A plan may take its targets from a ward emulator's manifest (`ith-emulator --pumps N`
+prints its path first): `targets_from = "ward.json"` in [plan] (relative to the plan)
+makes every pump of it a target, after any [[target]] tables: its port the pump's URL,
+its serial and its drug the manifest's (ithcli/plan_targets.py). A manifest that cannot
+be read or is not one is a one-line error (exit 2); nothing is sent.
+
     [[step]]
     action = "program"
     dose = "450 mcg/day"
@@ -135,6 +141,7 @@ from .plan_checks import (
     parse_overrides,
 )
 from .plan_steps import ACTIONS, BOLUS_SECONDS, ORDERED_ACTIONS, SHAPES, WRITE_ACTIONS
+from .plan_targets import manifest_targets
 
 __all__ = ["ACTIONS", "BOLUS_SECONDS", "CONFIRMATIONS", "STATUS_FIELDS", "WRITE_ACTIONS", "Plan", "PlanError", "Step",
            "Target", "UsageError", "check_problem", "check_value", "evaluate_check", "load", "parse_check",
@@ -308,6 +315,7 @@ class _Checker:
         self.target_values: dict[int, dict[int, tuple[dict, int, dict[str, int]]]] = {}
         #: the steps every target gives its own values for: each target's version is checked whole
         self.given_by_all: set[int] = set()
+        self.listed_line = 1  # the line of [plan] targets_from: where its targets' problems are
 
     def problem(self, line: int, message: str) -> None:
         self.problems.add((line, message))
@@ -322,16 +330,25 @@ class _Checker:
         name, at = Path(self.where).stem, self.lines.table("plan")
         if not isinstance(meta, dict) or meta.get("version") != 1:
             self.problem(self.lines.key(at, "version"), "expected [plan] with version = 1")
+        listed: list[dict] = []  # targets_from: every pump of a ward manifest (plan_targets.py)
         if isinstance(meta, dict):
             for key in meta:
-                if key not in ("version", "name"):
-                    self.problem(self.lines.key(at, key), f"[plan]: unknown field {key!r} (expected version, name)")
+                if key not in ("version", "name", "targets_from"):
+                    self.problem(self.lines.key(at, key),
+                                 f"[plan]: unknown field {key!r} (expected version, name, targets_from)")
+            if "targets_from" in meta:
+                line = self.lines.key(at, "targets_from")
+                listed, wrong = manifest_targets(self.where, line, meta["targets_from"])
+                if wrong:
+                    self.problem(line, wrong)
+                self.listed_line = line
+                self.raw_targets = self.raw_targets + listed
             if "name" in meta:
                 if isinstance(meta["name"], str):
                     name = meta["name"]
                 else:
                     self.problem(self.lines.key(at, "name"), "[plan]: name must be a string")
-        targets = self._targets(data.get("target"))
+        targets = self._targets(data.get("target"), listed)
         if targets and len(self.target_values) == len(targets):
             self.given_by_all = set.intersection(*(set(v) for v in self.target_values.values()))
         steps = self._steps(data.get("step"))
@@ -347,15 +364,19 @@ class _Checker:
         return plan
 
     # --- targets -------------------------------------------------------------------
-    def _targets(self, raw) -> list[Target]:
-        if not isinstance(raw, list) or not raw:
-            self.problem(1, "expected at least one [[target]] with port, serial and drug")
+    def _targets(self, raw, listed: list[dict]) -> list[Target]:
+        """The [[target]] tables, then the pumps of targets_from (each on that key's line)."""
+        if raw is None and listed:
+            raw = []
+        if not isinstance(raw, list) or not (raw or listed):
+            self.problem(1, "expected at least one [[target]] with port, serial and drug (or targets_from)")
             return []
         targets: list[Target] = []
         ports: dict[str, int] = {}
         serials: dict[str, int] = {}
-        for i, t in enumerate(raw):
-            number, line = i + 1, self.lines.header("target", i)
+        for i, t in enumerate(raw + listed):
+            number = i + 1
+            line = self.lines.header("target", i) if i < len(raw) else self.listed_line
             if not isinstance(t, dict):
                 self.problem(line, f"target {number}: expected a [[target]] table")
                 continue

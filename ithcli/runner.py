@@ -33,6 +33,7 @@ flight then ends unconfirmed, never resent). run() returns; `interrupted` counts
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import signal
 import threading
@@ -77,7 +78,20 @@ class LinkTransport:
         return fd
 
     def send(self, data: bytes) -> None:
-        self.link.write(data)
+        # a socket:// link: straight to its socket (as Link.read_nowait reads it). pyserial's
+        # socket write select()s first: slower, and refused past descriptor 1024 (a ward of 1000)
+        sock = getattr(getattr(self.link, "_port", None), "_socket", None)
+        if sock is not None and getattr(self.link, "_fd", None) is None:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise LinkError(f"link to {self.link.url} failed while sending: {exc.strerror or exc}") from None
+            data = data[sent:]
+            if not data:
+                return
+        self.link.write(data)  # the rest (a full socket buffer: pyserial waits for room), or a device
 
     def receive(self) -> bytes:
         data: bytes = self.link.read_nowait()
@@ -114,6 +128,7 @@ class Job:
     reopening: Steps[Any] | None = field(default=None, repr=False)  # the new session's steps, while they run
     reask: Ask | None = field(default=None, repr=False)  # the read to ask again once that session is open
     abandoned: bool = False
+    fd: int | None = field(default=None, repr=False)  # its transport's descriptor, polled from its start
 
     @property
     def outcome(self) -> str:
@@ -136,11 +151,13 @@ class Runner:
     """Drives many jobs from the calling thread; see the module's docstring."""
 
     def __init__(self, *, max_active: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, on_done: Callable[[Job], None] | None = None):
+                 sleep: Callable[[float], None] = time.sleep, on_done: Callable[[Job], None] | None = None,
+                 on_stop: Callable[[], None] | None = None):
         self.max_active = max_active
         self.clock = clock
         self.sleep = sleep
         self.on_done = on_done
+        self.on_stop = on_stop  # told when a first Ctrl-C (or stop()) stops the run: batch's stop flag
         self.jobs: list[Job] = []
         self.stopping = False  # Ctrl-C (or stop()): no queued job starts; jobs may check it between writes
         self.interrupted = 0
@@ -148,11 +165,17 @@ class Runner:
         self._active: list[Job] = []
         self._poller = select.poll()
         self._fds: dict[int, Job] = {}
+        self._polled: list[Job] = []  # running jobs whose transport has no descriptor: asked every turn
         self._signals = 0
+        self._wake: tuple[int, int] | None = None  # while run() handles SIGINT: a pipe that ends a poll
 
     def add(self, name: str, transport: Transport, steps: Steps[Any], *, timeout: float = 2.0,
-            on_exchange: ExchangeHook | None = None, reopen: Callable[[], Steps[Any]] | None = None) -> Job:
+            on_exchange: ExchangeHook | None = None, reopen: Callable[[], Steps[Any]] | None = None,
+            session: wire.ClientSession | None = None) -> Job:
+        """`session`: a pump's session kept from an earlier run (batch: preflight's, for the steps)."""
         job = Job(name, transport, steps, timeout, on_exchange, reopen)
+        if session is not None:
+            job.session = session
         self.jobs.append(job)
         self._queue.append(job)
         return job
@@ -168,10 +191,15 @@ class Runner:
         """What a first Ctrl-C does: queued jobs never start, running ones finish."""
         self.stopping = True
         self.cancel_queued()
+        if self.on_stop is not None:
+            self.on_stop()
 
     def interrupt(self) -> None:
         """What Ctrl-C does (the runner's SIGINT handler calls it; taken between exchanges)."""
         self._signals += 1
+        if self._wake is not None:  # poll() is retried after a handler (PEP 475): wake it for real
+            with contextlib.suppress(OSError):
+                os.write(self._wake[1], b"!")
 
     # --- the loop ------------------------------------------------------------------
     def run(self) -> list[Job]:
@@ -190,11 +218,18 @@ class Runner:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        wake = self._wake = os.pipe()
+        os.set_blocking(wake[1], False)
+        self._poller.register(wake[0], select.POLLIN)
         previous = signal.signal(signal.SIGINT, lambda signum, frame: self.interrupt())
         try:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
+            self._poller.unregister(wake[0])
+            self._wake = None
+            os.close(wake[0])
+            os.close(wake[1])
 
     def _take_signals(self) -> None:
         while self._signals:
@@ -211,26 +246,30 @@ class Runner:
             job = self._queue.pop(0)
             job.state = "running"
             self._active.append(job)
-            fd = job.transport.fileno()
+            fd = job.fd = job.transport.fileno()
             if fd is not None:
                 self._fds[fd] = job
                 self._poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+            else:
+                self._polled.append(job)
             self._resume(job, None, None)
 
     def _turn(self) -> None:
         """Wait for input or the nearest deadline, hand what came to its job, expire the late."""
-        polled = [j for j in self._active if j.transport.fileno() is None]
-        got = [j for j in polled if self._receive(j)]
+        polled = list(self._polled)  # (asked once per turn, not once per job: a ward's 1000 links)
+        got = [j for j in polled if j.state == "running" and self._receive(j)]
         waiting = [j.deadline for j in self._active if j.ask is not None]
         wait = max(0.0, min(waiting) - self.clock()) if waiting else 0.0
         if got or self._signals:
             wait = 0.0
-        if self._fds:
+        if self._fds:  # (the wake pipe, when there is one, is registered in the same poller)
             wait = min(wait, 0.01) if polled else wait
             for fd, _ in self._poller.poll(wait * 1000):
                 job = self._fds.get(fd)
                 if job is not None and job.state == "running":
                     self._receive(job)
+                elif self._wake is not None and fd == self._wake[0]:
+                    os.read(fd, 512)  # a Ctrl-C woke this poll: run() takes it next
         elif wait:
             self.sleep(wait)
         now = self.clock()
@@ -381,10 +420,11 @@ class Runner:
     def _end(self, job: Job, value: Any, error: BaseException | None) -> None:
         job.state, job.value, job.error, job.ask = "done", value, error, None
         self._active.remove(job)
-        fd = next((fd for fd, j in self._fds.items() if j is job), None)
-        if fd is not None:
-            del self._fds[fd]
-            self._poller.unregister(fd)
+        if job.fd is None:
+            self._polled.remove(job)
+        elif self._fds.get(job.fd) is job:
+            del self._fds[job.fd]
+            self._poller.unregister(job.fd)
         if self.on_done is not None:
             self.on_done(job)
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from ..batch_drive import BatchSession
 from ..errors import ExitCode, IthcliError, UsageError
 from ..plan import WRITE_ACTIONS
 from ._writing import confirm
@@ -95,8 +97,8 @@ def run(app, plan_path, dry_run, jobs, continue_on_error, journal_path, results_
     if asks and app.json and not sys.stdin.isatty():
         confirm(app, yes, "")  # refused as every write is, before any pump is read: pass --yes
 
-    def session_for(port: str):
-        session = app.session_for(port, library=library, keystore=keystore)
+    def session_for(port: str) -> BatchSession:
+        session = BatchSession(replace(app.settings, port=port), app.records, library=library, keystore=keystore)
         session.credential = app.session().credential  # asked for once, not once per pump
         return session
     runner = Runner(session_for, plan, journal=journal, jobs=jobs, continue_on_error=continue_on_error,
