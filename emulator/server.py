@@ -40,7 +40,7 @@ MAX_CONTROL_LINE = 64 * 1024
 
 
 #: how often a count alone (sessions opened) is saved: with the next change, else on a tick this long after
-COUNTS_EVERY_S = 5.0
+COUNTS_EVERY_S = 60.0
 
 
 class Link:

@@ -181,10 +181,18 @@ def _quiet_until_caught_up(client: StepClient | None) -> None:
     before it: said once (only this thread runs while it replays)."""
     global _LOUD
     if client is not None and client.replay is not None and client.replay[0]:
-        _LOUD = logging.root.manager.disable
-        logging.disable(logging.CRITICAL)
+        if logging.root.manager.disable != logging.CRITICAL:
+            _LOUD = logging.root.manager.disable
+            _disable(logging.CRITICAL)
     elif client is None:
-        logging.disable(_LOUD)
+        _disable(_LOUD)
+
+
+def _disable(level: int) -> None:
+    """logging.disable only when it changes something: each call clears every logger's cache
+    (a batch of 1,000 pumps made 15,000 calls, 5 % of its CPU)."""
+    if logging.root.manager.disable != level:
+        logging.disable(level)
 
 
 class StepClient:
@@ -233,7 +241,7 @@ class StepClient:
         recorded, answered, value = record[used[0]]
         used[0] += 1
         if used[0] == len(record):  # caught up: what it does from here on is new
-            logging.disable(_LOUD)
+            _disable(_LOUD)
         if type(recorded) is not type(ask) or steps.command_of(recorded) != steps.command_of(ask):
             raise LinkError(f"internal error: a replay asked {steps.command_of(ask).name} where "
                             f"{steps.command_of(recorded).name} was asked: nothing more is sent to this pump")

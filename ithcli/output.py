@@ -47,9 +47,14 @@ def _body_dict(value: Any) -> dict[str, Any] | None:
     return None
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # exact types: an IntEnum is not one of them
+
+
 def jsonable(value: Any) -> Any:
     """Enums by name, bytes as hex, protocol bodies as dicts, containers recursively: stable
     JSON for files and hashes (the audit log's and the pre-MRI snapshot's)."""
+    if type(value) in _PLAIN:  # most leaves: every audit entry passes here (a batch: 36 values an entry)
+        return value
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -64,8 +69,22 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, default=_default, indent=2, sort_keys=False)
+def to_json(obj: Any, *, open_levels: int = 2) -> str:
+    """Indented JSON for people to read: the first `open_levels` levels of objects and lists one
+    item a line, anything deeper on one line. The deeper values go through json's C encoder
+    (with indent json falls back to its pure-Python one: a batch of 1,000 pumps spent 0.5 s of
+    its 1.5 s printing its result)."""
+    def encode(value: Any, depth: int) -> str:
+        if depth >= open_levels or not isinstance(value, (dict, list)) or not value:
+            return json.dumps(value, default=_default, separators=(", ", ": "))
+        inner, outer = "  " * (depth + 1), "  " * depth
+        if isinstance(value, dict):
+            lines = [f"{inner}{json.dumps(k if isinstance(k, str) else json.dumps(k))}: {encode(v, depth + 1)}"
+                     for k, v in value.items()]
+            return "{\n" + ",\n".join(lines) + "\n" + outer + "}"
+        return "[\n" + ",\n".join(inner + encode(v, depth + 1) for v in value) + "\n" + outer + "]"
+
+    return encode(obj, 0)
 
 
 def print_json(obj: Any) -> None:
