@@ -13,7 +13,8 @@ handler in process (tests/loopback.py, with an injected pump clock), and a day o
 through a real emulator process over TCP (the clock moved over the control socket). Then: the
 program change made at the start is still in the log, the counts in the coalesced
 events add up to every session and failure, no stream logs twice within 10 minutes,
-a lone session is logged at once, and counts not yet logged survive a kill -9.
+a lone session is logged at once, and counts not yet logged survive a kill -9 (a session's count
+alone is saved with the next change: tests/test_emulator.py).
 """
 from __future__ import annotations
 
@@ -386,7 +387,7 @@ def test_counts_not_yet_logged_survive_a_kill_9(start_emulator, tmp_path):
     state_path = tmp_path / "pump.json"
     emu = start_emulator(transport="tcp", time_scale=FROZEN, state_path=state_path)
     with RawClient(emu.url) as c:
-        for _ in range(12):  # every AUTH reply went out after the count was saved
+        for _ in range(12):  # counted; saved with the refusals below (a change is saved before its reply)
             c.handshake("reader", emu.keys["reader"])
         refused(c.request_clear(Command.READ_PROGRAM), ErrorReason.NOT_AUTHENTICATED)
         c.send_raw(security.SecureChannel.derive(WRONG_KEY, bytes(32), Role.READER, pump_side=False)
