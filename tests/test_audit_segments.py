@@ -335,3 +335,22 @@ def test_threads_of_one_process_append_one_chain_across_rotations(tmp_path):
     count, problems = log.verify()
     headers = len(list(segments_dir(log.path).iterdir()))
     assert problems == [] and headers > 10 and count == 4 * 150 + headers
+
+
+def test_an_exchange_is_audited_as_jsonable_of_as_dict_gives_it(pump):
+    """plain_body (one pass) writes exactly what the two passes it replaced wrote, for the bodies
+    of real exchanges: a status, a program, a log read, a write's echo."""
+    from ithcli.output import jsonable, plain_body
+    from protocol.bodies import as_dict
+
+    emu, cli = pump(*BACLOFEN)
+    assert cli("program", "--dose", "550 mcg/day", "--yes").code == 0
+    with api.open_pump(emu.url, operator="t", key_store=DEFAULT_KEY_STORE, audit_log=cli.audit_path,
+                       state_dir=str(Path(cli.audit_path).parent)) as p:
+        client = p._session.client()  # the bodies as the client decoded them, before any audit
+        _, events = client.read_whole_log(0)
+        bodies = [client.interrogate(), client.read_program(), *events]
+    assert len(bodies) > 3
+    for body in bodies:
+        assert plain_body(body) == jsonable(as_dict(body))
+        assert json.dumps(plain_body(body)) == json.dumps(jsonable(as_dict(body)))  # the same order too
