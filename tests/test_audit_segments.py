@@ -76,7 +76,7 @@ def test_a_new_day_closes_the_segment_and_the_chain_runs_on(tmp_path):
     listing = Cli(tmp_path / "state")("--json", "audit", "segments", env={"ITHCLI_AUDIT_LOG": str(path)}).json()
     assert [(s["segment"], s["day"], s["kind"]) for s in listing["segments"]] == [
         (1, "2026-11-01", "segment"), (2, "2026-11-02", "segment"), (3, "2026-11-03", "segment"),
-        (None, None, "active")]
+        (4, "2026-11-04", "active")]
 
 
 def test_a_segment_also_closes_when_it_grows_past_its_size(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..audit import AuditError
-from ..audit_segments import all_parts
+from ..audit_segments import Part, all_parts, day_of, first_line, header_of
 from ..errors import UsageError
 from ..output import console
 
@@ -75,17 +75,25 @@ def _show_verified(r: dict) -> None:
 def segments(app):
     """List the log's files: closed segments, archived ones' checkpoints, the active file."""
     log = app.records.audit
-    rows = [{"segment": p.seq, "day": p.day, "kind": p.kind, "path": str(p.path),
-             "bytes": p.path.stat().st_size} for p in all_parts(log.path)]
+    rows = [_row(p) for p in all_parts(log.path)]
     if not rows:
         raise AuditError(f"no audit log at {log.path}")
 
     def render(data):
         for row in data["segments"]:
-            number = "active" if row["segment"] is None else f"{row['segment']:>6}"
-            console().print(f"{number}  {row['day'] or '':10}  {row['kind']:10}  {row['bytes']:>12,} B  {row['path']}")
+            console().print(f"{row['segment']:>6}  {row['day'] or '':10}  {row['kind']:10}  {row['bytes']:>12,} B  "
+                            f"{row['path']}")
 
     app.emit({"path": str(log.path), "segments": rows}, render)
+
+
+def _row(part: Part) -> dict:
+    seq, day = part.seq, part.day
+    if part.kind == "active":  # its number and day are in its first line (segment 1: none)
+        first = first_line(part.path)
+        header = header_of(first)
+        seq, day = (int(header["segment"]) if header else 1), day_of(first)
+    return {"segment": seq, "day": day, "kind": part.kind, "path": str(part.path), "bytes": part.path.stat().st_size}
 
 
 @audit.command()
