@@ -15,6 +15,7 @@ worker it started (resource.getrusage of itself and of its children).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -74,6 +75,7 @@ class _Segments:
         self.day: str | None = None
         self.first_hash: str | None = None
         self.prev, self.entries, self.size = GENESIS, 0, 0
+        self.first_prev, self.digest = GENESIS, hashlib.sha256()
 
     def write(self, t: int, record: dict) -> None:
         day = utc_day(t)
@@ -86,6 +88,7 @@ class _Segments:
     def _line(self, entry: dict) -> None:
         line, self.prev = sealed_line(entry)
         self.fh.write(line)
+        self.digest.update(line)
         self.first_hash = self.first_hash or self.prev
         self.entries += 1
         self.size += len(line)
@@ -95,10 +98,13 @@ class _Segments:
         self.folder.mkdir(exist_ok=True)
         name = segment_name(self.seq, self.day or day)
         os.rename(self.path, self.folder / name)
-        previous = {"segment": self.seq, "file": name, "entries": self.entries, "first_hash": self.first_hash,
-                    "last_hash": self.prev, "bytes": self.size}
+        # the seal AuditLog writes (audit_verify.seal): these lines were made, not read back and checked
+        previous = {"segment": self.seq, "file": name, "entries": self.entries, "first_prev": self.first_prev,
+                    "first_hash": self.first_hash, "last_hash": self.prev, "bytes": self.size,
+                    "sha256": self.digest.hexdigest(), "problems": []}
         self.seq, self.day, self.fh = self.seq + 1, day, open(self.path, "wb", buffering=1 << 20)
         self.first_hash, self.entries, self.size = None, 0, 0
+        self.first_prev, self.digest = self.prev, hashlib.sha256()
         self._line(segment_header(self.seq, day, previous, t))
 
     def close(self) -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from . import audit_segments as seg
-from .audit_chain import EDITED, GENESIS, canonical, entries, entry_hash, last_hash_of, line_of, sealed_line
-from .audit_verify import Scan, verify
+from .audit_chain import EDITED, GENESIS, canonical, entries, entry_hash, line_of, sealed_line
+from .audit_verify import Scan, seal, verify
 from .errors import ExitCode, IthcliError
 from .output import jsonable
 
@@ -142,10 +142,9 @@ class AuditLog:
         last = seg.closed_parts(self.path)[-1]
         if last.kind == "checkpoint":
             cp = seg.read_checkpoint(last.path)
-            return {k: cp[k] for k in ("segment", "file", "entries", "first_hash", "last_hash", "bytes")}
-        return {"segment": last.seq, "file": last.name, "entries": seg.count_lines(last.path),
-                "first_hash": last_hash_of(seg.first_line(last.path)),
-                "last_hash": last_hash_of(seg.last_line(last.path)), "bytes": last.path.stat().st_size}
+            return {k: cp[k] for k in ("segment", "file", "entries", "first_prev", "first_hash", "last_hash", "bytes",
+                                       "sha256")}
+        return seal(last.path)  # every line checked once, as it closes, and its digest sealed
 
     def _start_segment(self, fd: int, tail: _Tail, now: float, day: str) -> _Tail:
         """The new active file's first entry: its number and day, and the summary of the one before."""

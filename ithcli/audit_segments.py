@@ -217,15 +217,6 @@ def day_of(first: bytes) -> str | None:
     return when[:10] if isinstance(when, str) else None  # written in UTC, the date first
 
 
-def count_lines(path: Path) -> int:
-    """Entries in a closed segment: newlines counted in 1 MB chunks (no line is parsed)."""
-    count = 0
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 20):
-            count += chunk.count(b"\n")
-    return count
-
-
 def read_checkpoint(path: Path) -> dict:
     """A checkpoint file's record; ValueError when it is not one."""
     data = json.loads(path.read_bytes())

@@ -44,6 +44,7 @@ class PartCheck:
     archived: list[dict] = field(default_factory=list)  # records of segments archived, seen in this part
     checkpoint: dict | None = None
     sha256: str | None = None
+    sealed: bool = False  # checked against the digest sealed when it closed, not line by line
 
 
 def walk(opened: seg.Opened, result: PartCheck, prefix: str, parse: bool | bytes = True,
@@ -101,6 +102,46 @@ def start(opened: seg.Opened) -> PartCheck:
     header = seg.header_of(opened.head())
     seq = int(header["segment"]) if header is not None and isinstance(header.get("segment"), int) else 1
     return PartCheck(part.name, part.kind, seq, part.seq, header=header)
+
+
+def seal(path: Path) -> dict[str, Any]:
+    """What the segment after a closed one records of it (its header's `previous`): number, file,
+    entries, the hash its first entry follows, its first and last hash, bytes, the SHA-256 of its
+    bytes, and the problems its check found when it closed (none, normally). A report then checks
+    the file against the digest alone: unchanged since a check of every line."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        opened = seg.Opened(seg.Part(None, None, path, "segment"), fd, os.fstat(fd).st_size)
+        result, digest = start(opened), hashlib.sha256()
+        for _ in walk(opened, result, f"{path.name} ", parse=False, digest=digest):
+            pass
+    finally:
+        os.close(fd)
+    return {"segment": result.seq, "file": path.name, "entries": result.entries, "first_prev": result.first_prev,
+            "first_hash": result.first_hash, "last_hash": result.last_hash, "bytes": opened.size,
+            "sha256": digest.hexdigest(), "problems": result.problems}
+
+
+def sealed_or_checked(opened: seg.Opened, prefix: str, sealed: dict | None) -> PartCheck:
+    """A closed segment whose bytes hash as its seal says: what the seal recorded (its lines were
+    checked when it closed); any other part, or one changed since: checked line by line."""
+    if sealed is None or opened.fd is None:
+        return check(opened, prefix)
+    digest, offset = hashlib.sha256(), 0
+    while offset < opened.size:
+        chunk = os.pread(opened.fd, min(4 << 20, opened.size - offset), offset)
+        if not chunk:
+            break
+        digest.update(chunk)
+        offset += len(chunk)
+    if digest.hexdigest() != sealed.get("sha256") or offset != sealed.get("bytes"):
+        return check(opened, prefix)  # changed since it closed: the line that changed is named
+    result = start(opened)
+    result.entries, result.first_prev = int(sealed["entries"]), sealed.get("first_prev")
+    result.first_hash, result.last_hash = sealed.get("first_hash"), sealed.get("last_hash")
+    result.problems = list(sealed.get("problems") or [])
+    result.sealed = True
+    return result
 
 
 def check(opened: seg.Opened, prefix: str) -> PartCheck:
@@ -259,12 +300,29 @@ def _workers(jobs: int) -> Any:
                                mp_context=multiprocessing.get_context("fork"))
 
 
+def _seals(opened: list[seg.Opened], chosen: list[seg.Opened]) -> dict[str, dict]:
+    """name -> the seal of each chosen closed segment, from the header of the part after it."""
+    seals = {}
+    following = {id(a): b for a, b in zip(opened, opened[1:], strict=False)}
+    for o in chosen:
+        after = following.get(id(o))
+        if o.part.kind != "segment" or after is None or after.fd is None:
+            continue
+        header = seg.header_of(after.head())
+        previous = (header or {}).get("previous") or {}
+        if previous.get("file") == o.part.name and previous.get("sha256"):
+            seals[o.part.name] = previous
+    return seals
+
+
 def _selected_while_workers_check(chosen: list[seg.Opened], single: bool, only: bytes,
-                                  results: list[PartCheck]) -> Iterator[dict]:
-    """One pump's entries of a large read: worker processes check every line's hash and links
-    while this one parses only the lines holding `only`; the checks land in `results`."""
+                                  results: list[PartCheck], seals: dict[str, dict]) -> Iterator[dict]:
+    """One pump's entries of a large read: worker processes check each file (against its seal,
+    else every line's hash and links) while this one parses only the lines holding `only`; the
+    checks land in `results`."""
     with _workers(len(chosen)) as pool:
-        futures = [pool.submit(_check_job, (o, prefix_for(o.part, single))) for o in chosen]
+        futures = [pool.submit(_sealed_job, (o, prefix_for(o.part, single), seals.get(o.part.name)))
+                   for o in chosen]
         for o in chosen:
             for raw in o.lines_holding(only):
                 try:
@@ -280,6 +338,10 @@ def _check_job(job: tuple[seg.Opened, str]) -> PartCheck:
     return check(*job)
 
 
+def _sealed_job(job: tuple[seg.Opened, str, dict | None]) -> PartCheck:
+    return sealed_or_checked(*job)
+
+
 class Scan:
     """Entries across the parts, in order, checked as they pass (report's read). days (first, last
     UTC day): only the segments of those days, with `before` parts ahead of them and `after` parts
@@ -293,6 +355,7 @@ class Scan:
         self.count = 0
         self.problems: list[str] = []
         self.read_from: list[str] = []
+        self.by_seal: list[str] = []  # the files checked against their sealed digest (the rest line by line)
         self.earlier = self.later = False  # parts before (after) those read exist: more context could be read
 
     def entries(self, parse: bool = True) -> Iterator[dict]:
@@ -302,7 +365,8 @@ class Scan:
             chosen = self._choose(opened)
             results: list[PartCheck] = []
             if isinstance(how, bytes) and _worth_workers(chosen):
-                yield from _selected_while_workers_check(chosen, single, how, results)
+                seals = _seals(opened, chosen)
+                yield from _selected_while_workers_check(chosen, single, how, results, seals)
             for o in chosen if not results else []:
                 result = start(o)
                 if o.fd is not None:
@@ -318,6 +382,7 @@ class Scan:
             self.problems += join(results, linked_to=linked_to, whole=whole)
             self.read_from = [o.part.name if o.fd is not None else f"{o.part.name} (archived: not read)"
                               for o in chosen]
+            self.by_seal = [r.name for r in results if r.sealed]
 
     def _choose(self, opened: list[seg.Opened]) -> list[seg.Opened]:
         if self.days is None:

@@ -40,6 +40,7 @@ def read(audit: AuditLog, *, since: int, until: int | None, serial: str | None
     whole = not scan.earlier and not scan.later
     info = {"path": str(audit.path), "entries": scan.count, "intact": not scan.problems,
             "problems": scan.problems, "entries_kept": len(records), "read_from": scan.read_from,
+            "checked_by_seal": scan.by_seal,
             "scope": "whole log" if whole else f"segments of {days[0]}" + ("" if days[0] == days[1] else
                                                                            f" to {days[1]}")}
     return records, serials, info

@@ -9,6 +9,7 @@ moved across midnight through its control socket, read through ithcli.api.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,6 +68,11 @@ def test_a_new_day_closes_the_segment_and_the_chain_runs_on(tmp_path):
     last_of_3 = json.loads(_segment(path, 3).read_text().splitlines()[-1])
     assert header["event"] == "segment-start" and header["segment"] == 4 and header["day"] == "2026-11-04"
     assert header["prev"] == last_of_3["hash"] and header["previous"]["entries"] == 6  # 5 + its own header
+    # segment 3 checked line by line as it closed, and its digest sealed for the reports that read it
+    sealed = header["previous"]
+    assert sealed["sha256"] == hashlib.sha256(_segment(path, 3).read_bytes()).hexdigest()
+    assert sealed["problems"] == [] and sealed["first_prev"] == json.loads(
+        _segment(path, 2).read_text().splitlines()[-1])["hash"]
     assert log.verify() == (4 * 5 + 3, [])
     assert [r["n"] for r in log.records() if "n" in r] == [[d, i] for d in range(4) for i in range(5)]
     result = _verify(tmp_path, path)
@@ -307,14 +313,43 @@ def test_worker_processes_check_a_large_log_as_this_one_does(tmp_path, pump, mon
     since = int(DAY0 + 86400)
     alone = read(AuditLog(path), since=since, until=since + 2 * 86400, serial="BAC-0001")
     monkeypatch.setattr(ithcli.audit_verify, "PARALLEL_BYTES", 0)
-    assert read(AuditLog(path), since=since, until=since + 2 * 86400, serial="BAC-0001") == alone
+    parallel = read(AuditLog(path), since=since, until=since + 2 * 86400, serial="BAC-0001")
+    assert alone[2]["checked_by_seal"] == []  # a small read checks every line itself
+    # the closed segments read are checked against the digest sealed as each closed
+    assert parallel[2].pop("checked_by_seal") == ["000002-2026-11-02.jsonl", "000003-2026-11-03.jsonl"]
+    alone[2].pop("checked_by_seal")
+    assert parallel == alone
     assert AuditLog(path).verify()[1] == []
     three = _segment(path, 3)
     three.write_text(three.read_text().replace('"n":[2,1]', '"n":[2,7]', 1))
     edited = AuditLog(path).verify()[1]
     assert len(edited) == 1 and edited[0].startswith("000003-2026-11-03.jsonl line ") and "(edited)" in edited[0]
     records, _, info = read(AuditLog(path), since=since, until=since + 2 * 86400, serial="BAC-0001")
-    assert not info["intact"] and info["problems"] == edited
+    # changed since it closed: its digest no longer matches, so it is checked line by line and the line named
+    assert not info["intact"] and info["problems"] == edited and info["checked_by_seal"] == ["000002-2026-11-02.jsonl"]
+
+
+def test_a_line_edited_before_its_segment_closed_is_named_by_the_seal_too(tmp_path, monkeypatch):
+    """The check at closing finds the edit and its seal records it: a report reading that segment
+    through its seal names it as `audit verify` does (nothing is sealed as intact that was not)."""
+    import ithcli.audit_verify
+    from ithcli.report_read import read
+
+    path = tmp_path / "audit.jsonl"
+    log = _log_over_days(path, days=2)
+    lines = path.read_text().splitlines(keepends=True)  # the active file: day 2, segment 2
+    lines[2] = lines[2].replace('"n":[1,1]', '"n":[1,8]')
+    path.write_text("".join(lines))
+    log._clock = lambda: DAY0 + 2 * 86400 + 8 * 3600  # day 3: segment 2 closes, checked and sealed
+    log.append({"event": "exchange", "command": "INTERROGATE", "outcome": "ok", "pump_serial": "P-1", "n": [2, 0]})
+    sealed = json.loads(path.read_text().splitlines()[0])["previous"]
+    named = "000002-2026-11-02.jsonl line 3: contents do not match its hash (edited)"
+    assert sealed["problems"] == [named]
+    assert AuditLog(path).verify()[1] == [named]
+    monkeypatch.setattr(ithcli.audit_verify, "PARALLEL_BYTES", 0)
+    _, _, info = read(AuditLog(path), since=int(DAY0), until=int(DAY0) + 2 * 86400, serial="P-1")
+    assert info["checked_by_seal"] == ["000001-2026-11-01.jsonl", "000002-2026-11-02.jsonl"]
+    assert info["problems"] == [named]
 
 
 def test_threads_of_one_process_append_one_chain_across_rotations(tmp_path):
