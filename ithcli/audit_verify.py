@@ -25,6 +25,7 @@ from .audit_chain import EDITED, GENESIS, last_hash_of, read_line
 #: below this many bytes the parts are checked in this process (a worker costs more than it saves)
 PARALLEL_BYTES = 32 * 1024 * 1024
 ARCHIVED = "segment-archived"
+SEALED_PROBLEMS = 20  # the most a seal lists
 
 
 @dataclass
@@ -119,7 +120,13 @@ def seal(path: Path) -> dict[str, Any]:
         os.close(fd)
     return {"segment": result.seq, "file": path.name, "entries": result.entries, "first_prev": result.first_prev,
             "first_hash": result.first_hash, "last_hash": result.last_hash, "bytes": opened.size,
-            "sha256": digest.hexdigest(), "problems": result.problems}
+            "sha256": digest.hexdigest(), "problems": _at_most(result.problems, SEALED_PROBLEMS)}
+
+
+def _at_most(problems: list[str], n: int) -> list[str]:
+    """A seal is one line of the log: the first problems, and how many more (verify names them all)."""
+    return problems if len(problems) <= n else problems[:n] + [f"and {len(problems) - n} more problems: "
+                                                              f"run 'ithcli audit verify'"]
 
 
 def sealed_or_checked(opened: seg.Opened, prefix: str, sealed: dict | None) -> PartCheck:

@@ -389,3 +389,17 @@ def test_an_exchange_is_audited_as_jsonable_of_as_dict_gives_it(pump):
     for body in bodies:
         assert plain_body(body) == jsonable(as_dict(body))
         assert json.dumps(plain_body(body)) == json.dumps(jsonable(as_dict(body)))  # the same order too
+
+
+def test_a_seal_lists_the_first_twenty_problems_and_counts_the_rest(tmp_path):
+    from ithcli.audit_verify import seal
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, clock=lambda: DAY0)
+    for i in range(30):
+        log.append({"event": "exchange", "n": i})
+    edited = [line.replace(f'"n":{i}', f'"n":{i + 100}') for i, line in enumerate(path.read_text().splitlines(True))]
+    path.write_text("".join(edited))
+    problems = seal(path)["problems"]
+    assert len(problems) == 21 and problems[0] == "audit.jsonl line 1: contents do not match its hash (edited)"
+    assert problems[-1] == "and 10 more problems: run 'ithcli audit verify'"
