@@ -253,7 +253,9 @@ def _lock_fd(active: Path) -> int:
     key = str(active)
     known = _LOCK_FDS.get(key)
     if known is not None and known[0] == os.getpid():
-        return known[1]
+        if os.fstat(known[1]).st_nlink:
+            return known[1]
+        os.close(known[1])  # the lock file was removed (its directory with it): lock the one there now
     try:
         fd = os.open(seg.lock_path(active), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except FileNotFoundError:  # the first entry: make the directory (not checked on every append)

@@ -29,10 +29,11 @@ def read(audit: AuditLog, *, since: int, until: int | None, serial: str | None
     while True:
         scan = Scan(audit.path, days=days, before=before, after=after, only=only)
         records, serials = read_for_session(scan.entries(), since=since, until=until, serial=serial)
+        # further back (on) in doubling steps, so that a pump read long ago costs at most twice the read
         if scan.earlier and _needs_earlier(records, serial):
-            before += 1  # one more segment back: the pump's last settings before the session
+            before = before * 2 or 1  # the pump's last settings before the session are further back
         elif scan.later and _undecided_write(records, serial, until):
-            after += 1  # one more segment on: how the session's last write ended
+            after = after * 2 or 1  # how the session's last write ended is further on
         else:
             break
     if serial is not None and serial not in serials:  # no entry of it anywhere: which pumps are there

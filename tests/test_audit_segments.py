@@ -403,3 +403,14 @@ def test_a_seal_lists_the_first_twenty_problems_and_counts_the_rest(tmp_path):
     problems = seal(path)["problems"]
     assert len(problems) == 21 and problems[0] == "audit.jsonl line 1: contents do not match its hash (edited)"
     assert problems[-1] == "and 10 more problems: run 'ithcli audit verify'"
+
+
+def test_a_log_whose_directory_was_removed_starts_again_with_its_own_lock(tmp_path):
+    """A long-lived process (the API) keeps its lock file open: when the directory goes (a state dir
+    cleared), the next entry starts a new log under a new lock file, not the deleted one's."""
+    path = tmp_path / "state" / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"event": "exchange", "n": 1})
+    shutil.rmtree(path.parent)
+    log.append({"event": "exchange", "n": 2})
+    assert (path.parent / "audit.jsonl.lock").exists() and log.verify() == (1, [])
