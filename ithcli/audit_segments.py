@@ -7,7 +7,8 @@ found by name without opening anything. A segment archived away leaves its check
 `NNNNNN-YYYY-MM-DD.checkpoint.json` in its place. Segment 1 is the first file ever written
 (no header: logs written before segments are segment 1 as they are); every later segment
 begins with a `segment-start` entry whose `prev` is the hash that ended the one before, and
-whose `previous` summarises that segment (entries, first and last hash, bytes), so the chain
+whose `previous` summarises and seals that segment (entries, first and last hash, bytes, its
+SHA-256 and what checking every line of it found as it closed: audit_verify.seal), so the chain
 runs on across files and a missing, reordered or renamed file is named by its number.
 """
 from __future__ import annotations
