@@ -1,11 +1,12 @@
 """What a report reads from the audit log: only the segments of its session's days, one pump's lines.
 
 Segments are named by the UTC day of their entries (audit_segments.py), so a report for one
-day opens that day's files (and the one after: a write's read-back may cross midnight),
-checks every line of them against its hash and its neighbour, and parses only the lines
-of the pump asked for. When those days hold no reading of the pump from before the session
-(its "last settings"), earlier segments are read too, one more at a time, back to the
-first if need be: a report is never short of what reading the whole log would give it.
+day opens that day's files, checks them (every line, or past 32 MB each closed segment
+against the digest sealed when it closed: audit_verify.Scan) and parses only the lines of
+the pump asked for. When those days hold no reading of the pump from before its first write
+(its "last settings"), earlier segments are read too, and later ones when the session's last
+write has no outcome in them, in doubling steps, back to the first if need be: a report is
+never short of what reading the whole log would give it.
 """
 from __future__ import annotations
 
@@ -196,7 +197,7 @@ def _needs_earlier(records: list[dict], serial: str | None) -> bool:
             continue
         if r.get("command") == "INTERROGATE" and r.get("outcome") == "ok":
             return False
-        if r.get("event") == "exchange" and str(r.get("command", "")).startswith("PREPARE_"):
+        if r.get("event") == "exchange" and r.get("command") in WRITE_COMMANDS:
             return True
     return True
 
