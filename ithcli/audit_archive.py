@@ -18,7 +18,7 @@ from typing import Any
 
 from . import audit_segments as seg
 from .audit import AuditError, AuditLog, _iso
-from .audit_verify import ARCHIVED, PartCheck, start, walk
+from .audit_verify import ARCHIVED, seal
 from .errors import UsageError
 
 
@@ -45,20 +45,13 @@ def archive(log: AuditLog, destination: Path, *, through: int | None = None, bef
 
 
 def _copy_checked(part: seg.Part, destination: Path, now: str) -> dict[str, Any]:
-    """The segment checked whole and copied; its checkpoint record. A copy that differs: refused."""
-    fd = os.open(part.path, os.O_RDONLY)
-    try:
-        opened = seg.Opened(part, fd, os.fstat(fd).st_size)
-        result: PartCheck = start(opened)
-        digest = hashlib.sha256()
-        for _ in walk(opened, result, f"{part.name} ", parse=False, digest=digest):
-            pass
-    finally:
-        os.close(fd)
-    if result.problems:
-        raise AuditError(f"{part.name} fails verification, nothing archived: " + "; ".join(result.problems))
-    if result.seq != part.seq:
-        raise AuditError(f"{part.name} holds segment {result.seq}: renamed or reordered, nothing archived")
+    """The segment checked whole (as it is sealed) and copied; its checkpoint record. A copy that
+    differs: refused."""
+    checked = seal(part.path, every_problem=True)
+    if checked["problems"]:
+        raise AuditError(f"{part.name} fails verification, nothing archived: " + "; ".join(checked["problems"]))
+    if checked["segment"] != part.seq:
+        raise AuditError(f"{part.name} holds segment {checked['segment']}: renamed or reordered, nothing archived")
     target = destination / part.name
     if not target.exists():
         tmp = target.with_name(f".{target.name}.tmp")
@@ -67,13 +60,12 @@ def _copy_checked(part: seg.Part, destination: Path, now: str) -> dict[str, Any]
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         seg.fsync_dir(destination)
-    if _sha256(target) != digest.hexdigest():
+    if _sha256(target) != checked["sha256"]:
         raise AuditError(f"{target} exists and differs from {part.name}: nothing archived")
     return {"format": "ith-audit-checkpoint", "version": 1, "segment": part.seq, "file": part.name,
-            "day": part.day, "entries": result.entries, "first_prev": result.first_prev,
-            "first_hash": result.first_hash, "last_hash": result.last_hash, "bytes": opened.size,
-            "sha256": digest.hexdigest(), "archived_to": str(destination.resolve()),
-            "archived_at": now}
+            "day": part.day, **{k: checked[k] for k in ("entries", "first_prev", "first_hash", "last_hash",
+                                                         "bytes", "sha256")},
+            "archived_to": str(destination.resolve()), "archived_at": now}
 
 
 def _write_checkpoint(path: Path, record: dict[str, Any]) -> None:

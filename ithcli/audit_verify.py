@@ -105,11 +105,12 @@ def start(opened: seg.Opened) -> PartCheck:
     return PartCheck(part.name, part.kind, seq, part.seq, header=header)
 
 
-def seal(path: Path) -> dict[str, Any]:
+def seal(path: Path, *, every_problem: bool = False) -> dict[str, Any]:
     """What the segment after a closed one records of it (its header's `previous`): number, file,
     entries, the hash its first entry follows, its first and last hash, bytes, the SHA-256 of its
     bytes, and the problems its check found when it closed (none, normally). A report then checks
-    the file against the digest alone: unchanged since a check of every line."""
+    the file against the digest alone: unchanged since a check of every line. A seal is one line
+    of the log: it lists SEALED_PROBLEMS problems at most (every_problem: all, for an error)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         opened = seg.Opened(seg.Part(None, None, path, "segment"), fd, os.fstat(fd).st_size)
@@ -120,7 +121,8 @@ def seal(path: Path) -> dict[str, Any]:
         os.close(fd)
     return {"segment": result.seq, "file": path.name, "entries": result.entries, "first_prev": result.first_prev,
             "first_hash": result.first_hash, "last_hash": result.last_hash, "bytes": opened.size,
-            "sha256": digest.hexdigest(), "problems": _at_most(result.problems, SEALED_PROBLEMS)}
+            "sha256": digest.hexdigest(),
+            "problems": result.problems if every_problem else _at_most(result.problems, SEALED_PROBLEMS)}
 
 
 def _at_most(problems: list[str], n: int) -> list[str]:
