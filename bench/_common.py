@@ -64,3 +64,41 @@ def pair(key_file: str, key_store: str) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(Path(key_file).read_bytes())
+
+
+#: the wire floor's client: N ptys or socket:// URLs, 4 round trips each (60 bytes out, 80 back, as a
+#: batch interrogate: HELLO, AUTH, two INTERROGATEs) from one selector loop; prints its loop's seconds
+FLOOR_CLIENT = """
+import os, selectors, socket, sys, time, tty
+t = time.perf_counter()
+sel = selectors.DefaultSelector()
+left = {}
+for url in sys.argv[1:]:
+    if url.startswith("socket://"):
+        host, port = url[9:].rsplit(":", 1)
+        link = socket.create_connection((host, int(port)))
+        link.setblocking(False)
+        fd = link.fileno()
+    else:
+        link = fd = os.open(url, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(fd)
+    left[fd] = [4, 0, link]  # round trips to go, bytes of this reply so far
+    sel.register(fd, selectors.EVENT_READ)
+    os.write(fd, bytes(60))
+while left:
+    for key, _ in sel.select():
+        fd = key.fd
+        state = left[fd]
+        state[1] += len(os.read(fd, 4096))
+        if state[1] >= 80:
+            state[0] -= 1
+            state[1] = 0
+            if state[0]:
+                os.write(fd, bytes(60))
+            else:
+                sel.unregister(fd)
+                link = state[2]
+                link.close() if hasattr(link, "close") else os.close(fd)
+                del left[fd]
+print(time.perf_counter() - t)
+"""

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from _common import median_run, pair, piped, stop, table
+from _common import FLOOR_CLIENT, median_run, pair, piped, stop, table
 
 from ithcli import emulator_process
 from ithcli.emulator_process import EmulatorProcess
@@ -179,42 +179,6 @@ while True:
             os.read(key.fd, 4096)
             os.write(key.fd, reply)
 """
-
-FLOOR_CLIENT = """
-import os, selectors, socket, sys, time, tty
-t = time.perf_counter()
-sel = selectors.DefaultSelector()
-left = {}
-for url in sys.argv[1:]:
-    if url.startswith("socket://"):
-        host, port = url[9:].rsplit(":", 1)
-        link = socket.create_connection((host, int(port)))
-        link.setblocking(False)
-        fd = link.fileno()
-    else:
-        link = fd = os.open(url, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        tty.setraw(fd)
-    left[fd] = [4, 0, link]  # round trips to go, bytes of this reply so far
-    sel.register(fd, selectors.EVENT_READ)
-    os.write(fd, bytes(60))
-while left:
-    for key, _ in sel.select():
-        fd = key.fd
-        state = left[fd]
-        state[1] += len(os.read(fd, 4096))
-        if state[1] >= 80:
-            state[0] -= 1
-            state[1] = 0
-            if state[0]:
-                os.write(fd, bytes(60))
-            else:
-                sel.unregister(fd)
-                link = state[2]
-                link.close() if hasattr(link, "close") else os.close(fd)
-                del left[fd]
-print(time.perf_counter() - t)
-"""
-
 
 def floor(sizes: list[int], runs: int, *, tcp: bool) -> dict[int, tuple[float, float]]:
     """Per size: the median seconds of the bare client's loop, and of its whole process."""

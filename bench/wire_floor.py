@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from _common import piped, table
+from _common import FLOOR_CLIENT, piped, table
 
 ECHO = """
 import os, select, tty
@@ -33,35 +33,6 @@ while True:
     os.write(master, reply)
 """
 
-CLIENT = """
-import os, selectors, sys, time, tty
-t = time.perf_counter()
-sel = selectors.DefaultSelector()
-left = {}
-for path in sys.argv[1:]:
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    tty.setraw(fd)
-    left[fd] = [4, 0]  # round trips to go, bytes of this reply so far
-    sel.register(fd, selectors.EVENT_READ)
-    os.write(fd, bytes(60))
-while left:
-    for key, _ in sel.select():
-        fd = key.fd
-        state = left[fd]
-        state[1] += len(os.read(fd, 4096))
-        if state[1] >= 80:
-            state[0] -= 1
-            state[1] = 0
-            if state[0]:
-                os.write(fd, bytes(60))
-            else:
-                sel.unregister(fd)
-                os.close(fd)
-                del left[fd]
-print(time.perf_counter() - t)
-"""
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pumps", type=int, default=200)
@@ -75,7 +46,7 @@ def main() -> None:
             loop, whole = [], []
             for i in range(args.runs + 1):  # the first run is not counted
                 t = time.perf_counter()
-                out = subprocess.run([sys.executable, "-c", CLIENT, *paths[:n]], capture_output=True, text=True,
+                out = subprocess.run([sys.executable, "-c", FLOOR_CLIENT, *paths[:n]], capture_output=True, text=True,
                                      check=True).stdout
                 if i:
                     whole.append(time.perf_counter() - t)
