@@ -14,6 +14,8 @@ import select
 import shlex
 import socket
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .errors import LinkError
@@ -96,6 +98,13 @@ class Link:
         return fd if isinstance(fd, int) and fd >= 0 else None
 
     def _read_fd(self, fd: int, deadline: float) -> bytes:
+        return self._poll_read(fd, deadline, partial(_read_now, fd))
+
+    def _read_socket(self, sock: socket.socket, deadline: float) -> bytes:
+        return self._poll_read(sock.fileno(), deadline, partial(_recv_now, sock))
+
+    def _poll_read(self, fd: int, deadline: float, take: Callable[[], bytes]) -> bytes:
+        """Wait (until `deadline`) for `fd` to be readable, then take what has arrived."""
         poller = self._poller
         if poller is None:  # one per port, registered once: a batch reads thousands of times
             poller = self._poller = select.poll()
@@ -105,33 +114,11 @@ class Link:
             events = poller.poll(max(0, min(left, _POLL)) * 1000)
             for _, event in events:
                 if event & select.POLLIN:
-                    try:
-                        data = os.read(fd, 4096)
-                    except BlockingIOError:
-                        data = b""
+                    data = take()
                     if data:
                         return data
                 if event & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
                     raise OSError("the device hung up")
-            if time.monotonic() >= deadline:
-                return b""
-
-    def _read_socket(self, sock: socket.socket, deadline: float) -> bytes:
-        poller = self._poller
-        if poller is None:
-            poller = self._poller = select.poll()
-            poller.register(sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
-        while True:
-            left = deadline - time.monotonic()
-            if poller.poll(max(0, min(left, _POLL)) * 1000):
-                try:
-                    data = sock.recv(4096, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    data = None
-                if data == b"":
-                    raise OSError("the connection was closed")
-                if data:
-                    return data
             if time.monotonic() >= deadline:
                 return b""
 
@@ -166,12 +153,7 @@ class Link:
         sock = getattr(self._port, "_socket", None) if self._fd is None else None
         try:
             if sock is not None:  # pyserial's socket:// reads one byte per call when asked in_waiting
-                try:
-                    data = sock.recv(4096, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    return b""
-                if not data:
-                    raise OSError("the connection was closed")
+                data = self._read_socket(sock, 0.0)
             elif self._fd is not None:
                 data = self._read_fd(self._fd, 0.0)
             else:
@@ -311,3 +293,20 @@ def _why(exc: BaseException) -> str:
     text = root.strerror if root is not None and root.strerror else (str(exc).strip() or type(exc).__name__)
     text = _PYSERIAL_PREFIX.sub("", text.splitlines()[0]).strip() or type(exc).__name__
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _read_now(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return b""
+
+
+def _recv_now(sock: socket.socket) -> bytes:
+    try:
+        data = sock.recv(4096, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+    if not data:
+        raise OSError("the connection was closed")
+    return data
