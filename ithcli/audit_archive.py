@@ -60,7 +60,9 @@ def _copy_checked(part: seg.Part, destination: Path, now: str) -> dict[str, Any]
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         seg.fsync_dir(destination)
-    if _sha256(target) != checked["sha256"]:
+    with open(target, "rb") as fh:
+        copied = hashlib.file_digest(fh, "sha256").hexdigest()
+    if copied != checked["sha256"]:
         raise AuditError(f"{target} exists and differs from {part.name}: nothing archived")
     return {"format": "ith-audit-checkpoint", "version": 1, "segment": part.seq, "file": part.name,
             "day": part.day, **{k: checked[k] for k in ("entries", "first_prev", "first_hash", "last_hash",
@@ -77,11 +79,3 @@ def _write_checkpoint(path: Path, record: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -105,17 +105,18 @@ def start(opened: seg.Opened) -> PartCheck:
     return PartCheck(part.name, part.kind, seq, part.seq, header=header)
 
 
-def seal(path: Path, *, every_problem: bool = False) -> dict[str, Any]:
+def seal(path: Path, *, every_problem: bool = False, named: str | None = None) -> dict[str, Any]:
     """What the segment after a closed one records of it (its header's `previous`): number, file,
     entries, the hash its first entry follows, its first and last hash, bytes, the SHA-256 of its
     bytes, and the problems its check found when it closed (none, normally). A report then checks
     the file against the digest alone: unchanged since a check of every line. A seal is one line
-    of the log: it lists SEALED_PROBLEMS problems at most (every_problem: all, for an error)."""
+    of the log: it lists SEALED_PROBLEMS problems at most (every_problem: all, for an error).
+    named: how its lines are named in problems (default: by the file's name)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         opened = seg.Opened(seg.Part(None, None, path, "segment"), fd, os.fstat(fd).st_size)
         result, digest = start(opened), hashlib.sha256()
-        for _ in walk(opened, result, f"{path.name} ", parse=False, digest=digest):
+        for _ in walk(opened, result, f"{named or path.name} ", parse=False, digest=digest):
             pass
     finally:
         os.close(fd)
@@ -224,20 +225,12 @@ def archived_problems(results: list[PartCheck], archive: Path) -> list[str]:
             continue
         path = archive / r.checkpoint["file"]
         try:
-            fd = os.open(path, os.O_RDONLY)
+            got = seal(path, every_problem=True, named=f"{archive.name}/{path.name}")
         except OSError:
             problems.append(f"archived segment {r.checkpoint['file']} is not in {archive}")
             continue
-        try:
-            opened = seg.Opened(seg.Part(r.seq, None, path, "segment"), fd, os.fstat(fd).st_size)
-            got, digest = start(opened), hashlib.sha256()
-            for _ in walk(opened, got, f"{archive.name}/{path.name} ", parse=False, digest=digest):
-                pass
-        finally:
-            os.close(fd)
-        problems += got.problems
-        if digest.hexdigest() != r.checkpoint["sha256"] or got.last_hash != r.last_hash \
-                or got.entries != r.entries:
+        problems += got["problems"]
+        if got["sha256"] != r.checkpoint["sha256"] or got["last_hash"] != r.last_hash or got["entries"] != r.entries:
             problems.append(f"archived segment {path} does not match its checkpoint {r.name} (edited or replaced)")
     return problems
 
