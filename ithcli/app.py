@@ -366,15 +366,15 @@ class PumpSession:
 
     def audit_exchange(self, command: Command, request: Body | None, reply: Body | None, outcome: str) -> None:
         """One exchange in the audit log: the one place where bodies become plain data."""
-        from .output import plain_body
+        from .output import jsonable
 
         if command.name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
             session = self._client.session if self._client is not None else None
             fields: dict[str, Any] = {"role": session.role if session is not None else None}
             response: dict[str, Any] | None = {} if outcome == "ok" else None
         else:
-            fields = plain_body(request) if request is not None else {}
-            response = plain_body(reply) if reply is not None else None
+            fields = jsonable(request) if request is not None else {}
+            response = jsonable(reply) if reply is not None else None
         if response is not None and command.name == "READ_LOG":
             response = {k: v for k, v in response.items() if k != "events"} | {"events": len(response["events"])}
         extra: dict[str, Any] = {}

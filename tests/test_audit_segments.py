@@ -373,9 +373,9 @@ def test_threads_of_one_process_append_one_chain_across_rotations(tmp_path):
 
 
 def test_an_exchange_is_audited_as_jsonable_of_as_dict_gives_it(pump):
-    """plain_body (one pass) writes exactly what the two passes it replaced wrote, for the bodies
-    of real exchanges: a status, a program, a log read, a write's echo."""
-    from ithcli.output import jsonable, plain_body
+    """jsonable walks a body in one pass and writes exactly what the two passes it replaced
+    (jsonable of as_dict) wrote, for the bodies of real exchanges: a status, a program, a log read."""
+    from ithcli.output import jsonable
     from protocol.bodies import as_dict
 
     emu, cli = pump(*BACLOFEN)
@@ -387,8 +387,8 @@ def test_an_exchange_is_audited_as_jsonable_of_as_dict_gives_it(pump):
         bodies = [client.interrogate(), client.read_program(), *events]
     assert len(bodies) > 3
     for body in bodies:
-        assert plain_body(body) == jsonable(as_dict(body))
-        assert json.dumps(plain_body(body)) == json.dumps(jsonable(as_dict(body)))  # the same order too
+        assert jsonable(body) == jsonable(as_dict(body))
+        assert json.dumps(jsonable(body)) == json.dumps(jsonable(as_dict(body)))  # the same order too
 
 
 def test_a_seal_lists_the_first_twenty_problems_and_counts_the_rest(tmp_path):
