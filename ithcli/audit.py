@@ -256,11 +256,7 @@ def _lock_fd(active: Path) -> int:
         if os.fstat(known[1]).st_nlink:
             return known[1]
         os.close(known[1])  # the lock file was removed (its directory with it): lock the one there now
-    try:
-        fd = os.open(seg.lock_path(active), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except FileNotFoundError:  # the first entry: make the directory (not checked on every append)
-        active.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(seg.lock_path(active), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = seg.open_lock(active)
     _LOCK_FDS[key] = (os.getpid(), fd)
     return fd
 

@@ -88,14 +88,19 @@ def all_parts(active: Path) -> list[Part]:
     return parts
 
 
+def open_lock(active: Path) -> int:
+    """The lock file's descriptor (made, with its directory, for the log's first entry)."""
+    try:
+        return os.open(lock_path(active), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:  # not checked on every append: only when the directory is missing
+        active.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(lock_path(active), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
 @contextlib.contextmanager
 def locked(active: Path, shared: bool = False) -> Iterator[None]:
     """The writers' lock (shared: a reader taking a snapshot of which files make up the log)."""
-    try:
-        fd = os.open(lock_path(active), os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:
-        active.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path(active), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_lock(active)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
