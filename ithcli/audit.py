@@ -25,7 +25,7 @@ from typing import Any
 
 from . import audit_segments as seg
 from .audit_chain import EDITED, GENESIS, canonical, entries, entry_hash, line_of, sealed_line
-from .audit_verify import Scan, seal, verify
+from .audit_verify import seal, verify
 from .errors import ExitCode, IthcliError
 from .output import jsonable
 
@@ -199,16 +199,6 @@ class AuditLog:
         return entry["hash"]
 
     # --- reading: every part in order, one line at a time (audit_verify.py) ---------------
-    def scan(self, parse: bool = True) -> Iterator[dict]:
-        """Every entry of every segment, in order, one at a time, checked as it passes: after the
-        last one, `self.checked` is (entries checked, problems) as verify() returns them.
-        parse=False: entries as append() wrote them are checked without being parsed and
-        given as {"prev", "hash"} only. A read of some days only: audit_verify.Scan."""
-        scan = Scan(self.path)
-        self.checked: tuple[int, list[str]] = (0, scan.problems)
-        yield from scan.entries(parse)
-        self.checked = (scan.count, scan.problems)
-
     def verify(self, segments: tuple[int, int] | None = None, archive: str | os.PathLike | None = None
                ) -> tuple[int, list[str]]:
         """(entries checked, problems). Every break in the chain is named by segment and line.

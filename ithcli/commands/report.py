@@ -64,7 +64,7 @@ def report(app, since, hours, until, pump_serial, export_path, out_format, stale
             raise UsageError(f"--pump {pump_serial} but the pump on {app.port} is {pump.serial}")
         _, events = pump.client().read_whole_log(0)
     audit = app.records.audit
-    # the session's days only, one line at a time: their chain checked and what the session needs kept
+    # the session's days only, one line at a time: checked, and only what the session needs kept
     records, log_serials, audit_info = read_audit(audit, since=start, until=end,
                                                   serial=pump_serial or (pump.serial if app.port else None))
     session = logic.session_records(records, since=start, until=end, serial=None)
