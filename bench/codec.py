@@ -1,5 +1,6 @@
 """Codec: frames per second for parse (sync, length and CRC in plain Python, then the
-compiled body Struct) and build of one ~80-byte frame, and where decode spends its time.
+body parser protocol/struct_body.py generates) and build of one ~80-byte frame, and
+where decode spends its time (compiled Construct, which the codec used before, beside it).
 
     python bench/codec.py [--n 20000]
 
@@ -9,7 +10,6 @@ same frame, measured in the same run; the goal is at least 50,000 frames/s each.
 from __future__ import annotations
 
 import argparse
-import io
 import struct
 import timeit
 
@@ -39,21 +39,20 @@ def main() -> None:
     command, body, response, data = frame()
     raw = parse_frame(data)[1]
     assert isinstance(raw, RawFrame), raw
-    compiled = codec._compiled(command, response)
-    parsed = compiled.parse_stream(io.BytesIO(raw.payload))
+    compiled = codec._payload_struct(command, response).compile()  # what the codec used before struct_body
+    parse, _ = codec._decoder(command, response)
+    parsed, _ = parse(raw.payload)
+    fields = codec._fields_of(codec._payload_struct(command, response), body, "")
     hand = struct.Struct(">IIB" + "IQBBII" * 3)
     env = dict(globals(), data=data, raw=raw, body=body, command=command, compiled=compiled, parsed=parsed,
-               hand=hand, crc=crc)
+               hand=hand, crc=crc, parse=parse, fields=fields, build=codec._builder(command, response))
     t_decl = per_op("codec.decode_declarative(data)", n // 10, env)
     rows = [(f"parse, declarative Frame ({len(data)} B; baseline)", f"{t_decl * 1e6:.1f}", f"{1 / t_decl:,.0f}",
              "1.00", "")]
-    # the default install's CRC is pure Python (crc32c_python: word-wise once a process has
-    # checked WORDWISE_AFTER frames, as here); with google-crc32c installed, both are measured
-    crcs = [("python", crc.crc32c_python)] + ([("c", crc.crc32c_c)] if crc.crc32c_c else [])
+    # the default install's CRC is pure Python; with google-crc32c installed, both are measured
+    crcs = [("python", crc.crc32c_pure)] + ([("c", crc.crc32c_c)] if crc.crc32c_c else [])
     for name, impl in crcs:
         framing.crc32c = impl  # type: ignore[attr-defined]  # swaps framing's own crc32c to time each one
-        for _ in range(crc.WORDWISE_AFTER):
-            parse_frame(data)
         t_parse = per_op("codec.decode(parse_frame(data)[1])", n, env)
         t_build = per_op("codec.encode(command, body, seq=1, response=True)", n, env)
         rows += [
@@ -67,15 +66,16 @@ def main() -> None:
           rows, ("what", "us", "frames/s", "x decl", "goal"))
 
     parts = [
-        ("crc32c, pure Python, byte-wise", "crc.crc32c_pure(data[2:-4])"),
-        ("crc32c, pure Python, word-wise", "crc.crc32c_words(data[2:-4])"),
+        ("crc32c, pure Python", "crc.crc32c_pure(data[2:-4])"),
         ("parse_frame (sync, header, CRC)", "parse_frame(data)"),
         ("decode (all)", "codec.decode(raw)"),
-        ("  compiled body parse, BytesIO", "compiled.parse_stream(io.BytesIO(raw.payload))"),
-        ("  compiled body parse, strict stream", "compiled.parse_stream(codec._StrictStream(raw.payload))"),
+        ("  generated body parse (struct_body)", "parse(raw.payload)"),
+        ("  (compiled Construct body parse, before)", "compiled.parse_stream(io.BytesIO(raw.payload))"),
         ("  body dataclass from the parsed fields", "bodies.ReadLogResponse._parsed(parsed)"),
         ("build_payload", "codec.build_payload(command, body, response=True)"),
         ("  body dataclass to the Struct's fields", "codec._fields_of(codec._payload_struct(command, True), body, '')"),
+        ("  generated body build (struct_body)", "build(fields)"),
+        ("  (compiled Construct body build, before)", "compiled.build(fields)"),
         ("hand-written struct.unpack of the body (floor)", "hand.unpack(raw.payload)"),
     ]
     if crc.crc32c_c:

@@ -2,9 +2,9 @@
 
 Bodies are the dataclasses of bodies.py (generated from messages.py): encode takes
 one, decode gives one. The fast path: framing.py has already checked sync, length
-and CRC in plain Python; here the payload is parsed with a compiled copy of the
-declarative Struct (compiled lazily, once per message, so importing stays cheap)
-and its fields handed to the body class's generated constructor.
+and CRC in plain Python; here the payload is parsed by a function struct_body.py
+generates from the declarative Struct (once per message, on first use, so importing
+stays cheap) and its fields handed to the body class's generated constructor.
 `decode_declarative` parses a whole frame with messages.Frame instead; the tests
 require both to agree on every message.
 
@@ -13,13 +13,12 @@ Struct sees them: for tests and fuzzers that build wrong payloads on purpose.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
 import construct as c
 
-from . import messages
+from . import messages, struct_body
 from .bodies import ALL, BODIES, Body, Fields
 from .constants import Command
 from .errors import EncodeError, MalformedPayloadError, ProtocolError, UnknownCommandError
@@ -44,63 +43,16 @@ def _payload_struct(command: int, response: bool) -> c.Construct:
         raise UnknownCommandError(f"unknown command 0x{command:02x} ({direction})") from None
 
 
-_COMPILED: dict[int, c.Construct] = {}
-
-
-def _compiled(command: int, response: bool) -> c.Construct:
-    k = key(command, response)
-    struct_ = _COMPILED.get(k)
-    if struct_ is None:
-        struct_ = _COMPILED[k] = _payload_struct(command, response).compile()
-    return struct_
-
-
 def warm_up() -> None:
-    """Compile every message and load the cipher now rather than on first use.
+    """Generate every message's parser and builder and load the cipher now rather than on first use.
 
     For long-running peers (the emulator): a device answers its first request as
-    fast as its hundredth. Short-lived CLI runs compile only what they use.
+    fast as its hundredth. Short-lived CLI runs generate only what they use.
     """
     for k in PAYLOADS:
-        _compiled(k & 0x7F, bool(k & RESPONSE_BIT))
+        _decoder(k & 0x7F, bool(k & RESPONSE_BIT))
+        _builder(k & 0x7F, bool(k & RESPONSE_BIT))
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401  (imported to load it now)
-
-
-class _StrictStream(io.BytesIO):
-    """Compiled Construct reads variable-length data with a bare io.read(n) and accepts a
-    short read (a truncated trailing string would parse); this stream refuses one."""
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        data = super().read(size)
-        if size is not None and 0 <= size != len(data):
-            raise c.StreamError(f"wanted {size} bytes, found {len(data)}")
-        return data
-
-
-_VARIABLE: dict[int, bool] = {}
-
-
-def _stream(command: int, response: bool, payload: bytes) -> io.BytesIO:
-    """A strict stream only for variable-size payloads and those with raw byte fields:
-    the others stay on the fast plain BytesIO (every short read there fails in
-    struct.unpack of a later field)."""
-    k = key(command, response)
-    variable = _VARIABLE.get(k)
-    if variable is None:
-        try:
-            PAYLOADS[k].sizeof()
-            # compiled Bytes(n) is a bare io.read(n) too: a short nonce or proof would parse
-            variable = _VARIABLE[k] = _has_bytes(PAYLOADS[k])
-        except c.SizeofError:
-            variable = _VARIABLE[k] = True
-    return _StrictStream(payload) if variable else io.BytesIO(payload)
-
-
-def _has_bytes(con: c.Construct) -> bool:
-    con = con.subcon if isinstance(con, c.Renamed) else con
-    if isinstance(con, c.Bytes):
-        return True
-    return isinstance(con, c.Struct) and any(_has_bytes(sc) for sc in con.subcons)
 
 
 #: (its field names in wire order, the same as a set, (kind, name, inner) per field to look inside)
@@ -123,7 +75,7 @@ def _field_plan(struct_: c.Construct) -> _FieldPlan:
             if isinstance(inner, c.Struct):
                 nested.append(("group", sc.name, inner))
             elif isinstance(inner, c.Bytes) and isinstance(inner.length, int):
-                # compiled Construct writes Bytes without checking their length: check here
+                # a wrong-sized nonce or proof is named here, before the builder refuses it
                 nested.append(("bytes", sc.name, inner.length))
             elif isinstance(inner, c.FocusedSeq):  # PrefixedArray: check each entry
                 element = inner.subcons[-1].subcon.subcon  # Renamed("items") -> Array -> element
@@ -162,7 +114,7 @@ def _check_fields(struct_: c.Construct, body: dict[str, Any], where: str) -> Non
 def _fields_of(struct_: c.Construct, body: object, where: str) -> dict[str, Any]:
     """A body as the Struct builds it: a dict of its fields, groups as dicts, arrays as lists.
     Its class (and each group's) must be exactly the one generated for that Struct, and
-    raw byte fields exactly their size (compiled Construct does not check that)."""
+    raw byte fields exactly their size."""
     cls = _CLASSES[id(struct_)]
     if type(body) is not cls:
         raise EncodeError(f"{where}: expected a {cls.__name__}, got {type(body).__name__}")
@@ -205,12 +157,23 @@ def build_fields(command: int, fields: dict[str, Any], *, response: bool = False
     return _build(command, response, fields)
 
 
+_BUILDERS: dict[int, struct_body.Build] = {}
+
+
+def _builder(command: int, response: bool) -> struct_body.Build:
+    """The generated builder of a message (struct_body.py), made on its first use."""
+    k = key(command, response)
+    build = _BUILDERS.get(k)
+    if build is None:
+        build = _BUILDERS[k] = struct_body.builder(_payload_struct(command, response))
+    return build
+
+
 def _build(command: int, response: bool, fields: dict[str, Any]) -> bytes:
     try:
-        # the compiled copy: ~2.5x faster; the Fixed/Code/Flags adapters run inside it,
-        # so ranges are refused exactly as in the declarative Struct (tests/test_codec.py)
-        built: bytes = _compiled(command, response).build(fields)
-        return built
+        # the adapters' checks run inside it, so ranges, codes and sizes are refused exactly
+        # as in the declarative Struct (tests/test_codec.py, tests/test_struct_body.py)
+        return _builder(command, response)(fields)
     except Exception as exc:  # Construct, struct and codec errors alike: fail closed
         raise EncodeError(f"{_name(command)}: {_reason(exc)}") from None
 
@@ -242,17 +205,17 @@ def from_fields(command: int, fields: dict[str, Any], *, response: bool = False)
     return _parse_body(int(command), response, build_fields(command, fields, response=response), b"")
 
 
-_DECODERS: dict[int, tuple[c.Construct, bool, type[Body]]] = {}
+_DECODERS: dict[int, tuple[struct_body.Parse, type[Body]]] = {}
 
 
-def _decoder(command: int, response: bool) -> tuple[c.Construct, bool, type[Body]]:
-    """(compiled payload Struct, needs the strict stream, body class), cached per message key."""
+def _decoder(command: int, response: bool) -> tuple[struct_body.Parse, type[Body]]:
+    """(parse(payload) -> (fields, bytes used), body class) of a message: its generated parser
+    (struct_body.py), made on its first use."""
     k = key(command, response)
     found = _DECODERS.get(k)
     if found is None:
-        _payload_struct(command, response)  # unknown -> UnknownCommandError
-        found = _DECODERS[k] = (_compiled(command, response),
-                                type(_stream(command, response, b"")) is _StrictStream, BODIES[k])
+        struct_ = _payload_struct(command, response)  # unknown -> UnknownCommandError
+        found = _DECODERS[k] = (struct_body.parser(struct_), BODIES[k])
     return found
 
 
@@ -266,15 +229,13 @@ def decode(frame: RawFrame) -> Message:
 
 
 def _parse_body(command: int, response: bool, payload: bytes, raw: bytes) -> Body:
-    struct_, strict, cls = _decoder(command, response)
-    stream = _StrictStream(payload) if strict else io.BytesIO(payload)
+    parse, cls = _decoder(command, response)
     try:
-        fields = struct_.parse_stream(stream)
-    except Exception as exc:  # fail closed: whatever Construct raises becomes ours
+        fields, used = parse(payload)
+    except Exception as exc:  # fail closed: whatever the parser raises becomes ours
         raise MalformedPayloadError(f"{_name(command)}: {_reason(exc)}", raw) from None
-    if stream.tell() != len(payload):
-        raise MalformedPayloadError(
-            f"{_name(command)}: {len(payload) - stream.tell()} unexpected trailing bytes", raw)
+    if used != len(payload):
+        raise MalformedPayloadError(f"{_name(command)}: {len(payload) - used} unexpected trailing bytes", raw)
     # the generated constructor reads each field by name (Construct's _io is left behind)
     return cls._parsed(fields)
 

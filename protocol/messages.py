@@ -4,8 +4,9 @@ A message's payload layout is chosen by its *key*: the command code, plus 0x80 f
 a response (Flag.RESPONSE). `PAYLOADS` maps each key to its Construct Struct;
 `Frame` below is the whole frame as one declarative Construct, with a Switch on
 that key. The fast path in framing.py/codec.py checks sync, length and CRC in plain
-Python and parses payloads with compiled copies of these same Structs;
-tests/test_codec.py proves both paths agree.
+Python and parses and builds payloads with functions struct_body.py generates from
+these same Structs; tests/test_codec.py and tests/test_struct_body.py prove both
+paths agree.
 
 Field names carry their unit (`_ul`, `_ng_per_day`...): see units.py for scales.
 docs/protocol.md holds the byte tables; tests/test_protocol_docs.py keeps them equal.

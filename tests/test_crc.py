@@ -68,7 +68,7 @@ def test_residue_of_a_message_with_its_crc_appended():
 
 from protocol import crc as crc_module  # noqa: E402
 
-IMPLEMENTATIONS = [crc_module.crc32c_pure, crc_module.crc32c_words, crc_module.crc32c_python] + (
+IMPLEMENTATIONS = [crc_module.crc32c_pure] + (
     [crc_module.crc32c_c] if crc_module.crc32c_c else [])
 
 
@@ -84,42 +84,10 @@ def test_each_implementation_gives_the_check_value_and_continues(impl):
 @given(st.binary(max_size=700), st.integers(0, 0xFFFFFFFF))
 def test_the_crc_in_use_equals_the_pure_python_crc(data, start):
     """protocol.crc.crc32c, whichever it is here (the C accelerator when google-crc32c is
-    installed, else the pure-Python fast path), against the byte-at-a-time reference."""
+    installed), against the byte-at-a-time reference."""
     assert crc_module.crc32c(data) == crc_module.crc32c_pure(data)
     assert crc_module.crc32c(data, start) == crc_module.crc32c_pure(data, start)
 
 
 def test_crc32c_is_the_accelerated_one_when_installed():
-    assert crc_module.crc32c is (crc_module.crc32c_c or crc_module.crc32c_python)
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.binary(max_size=700), st.integers(0, 0xFFFFFFFF), st.integers(0, 3))
-def test_the_word_wise_crc_equals_the_byte_wise_one(data, start, skip):
-    # every length (whole words and 1-3 trailing bytes), any start, bytes-like inputs
-    # that do not begin on a word boundary of their buffer
-    data = data[skip:]
-    expected = crc_module.crc32c_pure(data, start)
-    assert crc_module.crc32c_words(data, start) == expected
-    # annotated `bytes`, it must take any bytes-like buffer too (the test checks it does)
-    assert crc_module.crc32c_words(bytearray(data), start) == expected
-    assert crc_module.crc32c_words(memoryview(b"xyz" + data)[3:], start) == expected
-
-
-def test_the_word_wise_crc_reads_words_little_endian_on_any_machine(monkeypatch):
-    monkeypatch.setattr(crc_module, "_NATIVE_LITTLE", False)  # the struct path a big-endian host takes
-    for data in (b"123456789", bytes(range(64)), b"\xff" * 83):
-        assert crc_module.crc32c_words(data) == crc_module.crc32c_pure(data)
-
-
-def test_a_process_switches_to_the_word_tables_after_its_first_calls_with_the_same_results(monkeypatch):
-    monkeypatch.setattr(crc_module, "_WORD_TABLES", None)
-    monkeypatch.setattr(crc_module, "_calls_left", crc_module.WORDWISE_AFTER)
-    frames = [bytes((n * 7 + i) & 0xFF for i in range(n % 90)) for n in range(crc_module.WORDWISE_AFTER + 40)]
-    results = []
-    for i, data in enumerate(frames):
-        results.append(crc_module.crc32c_python(data))
-        if i == crc_module.WORDWISE_AFTER - 2:
-            assert crc_module._WORD_TABLES is None  # a short CLI run never pays for the tables
-    assert crc_module._WORD_TABLES is not None
-    assert results == [crc_module.crc32c_pure(d) for d in frames]
+    assert crc_module.crc32c is (crc_module.crc32c_c or crc_module.crc32c_pure)
