@@ -72,7 +72,7 @@ class AuditLog:
         now = self.clock()
         day = _utc_day(now)
         with _THREADS:  # one lock descriptor a process: threads queue here, processes on flock
-            lock = _lock_fd(self.path)
+            lock = _lock_fd(self.path, self._key)
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 return self._append_locked(record, durable, now, day)
@@ -103,7 +103,8 @@ class AuditLog:
         return entry
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # _lock_fd(): the directory exists
+        # the path as text: os.open would ask the Path for it every time (a Python call)
+        return os.open(self._key, os.O_RDWR | os.O_CREAT, 0o600)  # _lock_fd(): the directory exists
 
     def _tail(self, fd: int, st: os.stat_result) -> _Tail:
         known = _LAST.get(self._key)
@@ -239,8 +240,8 @@ _THREADS = threading.Lock()
 _DAY: list = [None, ""]  # the UTC day number last asked and its name
 
 
-def _lock_fd(active: Path) -> int:
-    key = str(active)
+def _lock_fd(active: Path, key: str) -> int:
+    """The lock descriptor for the active file `active` (`key`: its path as text, the cache's key)."""
     known = _LOCK_FDS.get(key)
     if known is not None and known[0] == os.getpid():
         if os.fstat(known[1]).st_nlink:
@@ -268,4 +269,14 @@ class AuditError(IthcliError):
 
 
 def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))  # UTC, its offset written out
+    """UTC, its offset written out. The text of the last whole second asked is kept: a batch
+    writes many entries a second (gmtime floors, as // 1 does; a NaN never matches)."""
+    global _LAST_ISO
+    second, text = _LAST_ISO  # one tuple read: another thread may replace it, never tear it
+    if second != epoch // 1:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))
+        _LAST_ISO = (epoch // 1, text)
+    return text
+
+
+_LAST_ISO: tuple[float, str] = (float("nan"), "")

@@ -12,9 +12,14 @@ from collections.abc import Iterable, Iterator
 
 GENESIS = "0" * 64
 
+#: json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str), its encoder made once:
+#: dumps builds a new JSONEncoder for these options at every call (every entry written). It keeps
+#: no state between calls, so threads may share it.
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
 
 def canonical(entry: dict) -> bytes:
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return _encode(entry).encode()
 
 
 def entry_hash(entry_without_hash: dict) -> str:
@@ -23,7 +28,7 @@ def entry_hash(entry_without_hash: dict) -> str:
 
 def line_of(entry: dict) -> bytes:
     """An entry (its hash included) as one line, keys sorted: how the fallback writers wrote it."""
-    return (json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
+    return (_encode(entry) + "\n").encode()
 
 
 def sealed_line(entry_without_hash: dict) -> tuple[bytes, str]:

@@ -55,10 +55,11 @@ def jsonable(value: Any) -> Any:
     JSON for files and hashes (the audit log's and the pre-MRI snapshot's)."""
     if type(value) in _PLAIN:  # most leaves: every audit entry passes here (a batch: 36 values an entry)
         return value
+    # below, a plain leaf is kept where it is met, without a call for it: what jsonable(leaf) returns
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {k if type(k) is str else str(k): v if type(v) in _PLAIN else jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else jsonable(v) for v in value]
     if isinstance(value, Enum):
         return value.name
     if isinstance(value, bytes):
@@ -67,7 +68,7 @@ def jsonable(value: Any) -> Any:
     if module is not None and isinstance(value, module.Fields):
         # one pass, fields in declared order (the generated classes' __slots__): what
         # jsonable(as_dict(body)) gave in two; every audit entry of an exchange is built here
-        return {name: jsonable(getattr(value, name)) for name in type(value).__slots__}
+        return {name: v if type(v := getattr(value, name)) in _PLAIN else jsonable(v) for name in type(value).__slots__}
     return value
 
 
