@@ -83,6 +83,7 @@ class Records:
         self.state_dir = state_dir
         self.audit_path = audit_path or state_dir / "audit.jsonl"
         self._audit: AuditLog | None = None
+        self._pending: PendingWrites | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Records:
@@ -102,10 +103,13 @@ class Records:
 
     @property
     def pending(self) -> PendingWrites:
-        """The journal of writes whose outcome is not yet known, one entry per pump."""
-        from .state import PendingWrites
+        """The journal of writes whose outcome is not yet known, one entry per pump (one object:
+        it holds only where the files are; each read goes to the disk)."""
+        if self._pending is None:
+            from .state import PendingWrites
 
-        return PendingWrites(self.state_dir)
+            self._pending = PendingWrites(self.state_dir)
+        return self._pending
 
     @property
     def notes(self) -> PumpNotes:
@@ -368,24 +372,25 @@ class PumpSession:
         """One exchange in the audit log: the one place where bodies become plain data."""
         from .output import jsonable
 
-        if command.name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
+        name = command.name  # an enum's name is a Python property: asked once, not at every test below
+        if name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
             session = self._client.session if self._client is not None else None
             fields: dict[str, Any] = {"role": session.role if session is not None else None}
             response: dict[str, Any] | None = {} if outcome == "ok" else None
         else:
             fields = jsonable(request) if request is not None else {}
             response = jsonable(reply) if reply is not None else None
-        if response is not None and command.name == "READ_LOG":
+        if response is not None and name == "READ_LOG":
             response = {k: v for k, v in response.items() if k != "events"} | {"events": len(response["events"])}
         extra: dict[str, Any] = {}
-        if self.read_folding is not None and command.name == "INTERROGATE" and outcome == "ok" and response:
+        if self.read_folding is not None and name == "INTERROGATE" and outcome == "ok" and response:
             folded = self.read_folding.offer(fields, response)  # monitor: changes, and one every so often
             if folded is None:
                 return
             extra = folded
         # what changes the pump is on disk before anything else happens; reads ride along
-        self.record("exchange", command=command.name, request=fields, response=response, outcome=outcome,
-                    txid=fields.get("txid"), durable=command.name in _WRITE_COMMANDS, **extra)
+        self.record("exchange", command=name, request=fields, response=response, outcome=outcome,
+                    txid=fields.get("txid"), durable=name in _WRITE_COMMANDS, **extra)
 
     def flush_folded_reads(self) -> None:
         """The monitor stops: its newest folded reading is recorded (with the count folded before it)."""

@@ -196,7 +196,7 @@ def bridge_refusals(session: PumpSession, plan: Plan, target: Target, raw: bodie
 
     code, conc = raw.drug.name, raw.concentration_ng_per_ml
     catheter = raw.catheter.action is not CatheterAction.NONE
-    first = session.pending.get(target.serial) is None
+    first: bool | None = None  # read only when a refill needs it (a read-only plan never does)
     out: list[str] = []
     for step in (plan.step_for(target, s) for s in plan.steps):
         if step.action not in WRITE_ACTIONS:
@@ -212,6 +212,8 @@ def bridge_refusals(session: PumpSession, plan: Plan, target: Target, raw: bodie
             what = ("the drug changes" if new_code != code else
                     "the concentration changes" if new_conc is not None and new_conc != conc else None)
             if what and catheter and "bridge" not in step.args and state not in ("sent", "unconfirmed"):
+                if first is None:
+                    first = session.pending.get(target.serial) is None
                 message = _first_refusal(session, plan, target, step) if first else None
                 out.append(f"step {step.number} (refill): {message or _offline_refusal(what)}")
             code, conc = new_code, new_conc if new_conc is not None else conc

@@ -47,10 +47,11 @@ class PendingWrites:
     def get(self, serial: str) -> dict | None:
         path = self._path(serial)
         try:
-            return json.loads(path.read_text())
+            with open(str(path), "rb") as fh:  # (a str: pathlib's open costs more than the read)
+                return json.loads(fh.read().decode())  # UTF-8, as written (json would guess from a BOM)
         except FileNotFoundError:
             return None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # (ValueError: bad JSON, or bytes that are not UTF-8)
             from .errors import Unconfirmed
 
             raise Unconfirmed(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from cli_harness import assert_one_line_error
@@ -354,3 +355,19 @@ def test_the_audit_log_records_every_exchange_and_detects_tampering(pump):
     swapped[2], swapped[3] = swapped[3], swapped[2]
     open(cli.audit_path, "w").write("\n".join(swapped) + "\n")
     assert_one_line_error(cli("audit", "verify"), 10, "line 3")
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"\xff\xfe\x00 not UTF-8"])
+def test_a_damaged_journal_of_unconfirmed_writes_stops_the_write_with_one_line(pump, damage):
+    # the journal is where an unconfirmed write is remembered: unreadable, nothing may be sent
+    emu, cli = pump(*BACLOFEN)
+    before = status(cli)
+    journal = os.path.join(cli.state_dir, "pending", f"{before['serial_number']}.json")
+    os.makedirs(os.path.dirname(journal), exist_ok=True)
+    with open(journal, "wb") as fh:
+        fh.write(damage)
+    for args in (("interrogate",), ("program", "--dose", "550 mcg/day", "--yes")):
+        assert_one_line_error(cli(*args), 8, "unconfirmed writes", "is unreadable")
+    assert applied_txids(emu) == []
+    os.remove(journal)
+    unchanged(emu, cli, before)
