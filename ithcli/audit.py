@@ -13,6 +13,7 @@ constant memory whatever the log's size; a report for one day opens only that da
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -54,6 +55,7 @@ class AuditLog:
         # ITHCLI_AUDIT_SEGMENT_BYTES: a smaller size for tests and benchmarks (documented in docs/audit.md)
         self.segment_bytes = segment_bytes or int(os.environ.get("ITHCLI_AUDIT_SEGMENT_BYTES") or seg.SEGMENT_BYTES)
         self._clock = clock
+        self._held: list[dict[str, Any]] | None = None  # reads holding_reads() keeps, not written yet
 
     def clock(self) -> float:
         """The computer's clock: injected (the constructor's, or wall_clock replaced by a test)."""
@@ -68,18 +70,66 @@ class AuditLog:
         audit.jsonl.lock: rotation renames the active file) serialises writers, so two
         ithcli processes cannot fork the chain. Only the last line is read: appending
         stays cheap as the log grows; closing a segment checks and seals it once (0.4 s for 64 MB).
-        """
-        now = self.clock()
-        day = _utc_day(now)
-        with _THREADS:  # one lock descriptor a process: threads queue here, processes on flock
-            lock = _lock_fd(self.path, self._key)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                return self._append_locked(record, durable, now, day)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _append_locked(self, record: dict[str, Any], durable: bool, now: float, day: str) -> dict[str, Any]:
+        Inside holding_reads(), a read waits in memory instead and its entry is returned without
+        `prev` and `hash`: see there.
+        """
+        plain = jsonable(record)
+        with _THREADS:  # one lock descriptor a process: threads queue here, processes on flock
+            if self._held is not None:
+                if not durable:
+                    self._held.append(plain)
+                    return plain
+                records, self._held = [*self._held, plain], []  # what was held goes first, in order
+            else:
+                records = [plain]
+            return self._write(records, durable)[-1]
+
+    @contextlib.contextmanager
+    def holding_reads(self) -> Iterator[None]:
+        """Reads (durable=False) appended inside wait in memory and are written together, in the
+        order appended: before the next durable entry (in the same write and fsync), at each
+        write_held() and at the end, however it ends. One lock and one write for many entries:
+        the batch runner writes a turn's reads so (several hundred a second over a ward). An
+        entry's time is when it is written, at most one runner turn after its exchange; a
+        process killed outright loses the reads it held (never a write's entries: those are
+        durable and written at once)."""
+        with _THREADS:
+            if self._held is not None:  # already holding: the outer one writes them
+                nested = True
+            else:
+                nested, self._held = False, []
+        if nested:
+            yield
+            return
+        try:
+            yield
+        finally:
+            try:
+                self.write_held()
+            finally:
+                with _THREADS:
+                    self._held = None
+
+    def write_held(self) -> None:
+        """Write the reads holding_reads() holds now, if any."""
+        with _THREADS:
+            if self._held:
+                records, self._held = self._held, []
+                self._write(records, False)
+
+    def _write(self, records: list[dict[str, Any]], durable: bool) -> list[dict[str, Any]]:
+        """records (plain already) as entries, in one locked pass; the caller holds _THREADS."""
+        now = self.clock()
+        lock = _lock_fd(self.path, self._key)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return self._append_locked(records, durable, now, _utc_day(now))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _append_locked(self, records: list[dict[str, Any]], durable: bool, now: float, day: str
+                       ) -> list[dict[str, Any]]:
         fd = self._open()
         try:
             st = os.fstat(fd)
@@ -91,16 +141,22 @@ class AuditLog:
                 tail = _Tail(tail.prev, tail.seq + 1, None, self._summary_of_closed())
             if tail.day is None and tail.previous is not None:
                 tail = self._start_segment(fd, tail, now, day)
-            entry = {"time": _iso(now), **jsonable(record), "prev": tail.prev}
-            line, entry["hash"] = sealed_line(entry)
+            stamp, prev, lines, written = _iso(now), tail.prev, [], []
+            for record in records:  # one day and one segment: the pass is one moment
+                entry = {"time": stamp, **record, "prev": prev}
+                line, prev = sealed_line(entry)
+                entry["hash"] = prev
+                lines.append(line)
+                written.append(entry)
+            data = b"".join(lines)
             end = os.lseek(fd, 0, os.SEEK_END)
-            os.write(fd, line)
+            os.write(fd, data)
             if durable:
                 os.fsync(fd)
-            _LAST[self._key] = (ino, end + len(line), entry["hash"], tail.seq, tail.day or day)
+            _LAST[self._key] = (ino, end + len(data), prev, tail.seq, tail.day or day)
         finally:
             os.close(fd)
-        return entry
+        return written
 
     def _open(self) -> int:
         # the path as text: os.open would ask the Path for it every time (a Python call)

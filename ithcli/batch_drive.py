@@ -27,6 +27,7 @@ COMMIT in flight ends unconfirmed, never resent. run() then raises KeyboardInter
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -40,6 +41,7 @@ from protocol import session as wire
 from . import runner as steps_runner
 from . import steps
 from .app import PumpSession
+from .audit import AuditLog
 from .errors import LinkError
 from .runner import Job, LinkTransport
 from .steps import Read, Steps, WriteOnce
@@ -335,10 +337,13 @@ class Driver:
     """Runs many pumps' steps on one runner (each on its session's link); see the module's docstring."""
 
     def __init__(self, jobs: int, on_stop: Callable[[], None]):
-        self.runner = steps_runner.Runner(max_active=max(1, jobs), on_stop=on_stop)
+        self.runner = steps_runner.Runner(max_active=max(1, jobs), on_stop=on_stop, after_turn=self._write_reads)
+        self._audits: dict[int, AuditLog] = {}  # the logs the pumps' exchanges go to (one, in practice)
 
     def add(self, name: str, session: BatchSession, job_steps: Steps[Any]) -> Job:
         """job_steps: the pump's steps (inline(), on_worker() or a generator of them)."""
+        audit = session.records.audit
+        self._audits.setdefault(id(audit), audit)
         client = session.attach()
         job = self.runner.add(name, _Transport(client.link), job_steps, timeout=client.timeout,
                               on_exchange=session.audit_exchange, reopen=session.reopen_steps,
@@ -347,11 +352,20 @@ class Driver:
         return job
 
     def run(self) -> list[Job]:
-        """Every job to its end; KeyboardInterrupt when a Ctrl-C stopped the run."""
-        done = self.runner.run()
+        """Every job to its end; KeyboardInterrupt when a Ctrl-C stopped the run. The reads' audit
+        entries are written a runner turn at a time (AuditLog.holding_reads), a write's at once."""
+        with contextlib.ExitStack() as holding:
+            for audit in self._audits.values():
+                holding.enter_context(audit.holding_reads())
+            done = self.runner.run()
         if self.runner.interrupted:
             raise KeyboardInterrupt
         return done
+
+
+    def _write_reads(self) -> None:
+        for audit in self._audits.values():
+            audit.write_held()
 
 
 class _Transport(LinkTransport):

@@ -152,12 +152,13 @@ class Runner:
 
     def __init__(self, *, max_active: int | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, on_done: Callable[[Job], None] | None = None,
-                 on_stop: Callable[[], None] | None = None):
+                 on_stop: Callable[[], None] | None = None, after_turn: Callable[[], None] | None = None):
         self.max_active = max_active
         self.clock = clock
         self.sleep = sleep
         self.on_done = on_done
         self.on_stop = on_stop  # told when a first Ctrl-C (or stop()) stops the run: batch's stop flag
+        self.after_turn = after_turn  # called after each turn: batch writes the turn's held reads to the audit log
         self.jobs: list[Job] = []
         self.stopping = False  # Ctrl-C (or stop()): no queued job starts; jobs may check it between writes
         self.interrupted = 0
@@ -211,6 +212,8 @@ class Runner:
                 if not self._active:
                     break
                 self._turn()
+                if self.after_turn is not None:
+                    self.after_turn()
         return self.jobs
 
     @contextlib.contextmanager

@@ -16,6 +16,7 @@ from emulator_harness import REPO, STARTER, RawClient, read_log
 from emulator_harness import status as pump_status
 
 from ithcli import emulator_process
+from ithcli.audit import AuditLog
 from ithcli.ward_manifest import WardPump
 from protocol import EventType
 
@@ -90,6 +91,24 @@ def test_a_write_plan_over_a_ward_is_applied_and_read_back_on_every_pump(ward, c
     # the journal says so too, one confirmed program step a pump
     records = [json.loads(line) for line in (tmp_path / "plan.journal.jsonl").read_text().splitlines()]
     assert sorted(r["serial"] for r in records if r["state"] == "confirmed") == sorted(p.serial for p in ward.pumps)
+    # the audit log: one unbroken chain, every pump's exchanges in the order they happened (reads are
+    # written a runner turn at a time, writes at once: neither may be lost or overtake the other)
+    log = AuditLog(tmp_path / "state" / "audit.jsonl")
+    _, problems = log.verify()
+    assert problems == []
+    sequences: dict[str, list[str]] = {}
+    for entry in log.records():
+        if entry["event"] == "exchange":
+            # by port: HELLO and AUTH come before the pump has said its serial number
+            sequences.setdefault(entry["port"], []).append(f"{entry['command']} {entry['outcome']}")
+    assert sorted(sequences) == sorted(p.url for p in ward.pumps)
+    first = sequences[ward.pumps[0].url]
+    assert all(seq == first for seq in sequences.values())
+    commands = [step.split()[0] for step in first]
+    assert commands[:3] == ["HELLO", "AUTH", "INTERROGATE"]  # preflight reads before anything is written
+    prepare, commit = commands.index("PREPARE_PROGRAM"), commands.index("COMMIT")
+    assert prepare < commit < len(commands) - 1 and "INTERROGATE" in commands[commit:]  # read back after
+    assert all(step.endswith(" ok") for step in first)
 
 
 def test_a_fault_on_one_pump_stops_the_run_and_a_resume_finishes_the_rest_sending_nothing_twice(ward, cli, tmp_path):
