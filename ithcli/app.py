@@ -289,7 +289,7 @@ class PumpSession:
         else:
             text = (f"a different pump ({found}) now answers on {port}; it was {expected}" if found else
                     f"a different pump now answers on {port}; it was {expected}: {why}")
-        details = {"expected_serial": expected, "serial_number": found, "port": port}
+        details: dict[str, Any] = {"expected_serial": expected, "serial_number": found, "port": port}
         self.record("wrong-pump", durable=False, **details)  # who met which pump where: the trail says it too
         return WrongPump(f"{text}. Nothing was sent to it", details=details)
 
@@ -361,12 +361,12 @@ class PumpSession:
         return self.read(settle=resolve)[1]
 
     # --- the audit trail -----------------------------------------------------------
-    def record(self, event: str, *, durable: bool = True, **fields: Any) -> None:
-        """Append to the audit log with who, where and which pump."""
+    def record(self, event: str, *, durable: bool = True, plain: bool = False, **fields: Any) -> None:
+        """Append to the audit log with who, where and which pump (plain: fields are JSON values already)."""
         self.records.audit.append({
             "event": event, "operator": self.operator, "port": self.port,
             "pump_serial": self.serial, **fields,
-        }, durable=durable)
+        }, durable=durable, plain=plain)
 
     def audit_exchange(self, command: Command, request: Body | None, reply: Body | None, outcome: str) -> None:
         """One exchange in the audit log: the one place where bodies become plain data."""
@@ -375,7 +375,7 @@ class PumpSession:
         name = command.name  # an enum's name is a Python property: asked once, not at every test below
         if name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
             session = self._client.session if self._client is not None else None
-            fields: dict[str, Any] = {"role": session.role if session is not None else None}
+            fields: dict[str, Any] = {"role": session.role.name if session is not None and session.role else None}
             response: dict[str, Any] | None = {} if outcome == "ok" else None
         else:
             fields = jsonable(request) if request is not None else {}
@@ -390,7 +390,7 @@ class PumpSession:
             extra = folded
         # what changes the pump is on disk before anything else happens; reads ride along
         self.record("exchange", command=name, request=fields, response=response, outcome=outcome,
-                    txid=fields.get("txid"), durable=name in _WRITE_COMMANDS, **extra)
+                    txid=fields.get("txid"), durable=name in _WRITE_COMMANDS, plain=True, **extra)
 
     def flush_folded_reads(self) -> None:
         """The monitor stops: its newest folded reading is recorded (with the count folded before it)."""

@@ -61,7 +61,7 @@ class AuditLog:
         """The computer's clock: injected (the constructor's, or wall_clock replaced by a test)."""
         return self._clock() if self._clock is not None else wall_clock()
 
-    def append(self, record: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
+    def append(self, record: dict[str, Any], *, durable: bool = True, plain: bool = False) -> dict[str, Any]:
         """Append one record; fsync'd before returning (durable), so a reported event is on disk.
 
         Reads pass durable=False: they are written at once but reach the disk with the
@@ -72,17 +72,18 @@ class AuditLog:
         stays cheap as the log grows; closing a segment checks and seals it once (0.4 s for 64 MB).
 
         Inside holding_reads(), a read waits in memory instead and its entry is returned without
-        `prev` and `hash`: see there.
+        `prev` and `hash`: see there. plain: the record is made of JSON values already, a dict of
+        its own (an exchange's entry: PumpSession.audit_exchange made them), not walked again.
         """
-        plain = jsonable(record)
+        fields = record if plain else jsonable(record)
         with _THREADS:  # one lock descriptor a process: threads queue here, processes on flock
             if self._held is not None:
                 if not durable:
-                    self._held.append(plain)
-                    return plain
-                records, self._held = [*self._held, plain], []  # what was held goes first, in order
+                    self._held.append(fields)
+                    return fields
+                records, self._held = [*self._held, fields], []  # what was held goes first, in order
             else:
-                records = [plain]
+                records = [fields]
             return self._write(records, durable)[-1]
 
     @contextlib.contextmanager

@@ -33,10 +33,10 @@ class _WatchedAudit(AuditLog):
         super().__init__(path)
         self._records = records
 
-    def append(self, record: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
+    def append(self, record: dict[str, Any], *, durable: bool = True, plain: bool = False) -> dict[str, Any]:
         if record.get("event") == "exchange" and record.get("command") == "COMMIT":
             self._records.commits_sent += 1  # counted first: a failing append still sent it
-        return super().append(record, durable=durable)
+        return super().append(record, durable=durable, plain=plain)
 
 
 class _WatchedRecords(Records):

@@ -229,6 +229,8 @@ class Quantity:
         (e.g. 61 s in min) rather than showing a rounded one.
         """
         factor = _factor(unit)
+        if base % factor == 0:  # a whole number of `unit` (most readings): what the division below gives
+            return cls(Decimal(base // factor), unit)
         rest = factor // math.gcd(base, factor)
         for prime in (2, 5):
             while rest % prime == 0:

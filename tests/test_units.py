@@ -197,6 +197,23 @@ def test_round_numbers_print_without_exponent(mantissa, zeros, dim_unit):
     assert q.to_base() == base
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**40), st.sampled_from(ALL_UNITS))
+def test_a_whole_number_of_the_unit_is_the_same_decimal_as_the_exact_division_gives(whole, dim_unit):
+    # from_base takes a short way for whole numbers: the same value, the same text, exponent 0
+    from decimal import Decimal, localcontext
+
+    from protocol.units import _tidy
+
+    dimension, unit = dim_unit
+    base = whole * UNITS[dimension][unit]
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact = _tidy(Decimal(base) / Decimal(UNITS[dimension][unit]))
+    q = Quantity.from_base(base, unit)
+    assert (q.value, str(q.value), q.value.as_tuple().exponent) == (exact, str(exact), exact.as_tuple().exponent)
+
+
 @pytest.mark.parametrize("base, unit", [(61, "min"), (6000, "h"), (1, "h"), (59, "min")])
 def test_from_base_refuses_non_terminating_decimals(base, unit):
     with pytest.raises(UnitError):
