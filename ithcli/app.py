@@ -375,7 +375,8 @@ class PumpSession:
         name = command.name  # an enum's name is a Python property: asked once, not at every test below
         if name in ("HELLO", "AUTH"):  # nonces and proofs: no use in an audit trail
             session = self._client.session if self._client is not None else None
-            fields: dict[str, Any] = {"role": session.role.name if session is not None and session.role else None}
+            role = session.role if session is not None else None
+            fields: dict[str, Any] = {"role": role.name if role is not None else None}  # by name, as jsonable wrote it
             response: dict[str, Any] | None = {} if outcome == "ok" else None
         else:
             fields = jsonable(request) if request is not None else {}

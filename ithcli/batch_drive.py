@@ -362,7 +362,6 @@ class Driver:
             raise KeyboardInterrupt
         return done
 
-
     def _write_reads(self) -> None:
         for audit in self._audits.values():
             audit.write_held()
