@@ -98,6 +98,8 @@ def test_a_write_plan_over_a_ward_is_applied_and_read_back_on_every_pump(ward, c
     assert problems == []
     sequences: dict[str, list[str]] = {}
     for entry in log.records():
+        if entry["event"] == "exchange" and entry["command"] in ("HELLO", "AUTH"):
+            assert entry["request"] == {"role": "CLINICIAN"}  # a write plan's one session a pump, by name
         if entry["event"] == "exchange":
             # by port: HELLO and AUTH come before the pump has said its serial number
             sequences.setdefault(entry["port"], []).append(f"{entry['command']} {entry['outcome']}")
