@@ -78,7 +78,7 @@ class _Writer:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.env: dict[str, Any] = {"_Range": RangeError, "_Short": ShortPayload, "_struct": struct}
+        self.env: dict[str, Any] = {"_Range": RangeError, "_Short": ShortPayload}
         self._n = 0
 
     def name(self, prefix: str, obj: Any = None) -> str:
