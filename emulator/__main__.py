@@ -27,6 +27,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -116,24 +117,22 @@ def _battery_days(text: str) -> int:
     return max(1, int(days * 86_400))
 
 
-def _stall_recovery(text: str) -> int:
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
-    if not 0 <= seconds <= MAX_STALL_RECOVERY_S:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0..{MAX_STALL_RECOVERY_S} seconds")
-    return seconds
+def _whole_number(low: int, high: int, unit: str, *, of: str = "", note: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of `unit` in low..high, each refusal one line
+    (`of`: how the first message names the unit; `note`: after the range)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number{of}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: give {low}..{high} {unit}{note}")
+        return value
+    return parse
 
 
-def _catheter_mm(text: str) -> int:
-    try:
-        length = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of mm") from None
-    if not 0 <= length <= MAX_CATHETER_MM:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0..{MAX_CATHETER_MM} mm (0: no catheter recorded)")
-    return length
+_stall_recovery = _whole_number(0, MAX_STALL_RECOVERY_S, "seconds", of=" of seconds")
+_catheter_mm = _whole_number(0, MAX_CATHETER_MM, "mm", of=" of mm", note=" (0: no catheter recorded)")
 
 
 def _time_scale(text: str) -> float:
@@ -169,24 +168,8 @@ def _start_time(text: str) -> int:
     return seconds
 
 
-def _baud(text: str) -> int:
-    try:
-        baud = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 300 <= baud <= 10_000_000:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 300..10000000 baud")
-    return baud
-
-
-def _pump_count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= count <= MAX_WARD_PUMPS:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1..{MAX_WARD_PUMPS} pumps")
-    return count
+_baud = _whole_number(300, 10_000_000, "baud")
+_pump_count = _whole_number(1, MAX_WARD_PUMPS, "pumps")
 
 
 def _listen(text: str) -> tuple[str, int]:
