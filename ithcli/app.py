@@ -338,9 +338,18 @@ class PumpSession:
     def read(self, *, settle: bool = True) -> tuple[Status, dict[str, Any]]:
         """INTERROGATE (after settling an unconfirmed write, unless told not to): the reply as
         decoded and described (units, projections, read time); the clock skew measured from it."""
+        from .status import describe
+
+        raw = self.read_raw(settle=settle)
+        assert self.last_read_at is not None  # read_raw set it, with the skew, as the reply came
+        return raw, describe(raw, self.library, read_at=self.last_read_at, port=self.port or "",
+                             emulated=self.emulated, skew_s=self.clock_skew_s)
+
+    def read_raw(self, *, settle: bool = True) -> Status:
+        """read() without describing the reply (batch's preflight needs the status only: describing
+        it was a fifth of a pump's work there); the same checks, read time and clock skew."""
         from .calendar import measure_skew
         from .errors import AuthError
-        from .status import describe
 
         client = self.client()
         if settle:
@@ -353,8 +362,7 @@ class PumpSession:
                             f"session is paired to {self.serial}: check the key store")
         self.last_read_at = received_at
         self.clock_skew_s = measure_skew(raw.pump_time, received_at)
-        return raw, describe(raw, self.library, read_at=received_at, port=self.port or "",
-                             emulated=self.emulated, skew_s=self.clock_skew_s)
+        return raw
 
     def interrogate(self, *, resolve: bool = True) -> dict[str, Any]:
         """The full status, described (what `ithcli interrogate --json` shows)."""

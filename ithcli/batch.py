@@ -172,7 +172,7 @@ class Runner:
         try:
             if not self.dry_run and any(s.action in WRITE_ACTIONS for s in self.plan.steps):
                 session.client(write=True)  # the session the writes need, from the start: one handshake, not two
-            raw = session.read_raw()  # (described only where a step shows it: 2 of 3 reads' cost here)
+            raw = session.read_raw(settle=False)  # (described only where a step shows it: 2 of 3 reads' cost here)
             if raw.serial_number != t.serial:
                 raise IthcliError(f"serial number is {raw.serial_number}, the plan expects {t.serial}")
             states = self._journal_states()

@@ -31,7 +31,6 @@ import contextlib
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -306,21 +305,6 @@ class BatchSession(PumpSession):
             client.on_exchange = self.audit_exchange
             self._client = client  # type: ignore[assignment]  # PumpClient's interface, asked of the runner
         return self.step_client
-
-    def read_raw(self) -> bodies.Status:
-        """read(settle=False) without describing the reply: batch's preflight needs the raw status
-        only, and describing it was a fifth of a pump's work. The same checks and clock skew."""
-        from .calendar import measure_skew
-        from .errors import AuthError
-
-        raw = self.last_status = self.client().interrogate()
-        received_at = int(time.time())  # when the reply arrived: the skew is measured here
-        if raw.serial_number != self.serial:
-            raise AuthError(f"the pump reports serial {raw.serial_number} but the key that opened the "
-                            f"session is paired to {self.serial}: check the key store")
-        self.last_read_at = received_at
-        self.clock_skew_s = measure_skew(raw.pump_time, received_at)
-        return raw
 
     def _connect(self) -> Any:
         raise LinkError(f"the link to {self.port} was closed during the batch: nothing more is sent to it")
