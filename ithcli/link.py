@@ -51,7 +51,7 @@ class Link:
         import serial
 
         try:
-            fd = self._fd
+            fd = self.fileno()  # a device's, or a socket:// link's socket: written as a device is
             if fd is not None:
                 self._write_fd(fd, data)
             else:
@@ -65,8 +65,7 @@ class Link:
         import serial
 
         try:
-            fd = self._fd
-            sock = getattr(self._port, "_socket", None) if fd is None else None
+            fd, sock = self._fd, self._socket
             if fd is not None:
                 data = self._read_fd(fd, deadline)
                 self.bytes_in += len(data)
@@ -88,14 +87,19 @@ class Link:
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"link to {self.url} failed while receiving: {_why(exc)}") from None
 
-    # Device ports (ttys, ptys) are driven with poll() on pyserial's non-blocking fd:
-    # pyserial's own read/write use select(), which fails once a descriptor passes
-    # 1024 (a batch over ~200 ports gets there: each port holds 5 descriptors), and
-    # its PosixPollSerial.read crashes on a timeout in pyserial 3.5.
+    # Device ports (ttys, ptys) and socket:// links are driven with poll() on their non-blocking
+    # descriptor: pyserial's own read/write use select(), which fails once a descriptor passes
+    # 1024 (a batch over ~200 ports gets there: each port holds 5 descriptors; a ward of 1000
+    # sockets too), and its PosixPollSerial.read crashes on a timeout in pyserial 3.5.
     @property
     def _fd(self) -> int | None:
         fd = getattr(self._port, "fd", None)
         return fd if isinstance(fd, int) and fd >= 0 else None
+
+    @property
+    def _socket(self) -> socket.socket | None:
+        """A socket:// link's socket (pyserial's, non-blocking); None for a device."""
+        return getattr(self._port, "_socket", None) if self._fd is None else None
 
     def _read_fd(self, fd: int, deadline: float) -> bytes:
         return self._poll_read(fd, deadline, partial(_read_now, fd))
@@ -140,17 +144,14 @@ class Link:
     # --- for a driver of many links (ithcli/runner.py): poll the descriptor, then read what came
     def fileno(self) -> int | None:
         """The descriptor to poll for input (a device's, or a socket:// link's socket); None: none."""
-        fd = self._fd
-        if fd is not None:
-            return fd
-        sock = getattr(self._port, "_socket", None)
-        return sock.fileno() if sock is not None else None
+        fd, sock = self._fd, self._socket
+        return fd if sock is None else sock.fileno()
 
     def read_nowait(self) -> bytes:
         """Whatever bytes have arrived, without waiting (b"" if none)."""
         import serial
 
-        sock = getattr(self._port, "_socket", None) if self._fd is None else None
+        sock = self._socket
         try:
             if sock is not None:  # pyserial's socket:// reads one byte per call when asked in_waiting
                 data = self._read_socket(sock, 0.0)

@@ -78,20 +78,7 @@ class LinkTransport:
         return fd
 
     def send(self, data: bytes) -> None:
-        # a socket:// link: straight to its socket (as Link.read_nowait reads it). pyserial's
-        # socket write select()s first: slower, and refused past descriptor 1024 (a ward of 1000)
-        sock = getattr(getattr(self.link, "_port", None), "_socket", None)
-        if sock is not None and getattr(self.link, "_fd", None) is None:
-            try:
-                sent = sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                raise LinkError(f"link to {self.link.url} failed while sending: {exc.strerror or exc}") from None
-            data = data[sent:]
-            if not data:
-                return
-        self.link.write(data)  # the rest (a full socket buffer: pyserial waits for room), or a device
+        self.link.write(data)
 
     def receive(self) -> bytes:
         data: bytes = self.link.read_nowait()
