@@ -50,7 +50,6 @@ FDS_PER_PUMP = 4
 PER_PUMP_FILES = ("key_file", "state", "control")
 
 
-
 @dataclass(frozen=True)
 class PumpMaker:
     """emulator/__main__.py's own ways of making a pump, so that a ward's pump is built exactly as
